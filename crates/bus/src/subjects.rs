@@ -1,0 +1,75 @@
+//! The subject scheme, in one place.
+//!
+//! - Events: `<prefix>.<agency>.<participant_id>`. The agency token is the publisher's; NATS
+//!   permissions (issue 5) let each agency publish only under its own token, and the ledger
+//!   checks that the envelope names the same agency as the subject.
+//! - Verdicts: `<prefix>.verdict.<event_id>` (core NATS, not stored).
+//! - Status look-ups: `<prefix>.ledger.status` (core NATS request/reply).
+//!
+//! `verdict` and `ledger` are not agency tokens, so the event stream never captures them.
+
+use domain::{Agency, EventId, ParticipantId};
+
+/// Builds and parses subjects under one prefix.
+#[derive(Clone, Debug)]
+pub struct Subjects {
+    prefix: String,
+}
+
+impl Subjects {
+    /// Subjects under `prefix` (e.g. `ips.v1`, or a unique one per test).
+    pub fn new(prefix: &str) -> Self {
+        Self { prefix: prefix.to_owned() }
+    }
+
+    /// Where an agency publishes an event about a participant.
+    pub fn event(&self, agency: Agency, participant_id: ParticipantId) -> String {
+        format!("{}.{}.{}", self.prefix, agency.token(), participant_id)
+    }
+
+    /// Everything an agency may publish to (the stream's subjects, and the NATS permission).
+    pub fn agency_wildcard(&self, agency: Agency) -> String {
+        format!("{}.{}.*", self.prefix, agency.token())
+    }
+
+    /// The stream captures every agency's events and nothing else.
+    pub fn stream_subjects(&self) -> Vec<String> {
+        Agency::ALL.into_iter().map(|agency| self.agency_wildcard(agency)).collect()
+    }
+
+    /// Reads the agency and participant id back from an event subject.
+    pub fn parse_event(&self, subject: &str) -> Option<(Agency, ParticipantId)> {
+        let rest = subject.strip_prefix(&self.prefix)?.strip_prefix('.')?;
+        let (agency_token, participant_token) = rest.split_once('.')?;
+        let agency = Agency::from_token(agency_token)?;
+        let participant_id = ParticipantId::parse(participant_token).ok()?;
+        Some((agency, participant_id))
+    }
+
+    /// Where the ledger announces its verdict on one event.
+    pub fn verdict(&self, event_id: EventId) -> String {
+        format!("{}.verdict.{}", self.prefix, event_id)
+    }
+
+    /// Where the ledger answers status look-ups.
+    pub fn status_requests(&self) -> String {
+        format!("{}.ledger.status", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_subject_round_trips_and_foreign_subjects_do_not_parse() {
+        let subjects = Subjects::new("t1.ips.v1");
+        let Ok(participant_id) = ParticipantId::parse("0193a1b2-0000-4000-8000-000000000007") else { panic!("a valid id") };
+        let subject = subjects.event(Agency::Forsakringskassan, participant_id);
+        assert_eq!(subject, format!("t1.ips.v1.fk.{participant_id}"));
+        assert_eq!(subjects.parse_event(&subject), Some((Agency::Forsakringskassan, participant_id)));
+        assert_eq!(subjects.parse_event(&format!("t1.ips.v1.police.{participant_id}")), None);
+        assert_eq!(subjects.parse_event(&format!("t2.ips.v1.fk.{participant_id}")), None);
+        assert_eq!(subjects.parse_event("t1.ips.v1.fk.not-a-uuid"), None);
+    }
+}

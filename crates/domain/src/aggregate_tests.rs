@@ -1,0 +1,319 @@
+//! Given/when/then tests of the participant aggregate's rules, asserting typed outcomes.
+//!
+//! Each test states the history (`given`), the submission (`when`) and the expected recorded
+//! entries (`then`). [`History`] builds correctly chained entries, so the expectations also pin
+//! down sequence numbers and hashes.
+
+use super::*;
+use crate::chain::ChainVerifier;
+use crate::envelope::{Actor, Agency, Envelope, RetentionClass, Role};
+use crate::events::{ReferralSource, CURRENT_SCHEMA_VERSION};
+use chrono::{DateTime, TimeZone, Utc};
+use cqrs_es::test::TestFramework;
+use uuid::Uuid;
+
+type ParticipantTest = TestFramework<Participant>;
+
+const PARTICIPANT: ParticipantId = ParticipantId(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001));
+
+fn at(day: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).single().unwrap_or_default() + chrono::Duration::days(i64::from(day))
+}
+
+fn date(year: i32, month: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(year, month, day).unwrap_or_default()
+}
+
+fn event_id(number: u128) -> EventId {
+    EventId(Uuid::from_u128(0x0193_0000_0000_7000_9000_0000_0000_0000 + number))
+}
+
+fn submission(number: u128, agency: Agency, body: EventBody) -> Submission {
+    Submission {
+        envelope: Envelope {
+            event_id: event_id(number),
+            participant_id: PARTICIPANT,
+            agency,
+            actor: Actor {
+                person_id: PersonId("coach-17".into()),
+                role: Role::Coach,
+                unit: UnitId("hudiksvall-ips".into()),
+            },
+            occurred_at: at(number as u32),
+            correlation_id: None,
+            causation_id: None,
+            schema_version: CURRENT_SCHEMA_VERSION,
+            data_category: DataCategory::Participation,
+            retention_class: RetentionClass::SocialServicesFile,
+        },
+        body,
+    }
+}
+
+fn referred() -> EventBody {
+    EventBody::ParticipantReferred { source: ReferralSource::Vuxenpsykiatri, referrer: None }
+}
+
+fn enrolled() -> EventBody {
+    EventBody::ParticipantEnrolled { unit: UnitId("hudiksvall-ips".into()), coach: PersonId("coach-17".into()) }
+}
+
+fn consent(consent_number: u128, valid_from: NaiveDate, valid_to: NaiveDate) -> EventBody {
+    EventBody::ConsentGranted {
+        consent_id: ConsentId(Uuid::from_u128(consent_number)),
+        discloser: ConsentParty::Forsakringskassan,
+        recipient: ConsentParty::IpsUnit,
+        data_categories: vec![DataCategory::BenefitDecisions],
+        valid_from,
+        valid_to,
+    }
+}
+
+fn withdrawal(effective_from: NaiveDate) -> EventBody {
+    EventBody::ConsentWithdrawn {
+        discloser: ConsentParty::Forsakringskassan,
+        recipient: ConsentParty::IpsUnit,
+        data_categories: vec![DataCategory::BenefitDecisions],
+        effective_from,
+    }
+}
+
+fn record(submission: Submission) -> ParticipantCommand {
+    let recorded_at = submission.envelope.occurred_at + chrono::Duration::minutes(1);
+    ParticipantCommand::Record { submission, recorded_at }
+}
+
+/// Builds a correctly chained history, entry by entry.
+#[derive(Default)]
+struct History {
+    entries: Vec<ParticipantEvent>,
+}
+
+impl History {
+    fn next(&mut self, submission: Submission, outcome: Outcome) -> ParticipantEvent {
+        let prev_hash = self.entries.last().map_or(GENESIS_HASH.to_owned(), |entry| entry.hash.clone());
+        let recorded_at = submission.envelope.occurred_at + chrono::Duration::minutes(1);
+        let entry = ParticipantEvent::link(submission, recorded_at, outcome, self.entries.len() as u64 + 1, &prev_hash);
+        self.entries.push(entry.clone());
+        entry
+    }
+
+    fn accepted(mut self, submission: Submission) -> Self {
+        self.next(submission, Outcome::Accepted);
+        self
+    }
+
+    fn given(&self) -> Vec<ParticipantEvent> {
+        self.entries.clone()
+    }
+}
+
+fn referred_history() -> History {
+    History::default().accepted(submission(1, Agency::Municipality, referred()))
+}
+
+fn rejected(rule: RuleViolation) -> Outcome {
+    Outcome::Rejected { rule }
+}
+
+/// The one check helper of this layer: given a history, when a submission is recorded, then
+/// exactly one entry with `expected` outcome is appended to the chain.
+fn check(mut history: History, when: Submission, expected: Outcome) {
+    let given = history.given();
+    let then = history.next(when.clone(), expected);
+    ParticipantTest::with(()).given(given).when(record(when)).then_expect_events(vec![then]);
+}
+
+#[test]
+fn a_referral_starts_the_history_at_the_genesis_hash() {
+    let when = submission(1, Agency::Municipality, referred());
+    let result = ParticipantTest::with(()).given_no_previous_events().when(record(when)).inspect_result();
+    let events = result.unwrap_or_default();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].sequence, 1);
+    assert_eq!(events[0].prev_hash, GENESIS_HASH);
+    assert!(events[0].is_accepted());
+}
+
+#[test]
+fn enrolment_without_referral_is_rejected_and_recorded() {
+    check(History::default(), submission(2, Agency::Municipality, enrolled()), rejected(RuleViolation::EnrolmentNeedsReferral));
+}
+
+#[test]
+fn enrolment_after_referral_is_accepted() {
+    check(referred_history(), submission(2, Agency::Municipality, enrolled()), Outcome::Accepted);
+}
+
+#[test]
+fn a_second_enrolment_is_rejected() {
+    let history = referred_history().accepted(submission(2, Agency::Municipality, enrolled()));
+    check(history, submission(3, Agency::Municipality, enrolled()), rejected(RuleViolation::ParticipantAlreadyEnrolled));
+}
+
+#[test]
+fn a_second_referral_is_rejected() {
+    check(referred_history(), submission(2, Agency::Municipality, referred()), rejected(RuleViolation::ParticipantAlreadyReferred));
+}
+
+#[test]
+fn only_the_municipality_records_enrolment() {
+    check(
+        referred_history(),
+        submission(2, Agency::Forsakringskassan, enrolled()),
+        rejected(RuleViolation::AgencyMayNotRecord { agency: "fk".into(), event_type: "ParticipantEnrolled".into() }),
+    );
+}
+
+#[test]
+fn consent_needs_a_referred_participant() {
+    check(
+        History::default(),
+        submission(2, Agency::Municipality, consent(1, date(2026, 1, 1), date(2026, 12, 31))),
+        rejected(RuleViolation::ParticipantNotReferred),
+    );
+}
+
+#[test]
+fn consent_validity_must_be_a_real_period() {
+    for (valid_from, valid_to) in [(date(2026, 5, 1), date(2026, 5, 1)), (date(2026, 5, 1), date(2026, 4, 1))] {
+        check(
+            referred_history(),
+            submission(2, Agency::Municipality, consent(1, valid_from, valid_to)),
+            rejected(RuleViolation::InvalidInput { field: "valid_to".into(), reason: "must be after valid_from".into() }),
+        );
+    }
+}
+
+#[test]
+fn consent_between_a_party_and_itself_is_invalid_input() {
+    let body = EventBody::ConsentGranted {
+        consent_id: ConsentId(Uuid::from_u128(1)),
+        discloser: ConsentParty::IpsUnit,
+        recipient: ConsentParty::IpsUnit,
+        data_categories: vec![DataCategory::Participation],
+        valid_from: date(2026, 1, 1),
+        valid_to: date(2026, 2, 1),
+    };
+    check(
+        referred_history(),
+        submission(2, Agency::Municipality, body),
+        rejected(RuleViolation::InvalidInput { field: "recipient".into(), reason: "must differ from discloser".into() }),
+    );
+}
+
+#[test]
+fn a_consent_id_is_used_once() {
+    let history = referred_history().accepted(submission(2, Agency::Municipality, consent(7, date(2026, 1, 1), date(2026, 6, 1))));
+    check(
+        history,
+        submission(3, Agency::Municipality, consent(7, date(2026, 1, 1), date(2026, 9, 1))),
+        rejected(RuleViolation::ConsentIdAlreadyUsed),
+    );
+}
+
+#[test]
+fn granted_consent_is_in_force_within_its_period_only() {
+    let history = referred_history().accepted(submission(2, Agency::Municipality, consent(1, date(2026, 2, 1), date(2026, 6, 30))));
+    let mut participant = Participant::default();
+    for entry in history.given() {
+        participant.apply(entry);
+    }
+    let in_force = |on| participant.consent_in_force(ConsentParty::Forsakringskassan, ConsentParty::IpsUnit, DataCategory::BenefitDecisions, on);
+    assert!(!in_force(date(2026, 1, 31)));
+    assert!(in_force(date(2026, 2, 1)));
+    assert!(in_force(date(2026, 6, 30)));
+    assert!(!in_force(date(2026, 7, 1)));
+    assert!(!participant.consent_in_force(ConsentParty::IpsUnit, ConsentParty::Forsakringskassan, DataCategory::BenefitDecisions, date(2026, 3, 1)));
+}
+
+#[test]
+fn withdrawal_without_consent_in_force_is_rejected() {
+    check(referred_history(), submission(2, Agency::Municipality, withdrawal(date(2026, 3, 1))), rejected(RuleViolation::ConsentNotInForce));
+}
+
+#[test]
+fn withdrawal_of_an_already_withdrawn_consent_is_rejected() {
+    let history = referred_history()
+        .accepted(submission(2, Agency::Municipality, consent(1, date(2026, 1, 1), date(2026, 12, 31))))
+        .accepted(submission(3, Agency::Municipality, withdrawal(date(2026, 3, 1))));
+    check(history, submission(4, Agency::Municipality, withdrawal(date(2026, 4, 1))), rejected(RuleViolation::ConsentNotInForce));
+}
+
+#[test]
+fn withdrawal_stops_future_disclosure_only() {
+    let history = referred_history().accepted(submission(2, Agency::Municipality, consent(1, date(2026, 1, 1), date(2026, 12, 31))));
+    check(referred_history().accepted(submission(2, Agency::Municipality, consent(1, date(2026, 1, 1), date(2026, 12, 31)))), submission(3, Agency::Municipality, withdrawal(date(2026, 3, 1))), Outcome::Accepted);
+    let history = history.accepted(submission(3, Agency::Municipality, withdrawal(date(2026, 3, 1))));
+    let mut participant = Participant::default();
+    for entry in history.given() {
+        participant.apply(entry);
+    }
+    let in_force = |on| participant.consent_in_force(ConsentParty::Forsakringskassan, ConsentParty::IpsUnit, DataCategory::BenefitDecisions, on);
+    assert!(in_force(date(2026, 2, 28)));
+    assert!(!in_force(date(2026, 3, 1)));
+}
+
+#[test]
+fn a_recorded_event_id_is_a_no_op_whether_accepted_or_rejected() {
+    let referral = submission(1, Agency::Municipality, referred());
+    ParticipantTest::with(()).given(referred_history().given()).when(record(referral)).then_expect_events(vec![]);
+
+    let mut history = History::default();
+    let early_enrolment = submission(2, Agency::Municipality, enrolled());
+    history.next(early_enrolment.clone(), rejected(RuleViolation::EnrolmentNeedsReferral));
+    let history = history.accepted(submission(3, Agency::Municipality, referred()));
+    // The same event id again, now that a referral exists: still the first verdict, nothing new.
+    ParticipantTest::with(()).given(history.given()).when(record(early_enrolment)).then_expect_events(vec![]);
+}
+
+#[test]
+fn a_submission_for_another_participant_is_an_error() {
+    let mut other = submission(2, Agency::Municipality, enrolled());
+    other.envelope.participant_id = ParticipantId(Uuid::from_u128(42));
+    ParticipantTest::with(()).given(referred_history().given()).when(record(other)).then_expect_error(ParticipantError::ParticipantMismatch);
+}
+
+#[test]
+fn a_full_history_accepts_nothing_more() {
+    let mut participant = Participant::default();
+    for entry in referred_history().given() {
+        participant.apply(entry);
+    }
+    participant.last_sequence = PARTICIPANT_EVENTS_MAX;
+    let runtime = tokio::runtime::Builder::new_current_thread().build();
+    let Ok(runtime) = runtime else { panic!("a current-thread runtime must build") };
+    let sink = EventSink::default();
+    let result = runtime.block_on(participant.handle(record(submission(2, Agency::Municipality, enrolled())), &(), &sink));
+    assert_eq!(result, Err(ParticipantError::ParticipantStreamFull { events_max: PARTICIPANT_EVENTS_MAX }));
+}
+
+#[test]
+fn recorded_entries_form_a_verifiable_chain_and_remember_their_verdicts() {
+    let mut participant = Participant::default();
+    let runtime = tokio::runtime::Builder::new_current_thread().build();
+    let Ok(runtime) = runtime else { panic!("a current-thread runtime must build") };
+    let submissions = [
+        submission(1, Agency::Municipality, enrolled()),
+        submission(2, Agency::Municipality, referred()),
+        submission(3, Agency::Municipality, enrolled()),
+        submission(4, Agency::Municipality, consent(1, date(2026, 1, 1), date(2026, 12, 31))),
+    ];
+    let mut verifier = ChainVerifier::default();
+    for submission in submissions {
+        let sink = EventSink::default();
+        let handled = runtime.block_on(participant.handle(record(submission), &(), &sink));
+        assert_eq!(handled, Ok(()));
+        for entry in runtime.block_on(sink.collect()) {
+            let stored = serde_json::to_value(&entry).unwrap_or_default();
+            verifier.push(entry.sequence, &stored);
+        }
+    }
+    let report = verifier.finish();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.verified_entries, 4);
+    assert_eq!(participant.chain_head(), (4, report.head_hash.as_str()));
+    assert_eq!(participant.verdict(event_id(1)).map(|verdict| verdict.outcome.clone()), Some(rejected(RuleViolation::EnrolmentNeedsReferral)));
+    assert_eq!(participant.verdict(event_id(3)).map(|verdict| verdict.outcome.clone()), Some(Outcome::Accepted));
+    assert_eq!(participant.lifecycle(), Lifecycle::Enrolled);
+}

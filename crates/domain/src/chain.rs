@@ -1,0 +1,252 @@
+//! The tamper-evident hash chain of a participant's history (DOMAIN.md §7).
+//!
+//! Each stored entry carries `prev_hash` and `hash = SHA-256(prev_hash ‖ "\n" ‖ canonical JSON of
+//! the stored payload without its `hash` field)`. The hash is taken over the stored JSON value,
+//! not over Rust types, so verification needs no knowledge of event schemas: an auditor's tool,
+//! an old ledger or a new one all agree. The canonical form sorts object keys and prints no
+//! whitespace, so it survives PostgreSQL's `jsonb` reordering.
+//!
+//! Stored payloads must not contain floating-point numbers (their text form is not canonical);
+//! the domain uses integers (percent, hours) throughout.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+
+/// The `prev_hash` of a participant's first entry.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Writes `value` in canonical form: keys sorted by their UTF-8 bytes, no insignificant
+/// whitespace, strings escaped as serde_json escapes them.
+pub fn canonical_json(value: &Value) -> String {
+    let mut output = String::new();
+    write_canonical(value, &mut output);
+    output
+}
+
+fn write_canonical(value: &Value, output: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            output.push('{');
+            for (index, key) in keys.into_iter().enumerate() {
+                if index > 0 {
+                    output.push(',');
+                }
+                output.push_str(&Value::String(key.clone()).to_string());
+                output.push(':');
+                write_canonical(&map[key], output);
+            }
+            output.push('}');
+        }
+        Value::Array(items) => {
+            output.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    output.push(',');
+                }
+                write_canonical(item, output);
+            }
+            output.push(']');
+        }
+        scalar => output.push_str(&scalar.to_string()),
+    }
+}
+
+/// The hash a stored payload should carry, computed from its own `prev_hash` and content.
+pub fn stored_payload_hash(stored_payload: &Value) -> String {
+    let prev_hash = stored_payload.get("prev_hash").and_then(Value::as_str).unwrap_or("");
+    let mut without_hash = stored_payload.clone();
+    if let Value::Object(map) = &mut without_hash {
+        map.remove("hash");
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(canonical_json(&without_hash).as_bytes());
+    let digest = hasher.finalize();
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
+/// Why a link does not hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokenLinkReason {
+    /// The entry's sequence is not the previous one plus one (a gap or a reordering).
+    SequenceNotContiguous,
+    /// The sequence inside the payload differs from the row's sequence.
+    SequenceMismatch,
+    /// `prev_hash` is not the previous entry's `hash`.
+    PrevHashMismatch,
+    /// The stored `hash` is not the hash of the stored content: the row was altered.
+    HashMismatch,
+    /// The payload lacks `hash`, `prev_hash` or `sequence`.
+    MalformedPayload,
+}
+
+/// The first link that does not hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokenLink {
+    /// The row sequence of the first bad entry.
+    pub sequence: u64,
+    /// What is wrong with it.
+    pub reason: BrokenLinkReason,
+}
+
+/// The result of verifying a chain end to end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainReport {
+    /// How many entries verified before the first broken link (all of them when intact).
+    pub verified_entries: u64,
+    /// The hash of the last verified entry.
+    pub head_hash: String,
+    /// The first broken link, if any.
+    pub first_broken_link: Option<BrokenLink>,
+}
+
+impl ChainReport {
+    /// Whether every link held.
+    pub fn is_intact(&self) -> bool {
+        self.first_broken_link.is_none()
+    }
+}
+
+/// Incremental verifier: feed stored rows in sequence order, read the report at the end. It
+/// keeps only the head, so a history of any length verifies in constant memory.
+#[derive(Clone, Debug)]
+pub struct ChainVerifier {
+    report: ChainReport,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self {
+            report: ChainReport {
+                verified_entries: 0,
+                head_hash: GENESIS_HASH.to_owned(),
+                first_broken_link: None,
+            },
+        }
+    }
+}
+
+impl ChainVerifier {
+    /// Checks the next stored row (its `sequence` column and `payload`). After the first broken
+    /// link the rest is ignored: everything after it is unverifiable by construction.
+    pub fn push(&mut self, row_sequence: u64, stored_payload: &Value) {
+        if self.report.first_broken_link.is_some() {
+            return;
+        }
+        if let Some(reason) = self.check(row_sequence, stored_payload) {
+            self.report.first_broken_link = Some(BrokenLink { sequence: row_sequence, reason });
+            return;
+        }
+        self.report.verified_entries += 1;
+        self.report.head_hash = stored_payload["hash"].as_str().unwrap_or_default().to_owned();
+    }
+
+    fn check(&self, row_sequence: u64, stored_payload: &Value) -> Option<BrokenLinkReason> {
+        let (Some(payload_sequence), Some(prev_hash), Some(hash)) = (
+            stored_payload.get("sequence").and_then(Value::as_u64),
+            stored_payload.get("prev_hash").and_then(Value::as_str),
+            stored_payload.get("hash").and_then(Value::as_str),
+        ) else {
+            return Some(BrokenLinkReason::MalformedPayload);
+        };
+        if row_sequence != self.report.verified_entries + 1 {
+            return Some(BrokenLinkReason::SequenceNotContiguous);
+        }
+        if payload_sequence != row_sequence {
+            return Some(BrokenLinkReason::SequenceMismatch);
+        }
+        if prev_hash != self.report.head_hash {
+            return Some(BrokenLinkReason::PrevHashMismatch);
+        }
+        if stored_payload_hash(stored_payload) != hash {
+            return Some(BrokenLinkReason::HashMismatch);
+        }
+        None
+    }
+
+    /// The report so far.
+    pub fn report(&self) -> &ChainReport {
+        &self.report
+    }
+
+    /// Ends verification.
+    pub fn finish(self) -> ChainReport {
+        self.report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_form_sorts_keys_at_every_depth_and_drops_whitespace() {
+        let value = json!({"b": 1, "a": {"d": [true, null, "x"], "c": "å"}});
+        assert_eq!(canonical_json(&value), r#"{"a":{"c":"å","d":[true,null,"x"]},"b":1}"#);
+    }
+
+    fn link(prev_hash: &str, sequence: u64, note: &str) -> Value {
+        let mut payload = json!({"sequence": sequence, "prev_hash": prev_hash, "note": note});
+        let hash = stored_payload_hash(&payload);
+        payload["hash"] = Value::String(hash);
+        payload
+    }
+
+    fn three_links() -> Vec<Value> {
+        let first = link(GENESIS_HASH, 1, "a");
+        let second = link(first["hash"].as_str().unwrap_or_default(), 2, "b");
+        let third = link(second["hash"].as_str().unwrap_or_default(), 3, "c");
+        vec![first, second, third]
+    }
+
+    fn check(rows: &[(u64, Value)], expected_verified: u64, expected_broken: Option<BrokenLink>) {
+        let mut verifier = ChainVerifier::default();
+        for (sequence, payload) in rows {
+            verifier.push(*sequence, payload);
+        }
+        let report = verifier.finish();
+        assert_eq!(report.verified_entries, expected_verified);
+        assert_eq!(report.first_broken_link, expected_broken);
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let rows: Vec<(u64, Value)> = three_links().into_iter().zip(1..).map(|(p, s)| (s, p)).collect();
+        check(&rows, 3, None);
+    }
+
+    #[test]
+    fn an_edited_row_is_the_first_broken_link() {
+        let mut rows: Vec<(u64, Value)> = three_links().into_iter().zip(1..).map(|(p, s)| (s, p)).collect();
+        rows[1].1["note"] = json!("edited");
+        check(&rows, 1, Some(BrokenLink { sequence: 2, reason: BrokenLinkReason::HashMismatch }));
+    }
+
+    #[test]
+    fn a_removed_row_is_a_gap() {
+        let links = three_links();
+        let rows = vec![(1, links[0].clone()), (3, links[2].clone())];
+        check(&rows, 1, Some(BrokenLink { sequence: 3, reason: BrokenLinkReason::SequenceNotContiguous }));
+    }
+
+    #[test]
+    fn a_rehashed_edit_breaks_the_next_link() {
+        let mut links = three_links();
+        links[1]["note"] = json!("edited");
+        let rehashed = stored_payload_hash(&links[1]);
+        links[1]["hash"] = Value::String(rehashed);
+        let rows: Vec<(u64, Value)> = links.into_iter().zip(1..).map(|(p, s)| (s, p)).collect();
+        check(&rows, 2, Some(BrokenLink { sequence: 3, reason: BrokenLinkReason::PrevHashMismatch }));
+    }
+}

@@ -1,0 +1,23 @@
+//! What the ledger asks the participant aggregate to do.
+//!
+//! Agency services own the imperative RPCs (ReferParticipant, EnrollParticipant, ...); each turns
+//! into a [`Submission`] on the bus. The ledger then has one thing to ask of the aggregate:
+//! record this submission, stamped with the time the ledger received it. Keeping the clock out
+//! here is what keeps the domain pure and replayable.
+
+use chrono::{DateTime, Utc};
+
+use crate::events::Submission;
+
+/// A command to the participant aggregate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParticipantCommand {
+    /// Decide on a submitted event and record it, accepted or rejected. A submission whose event
+    /// id was already recorded is a no-op.
+    Record {
+        /// The agency's submission, as received from the bus.
+        submission: Submission,
+        /// The ledger's system time for this entry.
+        recorded_at: DateTime<Utc>,
+    },
+}

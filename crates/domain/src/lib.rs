@@ -1,0 +1,33 @@
+//! The participant aggregate and everything it is made of, with no I/O at all.
+//!
+//! This crate is the single place where the cross-agency rules live (consent, lifecycle, and later
+//! the green-light gates). It is pure on purpose: no tonic, no sqlx, no NATS, no clock. The ledger
+//! feeds it what it needs (the submitted event and the time it was recorded), so every rule can be
+//! tested given/when/then without a database, and replayed by an auditor to the same result.
+//!
+//! Map of the crate:
+//! - [`ids`]: newtype identifiers (participant, event, person, unit, consent).
+//! - [`envelope`]: the common envelope every agency event carries (DESIGN.md §3).
+//! - [`events`]: the event bodies (past tense) and the recorded event with its hash-chain link.
+//! - [`commands`]: what the ledger asks the aggregate to do with a submission.
+//! - [`aggregate`]: `handle` decides (accept or record a rejection), `apply` only assigns.
+//! - [`chain`]: the canonical encoding and SHA-256 hash chain, and its verifier.
+//! - [`errors`]: the named rules a submission can break, and the input checks.
+
+pub mod aggregate;
+pub mod chain;
+pub mod commands;
+pub mod envelope;
+pub mod errors;
+pub mod events;
+pub mod ids;
+
+pub use aggregate::{Lifecycle, Participant, PARTICIPANT_EVENTS_MAX};
+pub use commands::ParticipantCommand;
+pub use envelope::{Actor, Agency, DataCategory, Envelope, RetentionClass, Role};
+pub use errors::{InputError, ParticipantError, RuleViolation};
+pub use events::{
+    ConsentParty, EventBody, Outcome, ParticipantEvent, ReferralSource, Submission,
+    CURRENT_SCHEMA_VERSION,
+};
+pub use ids::{ConsentId, CorrelationId, EventId, ParticipantId, PersonId, UnitId};
