@@ -21,7 +21,8 @@ pub use config::{BusConfig, ConfigError};
 pub use ingest::{Delivery, IngestConsumer};
 pub use publisher::{PublishReceipt, SubmissionPublisher};
 pub use subjects::Subjects;
-pub use verdicts::{Verdict, VerdictStatus};
+pub use verdicts::{Verdict, VerdictStatus, VerdictWaiter};
+pub use setup::connect;
 
 /// Everything that can go wrong talking to NATS, by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]

@@ -1,1 +1,113 @@
-//! placeholder
+//! PostgreSQL for IPS Samverkan: the only crate that knows SQL.
+//!
+//! - [`events`]: the event store (postgres-es in plain event-store mode, over our own tables),
+//!   look-ups by event id, chain verification, and parked messages.
+//! - [`projector`]: the gap-safe projector that tails the events table into read models.
+//! - [`timeline`]: the timeline read model's queries.
+//!
+//! The pool is built here rather than with postgres-es's `default_postgress_pool`, which hard-codes
+//! ten connections and panics when it cannot connect.
+
+pub mod events;
+pub mod projector;
+pub mod timeline;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+pub use events::{participant_event_store, ParkedMessage, ParticipantEventStore, RecordedEvent};
+pub use projector::{ProjectorConfig, TimelineProjector};
+pub use timeline::TimelineRow;
+
+/// Database configuration (section `store`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// e.g. `postgres://ips@127.0.0.1:5432/ips`. Never logged: it may hold a password.
+    pub database_url: String,
+    /// Most connections this process holds.
+    pub pool_connections_max: u32,
+    /// How long a query waits for a free connection before failing.
+    pub pool_acquire_timeout_ms: u64,
+    /// Longest any statement may run.
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            database_url: "postgres://postgres@127.0.0.1:5432/ips".into(),
+            pool_connections_max: 16,
+            pool_acquire_timeout_ms: 5_000,
+            statement_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// A configuration value that cannot work.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration `store.{field}`: {reason}")]
+pub struct ConfigError {
+    /// The offending key.
+    pub field: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+impl StoreConfig {
+    /// Checks every value at start-up.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |field, reason: &str| Err(ConfigError { field, reason: reason.to_owned() });
+        if self.database_url.parse::<PgConnectOptions>().is_err() {
+            return fail("database_url", "is not a PostgreSQL connection URL");
+        }
+        if !(1..=200).contains(&self.pool_connections_max) {
+            return fail("pool_connections_max", "must be between 1 and 200");
+        }
+        if !(100..=60_000).contains(&self.pool_acquire_timeout_ms) {
+            return fail("pool_acquire_timeout_ms", "must be between 100 and 60000");
+        }
+        if !(100..=3_600_000).contains(&self.statement_timeout_ms) {
+            return fail("statement_timeout_ms", "must be between 100 and 3600000");
+        }
+        Ok(())
+    }
+}
+
+/// Errors of this crate, by what the caller can do about them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database is unreachable or a query failed; retrying later may help.
+    #[error("database_unavailable: {0}")]
+    Unavailable(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration_failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A stored row could not be decoded: a schema problem, not a transient one.
+    #[error("stored_row_unreadable: {0}")]
+    Unreadable(String),
+}
+
+/// Connects a pool with the configured bounds. Fails (does not panic) when unreachable.
+pub async fn connect(config: &StoreConfig) -> Result<PgPool, StoreError> {
+    let options: PgConnectOptions = config
+        .database_url
+        .parse::<PgConnectOptions>()?
+        .options([("statement_timeout", config.statement_timeout_ms.to_string())])
+        .application_name("ips-samverkan");
+    let pool = PgPoolOptions::new()
+        .max_connections(config.pool_connections_max)
+        .acquire_timeout(Duration::from_millis(config.pool_acquire_timeout_ms))
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+/// Applies the project's migrations (idempotent; safe to run from several processes).
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::migrate!("./migrations").run(pool).await?;
+    Ok(())
+}

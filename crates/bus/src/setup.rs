@@ -1,0 +1,99 @@
+//! Connecting, and creating the stream and the ledger's consumer with explicit limits.
+//!
+//! Creation is idempotent: an existing stream or consumer with the same settings is reused. The
+//! stream uses file storage and `discard: new`, so a full stream refuses publishes (the agency
+//! sees an error) rather than silently dropping old, unapplied events.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+
+use crate::config::BusConfig;
+use crate::subjects::Subjects;
+use crate::BusError;
+
+/// Connects to NATS as `connection_name` (shown in the server's connection list).
+pub async fn connect(config: &BusConfig, connection_name: &str) -> Result<async_nats::Client, BusError> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name(connection_name)
+        .connection_timeout(Duration::from_secs(5))
+        .retry_on_initial_connect();
+    if let (Some(user), Some(password)) = (&config.nats_user, &config.nats_password) {
+        options = options.user_and_password(user.clone(), password.clone());
+    }
+    // retry_on_initial_connect makes connect return at once; wait for the first connection so
+    // a wrong URL fails start-up instead of every later request.
+    let client = options.connect(&config.nats_url).await.map_err(|error| BusError::Unavailable(error.to_string()))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while client.connection_state() != async_nats::connection::State::Connected {
+        if tokio::time::Instant::now() > deadline {
+            return Err(BusError::Unavailable(format!("could not reach {} within 10 s", config.nats_url)));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(client)
+}
+
+/// The stream's configuration, derived from the bus config.
+pub fn stream_config(config: &BusConfig) -> stream::Config {
+    stream::Config {
+        name: config.stream_name.clone(),
+        subjects: Subjects::new(&config.subject_prefix).stream_subjects(),
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        discard: stream::DiscardPolicy::New,
+        duplicate_window: Duration::from_millis(config.duplicate_window_ms),
+        max_age: Duration::from_millis(config.stream_max_age_ms),
+        max_bytes: config.stream_max_bytes,
+        max_message_size: i32::try_from(config.message_size_max_bytes + 4096).unwrap_or(i32::MAX),
+        num_replicas: 1,
+        ..Default::default()
+    }
+}
+
+/// Creates the agency-event stream, or checks that the existing one captures the right subjects.
+pub async fn ensure_stream(jetstream: &jetstream::Context, config: &BusConfig) -> Result<stream::Stream, BusError> {
+    let wanted = stream_config(config);
+    let mut stream = jetstream
+        .get_or_create_stream(wanted.clone())
+        .await
+        .map_err(|error| BusError::Setup(format!("stream {}: {error}", config.stream_name)))?;
+    let info = stream.info().await.map_err(|error| BusError::Setup(error.to_string()))?;
+    let mut existing_subjects = info.config.subjects.clone();
+    let mut wanted_subjects = wanted.subjects.clone();
+    existing_subjects.sort();
+    wanted_subjects.sort();
+    if existing_subjects != wanted_subjects {
+        return Err(BusError::Setup(format!(
+            "stream {} exists with subjects {:?}, expected {:?}",
+            config.stream_name, existing_subjects, wanted_subjects
+        )));
+    }
+    Ok(stream)
+}
+
+/// The ledger's durable pull consumer configuration.
+pub fn consumer_config(config: &BusConfig) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(config.consumer_name.clone()),
+        description: Some("ledger ingest: applies agency events to participant aggregates".into()),
+        deliver_policy: consumer::DeliverPolicy::All,
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: Duration::from_millis(config.ack_wait_ms),
+        max_deliver: config.max_deliver,
+        max_ack_pending: config.max_ack_pending,
+        max_batch: i64::try_from(config.fetch_batch_size_max).unwrap_or(i64::MAX),
+        ..Default::default()
+    }
+}
+
+/// Creates (or reuses) the ledger's durable consumer.
+pub async fn ensure_consumer(
+    stream: &stream::Stream,
+    config: &BusConfig,
+) -> Result<consumer::Consumer<consumer::pull::Config>, BusError> {
+    stream
+        .get_or_create_consumer(&config.consumer_name, consumer_config(config))
+        .await
+        .map_err(|error| BusError::Setup(format!("consumer {}: {error}", config.consumer_name)))
+}

@@ -1,0 +1,141 @@
+//! The event store: postgres-es over our own `events` table, and the queries the ledger and
+//! auditors need beside it (by event id, chain verification, parked messages).
+//!
+//! postgres-es runs in plain event-store mode (its snapshot modes apply events twice in 0.5.0).
+//! Its `AggregateConflict` (a primary-key or event-id uniqueness violation) means another writer
+//! got there first; the ledger reloads and retries.
+
+use cqrs_es::persist::PersistedEventStore;
+use domain::chain::{ChainReport, ChainVerifier};
+use domain::{EventId, Participant, ParticipantEvent, ParticipantId};
+use futures::TryStreamExt;
+use postgres_es::PostgresEventRepository;
+use sqlx::{PgPool, Row};
+
+use crate::StoreError;
+
+/// The participant aggregate's event store.
+pub type ParticipantEventStore = PersistedEventStore<PostgresEventRepository, Participant>;
+
+/// Builds the event store over `pool`.
+pub fn participant_event_store(pool: PgPool) -> ParticipantEventStore {
+    PersistedEventStore::new_event_store(PostgresEventRepository::new(pool))
+}
+
+/// A stored event with its place in the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// The participant (aggregate id).
+    pub participant_id: ParticipantId,
+    /// Its per-participant sequence.
+    pub sequence: u64,
+    /// The event as stored.
+    pub event: ParticipantEvent,
+}
+
+/// Finds the stored entry for a submitted event id (accepted or rejected).
+pub async fn find_by_event_id(pool: &PgPool, event_id: EventId) -> Result<Option<RecordedEvent>, StoreError> {
+    let row = sqlx::query("SELECT aggregate_id, sequence, payload FROM events WHERE event_id = $1")
+        .bind(event_id.0)
+        .fetch_optional(pool)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let aggregate_id: String = row.try_get("aggregate_id")?;
+    let sequence: i64 = row.try_get("sequence")?;
+    let payload: serde_json::Value = row.try_get("payload")?;
+    let participant_id = ParticipantId::parse(&aggregate_id).map_err(|error| StoreError::Unreadable(error.to_string()))?;
+    let event = serde_json::from_value(payload).map_err(|error| StoreError::Unreadable(error.to_string()))?;
+    Ok(Some(RecordedEvent { participant_id, sequence: u64::try_from(sequence).unwrap_or(0), event }))
+}
+
+/// Whether the participant has any stored entry.
+pub async fn participant_exists(pool: &PgPool, participant_id: ParticipantId) -> Result<bool, StoreError> {
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_type = 'Participant' AND aggregate_id = $1)")
+        .bind(participant_id.to_string())
+        .fetch_one(pool)
+        .await?;
+    Ok(exists)
+}
+
+/// Recomputes a participant's hash chain from the stored rows, streaming, in constant memory.
+pub async fn verify_chain(pool: &PgPool, participant_id: ParticipantId) -> Result<ChainReport, StoreError> {
+    let mut rows = sqlx::query(
+        "SELECT sequence, payload FROM events WHERE aggregate_type = 'Participant' AND aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(participant_id.to_string())
+    .fetch(pool);
+    let mut verifier = ChainVerifier::default();
+    while let Some(row) = rows.try_next().await? {
+        let sequence: i64 = row.try_get("sequence")?;
+        let payload: serde_json::Value = row.try_get("payload")?;
+        verifier.push(u64::try_from(sequence).unwrap_or(0), &payload);
+    }
+    Ok(verifier.finish())
+}
+
+/// Every participant id with stored entries (for whole-store verification and tests).
+pub async fn participant_ids(pool: &PgPool) -> Result<Vec<ParticipantId>, StoreError> {
+    let ids: Vec<String> = sqlx::query_scalar("SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = 'Participant'")
+        .fetch_all(pool)
+        .await?;
+    ids.iter()
+        .map(|id| ParticipantId::parse(id).map_err(|error| StoreError::Unreadable(error.to_string())))
+        .collect()
+}
+
+/// A message the ledger could not apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParkedMessage {
+    /// The stream it came from.
+    pub stream_name: String,
+    /// Its stream position (the key: parking twice is a no-op).
+    pub stream_sequence: u64,
+    /// Its subject.
+    pub subject: String,
+    /// The raw payload, kept whole.
+    pub payload: Vec<u8>,
+    /// Why it was parked.
+    pub reason: String,
+    /// How many deliveries it took.
+    pub delivered_count: i64,
+}
+
+/// Stores a parked message; parking the same stream position again is a no-op.
+pub async fn park(pool: &PgPool, message: &ParkedMessage) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO parked_messages (stream_name, stream_sequence, subject, payload, reason, delivered_count)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (stream_name, stream_sequence) DO NOTHING",
+    )
+    .bind(&message.stream_name)
+    .bind(i64::try_from(message.stream_sequence).unwrap_or(i64::MAX))
+    .bind(&message.subject)
+    .bind(&message.payload)
+    .bind(&message.reason)
+    .bind(message.delivered_count)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Parked messages, oldest first, at most `limit`.
+pub async fn parked_messages(pool: &PgPool, limit: i64) -> Result<Vec<ParkedMessage>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT stream_name, stream_sequence, subject, payload, reason, delivered_count FROM parked_messages
+         ORDER BY parked_at, stream_sequence LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ParkedMessage {
+                stream_name: row.try_get("stream_name")?,
+                stream_sequence: u64::try_from(row.try_get::<i64, _>("stream_sequence")?).unwrap_or(0),
+                subject: row.try_get("subject")?,
+                payload: row.try_get("payload")?,
+                reason: row.try_get("reason")?,
+                delivered_count: row.try_get("delivered_count")?,
+            })
+        })
+        .collect()
+}
