@@ -1,1 +1,77 @@
-//! placeholder
+//! What every binary does before and after its real work: logs, layered configuration, and the
+//! shutdown signal. Kept out of the binaries so that tests start services the same way.
+//!
+//! - [`init_logging`]: `tracing` to stderr, human or JSON (`IPS_LOG_FORMAT=json`), filtered by
+//!   `IPS_LOG` (default `info`).
+//! - [`load_config`]: defaults → optional TOML file (`IPS_CONFIG_FILE`) → `IPS_` environment
+//!   variables (`IPS_BUS__ACK_WAIT_MS=5000` sets `bus.ack_wait_ms`). Unknown keys are errors.
+//! - [`shutdown_on_signal`]: a `watch` that turns true on SIGTERM or Ctrl-C.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::watch;
+
+/// Installs the global `tracing` subscriber; a second call is a no-op (tests start many services).
+pub fn init_logging(service_name: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IPS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = std::env::var("IPS_LOG_FORMAT").is_ok_and(|format| format == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let installed = if json { builder.json().try_init().is_ok() } else { builder.try_init().is_ok() };
+    if installed {
+        tracing::info!(service = service_name, "logging started");
+    }
+}
+
+/// Configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigLoadError(String);
+
+/// Loads `T` from its defaults, then `IPS_CONFIG_FILE` (TOML) if set, then `IPS_*` variables
+/// (nested keys separated by `__`).
+pub fn load_config<T: DeserializeOwned + Serialize + Default>() -> Result<T, ConfigLoadError> {
+    use figment::providers::{Env, Format, Serialized, Toml};
+    let mut figment = figment::Figment::from(Serialized::defaults(T::default()));
+    if let Ok(path) = std::env::var("IPS_CONFIG_FILE") {
+        if !std::path::Path::new(&path).exists() {
+            return Err(ConfigLoadError(format!("IPS_CONFIG_FILE={path} does not exist")));
+        }
+        figment = figment.merge(Toml::file(path));
+    }
+    let environment = Env::prefixed("IPS_").split("__").ignore(&["log", "log_format", "config_file"]);
+    figment.merge(environment).extract().map_err(|error| ConfigLoadError(error.to_string()))
+}
+
+/// A receiver that turns `true` on SIGTERM or Ctrl-C, and a sender tests can use instead.
+pub fn shutdown_on_signal() -> (watch::Sender<bool>, watch::Receiver<bool>) {
+    let (sender, receiver) = watch::channel(false);
+    let signal_sender = sender.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested; draining");
+        let _ = signal_sender.send(true);
+    });
+    (sender, receiver)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

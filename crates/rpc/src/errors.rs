@@ -1,0 +1,68 @@
+//! Every error becomes a gRPC status here, and only here (DESIGN.md §6).
+//!
+//! - malformed input → `INVALID_ARGUMENT`, with a `BadRequest` detail naming the field;
+//! - a broken domain rule → `FAILED_PRECONDITION`, with the rule's name in an `ErrorInfo` detail
+//!   and in the `ips-rule` metadata;
+//! - unknown participant or event → `NOT_FOUND`;
+//! - bus or database trouble → `UNAVAILABLE` (retry later; nothing was half-done);
+//! - a message over the size limit → `INVALID_ARGUMENT`.
+
+use std::collections::HashMap;
+
+use domain::InputError;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The domain for `ErrorInfo` details.
+pub const ERROR_DOMAIN: &str = "ips-samverkan";
+
+/// A malformed field.
+pub fn invalid_input(error: &InputError) -> Status {
+    let details = ErrorDetails::with_bad_request_violation(error.field.clone(), error.reason.clone());
+    Status::with_error_details(Code::InvalidArgument, error.to_string(), details)
+}
+
+/// The ledger rejected the submission under `rule`.
+pub fn rule_broken(rule: &str, reason: &str, event_id: &str) -> Status {
+    let metadata = HashMap::from([("event_id".to_owned(), event_id.to_owned())]);
+    let details = ErrorDetails::with_error_info(rule, ERROR_DOMAIN, metadata);
+    let mut status = Status::with_error_details(Code::FailedPrecondition, format!("rule {rule} broken: {reason}"), details);
+    if let Ok(value) = rule.parse() {
+        status.metadata_mut().insert("ips-rule", value);
+    }
+    if let Ok(value) = event_id.parse() {
+        status.metadata_mut().insert("ips-event-id", value);
+    }
+    status
+}
+
+/// Nothing is known of this participant.
+pub fn participant_not_found(participant_id: &str) -> Status {
+    Status::not_found(format!("participant {participant_id} has no recorded history"))
+}
+
+/// Nothing is known of this event.
+pub fn event_not_found(event_id: &str) -> Status {
+    Status::not_found(format!("event {event_id} is not recorded"))
+}
+
+/// The bus failed.
+pub fn from_bus(error: &bus::BusError) -> Status {
+    match error {
+        bus::BusError::MessageTooLarge { .. } => {
+            invalid_input(&InputError::new("request", format!("is too large once encoded: {error}")))
+        }
+        bus::BusError::PublishNotAcknowledged { .. } | bus::BusError::Unavailable(_) => {
+            Status::unavailable(format!("the event bus is unavailable; nothing was recorded, retry with the same request_id ({error})"))
+        }
+        bus::BusError::Setup(_) | bus::BusError::Codec(_) => Status::internal(error.to_string()),
+    }
+}
+
+/// The database failed.
+pub fn from_store(error: &store::StoreError) -> Status {
+    match error {
+        store::StoreError::Unavailable(_) => Status::unavailable(format!("the event store is unavailable: {error}")),
+        store::StoreError::Migration(_) | store::StoreError::Unreadable(_) => Status::internal(error.to_string()),
+    }
+}

@@ -1,0 +1,173 @@
+//! Parsing request fields into domain types, each failure naming its field.
+//!
+//! Protobuf decodes an absent string as `""` and an absent enum as 0 (`*_UNSPECIFIED`), so
+//! "required" means "not empty / not unspecified" here.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::{Agency, ConsentParty, CorrelationId, DataCategory, EventId, InputError, ParticipantId};
+use proto::v1;
+
+/// Longest accepted `request_id`, in bytes.
+pub const REQUEST_ID_LENGTH_MAX_BYTES: usize = 128;
+
+/// A required UUID-shaped id.
+pub fn required_participant_id(text: &str) -> Result<ParticipantId, InputError> {
+    if text.trim().is_empty() {
+        return Err(InputError::new("participant_id", "is required"));
+    }
+    ParticipantId::parse(text)
+}
+
+/// An RFC 3339 timestamp; empty means `default`.
+pub fn timestamp_or(field: &str, text: &str, default: DateTime<Utc>) -> Result<DateTime<Utc>, InputError> {
+    if text.trim().is_empty() {
+        return Ok(default);
+    }
+    DateTime::parse_from_rfc3339(text.trim())
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|_| InputError::new(field, "must be an RFC 3339 timestamp, e.g. 2026-03-01T09:00:00Z"))
+}
+
+/// A required `YYYY-MM-DD` date.
+pub fn required_date(field: &str, text: &str) -> Result<NaiveDate, InputError> {
+    if text.trim().is_empty() {
+        return Err(InputError::new(field, "is required"));
+    }
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| InputError::new(field, "must be a date written YYYY-MM-DD"))
+}
+
+/// The write context's parts, ready for an envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedWriteContext {
+    /// The client's idempotency key, if given.
+    pub request_id: Option<String>,
+    /// Business time.
+    pub occurred_at: DateTime<Utc>,
+    /// Correlation id.
+    pub correlation_id: Option<CorrelationId>,
+    /// Causation id.
+    pub causation_id: Option<EventId>,
+}
+
+/// Parses the common write context; `now` fills a missing `occurred_at`.
+pub fn write_context(context: Option<&v1::WriteContext>, now: DateTime<Utc>) -> Result<ParsedWriteContext, InputError> {
+    let default = v1::WriteContext::default();
+    let context = context.unwrap_or(&default);
+    let request_id = context.request_id.trim();
+    if request_id.len() > REQUEST_ID_LENGTH_MAX_BYTES {
+        return Err(InputError::new("context.request_id", "is longer than 128 bytes"));
+    }
+    let occurred_at = timestamp_or("context.occurred_at", &context.occurred_at, now)?;
+    if occurred_at > now + chrono::Duration::days(1) {
+        return Err(InputError::new("context.occurred_at", "is more than a day in the future"));
+    }
+    let optional_uuid = |field: &str, text: &str| -> Result<Option<uuid::Uuid>, InputError> {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        uuid::Uuid::parse_str(text.trim()).map(Some).map_err(|_| InputError::new(field, "must be a UUID"))
+    };
+    Ok(ParsedWriteContext {
+        request_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
+        occurred_at,
+        correlation_id: optional_uuid("context.correlation_id", &context.correlation_id)?.map(CorrelationId),
+        causation_id: optional_uuid("context.causation_id", &context.causation_id)?.map(EventId),
+    })
+}
+
+/// A required consent party.
+pub fn consent_party(field: &str, value: i32) -> Result<ConsentParty, InputError> {
+    match v1::ConsentParty::try_from(value) {
+        Ok(v1::ConsentParty::IpsUnit) => Ok(ConsentParty::IpsUnit),
+        Ok(v1::ConsentParty::SocialServices) => Ok(ConsentParty::SocialServices),
+        Ok(v1::ConsentParty::Forsakringskassan) => Ok(ConsentParty::Forsakringskassan),
+        Ok(v1::ConsentParty::Arbetsformedlingen) => Ok(ConsentParty::Arbetsformedlingen),
+        Ok(v1::ConsentParty::Psychiatry) => Ok(ConsentParty::Psychiatry),
+        Ok(v1::ConsentParty::Unspecified) | Err(_) => Err(InputError::new(field, "must name a consent party")),
+    }
+}
+
+/// Data category from its wire enum.
+pub fn data_category(field: &str, value: i32) -> Result<DataCategory, InputError> {
+    match v1::DataCategory::try_from(value) {
+        Ok(v1::DataCategory::Participation) => Ok(DataCategory::Participation),
+        Ok(v1::DataCategory::Consent) => Ok(DataCategory::Consent),
+        Ok(v1::DataCategory::VocationalProfile) => Ok(DataCategory::VocationalProfile),
+        Ok(v1::DataCategory::ActivitiesAndWork) => Ok(DataCategory::ActivitiesAndWork),
+        Ok(v1::DataCategory::BenefitDecisions) => Ok(DataCategory::BenefitDecisions),
+        Ok(v1::DataCategory::LabourMarket) => Ok(DataCategory::LabourMarket),
+        Ok(v1::DataCategory::HealthCoarse) => Ok(DataCategory::HealthCoarse),
+        Ok(v1::DataCategory::SocialAssistanceStatus) => Ok(DataCategory::SocialAssistanceStatus),
+        Ok(v1::DataCategory::FollowUpNotes) => Ok(DataCategory::FollowUpNotes),
+        Ok(v1::DataCategory::Unspecified) | Err(_) => Err(InputError::new(field, "must name a data category")),
+    }
+}
+
+/// A non-empty list of data categories.
+pub fn data_categories(field: &str, values: &[i32]) -> Result<Vec<DataCategory>, InputError> {
+    if values.is_empty() {
+        return Err(InputError::new(field, "must name at least one category"));
+    }
+    if values.len() > DataCategory::ALL.len() {
+        return Err(InputError::new(field, "names more categories than exist"));
+    }
+    values.iter().map(|value| data_category(field, *value)).collect()
+}
+
+/// Domain data category to wire enum.
+pub fn data_category_to_wire(category: &str) -> i32 {
+    let category = DataCategory::from_token(category);
+    let wire = match category {
+        Some(DataCategory::Participation) => v1::DataCategory::Participation,
+        Some(DataCategory::Consent) => v1::DataCategory::Consent,
+        Some(DataCategory::VocationalProfile) => v1::DataCategory::VocationalProfile,
+        Some(DataCategory::ActivitiesAndWork) => v1::DataCategory::ActivitiesAndWork,
+        Some(DataCategory::BenefitDecisions) => v1::DataCategory::BenefitDecisions,
+        Some(DataCategory::LabourMarket) => v1::DataCategory::LabourMarket,
+        Some(DataCategory::HealthCoarse) => v1::DataCategory::HealthCoarse,
+        Some(DataCategory::SocialAssistanceStatus) => v1::DataCategory::SocialAssistanceStatus,
+        Some(DataCategory::FollowUpNotes) => v1::DataCategory::FollowUpNotes,
+        None => v1::DataCategory::Unspecified,
+    };
+    wire as i32
+}
+
+/// Agency token to wire enum.
+pub fn agency_to_wire(token: &str) -> i32 {
+    let wire = match Agency::from_token(token) {
+        Some(Agency::Municipality) => v1::Agency::Municipality,
+        Some(Agency::Forsakringskassan) => v1::Agency::Forsakringskassan,
+        Some(Agency::Arbetsformedlingen) => v1::Agency::Arbetsformedlingen,
+        Some(Agency::Psychiatry) => v1::Agency::Psychiatry,
+        None => v1::Agency::Unspecified,
+    };
+    wire as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check<T: PartialEq + std::fmt::Debug>(parsed: Result<T, InputError>, expected_field: Option<&str>) {
+        assert_eq!(parsed.err().map(|error| error.field), expected_field.map(str::to_owned));
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let now = Utc::now();
+        check(required_participant_id(""), Some("participant_id"));
+        check(required_participant_id("00000000-0000-0000-0000-000000000000"), Some("participant_id"));
+        check(required_participant_id("0193a1b2-0000-4000-8000-000000000007"), None);
+        check(required_date("valid_from", "2026-02-30"), Some("valid_from"));
+        check(required_date("valid_from", "2026-02-28"), None);
+        check(consent_party("discloser", 0), Some("discloser"));
+        check(consent_party("discloser", 99), Some("discloser"));
+        check(data_categories("data_categories", &[]), Some("data_categories"));
+        let context = v1::WriteContext { occurred_at: "yesterday".into(), ..Default::default() };
+        check(write_context(Some(&context), now), Some("context.occurred_at"));
+        let context = v1::WriteContext { request_id: "x".repeat(129), ..Default::default() };
+        check(write_context(Some(&context), now), Some("context.request_id"));
+        let context = v1::WriteContext { correlation_id: "nope".into(), ..Default::default() };
+        check(write_context(Some(&context), now), Some("context.correlation_id"));
+    }
+}

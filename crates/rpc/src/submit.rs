@@ -1,0 +1,112 @@
+//! The agency side of a write: publish the submission durably, then wait (bounded) for the
+//! ledger's verdict and turn it into the RPC's answer.
+//!
+//! Order matters: subscribe to the verdict subject, then publish, so the verdict cannot be
+//! missed. If JetStream reports a duplicate (a retried or repeated request), nothing new will be
+//! applied and no verdict will be announced, so the first outcome is looked up instead. If the
+//! ledger does not answer in time the event is still durably queued: the caller gets PENDING
+//! and the event id to look up later.
+
+use std::time::Duration;
+
+use bus::{verdicts, BusConfig, Subjects, SubmissionPublisher, Verdict, VerdictStatus, VerdictWaiter};
+use domain::{EventId, Submission};
+use proto::v1;
+use serde::{Deserialize, Serialize};
+use tonic::Status;
+
+use crate::errors;
+
+/// Limits of the submit path (section `submit`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubmitConfig {
+    /// How long a write waits for the ledger's verdict before answering PENDING.
+    pub verdict_wait_ms: u64,
+    /// How long a status look-up waits for the ledger.
+    pub status_lookup_wait_ms: u64,
+}
+
+impl Default for SubmitConfig {
+    fn default() -> Self {
+        Self { verdict_wait_ms: 5_000, status_lookup_wait_ms: 1_000 }
+    }
+}
+
+impl SubmitConfig {
+    /// Checks every value at start-up.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(10..=60_000).contains(&self.verdict_wait_ms) {
+            return Err("submit.verdict_wait_ms must be between 10 and 60000".into());
+        }
+        if !(10..=60_000).contains(&self.status_lookup_wait_ms) {
+            return Err("submit.status_lookup_wait_ms must be between 10 and 60000".into());
+        }
+        Ok(())
+    }
+}
+
+/// Publishes submissions for one agency service and waits for verdicts.
+#[derive(Clone)]
+pub struct AgencySubmitter {
+    client: async_nats::Client,
+    publisher: SubmissionPublisher,
+    subjects: Subjects,
+    config: SubmitConfig,
+}
+
+impl AgencySubmitter {
+    /// A submitter on an existing NATS connection.
+    pub fn new(client: async_nats::Client, bus_config: &BusConfig, config: SubmitConfig) -> Self {
+        Self {
+            publisher: SubmissionPublisher::new(client.clone(), bus_config),
+            subjects: Subjects::new(&bus_config.subject_prefix),
+            client,
+            config,
+        }
+    }
+
+    /// Publishes and answers with the ledger's verdict, or PENDING.
+    pub async fn submit(&self, submission: Submission) -> Result<v1::WriteResponse, Status> {
+        submission.validate().map_err(|error| errors::invalid_input(&error))?;
+        let event_id = submission.envelope.event_id;
+        let participant_id = submission.envelope.participant_id;
+        let waiter = VerdictWaiter::subscribe(&self.client, &self.subjects, event_id).await.map_err(|error| errors::from_bus(&error))?;
+        let receipt = self.publisher.publish(&submission).await.map_err(|error| errors::from_bus(&error))?;
+        let verdict = if receipt.duplicate {
+            drop(waiter);
+            self.look_up(event_id).await
+        } else {
+            match waiter.wait(Duration::from_millis(self.config.verdict_wait_ms)).await {
+                Some(verdict) => Some(verdict),
+                None => self.look_up(event_id).await,
+            }
+        };
+        let pending = v1::WriteResponse {
+            event_id: event_id.to_string(),
+            participant_id: participant_id.to_string(),
+            status: v1::WriteStatus::Pending as i32,
+            sequence: 0,
+            hash: String::new(),
+        };
+        let Some(verdict) = verdict else { return Ok(pending) };
+        match verdict.status {
+            VerdictStatus::Accepted => Ok(v1::WriteResponse {
+                status: v1::WriteStatus::Accepted as i32,
+                sequence: verdict.sequence,
+                hash: verdict.hash,
+                ..pending
+            }),
+            VerdictStatus::Rejected => Err(errors::rule_broken(
+                verdict.rule.as_deref().unwrap_or("unknown_rule"),
+                verdict.reason.as_deref().unwrap_or(""),
+                &event_id.to_string(),
+            )),
+            VerdictStatus::Unknown => Ok(pending),
+        }
+    }
+
+    async fn look_up(&self, event_id: EventId) -> Option<Verdict> {
+        verdicts::look_up(&self.client, &self.subjects, event_id, Duration::from_millis(self.config.status_lookup_wait_ms)).await
+    }
+}
