@@ -62,6 +62,9 @@ impl ServerConfig {
     }
 }
 
+/// The reflection builder's error.
+pub use tonic_reflection::server::Error as ReflectionError;
+
 /// A running server.
 pub struct ServerHandle {
     /// The bound address (the real port when 0 was asked for).

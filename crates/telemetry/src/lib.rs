@@ -30,8 +30,13 @@ pub struct ConfigLoadError(String);
 /// Loads `T` from its defaults, then `IPS_CONFIG_FILE` (TOML) if set, then `IPS_*` variables
 /// (nested keys separated by `__`).
 pub fn load_config<T: DeserializeOwned + Serialize + Default>() -> Result<T, ConfigLoadError> {
+    load_config_with(T::default())
+}
+
+/// Like [`load_config`], starting from the given defaults instead of `T::default()`.
+pub fn load_config_with<T: DeserializeOwned + Serialize>(defaults: T) -> Result<T, ConfigLoadError> {
     use figment::providers::{Env, Format, Serialized, Toml};
-    let mut figment = figment::Figment::from(Serialized::defaults(T::default()));
+    let mut figment = figment::Figment::from(Serialized::defaults(defaults));
     if let Ok(path) = std::env::var("IPS_CONFIG_FILE") {
         if !std::path::Path::new(&path).exists() {
             return Err(ConfigLoadError(format!("IPS_CONFIG_FILE={path} does not exist")));

@@ -1,1 +1,120 @@
-//! placeholder
+//! The ledger: the only writer of the event store.
+//!
+//! It pulls agency events from JetStream ([`ingest`]), applies each to its participant aggregate
+//! and commits it to PostgreSQL, acks, and announces the verdict; it runs the timeline projector;
+//! it answers status look-ups over NATS ([`status_responder`]); and it serves the read API
+//! ([`timeline_service`]). [`start`] wires all of that from a [`LedgerConfig`] so that the binary
+//! and the tests start the ledger the same way.
+
+pub mod clock;
+pub mod config;
+pub mod ingest;
+pub mod status_responder;
+pub mod timeline_service;
+pub mod verdict;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bus::{IngestConsumer, Subjects};
+use proto::v1::timeline_service_server::TimelineServiceServer;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use config::LedgerConfig;
+pub use ingest::IngestCounters;
+
+/// Why the ledger could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A configuration value is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// PostgreSQL is unreachable or migrations failed.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// NATS is unreachable or the stream could not be set up.
+    #[error(transparent)]
+    Bus(#[from] bus::BusError),
+    /// The gRPC port could not be bound.
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+    /// gRPC reflection could not be built.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection_error::Error),
+}
+
+mod tonic_reflection_error {
+    //! Re-export so `StartError` can name the reflection builder's error type.
+    pub use rpc::server::ReflectionError as Error;
+}
+
+/// A running ledger.
+pub struct RunningLedger {
+    /// The gRPC address (the real port when 0 was configured).
+    pub grpc_address: SocketAddr,
+    /// Ingest counters.
+    pub counters: Arc<IngestCounters>,
+    tasks: JoinSet<()>,
+    server: rpc::ServerHandle,
+}
+
+impl RunningLedger {
+    /// Waits until every part has stopped (after shutdown was requested).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+        match self.server.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "gRPC server failed"),
+            Err(error) => tracing::error!(%error, "gRPC server task failed"),
+        }
+    }
+}
+
+/// Connects, migrates, and starts ingest, projector, status responder and gRPC server. Everything
+/// stops when `shutdown` turns true: ingest stops pulling and finishes (and acks) what it holds.
+pub async fn start(config: LedgerConfig, clock: Arc<dyn clock::Clock>, shutdown: watch::Receiver<bool>) -> Result<RunningLedger, StartError> {
+    config.validate().map_err(StartError::Config)?;
+    let pool = store::connect(&config.store).await?;
+    store::migrate(&pool).await?;
+    let client = bus::connect(&config.bus, "ledger").await?;
+    let consumer = IngestConsumer::open(client.clone(), &config.bus).await?;
+    let subjects = Subjects::new(&config.bus.subject_prefix);
+
+    let projector = store::TimelineProjector::new(pool.clone(), config.projector.clone());
+    let counters = Arc::new(IngestCounters::default());
+    let applier = Arc::new(ingest::Applier {
+        event_store: store::participant_event_store(pool.clone()),
+        pool: pool.clone(),
+        client: client.clone(),
+        subjects: subjects.clone(),
+        stream_name: config.bus.stream_name.clone(),
+        park_after_deliveries: config.bus.park_after_deliveries,
+        config: config.ingest.clone(),
+        clock,
+        projector_waker: projector.waker(),
+        counters: counters.clone(),
+    });
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(ingest::run(consumer, applier, shutdown.clone()));
+    tasks.spawn(status_responder::run(client.clone(), subjects, pool.clone(), shutdown.clone()));
+    let timeline = timeline_service::TimelineApi {
+        pool: pool.clone(),
+        config: config.timeline.clone(),
+        projector_progress: projector.subscribe_progress(),
+    };
+    tasks.spawn(projector.run(shutdown.clone()));
+
+    let (health, reflection) = rpc::server::health_and_reflection(&["ips.v1.TimelineService"]).await?;
+    let router = config
+        .server
+        .builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(TimelineServiceServer::new(timeline).max_decoding_message_size(config.server.request_size_max_bytes));
+    let listener = rpc::server::bind(&config.server).await?;
+    let server = rpc::server::serve(router, listener, shutdown)?;
+    tracing::info!(grpc_address = %server.local_address, "ledger started");
+    Ok(RunningLedger { grpc_address: server.local_address, counters, tasks, server })
+}

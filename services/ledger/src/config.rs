@@ -1,0 +1,131 @@
+//! The ledger's configuration: every section, every limit named with its unit, validated at
+//! start-up so a bad value stops the process with a message naming the key.
+
+use serde::{Deserialize, Serialize};
+
+/// Ingest limits (section `ingest`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Worker lanes. A participant always maps to the same lane, so one participant is handled
+    /// by one worker at a time while different participants proceed in parallel.
+    pub lanes: usize,
+    /// Deliveries queued per lane before the puller waits (backpressure).
+    pub lane_queue_length_max: usize,
+    /// Times an `AggregateConflict` is retried at once before the message is handed back.
+    pub conflict_retries_max: u32,
+    /// First pause after a database failure; doubles up to the max.
+    pub store_retry_backoff_ms: u64,
+    /// Longest pause between database retries.
+    pub store_retry_backoff_max_ms: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self { lanes: 8, lane_queue_length_max: 64, conflict_retries_max: 5, store_retry_backoff_ms: 100, store_retry_backoff_max_ms: 5_000 }
+    }
+}
+
+/// Read API limits (section `timeline`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimelineConfig {
+    /// Entries per page when the caller does not say.
+    pub page_size_default: u32,
+    /// Most entries per page.
+    pub page_size_max: u32,
+    /// Longest a read waits for its `min_sequence` to be projected.
+    pub read_your_writes_wait_max_ms: u64,
+}
+
+impl Default for TimelineConfig {
+    fn default() -> Self {
+        Self { page_size_default: 100, page_size_max: 1_000, read_your_writes_wait_max_ms: 5_000 }
+    }
+}
+
+/// The whole ledger configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// gRPC server.
+    pub server: rpc::ServerConfig,
+    /// NATS JetStream.
+    pub bus: bus::BusConfig,
+    /// PostgreSQL.
+    pub store: store::StoreConfig,
+    /// The read-model projector.
+    pub projector: store::ProjectorConfig,
+    /// Ingest workers.
+    pub ingest: IngestConfig,
+    /// Read API.
+    pub timeline: TimelineConfig,
+}
+
+impl LedgerConfig {
+    /// The ledger's defaults: its own port.
+    pub fn with_defaults() -> Self {
+        let mut config = Self::default();
+        config.server.listen_address = "127.0.0.1:50050".into();
+        config
+    }
+
+    /// Checks every value; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        self.server.validate()?;
+        self.bus.validate().map_err(|error| error.to_string())?;
+        self.store.validate().map_err(|error| error.to_string())?;
+        self.projector.validate().map_err(|error| format!("invalid configuration `projector.{}`: {}", error.field, error.reason))?;
+        let ingest = &self.ingest;
+        if !(1..=256).contains(&ingest.lanes) {
+            return Err("ingest.lanes must be between 1 and 256".into());
+        }
+        if !(1..=10_000).contains(&ingest.lane_queue_length_max) {
+            return Err("ingest.lane_queue_length_max must be between 1 and 10000".into());
+        }
+        if ingest.conflict_retries_max > 100 {
+            return Err("ingest.conflict_retries_max must be at most 100".into());
+        }
+        if !(1..=ingest.store_retry_backoff_max_ms).contains(&ingest.store_retry_backoff_ms) || ingest.store_retry_backoff_max_ms > 600_000 {
+            return Err("ingest.store_retry_backoff_ms must be between 1 and store_retry_backoff_max_ms (at most 600000)".into());
+        }
+        if ingest.store_retry_backoff_max_ms >= self.bus.ack_wait_ms {
+            return Err("ingest.store_retry_backoff_max_ms must be shorter than bus.ack_wait_ms, so in-progress acks keep a message".into());
+        }
+        let timeline = &self.timeline;
+        if !(1..=timeline.page_size_max).contains(&timeline.page_size_default) || timeline.page_size_max > 10_000 {
+            return Err("timeline.page_size_default must be between 1 and page_size_max (at most 10000)".into());
+        }
+        if timeline.read_your_writes_wait_max_ms > 60_000 {
+            return Err("timeline.read_your_writes_wait_max_ms must be at most 60000".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(change: impl FnOnce(&mut LedgerConfig), expected_key: Option<&str>) {
+        let mut config = LedgerConfig::with_defaults();
+        change(&mut config);
+        match (config.validate(), expected_key) {
+            (Ok(()), None) => {}
+            (Err(message), Some(key)) => assert!(message.contains(key), "{message} should name {key}"),
+            (result, _) => panic!("unexpected validation result {result:?} for {expected_key:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_each_bad_value_is_named() {
+        check(|_| {}, None);
+        check(|config| config.ingest.lanes = 0, Some("ingest.lanes"));
+        check(|config| config.ingest.store_retry_backoff_max_ms = 60_000, Some("store_retry_backoff_max_ms"));
+        check(|config| config.server.listen_address = "nowhere".into(), Some("server.listen_address"));
+        check(|config| config.bus.fetch_batch_size_max = 0, Some("bus.fetch_batch_size_max"));
+        check(|config| config.store.database_url = "mysql:/x".into(), Some("store.database_url"));
+        check(|config| config.projector.batch_size_max = 0, Some("projector.batch_size_max"));
+        check(|config| config.timeline.page_size_default = 0, Some("timeline.page_size_default"));
+    }
+}

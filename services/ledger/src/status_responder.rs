@@ -1,0 +1,44 @@
+//! Answers agency services' status look-ups over NATS request/reply, from the event store.
+//!
+//! Agency services never touch the database; when a verdict did not arrive in time, or JetStream
+//! said "duplicate" (so no new verdict will come), they ask here. The queue group lets several
+//! ledger instances share the load.
+
+use bus::{verdicts, Subjects, Verdict};
+use futures::StreamExt;
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::verdict::verdict_of_event;
+
+/// Serves look-ups until shutdown.
+pub async fn run(client: async_nats::Client, subjects: Subjects, pool: PgPool, mut shutdown: watch::Receiver<bool>) {
+    let mut requests = match client.queue_subscribe(subjects.status_requests(), "ledger".into()).await {
+        Ok(requests) => requests,
+        Err(error) => {
+            tracing::error!(%error, "status responder could not subscribe");
+            return;
+        }
+    };
+    loop {
+        let message = tokio::select! {
+            message = requests.next() => message,
+            _ = shutdown.wait_for(|stop| *stop) => None,
+        };
+        let Some(message) = message else { break };
+        let (Some(reply), Some(event_id)) = (message.reply.clone(), verdicts::decode_status_request(&message.payload)) else {
+            continue;
+        };
+        let verdict = match store::events::find_by_event_id(&pool, event_id).await {
+            Ok(Some(recorded)) => verdict_of_event(&recorded.event),
+            Ok(None) => Verdict::unknown(event_id),
+            Err(error) => {
+                tracing::warn!(%error, "status look-up failed");
+                continue;
+            }
+        };
+        if let Ok(payload) = verdicts::encode(&verdict) {
+            let _ = client.publish(reply, payload).await;
+        }
+    }
+}
