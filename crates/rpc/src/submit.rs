@@ -110,3 +110,45 @@ impl AgencySubmitter {
         verdicts::look_up(&self.client, &self.subjects, event_id, Duration::from_millis(self.config.status_lookup_wait_ms)).await
     }
 }
+
+/// Namespace for event ids derived from a client's `request_id` (UUID v5). Fixed forever: the
+/// same request must map to the same event id across releases.
+const REQUEST_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c1f_5d2e_8a47_4b0e_9d31_7f0a_2c64_e5b9);
+
+/// The event id for a write: derived from the client's `request_id` when given (so a repeat is
+/// recognised by JetStream and the aggregate, and answered with the first outcome), otherwise a
+/// fresh time-ordered UUID v7. The caller's agency and person scope the key, so two officers'
+/// request ids never collide.
+pub fn event_id_for(agency: domain::Agency, actor: &domain::Actor, request_id: Option<&str>) -> EventId {
+    match request_id {
+        Some(request_id) => {
+            let name = format!("{}/{}/{}", agency.token(), actor.person_id, request_id);
+            EventId(uuid::Uuid::new_v5(&REQUEST_ID_NAMESPACE, name.as_bytes()))
+        }
+        None => EventId(uuid::Uuid::now_v7()),
+    }
+}
+
+/// Builds the envelope of a write from the caller, the parsed write context and the event's
+/// classification.
+pub fn envelope(
+    agency: domain::Agency,
+    actor: domain::Actor,
+    participant_id: domain::ParticipantId,
+    context: &crate::fields::ParsedWriteContext,
+    data_category: domain::DataCategory,
+    retention_class: domain::RetentionClass,
+) -> domain::Envelope {
+    domain::Envelope {
+        event_id: event_id_for(agency, &actor, context.request_id.as_deref()),
+        participant_id,
+        agency,
+        actor,
+        occurred_at: context.occurred_at,
+        correlation_id: context.correlation_id,
+        causation_id: context.causation_id,
+        schema_version: domain::CURRENT_SCHEMA_VERSION,
+        data_category,
+        retention_class,
+    }
+}

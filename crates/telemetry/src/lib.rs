@@ -13,7 +13,12 @@ use tokio::sync::watch;
 
 /// Installs the global `tracing` subscriber; a second call is a no-op (tests start many services).
 pub fn init_logging(service_name: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("IPS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    init_logging_with_default(service_name, "info");
+}
+
+/// Like [`init_logging`] with another default level (tests use `warn`: silent unless asked).
+pub fn init_logging_with_default(service_name: &str, default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IPS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let json = std::env::var("IPS_LOG_FORMAT").is_ok_and(|format| format == "json");
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
     let installed = if json { builder.json().try_init().is_ok() } else { builder.try_init().is_ok() };

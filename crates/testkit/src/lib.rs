@@ -1,1 +1,222 @@
-//! placeholder
+//! Test harness: real PostgreSQL and real NATS, isolated per test.
+//!
+//! Every test gets its own database (`ips_t_<time>_<random>`) and its own stream, subject prefix
+//! and consumer, so tests run in parallel and survive a dirty machine: leftovers from crashed
+//! runs never collide with a new run, and ones older than a few hours are swept at start.
+//! Services start on port 0 through the same `start` functions the binaries use.
+//!
+//! Connection defaults match the dev machines and CI; override with `IPS_TEST_DATABASE_URL`
+//! (an admin connection, used to create databases) and `IPS_TEST_NATS_URL`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use domain::Role;
+use proto::v1::municipality_service_client::MunicipalityServiceClient;
+use proto::v1::timeline_service_client::TimelineServiceClient;
+use sqlx::Connection;
+use tokio::sync::watch;
+use tonic::transport::Channel;
+
+/// How old a leftover test database or stream must be before a new run sweeps it.
+const LEFTOVER_AGE_SWEEP_SECONDS: i64 = 6 * 60 * 60;
+
+/// The admin database URL for tests.
+pub fn admin_database_url() -> String {
+    std::env::var("IPS_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The NATS URL for tests.
+pub fn nats_url() -> String {
+    std::env::var("IPS_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+fn unique_suffix() -> String {
+    let seconds = chrono::Utc::now().timestamp();
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{seconds}_{}", &random[..12])
+}
+
+/// A fresh database, created for one test.
+#[derive(Debug, Clone)]
+pub struct TestDatabase {
+    /// Its name.
+    pub name: String,
+    /// A URL connecting to it.
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// Creates an empty database (migrations are the service's job, as in production).
+    pub async fn create() -> anyhow::Result<Self> {
+        let admin_url = admin_database_url();
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.with_context(|| format!("cannot reach PostgreSQL at {admin_url}"))?;
+        sweep_leftover_databases(&mut admin).await;
+        let name = format!("ips_t_{}", unique_suffix());
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
+        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base).to_owned();
+        Ok(Self { url: format!("{base}/{name}"), name })
+    }
+
+    /// A pool on this database, for assertions.
+    pub async fn pool(&self) -> anyhow::Result<sqlx::PgPool> {
+        Ok(sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&self.url).await?)
+    }
+
+    /// Drops the database (best effort; leftovers are swept by later runs).
+    pub async fn drop_database(&self) {
+        if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_database_url()).await {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut admin).await;
+        }
+    }
+}
+
+async fn sweep_leftover_databases(admin: &mut sqlx::PgConnection) {
+    let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'ips\\_t\\_%'")
+        .fetch_all(&mut *admin)
+        .await
+        .unwrap_or_default();
+    let now = chrono::Utc::now().timestamp();
+    for name in names {
+        let created = name.split('_').nth(2).and_then(|seconds| seconds.parse::<i64>().ok());
+        if created.is_some_and(|created| now - created > LEFTOVER_AGE_SWEEP_SECONDS) {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut *admin).await;
+        }
+    }
+}
+
+/// Bus settings unique to one test: stream, subject prefix, short timings.
+pub fn unique_bus_config() -> bus::BusConfig {
+    let suffix = unique_suffix();
+    bus::BusConfig {
+        nats_url: nats_url(),
+        stream_name: format!("IPS_T_{suffix}"),
+        subject_prefix: format!("t{suffix}.ips.v1"),
+        // Leftover test streams hold little and age out.
+        stream_max_age_ms: 6 * 60 * 60 * 1000,
+        duplicate_window_ms: 60 * 60 * 1000,
+        stream_max_bytes: 256 * 1024 * 1024,
+        ack_wait_ms: 3_000,
+        fetch_wait_ms: 200,
+        ..bus::BusConfig::default()
+    }
+}
+
+/// Deletes a test's stream, and any leftover test streams older than a few hours.
+pub async fn delete_streams(bus_config: &bus::BusConfig) {
+    let Ok(client) = async_nats::connect(&bus_config.nats_url).await else { return };
+    let jetstream = async_nats::jetstream::new(client);
+    let _ = jetstream.delete_stream(&bus_config.stream_name).await;
+    let mut names = jetstream.stream_names();
+    let now = chrono::Utc::now().timestamp();
+    let mut stale = Vec::new();
+    while let Some(Ok(name)) = futures::StreamExt::next(&mut names).await {
+        let created = name.strip_prefix("IPS_T_").and_then(|rest| rest.split('_').next()).and_then(|seconds| seconds.parse::<i64>().ok());
+        if created.is_some_and(|created| now - created > LEFTOVER_AGE_SWEEP_SECONDS) {
+            stale.push(name);
+        }
+    }
+    for name in stale {
+        let _ = jetstream.delete_stream(&name).await;
+    }
+}
+
+/// Ledger config for a test: port 0, the test's database and bus.
+pub fn ledger_config(database: &TestDatabase, bus_config: &bus::BusConfig) -> ledger::LedgerConfig {
+    let mut config = ledger::LedgerConfig::with_defaults();
+    config.server.listen_address = "127.0.0.1:0".into();
+    config.bus = bus_config.clone();
+    config.store.database_url = database.url.clone();
+    config.store.pool_connections_max = 8;
+    config.projector.idle_poll_ms = 50;
+    config.ingest.store_retry_backoff_max_ms = 1_000;
+    config
+}
+
+/// Municipality config for a test: port 0, the test's bus.
+pub fn municipality_config(bus_config: &bus::BusConfig) -> municipality::MunicipalityConfig {
+    let mut config = municipality::MunicipalityConfig::default();
+    config.server.listen_address = "127.0.0.1:0".into();
+    config.bus = bus_config.clone();
+    config
+}
+
+/// A whole stack for one test: database, stream, ledger and municipality service, in-process.
+pub struct Stack {
+    /// The test's database.
+    pub database: TestDatabase,
+    /// The test's bus settings.
+    pub bus_config: bus::BusConfig,
+    /// The ledger's gRPC address.
+    pub ledger_address: std::net::SocketAddr,
+    /// The municipality service's gRPC address.
+    pub municipality_address: std::net::SocketAddr,
+    /// Ledger ingest counters.
+    pub ledger_counters: Arc<ledger::IngestCounters>,
+    shutdown: watch::Sender<bool>,
+    ledger: Option<ledger::RunningLedger>,
+    municipality: Option<municipality::RunningService>,
+}
+
+impl Stack {
+    /// Starts everything on fresh resources.
+    pub async fn start() -> anyhow::Result<Self> {
+        telemetry::init_logging_with_default("test", "warn");
+        let database = TestDatabase::create().await?;
+        let bus_config = unique_bus_config();
+        let (shutdown, receiver) = watch::channel(false);
+        let ledger = ledger::start(ledger_config(&database, &bus_config), Arc::new(ledger::clock::SystemClock), receiver.clone()).await?;
+        let municipality = municipality::start(municipality_config(&bus_config), receiver).await?;
+        Ok(Self {
+            database,
+            bus_config,
+            ledger_address: ledger.grpc_address,
+            municipality_address: municipality.grpc_address,
+            ledger_counters: ledger.counters.clone(),
+            shutdown,
+            ledger: Some(ledger),
+            municipality: Some(municipality),
+        })
+    }
+
+    /// A client of the municipality service.
+    pub async fn municipality(&self) -> anyhow::Result<MunicipalityServiceClient<Channel>> {
+        Ok(MunicipalityServiceClient::new(channel(self.municipality_address).await?))
+    }
+
+    /// A client of the ledger's timeline service.
+    pub async fn timeline(&self) -> anyhow::Result<TimelineServiceClient<Channel>> {
+        Ok(TimelineServiceClient::new(channel(self.ledger_address).await?))
+    }
+
+    /// Stops the services gracefully and removes the test's database and stream.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(municipality) = self.municipality.take() {
+            municipality.wait().await;
+        }
+        if let Some(ledger) = self.ledger.take() {
+            ledger.wait().await;
+        }
+        self.database.drop_database().await;
+        delete_streams(&self.bus_config).await;
+    }
+}
+
+/// A channel to `address`, with a connect timeout.
+pub async fn channel(address: std::net::SocketAddr) -> anyhow::Result<Channel> {
+    Ok(Channel::from_shared(format!("http://{address}"))?.connect_timeout(Duration::from_secs(5)).timeout(Duration::from_secs(30)).connect().await?)
+}
+
+/// Wraps a message in a request carrying a caller identity.
+pub fn as_caller<T>(message: T, person_id: &str, role: Role, unit: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    rpc::identity::attach(request.metadata_mut(), person_id, role, unit);
+    request
+}
+
+/// Wraps a message in a request from the demo coach of the Hudiksvall IPS unit.
+pub fn as_coach<T>(message: T) -> tonic::Request<T> {
+    as_caller(message, "coach-17", Role::Coach, "hudiksvall-ips")
+}

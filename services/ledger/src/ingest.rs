@@ -244,9 +244,29 @@ fn lane_of(subjects: &Subjects, subject: &str, lanes: usize) -> usize {
     (hasher.finish() % lanes as u64) as usize
 }
 
+/// Waits, at start, for messages an earlier (crashed) ledger held unacked to come due again.
+///
+/// JetStream redelivers them only after `ack_wait`, but hands out never-delivered messages at
+/// once; pulling right away could apply a participant's later event before its earlier one.
+/// Redeliveries due at our first pull are served first and in stream order, so waiting out one
+/// `ack_wait` when anything is pending keeps per-participant order across a crash.
+async fn wait_for_orphaned_deliveries(consumer: &mut IngestConsumer, ack_wait: Duration, shutdown: &watch::Receiver<bool>) {
+    match consumer.lag().await {
+        Ok((_, 0)) => {}
+        Ok((_, ack_pending)) => {
+            let wait = ack_wait + Duration::from_millis(500);
+            tracing::info!(ack_pending, wait_ms = wait.as_millis() as u64, "unacked deliveries from an earlier run; waiting for their redelivery");
+            let mut shutdown = shutdown.clone();
+            let _ = tokio::time::timeout(wait, shutdown.wait_for(|stop| *stop)).await;
+        }
+        Err(error) => tracing::warn!(%error, "could not read consumer state at start"),
+    }
+}
+
 /// Pulls until shutdown, routing each delivery to its participant's lane; then lets the lanes
 /// finish what they hold and returns.
-pub async fn run(consumer: IngestConsumer, applier: Arc<Applier>, shutdown: watch::Receiver<bool>) {
+pub async fn run(mut consumer: IngestConsumer, applier: Arc<Applier>, ack_wait: Duration, shutdown: watch::Receiver<bool>) {
+    wait_for_orphaned_deliveries(&mut consumer, ack_wait, &shutdown).await;
     let lanes = applier.config.lanes;
     let mut senders = Vec::with_capacity(lanes);
     let mut workers = JoinSet::new();

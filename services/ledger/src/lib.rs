@@ -97,7 +97,7 @@ pub async fn start(config: LedgerConfig, clock: Arc<dyn clock::Clock>, shutdown:
     });
 
     let mut tasks = JoinSet::new();
-    tasks.spawn(ingest::run(consumer, applier, shutdown.clone()));
+    tasks.spawn(ingest::run(consumer, applier, std::time::Duration::from_millis(config.bus.ack_wait_ms), shutdown.clone()));
     tasks.spawn(status_responder::run(client.clone(), subjects, pool.clone(), shutdown.clone()));
     let timeline = timeline_service::TimelineApi {
         pool: pool.clone(),
