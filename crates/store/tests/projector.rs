@@ -1,0 +1,135 @@
+//! The projector against real PostgreSQL: transactions that commit out of order are never
+//! skipped, nothing is projected twice, and a dropped read model rebuilds to the same content.
+
+use chrono::{TimeZone, Utc};
+use domain::{
+    Actor, Agency, DataCategory, Envelope, EventBody, EventId, Outcome, ParticipantEvent, ParticipantId, PersonId, ReferralSource,
+    RetentionClass, Role, Submission, UnitId,
+};
+use sqlx::{Acquire, PgPool};
+use store::{ProjectorConfig, TimelineProjector};
+use testkit::TestDatabase;
+
+fn first_event(participant_id: ParticipantId) -> ParticipantEvent {
+    let submission = Submission {
+        envelope: Envelope {
+            event_id: EventId(uuid::Uuid::now_v7()),
+            participant_id,
+            agency: Agency::Municipality,
+            actor: Actor { person_id: PersonId("coach-17".into()), role: Role::Coach, unit: UnitId("hudiksvall-ips".into()) },
+            occurred_at: Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).single().unwrap_or_default(),
+            correlation_id: None,
+            causation_id: None,
+            schema_version: domain::CURRENT_SCHEMA_VERSION,
+            data_category: DataCategory::Participation,
+            retention_class: RetentionClass::SocialServicesFile,
+        },
+        body: EventBody::ParticipantReferred { source: ReferralSource::OwnInitiative, referrer: None },
+    };
+    ParticipantEvent::link(submission, Utc::now(), Outcome::Accepted, 1, domain::chain::GENESIS_HASH)
+}
+
+async fn insert(connection: &mut sqlx::PgConnection, event: &ParticipantEvent) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('Participant', $1, $2, $3, '1', $4, '{}')",
+    )
+    .bind(event.envelope.participant_id.to_string())
+    .bind(event.sequence as i64)
+    .bind(event.stored_event_type())
+    .bind(serde_json::to_value(event)?)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+async fn projected_event_ids(pool: &PgPool) -> anyhow::Result<Vec<uuid::Uuid>> {
+    Ok(sqlx::query_scalar("SELECT event_id FROM timeline_entries ORDER BY global_position").fetch_all(pool).await?)
+}
+
+async fn migrated_database() -> anyhow::Result<(TestDatabase, PgPool)> {
+    let database = TestDatabase::create().await?;
+    let pool = database.pool().await?;
+    store::migrate(&pool).await?;
+    Ok((database, pool))
+}
+
+#[tokio::test]
+async fn a_slow_transaction_that_commits_last_is_not_skipped() -> anyhow::Result<()> {
+    let (database, pool) = migrated_database().await?;
+    let projector = TimelineProjector::new(pool.clone(), ProjectorConfig::default());
+    let slow_event = first_event(ParticipantId(uuid::Uuid::new_v4()));
+    let fast_event = first_event(ParticipantId(uuid::Uuid::new_v4()));
+
+    // The slow transaction takes the lower global position and stays open...
+    let mut slow_connection = pool.acquire().await?;
+    let mut slow = slow_connection.begin().await?;
+    insert(&mut slow, &slow_event).await?;
+    // ...while a fast one inserts after it and commits first.
+    let mut fast_connection = pool.acquire().await?;
+    let mut fast = fast_connection.begin().await?;
+    insert(&mut fast, &fast_event).await?;
+    fast.commit().await?;
+
+    // The fast event is committed, but projecting it now would move the cursor past the slow
+    // one's position; the projector must hold back.
+    projector.project_batch().await?;
+    assert_eq!(projected_event_ids(&pool).await?, Vec::<uuid::Uuid>::new());
+
+    slow.commit().await?;
+    while projector.project_batch().await? > 0 {}
+    let mut projected = projected_event_ids(&pool).await?;
+    projected.sort();
+    let mut expected = vec![slow_event.envelope.event_id.0, fast_event.envelope.event_id.0];
+    expected.sort();
+    assert_eq!(projected, expected);
+
+    // Projecting again adds nothing: the checkpoint moved in the same transaction.
+    assert_eq!(projector.project_batch().await?, 0);
+    drop(slow_connection);
+    drop(fast_connection);
+    pool.close().await;
+    database.drop_database().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dropped_read_model_rebuilds_to_the_same_content() -> anyhow::Result<()> {
+    let (database, pool) = migrated_database().await?;
+    let projector = TimelineProjector::new(pool.clone(), ProjectorConfig { batch_size_max: 7, ..ProjectorConfig::default() });
+    let mut connection = pool.acquire().await?;
+    for _ in 0..30 {
+        insert(&mut connection, &first_event(ParticipantId(uuid::Uuid::new_v4()))).await?;
+    }
+    drop(connection);
+    while projector.project_batch().await? > 0 {}
+    let snapshot = "SELECT string_agg(t::text, '|' ORDER BY participant_id, sequence) FROM timeline_entries t";
+    let before: Option<String> = sqlx::query_scalar(snapshot).fetch_one(&pool).await?;
+
+    sqlx::query("TRUNCATE timeline_entries").execute(&pool).await?;
+    sqlx::query("DELETE FROM projector_checkpoints").execute(&pool).await?;
+    while projector.project_batch().await? > 0 {}
+    let after: Option<String> = sqlx::query_scalar(snapshot).fetch_one(&pool).await?;
+    assert!(before.is_some());
+    assert_eq!(before, after);
+    pool.close().await;
+    database.drop_database().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn stored_events_cannot_be_updated_or_deleted() -> anyhow::Result<()> {
+    let (database, pool) = migrated_database().await?;
+    let mut connection = pool.acquire().await?;
+    insert(&mut connection, &first_event(ParticipantId(uuid::Uuid::new_v4()))).await?;
+    drop(connection);
+    let update = sqlx::query("UPDATE events SET event_type = 'Edited'").execute(&pool).await;
+    assert!(update.is_err(), "an update must be refused");
+    let delete = sqlx::query("DELETE FROM events").execute(&pool).await;
+    assert!(delete.is_err(), "a delete must be refused");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await?;
+    assert_eq!(count, 1);
+    pool.close().await;
+    database.drop_database().await;
+    Ok(())
+}
