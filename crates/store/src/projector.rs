@@ -124,7 +124,8 @@ impl TimelineProjector {
         .execute(&mut *transaction)
         .await?;
         // The checkpoint is kept as text on the Rust side: sqlx has no xid8 type, and the value
-        // is only ever compared inside SQL.
+        // is only ever compared inside SQL. The text column must not be named `tx_id`: ORDER BY
+        // would then sort by the text ('1000' < '999') instead of the xid8 column.
         let checkpoint = sqlx::query(
             "SELECT last_tx_id::text AS last_tx_id, last_global_position FROM projector_checkpoints
              WHERE projector_name = $1 FOR UPDATE",
@@ -132,17 +133,17 @@ impl TimelineProjector {
         .bind(TIMELINE_PROJECTOR)
         .fetch_one(&mut *transaction)
         .await?;
-        let last_tx_id: String = checkpoint.try_get("last_tx_id")?;
+        let last_tx_id = parse_tx_id(&checkpoint.try_get::<String, _>("last_tx_id")?)?;
         let last_global_position: i64 = checkpoint.try_get("last_global_position")?;
 
         let rows: Vec<sqlx::postgres::PgRow> = sqlx::query(
-            "SELECT tx_id::text AS tx_id, global_position, aggregate_id, sequence, payload FROM events
-             WHERE (tx_id, global_position) > ($1::xid8, $2)
+            "SELECT tx_id::text AS tx_id_text, global_position, aggregate_id, sequence, payload FROM events
+             WHERE (tx_id, global_position) > ($1::text::xid8, $2)
                AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
              ORDER BY tx_id, global_position
              LIMIT $3",
         )
-        .bind(&last_tx_id)
+        .bind(last_tx_id.to_string())
         .bind(last_global_position)
         .bind(self.config.batch_size_max)
         .fetch(&mut *transaction)
@@ -155,27 +156,35 @@ impl TimelineProjector {
         let mut cursor = (last_tx_id, last_global_position);
         for row in &rows {
             let payload: serde_json::Value = row.try_get("payload")?;
-            let global_position: i64 = row.try_get("global_position")?;
+            let position = (parse_tx_id(&row.try_get::<String, _>("tx_id_text")?)?, row.try_get::<i64, _>("global_position")?);
+            // The cursor only ever moves forward; anything else would skip or repeat events.
+            if position <= cursor {
+                return Err(StoreError::Unreadable(format!("projector cursor would move backwards from {cursor:?} to {position:?}")));
+            }
             let event: ParticipantEvent = serde_json::from_value(payload).map_err(|error| {
-                StoreError::Unreadable(format!("event at global position {global_position}: {error}"))
+                StoreError::Unreadable(format!("event at global position {}: {error}", position.1))
             })?;
-            timeline::insert_entry(&mut transaction, &event, global_position).await?;
-            cursor = (row.try_get("tx_id")?, global_position);
+            timeline::insert_entry(&mut transaction, &event, position.1).await?;
+            cursor = position;
         }
-        save_checkpoint(&mut transaction, &cursor.0, cursor.1).await?;
+        save_checkpoint(&mut transaction, cursor.0, cursor.1).await?;
         transaction.commit().await?;
         self.projected.send_modify(|batches| *batches += 1);
         Ok(rows.len())
     }
 }
 
-async fn save_checkpoint(transaction: &mut Transaction<'_, Postgres>, tx_id: &str, global_position: i64) -> Result<(), StoreError> {
+fn parse_tx_id(text: &str) -> Result<u64, StoreError> {
+    text.parse().map_err(|_| StoreError::Unreadable(format!("transaction id `{text}` is not a number")))
+}
+
+async fn save_checkpoint(transaction: &mut Transaction<'_, Postgres>, tx_id: u64, global_position: i64) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE projector_checkpoints SET last_tx_id = $2::xid8, last_global_position = $3, updated_at = now()
+        "UPDATE projector_checkpoints SET last_tx_id = $2::text::xid8, last_global_position = $3, updated_at = now()
          WHERE projector_name = $1",
     )
     .bind(TIMELINE_PROJECTOR)
-    .bind(tx_id)
+    .bind(tx_id.to_string())
     .bind(global_position)
     .execute(&mut **transaction)
     .await?;
