@@ -26,7 +26,7 @@ pub fn invalid_input(error: &InputError) -> Status {
 pub fn rule_broken(rule: &str, reason: &str, event_id: &str) -> Status {
     let metadata = HashMap::from([("event_id".to_owned(), event_id.to_owned())]);
     let details = ErrorDetails::with_error_info(rule, ERROR_DOMAIN, metadata);
-    let mut status = Status::with_error_details(Code::FailedPrecondition, format!("rule {rule} broken: {reason}"), details);
+    let mut status = Status::with_error_details(Code::FailedPrecondition, format!("refused by rule {reason}"), details);
     if let Ok(value) = rule.parse() {
         status.metadata_mut().insert("ips-rule", value);
     }
