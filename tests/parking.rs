@@ -63,9 +63,23 @@ async fn unapplicable_messages_are_parked_with_their_reason_and_the_stream_goes_
     let payloads: Vec<Vec<u8>> = sqlx::query_scalar("SELECT payload FROM parked_messages ORDER BY stream_sequence").fetch_all(&pool).await?;
     assert_eq!(payloads[0], b"not json", "the parked payload is kept whole");
     assert_eq!(stack.ledger_counters.parked.load(Ordering::Relaxed), 3);
+    let metrics = scrape(stack.ledger_metrics_address.ok_or_else(|| anyhow::anyhow!("metrics are on in tests"))?).await?;
+    assert!(metrics.contains("\nips_ledger_messages_parked_total 3\n"), "{metrics}");
+    assert!(metrics.contains("\nips_ledger_events_accepted_total 1\n"), "{metrics}");
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await?;
     assert_eq!(stored, 1, "only the good write is in the event store");
     pool.close().await;
     stack.stop().await;
     Ok(())
+}
+
+/// Reads the ledger's Prometheus endpoint.
+async fn scrape(address: std::net::SocketAddr) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: ledger\r\n\r\n").await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    anyhow::ensure!(response.starts_with("HTTP/1.1 200"), "{response}");
+    Ok(response)
 }

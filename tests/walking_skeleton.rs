@@ -88,10 +88,11 @@ async fn a_repeated_request_id_returns_the_first_outcome_and_records_once() -> a
     let stack = Stack::start().await?;
     let mut municipality = stack.municipality().await?;
     let first = municipality.refer_participant(as_coach(refer("intake-2026-0042"))).await?.into_inner();
-    let mut again = refer("intake-2026-0042");
-    again.participant_id = first.participant_id.clone();
-    let second = municipality.refer_participant(as_coach(again)).await?.into_inner();
+    // The retry carries no participant id either (the client never learnt it): the same request
+    // id must still land on the same participant and event.
+    let second = municipality.refer_participant(as_coach(refer("intake-2026-0042"))).await?.into_inner();
     assert_eq!(second.event_id, first.event_id);
+    assert_eq!(second.participant_id, first.participant_id);
     assert_eq!((second.status, second.sequence, second.hash.as_str()), (first.status, first.sequence, first.hash.as_str()));
 
     let pool = stack.database.pool().await?;

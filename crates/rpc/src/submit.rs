@@ -92,6 +92,7 @@ impl AgencySubmitter {
         let Some(verdict) = verdict else { return Ok(pending) };
         match verdict.status {
             VerdictStatus::Accepted => Ok(v1::WriteResponse {
+                participant_id: verdict.participant_id.map_or(pending.participant_id.clone(), |id| id.to_string()),
                 status: v1::WriteStatus::Accepted as i32,
                 sequence: verdict.sequence,
                 hash: verdict.hash,
@@ -117,15 +118,28 @@ const REQUEST_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c1f_5d2e_8a47_
 
 /// The event id for a write: derived from the client's `request_id` when given (so a repeat is
 /// recognised by JetStream and the aggregate, and answered with the first outcome), otherwise a
-/// fresh time-ordered UUID v7. The caller's agency and person scope the key, so two officers'
-/// request ids never collide.
-pub fn event_id_for(agency: domain::Agency, actor: &domain::Actor, request_id: Option<&str>) -> EventId {
+/// fresh time-ordered UUID v7. The caller's agency and person and the participant scope the key,
+/// so two officers' request ids, or one officer's for two participants, never collide.
+pub fn event_id_for(agency: domain::Agency, actor: &domain::Actor, participant_id: domain::ParticipantId, request_id: Option<&str>) -> EventId {
     match request_id {
         Some(request_id) => {
-            let name = format!("{}/{}/{}", agency.token(), actor.person_id, request_id);
+            let name = format!("event/{}/{}/{}/{}", agency.token(), actor.person_id, participant_id, request_id);
             EventId(uuid::Uuid::new_v5(&REQUEST_ID_NAMESPACE, name.as_bytes()))
         }
         None => EventId(uuid::Uuid::now_v7()),
+    }
+}
+
+/// The id of a participant minted by a referral: derived from the client's `request_id` when
+/// given, so a retried referral lands on the same participant (and so the same event id), and
+/// random otherwise. Either way it carries nothing about the person.
+pub fn new_participant_id(agency: domain::Agency, actor: &domain::Actor, request_id: Option<&str>) -> domain::ParticipantId {
+    match request_id {
+        Some(request_id) => {
+            let name = format!("participant/{}/{}/{}", agency.token(), actor.person_id, request_id);
+            domain::ParticipantId(uuid::Uuid::new_v5(&REQUEST_ID_NAMESPACE, name.as_bytes()))
+        }
+        None => domain::ParticipantId(uuid::Uuid::new_v4()),
     }
 }
 
@@ -140,7 +154,7 @@ pub fn envelope(
     retention_class: domain::RetentionClass,
 ) -> domain::Envelope {
     domain::Envelope {
-        event_id: event_id_for(agency, &actor, context.request_id.as_deref()),
+        event_id: event_id_for(agency, &actor, participant_id, context.request_id.as_deref()),
         participant_id,
         agency,
         actor,

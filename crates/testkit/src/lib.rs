@@ -126,6 +126,7 @@ pub async fn delete_streams(bus_config: &bus::BusConfig) {
 pub fn ledger_config(database: &TestDatabase, bus_config: &bus::BusConfig) -> ledger::LedgerConfig {
     let mut config = ledger::LedgerConfig::with_defaults();
     config.server.listen_address = "127.0.0.1:0".into();
+    config.metrics_listen_address = "127.0.0.1:0".into();
     config.bus = bus_config.clone();
     config.store.database_url = database.url.clone();
     config.store.pool_connections_max = 8;
@@ -154,6 +155,8 @@ pub struct Stack {
     pub municipality_address: std::net::SocketAddr,
     /// Ledger ingest counters.
     pub ledger_counters: Arc<ledger::IngestCounters>,
+    /// The ledger's metrics address.
+    pub ledger_metrics_address: Option<std::net::SocketAddr>,
     shutdown: watch::Sender<bool>,
     ledger: Option<ledger::RunningLedger>,
     municipality: Option<municipality::RunningService>,
@@ -174,6 +177,7 @@ impl Stack {
             ledger_address: ledger.grpc_address,
             municipality_address: municipality.grpc_address,
             ledger_counters: ledger.counters.clone(),
+            ledger_metrics_address: ledger.metrics_address,
             shutdown,
             ledger: Some(ledger),
             municipality: Some(municipality),

@@ -45,7 +45,7 @@ impl Default for TimelineConfig {
 }
 
 /// The whole ledger configuration.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LedgerConfig {
     /// gRPC server.
@@ -60,14 +60,30 @@ pub struct LedgerConfig {
     pub ingest: IngestConfig,
     /// Read API.
     pub timeline: TimelineConfig,
+    /// Where Prometheus metrics are served (`GET /metrics`); empty turns them off.
+    pub metrics_listen_address: String,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        let mut server = rpc::ServerConfig::default();
+        server.listen_address = "127.0.0.1:50050".into();
+        Self {
+            server,
+            bus: bus::BusConfig::default(),
+            store: store::StoreConfig::default(),
+            projector: store::ProjectorConfig::default(),
+            ingest: IngestConfig::default(),
+            timeline: TimelineConfig::default(),
+            metrics_listen_address: "127.0.0.1:9650".into(),
+        }
+    }
 }
 
 impl LedgerConfig {
-    /// The ledger's defaults: its own port.
+    /// The ledger's defaults (the same as `Default`, kept for readability at call sites).
     pub fn with_defaults() -> Self {
-        let mut config = Self::default();
-        config.server.listen_address = "127.0.0.1:50050".into();
-        config
+        Self::default()
     }
 
     /// Checks every value; the message names the key.
@@ -91,6 +107,9 @@ impl LedgerConfig {
         }
         if ingest.store_retry_backoff_max_ms >= self.bus.ack_wait_ms {
             return Err("ingest.store_retry_backoff_max_ms must be shorter than bus.ack_wait_ms, so in-progress acks keep a message".into());
+        }
+        if !self.metrics_listen_address.is_empty() && self.metrics_listen_address.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!("metrics_listen_address `{}` is not an address like 127.0.0.1:9650", self.metrics_listen_address));
         }
         let timeline = &self.timeline;
         if !(1..=timeline.page_size_max).contains(&timeline.page_size_default) || timeline.page_size_max > 10_000 {

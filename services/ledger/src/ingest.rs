@@ -51,6 +51,31 @@ pub struct IngestCounters {
     pub conflicts: AtomicU64,
     /// Database failures retried.
     pub store_failures: AtomicU64,
+    /// Messages in the stream not yet delivered to the ledger (sampled).
+    pub consumer_pending: AtomicU64,
+    /// Messages delivered and not yet acked (sampled).
+    pub consumer_ack_pending: AtomicU64,
+}
+
+impl IngestCounters {
+    /// Renders the counters in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut output = String::new();
+        let metrics: [(&str, &str, &str, &AtomicU64); 8] = [
+            ("ips_ledger_events_accepted_total", "counter", "Submissions recorded as accepted.", &self.accepted),
+            ("ips_ledger_events_rejected_total", "counter", "Submissions recorded as rejections (a rule was broken).", &self.rejected),
+            ("ips_ledger_redeliveries_ignored_total", "counter", "Redeliveries of an already recorded event id.", &self.duplicates),
+            ("ips_ledger_messages_parked_total", "counter", "Messages parked in parked_messages.", &self.parked),
+            ("ips_ledger_conflicts_retried_total", "counter", "AggregateConflicts retried.", &self.conflicts),
+            ("ips_ledger_store_failures_total", "counter", "Database failures retried.", &self.store_failures),
+            ("ips_ledger_consumer_pending", "gauge", "Stream messages not yet delivered to the ledger.", &self.consumer_pending),
+            ("ips_ledger_consumer_ack_pending", "gauge", "Messages delivered and not yet acked.", &self.consumer_ack_pending),
+        ];
+        for (name, kind, help, value) in metrics {
+            telemetry::write_metric(&mut output, name, kind, help, value.load(Ordering::Relaxed));
+        }
+        output
+    }
 }
 
 /// Why one apply attempt did not commit.
@@ -244,6 +269,9 @@ fn lane_of(subjects: &Subjects, subject: &str, lanes: usize) -> usize {
     (hasher.finish() % lanes as u64) as usize
 }
 
+/// How often the consumer's lag is sampled for metrics.
+const LAG_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Waits, at start, for messages an earlier (crashed) ledger held unacked to come due again.
 ///
 /// JetStream redelivers them only after `ack_wait`, but hands out never-delivered messages at
@@ -282,7 +310,15 @@ pub async fn run(mut consumer: IngestConsumer, applier: Arc<Applier>, ack_wait: 
         });
     }
     let mut pull_failures: u32 = 0;
+    let mut lag_sampled_at = tokio::time::Instant::now() - LAG_SAMPLE_INTERVAL;
     while !*shutdown.borrow() {
+        if lag_sampled_at.elapsed() >= LAG_SAMPLE_INTERVAL {
+            lag_sampled_at = tokio::time::Instant::now();
+            if let Ok((pending, ack_pending)) = consumer.lag().await {
+                applier.counters.consumer_pending.store(pending, Ordering::Relaxed);
+                applier.counters.consumer_ack_pending.store(ack_pending as u64, Ordering::Relaxed);
+            }
+        }
         let mut batch = match consumer.pull().await {
             Ok(batch) => {
                 pull_failures = 0;

@@ -53,6 +53,8 @@ mod tonic_reflection_error {
 pub struct RunningLedger {
     /// The gRPC address (the real port when 0 was configured).
     pub grpc_address: SocketAddr,
+    /// Where metrics are served, if they are.
+    pub metrics_address: Option<SocketAddr>,
     /// Ingest counters.
     pub counters: Arc<IngestCounters>,
     tasks: JoinSet<()>,
@@ -113,8 +115,15 @@ pub async fn start(config: LedgerConfig, clock: Arc<dyn clock::Clock>, shutdown:
         .add_service(health)
         .add_service(reflection)
         .add_service(TimelineServiceServer::new(timeline).max_decoding_message_size(config.server.request_size_max_bytes));
+    let mut metrics_address = None;
+    if !config.metrics_listen_address.is_empty() {
+        let metrics_listener = tokio::net::TcpListener::bind(&config.metrics_listen_address).await?;
+        metrics_address = Some(metrics_listener.local_addr()?);
+        let metrics_counters = counters.clone();
+        tasks.spawn(telemetry::serve_metrics(metrics_listener, Arc::new(move || metrics_counters.render()), shutdown.clone()));
+    }
     let listener = rpc::server::bind(&config.server).await?;
     let server = rpc::server::serve(router, listener, shutdown)?;
-    tracing::info!(grpc_address = %server.local_address, "ledger started");
-    Ok(RunningLedger { grpc_address: server.local_address, counters, tasks, server })
+    tracing::info!(grpc_address = %server.local_address, ?metrics_address, "ledger started");
+    Ok(RunningLedger { grpc_address: server.local_address, metrics_address, counters, tasks, server })
 }

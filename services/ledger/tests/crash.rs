@@ -82,6 +82,7 @@ fn spawn_ledger(database: &TestDatabase, bus_config: &bus::BusConfig) -> anyhow:
         .env("IPS_BUS__FETCH_WAIT_MS", bus_config.fetch_wait_ms.to_string())
         .env("IPS_INGEST__STORE_RETRY_BACKOFF_MAX_MS", "1000")
         .env("IPS_SERVER__LISTEN_ADDRESS", "127.0.0.1:0")
+        .env("IPS_METRICS_LISTEN_ADDRESS", "127.0.0.1:0")
         .env("IPS_LOG", std::env::var("IPS_LOG").unwrap_or_else(|_| "warn".into()))
         .stdout(Stdio::null())
         .spawn()?))

@@ -55,7 +55,9 @@ impl MunicipalityService for MunicipalityApi {
     async fn refer_participant(&self, request: Request<v1::ReferParticipantRequest>) -> Result<Response<v1::WriteResponse>, Status> {
         let (metadata, _, request) = request.into_parts();
         let participant_id = if request.participant_id.trim().is_empty() {
-            ParticipantId(uuid::Uuid::new_v4())
+            let actor = identity::caller(&metadata)?;
+            let context = fields::write_context(request.context.as_ref(), Utc::now()).map_err(invalid)?;
+            submit::new_participant_id(AGENCY, &actor, context.request_id.as_deref())
         } else {
             ParticipantId::parse(&request.participant_id).map_err(invalid)?
         };
