@@ -14,10 +14,11 @@ use std::collections::BTreeMap;
 
 use crate::chain::GENESIS_HASH;
 use crate::commands::ParticipantCommand;
-use crate::envelope::DataCategory;
+use crate::envelope::{Agency, DataCategory};
 use crate::errors::{ParticipantError, RuleViolation};
 use crate::events::{ConsentParty, EventBody, Outcome, ParticipantEvent, Submission};
-use crate::ids::{ConsentId, EventId, ParticipantId, PersonId, UnitId};
+use crate::ids::{ActivityId, ConsentId, EventId, ParticipantId, PersonId, ProgrammeId, UnitId};
+use crate::values::{ActivityKind, Availability, BenefitKind, Period, SocialAssistanceStatus, Subsidy};
 
 /// Most entries one participant's history may hold. postgres-es 0.5 binds the sequence as a
 /// 32-bit integer; a real participant has hundreds of entries, so this leaves room for decades
@@ -28,13 +29,76 @@ pub const PARTICIPANT_EVENTS_MAX: u64 = 1_000_000;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Lifecycle {
-    /// Nothing accepted yet.
+    /// No referral accepted yet.
     #[default]
     Unknown,
     /// Referred, not yet enrolled.
     Referred,
-    /// Enrolled at an IPS unit.
+    /// The referral was declined (a new referral may come).
+    Declined,
+    /// Waiting for a place at a full unit.
+    WaitingList,
+    /// Enrolled, with active support.
     Enrolled,
+    /// Enrolled, support paused.
+    Paused,
+    /// Discharged; only re-enrolment is possible.
+    Discharged,
+}
+
+/// Where a proposed activity is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ActivityStatus {
+    /// Proposed, not started.
+    Proposed,
+    /// Started on a day.
+    Started {
+        /// First day.
+        started_on: NaiveDate,
+    },
+    /// Ended on a day.
+    Ended {
+        /// First day.
+        started_on: NaiveDate,
+        /// Last day.
+        ended_on: NaiveDate,
+    },
+}
+
+/// A proposed activity or job and where it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityRecord {
+    /// What kind.
+    pub kind: ActivityKind,
+    /// Hours per week (the latest).
+    pub hours_per_week: u8,
+    /// Planned first day.
+    pub planned_start: NaiveDate,
+    /// Subsidy the job needs, if any.
+    pub subsidy: Option<Subsidy>,
+    /// Where it is.
+    pub status: ActivityStatus,
+}
+
+/// The participant's situation as the agencies recorded it: what green-light gates are computed
+/// from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Situation {
+    /// Registered, not ended Försäkringskassan benefits, with their degree and period.
+    pub benefits: BTreeMap<BenefitKind, (u8, Period)>,
+    /// A rehabilitation plan exists.
+    pub rehabilitation_plan: bool,
+    /// Registered as a job seeker at Arbetsförmedlingen.
+    pub job_seeker: bool,
+    /// Running programmes and whether they carry aktivitetsstöd.
+    pub programmes: BTreeMap<ProgrammeId, (Period, bool)>,
+    /// SIUS running.
+    pub sius: Option<Period>,
+    /// Latest social assistance status.
+    pub social_assistance: Option<SocialAssistanceStatus>,
+    /// Latest availability reported by psychiatry, and from when.
+    pub availability: Option<(Availability, NaiveDate)>,
 }
 
 /// One granted consent and what has been withdrawn from it.
@@ -68,7 +132,7 @@ impl ConsentRecord {
 }
 
 /// What the aggregate remembers of a recorded event id: enough to answer a redelivery or a
-/// status lookup with the first verdict.
+/// status lookup with the first verdict, and to check a correction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedVerdict {
     /// The entry's sequence.
@@ -77,6 +141,10 @@ pub struct RecordedVerdict {
     pub hash: String,
     /// Accepted or rejected.
     pub outcome: Outcome,
+    /// The recording agency.
+    pub agency: Agency,
+    /// The body's event type.
+    pub event_type: String,
 }
 
 /// The participant aggregate.
@@ -87,6 +155,8 @@ pub struct Participant {
     unit: Option<UnitId>,
     coach: Option<PersonId>,
     consents: Vec<ConsentRecord>,
+    activities: BTreeMap<ActivityId, ActivityRecord>,
+    situation: Situation,
     /// Every event id ever recorded. JetStream's dedupe window is time-bounded; this is not.
     recorded: BTreeMap<EventId, RecordedVerdict>,
     last_sequence: u64,
@@ -101,6 +171,8 @@ impl Default for Participant {
             unit: None,
             coach: None,
             consents: Vec::new(),
+            activities: BTreeMap::new(),
+            situation: Situation::default(),
             recorded: BTreeMap::new(),
             last_sequence: 0,
             last_hash: GENESIS_HASH.to_owned(),
@@ -117,6 +189,16 @@ impl Participant {
     /// The enrolling unit and coach, once enrolled.
     pub fn unit_and_coach(&self) -> Option<(&UnitId, &PersonId)> {
         self.unit.as_ref().zip(self.coach.as_ref())
+    }
+
+    /// The proposed activities and jobs.
+    pub fn activities(&self) -> &BTreeMap<ActivityId, ActivityRecord> {
+        &self.activities
+    }
+
+    /// The participant's recorded situation (benefits, programmes, availability...).
+    pub fn situation(&self) -> &Situation {
+        &self.situation
     }
 
     /// The verdict recorded for `event_id`, if it was ever recorded.
@@ -144,21 +226,57 @@ impl Participant {
     fn decide(&self, submission: &Submission) -> Result<(), RuleViolation> {
         submission.validate()?;
         let agency = submission.envelope.agency;
-        if !submission.body.recorded_by(agency) {
-            return Err(RuleViolation::AgencyMayNotRecord {
-                agency: agency.token().to_owned(),
-                event_type: submission.body.event_type().to_owned(),
-            });
+        let body = &submission.body;
+        if !body.recorded_by(agency) {
+            return Err(RuleViolation::AgencyMayNotRecord { agency: agency.token().to_owned(), event_type: body.event_type().to_owned() });
         }
-        match &submission.body {
+        if self.lifecycle == Lifecycle::Discharged
+            && !matches!(body, EventBody::ParticipantReEnrolled { .. } | EventBody::ConsentWithdrawn { .. } | EventBody::EventCorrected { .. })
+        {
+            return Err(RuleViolation::ParticipantDischarged);
+        }
+        match body {
             EventBody::ParticipantReferred { .. } => match self.lifecycle {
-                Lifecycle::Unknown => Ok(()),
-                Lifecycle::Referred | Lifecycle::Enrolled => Err(RuleViolation::ParticipantAlreadyReferred),
+                Lifecycle::Unknown | Lifecycle::Declined => Ok(()),
+                _ => Err(RuleViolation::ParticipantAlreadyReferred),
+            },
+            // Psychiatry's referral may come before the municipality records its intake.
+            EventBody::IpsReferralSent { .. } => Ok(()),
+            EventBody::ReferralDeclined { .. } => match self.lifecycle {
+                Lifecycle::Referred | Lifecycle::WaitingList => Ok(()),
+                _ => Err(RuleViolation::ReferralNotPending),
+            },
+            EventBody::PlacedOnWaitingList { .. } => match self.lifecycle {
+                Lifecycle::Referred => Ok(()),
+                Lifecycle::WaitingList => Err(RuleViolation::AlreadyOnWaitingList),
+                Lifecycle::Unknown | Lifecycle::Declined => Err(RuleViolation::ParticipantNotReferred),
+                _ => Err(RuleViolation::ParticipantAlreadyEnrolled),
             },
             EventBody::ParticipantEnrolled { .. } => match self.lifecycle {
-                Lifecycle::Unknown => Err(RuleViolation::EnrolmentNeedsReferral),
-                Lifecycle::Referred => Ok(()),
-                Lifecycle::Enrolled => Err(RuleViolation::ParticipantAlreadyEnrolled),
+                Lifecycle::Referred | Lifecycle::WaitingList => Ok(()),
+                Lifecycle::Unknown | Lifecycle::Declined => Err(RuleViolation::EnrolmentNeedsReferral),
+                _ => Err(RuleViolation::ParticipantAlreadyEnrolled),
+            },
+            EventBody::CoachAssigned { coach } => {
+                self.require_enrolled(true)?;
+                if self.coach.as_ref() == Some(coach) {
+                    return Err(RuleViolation::CoachAlreadyAssigned);
+                }
+                Ok(())
+            }
+            EventBody::ParticipantPaused { .. } => match self.lifecycle {
+                Lifecycle::Enrolled => Ok(()),
+                Lifecycle::Paused => Err(RuleViolation::ParticipantAlreadyPaused),
+                _ => Err(RuleViolation::ParticipantNotEnrolled),
+            },
+            EventBody::ParticipantResumed => match self.lifecycle {
+                Lifecycle::Paused => Ok(()),
+                _ => Err(RuleViolation::ParticipantNotPaused),
+            },
+            EventBody::ParticipantDischarged { .. } => self.require_enrolled(true),
+            EventBody::ParticipantReEnrolled { .. } => match self.lifecycle {
+                Lifecycle::Discharged => Ok(()),
+                _ => Err(RuleViolation::ParticipantNotDischarged),
             },
             EventBody::ConsentGranted { consent_id, .. } => {
                 self.require_referred()?;
@@ -184,14 +302,233 @@ impl Participant {
                     Err(RuleViolation::ConsentNotInForce)
                 }
             }
+            EventBody::ProfileRecorded { .. }
+            | EventBody::BenefitsCounsellingGiven { .. }
+            | EventBody::DisclosurePreferenceRecorded { .. }
+            | EventBody::EmployerContactMade { .. }
+            | EventBody::FollowUpRecorded { .. }
+            | EventBody::OutreachAttempted { .. }
+            | EventBody::SipHeld { .. }
+            | EventBody::SipEstablished { .. } => self.require_enrolled(true),
+            EventBody::ActivityProposed { activity_id, .. } => {
+                self.require_enrolled(false)?;
+                if self.activities.contains_key(activity_id) {
+                    return Err(RuleViolation::ActivityIdAlreadyUsed);
+                }
+                Ok(())
+            }
+            EventBody::ActivityStarted { activity_id, .. } => {
+                self.require_enrolled(false)?;
+                let activity = self.activity(*activity_id)?;
+                if matches!(activity.kind, ActivityKind::Job | ActivityKind::Studies) {
+                    return Err(wrong_kind("activity other than a job or studies", activity.kind));
+                }
+                require_proposed(activity)
+            }
+            EventBody::JobStarted { activity_id, .. } => {
+                self.require_enrolled(false)?;
+                let activity = self.activity_of_kind(*activity_id, ActivityKind::Job)?;
+                require_proposed(activity)
+            }
+            EventBody::StudiesStarted { activity_id, .. } => {
+                self.require_enrolled(false)?;
+                let activity = self.activity_of_kind(*activity_id, ActivityKind::Studies)?;
+                require_proposed(activity)
+            }
+            EventBody::ActivityEnded { activity_id, ended_on } => {
+                self.require_enrolled(true)?;
+                let activity = self.activity(*activity_id)?;
+                if matches!(activity.kind, ActivityKind::Job | ActivityKind::Studies) {
+                    return Err(wrong_kind("activity other than a job or studies", activity.kind));
+                }
+                require_running_since(activity, *ended_on)
+            }
+            EventBody::JobEnded { activity_id, ended_on, .. } => {
+                self.require_enrolled(true)?;
+                require_running_since(self.activity_of_kind(*activity_id, ActivityKind::Job)?, *ended_on)
+            }
+            EventBody::HoursChanged { activity_id, from, .. } => {
+                self.require_enrolled(true)?;
+                require_running_since(self.activity_of_kind(*activity_id, ActivityKind::Job)?, *from)
+            }
+            EventBody::StudiesEnded { activity_id, ended_on } => {
+                self.require_enrolled(true)?;
+                require_running_since(self.activity_of_kind(*activity_id, ActivityKind::Studies)?, *ended_on)
+            }
+            EventBody::FollowAlongContact { activity_id, contact_on } => {
+                self.require_enrolled(true)?;
+                match activity_id {
+                    Some(activity_id) => require_running_since(self.activity_of_kind(*activity_id, ActivityKind::Job)?, *contact_on),
+                    None => Ok(()),
+                }
+            }
+            EventBody::ActivityAcceptedInPlanning { activity_id }
+            | EventBody::ActivityDecision { activity_id, .. }
+            | EventBody::ActivityAgreementMade { activity_id, .. } => {
+                self.require_referred()?;
+                require_not_ended(self.activity(*activity_id)?)
+            }
+            EventBody::DormantBenefitDecided { activity_id, .. } => {
+                self.require_referred()?;
+                require_not_ended(self.activity_of_kind(*activity_id, ActivityKind::Job)?)
+            }
+            EventBody::SubsidyDecided { activity_id, .. } => {
+                self.require_referred()?;
+                match activity_id {
+                    Some(activity_id) => require_not_ended(self.activity_of_kind(*activity_id, ActivityKind::Job)?),
+                    None => Ok(()),
+                }
+            }
+            EventBody::SocialAssistanceDecided { .. }
+            | EventBody::BenefitRegistered { .. }
+            | EventBody::MedicalCertificateReceived { .. }
+            | EventBody::AvstamningsmoteHeld { .. }
+            | EventBody::RehabPlanEstablished { .. }
+            | EventBody::JobSeekerRegistered { .. }
+            | EventBody::TreatmentTeamMeetingHeld { .. }
+            | EventBody::MedicalCertificateIssued { .. }
+            | EventBody::AvailabilityChanged { .. }
+            | EventBody::DischargeReady { .. } => self.require_referred(),
+            EventBody::BenefitEnded { benefit, ended_on } => {
+                self.require_referred()?;
+                let (_, period) = self.situation.benefits.get(benefit).ok_or(RuleViolation::UnknownBenefit)?;
+                if *ended_on < period.from {
+                    return Err(RuleViolation::EndBeforeStart);
+                }
+                Ok(())
+            }
+            EventBody::RehabPlanRevised { .. } => {
+                self.require_referred()?;
+                if !self.situation.rehabilitation_plan {
+                    return Err(RuleViolation::NoRehabilitationPlan);
+                }
+                Ok(())
+            }
+            EventBody::JobSeekerDeregistered { .. } | EventBody::DisabilityCodingRequested { .. } | EventBody::DisabilityCodingRegistered { .. } => {
+                self.require_referred()?;
+                self.require_job_seeker()
+            }
+            EventBody::ProgrammeAssigned { programme_id, .. } => {
+                self.require_referred()?;
+                self.require_job_seeker()?;
+                if self.situation.programmes.contains_key(programme_id) {
+                    return Err(RuleViolation::ProgrammeIdAlreadyUsed);
+                }
+                Ok(())
+            }
+            EventBody::ProgrammeEnded { programme_id, ended_on } => {
+                self.require_referred()?;
+                let (period, _) = self.situation.programmes.get(programme_id).ok_or(RuleViolation::UnknownProgramme)?;
+                if *ended_on < period.from {
+                    return Err(RuleViolation::EndBeforeStart);
+                }
+                Ok(())
+            }
+            EventBody::SiusDecided { .. } => {
+                self.require_referred()?;
+                self.require_job_seeker()
+            }
+            EventBody::SiusEnded { ended_on } => {
+                self.require_referred()?;
+                let period = self.situation.sius.ok_or(RuleViolation::SiusNotActive)?;
+                if *ended_on < period.from {
+                    return Err(RuleViolation::EndBeforeStart);
+                }
+                Ok(())
+            }
+            EventBody::EventCorrected { supersedes, corrected, .. } => {
+                let original = self
+                    .recorded
+                    .get(supersedes)
+                    .filter(|recorded| recorded.outcome == Outcome::Accepted)
+                    .ok_or(RuleViolation::UnknownCorrectedEvent)?;
+                if original.agency != agency {
+                    return Err(RuleViolation::CorrectionByAnotherAgency);
+                }
+                if original.event_type != corrected.event_type() {
+                    return Err(RuleViolation::CorrectionChangesType);
+                }
+                Ok(())
+            }
         }
     }
 
     fn require_referred(&self) -> Result<(), RuleViolation> {
         match self.lifecycle {
-            Lifecycle::Unknown => Err(RuleViolation::ParticipantNotReferred),
-            Lifecycle::Referred | Lifecycle::Enrolled => Ok(()),
+            Lifecycle::Unknown | Lifecycle::Declined => Err(RuleViolation::ParticipantNotReferred),
+            _ => Ok(()),
         }
+    }
+
+    /// Enrolled; `or_paused` also accepts paused support (recording facts, ending things).
+    fn require_enrolled(&self, or_paused: bool) -> Result<(), RuleViolation> {
+        match self.lifecycle {
+            Lifecycle::Enrolled => Ok(()),
+            Lifecycle::Paused if or_paused => Ok(()),
+            Lifecycle::Paused => Err(RuleViolation::ParticipantPaused),
+            _ => Err(RuleViolation::ParticipantNotEnrolled),
+        }
+    }
+
+    fn require_job_seeker(&self) -> Result<(), RuleViolation> {
+        if self.situation.job_seeker {
+            Ok(())
+        } else {
+            Err(RuleViolation::JobSeekerNotRegistered)
+        }
+    }
+
+    fn activity(&self, activity_id: ActivityId) -> Result<&ActivityRecord, RuleViolation> {
+        self.activities.get(&activity_id).ok_or(RuleViolation::UnknownActivity)
+    }
+
+    fn activity_of_kind(&self, activity_id: ActivityId, kind: ActivityKind) -> Result<&ActivityRecord, RuleViolation> {
+        let activity = self.activity(activity_id)?;
+        if activity.kind != kind {
+            return Err(wrong_kind(kind_name(kind), activity.kind));
+        }
+        Ok(activity)
+    }
+}
+
+fn kind_name(kind: ActivityKind) -> &'static str {
+    match kind {
+        ActivityKind::Arbetsprovning => "arbetsprovning",
+        ActivityKind::Arbetstraning => "arbetstraning",
+        ActivityKind::Praktik => "praktik",
+        ActivityKind::Studies => "studies",
+        ActivityKind::SocialTraining => "social_training",
+        ActivityKind::OtherOccupation => "other_occupation",
+        ActivityKind::Job => "job",
+    }
+}
+
+fn wrong_kind(expected: &str, actual: ActivityKind) -> RuleViolation {
+    RuleViolation::WrongActivityKind { expected: expected.to_owned(), actual: kind_name(actual).to_owned() }
+}
+
+fn require_proposed(activity: &ActivityRecord) -> Result<(), RuleViolation> {
+    match activity.status {
+        ActivityStatus::Proposed => Ok(()),
+        ActivityStatus::Started { .. } => Err(RuleViolation::ActivityAlreadyStarted),
+        ActivityStatus::Ended { .. } => Err(RuleViolation::ActivityAlreadyEnded),
+    }
+}
+
+/// Started, not ended, and `day` not before the start.
+fn require_running_since(activity: &ActivityRecord, day: NaiveDate) -> Result<(), RuleViolation> {
+    match activity.status {
+        ActivityStatus::Proposed => Err(RuleViolation::ActivityNotStarted),
+        ActivityStatus::Ended { .. } => Err(RuleViolation::ActivityAlreadyEnded),
+        ActivityStatus::Started { started_on } if day < started_on => Err(RuleViolation::EndBeforeStart),
+        ActivityStatus::Started { .. } => Ok(()),
+    }
+}
+
+fn require_not_ended(activity: &ActivityRecord) -> Result<(), RuleViolation> {
+    match activity.status {
+        ActivityStatus::Ended { .. } => Err(RuleViolation::ActivityAlreadyEnded),
+        _ => Ok(()),
     }
 }
 
@@ -233,28 +570,41 @@ impl Aggregate for Participant {
         self.last_hash.clone_from(&event.hash);
         self.recorded.insert(
             event.envelope.event_id,
-            RecordedVerdict { sequence: event.sequence, hash: event.hash.clone(), outcome: event.outcome.clone() },
+            RecordedVerdict {
+                sequence: event.sequence,
+                hash: event.hash.clone(),
+                outcome: event.outcome.clone(),
+                agency: event.envelope.agency,
+                event_type: event.body.event_type().to_owned(),
+            },
         );
-        if !event.is_accepted() {
-            return;
+        if event.is_accepted() {
+            self.assign(event.body);
         }
-        match event.body {
+    }
+}
+
+impl Participant {
+    /// The state change an accepted body makes. Only assignment: every check was in `decide`.
+    fn assign(&mut self, body: EventBody) {
+        match body {
             EventBody::ParticipantReferred { .. } => self.lifecycle = Lifecycle::Referred,
-            EventBody::ParticipantEnrolled { unit, coach } => {
+            EventBody::ReferralDeclined { .. } => self.lifecycle = Lifecycle::Declined,
+            EventBody::PlacedOnWaitingList { unit } => {
+                self.lifecycle = Lifecycle::WaitingList;
+                self.unit = Some(unit);
+            }
+            EventBody::ParticipantEnrolled { unit, coach } | EventBody::ParticipantReEnrolled { unit, coach } => {
                 self.lifecycle = Lifecycle::Enrolled;
                 self.unit = Some(unit);
                 self.coach = Some(coach);
             }
+            EventBody::CoachAssigned { coach } => self.coach = Some(coach),
+            EventBody::ParticipantPaused { .. } => self.lifecycle = Lifecycle::Paused,
+            EventBody::ParticipantResumed => self.lifecycle = Lifecycle::Enrolled,
+            EventBody::ParticipantDischarged { .. } => self.lifecycle = Lifecycle::Discharged,
             EventBody::ConsentGranted { consent_id, discloser, recipient, data_categories, valid_from, valid_to } => {
-                self.consents.push(ConsentRecord {
-                    consent_id,
-                    discloser,
-                    recipient,
-                    data_categories,
-                    valid_from,
-                    valid_to,
-                    withdrawn_from: BTreeMap::new(),
-                });
+                self.consents.push(ConsentRecord { consent_id, discloser, recipient, data_categories, valid_from, valid_to, withdrawn_from: BTreeMap::new() });
             }
             EventBody::ConsentWithdrawn { discloser, recipient, data_categories, effective_from } => {
                 for consent in &mut self.consents {
@@ -267,6 +617,105 @@ impl Aggregate for Participant {
                     }
                 }
             }
+            EventBody::ActivityProposed { activity_id, kind, hours_per_week, planned_start, subsidy, .. } => {
+                self.activities.insert(activity_id, ActivityRecord { kind, hours_per_week, planned_start, subsidy, status: ActivityStatus::Proposed });
+            }
+            EventBody::ActivityStarted { activity_id, started_on } | EventBody::StudiesStarted { activity_id, started_on, .. } => {
+                if let Some(activity) = self.activities.get_mut(&activity_id) {
+                    activity.status = ActivityStatus::Started { started_on };
+                }
+            }
+            EventBody::JobStarted { activity_id, subsidy, hours_per_week, started_on, .. } => {
+                if let Some(activity) = self.activities.get_mut(&activity_id) {
+                    activity.status = ActivityStatus::Started { started_on };
+                    activity.hours_per_week = hours_per_week;
+                    activity.subsidy = subsidy;
+                }
+            }
+            EventBody::HoursChanged { activity_id, hours_per_week, .. } => {
+                if let Some(activity) = self.activities.get_mut(&activity_id) {
+                    activity.hours_per_week = hours_per_week;
+                }
+            }
+            EventBody::ActivityEnded { activity_id, ended_on } | EventBody::JobEnded { activity_id, ended_on, .. } | EventBody::StudiesEnded { activity_id, ended_on } => {
+                if let Some(activity) = self.activities.get_mut(&activity_id) {
+                    if let ActivityStatus::Started { started_on } = activity.status {
+                        activity.status = ActivityStatus::Ended { started_on, ended_on };
+                    }
+                }
+            }
+            EventBody::SocialAssistanceDecided { status } => self.situation.social_assistance = Some(status),
+            EventBody::BenefitRegistered { benefit, degree_percent, period } => {
+                self.situation.benefits.insert(benefit, (degree_percent, period));
+            }
+            EventBody::BenefitEnded { benefit, .. } => {
+                self.situation.benefits.remove(&benefit);
+            }
+            EventBody::RehabPlanEstablished { .. } => self.situation.rehabilitation_plan = true,
+            EventBody::JobSeekerRegistered { .. } => self.situation.job_seeker = true,
+            EventBody::JobSeekerDeregistered { .. } => self.situation.job_seeker = false,
+            EventBody::ProgrammeAssigned { programme_id, with_activity_allowance, period, .. } => {
+                self.situation.programmes.insert(programme_id, (period, with_activity_allowance));
+            }
+            EventBody::ProgrammeEnded { programme_id, .. } => {
+                self.situation.programmes.remove(&programme_id);
+            }
+            EventBody::SiusDecided { period } => self.situation.sius = Some(period),
+            EventBody::SiusEnded { .. } => self.situation.sius = None,
+            EventBody::AvailabilityChanged { availability, from } => self.situation.availability = Some((availability, from)),
+            // A correction re-states an earlier fact; where that fact is state, the corrected
+            // values replace it (the activity, job hours, benefit, programme or status).
+            EventBody::EventCorrected { corrected, .. } => self.assign_correction(*corrected),
+            EventBody::ProfileRecorded { .. }
+            | EventBody::BenefitsCounsellingGiven { .. }
+            | EventBody::DisclosurePreferenceRecorded { .. }
+            | EventBody::EmployerContactMade { .. }
+            | EventBody::FollowAlongContact { .. }
+            | EventBody::FollowUpRecorded { .. }
+            | EventBody::OutreachAttempted { .. }
+            | EventBody::SipHeld { .. }
+            | EventBody::SipEstablished { .. }
+            | EventBody::ActivityAcceptedInPlanning { .. }
+            | EventBody::MedicalCertificateReceived { .. }
+            | EventBody::AvstamningsmoteHeld { .. }
+            | EventBody::RehabPlanRevised { .. }
+            | EventBody::ActivityDecision { .. }
+            | EventBody::ActivityAgreementMade { .. }
+            | EventBody::DormantBenefitDecided { .. }
+            | EventBody::DisabilityCodingRequested { .. }
+            | EventBody::DisabilityCodingRegistered { .. }
+            | EventBody::SubsidyDecided { .. }
+            | EventBody::IpsReferralSent { .. }
+            | EventBody::TreatmentTeamMeetingHeld { .. }
+            | EventBody::MedicalCertificateIssued { .. }
+            | EventBody::DischargeReady { .. } => {}
+        }
+    }
+
+    /// Corrections replace values, never lifecycle transitions: a corrected enrolment changes
+    /// unit and coach, not whether the participant is enrolled.
+    fn assign_correction(&mut self, corrected: EventBody) {
+        match corrected {
+            EventBody::ActivityProposed { activity_id, kind, hours_per_week, planned_start, subsidy, .. } => {
+                if let Some(activity) = self.activities.get_mut(&activity_id) {
+                    activity.kind = kind;
+                    activity.hours_per_week = hours_per_week;
+                    activity.planned_start = planned_start;
+                    activity.subsidy = subsidy;
+                }
+            }
+            EventBody::ParticipantEnrolled { unit, coach } | EventBody::ParticipantReEnrolled { unit, coach } => {
+                self.unit = Some(unit);
+                self.coach = Some(coach);
+            }
+            body @ (EventBody::HoursChanged { .. }
+            | EventBody::CoachAssigned { .. }
+            | EventBody::SocialAssistanceDecided { .. }
+            | EventBody::BenefitRegistered { .. }
+            | EventBody::ProgrammeAssigned { .. }
+            | EventBody::SiusDecided { .. }
+            | EventBody::AvailabilityChanged { .. }) => self.assign(body),
+            _ => {}
         }
     }
 }

@@ -43,7 +43,7 @@ fn submission(number: u128, agency: Agency, body: EventBody) -> Submission {
             correlation_id: None,
             causation_id: None,
             schema_version: CURRENT_SCHEMA_VERSION,
-            data_category: DataCategory::Participation,
+            data_category: body.data_category(agency),
             retention_class: RetentionClass::SocialServicesFile,
         },
         body,

@@ -182,6 +182,17 @@ pub enum RetentionClass {
     HealthCareRecord,
 }
 
+impl RetentionClass {
+    /// The record series an agency's events belong to.
+    pub fn for_agency(agency: Agency) -> RetentionClass {
+        match agency {
+            Agency::Municipality => RetentionClass::SocialServicesFile,
+            Agency::Forsakringskassan | Agency::Arbetsformedlingen => RetentionClass::AgencyCaseFile,
+            Agency::Psychiatry => RetentionClass::HealthCareRecord,
+        }
+    }
+}
+
 /// The envelope of one event, as the agency submits it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {

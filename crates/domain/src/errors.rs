@@ -68,6 +68,86 @@ pub enum RuleViolation {
     /// Withdrawal of a consent that is not in force for that discloser, recipient and category.
     #[error("consent_not_in_force: no consent in force covers this withdrawal")]
     ConsentNotInForce,
+    /// A discharged participant accepts nothing but re-enrolment (and consent withdrawals).
+    #[error("participant_discharged: only re-enrolment is possible for a discharged participant")]
+    ParticipantDischarged,
+    /// Declining a referral that is not pending.
+    #[error("referral_not_pending: there is no pending referral to decline")]
+    ReferralNotPending,
+    /// Already waiting for a place.
+    #[error("already_on_waiting_list: the participant is already on the waiting list")]
+    AlreadyOnWaitingList,
+    /// The step needs an enrolled participant.
+    #[error("participant_not_enrolled: the participant is not enrolled")]
+    ParticipantNotEnrolled,
+    /// The step needs active support, and support is paused.
+    #[error("participant_paused: support is paused; resume it first")]
+    ParticipantPaused,
+    /// Pausing paused support.
+    #[error("participant_already_paused: support is already paused")]
+    ParticipantAlreadyPaused,
+    /// Resuming support that is not paused.
+    #[error("participant_not_paused: support is not paused")]
+    ParticipantNotPaused,
+    /// Re-enrolling someone who was not discharged.
+    #[error("participant_not_discharged: only a discharged participant can be re-enrolled")]
+    ParticipantNotDischarged,
+    /// Assigning the coach the participant already has.
+    #[error("coach_already_assigned: this coach is already assigned")]
+    CoachAlreadyAssigned,
+    /// An activity id that is already used for this participant.
+    #[error("activity_id_already_used: the activity id is already used")]
+    ActivityIdAlreadyUsed,
+    /// A step that refers to an activity that was never proposed.
+    #[error("unknown_activity: no such activity was proposed")]
+    UnknownActivity,
+    /// A step for another kind of activity (e.g. JobStarted for a work trial).
+    #[error("wrong_activity_kind: the activity is a {actual}, not a {expected}")]
+    WrongActivityKind {
+        /// What the step needs.
+        expected: String,
+        /// What the activity is.
+        actual: String,
+    },
+    /// Ending, or changing, an activity that has not started.
+    #[error("activity_not_started: the activity has not started")]
+    ActivityNotStarted,
+    /// Starting an activity twice.
+    #[error("activity_already_started: the activity has already started")]
+    ActivityAlreadyStarted,
+    /// A step on an activity that has ended.
+    #[error("activity_already_ended: the activity has already ended")]
+    ActivityAlreadyEnded,
+    /// An end (or change) dated before the start.
+    #[error("end_before_start: the date is before the start")]
+    EndBeforeStart,
+    /// Ending a benefit that is not registered.
+    #[error("unknown_benefit: no such benefit is registered")]
+    UnknownBenefit,
+    /// Revising a rehabilitation plan that does not exist.
+    #[error("no_rehabilitation_plan: no rehabilitation plan has been established")]
+    NoRehabilitationPlan,
+    /// An AF step that needs a registered job seeker.
+    #[error("job_seeker_not_registered: the participant is not registered as a job seeker")]
+    JobSeekerNotRegistered,
+    /// A programme id that is already used.
+    #[error("programme_id_already_used: the programme id is already used")]
+    ProgrammeIdAlreadyUsed,
+    /// Ending a programme that was never assigned, or has ended.
+    #[error("unknown_programme: no such running programme")]
+    UnknownProgramme,
+    /// Ending SIUS that is not running.
+    #[error("sius_not_active: SIUS is not running")]
+    SiusNotActive,
+    /// Correcting an event that is not in this participant's accepted history.
+    #[error("unknown_corrected_event: the corrected event is not an accepted event of this participant")]
+    UnknownCorrectedEvent,
+    /// Correcting another agency's event.
+    #[error("correction_by_another_agency: only the agency that recorded an event may correct it")]
+    CorrectionByAnotherAgency,
+    /// A correction that changes the event's type.
+    #[error("correction_changes_type: a correction must keep the corrected event's type")]
+    CorrectionChangesType,
 }
 
 impl RuleViolation {
@@ -82,6 +162,31 @@ impl RuleViolation {
             RuleViolation::ParticipantAlreadyEnrolled => "participant_already_enrolled",
             RuleViolation::ConsentIdAlreadyUsed => "consent_id_already_used",
             RuleViolation::ConsentNotInForce => "consent_not_in_force",
+            RuleViolation::ParticipantDischarged => "participant_discharged",
+            RuleViolation::ReferralNotPending => "referral_not_pending",
+            RuleViolation::AlreadyOnWaitingList => "already_on_waiting_list",
+            RuleViolation::ParticipantNotEnrolled => "participant_not_enrolled",
+            RuleViolation::ParticipantPaused => "participant_paused",
+            RuleViolation::ParticipantAlreadyPaused => "participant_already_paused",
+            RuleViolation::ParticipantNotPaused => "participant_not_paused",
+            RuleViolation::ParticipantNotDischarged => "participant_not_discharged",
+            RuleViolation::CoachAlreadyAssigned => "coach_already_assigned",
+            RuleViolation::ActivityIdAlreadyUsed => "activity_id_already_used",
+            RuleViolation::UnknownActivity => "unknown_activity",
+            RuleViolation::WrongActivityKind { .. } => "wrong_activity_kind",
+            RuleViolation::ActivityNotStarted => "activity_not_started",
+            RuleViolation::ActivityAlreadyStarted => "activity_already_started",
+            RuleViolation::ActivityAlreadyEnded => "activity_already_ended",
+            RuleViolation::EndBeforeStart => "end_before_start",
+            RuleViolation::UnknownBenefit => "unknown_benefit",
+            RuleViolation::NoRehabilitationPlan => "no_rehabilitation_plan",
+            RuleViolation::JobSeekerNotRegistered => "job_seeker_not_registered",
+            RuleViolation::ProgrammeIdAlreadyUsed => "programme_id_already_used",
+            RuleViolation::UnknownProgramme => "unknown_programme",
+            RuleViolation::SiusNotActive => "sius_not_active",
+            RuleViolation::UnknownCorrectedEvent => "unknown_corrected_event",
+            RuleViolation::CorrectionByAnotherAgency => "correction_by_another_agency",
+            RuleViolation::CorrectionChangesType => "correction_changes_type",
         }
     }
 }

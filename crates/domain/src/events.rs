@@ -13,7 +13,11 @@ use serde::{Deserialize, Serialize};
 use crate::chain;
 use crate::envelope::{Agency, DataCategory, Envelope};
 use crate::errors::{InputError, RuleViolation};
-use crate::ids::{ConsentId, PersonId, UnitId};
+use crate::ids::{ActivityId, ConsentId, EventId, PersonId, ProgrammeId, UnitId};
+use crate::values::{
+    self, ActivityKind, Availability, BenefitKind, CounselledBenefit, DecisionOutcome, DischargeReason, DisclosurePreference, EducationLevel,
+    FollowUpStatus, JobEndReason, OutreachChannel, Period, SocialAssistanceStatus, Subsidy,
+};
 
 /// The schema version this build writes.
 pub const CURRENT_SCHEMA_VERSION: u32 = 1;
@@ -58,15 +62,30 @@ pub enum ConsentParty {
 }
 
 /// What happened. Tagged by `type`, which is also the stored `event_type`.
+///
+/// Grouped by the agency that records it (see [`EventBody::recorded_by`]). Free-text fields are
+/// bounded; personal free text (obstacles, helping factors, preferences) is what crypto-shredding
+/// will encrypt.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum EventBody {
+    // ---- Municipality: intake and lifecycle ----
     /// A referral to IPS was received (aktualisering).
     ParticipantReferred {
         /// Where the referral came from.
         source: ReferralSource,
         /// The referring unit, when known.
         referrer: Option<UnitId>,
+    },
+    /// The referral was declined.
+    ReferralDeclined {
+        /// Why.
+        reason: String,
+    },
+    /// Every coach of the unit is full; the participant waits for a place.
+    PlacedOnWaitingList {
+        /// The IPS unit.
+        unit: UnitId,
     },
     /// The participant was enrolled at an IPS unit with a coach.
     ParticipantEnrolled {
@@ -75,6 +94,31 @@ pub enum EventBody {
         /// The coach (arbetsspecialist).
         coach: PersonId,
     },
+    /// Another coach takes over.
+    CoachAssigned {
+        /// The new coach.
+        coach: PersonId,
+    },
+    /// Support is paused.
+    ParticipantPaused {
+        /// Why.
+        reason: String,
+    },
+    /// Support resumes after a pause.
+    ParticipantResumed,
+    /// The participant left IPS.
+    ParticipantDischarged {
+        /// Why.
+        reason: DischargeReason,
+    },
+    /// A discharged participant came back; the history is kept.
+    ParticipantReEnrolled {
+        /// The IPS unit.
+        unit: UnitId,
+        /// The coach.
+        coach: PersonId,
+    },
+    // ---- Consent (any agency may take it down) ----
     /// The participant waived secrecy from `discloser` to `recipient` for some data categories.
     ConsentGranted {
         /// Names this consent, so it can be referred to.
@@ -101,6 +145,324 @@ pub enum EventBody {
         /// First day the withdrawal applies.
         effective_from: NaiveDate,
     },
+    // ---- Municipality: the IPS path ----
+    /// The vocational profile (kartläggning).
+    ProfileRecorded {
+        /// Wishes, interests, strengths (free text).
+        preferences: String,
+        /// Hours per week the participant wants to work.
+        hours_per_week_wanted: u8,
+        /// Highest education.
+        education_level: EducationLevel,
+    },
+    /// Benefits counselling was given.
+    BenefitsCounsellingGiven {
+        /// Which benefits were discussed.
+        benefits_discussed: Vec<CounselledBenefit>,
+    },
+    /// What the participant wants employers told.
+    DisclosurePreferenceRecorded {
+        /// The preference.
+        preference: DisclosurePreference,
+    },
+    /// A contact with an employer.
+    EmployerContactMade {
+        /// The employer.
+        employer: String,
+        /// Met face to face.
+        face_to_face: bool,
+        /// The participant took part.
+        with_participant: bool,
+    },
+    /// The coach proposes an activity or job start; this opens its green-light request.
+    ActivityProposed {
+        /// Names the activity from now on.
+        activity_id: ActivityId,
+        /// What kind.
+        kind: ActivityKind,
+        /// At which employer, if any.
+        employer: Option<String>,
+        /// Hours per week.
+        hours_per_week: u8,
+        /// Planned first day.
+        planned_start: NaiveDate,
+        /// Planned last day, if known.
+        planned_end: Option<NaiveDate>,
+        /// For a job: the subsidy it needs, if any.
+        subsidy: Option<Subsidy>,
+    },
+    /// A proposed activity (not a job, not studies) started.
+    ActivityStarted {
+        /// Which.
+        activity_id: ActivityId,
+        /// First day.
+        started_on: NaiveDate,
+    },
+    /// A started activity ended.
+    ActivityEnded {
+        /// Which.
+        activity_id: ActivityId,
+        /// Last day.
+        ended_on: NaiveDate,
+    },
+    /// A proposed job started.
+    JobStarted {
+        /// The job's proposal.
+        activity_id: ActivityId,
+        /// Employer.
+        employer: String,
+        /// Occupation.
+        occupation: String,
+        /// A competitive job (ordinary terms).
+        competitive: bool,
+        /// Subsidy, if any.
+        subsidy: Option<Subsidy>,
+        /// Hours per week.
+        hours_per_week: u8,
+        /// First day.
+        started_on: NaiveDate,
+    },
+    /// A job's hours changed.
+    HoursChanged {
+        /// Which job.
+        activity_id: ActivityId,
+        /// New hours per week.
+        hours_per_week: u8,
+        /// From which day.
+        from: NaiveDate,
+    },
+    /// A job ended.
+    JobEnded {
+        /// Which job.
+        activity_id: ActivityId,
+        /// Last day.
+        ended_on: NaiveDate,
+        /// Why.
+        reason: JobEndReason,
+    },
+    /// Proposed studies started.
+    StudiesStarted {
+        /// The studies' proposal.
+        activity_id: ActivityId,
+        /// Programme or course.
+        programme: String,
+        /// First day.
+        started_on: NaiveDate,
+    },
+    /// Studies ended.
+    StudiesEnded {
+        /// Which.
+        activity_id: ActivityId,
+        /// Last day.
+        ended_on: NaiveDate,
+    },
+    /// A follow-along contact after employment.
+    FollowAlongContact {
+        /// The job it follows, if any.
+        activity_id: Option<ActivityId>,
+        /// When.
+        contact_on: NaiveDate,
+    },
+    /// The two-monthly follow-up.
+    FollowUpRecorded {
+        /// Status.
+        status: FollowUpStatus,
+        /// Obstacles (sensitive free text).
+        obstacles: String,
+        /// Helping factors (sensitive free text).
+        helping_factors: String,
+    },
+    /// An attempt to reach a participant who lost contact.
+    OutreachAttempted {
+        /// How.
+        channel: OutreachChannel,
+    },
+    /// A SIP meeting was held.
+    SipHeld {
+        /// When.
+        held_on: NaiveDate,
+    },
+    /// A SIP was established.
+    SipEstablished {
+        /// When.
+        established_on: NaiveDate,
+    },
+    /// Social assistance status (never amounts).
+    SocialAssistanceDecided {
+        /// Granted, denied or ended.
+        status: SocialAssistanceStatus,
+    },
+    /// The försörjningsstöd officer accepts an activity in the participant's planning.
+    ActivityAcceptedInPlanning {
+        /// Which activity.
+        activity_id: ActivityId,
+    },
+    // ---- Försäkringskassan ----
+    /// A benefit was registered.
+    BenefitRegistered {
+        /// Which benefit.
+        benefit: BenefitKind,
+        /// Degree (25/50/75/100 %).
+        degree_percent: u8,
+        /// Period.
+        period: Period,
+    },
+    /// A benefit ended.
+    BenefitEnded {
+        /// Which benefit.
+        benefit: BenefitKind,
+        /// Last day.
+        ended_on: NaiveDate,
+    },
+    /// A medical certificate was received (period and degree; never a diagnosis).
+    MedicalCertificateReceived {
+        /// Period.
+        period: Period,
+        /// Degree.
+        degree_percent: u8,
+    },
+    /// An avstämningsmöte was held.
+    AvstamningsmoteHeld {
+        /// When.
+        held_on: NaiveDate,
+    },
+    /// A rehabilitation plan was established.
+    RehabPlanEstablished {
+        /// When.
+        established_on: NaiveDate,
+    },
+    /// The rehabilitation plan was revised.
+    RehabPlanRevised {
+        /// When.
+        revised_on: NaiveDate,
+    },
+    /// An agency's decision on a proposed activity: FK's or AF's green light (or not).
+    ActivityDecision {
+        /// Which activity.
+        activity_id: ActivityId,
+        /// The decision.
+        outcome: DecisionOutcome,
+        /// Validity, required for an approval.
+        valid: Option<Period>,
+        /// Reason (free text).
+        reason: String,
+    },
+    /// An activity agreement under aktivitetsersättning.
+    ActivityAgreementMade {
+        /// Which activity.
+        activity_id: ActivityId,
+        /// Validity.
+        valid: Period,
+    },
+    /// Dormant benefit (vilande ersättning) decided for a job.
+    DormantBenefitDecided {
+        /// Which job.
+        activity_id: ActivityId,
+        /// Validity.
+        valid: Period,
+    },
+    // ---- Arbetsförmedlingen ----
+    /// Registered as a job seeker.
+    JobSeekerRegistered {
+        /// When.
+        registered_on: NaiveDate,
+    },
+    /// Deregistered as a job seeker.
+    JobSeekerDeregistered {
+        /// When.
+        deregistered_on: NaiveDate,
+    },
+    /// Disability coding requested.
+    DisabilityCodingRequested {
+        /// When.
+        requested_on: NaiveDate,
+    },
+    /// Disability coding registered.
+    DisabilityCodingRegistered {
+        /// When.
+        registered_on: NaiveDate,
+    },
+    /// A programme was assigned.
+    ProgrammeAssigned {
+        /// Names the assignment.
+        programme_id: ProgrammeId,
+        /// The programme.
+        programme: String,
+        /// With aktivitetsstöd.
+        with_activity_allowance: bool,
+        /// Period.
+        period: Period,
+    },
+    /// A programme ended.
+    ProgrammeEnded {
+        /// Which.
+        programme_id: ProgrammeId,
+        /// Last day.
+        ended_on: NaiveDate,
+    },
+    /// SIUS decided.
+    SiusDecided {
+        /// Period.
+        period: Period,
+    },
+    /// SIUS ended.
+    SiusEnded {
+        /// Last day.
+        ended_on: NaiveDate,
+    },
+    /// A wage subsidy, nystartsjobb or introduktionsjobb decided.
+    SubsidyDecided {
+        /// Which subsidy.
+        subsidy: Subsidy,
+        /// The job it is for, when proposed.
+        activity_id: Option<ActivityId>,
+        /// Employer.
+        employer: String,
+        /// Period.
+        period: Period,
+    },
+    // ---- Psychiatry (coarse facts only) ----
+    /// Psychiatry sent a referral to IPS.
+    IpsReferralSent {
+        /// When.
+        sent_on: NaiveDate,
+    },
+    /// A treatment-team meeting was held.
+    TreatmentTeamMeetingHeld {
+        /// When.
+        held_on: NaiveDate,
+        /// The IPS coach took part.
+        coach_present: bool,
+    },
+    /// A medical certificate was issued.
+    MedicalCertificateIssued {
+        /// Period.
+        period: Period,
+        /// Degree.
+        degree_percent: u8,
+    },
+    /// Availability changed: all an inpatient admission shows outside psychiatry.
+    AvailabilityChanged {
+        /// Available or temporarily unavailable.
+        availability: Availability,
+        /// From which day.
+        from: NaiveDate,
+    },
+    /// Ready for discharge from inpatient care: a SIP is due within 3 days.
+    DischargeReady {
+        /// When.
+        ready_on: NaiveDate,
+    },
+    // ---- Corrections ----
+    /// Corrects an earlier event of the same agency and type; nothing is edited or deleted.
+    EventCorrected {
+        /// The corrected event.
+        supersedes: EventId,
+        /// Why.
+        reason: String,
+        /// What it should have said.
+        corrected: Box<EventBody>,
+    },
 }
 
 impl EventBody {
@@ -108,35 +470,198 @@ impl EventBody {
     pub fn event_type(&self) -> &'static str {
         match self {
             EventBody::ParticipantReferred { .. } => "ParticipantReferred",
+            EventBody::ReferralDeclined { .. } => "ReferralDeclined",
+            EventBody::PlacedOnWaitingList { .. } => "PlacedOnWaitingList",
             EventBody::ParticipantEnrolled { .. } => "ParticipantEnrolled",
+            EventBody::CoachAssigned { .. } => "CoachAssigned",
+            EventBody::ParticipantPaused { .. } => "ParticipantPaused",
+            EventBody::ParticipantResumed => "ParticipantResumed",
+            EventBody::ParticipantDischarged { .. } => "ParticipantDischarged",
+            EventBody::ParticipantReEnrolled { .. } => "ParticipantReEnrolled",
             EventBody::ConsentGranted { .. } => "ConsentGranted",
             EventBody::ConsentWithdrawn { .. } => "ConsentWithdrawn",
+            EventBody::ProfileRecorded { .. } => "ProfileRecorded",
+            EventBody::BenefitsCounsellingGiven { .. } => "BenefitsCounsellingGiven",
+            EventBody::DisclosurePreferenceRecorded { .. } => "DisclosurePreferenceRecorded",
+            EventBody::EmployerContactMade { .. } => "EmployerContactMade",
+            EventBody::ActivityProposed { .. } => "ActivityProposed",
+            EventBody::ActivityStarted { .. } => "ActivityStarted",
+            EventBody::ActivityEnded { .. } => "ActivityEnded",
+            EventBody::JobStarted { .. } => "JobStarted",
+            EventBody::HoursChanged { .. } => "HoursChanged",
+            EventBody::JobEnded { .. } => "JobEnded",
+            EventBody::StudiesStarted { .. } => "StudiesStarted",
+            EventBody::StudiesEnded { .. } => "StudiesEnded",
+            EventBody::FollowAlongContact { .. } => "FollowAlongContact",
+            EventBody::FollowUpRecorded { .. } => "FollowUpRecorded",
+            EventBody::OutreachAttempted { .. } => "OutreachAttempted",
+            EventBody::SipHeld { .. } => "SipHeld",
+            EventBody::SipEstablished { .. } => "SipEstablished",
+            EventBody::SocialAssistanceDecided { .. } => "SocialAssistanceDecided",
+            EventBody::ActivityAcceptedInPlanning { .. } => "ActivityAcceptedInPlanning",
+            EventBody::BenefitRegistered { .. } => "BenefitRegistered",
+            EventBody::BenefitEnded { .. } => "BenefitEnded",
+            EventBody::MedicalCertificateReceived { .. } => "MedicalCertificateReceived",
+            EventBody::AvstamningsmoteHeld { .. } => "AvstamningsmoteHeld",
+            EventBody::RehabPlanEstablished { .. } => "RehabPlanEstablished",
+            EventBody::RehabPlanRevised { .. } => "RehabPlanRevised",
+            EventBody::ActivityDecision { .. } => "ActivityDecision",
+            EventBody::ActivityAgreementMade { .. } => "ActivityAgreementMade",
+            EventBody::DormantBenefitDecided { .. } => "DormantBenefitDecided",
+            EventBody::JobSeekerRegistered { .. } => "JobSeekerRegistered",
+            EventBody::JobSeekerDeregistered { .. } => "JobSeekerDeregistered",
+            EventBody::DisabilityCodingRequested { .. } => "DisabilityCodingRequested",
+            EventBody::DisabilityCodingRegistered { .. } => "DisabilityCodingRegistered",
+            EventBody::ProgrammeAssigned { .. } => "ProgrammeAssigned",
+            EventBody::ProgrammeEnded { .. } => "ProgrammeEnded",
+            EventBody::SiusDecided { .. } => "SiusDecided",
+            EventBody::SiusEnded { .. } => "SiusEnded",
+            EventBody::SubsidyDecided { .. } => "SubsidyDecided",
+            EventBody::IpsReferralSent { .. } => "IpsReferralSent",
+            EventBody::TreatmentTeamMeetingHeld { .. } => "TreatmentTeamMeetingHeld",
+            EventBody::MedicalCertificateIssued { .. } => "MedicalCertificateIssued",
+            EventBody::AvailabilityChanged { .. } => "AvailabilityChanged",
+            EventBody::DischargeReady { .. } => "DischargeReady",
+            EventBody::EventCorrected { .. } => "EventCorrected",
         }
     }
 
-    /// Which agencies record this kind of event.
+    /// Which agency records this kind of event. Consents and corrections: any agency.
     pub fn recorded_by(&self, agency: Agency) -> bool {
         match self {
-            EventBody::ParticipantReferred { .. } | EventBody::ParticipantEnrolled { .. } => {
-                agency == Agency::Municipality
+            EventBody::ConsentGranted { .. } | EventBody::ConsentWithdrawn { .. } | EventBody::EventCorrected { .. } => true,
+            // Both FK and AF give green lights on activities.
+            EventBody::ActivityDecision { .. } => matches!(agency, Agency::Forsakringskassan | Agency::Arbetsformedlingen),
+            other => other.owning_agency() == Some(agency),
+        }
+    }
+
+    /// The one agency that records this kind of event, where there is one.
+    pub fn owning_agency(&self) -> Option<Agency> {
+        match self {
+            EventBody::ConsentGranted { .. } | EventBody::ConsentWithdrawn { .. } | EventBody::EventCorrected { .. } | EventBody::ActivityDecision { .. } => None,
+            EventBody::BenefitRegistered { .. }
+            | EventBody::BenefitEnded { .. }
+            | EventBody::MedicalCertificateReceived { .. }
+            | EventBody::AvstamningsmoteHeld { .. }
+            | EventBody::RehabPlanEstablished { .. }
+            | EventBody::RehabPlanRevised { .. }
+            | EventBody::ActivityAgreementMade { .. }
+            | EventBody::DormantBenefitDecided { .. } => Some(Agency::Forsakringskassan),
+            EventBody::JobSeekerRegistered { .. }
+            | EventBody::JobSeekerDeregistered { .. }
+            | EventBody::DisabilityCodingRequested { .. }
+            | EventBody::DisabilityCodingRegistered { .. }
+            | EventBody::ProgrammeAssigned { .. }
+            | EventBody::ProgrammeEnded { .. }
+            | EventBody::SiusDecided { .. }
+            | EventBody::SiusEnded { .. }
+            | EventBody::SubsidyDecided { .. } => Some(Agency::Arbetsformedlingen),
+            EventBody::IpsReferralSent { .. }
+            | EventBody::TreatmentTeamMeetingHeld { .. }
+            | EventBody::MedicalCertificateIssued { .. }
+            | EventBody::AvailabilityChanged { .. }
+            | EventBody::DischargeReady { .. } => Some(Agency::Psychiatry),
+            _ => Some(Agency::Municipality),
+        }
+    }
+
+    /// The data category (secrecy class, consent scope) of this event when `agency` records it.
+    pub fn data_category(&self, agency: Agency) -> DataCategory {
+        match self {
+            EventBody::ParticipantReferred { .. }
+            | EventBody::ReferralDeclined { .. }
+            | EventBody::PlacedOnWaitingList { .. }
+            | EventBody::ParticipantEnrolled { .. }
+            | EventBody::CoachAssigned { .. }
+            | EventBody::ParticipantPaused { .. }
+            | EventBody::ParticipantResumed
+            | EventBody::ParticipantDischarged { .. }
+            | EventBody::ParticipantReEnrolled { .. }
+            | EventBody::OutreachAttempted { .. }
+            | EventBody::SipHeld { .. }
+            | EventBody::SipEstablished { .. } => DataCategory::Participation,
+            EventBody::ConsentGranted { .. } | EventBody::ConsentWithdrawn { .. } => DataCategory::Consent,
+            EventBody::ProfileRecorded { .. } | EventBody::DisclosurePreferenceRecorded { .. } | EventBody::BenefitsCounsellingGiven { .. } => {
+                DataCategory::VocationalProfile
             }
-            // Any agency may take down a participant's consent to share from it or with it.
-            EventBody::ConsentGranted { .. } | EventBody::ConsentWithdrawn { .. } => true,
+            EventBody::EmployerContactMade { .. }
+            | EventBody::ActivityProposed { .. }
+            | EventBody::ActivityStarted { .. }
+            | EventBody::ActivityEnded { .. }
+            | EventBody::JobStarted { .. }
+            | EventBody::HoursChanged { .. }
+            | EventBody::JobEnded { .. }
+            | EventBody::StudiesStarted { .. }
+            | EventBody::StudiesEnded { .. }
+            | EventBody::FollowAlongContact { .. } => DataCategory::ActivitiesAndWork,
+            EventBody::FollowUpRecorded { .. } => DataCategory::FollowUpNotes,
+            EventBody::SocialAssistanceDecided { .. } | EventBody::ActivityAcceptedInPlanning { .. } => DataCategory::SocialAssistanceStatus,
+            EventBody::BenefitRegistered { .. }
+            | EventBody::BenefitEnded { .. }
+            | EventBody::MedicalCertificateReceived { .. }
+            | EventBody::AvstamningsmoteHeld { .. }
+            | EventBody::RehabPlanEstablished { .. }
+            | EventBody::RehabPlanRevised { .. }
+            | EventBody::ActivityAgreementMade { .. }
+            | EventBody::DormantBenefitDecided { .. } => DataCategory::BenefitDecisions,
+            EventBody::ActivityDecision { .. } if agency == Agency::Arbetsformedlingen => DataCategory::LabourMarket,
+            EventBody::ActivityDecision { .. } => DataCategory::BenefitDecisions,
+            EventBody::JobSeekerRegistered { .. }
+            | EventBody::JobSeekerDeregistered { .. }
+            | EventBody::DisabilityCodingRequested { .. }
+            | EventBody::DisabilityCodingRegistered { .. }
+            | EventBody::ProgrammeAssigned { .. }
+            | EventBody::ProgrammeEnded { .. }
+            | EventBody::SiusDecided { .. }
+            | EventBody::SiusEnded { .. }
+            | EventBody::SubsidyDecided { .. } => DataCategory::LabourMarket,
+            EventBody::IpsReferralSent { .. }
+            | EventBody::TreatmentTeamMeetingHeld { .. }
+            | EventBody::MedicalCertificateIssued { .. }
+            | EventBody::AvailabilityChanged { .. }
+            | EventBody::DischargeReady { .. } => DataCategory::HealthCoarse,
+            EventBody::EventCorrected { corrected, .. } => corrected.data_category(agency),
         }
     }
 
     /// Field checks that need no history.
     pub fn validate(&self) -> Result<(), InputError> {
         match self {
-            EventBody::ParticipantReferred { .. } | EventBody::ParticipantEnrolled { .. } => Ok(()),
-            EventBody::ConsentGranted {
-                discloser,
-                recipient,
-                data_categories,
-                valid_from,
-                valid_to,
-                ..
-            } => {
+            EventBody::ParticipantReferred { .. }
+            | EventBody::PlacedOnWaitingList { .. }
+            | EventBody::ParticipantEnrolled { .. }
+            | EventBody::CoachAssigned { .. }
+            | EventBody::ParticipantResumed
+            | EventBody::ParticipantDischarged { .. }
+            | EventBody::ParticipantReEnrolled { .. }
+            | EventBody::DisclosurePreferenceRecorded { .. }
+            | EventBody::ActivityStarted { .. }
+            | EventBody::ActivityEnded { .. }
+            | EventBody::StudiesEnded { .. }
+            | EventBody::JobEnded { .. }
+            | EventBody::FollowAlongContact { .. }
+            | EventBody::OutreachAttempted { .. }
+            | EventBody::SipHeld { .. }
+            | EventBody::SipEstablished { .. }
+            | EventBody::SocialAssistanceDecided { .. }
+            | EventBody::ActivityAcceptedInPlanning { .. }
+            | EventBody::BenefitEnded { .. }
+            | EventBody::AvstamningsmoteHeld { .. }
+            | EventBody::RehabPlanEstablished { .. }
+            | EventBody::RehabPlanRevised { .. }
+            | EventBody::JobSeekerRegistered { .. }
+            | EventBody::JobSeekerDeregistered { .. }
+            | EventBody::DisabilityCodingRequested { .. }
+            | EventBody::DisabilityCodingRegistered { .. }
+            | EventBody::ProgrammeEnded { .. }
+            | EventBody::SiusEnded { .. }
+            | EventBody::IpsReferralSent { .. }
+            | EventBody::TreatmentTeamMeetingHeld { .. }
+            | EventBody::AvailabilityChanged { .. }
+            | EventBody::DischargeReady { .. } => Ok(()),
+            EventBody::ReferralDeclined { reason } | EventBody::ParticipantPaused { reason } => values::validate_text("reason", reason),
+            EventBody::ConsentGranted { discloser, recipient, data_categories, valid_from, valid_to, .. } => {
                 validate_consent_parties(*discloser, *recipient, data_categories)?;
                 if valid_to <= valid_from {
                     return Err(InputError::new("valid_to", "must be after valid_from"));
@@ -146,8 +671,72 @@ impl EventBody {
                 }
                 Ok(())
             }
-            EventBody::ConsentWithdrawn { discloser, recipient, data_categories, .. } => {
-                validate_consent_parties(*discloser, *recipient, data_categories)
+            EventBody::ConsentWithdrawn { discloser, recipient, data_categories, .. } => validate_consent_parties(*discloser, *recipient, data_categories),
+            EventBody::ProfileRecorded { preferences, hours_per_week_wanted, .. } => {
+                values::validate_optional_text("preferences", preferences)?;
+                values::validate_hours("hours_per_week_wanted", *hours_per_week_wanted)
+            }
+            EventBody::BenefitsCounsellingGiven { benefits_discussed } => {
+                if benefits_discussed.is_empty() {
+                    return Err(InputError::new("benefits_discussed", "must name at least one benefit"));
+                }
+                Ok(())
+            }
+            EventBody::EmployerContactMade { employer, .. } => values::validate_text("employer", employer),
+            EventBody::ActivityProposed { kind, employer, hours_per_week, planned_start, planned_end, subsidy, .. } => {
+                values::validate_hours("hours_per_week", *hours_per_week)?;
+                if let Some(employer) = employer {
+                    values::validate_optional_text("employer", employer)?;
+                }
+                if planned_end.is_some_and(|end| end < *planned_start) {
+                    return Err(InputError::new("planned_end", "must not be before planned_start"));
+                }
+                if subsidy.is_some() && *kind != ActivityKind::Job {
+                    return Err(InputError::new("subsidy", "only a job can have a wage subsidy"));
+                }
+                Ok(())
+            }
+            EventBody::JobStarted { employer, occupation, hours_per_week, .. } => {
+                values::validate_text("employer", employer)?;
+                values::validate_text("occupation", occupation)?;
+                values::validate_hours("hours_per_week", *hours_per_week)
+            }
+            EventBody::HoursChanged { hours_per_week, .. } => values::validate_hours("hours_per_week", *hours_per_week),
+            EventBody::StudiesStarted { programme, .. } => values::validate_text("programme", programme),
+            EventBody::FollowUpRecorded { obstacles, helping_factors, .. } => {
+                values::validate_optional_text("obstacles", obstacles)?;
+                values::validate_optional_text("helping_factors", helping_factors)
+            }
+            EventBody::BenefitRegistered { degree_percent, period, .. }
+            | EventBody::MedicalCertificateReceived { degree_percent, period }
+            | EventBody::MedicalCertificateIssued { degree_percent, period } => {
+                values::validate_degree("degree_percent", *degree_percent)?;
+                period.validate("period.to")
+            }
+            EventBody::ActivityDecision { outcome, valid, reason, .. } => {
+                values::validate_optional_text("reason", reason)?;
+                match (outcome.is_approval(), valid) {
+                    (true, None) => Err(InputError::new("valid", "an approval needs a validity period")),
+                    (_, Some(period)) => period.validate("valid.to"),
+                    (false, None) => Ok(()),
+                }
+            }
+            EventBody::ActivityAgreementMade { valid, .. } | EventBody::DormantBenefitDecided { valid, .. } => valid.validate("valid.to"),
+            EventBody::ProgrammeAssigned { programme, period, .. } => {
+                values::validate_text("programme", programme)?;
+                period.validate("period.to")
+            }
+            EventBody::SiusDecided { period } => period.validate("period.to"),
+            EventBody::SubsidyDecided { employer, period, .. } => {
+                values::validate_text("employer", employer)?;
+                period.validate("period.to")
+            }
+            EventBody::EventCorrected { reason, corrected, .. } => {
+                values::validate_text("reason", reason)?;
+                if matches!(**corrected, EventBody::EventCorrected { .. }) {
+                    return Err(InputError::new("corrected", "correct the original event, not a correction"));
+                }
+                corrected.validate()
             }
         }
     }
@@ -187,6 +776,10 @@ impl Submission {
     /// before deciding.
     pub fn validate(&self) -> Result<(), InputError> {
         self.envelope.validate()?;
+        let expected = self.body.data_category(self.envelope.agency);
+        if self.envelope.data_category != expected {
+            return Err(InputError::new("data_category", format!("must be {} for {}", expected.token(), self.body.event_type())));
+        }
         self.body.validate()
     }
 }

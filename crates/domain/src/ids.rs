@@ -64,6 +64,17 @@ uuid_id!(
     ConsentId,
     "consent_id"
 );
+uuid_id!(
+    /// Names one proposed activity or job start: the thing green-light gates and agency
+    /// decisions refer to, and that later starts and ends.
+    ActivityId,
+    "activity_id"
+);
+uuid_id!(
+    /// Names one Arbetsförmedlingen programme assignment.
+    ProgrammeId,
+    "programme_id"
+);
 
 macro_rules! text_id {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {

@@ -11,6 +11,7 @@
 //! - [`events`]: the event bodies (past tense) and the recorded event with its hash-chain link.
 //! - [`commands`]: what the ledger asks the aggregate to do with a submission.
 //! - [`aggregate`]: `handle` decides (accept or record a rejection), `apply` only assigns.
+//! - [`values`]: small value types (activity kinds, benefits, subsidies, periods, limits).
 //! - [`chain`]: the canonical encoding and SHA-256 hash chain, and its verifier.
 //! - [`errors`]: the named rules a submission can break, and the input checks.
 
@@ -21,6 +22,7 @@ pub mod envelope;
 pub mod errors;
 pub mod events;
 pub mod ids;
+pub mod values;
 
 pub use aggregate::{Lifecycle, Participant, PARTICIPANT_EVENTS_MAX};
 pub use commands::ParticipantCommand;
@@ -30,4 +32,4 @@ pub use events::{
     ConsentParty, EventBody, Outcome, ParticipantEvent, ReferralSource, Submission,
     CURRENT_SCHEMA_VERSION,
 };
-pub use ids::{ConsentId, CorrelationId, EventId, ParticipantId, PersonId, UnitId};
+pub use ids::{ActivityId, ConsentId, CorrelationId, EventId, ParticipantId, PersonId, ProgrammeId, UnitId};

@@ -4,7 +4,8 @@
 //! "required" means "not empty / not unspecified" here.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use domain::{Agency, ConsentParty, CorrelationId, DataCategory, EventId, InputError, ParticipantId};
+use domain::values::{ActivityKind, BenefitKind, DecisionOutcome, Period, Subsidy};
+use domain::{ActivityId, Agency, ConsentParty, CorrelationId, DataCategory, EventId, InputError, ParticipantId};
 use proto::v1;
 
 /// Longest accepted `request_id`, in bytes.
@@ -142,6 +143,123 @@ pub fn agency_to_wire(token: &str) -> i32 {
         None => v1::Agency::Unspecified,
     };
     wire as i32
+}
+
+/// A required closed period.
+pub fn required_period(field: &str, period: Option<&v1::Period>) -> Result<Period, InputError> {
+    let period = period.ok_or_else(|| InputError::new(field, "is required"))?;
+    let parsed = Period { from: required_date(&format!("{field}.from"), &period.from)?, to: required_date(&format!("{field}.to"), &period.to)? };
+    parsed.validate(&format!("{field}.to"))?;
+    Ok(parsed)
+}
+
+/// An optional period: absent, or both dates given.
+pub fn optional_period(field: &str, period: Option<&v1::Period>) -> Result<Option<Period>, InputError> {
+    match period {
+        None => Ok(None),
+        Some(period) if period.from.trim().is_empty() && period.to.trim().is_empty() => Ok(None),
+        Some(_) => required_period(field, period).map(Some),
+    }
+}
+
+/// An optional `YYYY-MM-DD` date.
+pub fn optional_date(field: &str, text: &str) -> Result<Option<NaiveDate>, InputError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    required_date(field, text).map(Some)
+}
+
+/// A required activity id.
+pub fn required_activity_id(text: &str) -> Result<ActivityId, InputError> {
+    if text.trim().is_empty() {
+        return Err(InputError::new("activity_id", "is required"));
+    }
+    ActivityId::parse(text)
+}
+
+/// An optional activity id.
+pub fn optional_activity_id(text: &str) -> Result<Option<ActivityId>, InputError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    ActivityId::parse(text).map(Some)
+}
+
+/// Hours per week, 1 to 60.
+pub fn hours_per_week(field: &str, hours: u32) -> Result<u8, InputError> {
+    let hours = u8::try_from(hours).map_err(|_| InputError::new(field, "must be between 1 and 60 hours per week"))?;
+    domain::values::validate_hours(field, hours)?;
+    Ok(hours)
+}
+
+/// A degree in percent: 25, 50, 75 or 100.
+pub fn degree_percent(field: &str, degree: u32) -> Result<u8, InputError> {
+    let degree = u8::try_from(degree).map_err(|_| InputError::new(field, "must be 25, 50, 75 or 100 percent"))?;
+    domain::values::validate_degree(field, degree)?;
+    Ok(degree)
+}
+
+/// A required activity kind.
+pub fn activity_kind(field: &str, value: i32) -> Result<ActivityKind, InputError> {
+    match v1::ActivityKind::try_from(value) {
+        Ok(v1::ActivityKind::Arbetsprovning) => Ok(ActivityKind::Arbetsprovning),
+        Ok(v1::ActivityKind::Arbetstraning) => Ok(ActivityKind::Arbetstraning),
+        Ok(v1::ActivityKind::Praktik) => Ok(ActivityKind::Praktik),
+        Ok(v1::ActivityKind::Studies) => Ok(ActivityKind::Studies),
+        Ok(v1::ActivityKind::SocialTraining) => Ok(ActivityKind::SocialTraining),
+        Ok(v1::ActivityKind::OtherOccupation) => Ok(ActivityKind::OtherOccupation),
+        Ok(v1::ActivityKind::Job) => Ok(ActivityKind::Job),
+        Ok(v1::ActivityKind::Unspecified) | Err(_) => Err(InputError::new(field, "must name a kind of activity")),
+    }
+}
+
+/// An optional subsidy (unspecified means none).
+pub fn optional_subsidy(field: &str, value: i32) -> Result<Option<Subsidy>, InputError> {
+    match v1::Subsidy::try_from(value) {
+        Ok(v1::Subsidy::Unspecified) => Ok(None),
+        Ok(v1::Subsidy::Lonebidrag) => Ok(Some(Subsidy::Lonebidrag)),
+        Ok(v1::Subsidy::Nystartsjobb) => Ok(Some(Subsidy::Nystartsjobb)),
+        Ok(v1::Subsidy::Introduktionsjobb) => Ok(Some(Subsidy::Introduktionsjobb)),
+        Err(_) => Err(InputError::new(field, "is not a known subsidy")),
+    }
+}
+
+/// A required subsidy.
+pub fn required_subsidy(field: &str, value: i32) -> Result<Subsidy, InputError> {
+    optional_subsidy(field, value)?.ok_or_else(|| InputError::new(field, "must name a subsidy"))
+}
+
+/// A required benefit kind.
+pub fn benefit_kind(field: &str, value: i32) -> Result<BenefitKind, InputError> {
+    match v1::BenefitKind::try_from(value) {
+        Ok(v1::BenefitKind::Sjukpenning) => Ok(BenefitKind::Sjukpenning),
+        Ok(v1::BenefitKind::Rehabiliteringspenning) => Ok(BenefitKind::Rehabiliteringspenning),
+        Ok(v1::BenefitKind::Aktivitetsersattning) => Ok(BenefitKind::Aktivitetsersattning),
+        Ok(v1::BenefitKind::Sjukersattning) => Ok(BenefitKind::Sjukersattning),
+        Ok(v1::BenefitKind::Unspecified) | Err(_) => Err(InputError::new(field, "must name a benefit")),
+    }
+}
+
+/// A required decision outcome.
+pub fn decision_outcome(field: &str, value: i32) -> Result<DecisionOutcome, InputError> {
+    match v1::DecisionOutcome::try_from(value) {
+        Ok(v1::DecisionOutcome::Approved) => Ok(DecisionOutcome::Approved),
+        Ok(v1::DecisionOutcome::ApprovedWithConditions) => Ok(DecisionOutcome::ApprovedWithConditions),
+        Ok(v1::DecisionOutcome::Rejected) => Ok(DecisionOutcome::Rejected),
+        Ok(v1::DecisionOutcome::MoreInformationNeeded) => Ok(DecisionOutcome::MoreInformationNeeded),
+        Ok(v1::DecisionOutcome::Unspecified) | Err(_) => Err(InputError::new(field, "must name a decision")),
+    }
+}
+
+/// The body of an activity decision, shared by FK and AF.
+pub fn activity_decision(request: &v1::ActivityDecisionRequest) -> Result<domain::EventBody, InputError> {
+    Ok(domain::EventBody::ActivityDecision {
+        activity_id: required_activity_id(&request.activity_id)?,
+        outcome: decision_outcome("outcome", request.outcome)?,
+        valid: optional_period("valid", request.valid.as_ref())?,
+        reason: request.reason.trim().to_owned(),
+    })
 }
 
 #[cfg(test)]

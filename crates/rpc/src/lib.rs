@@ -5,6 +5,7 @@
 //! Services stay thin: an RPC handler parses its request with [`fields`], builds a domain
 //! [`domain::Submission`], and hands it to [`submit::AgencySubmitter`].
 
+pub mod agency;
 pub mod errors;
 pub mod fields;
 pub mod identity;
@@ -12,4 +13,4 @@ pub mod server;
 pub mod submit;
 
 pub use server::{ServerConfig, ServerHandle};
-pub use submit::{AgencySubmitter, SubmitConfig};
+pub use submit::{AgencyEdge, AgencySubmitter, SubmitConfig};

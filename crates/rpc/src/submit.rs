@@ -88,6 +88,7 @@ impl AgencySubmitter {
             status: v1::WriteStatus::Pending as i32,
             sequence: 0,
             hash: String::new(),
+            created_id: String::new(),
         };
         let Some(verdict) = verdict else { return Ok(pending) };
         match verdict.status {
@@ -143,15 +144,14 @@ pub fn new_participant_id(agency: domain::Agency, actor: &domain::Actor, request
     }
 }
 
-/// Builds the envelope of a write from the caller, the parsed write context and the event's
-/// classification.
+/// Builds the envelope of a write from the caller, the parsed write context and the body (which
+/// decides the data category; the agency decides the record series).
 pub fn envelope(
     agency: domain::Agency,
     actor: domain::Actor,
     participant_id: domain::ParticipantId,
     context: &crate::fields::ParsedWriteContext,
-    data_category: domain::DataCategory,
-    retention_class: domain::RetentionClass,
+    body: &domain::EventBody,
 ) -> domain::Envelope {
     domain::Envelope {
         event_id: event_id_for(agency, &actor, participant_id, context.request_id.as_deref()),
@@ -162,7 +162,71 @@ pub fn envelope(
         correlation_id: context.correlation_id,
         causation_id: context.causation_id,
         schema_version: domain::CURRENT_SCHEMA_VERSION,
-        data_category,
-        retention_class,
+        data_category: body.data_category(agency),
+        retention_class: domain::RetentionClass::for_agency(agency),
     }
+}
+
+/// One agency's write path: caller, context, participant, body, submit. Every agency service's
+/// handlers are a field-parsing closure handed to [`AgencyEdge::record`].
+#[derive(Clone)]
+pub struct AgencyEdge {
+    /// The agency this service speaks for.
+    pub agency: domain::Agency,
+    /// Publishes and waits for verdicts.
+    pub submitter: AgencySubmitter,
+}
+
+impl AgencyEdge {
+    /// Records one event about an existing participant named in `write`.
+    pub async fn record(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        write: Option<&v1::ParticipantWrite>,
+        build: impl FnOnce(&crate::fields::ParsedWriteContext) -> Result<domain::EventBody, domain::InputError>,
+    ) -> Result<tonic::Response<v1::WriteResponse>, Status> {
+        let default = v1::ParticipantWrite::default();
+        let write = write.unwrap_or(&default);
+        let participant_id = crate::fields::required_participant_id(&write.participant_id).map_err(|error| errors::invalid_input(&error))?;
+        self.record_for(metadata, write.context.as_ref(), participant_id, build).await
+    }
+
+    /// Records one event about `participant_id`.
+    pub async fn record_for(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        context: Option<&v1::WriteContext>,
+        participant_id: domain::ParticipantId,
+        build: impl FnOnce(&crate::fields::ParsedWriteContext) -> Result<domain::EventBody, domain::InputError>,
+    ) -> Result<tonic::Response<v1::WriteResponse>, Status> {
+        let actor = crate::identity::caller(metadata)?;
+        let context = crate::fields::write_context(context, chrono::Utc::now()).map_err(|error| errors::invalid_input(&error))?;
+        let body = build(&context).map_err(|error| errors::invalid_input(&error))?;
+        body.validate().map_err(|error| errors::invalid_input(&error))?;
+        let envelope = envelope(self.agency, actor, participant_id, &context, &body);
+        self.submitter.submit(domain::Submission { envelope, body }).await.map(tonic::Response::new)
+    }
+
+    /// Records a correction of one of this agency's earlier events.
+    pub async fn correct(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        request: &v1::CorrectEventRequest,
+    ) -> Result<tonic::Response<v1::WriteResponse>, Status> {
+        self.record(metadata, request.write.as_ref(), |_| {
+            let supersedes = EventId::parse(&request.supersedes_event_id).map_err(|error| domain::InputError::new("supersedes_event_id", error.reason))?;
+            let corrected: domain::EventBody = serde_json::from_str(&request.corrected_body_json)
+                .map_err(|error| domain::InputError::new("corrected_body_json", format!("is not an event body: {error}")))?;
+            Ok(domain::EventBody::EventCorrected { supersedes, reason: request.reason.trim().to_owned(), corrected: Box::new(corrected) })
+        })
+        .await
+    }
+}
+
+/// Adds the id a write minted (activity, programme) to its response.
+pub fn with_created_id(response: Result<tonic::Response<v1::WriteResponse>, Status>, created_id: impl ToString) -> Result<tonic::Response<v1::WriteResponse>, Status> {
+    response.map(|mut response| {
+        response.get_mut().created_id = created_id.to_string();
+        response
+    })
 }

@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use domain::Role;
+use proto::v1::arbetsformedlingen_service_client::ArbetsformedlingenServiceClient;
+use proto::v1::forsakringskassan_service_client::ForsakringskassanServiceClient;
 use proto::v1::municipality_service_client::MunicipalityServiceClient;
+use proto::v1::psychiatry_service_client::PsychiatryServiceClient;
 use proto::v1::timeline_service_client::TimelineServiceClient;
 use sqlx::Connection;
 use tokio::sync::watch;
@@ -135,15 +138,14 @@ pub fn ledger_config(database: &TestDatabase, bus_config: &bus::BusConfig) -> le
     config
 }
 
-/// Municipality config for a test: port 0, the test's bus.
-pub fn municipality_config(bus_config: &bus::BusConfig) -> municipality::MunicipalityConfig {
-    let mut config = municipality::MunicipalityConfig::default();
-    config.server.listen_address = "127.0.0.1:0".into();
+/// An agency service's config for a test: port 0, the test's bus.
+pub fn agency_config(bus_config: &bus::BusConfig) -> rpc::agency::AgencyServiceConfig {
+    let mut config = rpc::agency::AgencyServiceConfig::listening_on("127.0.0.1:0");
     config.bus = bus_config.clone();
     config
 }
 
-/// A whole stack for one test: database, stream, ledger and municipality service, in-process.
+/// A whole stack for one test: database, stream, ledger and the four agency services, in-process.
 pub struct Stack {
     /// The test's database.
     pub database: TestDatabase,
@@ -153,13 +155,19 @@ pub struct Stack {
     pub ledger_address: std::net::SocketAddr,
     /// The municipality service's gRPC address.
     pub municipality_address: std::net::SocketAddr,
+    /// Försäkringskassan's gRPC address.
+    pub forsakringskassan_address: std::net::SocketAddr,
+    /// Arbetsförmedlingen's gRPC address.
+    pub arbetsformedlingen_address: std::net::SocketAddr,
+    /// Psychiatry's gRPC address.
+    pub psychiatry_address: std::net::SocketAddr,
     /// Ledger ingest counters.
     pub ledger_counters: Arc<ledger::IngestCounters>,
     /// The ledger's metrics address.
     pub ledger_metrics_address: Option<std::net::SocketAddr>,
     shutdown: watch::Sender<bool>,
     ledger: Option<ledger::RunningLedger>,
-    municipality: Option<municipality::RunningService>,
+    agencies: Vec<rpc::agency::RunningService>,
 }
 
 impl Stack {
@@ -170,23 +178,44 @@ impl Stack {
         let bus_config = unique_bus_config();
         let (shutdown, receiver) = watch::channel(false);
         let ledger = ledger::start(ledger_config(&database, &bus_config), Arc::new(ledger::clock::SystemClock), receiver.clone()).await?;
-        let municipality = municipality::start(municipality_config(&bus_config), receiver).await?;
+        let municipality = municipality::start(agency_config(&bus_config), receiver.clone()).await?;
+        let forsakringskassan = forsakringskassan::start(agency_config(&bus_config), receiver.clone()).await?;
+        let arbetsformedlingen = arbetsformedlingen::start(agency_config(&bus_config), receiver.clone()).await?;
+        let psychiatry = psychiatry::start(agency_config(&bus_config), receiver).await?;
         Ok(Self {
             database,
             bus_config,
             ledger_address: ledger.grpc_address,
             municipality_address: municipality.grpc_address,
+            forsakringskassan_address: forsakringskassan.grpc_address,
+            arbetsformedlingen_address: arbetsformedlingen.grpc_address,
+            psychiatry_address: psychiatry.grpc_address,
             ledger_counters: ledger.counters.clone(),
             ledger_metrics_address: ledger.metrics_address,
             shutdown,
             ledger: Some(ledger),
-            municipality: Some(municipality),
+            agencies: vec![municipality, forsakringskassan, arbetsformedlingen, psychiatry],
         })
     }
 
     /// A client of the municipality service.
     pub async fn municipality(&self) -> anyhow::Result<MunicipalityServiceClient<Channel>> {
         Ok(MunicipalityServiceClient::new(channel(self.municipality_address).await?))
+    }
+
+    /// A client of Försäkringskassan's service.
+    pub async fn forsakringskassan(&self) -> anyhow::Result<ForsakringskassanServiceClient<Channel>> {
+        Ok(ForsakringskassanServiceClient::new(channel(self.forsakringskassan_address).await?))
+    }
+
+    /// A client of Arbetsförmedlingen's service.
+    pub async fn arbetsformedlingen(&self) -> anyhow::Result<ArbetsformedlingenServiceClient<Channel>> {
+        Ok(ArbetsformedlingenServiceClient::new(channel(self.arbetsformedlingen_address).await?))
+    }
+
+    /// A client of psychiatry's service.
+    pub async fn psychiatry(&self) -> anyhow::Result<PsychiatryServiceClient<Channel>> {
+        Ok(PsychiatryServiceClient::new(channel(self.psychiatry_address).await?))
     }
 
     /// A client of the ledger's timeline service.
@@ -197,8 +226,8 @@ impl Stack {
     /// Stops the services gracefully and removes the test's database and stream.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        if let Some(municipality) = self.municipality.take() {
-            municipality.wait().await;
+        for agency in self.agencies.drain(..) {
+            agency.wait().await;
         }
         if let Some(ledger) = self.ledger.take() {
             ledger.wait().await;

@@ -32,7 +32,7 @@ fn submission(participant_id: ParticipantId, body: EventBody) -> Submission {
             correlation_id: None,
             causation_id: None,
             schema_version: domain::CURRENT_SCHEMA_VERSION,
-            data_category: DataCategory::Participation,
+            data_category: body.data_category(Agency::Municipality),
             retention_class: RetentionClass::SocialServicesFile,
         },
         body,

@@ -5,7 +5,7 @@ use anyhow::Context;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init_logging("municipality");
-    let config: municipality::MunicipalityConfig = telemetry::load_config()?;
+    let config = telemetry::load_config_with(municipality::default_config())?;
     let (_trigger, shutdown) = telemetry::shutdown_on_signal();
     let running = municipality::start(config, shutdown).await.context("municipality service failed to start")?;
     println!("municipality listening on {}", running.grpc_address);

@@ -1,19 +1,28 @@
-//! `ips.v1.MunicipalityService`: referral, enrolment, and consent.
+//! `ips.v1.MunicipalityService`: the IPS unit's and social services' process steps.
 //!
-//! Each handler: who is calling, parse and check every field (naming the bad one), build the
-//! domain event, submit. The cross-agency rules (enrolment needs a referral, ...) are the
-//! aggregate's, and come back as `FAILED_PRECONDITION` with the rule's name.
+//! Each handler parses its fields (naming the bad one) into one domain event body and hands it to
+//! the shared [`rpc::AgencyEdge`], which adds caller and envelope, publishes, and waits for the
+//! ledger's verdict. The cross-agency rules (enrolment needs a referral, an end never before its
+//! start, ...) are the aggregate's, and come back as `FAILED_PRECONDITION` naming the rule.
 
 use chrono::Utc;
-use domain::{Agency, ConsentId, DataCategory, EventBody, InputError, ParticipantId, ReferralSource, RetentionClass, Submission, UnitId};
+use domain::values::{
+    validate_text, CounselledBenefit, DischargeReason, DisclosurePreference, EducationLevel, FollowUpStatus, JobEndReason, OutreachChannel,
+    SocialAssistanceStatus,
+};
+use domain::values::BenefitKind;
+use domain::{ActivityId, Agency, ConsentId, EventBody, InputError, ParticipantId, PersonId, ReferralSource, UnitId};
 use proto::v1::{self, municipality_service_server::MunicipalityService};
-use rpc::{errors, fields, identity, submit};
+use rpc::fields::{self, required_activity_id, required_date};
+use rpc::{errors, identity, submit, AgencyEdge};
 use tonic::{Request, Response, Status};
 
 /// The service implementation.
 pub struct MunicipalityApi {
-    pub(crate) submitter: rpc::AgencySubmitter,
+    pub(crate) edge: AgencyEdge,
 }
+
+type Reply = Result<Response<v1::WriteResponse>, Status>;
 
 const AGENCY: Agency = Agency::Municipality;
 
@@ -21,38 +30,47 @@ fn invalid(error: InputError) -> Status {
     errors::invalid_input(&error)
 }
 
-fn referral_source(value: i32) -> Result<ReferralSource, InputError> {
-    match v1::ReferralSource::try_from(value) {
-        Ok(v1::ReferralSource::Vuxenpsykiatri) => Ok(ReferralSource::Vuxenpsykiatri),
-        Ok(v1::ReferralSource::Socialpsykiatri) => Ok(ReferralSource::Socialpsykiatri),
-        Ok(v1::ReferralSource::Ifo) => Ok(ReferralSource::Ifo),
-        Ok(v1::ReferralSource::Forsakringskassan) => Ok(ReferralSource::Forsakringskassan),
-        Ok(v1::ReferralSource::Arbetsformedlingen) => Ok(ReferralSource::Arbetsformedlingen),
-        Ok(v1::ReferralSource::OwnInitiative) => Ok(ReferralSource::OwnInitiative),
-        Ok(v1::ReferralSource::Unspecified) | Err(_) => Err(InputError::new("source", "must name where the referral came from")),
-    }
+/// Maps a wire enum value to a domain value, naming the field when it is unset or unknown.
+fn pick<W, D: Copy>(field: &str, wire: Result<W, prost::UnknownEnumValue>, table: &[(W, D)]) -> Result<D, InputError>
+where
+    W: PartialEq,
+{
+    let wire = wire.map_err(|_| InputError::new(field, "is not a known value"))?;
+    table.iter().find(|(candidate, _)| *candidate == wire).map(|(_, value)| *value).ok_or_else(|| InputError::new(field, "is required"))
 }
 
-impl MunicipalityApi {
-    async fn submit(
-        &self,
-        metadata: &tonic::metadata::MetadataMap,
-        context: Option<&v1::WriteContext>,
-        participant_id: ParticipantId,
-        data_category: DataCategory,
-        body: impl FnOnce(&fields::ParsedWriteContext) -> Result<EventBody, InputError>,
-    ) -> Result<Response<v1::WriteResponse>, Status> {
-        let actor = identity::caller(metadata)?;
-        let context = fields::write_context(context, Utc::now()).map_err(invalid)?;
-        let body = body(&context).map_err(invalid)?;
-        let envelope = submit::envelope(AGENCY, actor, participant_id, &context, data_category, RetentionClass::SocialServicesFile);
-        self.submitter.submit(Submission { envelope, body }).await.map(Response::new)
-    }
+fn referral_source(value: i32) -> Result<ReferralSource, InputError> {
+    use v1::ReferralSource as W;
+    pick(
+        "source",
+        W::try_from(value),
+        &[
+            (W::Vuxenpsykiatri, ReferralSource::Vuxenpsykiatri),
+            (W::Socialpsykiatri, ReferralSource::Socialpsykiatri),
+            (W::Ifo, ReferralSource::Ifo),
+            (W::Forsakringskassan, ReferralSource::Forsakringskassan),
+            (W::Arbetsformedlingen, ReferralSource::Arbetsformedlingen),
+            (W::OwnInitiative, ReferralSource::OwnInitiative),
+        ],
+    )
+}
+
+fn person(field: &str, text: &str) -> Result<PersonId, InputError> {
+    PersonId::parse(text).map_err(|error| InputError::new(field, error.reason))
+}
+
+fn unit(text: &str) -> Result<UnitId, InputError> {
+    UnitId::parse(text)
+}
+
+fn trimmed(field: &str, text: &str) -> Result<String, InputError> {
+    validate_text(field, text)?;
+    Ok(text.trim().to_owned())
 }
 
 #[tonic::async_trait]
 impl MunicipalityService for MunicipalityApi {
-    async fn refer_participant(&self, request: Request<v1::ReferParticipantRequest>) -> Result<Response<v1::WriteResponse>, Status> {
+    async fn refer_participant(&self, request: Request<v1::ReferParticipantRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
         let participant_id = if request.participant_id.trim().is_empty() {
             let actor = identity::caller(&metadata)?;
@@ -61,70 +79,394 @@ impl MunicipalityService for MunicipalityApi {
         } else {
             ParticipantId::parse(&request.participant_id).map_err(invalid)?
         };
-        self.submit(&metadata, request.context.as_ref(), participant_id, DataCategory::Participation, |_| {
-            let referrer = if request.referrer_unit.trim().is_empty() {
-                None
-            } else {
-                Some(UnitId::parse(&request.referrer_unit).map_err(|error| InputError::new("referrer_unit", error.reason))?)
-            };
-            Ok(EventBody::ParticipantReferred { source: referral_source(request.source)?, referrer })
-        })
-        .await
-    }
-
-    async fn enroll_participant(&self, request: Request<v1::EnrollParticipantRequest>) -> Result<Response<v1::WriteResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        let participant_id = fields::required_participant_id(&request.participant_id).map_err(invalid)?;
-        self.submit(&metadata, request.context.as_ref(), participant_id, DataCategory::Participation, |_| {
-            Ok(EventBody::ParticipantEnrolled {
-                unit: UnitId::parse(&request.unit)?,
-                coach: domain::PersonId::parse(&request.coach_person_id).map_err(|error| InputError::new("coach_person_id", error.reason))?,
+        self.edge
+            .record_for(&metadata, request.context.as_ref(), participant_id, |_| {
+                let referrer = if request.referrer_unit.trim().is_empty() {
+                    None
+                } else {
+                    Some(UnitId::parse(&request.referrer_unit).map_err(|error| InputError::new("referrer_unit", error.reason))?)
+                };
+                Ok(EventBody::ParticipantReferred { source: referral_source(request.source)?, referrer })
             })
-        })
-        .await
+            .await
     }
 
-    async fn grant_consent(&self, request: Request<v1::GrantConsentRequest>) -> Result<Response<v1::WriteResponse>, Status> {
+    async fn enroll_participant(&self, request: Request<v1::EnrollParticipantRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
         let participant_id = fields::required_participant_id(&request.participant_id).map_err(invalid)?;
-        self.submit(&metadata, request.context.as_ref(), participant_id, DataCategory::Consent, |_| {
-            let consent_id = if request.consent_id.trim().is_empty() {
-                ConsentId(uuid::Uuid::new_v4())
-            } else {
-                ConsentId::parse(&request.consent_id)?
-            };
-            let body = EventBody::ConsentGranted {
-                consent_id,
-                discloser: fields::consent_party("discloser", request.discloser)?,
-                recipient: fields::consent_party("recipient", request.recipient)?,
-                data_categories: fields::data_categories("data_categories", &request.data_categories)?,
-                valid_from: fields::required_date("valid_from", &request.valid_from)?,
-                valid_to: fields::required_date("valid_to", &request.valid_to)?,
-            };
-            body.validate()?;
-            Ok(body)
-        })
-        .await
+        self.edge
+            .record_for(&metadata, request.context.as_ref(), participant_id, |_| {
+                Ok(EventBody::ParticipantEnrolled { unit: unit(&request.unit)?, coach: person("coach_person_id", &request.coach_person_id)? })
+            })
+            .await
     }
 
-    async fn withdraw_consent(&self, request: Request<v1::WithdrawConsentRequest>) -> Result<Response<v1::WriteResponse>, Status> {
+    async fn re_enroll_participant(&self, request: Request<v1::EnrollParticipantRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
         let participant_id = fields::required_participant_id(&request.participant_id).map_err(invalid)?;
-        self.submit(&metadata, request.context.as_ref(), participant_id, DataCategory::Consent, |context| {
-            let effective_from = if request.effective_from.trim().is_empty() {
-                context.occurred_at.date_naive()
-            } else {
-                fields::required_date("effective_from", &request.effective_from)?
-            };
-            let body = EventBody::ConsentWithdrawn {
-                discloser: fields::consent_party("discloser", request.discloser)?,
-                recipient: fields::consent_party("recipient", request.recipient)?,
-                data_categories: fields::data_categories("data_categories", &request.data_categories)?,
-                effective_from,
-            };
-            body.validate()?;
-            Ok(body)
-        })
-        .await
+        self.edge
+            .record_for(&metadata, request.context.as_ref(), participant_id, |_| {
+                Ok(EventBody::ParticipantReEnrolled { unit: unit(&request.unit)?, coach: person("coach_person_id", &request.coach_person_id)? })
+            })
+            .await
+    }
+
+    async fn grant_consent(&self, request: Request<v1::GrantConsentRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        let participant_id = fields::required_participant_id(&request.participant_id).map_err(invalid)?;
+        self.edge
+            .record_for(&metadata, request.context.as_ref(), participant_id, |_| {
+                let consent_id = if request.consent_id.trim().is_empty() { ConsentId(uuid::Uuid::new_v4()) } else { ConsentId::parse(&request.consent_id)? };
+                Ok(EventBody::ConsentGranted {
+                    consent_id,
+                    discloser: fields::consent_party("discloser", request.discloser)?,
+                    recipient: fields::consent_party("recipient", request.recipient)?,
+                    data_categories: fields::data_categories("data_categories", &request.data_categories)?,
+                    valid_from: required_date("valid_from", &request.valid_from)?,
+                    valid_to: required_date("valid_to", &request.valid_to)?,
+                })
+            })
+            .await
+    }
+
+    async fn withdraw_consent(&self, request: Request<v1::WithdrawConsentRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        let participant_id = fields::required_participant_id(&request.participant_id).map_err(invalid)?;
+        self.edge
+            .record_for(&metadata, request.context.as_ref(), participant_id, |context| {
+                Ok(EventBody::ConsentWithdrawn {
+                    discloser: fields::consent_party("discloser", request.discloser)?,
+                    recipient: fields::consent_party("recipient", request.recipient)?,
+                    data_categories: fields::data_categories("data_categories", &request.data_categories)?,
+                    effective_from: fields::optional_date("effective_from", &request.effective_from)?.unwrap_or(context.occurred_at.date_naive()),
+                })
+            })
+            .await
+    }
+
+    async fn decline_referral(&self, request: Request<v1::DeclineReferralRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::ReferralDeclined { reason: trimmed("reason", &request.reason)? })).await
+    }
+
+    async fn assign_coach(&self, request: Request<v1::AssignCoachRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::CoachAssigned { coach: person("coach_person_id", &request.coach_person_id)? })).await
+    }
+
+    async fn pause_participant(&self, request: Request<v1::PauseParticipantRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::ParticipantPaused { reason: trimmed("reason", &request.reason)? })).await
+    }
+
+    async fn resume_participant(&self, request: Request<v1::ParticipantWrite>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        self.edge.record(&metadata, Some(&request), |_| Ok(EventBody::ParticipantResumed)).await
+    }
+
+    async fn discharge_participant(&self, request: Request<v1::DischargeParticipantRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        use v1::DischargeReason as W;
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                let reason = pick(
+                    "reason",
+                    W::try_from(request.reason),
+                    &[
+                        (W::EmployedAndStable, DischargeReason::EmployedAndStable),
+                        (W::Studies, DischargeReason::Studies),
+                        (W::Moved, DischargeReason::Moved),
+                        (W::PoorHealth, DischargeReason::PoorHealth),
+                        (W::LostContact, DischargeReason::LostContact),
+                        (W::Declined, DischargeReason::Declined),
+                        (W::Other, DischargeReason::Other),
+                    ],
+                )?;
+                Ok(EventBody::ParticipantDischarged { reason })
+            })
+            .await
+    }
+
+    async fn record_profile(&self, request: Request<v1::RecordProfileRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        use v1::EducationLevel as W;
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                let education_level = pick(
+                    "education_level",
+                    W::try_from(request.education_level),
+                    &[
+                        (W::PrimaryIncomplete, EducationLevel::PrimaryIncomplete),
+                        (W::Primary, EducationLevel::Primary),
+                        (W::UpperSecondary, EducationLevel::UpperSecondary),
+                        (W::PostSecondary, EducationLevel::PostSecondary),
+                    ],
+                )?;
+                Ok(EventBody::ProfileRecorded {
+                    preferences: request.preferences.trim().to_owned(),
+                    hours_per_week_wanted: fields::hours_per_week("hours_per_week_wanted", request.hours_per_week_wanted)?,
+                    education_level,
+                })
+            })
+            .await
+    }
+
+    async fn record_benefits_counselling(&self, request: Request<v1::RecordBenefitsCounsellingRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        use v1::CounselledBenefit as W;
+        let table = [
+            (W::Sjukpenning, CounselledBenefit::Forsakringskassan(BenefitKind::Sjukpenning)),
+            (W::Rehabiliteringspenning, CounselledBenefit::Forsakringskassan(BenefitKind::Rehabiliteringspenning)),
+            (W::Aktivitetsersattning, CounselledBenefit::Forsakringskassan(BenefitKind::Aktivitetsersattning)),
+            (W::Sjukersattning, CounselledBenefit::Forsakringskassan(BenefitKind::Sjukersattning)),
+            (W::Forsorjningsstod, CounselledBenefit::Forsorjningsstod),
+            (W::Aktivitetsstod, CounselledBenefit::Aktivitetsstod),
+            (W::Akassa, CounselledBenefit::Akassa),
+            (W::Studiestod, CounselledBenefit::Studiestod),
+        ];
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                if request.benefits_discussed.len() > table.len() {
+                    return Err(InputError::new("benefits_discussed", "names more benefits than exist"));
+                }
+                let benefits_discussed =
+                    request.benefits_discussed.iter().map(|value| pick("benefits_discussed", W::try_from(*value), &table)).collect::<Result<Vec<_>, _>>()?;
+                Ok(EventBody::BenefitsCounsellingGiven { benefits_discussed })
+            })
+            .await
+    }
+
+    async fn record_disclosure_preference(&self, request: Request<v1::RecordDisclosurePreferenceRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        use v1::DisclosurePreference as W;
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                let preference = pick(
+                    "preference",
+                    W::try_from(request.preference),
+                    &[(W::None, DisclosurePreference::None), (W::NeedsOnly, DisclosurePreference::NeedsOnly), (W::Diagnosis, DisclosurePreference::Diagnosis)],
+                )?;
+                Ok(EventBody::DisclosurePreferenceRecorded { preference })
+            })
+            .await
+    }
+
+    async fn record_employer_contact(&self, request: Request<v1::RecordEmployerContactRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::EmployerContactMade {
+                    employer: trimmed("employer", &request.employer)?,
+                    face_to_face: request.face_to_face,
+                    with_participant: request.with_participant,
+                })
+            })
+            .await
+    }
+
+    async fn propose_activity(&self, request: Request<v1::ProposeActivityRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        let activity_id = match fields::optional_activity_id(&request.activity_id).map_err(invalid)? {
+            Some(activity_id) => activity_id,
+            None => ActivityId(uuid::Uuid::new_v4()),
+        };
+        let reply = self
+            .edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                let employer = request.employer.trim();
+                Ok(EventBody::ActivityProposed {
+                    activity_id,
+                    kind: fields::activity_kind("kind", request.kind)?,
+                    employer: (!employer.is_empty()).then(|| employer.to_owned()),
+                    hours_per_week: fields::hours_per_week("hours_per_week", request.hours_per_week)?,
+                    planned_start: required_date("planned_start", &request.planned_start)?,
+                    planned_end: fields::optional_date("planned_end", &request.planned_end)?,
+                    subsidy: fields::optional_subsidy("subsidy", request.subsidy)?,
+                })
+            })
+            .await;
+        submit::with_created_id(reply, activity_id)
+    }
+
+    async fn start_activity(&self, request: Request<v1::ActivityDateRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::ActivityStarted { activity_id: required_activity_id(&request.activity_id)?, started_on: required_date("date", &request.date)? })
+            })
+            .await
+    }
+
+    async fn end_activity(&self, request: Request<v1::ActivityDateRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::ActivityEnded { activity_id: required_activity_id(&request.activity_id)?, ended_on: required_date("date", &request.date)? })
+            })
+            .await
+    }
+
+    async fn start_job(&self, request: Request<v1::StartJobRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::JobStarted {
+                    activity_id: required_activity_id(&request.activity_id)?,
+                    employer: trimmed("employer", &request.employer)?,
+                    occupation: trimmed("occupation", &request.occupation)?,
+                    competitive: request.competitive,
+                    subsidy: fields::optional_subsidy("subsidy", request.subsidy)?,
+                    hours_per_week: fields::hours_per_week("hours_per_week", request.hours_per_week)?,
+                    started_on: required_date("started_on", &request.started_on)?,
+                })
+            })
+            .await
+    }
+
+    async fn change_hours(&self, request: Request<v1::ChangeHoursRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::HoursChanged {
+                    activity_id: required_activity_id(&request.activity_id)?,
+                    hours_per_week: fields::hours_per_week("hours_per_week", request.hours_per_week)?,
+                    from: required_date("from", &request.from)?,
+                })
+            })
+            .await
+    }
+
+    async fn end_job(&self, request: Request<v1::EndJobRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        use v1::JobEndReason as W;
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                let reason = pick(
+                    "reason",
+                    W::try_from(request.reason),
+                    &[
+                        (W::Resigned, JobEndReason::Resigned),
+                        (W::Dismissed, JobEndReason::Dismissed),
+                        (W::FixedTermEnded, JobEndReason::FixedTermEnded),
+                        (W::Health, JobEndReason::Health),
+                        (W::Other, JobEndReason::Other),
+                    ],
+                )?;
+                Ok(EventBody::JobEnded { activity_id: required_activity_id(&request.activity_id)?, ended_on: required_date("ended_on", &request.ended_on)?, reason })
+            })
+            .await
+    }
+
+    async fn start_studies(&self, request: Request<v1::StartStudiesRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::StudiesStarted {
+                    activity_id: required_activity_id(&request.activity_id)?,
+                    programme: trimmed("programme", &request.programme)?,
+                    started_on: required_date("started_on", &request.started_on)?,
+                })
+            })
+            .await
+    }
+
+    async fn end_studies(&self, request: Request<v1::ActivityDateRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::StudiesEnded { activity_id: required_activity_id(&request.activity_id)?, ended_on: required_date("date", &request.date)? })
+            })
+            .await
+    }
+
+    async fn record_follow_along_contact(&self, request: Request<v1::RecordFollowAlongContactRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::FollowAlongContact {
+                    activity_id: fields::optional_activity_id(&request.activity_id)?,
+                    contact_on: required_date("contact_on", &request.contact_on)?,
+                })
+            })
+            .await
+    }
+
+    async fn record_follow_up(&self, request: Request<v1::RecordFollowUpRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        use v1::FollowUpStatus as W;
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                let status = pick(
+                    "status",
+                    W::try_from(request.status),
+                    &[
+                        (W::Searching, FollowUpStatus::Searching),
+                        (W::InActivity, FollowUpStatus::InActivity),
+                        (W::Working, FollowUpStatus::Working),
+                        (W::Studying, FollowUpStatus::Studying),
+                        (W::Paused, FollowUpStatus::Paused),
+                    ],
+                )?;
+                Ok(EventBody::FollowUpRecorded { status, obstacles: request.obstacles.trim().to_owned(), helping_factors: request.helping_factors.trim().to_owned() })
+            })
+            .await
+    }
+
+    async fn record_outreach_attempt(&self, request: Request<v1::RecordOutreachAttemptRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        use v1::OutreachChannel as W;
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                let channel = pick(
+                    "channel",
+                    W::try_from(request.channel),
+                    &[
+                        (W::Phone, OutreachChannel::Phone),
+                        (W::TextMessage, OutreachChannel::TextMessage),
+                        (W::Letter, OutreachChannel::Letter),
+                        (W::HomeVisit, OutreachChannel::HomeVisit),
+                        (W::ThroughTreatmentTeam, OutreachChannel::ThroughTreatmentTeam),
+                    ],
+                )?;
+                Ok(EventBody::OutreachAttempted { channel })
+            })
+            .await
+    }
+
+    async fn record_sip_held(&self, request: Request<v1::DateRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::SipHeld { held_on: required_date("date", &request.date)? })).await
+    }
+
+    async fn record_sip_established(&self, request: Request<v1::DateRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::SipEstablished { established_on: required_date("date", &request.date)? })).await
+    }
+
+    async fn record_social_assistance(&self, request: Request<v1::RecordSocialAssistanceRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        use v1::SocialAssistanceStatus as W;
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                let status = pick(
+                    "status",
+                    W::try_from(request.status),
+                    &[(W::Granted, SocialAssistanceStatus::Granted), (W::Denied, SocialAssistanceStatus::Denied), (W::Ended, SocialAssistanceStatus::Ended)],
+                )?;
+                Ok(EventBody::SocialAssistanceDecided { status })
+            })
+            .await
+    }
+
+    async fn accept_activity_in_planning(&self, request: Request<v1::ActivityRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| Ok(EventBody::ActivityAcceptedInPlanning { activity_id: required_activity_id(&request.activity_id)? }))
+            .await
+    }
+
+    async fn correct_event(&self, request: Request<v1::CorrectEventRequest>) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        self.edge.correct(&metadata, &request).await
     }
 }

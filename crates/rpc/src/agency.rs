@@ -1,0 +1,102 @@
+//! Starting an agency service: the same configuration, connections and server set-up for the
+//! municipality, Försäkringskassan, Arbetsförmedlingen and psychiatry. Each service crate only
+//! adds its own gRPC service to the router.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tonic::transport::server::Router;
+
+use crate::server::{ReflectionError, ServerConfig, ServerHandle};
+use crate::submit::{AgencyEdge, AgencySubmitter, SubmitConfig};
+
+/// An agency service's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgencyServiceConfig {
+    /// gRPC server.
+    pub server: ServerConfig,
+    /// NATS JetStream.
+    pub bus: bus::BusConfig,
+    /// Waiting for verdicts.
+    pub submit: SubmitConfig,
+}
+
+impl Default for AgencyServiceConfig {
+    fn default() -> Self {
+        Self { server: ServerConfig::default(), bus: bus::BusConfig::default(), submit: SubmitConfig::default() }
+    }
+}
+
+impl AgencyServiceConfig {
+    /// Defaults with the service's own port.
+    pub fn listening_on(listen_address: &str) -> Self {
+        let mut config = Self::default();
+        config.server.listen_address = listen_address.to_owned();
+        config
+    }
+
+    /// Checks every value; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        self.server.validate()?;
+        self.bus.validate().map_err(|error| error.to_string())?;
+        self.submit.validate()
+    }
+}
+
+/// Why an agency service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A configuration value is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// NATS is unreachable.
+    #[error(transparent)]
+    Bus(#[from] bus::BusError),
+    /// The gRPC port could not be bound.
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+    /// gRPC reflection could not be built.
+    #[error("reflection: {0}")]
+    Reflection(#[from] ReflectionError),
+}
+
+/// A running agency service.
+pub struct RunningService {
+    /// The gRPC address (the real port when 0 was configured).
+    pub grpc_address: SocketAddr,
+    server: ServerHandle,
+}
+
+impl RunningService {
+    /// Waits until the server has stopped (after shutdown was requested).
+    pub async fn wait(self) {
+        match self.server.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "gRPC server failed"),
+            Err(error) => tracing::error!(%error, "gRPC server task failed"),
+        }
+    }
+}
+
+/// Connects to NATS and serves `add_service`'s service (plus health and reflection) until
+/// `shutdown` turns true; in-flight calls finish first.
+pub async fn start(
+    config: AgencyServiceConfig,
+    agency: domain::Agency,
+    service_name: &str,
+    add_service: impl FnOnce(Router, AgencyEdge, &ServerConfig) -> Router,
+    shutdown: watch::Receiver<bool>,
+) -> Result<RunningService, StartError> {
+    config.validate().map_err(StartError::Config)?;
+    let client = bus::connect(&config.bus, agency.token()).await?;
+    let submitter = AgencySubmitter::new(client, &config.bus, config.submit.clone());
+    let (health, reflection) = crate::server::health_and_reflection(&[service_name]).await?;
+    let router = config.server.builder().add_service(health).add_service(reflection);
+    let router = add_service(router, AgencyEdge { agency, submitter }, &config.server);
+    let listener = crate::server::bind(&config.server).await?;
+    let server = crate::server::serve(router, listener, shutdown)?;
+    tracing::info!(agency = agency.token(), grpc_address = %server.local_address, "agency service started");
+    Ok(RunningService { grpc_address: server.local_address, server })
+}
