@@ -4,7 +4,10 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use domain::{Actor, Agency, DataCategory, Envelope, EventBody, EventId, ParticipantId, PersonId, ReferralSource, RetentionClass, Role, Submission, UnitId};
+use domain::{
+    Actor, Agency, DataCategory, Envelope, EventBody, EventId, ParticipantId, PersonId,
+    ReferralSource, RetentionClass, Role, Submission, UnitId,
+};
 use proto::v1;
 use testkit::{as_coach, Stack};
 
@@ -14,7 +17,11 @@ fn referral_claiming(agency: Agency, participant_id: ParticipantId) -> Submissio
             event_id: EventId(uuid::Uuid::now_v7()),
             participant_id,
             agency,
-            actor: Actor { person_id: PersonId("officer-3".into()), role: Role::CaseOfficer, unit: UnitId("fk-lfc".into()) },
+            actor: Actor {
+                person_id: PersonId("officer-3".into()),
+                role: Role::CaseOfficer,
+                unit: UnitId("fk-lfc".into()),
+            },
             occurred_at: chrono::Utc::now(),
             correlation_id: None,
             causation_id: None,
@@ -22,12 +29,16 @@ fn referral_claiming(agency: Agency, participant_id: ParticipantId) -> Submissio
             data_category: DataCategory::Participation,
             retention_class: RetentionClass::AgencyCaseFile,
         },
-        body: EventBody::ParticipantReferred { source: ReferralSource::Forsakringskassan, referrer: None },
+        body: EventBody::ParticipantReferred {
+            source: ReferralSource::Forsakringskassan,
+            referrer: None,
+        },
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unapplicable_messages_are_parked_with_their_reason_and_the_stream_goes_on() -> anyhow::Result<()> {
+async fn unapplicable_messages_are_parked_with_their_reason_and_the_stream_goes_on(
+) -> anyhow::Result<()> {
     let stack = Stack::start().await?;
     let subjects = bus::Subjects::new(&stack.bus_config.subject_prefix);
     let client = bus::connect(&stack.bus_config, "parking-test").await?;
@@ -35,38 +46,94 @@ async fn unapplicable_messages_are_parked_with_their_reason_and_the_stream_goes_
     let participant_id = ParticipantId(uuid::Uuid::new_v4());
 
     // Not JSON at all.
-    jetstream.publish(subjects.event(Agency::Municipality, participant_id), "not json".into()).await?.await?;
+    jetstream
+        .publish(
+            subjects.event(Agency::Municipality, participant_id),
+            "not json".into(),
+        )
+        .await?
+        .await?;
     // Valid JSON whose envelope claims FK while the subject is the municipality's.
-    let forged = serde_json::to_vec(&referral_claiming(Agency::Forsakringskassan, participant_id))?;
-    jetstream.publish(subjects.event(Agency::Municipality, participant_id), forged.into()).await?.await?;
+    let forged = serde_json::to_vec(&referral_claiming(
+        Agency::Forsakringskassan,
+        participant_id,
+    ))?;
+    jetstream
+        .publish(
+            subjects.event(Agency::Municipality, participant_id),
+            forged.into(),
+        )
+        .await?
+        .await?;
     // A subject whose last token is not a participant id.
-    jetstream.publish(format!("{}.municipality.nobody", stack.bus_config.subject_prefix), "{}".into()).await?.await?;
+    jetstream
+        .publish(
+            format!("{}.municipality.nobody", stack.bus_config.subject_prefix),
+            "{}".into(),
+        )
+        .await?
+        .await?;
 
     // The stream goes on: a good write behind them is applied.
     let mut municipality = stack.municipality().await?;
-    let request = v1::ReferParticipantRequest { source: v1::ReferralSource::Ifo as i32, ..Default::default() };
-    let accepted = municipality.refer_participant(as_coach(request)).await?.into_inner();
+    let request = v1::ReferParticipantRequest {
+        source: v1::ReferralSource::Ifo as i32,
+        ..Default::default()
+    };
+    let accepted = municipality
+        .refer_participant(as_coach(request))
+        .await?
+        .into_inner();
     assert_eq!(accepted.status, v1::WriteStatus::Accepted as i32);
 
     let pool = stack.database.pool().await?;
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut reasons: Vec<String> = Vec::new();
     while Instant::now() < deadline {
-        reasons = sqlx::query_scalar("SELECT reason FROM parked_messages ORDER BY stream_sequence").fetch_all(&pool).await?;
+        reasons = sqlx::query_scalar("SELECT reason FROM parked_messages ORDER BY stream_sequence")
+            .fetch_all(&pool)
+            .await?;
         if reasons.len() >= 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let rules: Vec<&str> = reasons.iter().map(|reason| reason.split(':').next().unwrap_or_default()).collect();
-    assert_eq!(rules, ["payload_undecodable", "agency_mismatch", "subject_unparseable"], "{reasons:?}");
-    let payloads: Vec<Vec<u8>> = sqlx::query_scalar("SELECT payload FROM parked_messages ORDER BY stream_sequence").fetch_all(&pool).await?;
+    let rules: Vec<&str> = reasons
+        .iter()
+        .map(|reason| reason.split(':').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "payload_undecodable",
+            "agency_mismatch",
+            "subject_unparseable"
+        ],
+        "{reasons:?}"
+    );
+    let payloads: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT payload FROM parked_messages ORDER BY stream_sequence")
+            .fetch_all(&pool)
+            .await?;
     assert_eq!(payloads[0], b"not json", "the parked payload is kept whole");
     assert_eq!(stack.ledger_counters.parked.load(Ordering::Relaxed), 3);
-    let metrics = scrape(stack.ledger_metrics_address.ok_or_else(|| anyhow::anyhow!("metrics are on in tests"))?).await?;
-    assert!(metrics.contains("\nips_ledger_messages_parked_total 3\n"), "{metrics}");
-    assert!(metrics.contains("\nips_ledger_events_accepted_total 1\n"), "{metrics}");
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await?;
+    let metrics = scrape(
+        stack
+            .ledger_metrics_address
+            .ok_or_else(|| anyhow::anyhow!("metrics are on in tests"))?,
+    )
+    .await?;
+    assert!(
+        metrics.contains("\nips_ledger_messages_parked_total 3\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nips_ledger_events_accepted_total 1\n"),
+        "{metrics}"
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await?;
     assert_eq!(stored, 1, "only the good write is in the event store");
     pool.close().await;
     stack.stop().await;
@@ -77,7 +144,9 @@ async fn unapplicable_messages_are_parked_with_their_reason_and_the_stream_goes_
 async fn scrape(address: std::net::SocketAddr) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(address).await?;
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: ledger\r\n\r\n").await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: ledger\r\n\r\n")
+        .await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
     anyhow::ensure!(response.starts_with("HTTP/1.1 200"), "{response}");

@@ -10,7 +10,10 @@ use tonic_types::StatusExt;
 
 fn refer(request_id: &str) -> v1::ReferParticipantRequest {
     v1::ReferParticipantRequest {
-        context: Some(v1::WriteContext { request_id: request_id.into(), ..Default::default() }),
+        context: Some(v1::WriteContext {
+            request_id: request_id.into(),
+            ..Default::default()
+        }),
         participant_id: String::new(),
         source: v1::ReferralSource::Vuxenpsykiatri as i32,
         referrer_unit: "hudiksvall-vuxenpsykiatri".into(),
@@ -41,11 +44,20 @@ fn consent(participant_id: &str, valid_from: &str, valid_to: &str) -> v1::GrantC
 
 /// The field a status's BadRequest detail names.
 fn violated_field(status: &tonic::Status) -> Option<String> {
-    status.get_details_bad_request().and_then(|bad_request| bad_request.field_violations.first().map(|violation| violation.field.clone()))
+    status.get_details_bad_request().and_then(|bad_request| {
+        bad_request
+            .field_violations
+            .first()
+            .map(|violation| violation.field.clone())
+    })
 }
 
 fn rule_of(status: &tonic::Status) -> Option<String> {
-    status.metadata().get("ips-rule").and_then(|value| value.to_str().ok()).map(str::to_owned)
+    status
+        .metadata()
+        .get("ips-rule")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,27 +66,78 @@ async fn refer_enrol_consent_reach_the_timeline_in_order_with_a_chain() -> anyho
     let mut municipality = stack.municipality().await?;
     let mut timeline = stack.timeline().await?;
 
-    let referred = municipality.refer_participant(as_coach(refer(""))).await?.into_inner();
-    assert_eq!(referred.status, v1::WriteStatus::Accepted as i32, "{referred:?}");
+    let referred = municipality
+        .refer_participant(as_coach(refer("")))
+        .await?
+        .into_inner();
+    assert_eq!(
+        referred.status,
+        v1::WriteStatus::Accepted as i32,
+        "{referred:?}"
+    );
     let participant_id = referred.participant_id.clone();
-    let enrolled = municipality.enroll_participant(as_coach(enrol(&participant_id))).await?.into_inner();
-    let consented = municipality.grant_consent(as_coach(consent(&participant_id, "2026-01-01", "2026-12-31"))).await?.into_inner();
-    assert_eq!((referred.sequence, enrolled.sequence, consented.sequence), (1, 2, 3));
+    let enrolled = municipality
+        .enroll_participant(as_coach(enrol(&participant_id)))
+        .await?
+        .into_inner();
+    let consented = municipality
+        .grant_consent(as_coach(consent(
+            &participant_id,
+            "2026-01-01",
+            "2026-12-31",
+        )))
+        .await?
+        .into_inner();
+    assert_eq!(
+        (referred.sequence, enrolled.sequence, consented.sequence),
+        (1, 2, 3)
+    );
 
-    let request = v1::GetTimelineRequest { participant_id: participant_id.clone(), min_sequence: 3, ..Default::default() };
+    let request = v1::GetTimelineRequest {
+        participant_id: participant_id.clone(),
+        min_sequence: 3,
+        ..Default::default()
+    };
     let entries = timeline.get_timeline(request).await?.into_inner().entries;
-    let types: Vec<&str> = entries.iter().map(|entry| entry.event_type.as_str()).collect();
-    assert_eq!(types, ["ParticipantReferred", "ParticipantEnrolled", "ConsentGranted"]);
-    assert_eq!(entries.iter().map(|entry| entry.sequence).collect::<Vec<_>>(), [1, 2, 3]);
+    let types: Vec<&str> = entries
+        .iter()
+        .map(|entry| entry.event_type.as_str())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "ParticipantReferred",
+            "ParticipantEnrolled",
+            "ConsentGranted"
+        ]
+    );
+    assert_eq!(
+        entries
+            .iter()
+            .map(|entry| entry.sequence)
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
     assert_eq!(entries[0].prev_hash, domain::chain::GENESIS_HASH);
     for pair in entries.windows(2) {
-        assert_eq!(pair[1].prev_hash, pair[0].hash, "each prev_hash is the previous hash");
+        assert_eq!(
+            pair[1].prev_hash, pair[0].hash,
+            "each prev_hash is the previous hash"
+        );
     }
     assert_eq!(entries[2].hash, consented.hash);
     assert_eq!(entries[0].event_id, referred.event_id);
-    assert_eq!(entries[1].actor.as_ref().map(|actor| actor.role.as_str()), Some("coach"));
+    assert_eq!(
+        entries[1].actor.as_ref().map(|actor| actor.role.as_str()),
+        Some("coach")
+    );
 
-    let verified = timeline.verify_chain(v1::VerifyChainRequest { participant_id: participant_id.clone() }).await?.into_inner();
+    let verified = timeline
+        .verify_chain(v1::VerifyChainRequest {
+            participant_id: participant_id.clone(),
+        })
+        .await?
+        .into_inner();
     assert!(verified.intact, "{verified:?}");
     assert_eq!(verified.verified_entries, 3);
     assert_eq!(verified.head_hash, consented.hash);
@@ -87,16 +150,27 @@ async fn refer_enrol_consent_reach_the_timeline_in_order_with_a_chain() -> anyho
 async fn a_repeated_request_id_returns_the_first_outcome_and_records_once() -> anyhow::Result<()> {
     let stack = Stack::start().await?;
     let mut municipality = stack.municipality().await?;
-    let first = municipality.refer_participant(as_coach(refer("intake-2026-0042"))).await?.into_inner();
+    let first = municipality
+        .refer_participant(as_coach(refer("intake-2026-0042")))
+        .await?
+        .into_inner();
     // The retry carries no participant id either (the client never learnt it): the same request
     // id must still land on the same participant and event.
-    let second = municipality.refer_participant(as_coach(refer("intake-2026-0042"))).await?.into_inner();
+    let second = municipality
+        .refer_participant(as_coach(refer("intake-2026-0042")))
+        .await?
+        .into_inner();
     assert_eq!(second.event_id, first.event_id);
     assert_eq!(second.participant_id, first.participant_id);
-    assert_eq!((second.status, second.sequence, second.hash.as_str()), (first.status, first.sequence, first.hash.as_str()));
+    assert_eq!(
+        (second.status, second.sequence, second.hash.as_str()),
+        (first.status, first.sequence, first.hash.as_str())
+    );
 
     let pool = stack.database.pool().await?;
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await?;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await?;
     assert_eq!(stored, 1);
     pool.close().await;
     stack.stop().await;
@@ -110,12 +184,27 @@ async fn broken_rules_come_back_as_failed_precondition_and_are_recorded() -> any
     let mut timeline = stack.timeline().await?;
     let stranger = uuid::Uuid::new_v4().to_string();
 
-    let refused = municipality.enroll_participant(as_coach(enrol(&stranger))).await.err();
-    let refused = refused.ok_or_else(|| anyhow::anyhow!("enrolment without referral must be refused"))?;
+    let refused = municipality
+        .enroll_participant(as_coach(enrol(&stranger)))
+        .await
+        .err();
+    let refused =
+        refused.ok_or_else(|| anyhow::anyhow!("enrolment without referral must be refused"))?;
     assert_eq!(refused.code(), Code::FailedPrecondition);
-    assert_eq!(rule_of(&refused).as_deref(), Some("enrolment_needs_referral"));
-    let event_id = refused.metadata().get("ips-event-id").and_then(|value| value.to_str().ok()).map(str::to_owned).unwrap_or_default();
-    let status = timeline.get_event_status(v1::GetEventStatusRequest { event_id }).await?.into_inner();
+    assert_eq!(
+        rule_of(&refused).as_deref(),
+        Some("enrolment_needs_referral")
+    );
+    let event_id = refused
+        .metadata()
+        .get("ips-event-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let status = timeline
+        .get_event_status(v1::GetEventStatusRequest { event_id })
+        .await?
+        .into_inner();
     assert_eq!(status.status, v1::EventStatus::Rejected as i32);
     assert_eq!(status.rejected_rule, "enrolment_needs_referral");
 
@@ -128,7 +217,11 @@ async fn bad_input_names_the_field_and_unknown_participants_are_not_found() -> a
     let stack = Stack::start().await?;
     let mut municipality = stack.municipality().await?;
     let mut timeline = stack.timeline().await?;
-    let participant_id = municipality.refer_participant(as_coach(refer(""))).await?.into_inner().participant_id;
+    let participant_id = municipality
+        .refer_participant(as_coach(refer("")))
+        .await?
+        .into_inner()
+        .participant_id;
 
     struct Case {
         result: Result<tonic::Response<v1::WriteResponse>, tonic::Status>,
@@ -138,53 +231,133 @@ async fn bad_input_names_the_field_and_unknown_participants_are_not_found() -> a
     let mut no_source = refer("");
     no_source.source = 0;
     let mut cases = vec![
-        Case { result: municipality.refer_participant(as_coach(no_source)).await, expected_code: Code::InvalidArgument, expected_field: Some("source") },
-        Case { result: municipality.enroll_participant(as_coach(enrol("not-a-uuid"))).await, expected_code: Code::InvalidArgument, expected_field: Some("participant_id") },
-        Case { result: municipality.enroll_participant(as_coach(enrol(""))).await, expected_code: Code::InvalidArgument, expected_field: Some("participant_id") },
         Case {
-            result: municipality.grant_consent(as_coach(consent(&participant_id, "2026-05-01", "2026-04-01"))).await,
+            result: municipality.refer_participant(as_coach(no_source)).await,
+            expected_code: Code::InvalidArgument,
+            expected_field: Some("source"),
+        },
+        Case {
+            result: municipality
+                .enroll_participant(as_coach(enrol("not-a-uuid")))
+                .await,
+            expected_code: Code::InvalidArgument,
+            expected_field: Some("participant_id"),
+        },
+        Case {
+            result: municipality.enroll_participant(as_coach(enrol(""))).await,
+            expected_code: Code::InvalidArgument,
+            expected_field: Some("participant_id"),
+        },
+        Case {
+            result: municipality
+                .grant_consent(as_coach(consent(
+                    &participant_id,
+                    "2026-05-01",
+                    "2026-04-01",
+                )))
+                .await,
             expected_code: Code::InvalidArgument,
             expected_field: Some("valid_to"),
         },
         Case {
-            result: municipality.grant_consent(as_coach(consent(&participant_id, "2026-13-01", "2026-14-01"))).await,
+            result: municipality
+                .grant_consent(as_coach(consent(
+                    &participant_id,
+                    "2026-13-01",
+                    "2026-14-01",
+                )))
+                .await,
             expected_code: Code::InvalidArgument,
             expected_field: Some("valid_from"),
         },
         Case {
-            result: municipality.enroll_participant(tonic::Request::new(enrol(&participant_id))).await,
+            result: municipality
+                .enroll_participant(tonic::Request::new(enrol(&participant_id)))
+                .await,
             expected_code: Code::Unauthenticated,
             expected_field: None,
         },
     ];
     let mut bad_unit = enrol(&participant_id);
     bad_unit.unit = "a unit with spaces".into();
-    cases.push(Case { result: municipality.enroll_participant(as_coach(bad_unit)).await, expected_code: Code::InvalidArgument, expected_field: Some("unit") });
+    cases.push(Case {
+        result: municipality.enroll_participant(as_coach(bad_unit)).await,
+        expected_code: Code::InvalidArgument,
+        expected_field: Some("unit"),
+    });
     let mut bad_role = enrol(&participant_id);
     bad_role.coach_person_id = String::new();
     cases.push(Case {
-        result: municipality.enroll_participant(as_caller(bad_role, "coach-17", Role::Coach, "hudiksvall-ips")).await,
+        result: municipality
+            .enroll_participant(as_caller(
+                bad_role,
+                "coach-17",
+                Role::Coach,
+                "hudiksvall-ips",
+            ))
+            .await,
         expected_code: Code::InvalidArgument,
         expected_field: Some("coach_person_id"),
     });
     for (index, case) in cases.into_iter().enumerate() {
-        let Err(status) = case.result else { panic!("case {index} must be refused") };
-        assert_eq!(status.code(), case.expected_code, "case {index}: {status:?}");
+        let Err(status) = case.result else {
+            panic!("case {index} must be refused")
+        };
+        assert_eq!(
+            status.code(),
+            case.expected_code,
+            "case {index}: {status:?}"
+        );
         if let Some(field) = case.expected_field {
-            assert_eq!(violated_field(&status).as_deref(), Some(field), "case {index}: {status:?}");
+            assert_eq!(
+                violated_field(&status).as_deref(),
+                Some(field),
+                "case {index}: {status:?}"
+            );
         }
     }
 
-    let unknown = timeline.get_timeline(v1::GetTimelineRequest { participant_id: uuid::Uuid::new_v4().to_string(), ..Default::default() }).await;
-    assert_eq!(unknown.err().map(|status| status.code()), Some(Code::NotFound));
-    let malformed = timeline.get_timeline(v1::GetTimelineRequest { participant_id: "x".into(), ..Default::default() }).await;
-    assert_eq!(malformed.err().map(|status| status.code()), Some(Code::InvalidArgument));
-    let too_big_page = timeline.get_timeline(v1::GetTimelineRequest { participant_id: participant_id.clone(), page_size: 100_000, ..Default::default() }).await;
-    assert_eq!(too_big_page.err().as_ref().and_then(violated_field).as_deref(), Some("page_size"));
+    let unknown = timeline
+        .get_timeline(v1::GetTimelineRequest {
+            participant_id: uuid::Uuid::new_v4().to_string(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(
+        unknown.err().map(|status| status.code()),
+        Some(Code::NotFound)
+    );
+    let malformed = timeline
+        .get_timeline(v1::GetTimelineRequest {
+            participant_id: "x".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(
+        malformed.err().map(|status| status.code()),
+        Some(Code::InvalidArgument)
+    );
+    let too_big_page = timeline
+        .get_timeline(v1::GetTimelineRequest {
+            participant_id: participant_id.clone(),
+            page_size: 100_000,
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(
+        too_big_page
+            .err()
+            .as_ref()
+            .and_then(violated_field)
+            .as_deref(),
+        Some("page_size")
+    );
 
     // Nothing invalid reached the ledger: only the referral is stored.
     let pool = stack.database.pool().await?;
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await?;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await?;
     assert_eq!(stored, 1);
     pool.close().await;
     stack.stop().await;
@@ -196,18 +369,31 @@ async fn the_timeline_pages_in_order() -> anyhow::Result<()> {
     let stack = Stack::start().await?;
     let mut municipality = stack.municipality().await?;
     let mut timeline = stack.timeline().await?;
-    let participant_id = municipality.refer_participant(as_coach(refer(""))).await?.into_inner().participant_id;
-    municipality.enroll_participant(as_coach(enrol(&participant_id))).await?;
+    let participant_id = municipality
+        .refer_participant(as_coach(refer("")))
+        .await?
+        .into_inner()
+        .participant_id;
+    municipality
+        .enroll_participant(as_coach(enrol(&participant_id)))
+        .await?;
     for month in 1..=5 {
         let from = format!("2026-{month:02}-01");
         let to = format!("2026-{month:02}-20");
-        municipality.grant_consent(as_coach(consent(&participant_id, &from, &to))).await?;
+        municipality
+            .grant_consent(as_coach(consent(&participant_id, &from, &to)))
+            .await?;
     }
     let mut sequences = Vec::new();
     let mut page_token = String::new();
     let mut pages = 0;
     loop {
-        let request = v1::GetTimelineRequest { participant_id: participant_id.clone(), min_sequence: 7, page_size: 3, page_token };
+        let request = v1::GetTimelineRequest {
+            participant_id: participant_id.clone(),
+            min_sequence: 7,
+            page_size: 3,
+            page_token,
+        };
         let page = timeline.get_timeline(request).await?.into_inner();
         pages += 1;
         sequences.extend(page.entries.iter().map(|entry| entry.sequence));

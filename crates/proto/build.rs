@@ -8,12 +8,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(proto_root.join("ips/v1"))?
         .filter_map(Result::ok)
         .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "proto"))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "proto")
+        })
         .collect();
     files.sort();
     let descriptor_set = protox::compile(&files, [&proto_root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out_dir.join("ips_descriptor.bin"), prost::Message::encode_to_vec(&descriptor_set))?;
+    std::fs::write(
+        out_dir.join("ips_descriptor.bin"),
+        prost::Message::encode_to_vec(&descriptor_set),
+    )?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

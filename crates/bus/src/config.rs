@@ -88,35 +88,113 @@ fn require(condition: bool, field: &'static str, reason: &str) -> Result<(), Con
     if condition {
         Ok(())
     } else {
-        Err(ConfigError { field, reason: reason.to_owned() })
+        Err(ConfigError {
+            field,
+            reason: reason.to_owned(),
+        })
     }
 }
 
 fn is_subject_token(text: &str) -> bool {
-    !text.is_empty() && text.chars().all(|character| character.is_ascii_alphanumeric() || "-_".contains(character))
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || "-_".contains(character))
 }
 
 impl BusConfig {
     /// Checks every value at start-up, so a bad one stops the service with a clear message.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        require(self.nats_url.starts_with("nats://") || self.nats_url.starts_with("tls://"), "nats_url", "must start with nats:// or tls://")?;
-        require(self.nats_user.is_some() == self.nats_password.is_some(), "nats_password", "nats_user and nats_password go together")?;
-        require(is_subject_token(&self.stream_name), "stream_name", "must be letters, digits, '-' or '_'")?;
-        require(self.subject_prefix.split('.').all(is_subject_token), "subject_prefix", "must be dot-separated tokens of letters, digits, '-' or '_'")?;
-        require(is_subject_token(&self.consumer_name), "consumer_name", "must be letters, digits, '-' or '_'")?;
-        require(self.duplicate_window_ms >= 1_000, "duplicate_window_ms", "must be at least 1000")?;
-        require(self.stream_max_age_ms >= self.duplicate_window_ms, "stream_max_age_ms", "must be at least duplicate_window_ms")?;
-        require(self.stream_max_bytes >= 1024 * 1024, "stream_max_bytes", "must be at least 1 MiB")?;
-        require((1024..=1024 * 1024).contains(&self.message_size_max_bytes), "message_size_max_bytes", "must be between 1 KiB and 1 MiB")?;
-        require((100..=60_000).contains(&self.publish_ack_timeout_ms), "publish_ack_timeout_ms", "must be between 100 and 60000")?;
-        require((1..=20).contains(&self.publish_attempts_max), "publish_attempts_max", "must be between 1 and 20")?;
-        require((500..=600_000).contains(&self.ack_wait_ms), "ack_wait_ms", "must be between 500 and 600000")?;
-        require(self.park_after_deliveries >= 2, "park_after_deliveries", "must be at least 2")?;
-        require(self.max_deliver > self.park_after_deliveries, "max_deliver", "must exceed park_after_deliveries, so the ledger parks before the server gives up")?;
-        require((1..=100_000).contains(&self.max_ack_pending), "max_ack_pending", "must be between 1 and 100000")?;
-        require((1..=1_000).contains(&self.fetch_batch_size_max), "fetch_batch_size_max", "must be between 1 and 1000")?;
-        require((50..=30_000).contains(&self.fetch_wait_ms), "fetch_wait_ms", "must be between 50 and 30000")?;
-        require(self.fetch_wait_ms < self.ack_wait_ms, "fetch_wait_ms", "must be shorter than ack_wait_ms")?;
+        require(
+            self.nats_url.starts_with("nats://") || self.nats_url.starts_with("tls://"),
+            "nats_url",
+            "must start with nats:// or tls://",
+        )?;
+        require(
+            self.nats_user.is_some() == self.nats_password.is_some(),
+            "nats_password",
+            "nats_user and nats_password go together",
+        )?;
+        require(
+            is_subject_token(&self.stream_name),
+            "stream_name",
+            "must be letters, digits, '-' or '_'",
+        )?;
+        require(
+            self.subject_prefix.split('.').all(is_subject_token),
+            "subject_prefix",
+            "must be dot-separated tokens of letters, digits, '-' or '_'",
+        )?;
+        require(
+            is_subject_token(&self.consumer_name),
+            "consumer_name",
+            "must be letters, digits, '-' or '_'",
+        )?;
+        require(
+            self.duplicate_window_ms >= 1_000,
+            "duplicate_window_ms",
+            "must be at least 1000",
+        )?;
+        require(
+            self.stream_max_age_ms >= self.duplicate_window_ms,
+            "stream_max_age_ms",
+            "must be at least duplicate_window_ms",
+        )?;
+        require(
+            self.stream_max_bytes >= 1024 * 1024,
+            "stream_max_bytes",
+            "must be at least 1 MiB",
+        )?;
+        require(
+            (1024..=1024 * 1024).contains(&self.message_size_max_bytes),
+            "message_size_max_bytes",
+            "must be between 1 KiB and 1 MiB",
+        )?;
+        require(
+            (100..=60_000).contains(&self.publish_ack_timeout_ms),
+            "publish_ack_timeout_ms",
+            "must be between 100 and 60000",
+        )?;
+        require(
+            (1..=20).contains(&self.publish_attempts_max),
+            "publish_attempts_max",
+            "must be between 1 and 20",
+        )?;
+        require(
+            (500..=600_000).contains(&self.ack_wait_ms),
+            "ack_wait_ms",
+            "must be between 500 and 600000",
+        )?;
+        require(
+            self.park_after_deliveries >= 2,
+            "park_after_deliveries",
+            "must be at least 2",
+        )?;
+        require(
+            self.max_deliver > self.park_after_deliveries,
+            "max_deliver",
+            "must exceed park_after_deliveries, so the ledger parks before the server gives up",
+        )?;
+        require(
+            (1..=100_000).contains(&self.max_ack_pending),
+            "max_ack_pending",
+            "must be between 1 and 100000",
+        )?;
+        require(
+            (1..=1_000).contains(&self.fetch_batch_size_max),
+            "fetch_batch_size_max",
+            "must be between 1 and 1000",
+        )?;
+        require(
+            (50..=30_000).contains(&self.fetch_wait_ms),
+            "fetch_wait_ms",
+            "must be between 50 and 30000",
+        )?;
+        require(
+            self.fetch_wait_ms < self.ack_wait_ms,
+            "fetch_wait_ms",
+            "must be shorter than ack_wait_ms",
+        )?;
         Ok(())
     }
 }
@@ -139,9 +217,18 @@ mod tests {
     #[test]
     fn each_broken_limit_is_named() {
         check(|config| config.max_deliver = 5, Err("max_deliver"));
-        check(|config| config.fetch_batch_size_max = 0, Err("fetch_batch_size_max"));
-        check(|config| config.subject_prefix = "ips..v1".into(), Err("subject_prefix"));
-        check(|config| config.nats_user = Some("fk".into()), Err("nats_password"));
+        check(
+            |config| config.fetch_batch_size_max = 0,
+            Err("fetch_batch_size_max"),
+        );
+        check(
+            |config| config.subject_prefix = "ips..v1".into(),
+            Err("subject_prefix"),
+        );
+        check(
+            |config| config.nats_user = Some("fk".into()),
+            Err("nats_password"),
+        );
         check(|config| config.fetch_wait_ms = 40_000, Err("fetch_wait_ms"));
     }
 }

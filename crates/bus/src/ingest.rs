@@ -43,7 +43,10 @@ impl Delivery {
 
     /// The message's position in the stream (stable across redeliveries).
     pub fn stream_sequence(&self) -> u64 {
-        self.message.info().map(|info| info.stream_sequence).unwrap_or(0)
+        self.message
+            .info()
+            .map(|info| info.stream_sequence)
+            .unwrap_or(0)
     }
 
     /// How many times the server has delivered it, this time included.
@@ -54,17 +57,26 @@ impl Delivery {
     /// Acknowledges after the commit. Plain (fire-and-forget) ack: apply is idempotent by event
     /// id, so a lost ack costs one harmless redelivery.
     pub async fn ack(&self) -> Result<(), BusError> {
-        self.message.ack().await.map_err(|error| BusError::Unavailable(error.to_string()))
+        self.message
+            .ack()
+            .await
+            .map_err(|error| BusError::Unavailable(error.to_string()))
     }
 
     /// Tells the server work is still going on (resets `ack_wait`), e.g. while Postgres is down.
     pub async fn progress(&self) -> Result<(), BusError> {
-        self.message.ack_with(AckKind::Progress).await.map_err(|error| BusError::Unavailable(error.to_string()))
+        self.message
+            .ack_with(AckKind::Progress)
+            .await
+            .map_err(|error| BusError::Unavailable(error.to_string()))
     }
 
     /// Asks for redelivery after `delay` (used when shutting down mid-retry).
     pub async fn nak(&self, delay: Duration) -> Result<(), BusError> {
-        self.message.ack_with(AckKind::Nak(Some(delay))).await.map_err(|error| BusError::Unavailable(error.to_string()))
+        self.message
+            .ack_with(AckKind::Nak(Some(delay)))
+            .await
+            .map_err(|error| BusError::Unavailable(error.to_string()))
     }
 }
 
@@ -90,7 +102,9 @@ impl IngestConsumer {
 
     /// Starts one bounded pull; its messages arrive on the returned stream, which ends when the
     /// batch is full or the wait has passed.
-    pub async fn pull(&self) -> Result<impl Stream<Item = Result<Delivery, BusError>> + Unpin, BusError> {
+    pub async fn pull(
+        &self,
+    ) -> Result<impl Stream<Item = Result<Delivery, BusError>> + Unpin, BusError> {
         let batch = self
             .consumer
             .batch()
@@ -99,13 +113,20 @@ impl IngestConsumer {
             .messages()
             .await
             .map_err(|error| BusError::Unavailable(error.to_string()))?;
-        Ok(batch.map(|item| item.map(|message| Delivery { message }).map_err(|error| BusError::Unavailable(error.to_string()))))
+        Ok(batch.map(|item| {
+            item.map(|message| Delivery { message })
+                .map_err(|error| BusError::Unavailable(error.to_string()))
+        }))
     }
 
     /// Messages in the stream not yet delivered to the ledger, plus those delivered but unacked:
     /// the ingest lag, for metrics.
     pub async fn lag(&mut self) -> Result<(u64, usize), BusError> {
-        let info = self.consumer.info().await.map_err(|error| BusError::Unavailable(error.to_string()))?;
+        let info = self
+            .consumer
+            .info()
+            .await
+            .map_err(|error| BusError::Unavailable(error.to_string()))?;
         Ok((info.num_pending, info.num_ack_pending))
     }
 }

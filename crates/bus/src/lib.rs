@@ -20,9 +20,9 @@ pub mod verdicts;
 pub use config::{BusConfig, ConfigError};
 pub use ingest::{Delivery, IngestConsumer};
 pub use publisher::{PublishReceipt, SubmissionPublisher};
+pub use setup::connect;
 pub use subjects::Subjects;
 pub use verdicts::{Verdict, VerdictStatus, VerdictWaiter};
-pub use setup::connect;
 
 /// Everything that can go wrong talking to NATS, by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]

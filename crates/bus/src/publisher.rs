@@ -51,23 +51,43 @@ impl SubmissionPublisher {
 
     /// Publishes and waits for the stream's ack, retrying on timeout with the same message id.
     pub async fn publish(&self, submission: &Submission) -> Result<PublishReceipt, BusError> {
-        let payload = serde_json::to_vec(submission).map_err(|error| BusError::Codec(error.to_string()))?;
+        let payload =
+            serde_json::to_vec(submission).map_err(|error| BusError::Codec(error.to_string()))?;
         if payload.len() > self.message_size_max_bytes {
-            return Err(BusError::MessageTooLarge { size_bytes: payload.len(), size_max_bytes: self.message_size_max_bytes });
+            return Err(BusError::MessageTooLarge {
+                size_bytes: payload.len(),
+                size_max_bytes: self.message_size_max_bytes,
+            });
         }
         let payload = bytes::Bytes::from(payload);
-        let subject = self.subjects.event(submission.envelope.agency, submission.envelope.participant_id);
+        let subject = self.subjects.event(
+            submission.envelope.agency,
+            submission.envelope.participant_id,
+        );
         let message_id = submission.envelope.event_id.to_string();
         for attempt in 1..=self.attempts_max {
-            let message = PublishMessage::build().payload(payload.clone()).message_id(&message_id);
+            let message = PublishMessage::build()
+                .payload(payload.clone())
+                .message_id(&message_id);
             let outcome = async {
-                let ack_future = self.jetstream.send_publish(subject.clone(), message).await?;
+                let ack_future = self
+                    .jetstream
+                    .send_publish(subject.clone(), message)
+                    .await?;
                 ack_future.await
             };
             match tokio::time::timeout(self.ack_timeout, outcome).await {
-                Ok(Ok(ack)) => return Ok(PublishReceipt { stream_sequence: ack.sequence, duplicate: ack.duplicate }),
+                Ok(Ok(ack)) => {
+                    return Ok(PublishReceipt {
+                        stream_sequence: ack.sequence,
+                        duplicate: ack.duplicate,
+                    })
+                }
                 Ok(Err(error)) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
-                    return Err(BusError::MessageTooLarge { size_bytes: payload.len(), size_max_bytes: self.message_size_max_bytes });
+                    return Err(BusError::MessageTooLarge {
+                        size_bytes: payload.len(),
+                        size_max_bytes: self.message_size_max_bytes,
+                    });
                 }
                 Ok(Err(error)) => {
                     tracing::warn!(%message_id, attempt, %error, "publish failed; retrying with the same message id");
@@ -78,6 +98,8 @@ impl SubmissionPublisher {
             }
             tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
         }
-        Err(BusError::PublishNotAcknowledged { attempts: self.attempts_max })
+        Err(BusError::PublishNotAcknowledged {
+            attempts: self.attempts_max,
+        })
     }
 }

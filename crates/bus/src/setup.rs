@@ -13,7 +13,10 @@ use crate::subjects::Subjects;
 use crate::BusError;
 
 /// Connects to NATS as `connection_name` (shown in the server's connection list).
-pub async fn connect(config: &BusConfig, connection_name: &str) -> Result<async_nats::Client, BusError> {
+pub async fn connect(
+    config: &BusConfig,
+    connection_name: &str,
+) -> Result<async_nats::Client, BusError> {
     let mut options = async_nats::ConnectOptions::new()
         .name(connection_name)
         .connection_timeout(Duration::from_secs(5))
@@ -23,11 +26,17 @@ pub async fn connect(config: &BusConfig, connection_name: &str) -> Result<async_
     }
     // retry_on_initial_connect makes connect return at once; wait for the first connection so
     // a wrong URL fails start-up instead of every later request.
-    let client = options.connect(&config.nats_url).await.map_err(|error| BusError::Unavailable(error.to_string()))?;
+    let client = options
+        .connect(&config.nats_url)
+        .await
+        .map_err(|error| BusError::Unavailable(error.to_string()))?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while client.connection_state() != async_nats::connection::State::Connected {
         if tokio::time::Instant::now() > deadline {
-            return Err(BusError::Unavailable(format!("could not reach {} within 10 s", config.nats_url)));
+            return Err(BusError::Unavailable(format!(
+                "could not reach {} within 10 s",
+                config.nats_url
+            )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -52,13 +61,19 @@ pub fn stream_config(config: &BusConfig) -> stream::Config {
 }
 
 /// Creates the agency-event stream, or checks that the existing one captures the right subjects.
-pub async fn ensure_stream(jetstream: &jetstream::Context, config: &BusConfig) -> Result<stream::Stream, BusError> {
+pub async fn ensure_stream(
+    jetstream: &jetstream::Context,
+    config: &BusConfig,
+) -> Result<stream::Stream, BusError> {
     let wanted = stream_config(config);
     let mut stream = jetstream
         .get_or_create_stream(wanted.clone())
         .await
         .map_err(|error| BusError::Setup(format!("stream {}: {error}", config.stream_name)))?;
-    let info = stream.info().await.map_err(|error| BusError::Setup(error.to_string()))?;
+    let info = stream
+        .info()
+        .await
+        .map_err(|error| BusError::Setup(error.to_string()))?;
     let mut existing_subjects = info.config.subjects.clone();
     let mut wanted_subjects = wanted.subjects.clone();
     existing_subjects.sort();

@@ -19,7 +19,9 @@ pub struct Subjects {
 impl Subjects {
     /// Subjects under `prefix` (e.g. `ips.v1`, or a unique one per test).
     pub fn new(prefix: &str) -> Self {
-        Self { prefix: prefix.to_owned() }
+        Self {
+            prefix: prefix.to_owned(),
+        }
     }
 
     /// Where an agency publishes an event about a participant.
@@ -34,7 +36,10 @@ impl Subjects {
 
     /// The stream captures every agency's events and nothing else.
     pub fn stream_subjects(&self) -> Vec<String> {
-        Agency::ALL.into_iter().map(|agency| self.agency_wildcard(agency)).collect()
+        Agency::ALL
+            .into_iter()
+            .map(|agency| self.agency_wildcard(agency))
+            .collect()
     }
 
     /// Reads the agency and participant id back from an event subject.
@@ -64,12 +69,24 @@ mod tests {
     #[test]
     fn an_event_subject_round_trips_and_foreign_subjects_do_not_parse() {
         let subjects = Subjects::new("t1.ips.v1");
-        let Ok(participant_id) = ParticipantId::parse("0193a1b2-0000-4000-8000-000000000007") else { panic!("a valid id") };
+        let Ok(participant_id) = ParticipantId::parse("0193a1b2-0000-4000-8000-000000000007")
+        else {
+            panic!("a valid id")
+        };
         let subject = subjects.event(Agency::Forsakringskassan, participant_id);
         assert_eq!(subject, format!("t1.ips.v1.fk.{participant_id}"));
-        assert_eq!(subjects.parse_event(&subject), Some((Agency::Forsakringskassan, participant_id)));
-        assert_eq!(subjects.parse_event(&format!("t1.ips.v1.police.{participant_id}")), None);
-        assert_eq!(subjects.parse_event(&format!("t2.ips.v1.fk.{participant_id}")), None);
+        assert_eq!(
+            subjects.parse_event(&subject),
+            Some((Agency::Forsakringskassan, participant_id))
+        );
+        assert_eq!(
+            subjects.parse_event(&format!("t1.ips.v1.police.{participant_id}")),
+            None
+        );
+        assert_eq!(
+            subjects.parse_event(&format!("t2.ips.v1.fk.{participant_id}")),
+            None
+        );
         assert_eq!(subjects.parse_event("t1.ips.v1.fk.not-a-uuid"), None);
     }
 }

@@ -49,7 +49,15 @@ pub struct Verdict {
 impl Verdict {
     /// The answer for an event the ledger has no record of.
     pub fn unknown(event_id: EventId) -> Self {
-        Self { event_id, status: VerdictStatus::Unknown, participant_id: None, sequence: 0, hash: String::new(), rule: None, reason: None }
+        Self {
+            event_id,
+            status: VerdictStatus::Unknown,
+            participant_id: None,
+            sequence: 0,
+            hash: String::new(),
+            rule: None,
+            reason: None,
+        }
     }
 }
 
@@ -58,7 +66,10 @@ impl Verdict {
 pub async fn announce(client: &async_nats::Client, subjects: &Subjects, verdict: &Verdict) {
     match serde_json::to_vec(verdict) {
         Ok(payload) => {
-            if let Err(error) = client.publish(subjects.verdict(verdict.event_id), payload.into()).await {
+            if let Err(error) = client
+                .publish(subjects.verdict(verdict.event_id), payload.into())
+                .await
+            {
                 tracing::warn!(event_id = %verdict.event_id, %error, "could not announce verdict");
             }
         }
@@ -74,7 +85,11 @@ pub struct VerdictWaiter {
 impl VerdictWaiter {
     /// Subscribes to `event_id`'s verdict. The subscription is registered with the server before
     /// any later publish on the same connection, so the verdict cannot slip past it.
-    pub async fn subscribe(client: &async_nats::Client, subjects: &Subjects, event_id: EventId) -> Result<Self, BusError> {
+    pub async fn subscribe(
+        client: &async_nats::Client,
+        subjects: &Subjects,
+        event_id: EventId,
+    ) -> Result<Self, BusError> {
         let subscriber = client
             .subscribe(subjects.verdict(event_id))
             .await
@@ -84,14 +99,22 @@ impl VerdictWaiter {
 
     /// Waits at most `wait` for the verdict.
     pub async fn wait(mut self, wait: Duration) -> Option<Verdict> {
-        let received = tokio::time::timeout(wait, self.subscriber.next()).await.ok().flatten();
+        let received = tokio::time::timeout(wait, self.subscriber.next())
+            .await
+            .ok()
+            .flatten();
         let _ = self.subscriber.unsubscribe().await;
         received.and_then(|message| serde_json::from_slice(&message.payload).ok())
     }
 }
 
 /// Asks the ledger's status responder; `None` when no ledger answers within `wait`.
-pub async fn look_up(client: &async_nats::Client, subjects: &Subjects, event_id: EventId, wait: Duration) -> Option<Verdict> {
+pub async fn look_up(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    event_id: EventId,
+    wait: Duration,
+) -> Option<Verdict> {
     let payload = serde_json::to_vec(&event_id).ok()?;
     let request = client.request(subjects.status_requests(), payload.into());
     let response = tokio::time::timeout(wait, request).await.ok()?.ok()?;
@@ -105,5 +128,7 @@ pub fn decode_status_request(payload: &[u8]) -> Option<EventId> {
 
 /// Encodes a verdict for a status reply.
 pub fn encode(verdict: &Verdict) -> Result<bytes::Bytes, BusError> {
-    serde_json::to_vec(verdict).map(Into::into).map_err(|error| BusError::Codec(error.to_string()))
+    serde_json::to_vec(verdict)
+        .map(Into::into)
+        .map_err(|error| BusError::Codec(error.to_string()))
 }

@@ -18,7 +18,9 @@ use crate::envelope::{Agency, DataCategory};
 use crate::errors::{ParticipantError, RuleViolation};
 use crate::events::{ConsentParty, EventBody, Outcome, ParticipantEvent, Submission};
 use crate::ids::{ActivityId, ConsentId, EventId, ParticipantId, PersonId, ProgrammeId, UnitId};
-use crate::values::{ActivityKind, Availability, BenefitKind, Period, SocialAssistanceStatus, Subsidy};
+use crate::values::{
+    ActivityKind, Availability, BenefitKind, Period, SocialAssistanceStatus, Subsidy,
+};
 
 /// Most entries one participant's history may hold. postgres-es 0.5 binds the sequence as a
 /// 32-bit integer; a real participant has hundreds of entries, so this leaves room for decades
@@ -121,13 +123,22 @@ pub struct ConsentRecord {
 }
 
 impl ConsentRecord {
-    fn covers(&self, discloser: ConsentParty, recipient: ConsentParty, category: DataCategory, on: NaiveDate) -> bool {
+    fn covers(
+        &self,
+        discloser: ConsentParty,
+        recipient: ConsentParty,
+        category: DataCategory,
+        on: NaiveDate,
+    ) -> bool {
         self.discloser == discloser
             && self.recipient == recipient
             && self.data_categories.contains(&category)
             && self.valid_from <= on
             && on <= self.valid_to
-            && self.withdrawn_from.get(&category).is_none_or(|withdrawn| on < *withdrawn)
+            && self
+                .withdrawn_from
+                .get(&category)
+                .is_none_or(|withdrawn| on < *withdrawn)
     }
 }
 
@@ -219,7 +230,9 @@ impl Participant {
         category: DataCategory,
         on: NaiveDate,
     ) -> bool {
-        self.consents.iter().any(|consent| consent.covers(discloser, recipient, category, on))
+        self.consents
+            .iter()
+            .any(|consent| consent.covers(discloser, recipient, category, on))
     }
 
     /// The rules. `Ok` means accept; `Err` names the first rule broken.
@@ -228,10 +241,18 @@ impl Participant {
         let agency = submission.envelope.agency;
         let body = &submission.body;
         if !body.recorded_by(agency) {
-            return Err(RuleViolation::AgencyMayNotRecord { agency: agency.token().to_owned(), event_type: body.event_type().to_owned() });
+            return Err(RuleViolation::AgencyMayNotRecord {
+                agency: agency.token().to_owned(),
+                event_type: body.event_type().to_owned(),
+            });
         }
         if self.lifecycle == Lifecycle::Discharged
-            && !matches!(body, EventBody::ParticipantReEnrolled { .. } | EventBody::ConsentWithdrawn { .. } | EventBody::EventCorrected { .. })
+            && !matches!(
+                body,
+                EventBody::ParticipantReEnrolled { .. }
+                    | EventBody::ConsentWithdrawn { .. }
+                    | EventBody::EventCorrected { .. }
+            )
         {
             return Err(RuleViolation::ParticipantDischarged);
         }
@@ -249,12 +270,16 @@ impl Participant {
             EventBody::PlacedOnWaitingList { .. } => match self.lifecycle {
                 Lifecycle::Referred => Ok(()),
                 Lifecycle::WaitingList => Err(RuleViolation::AlreadyOnWaitingList),
-                Lifecycle::Unknown | Lifecycle::Declined => Err(RuleViolation::ParticipantNotReferred),
+                Lifecycle::Unknown | Lifecycle::Declined => {
+                    Err(RuleViolation::ParticipantNotReferred)
+                }
                 _ => Err(RuleViolation::ParticipantAlreadyEnrolled),
             },
             EventBody::ParticipantEnrolled { .. } => match self.lifecycle {
                 Lifecycle::Referred | Lifecycle::WaitingList => Ok(()),
-                Lifecycle::Unknown | Lifecycle::Declined => Err(RuleViolation::EnrolmentNeedsReferral),
+                Lifecycle::Unknown | Lifecycle::Declined => {
+                    Err(RuleViolation::EnrolmentNeedsReferral)
+                }
                 _ => Err(RuleViolation::ParticipantAlreadyEnrolled),
             },
             EventBody::CoachAssigned { coach } => {
@@ -280,12 +305,21 @@ impl Participant {
             },
             EventBody::ConsentGranted { consent_id, .. } => {
                 self.require_referred()?;
-                if self.consents.iter().any(|consent| consent.consent_id == *consent_id) {
+                if self
+                    .consents
+                    .iter()
+                    .any(|consent| consent.consent_id == *consent_id)
+                {
                     return Err(RuleViolation::ConsentIdAlreadyUsed);
                 }
                 Ok(())
             }
-            EventBody::ConsentWithdrawn { discloser, recipient, data_categories, effective_from } => {
+            EventBody::ConsentWithdrawn {
+                discloser,
+                recipient,
+                data_categories,
+                effective_from,
+            } => {
                 self.require_referred()?;
                 let every_category_in_force = data_categories.iter().all(|category| {
                     self.consents.iter().any(|consent| {
@@ -321,7 +355,10 @@ impl Participant {
                 self.require_enrolled(false)?;
                 let activity = self.activity(*activity_id)?;
                 if matches!(activity.kind, ActivityKind::Job | ActivityKind::Studies) {
-                    return Err(wrong_kind("activity other than a job or studies", activity.kind));
+                    return Err(wrong_kind(
+                        "activity other than a job or studies",
+                        activity.kind,
+                    ));
                 }
                 require_proposed(activity)
             }
@@ -335,30 +372,60 @@ impl Participant {
                 let activity = self.activity_of_kind(*activity_id, ActivityKind::Studies)?;
                 require_proposed(activity)
             }
-            EventBody::ActivityEnded { activity_id, ended_on } => {
+            EventBody::ActivityEnded {
+                activity_id,
+                ended_on,
+            } => {
                 self.require_enrolled(true)?;
                 let activity = self.activity(*activity_id)?;
                 if matches!(activity.kind, ActivityKind::Job | ActivityKind::Studies) {
-                    return Err(wrong_kind("activity other than a job or studies", activity.kind));
+                    return Err(wrong_kind(
+                        "activity other than a job or studies",
+                        activity.kind,
+                    ));
                 }
                 require_running_since(activity, *ended_on)
             }
-            EventBody::JobEnded { activity_id, ended_on, .. } => {
+            EventBody::JobEnded {
+                activity_id,
+                ended_on,
+                ..
+            } => {
                 self.require_enrolled(true)?;
-                require_running_since(self.activity_of_kind(*activity_id, ActivityKind::Job)?, *ended_on)
+                require_running_since(
+                    self.activity_of_kind(*activity_id, ActivityKind::Job)?,
+                    *ended_on,
+                )
             }
-            EventBody::HoursChanged { activity_id, from, .. } => {
+            EventBody::HoursChanged {
+                activity_id, from, ..
+            } => {
                 self.require_enrolled(true)?;
-                require_running_since(self.activity_of_kind(*activity_id, ActivityKind::Job)?, *from)
+                require_running_since(
+                    self.activity_of_kind(*activity_id, ActivityKind::Job)?,
+                    *from,
+                )
             }
-            EventBody::StudiesEnded { activity_id, ended_on } => {
+            EventBody::StudiesEnded {
+                activity_id,
+                ended_on,
+            } => {
                 self.require_enrolled(true)?;
-                require_running_since(self.activity_of_kind(*activity_id, ActivityKind::Studies)?, *ended_on)
+                require_running_since(
+                    self.activity_of_kind(*activity_id, ActivityKind::Studies)?,
+                    *ended_on,
+                )
             }
-            EventBody::FollowAlongContact { activity_id, contact_on } => {
+            EventBody::FollowAlongContact {
+                activity_id,
+                contact_on,
+            } => {
                 self.require_enrolled(true)?;
                 match activity_id {
-                    Some(activity_id) => require_running_since(self.activity_of_kind(*activity_id, ActivityKind::Job)?, *contact_on),
+                    Some(activity_id) => require_running_since(
+                        self.activity_of_kind(*activity_id, ActivityKind::Job)?,
+                        *contact_on,
+                    ),
                     None => Ok(()),
                 }
             }
@@ -375,7 +442,9 @@ impl Participant {
             EventBody::SubsidyDecided { activity_id, .. } => {
                 self.require_referred()?;
                 match activity_id {
-                    Some(activity_id) => require_not_ended(self.activity_of_kind(*activity_id, ActivityKind::Job)?),
+                    Some(activity_id) => {
+                        require_not_ended(self.activity_of_kind(*activity_id, ActivityKind::Job)?)
+                    }
                     None => Ok(()),
                 }
             }
@@ -391,7 +460,11 @@ impl Participant {
             | EventBody::DischargeReady { .. } => self.require_referred(),
             EventBody::BenefitEnded { benefit, ended_on } => {
                 self.require_referred()?;
-                let (_, period) = self.situation.benefits.get(benefit).ok_or(RuleViolation::UnknownBenefit)?;
+                let (_, period) = self
+                    .situation
+                    .benefits
+                    .get(benefit)
+                    .ok_or(RuleViolation::UnknownBenefit)?;
                 if *ended_on < period.from {
                     return Err(RuleViolation::EndBeforeStart);
                 }
@@ -404,7 +477,9 @@ impl Participant {
                 }
                 Ok(())
             }
-            EventBody::JobSeekerDeregistered { .. } | EventBody::DisabilityCodingRequested { .. } | EventBody::DisabilityCodingRegistered { .. } => {
+            EventBody::JobSeekerDeregistered { .. }
+            | EventBody::DisabilityCodingRequested { .. }
+            | EventBody::DisabilityCodingRegistered { .. } => {
                 self.require_referred()?;
                 self.require_job_seeker()
             }
@@ -416,9 +491,16 @@ impl Participant {
                 }
                 Ok(())
             }
-            EventBody::ProgrammeEnded { programme_id, ended_on } => {
+            EventBody::ProgrammeEnded {
+                programme_id,
+                ended_on,
+            } => {
                 self.require_referred()?;
-                let (period, _) = self.situation.programmes.get(programme_id).ok_or(RuleViolation::UnknownProgramme)?;
+                let (period, _) = self
+                    .situation
+                    .programmes
+                    .get(programme_id)
+                    .ok_or(RuleViolation::UnknownProgramme)?;
                 if *ended_on < period.from {
                     return Err(RuleViolation::EndBeforeStart);
                 }
@@ -436,7 +518,11 @@ impl Participant {
                 }
                 Ok(())
             }
-            EventBody::EventCorrected { supersedes, corrected, .. } => {
+            EventBody::EventCorrected {
+                supersedes,
+                corrected,
+                ..
+            } => {
                 let original = self
                     .recorded
                     .get(supersedes)
@@ -479,10 +565,16 @@ impl Participant {
     }
 
     fn activity(&self, activity_id: ActivityId) -> Result<&ActivityRecord, RuleViolation> {
-        self.activities.get(&activity_id).ok_or(RuleViolation::UnknownActivity)
+        self.activities
+            .get(&activity_id)
+            .ok_or(RuleViolation::UnknownActivity)
     }
 
-    fn activity_of_kind(&self, activity_id: ActivityId, kind: ActivityKind) -> Result<&ActivityRecord, RuleViolation> {
+    fn activity_of_kind(
+        &self,
+        activity_id: ActivityId,
+        kind: ActivityKind,
+    ) -> Result<&ActivityRecord, RuleViolation> {
         let activity = self.activity(activity_id)?;
         if activity.kind != kind {
             return Err(wrong_kind(kind_name(kind), activity.kind));
@@ -504,7 +596,10 @@ fn kind_name(kind: ActivityKind) -> &'static str {
 }
 
 fn wrong_kind(expected: &str, actual: ActivityKind) -> RuleViolation {
-    RuleViolation::WrongActivityKind { expected: expected.to_owned(), actual: kind_name(actual).to_owned() }
+    RuleViolation::WrongActivityKind {
+        expected: expected.to_owned(),
+        actual: kind_name(actual).to_owned(),
+    }
 }
 
 fn require_proposed(activity: &ActivityRecord) -> Result<(), RuleViolation> {
@@ -520,7 +615,9 @@ fn require_running_since(activity: &ActivityRecord, day: NaiveDate) -> Result<()
     match activity.status {
         ActivityStatus::Proposed => Err(RuleViolation::ActivityNotStarted),
         ActivityStatus::Ended { .. } => Err(RuleViolation::ActivityAlreadyEnded),
-        ActivityStatus::Started { started_on } if day < started_on => Err(RuleViolation::EndBeforeStart),
+        ActivityStatus::Started { started_on } if day < started_on => {
+            Err(RuleViolation::EndBeforeStart)
+        }
         ActivityStatus::Started { .. } => Ok(()),
     }
 }
@@ -545,21 +642,35 @@ impl Aggregate for Participant {
         _services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        let ParticipantCommand::Record { submission, recorded_at } = command;
+        let ParticipantCommand::Record {
+            submission,
+            recorded_at,
+        } = command;
         if self.recorded.contains_key(&submission.envelope.event_id) {
             return Ok(());
         }
-        if self.participant_id.is_some_and(|id| id != submission.envelope.participant_id) {
+        if self
+            .participant_id
+            .is_some_and(|id| id != submission.envelope.participant_id)
+        {
             return Err(ParticipantError::ParticipantMismatch);
         }
         if self.last_sequence >= PARTICIPANT_EVENTS_MAX {
-            return Err(ParticipantError::ParticipantStreamFull { events_max: PARTICIPANT_EVENTS_MAX });
+            return Err(ParticipantError::ParticipantStreamFull {
+                events_max: PARTICIPANT_EVENTS_MAX,
+            });
         }
         let outcome = match self.decide(&submission) {
             Ok(()) => Outcome::Accepted,
             Err(rule) => Outcome::Rejected { rule },
         };
-        let event = ParticipantEvent::link(submission, recorded_at, outcome, self.last_sequence + 1, &self.last_hash);
+        let event = ParticipantEvent::link(
+            submission,
+            recorded_at,
+            outcome,
+            self.last_sequence + 1,
+            &self.last_hash,
+        );
         sink.write(event, self).await;
         Ok(())
     }
@@ -594,7 +705,8 @@ impl Participant {
                 self.lifecycle = Lifecycle::WaitingList;
                 self.unit = Some(unit);
             }
-            EventBody::ParticipantEnrolled { unit, coach } | EventBody::ParticipantReEnrolled { unit, coach } => {
+            EventBody::ParticipantEnrolled { unit, coach }
+            | EventBody::ParticipantReEnrolled { unit, coach } => {
                 self.lifecycle = Lifecycle::Enrolled;
                 self.unit = Some(unit);
                 self.coach = Some(coach);
@@ -603,50 +715,130 @@ impl Participant {
             EventBody::ParticipantPaused { .. } => self.lifecycle = Lifecycle::Paused,
             EventBody::ParticipantResumed => self.lifecycle = Lifecycle::Enrolled,
             EventBody::ParticipantDischarged { .. } => self.lifecycle = Lifecycle::Discharged,
-            EventBody::ConsentGranted { consent_id, discloser, recipient, data_categories, valid_from, valid_to } => {
-                self.consents.push(ConsentRecord { consent_id, discloser, recipient, data_categories, valid_from, valid_to, withdrawn_from: BTreeMap::new() });
+            EventBody::ConsentGranted {
+                consent_id,
+                discloser,
+                recipient,
+                data_categories,
+                valid_from,
+                valid_to,
+            } => {
+                self.consents.push(ConsentRecord {
+                    consent_id,
+                    discloser,
+                    recipient,
+                    data_categories,
+                    valid_from,
+                    valid_to,
+                    withdrawn_from: BTreeMap::new(),
+                });
             }
-            EventBody::ConsentWithdrawn { discloser, recipient, data_categories, effective_from } => {
+            EventBody::ConsentWithdrawn {
+                discloser,
+                recipient,
+                data_categories,
+                effective_from,
+            } => {
                 for consent in &mut self.consents {
                     if consent.discloser == discloser && consent.recipient == recipient {
                         for category in &data_categories {
                             if consent.data_categories.contains(category) {
-                                consent.withdrawn_from.entry(*category).or_insert(effective_from);
+                                consent
+                                    .withdrawn_from
+                                    .entry(*category)
+                                    .or_insert(effective_from);
                             }
                         }
                     }
                 }
             }
-            EventBody::ActivityProposed { activity_id, kind, hours_per_week, planned_start, subsidy, .. } => {
-                self.activities.insert(activity_id, ActivityRecord { kind, hours_per_week, planned_start, subsidy, status: ActivityStatus::Proposed });
+            EventBody::ActivityProposed {
+                activity_id,
+                kind,
+                hours_per_week,
+                planned_start,
+                subsidy,
+                ..
+            } => {
+                self.activities.insert(
+                    activity_id,
+                    ActivityRecord {
+                        kind,
+                        hours_per_week,
+                        planned_start,
+                        subsidy,
+                        status: ActivityStatus::Proposed,
+                    },
+                );
             }
-            EventBody::ActivityStarted { activity_id, started_on } | EventBody::StudiesStarted { activity_id, started_on, .. } => {
+            EventBody::ActivityStarted {
+                activity_id,
+                started_on,
+            }
+            | EventBody::StudiesStarted {
+                activity_id,
+                started_on,
+                ..
+            } => {
                 if let Some(activity) = self.activities.get_mut(&activity_id) {
                     activity.status = ActivityStatus::Started { started_on };
                 }
             }
-            EventBody::JobStarted { activity_id, subsidy, hours_per_week, started_on, .. } => {
+            EventBody::JobStarted {
+                activity_id,
+                subsidy,
+                hours_per_week,
+                started_on,
+                ..
+            } => {
                 if let Some(activity) = self.activities.get_mut(&activity_id) {
                     activity.status = ActivityStatus::Started { started_on };
                     activity.hours_per_week = hours_per_week;
                     activity.subsidy = subsidy;
                 }
             }
-            EventBody::HoursChanged { activity_id, hours_per_week, .. } => {
+            EventBody::HoursChanged {
+                activity_id,
+                hours_per_week,
+                ..
+            } => {
                 if let Some(activity) = self.activities.get_mut(&activity_id) {
                     activity.hours_per_week = hours_per_week;
                 }
             }
-            EventBody::ActivityEnded { activity_id, ended_on } | EventBody::JobEnded { activity_id, ended_on, .. } | EventBody::StudiesEnded { activity_id, ended_on } => {
+            EventBody::ActivityEnded {
+                activity_id,
+                ended_on,
+            }
+            | EventBody::JobEnded {
+                activity_id,
+                ended_on,
+                ..
+            }
+            | EventBody::StudiesEnded {
+                activity_id,
+                ended_on,
+            } => {
                 if let Some(activity) = self.activities.get_mut(&activity_id) {
                     if let ActivityStatus::Started { started_on } = activity.status {
-                        activity.status = ActivityStatus::Ended { started_on, ended_on };
+                        activity.status = ActivityStatus::Ended {
+                            started_on,
+                            ended_on,
+                        };
                     }
                 }
             }
-            EventBody::SocialAssistanceDecided { status } => self.situation.social_assistance = Some(status),
-            EventBody::BenefitRegistered { benefit, degree_percent, period } => {
-                self.situation.benefits.insert(benefit, (degree_percent, period));
+            EventBody::SocialAssistanceDecided { status } => {
+                self.situation.social_assistance = Some(status)
+            }
+            EventBody::BenefitRegistered {
+                benefit,
+                degree_percent,
+                period,
+            } => {
+                self.situation
+                    .benefits
+                    .insert(benefit, (degree_percent, period));
             }
             EventBody::BenefitEnded { benefit, .. } => {
                 self.situation.benefits.remove(&benefit);
@@ -654,15 +846,24 @@ impl Participant {
             EventBody::RehabPlanEstablished { .. } => self.situation.rehabilitation_plan = true,
             EventBody::JobSeekerRegistered { .. } => self.situation.job_seeker = true,
             EventBody::JobSeekerDeregistered { .. } => self.situation.job_seeker = false,
-            EventBody::ProgrammeAssigned { programme_id, with_activity_allowance, period, .. } => {
-                self.situation.programmes.insert(programme_id, (period, with_activity_allowance));
+            EventBody::ProgrammeAssigned {
+                programme_id,
+                with_activity_allowance,
+                period,
+                ..
+            } => {
+                self.situation
+                    .programmes
+                    .insert(programme_id, (period, with_activity_allowance));
             }
             EventBody::ProgrammeEnded { programme_id, .. } => {
                 self.situation.programmes.remove(&programme_id);
             }
             EventBody::SiusDecided { period } => self.situation.sius = Some(period),
             EventBody::SiusEnded { .. } => self.situation.sius = None,
-            EventBody::AvailabilityChanged { availability, from } => self.situation.availability = Some((availability, from)),
+            EventBody::AvailabilityChanged { availability, from } => {
+                self.situation.availability = Some((availability, from))
+            }
             // A correction re-states an earlier fact; where that fact is state, the corrected
             // values replace it (the activity, job hours, benefit, programme or status).
             EventBody::EventCorrected { corrected, .. } => self.assign_correction(*corrected),
@@ -696,7 +897,14 @@ impl Participant {
     /// unit and coach, not whether the participant is enrolled.
     fn assign_correction(&mut self, corrected: EventBody) {
         match corrected {
-            EventBody::ActivityProposed { activity_id, kind, hours_per_week, planned_start, subsidy, .. } => {
+            EventBody::ActivityProposed {
+                activity_id,
+                kind,
+                hours_per_week,
+                planned_start,
+                subsidy,
+                ..
+            } => {
                 if let Some(activity) = self.activities.get_mut(&activity_id) {
                     activity.kind = kind;
                     activity.hours_per_week = hours_per_week;
@@ -704,7 +912,8 @@ impl Participant {
                     activity.subsidy = subsidy;
                 }
             }
-            EventBody::ParticipantEnrolled { unit, coach } | EventBody::ParticipantReEnrolled { unit, coach } => {
+            EventBody::ParticipantEnrolled { unit, coach }
+            | EventBody::ParticipantReEnrolled { unit, coach } => {
                 self.unit = Some(unit);
                 self.coach = Some(coach);
             }

@@ -14,10 +14,14 @@ use uuid::Uuid;
 
 type ParticipantTest = TestFramework<Participant>;
 
-const PARTICIPANT: ParticipantId = ParticipantId(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001));
+const PARTICIPANT: ParticipantId =
+    ParticipantId(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001));
 
 fn at(day: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).single().unwrap_or_default() + chrono::Duration::days(i64::from(day))
+    Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0)
+        .single()
+        .unwrap_or_default()
+        + chrono::Duration::days(i64::from(day))
 }
 
 fn date(year: i32, month: u32, day: u32) -> NaiveDate {
@@ -25,7 +29,9 @@ fn date(year: i32, month: u32, day: u32) -> NaiveDate {
 }
 
 fn event_id(number: u128) -> EventId {
-    EventId(Uuid::from_u128(0x0193_0000_0000_7000_9000_0000_0000_0000 + number))
+    EventId(Uuid::from_u128(
+        0x0193_0000_0000_7000_9000_0000_0000_0000 + number,
+    ))
 }
 
 fn submission(number: u128, agency: Agency, body: EventBody) -> Submission {
@@ -51,11 +57,17 @@ fn submission(number: u128, agency: Agency, body: EventBody) -> Submission {
 }
 
 fn referred() -> EventBody {
-    EventBody::ParticipantReferred { source: ReferralSource::Vuxenpsykiatri, referrer: None }
+    EventBody::ParticipantReferred {
+        source: ReferralSource::Vuxenpsykiatri,
+        referrer: None,
+    }
 }
 
 fn enrolled() -> EventBody {
-    EventBody::ParticipantEnrolled { unit: UnitId("hudiksvall-ips".into()), coach: PersonId("coach-17".into()) }
+    EventBody::ParticipantEnrolled {
+        unit: UnitId("hudiksvall-ips".into()),
+        coach: PersonId("coach-17".into()),
+    }
 }
 
 fn consent(consent_number: u128, valid_from: NaiveDate, valid_to: NaiveDate) -> EventBody {
@@ -80,7 +92,10 @@ fn withdrawal(effective_from: NaiveDate) -> EventBody {
 
 fn record(submission: Submission) -> ParticipantCommand {
     let recorded_at = submission.envelope.occurred_at + chrono::Duration::minutes(1);
-    ParticipantCommand::Record { submission, recorded_at }
+    ParticipantCommand::Record {
+        submission,
+        recorded_at,
+    }
 }
 
 /// Builds a correctly chained history, entry by entry.
@@ -91,9 +106,18 @@ struct History {
 
 impl History {
     fn next(&mut self, submission: Submission, outcome: Outcome) -> ParticipantEvent {
-        let prev_hash = self.entries.last().map_or(GENESIS_HASH.to_owned(), |entry| entry.hash.clone());
+        let prev_hash = self
+            .entries
+            .last()
+            .map_or(GENESIS_HASH.to_owned(), |entry| entry.hash.clone());
         let recorded_at = submission.envelope.occurred_at + chrono::Duration::minutes(1);
-        let entry = ParticipantEvent::link(submission, recorded_at, outcome, self.entries.len() as u64 + 1, &prev_hash);
+        let entry = ParticipantEvent::link(
+            submission,
+            recorded_at,
+            outcome,
+            self.entries.len() as u64 + 1,
+            &prev_hash,
+        );
         self.entries.push(entry.clone());
         entry
     }
@@ -121,13 +145,19 @@ fn rejected(rule: RuleViolation) -> Outcome {
 fn check(mut history: History, when: Submission, expected: Outcome) {
     let given = history.given();
     let then = history.next(when.clone(), expected);
-    ParticipantTest::with(()).given(given).when(record(when)).then_expect_events(vec![then]);
+    ParticipantTest::with(())
+        .given(given)
+        .when(record(when))
+        .then_expect_events(vec![then]);
 }
 
 #[test]
 fn a_referral_starts_the_history_at_the_genesis_hash() {
     let when = submission(1, Agency::Municipality, referred());
-    let result = ParticipantTest::with(()).given_no_previous_events().when(record(when)).inspect_result();
+    let result = ParticipantTest::with(())
+        .given_no_previous_events()
+        .when(record(when))
+        .inspect_result();
     let events = result.unwrap_or_default();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].sequence, 1);
@@ -137,23 +167,39 @@ fn a_referral_starts_the_history_at_the_genesis_hash() {
 
 #[test]
 fn enrolment_without_referral_is_rejected_and_recorded() {
-    check(History::default(), submission(2, Agency::Municipality, enrolled()), rejected(RuleViolation::EnrolmentNeedsReferral));
+    check(
+        History::default(),
+        submission(2, Agency::Municipality, enrolled()),
+        rejected(RuleViolation::EnrolmentNeedsReferral),
+    );
 }
 
 #[test]
 fn enrolment_after_referral_is_accepted() {
-    check(referred_history(), submission(2, Agency::Municipality, enrolled()), Outcome::Accepted);
+    check(
+        referred_history(),
+        submission(2, Agency::Municipality, enrolled()),
+        Outcome::Accepted,
+    );
 }
 
 #[test]
 fn a_second_enrolment_is_rejected() {
     let history = referred_history().accepted(submission(2, Agency::Municipality, enrolled()));
-    check(history, submission(3, Agency::Municipality, enrolled()), rejected(RuleViolation::ParticipantAlreadyEnrolled));
+    check(
+        history,
+        submission(3, Agency::Municipality, enrolled()),
+        rejected(RuleViolation::ParticipantAlreadyEnrolled),
+    );
 }
 
 #[test]
 fn a_second_referral_is_rejected() {
-    check(referred_history(), submission(2, Agency::Municipality, referred()), rejected(RuleViolation::ParticipantAlreadyReferred));
+    check(
+        referred_history(),
+        submission(2, Agency::Municipality, referred()),
+        rejected(RuleViolation::ParticipantAlreadyReferred),
+    );
 }
 
 #[test]
@@ -161,7 +207,10 @@ fn only_the_municipality_records_enrolment() {
     check(
         referred_history(),
         submission(2, Agency::Forsakringskassan, enrolled()),
-        rejected(RuleViolation::AgencyMayNotRecord { agency: "fk".into(), event_type: "ParticipantEnrolled".into() }),
+        rejected(RuleViolation::AgencyMayNotRecord {
+            agency: "fk".into(),
+            event_type: "ParticipantEnrolled".into(),
+        }),
     );
 }
 
@@ -169,18 +218,28 @@ fn only_the_municipality_records_enrolment() {
 fn consent_needs_a_referred_participant() {
     check(
         History::default(),
-        submission(2, Agency::Municipality, consent(1, date(2026, 1, 1), date(2026, 12, 31))),
+        submission(
+            2,
+            Agency::Municipality,
+            consent(1, date(2026, 1, 1), date(2026, 12, 31)),
+        ),
         rejected(RuleViolation::ParticipantNotReferred),
     );
 }
 
 #[test]
 fn consent_validity_must_be_a_real_period() {
-    for (valid_from, valid_to) in [(date(2026, 5, 1), date(2026, 5, 1)), (date(2026, 5, 1), date(2026, 4, 1))] {
+    for (valid_from, valid_to) in [
+        (date(2026, 5, 1), date(2026, 5, 1)),
+        (date(2026, 5, 1), date(2026, 4, 1)),
+    ] {
         check(
             referred_history(),
             submission(2, Agency::Municipality, consent(1, valid_from, valid_to)),
-            rejected(RuleViolation::InvalidInput { field: "valid_to".into(), reason: "must be after valid_from".into() }),
+            rejected(RuleViolation::InvalidInput {
+                field: "valid_to".into(),
+                reason: "must be after valid_from".into(),
+            }),
         );
     }
 }
@@ -198,58 +257,124 @@ fn consent_between_a_party_and_itself_is_invalid_input() {
     check(
         referred_history(),
         submission(2, Agency::Municipality, body),
-        rejected(RuleViolation::InvalidInput { field: "recipient".into(), reason: "must differ from discloser".into() }),
+        rejected(RuleViolation::InvalidInput {
+            field: "recipient".into(),
+            reason: "must differ from discloser".into(),
+        }),
     );
 }
 
 #[test]
 fn a_consent_id_is_used_once() {
-    let history = referred_history().accepted(submission(2, Agency::Municipality, consent(7, date(2026, 1, 1), date(2026, 6, 1))));
+    let history = referred_history().accepted(submission(
+        2,
+        Agency::Municipality,
+        consent(7, date(2026, 1, 1), date(2026, 6, 1)),
+    ));
     check(
         history,
-        submission(3, Agency::Municipality, consent(7, date(2026, 1, 1), date(2026, 9, 1))),
+        submission(
+            3,
+            Agency::Municipality,
+            consent(7, date(2026, 1, 1), date(2026, 9, 1)),
+        ),
         rejected(RuleViolation::ConsentIdAlreadyUsed),
     );
 }
 
 #[test]
 fn granted_consent_is_in_force_within_its_period_only() {
-    let history = referred_history().accepted(submission(2, Agency::Municipality, consent(1, date(2026, 2, 1), date(2026, 6, 30))));
+    let history = referred_history().accepted(submission(
+        2,
+        Agency::Municipality,
+        consent(1, date(2026, 2, 1), date(2026, 6, 30)),
+    ));
     let mut participant = Participant::default();
     for entry in history.given() {
         participant.apply(entry);
     }
-    let in_force = |on| participant.consent_in_force(ConsentParty::Forsakringskassan, ConsentParty::IpsUnit, DataCategory::BenefitDecisions, on);
+    let in_force = |on| {
+        participant.consent_in_force(
+            ConsentParty::Forsakringskassan,
+            ConsentParty::IpsUnit,
+            DataCategory::BenefitDecisions,
+            on,
+        )
+    };
     assert!(!in_force(date(2026, 1, 31)));
     assert!(in_force(date(2026, 2, 1)));
     assert!(in_force(date(2026, 6, 30)));
     assert!(!in_force(date(2026, 7, 1)));
-    assert!(!participant.consent_in_force(ConsentParty::IpsUnit, ConsentParty::Forsakringskassan, DataCategory::BenefitDecisions, date(2026, 3, 1)));
+    assert!(!participant.consent_in_force(
+        ConsentParty::IpsUnit,
+        ConsentParty::Forsakringskassan,
+        DataCategory::BenefitDecisions,
+        date(2026, 3, 1)
+    ));
 }
 
 #[test]
 fn withdrawal_without_consent_in_force_is_rejected() {
-    check(referred_history(), submission(2, Agency::Municipality, withdrawal(date(2026, 3, 1))), rejected(RuleViolation::ConsentNotInForce));
+    check(
+        referred_history(),
+        submission(2, Agency::Municipality, withdrawal(date(2026, 3, 1))),
+        rejected(RuleViolation::ConsentNotInForce),
+    );
 }
 
 #[test]
 fn withdrawal_of_an_already_withdrawn_consent_is_rejected() {
     let history = referred_history()
-        .accepted(submission(2, Agency::Municipality, consent(1, date(2026, 1, 1), date(2026, 12, 31))))
-        .accepted(submission(3, Agency::Municipality, withdrawal(date(2026, 3, 1))));
-    check(history, submission(4, Agency::Municipality, withdrawal(date(2026, 4, 1))), rejected(RuleViolation::ConsentNotInForce));
+        .accepted(submission(
+            2,
+            Agency::Municipality,
+            consent(1, date(2026, 1, 1), date(2026, 12, 31)),
+        ))
+        .accepted(submission(
+            3,
+            Agency::Municipality,
+            withdrawal(date(2026, 3, 1)),
+        ));
+    check(
+        history,
+        submission(4, Agency::Municipality, withdrawal(date(2026, 4, 1))),
+        rejected(RuleViolation::ConsentNotInForce),
+    );
 }
 
 #[test]
 fn withdrawal_stops_future_disclosure_only() {
-    let history = referred_history().accepted(submission(2, Agency::Municipality, consent(1, date(2026, 1, 1), date(2026, 12, 31))));
-    check(referred_history().accepted(submission(2, Agency::Municipality, consent(1, date(2026, 1, 1), date(2026, 12, 31)))), submission(3, Agency::Municipality, withdrawal(date(2026, 3, 1))), Outcome::Accepted);
-    let history = history.accepted(submission(3, Agency::Municipality, withdrawal(date(2026, 3, 1))));
+    let history = referred_history().accepted(submission(
+        2,
+        Agency::Municipality,
+        consent(1, date(2026, 1, 1), date(2026, 12, 31)),
+    ));
+    check(
+        referred_history().accepted(submission(
+            2,
+            Agency::Municipality,
+            consent(1, date(2026, 1, 1), date(2026, 12, 31)),
+        )),
+        submission(3, Agency::Municipality, withdrawal(date(2026, 3, 1))),
+        Outcome::Accepted,
+    );
+    let history = history.accepted(submission(
+        3,
+        Agency::Municipality,
+        withdrawal(date(2026, 3, 1)),
+    ));
     let mut participant = Participant::default();
     for entry in history.given() {
         participant.apply(entry);
     }
-    let in_force = |on| participant.consent_in_force(ConsentParty::Forsakringskassan, ConsentParty::IpsUnit, DataCategory::BenefitDecisions, on);
+    let in_force = |on| {
+        participant.consent_in_force(
+            ConsentParty::Forsakringskassan,
+            ConsentParty::IpsUnit,
+            DataCategory::BenefitDecisions,
+            on,
+        )
+    };
     assert!(in_force(date(2026, 2, 28)));
     assert!(!in_force(date(2026, 3, 1)));
 }
@@ -257,21 +382,33 @@ fn withdrawal_stops_future_disclosure_only() {
 #[test]
 fn a_recorded_event_id_is_a_no_op_whether_accepted_or_rejected() {
     let referral = submission(1, Agency::Municipality, referred());
-    ParticipantTest::with(()).given(referred_history().given()).when(record(referral)).then_expect_events(vec![]);
+    ParticipantTest::with(())
+        .given(referred_history().given())
+        .when(record(referral))
+        .then_expect_events(vec![]);
 
     let mut history = History::default();
     let early_enrolment = submission(2, Agency::Municipality, enrolled());
-    history.next(early_enrolment.clone(), rejected(RuleViolation::EnrolmentNeedsReferral));
+    history.next(
+        early_enrolment.clone(),
+        rejected(RuleViolation::EnrolmentNeedsReferral),
+    );
     let history = history.accepted(submission(3, Agency::Municipality, referred()));
     // The same event id again, now that a referral exists: still the first verdict, nothing new.
-    ParticipantTest::with(()).given(history.given()).when(record(early_enrolment)).then_expect_events(vec![]);
+    ParticipantTest::with(())
+        .given(history.given())
+        .when(record(early_enrolment))
+        .then_expect_events(vec![]);
 }
 
 #[test]
 fn a_submission_for_another_participant_is_an_error() {
     let mut other = submission(2, Agency::Municipality, enrolled());
     other.envelope.participant_id = ParticipantId(Uuid::from_u128(42));
-    ParticipantTest::with(()).given(referred_history().given()).when(record(other)).then_expect_error(ParticipantError::ParticipantMismatch);
+    ParticipantTest::with(())
+        .given(referred_history().given())
+        .when(record(other))
+        .then_expect_error(ParticipantError::ParticipantMismatch);
 }
 
 #[test]
@@ -282,22 +419,39 @@ fn a_full_history_accepts_nothing_more() {
     }
     participant.last_sequence = PARTICIPANT_EVENTS_MAX;
     let runtime = tokio::runtime::Builder::new_current_thread().build();
-    let Ok(runtime) = runtime else { panic!("a current-thread runtime must build") };
+    let Ok(runtime) = runtime else {
+        panic!("a current-thread runtime must build")
+    };
     let sink = EventSink::default();
-    let result = runtime.block_on(participant.handle(record(submission(2, Agency::Municipality, enrolled())), &(), &sink));
-    assert_eq!(result, Err(ParticipantError::ParticipantStreamFull { events_max: PARTICIPANT_EVENTS_MAX }));
+    let result = runtime.block_on(participant.handle(
+        record(submission(2, Agency::Municipality, enrolled())),
+        &(),
+        &sink,
+    ));
+    assert_eq!(
+        result,
+        Err(ParticipantError::ParticipantStreamFull {
+            events_max: PARTICIPANT_EVENTS_MAX
+        })
+    );
 }
 
 #[test]
 fn recorded_entries_form_a_verifiable_chain_and_remember_their_verdicts() {
     let mut participant = Participant::default();
     let runtime = tokio::runtime::Builder::new_current_thread().build();
-    let Ok(runtime) = runtime else { panic!("a current-thread runtime must build") };
+    let Ok(runtime) = runtime else {
+        panic!("a current-thread runtime must build")
+    };
     let submissions = [
         submission(1, Agency::Municipality, enrolled()),
         submission(2, Agency::Municipality, referred()),
         submission(3, Agency::Municipality, enrolled()),
-        submission(4, Agency::Municipality, consent(1, date(2026, 1, 1), date(2026, 12, 31))),
+        submission(
+            4,
+            Agency::Municipality,
+            consent(1, date(2026, 1, 1), date(2026, 12, 31)),
+        ),
     ];
     let mut verifier = ChainVerifier::default();
     for submission in submissions {
@@ -313,7 +467,661 @@ fn recorded_entries_form_a_verifiable_chain_and_remember_their_verdicts() {
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.verified_entries, 4);
     assert_eq!(participant.chain_head(), (4, report.head_hash.as_str()));
-    assert_eq!(participant.verdict(event_id(1)).map(|verdict| verdict.outcome.clone()), Some(rejected(RuleViolation::EnrolmentNeedsReferral)));
-    assert_eq!(participant.verdict(event_id(3)).map(|verdict| verdict.outcome.clone()), Some(Outcome::Accepted));
+    assert_eq!(
+        participant
+            .verdict(event_id(1))
+            .map(|verdict| verdict.outcome.clone()),
+        Some(rejected(RuleViolation::EnrolmentNeedsReferral))
+    );
+    assert_eq!(
+        participant
+            .verdict(event_id(3))
+            .map(|verdict| verdict.outcome.clone()),
+        Some(Outcome::Accepted)
+    );
     assert_eq!(participant.lifecycle(), Lifecycle::Enrolled);
+}
+
+// ---- The IPS path, the four agencies, lifecycle and corrections ----
+
+use crate::ids::{ActivityId, ProgrammeId};
+use crate::values::{
+    ActivityKind, Availability, BenefitKind, DecisionOutcome, DischargeReason, JobEndReason,
+    Period, Subsidy,
+};
+
+fn activity(number: u128) -> ActivityId {
+    ActivityId(Uuid::from_u128(0xacc0_0000 + number))
+}
+
+fn proposed(number: u128, kind: ActivityKind, hours_per_week: u8) -> EventBody {
+    EventBody::ActivityProposed {
+        activity_id: activity(number),
+        kind,
+        employer: Some("Hudiksvalls bageri".into()),
+        hours_per_week,
+        planned_start: date(2026, 3, 1),
+        planned_end: None,
+        subsidy: None,
+    }
+}
+
+fn job_started(number: u128, started_on: NaiveDate) -> EventBody {
+    EventBody::JobStarted {
+        activity_id: activity(number),
+        employer: "Hudiksvalls bageri".into(),
+        occupation: "bagare".into(),
+        competitive: true,
+        subsidy: None,
+        hours_per_week: 30,
+        started_on,
+    }
+}
+
+fn enrolled_history() -> History {
+    referred_history().accepted(submission(2, Agency::Municipality, enrolled()))
+}
+
+fn period(from: NaiveDate, to: NaiveDate) -> Period {
+    Period { from, to }
+}
+
+#[test]
+fn a_discharged_participant_accepts_only_re_enrolment() {
+    let discharged = || {
+        enrolled_history().accepted(submission(
+            3,
+            Agency::Municipality,
+            EventBody::ParticipantDischarged {
+                reason: DischargeReason::Moved,
+            },
+        ))
+    };
+    check(
+        discharged(),
+        submission(
+            4,
+            Agency::Municipality,
+            proposed(1, ActivityKind::Praktik, 20),
+        ),
+        rejected(RuleViolation::ParticipantDischarged),
+    );
+    check(
+        discharged(),
+        submission(
+            4,
+            Agency::Forsakringskassan,
+            EventBody::AvstamningsmoteHeld {
+                held_on: date(2026, 4, 1),
+            },
+        ),
+        rejected(RuleViolation::ParticipantDischarged),
+    );
+    let re_enrolled = EventBody::ParticipantReEnrolled {
+        unit: UnitId("hudiksvall-ips".into()),
+        coach: PersonId("coach-18".into()),
+    };
+    check(
+        discharged(),
+        submission(4, Agency::Municipality, re_enrolled.clone()),
+        Outcome::Accepted,
+    );
+    // After re-enrolment the path continues, and the history before it stays.
+    let history = discharged().accepted(submission(4, Agency::Municipality, re_enrolled));
+    assert_eq!(history.entries.len(), 4);
+    check(
+        history,
+        submission(
+            5,
+            Agency::Municipality,
+            proposed(1, ActivityKind::Praktik, 20),
+        ),
+        Outcome::Accepted,
+    );
+}
+
+#[test]
+fn only_a_discharged_participant_is_re_enrolled() {
+    let re_enrolled = EventBody::ParticipantReEnrolled {
+        unit: UnitId("hudiksvall-ips".into()),
+        coach: PersonId("coach-18".into()),
+    };
+    check(
+        enrolled_history(),
+        submission(3, Agency::Municipality, re_enrolled),
+        rejected(RuleViolation::ParticipantNotDischarged),
+    );
+}
+
+#[test]
+fn the_waiting_list_leads_to_enrolment() {
+    let waiting = referred_history().accepted(submission(
+        2,
+        Agency::Municipality,
+        EventBody::PlacedOnWaitingList {
+            unit: UnitId("hudiksvall-ips".into()),
+        },
+    ));
+    check(
+        waiting.clone_history(),
+        submission(
+            3,
+            Agency::Municipality,
+            EventBody::PlacedOnWaitingList {
+                unit: UnitId("hudiksvall-ips".into()),
+            },
+        ),
+        rejected(RuleViolation::AlreadyOnWaitingList),
+    );
+    check(
+        waiting,
+        submission(3, Agency::Municipality, enrolled()),
+        Outcome::Accepted,
+    );
+}
+
+#[test]
+fn pause_and_resume() {
+    let paused = || {
+        enrolled_history().accepted(submission(
+            3,
+            Agency::Municipality,
+            EventBody::ParticipantPaused {
+                reason: "inpatient care".into(),
+            },
+        ))
+    };
+    check(
+        paused(),
+        submission(
+            4,
+            Agency::Municipality,
+            EventBody::ParticipantPaused {
+                reason: "again".into(),
+            },
+        ),
+        rejected(RuleViolation::ParticipantAlreadyPaused),
+    );
+    check(
+        paused(),
+        submission(
+            4,
+            Agency::Municipality,
+            proposed(1, ActivityKind::Praktik, 20),
+        ),
+        rejected(RuleViolation::ParticipantPaused),
+    );
+    check(
+        enrolled_history(),
+        submission(3, Agency::Municipality, EventBody::ParticipantResumed),
+        rejected(RuleViolation::ParticipantNotPaused),
+    );
+    let resumed = paused().accepted(submission(
+        4,
+        Agency::Municipality,
+        EventBody::ParticipantResumed,
+    ));
+    check(
+        resumed,
+        submission(
+            5,
+            Agency::Municipality,
+            proposed(1, ActivityKind::Praktik, 20),
+        ),
+        Outcome::Accepted,
+    );
+}
+
+#[test]
+fn path_steps_need_an_enrolled_participant() {
+    check(
+        referred_history(),
+        submission(
+            2,
+            Agency::Municipality,
+            proposed(1, ActivityKind::Praktik, 20),
+        ),
+        rejected(RuleViolation::ParticipantNotEnrolled),
+    );
+}
+
+#[test]
+fn hours_per_week_are_between_1_and_60() {
+    for (hours, expected) in [
+        (
+            0,
+            rejected(RuleViolation::InvalidInput {
+                field: "hours_per_week".into(),
+                reason: "must be between 1 and 60 hours per week".into(),
+            }),
+        ),
+        (1, Outcome::Accepted),
+        (60, Outcome::Accepted),
+        (
+            61,
+            rejected(RuleViolation::InvalidInput {
+                field: "hours_per_week".into(),
+                reason: "must be between 1 and 60 hours per week".into(),
+            }),
+        ),
+    ] {
+        check(
+            enrolled_history(),
+            submission(
+                3,
+                Agency::Municipality,
+                proposed(1, ActivityKind::Arbetstraning, hours),
+            ),
+            expected,
+        );
+    }
+}
+
+#[test]
+fn an_end_is_never_before_its_start() {
+    let working = enrolled_history()
+        .accepted(submission(
+            3,
+            Agency::Municipality,
+            proposed(1, ActivityKind::Job, 30),
+        ))
+        .accepted(submission(
+            4,
+            Agency::Municipality,
+            job_started(1, date(2026, 5, 1)),
+        ));
+    let ended = |ended_on| EventBody::JobEnded {
+        activity_id: activity(1),
+        ended_on,
+        reason: JobEndReason::Resigned,
+    };
+    check(
+        working.clone_history(),
+        submission(5, Agency::Municipality, ended(date(2026, 4, 30))),
+        rejected(RuleViolation::EndBeforeStart),
+    );
+    check(
+        working.clone_history(),
+        submission(5, Agency::Municipality, ended(date(2026, 5, 1))),
+        Outcome::Accepted,
+    );
+    let hours = EventBody::HoursChanged {
+        activity_id: activity(1),
+        hours_per_week: 20,
+        from: date(2026, 4, 1),
+    };
+    check(
+        working,
+        submission(5, Agency::Municipality, hours),
+        rejected(RuleViolation::EndBeforeStart),
+    );
+}
+
+#[test]
+fn activities_start_once_and_end_after_starting() {
+    let proposed_trial = || {
+        enrolled_history().accepted(submission(
+            3,
+            Agency::Municipality,
+            proposed(1, ActivityKind::Arbetsprovning, 20),
+        ))
+    };
+    let ended = EventBody::ActivityEnded {
+        activity_id: activity(1),
+        ended_on: date(2026, 4, 1),
+    };
+    check(
+        proposed_trial(),
+        submission(4, Agency::Municipality, ended.clone()),
+        rejected(RuleViolation::ActivityNotStarted),
+    );
+    let started = proposed_trial().accepted(submission(
+        4,
+        Agency::Municipality,
+        EventBody::ActivityStarted {
+            activity_id: activity(1),
+            started_on: date(2026, 3, 2),
+        },
+    ));
+    check(
+        started.clone_history(),
+        submission(
+            5,
+            Agency::Municipality,
+            EventBody::ActivityStarted {
+                activity_id: activity(1),
+                started_on: date(2026, 3, 3),
+            },
+        ),
+        rejected(RuleViolation::ActivityAlreadyStarted),
+    );
+    check(
+        started,
+        submission(5, Agency::Municipality, ended),
+        Outcome::Accepted,
+    );
+}
+
+#[test]
+fn a_step_must_fit_the_kind_of_activity() {
+    let trial = enrolled_history().accepted(submission(
+        3,
+        Agency::Municipality,
+        proposed(1, ActivityKind::Arbetsprovning, 20),
+    ));
+    check(
+        trial,
+        submission(4, Agency::Municipality, job_started(1, date(2026, 3, 1))),
+        rejected(RuleViolation::WrongActivityKind {
+            expected: "job".into(),
+            actual: "arbetsprovning".into(),
+        }),
+    );
+    check(
+        enrolled_history(),
+        submission(
+            3,
+            Agency::Municipality,
+            EventBody::ActivityProposed {
+                activity_id: activity(1),
+                kind: ActivityKind::Praktik,
+                employer: None,
+                hours_per_week: 10,
+                planned_start: date(2026, 3, 1),
+                planned_end: None,
+                subsidy: Some(Subsidy::Lonebidrag),
+            },
+        ),
+        rejected(RuleViolation::InvalidInput {
+            field: "subsidy".into(),
+            reason: "only a job can have a wage subsidy".into(),
+        }),
+    );
+}
+
+#[test]
+fn decisions_refer_to_activities_that_exist() {
+    let decision = EventBody::ActivityDecision {
+        activity_id: activity(9),
+        outcome: DecisionOutcome::Approved,
+        valid: Some(period(date(2026, 3, 1), date(2026, 6, 1))),
+        reason: String::new(),
+    };
+    check(
+        enrolled_history(),
+        submission(3, Agency::Forsakringskassan, decision.clone()),
+        rejected(RuleViolation::UnknownActivity),
+    );
+    let with_activity = enrolled_history().accepted(submission(
+        3,
+        Agency::Municipality,
+        proposed(9, ActivityKind::Arbetstraning, 20),
+    ));
+    check(
+        with_activity.clone_history(),
+        submission(4, Agency::Forsakringskassan, decision.clone()),
+        Outcome::Accepted,
+    );
+    check(
+        with_activity.clone_history(),
+        submission(4, Agency::Arbetsformedlingen, decision.clone()),
+        Outcome::Accepted,
+    );
+    check(
+        with_activity,
+        submission(4, Agency::Municipality, decision),
+        rejected(RuleViolation::AgencyMayNotRecord {
+            agency: "municipality".into(),
+            event_type: "ActivityDecision".into(),
+        }),
+    );
+}
+
+#[test]
+fn an_approval_needs_a_validity_period() {
+    let with_activity = enrolled_history().accepted(submission(
+        3,
+        Agency::Municipality,
+        proposed(9, ActivityKind::Arbetstraning, 20),
+    ));
+    let approval = EventBody::ActivityDecision {
+        activity_id: activity(9),
+        outcome: DecisionOutcome::Approved,
+        valid: None,
+        reason: String::new(),
+    };
+    check(
+        with_activity,
+        submission(4, Agency::Forsakringskassan, approval),
+        rejected(RuleViolation::InvalidInput {
+            field: "valid".into(),
+            reason: "an approval needs a validity period".into(),
+        }),
+    );
+}
+
+#[test]
+fn each_agency_records_only_its_own_steps() {
+    check(
+        enrolled_history(),
+        submission(
+            3,
+            Agency::Forsakringskassan,
+            proposed(1, ActivityKind::Praktik, 20),
+        ),
+        rejected(RuleViolation::AgencyMayNotRecord {
+            agency: "fk".into(),
+            event_type: "ActivityProposed".into(),
+        }),
+    );
+    check(
+        enrolled_history(),
+        submission(
+            3,
+            Agency::Psychiatry,
+            EventBody::JobSeekerRegistered {
+                registered_on: date(2026, 3, 1),
+            },
+        ),
+        rejected(RuleViolation::AgencyMayNotRecord {
+            agency: "psychiatry".into(),
+            event_type: "JobSeekerRegistered".into(),
+        }),
+    );
+}
+
+#[test]
+fn benefits_and_rehabilitation_plans_must_exist_before_they_end_or_are_revised() {
+    check(
+        enrolled_history(),
+        submission(
+            3,
+            Agency::Forsakringskassan,
+            EventBody::BenefitEnded {
+                benefit: BenefitKind::Sjukpenning,
+                ended_on: date(2026, 5, 1),
+            },
+        ),
+        rejected(RuleViolation::UnknownBenefit),
+    );
+    check(
+        enrolled_history(),
+        submission(
+            3,
+            Agency::Forsakringskassan,
+            EventBody::RehabPlanRevised {
+                revised_on: date(2026, 5, 1),
+            },
+        ),
+        rejected(RuleViolation::NoRehabilitationPlan),
+    );
+    let on_benefit = enrolled_history().accepted(submission(
+        3,
+        Agency::Forsakringskassan,
+        EventBody::BenefitRegistered {
+            benefit: BenefitKind::Sjukpenning,
+            degree_percent: 100,
+            period: period(date(2026, 1, 1), date(2026, 12, 31)),
+        },
+    ));
+    check(
+        on_benefit,
+        submission(
+            4,
+            Agency::Forsakringskassan,
+            EventBody::BenefitEnded {
+                benefit: BenefitKind::Sjukpenning,
+                ended_on: date(2025, 12, 1),
+            },
+        ),
+        rejected(RuleViolation::EndBeforeStart),
+    );
+}
+
+#[test]
+fn arbetsformedlingen_steps_need_a_registered_job_seeker_and_existing_programmes() {
+    let programme = EventBody::ProgrammeAssigned {
+        programme_id: ProgrammeId(Uuid::from_u128(5)),
+        programme: "Förberedande insatser".into(),
+        with_activity_allowance: true,
+        period: period(date(2026, 3, 1), date(2026, 8, 31)),
+    };
+    check(
+        enrolled_history(),
+        submission(3, Agency::Arbetsformedlingen, programme.clone()),
+        rejected(RuleViolation::JobSeekerNotRegistered),
+    );
+    let registered = enrolled_history().accepted(submission(
+        3,
+        Agency::Arbetsformedlingen,
+        EventBody::JobSeekerRegistered {
+            registered_on: date(2026, 2, 1),
+        },
+    ));
+    check(
+        registered.clone_history(),
+        submission(4, Agency::Arbetsformedlingen, programme),
+        Outcome::Accepted,
+    );
+    check(
+        registered.clone_history(),
+        submission(
+            4,
+            Agency::Arbetsformedlingen,
+            EventBody::ProgrammeEnded {
+                programme_id: ProgrammeId(Uuid::from_u128(5)),
+                ended_on: date(2026, 4, 1),
+            },
+        ),
+        rejected(RuleViolation::UnknownProgramme),
+    );
+    check(
+        registered,
+        submission(
+            4,
+            Agency::Arbetsformedlingen,
+            EventBody::SiusEnded {
+                ended_on: date(2026, 4, 1),
+            },
+        ),
+        rejected(RuleViolation::SiusNotActive),
+    );
+}
+
+#[test]
+fn psychiatry_may_refer_before_the_municipality_records_intake_but_nothing_else() {
+    check(
+        History::default(),
+        submission(
+            1,
+            Agency::Psychiatry,
+            EventBody::IpsReferralSent {
+                sent_on: date(2026, 1, 5),
+            },
+        ),
+        Outcome::Accepted,
+    );
+    check(
+        History::default(),
+        submission(
+            1,
+            Agency::Psychiatry,
+            EventBody::AvailabilityChanged {
+                availability: Availability::TemporarilyUnavailable,
+                from: date(2026, 1, 5),
+            },
+        ),
+        rejected(RuleViolation::ParticipantNotReferred),
+    );
+}
+
+#[test]
+fn corrections_supersede_an_accepted_event_of_the_same_agency_and_type() {
+    let with_activity = enrolled_history().accepted(submission(
+        3,
+        Agency::Municipality,
+        proposed(1, ActivityKind::Arbetstraning, 20),
+    ));
+    let correction = |supersedes: u128, corrected: EventBody| EventBody::EventCorrected {
+        supersedes: event_id(supersedes),
+        reason: "typo in hours".into(),
+        corrected: Box::new(corrected),
+    };
+    check(
+        with_activity.clone_history(),
+        submission(
+            4,
+            Agency::Municipality,
+            correction(99, proposed(1, ActivityKind::Arbetstraning, 25)),
+        ),
+        rejected(RuleViolation::UnknownCorrectedEvent),
+    );
+    check(
+        with_activity.clone_history(),
+        submission(
+            4,
+            Agency::Forsakringskassan,
+            correction(3, proposed(1, ActivityKind::Arbetstraning, 25)),
+        ),
+        rejected(RuleViolation::CorrectionByAnotherAgency),
+    );
+    check(
+        with_activity.clone_history(),
+        submission(4, Agency::Municipality, correction(3, enrolled())),
+        rejected(RuleViolation::CorrectionChangesType),
+    );
+    check(
+        with_activity.clone_history(),
+        submission(
+            4,
+            Agency::Municipality,
+            correction(3, proposed(1, ActivityKind::Arbetstraning, 25)),
+        ),
+        Outcome::Accepted,
+    );
+
+    let corrected = with_activity.accepted(submission(
+        4,
+        Agency::Municipality,
+        correction(3, proposed(1, ActivityKind::Arbetstraning, 25)),
+    ));
+    let mut participant = Participant::default();
+    for entry in corrected.given() {
+        participant.apply(entry);
+    }
+    assert_eq!(
+        participant
+            .activities()
+            .get(&activity(1))
+            .map(|record| record.hours_per_week),
+        Some(25)
+    );
+}
+
+impl History {
+    fn clone_history(&self) -> History {
+        History {
+            entries: self.entries.clone(),
+        }
+    }
 }

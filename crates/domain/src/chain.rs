@@ -57,7 +57,10 @@ fn write_canonical(value: &Value, output: &mut String) {
 
 /// The hash a stored payload should carry, computed from its own `prev_hash` and content.
 pub fn stored_payload_hash(stored_payload: &Value) -> String {
-    let prev_hash = stored_payload.get("prev_hash").and_then(Value::as_str).unwrap_or("");
+    let prev_hash = stored_payload
+        .get("prev_hash")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let mut without_hash = stored_payload.clone();
     if let Value::Object(map) = &mut without_hash {
         map.remove("hash");
@@ -144,11 +147,17 @@ impl ChainVerifier {
             return;
         }
         if let Some(reason) = self.check(row_sequence, stored_payload) {
-            self.report.first_broken_link = Some(BrokenLink { sequence: row_sequence, reason });
+            self.report.first_broken_link = Some(BrokenLink {
+                sequence: row_sequence,
+                reason,
+            });
             return;
         }
         self.report.verified_entries += 1;
-        self.report.head_hash = stored_payload["hash"].as_str().unwrap_or_default().to_owned();
+        self.report.head_hash = stored_payload["hash"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
     }
 
     fn check(&self, row_sequence: u64, stored_payload: &Value) -> Option<BrokenLinkReason> {
@@ -193,7 +202,10 @@ mod tests {
     #[test]
     fn canonical_form_sorts_keys_at_every_depth_and_drops_whitespace() {
         let value = json!({"b": 1, "a": {"d": [true, null, "x"], "c": "å"}});
-        assert_eq!(canonical_json(&value), r#"{"a":{"c":"å","d":[true,null,"x"]},"b":1}"#);
+        assert_eq!(
+            canonical_json(&value),
+            r#"{"a":{"c":"å","d":[true,null,"x"]},"b":1}"#
+        );
     }
 
     fn link(prev_hash: &str, sequence: u64, note: &str) -> Value {
@@ -222,22 +234,44 @@ mod tests {
 
     #[test]
     fn an_intact_chain_verifies() {
-        let rows: Vec<(u64, Value)> = three_links().into_iter().zip(1..).map(|(p, s)| (s, p)).collect();
+        let rows: Vec<(u64, Value)> = three_links()
+            .into_iter()
+            .zip(1..)
+            .map(|(p, s)| (s, p))
+            .collect();
         check(&rows, 3, None);
     }
 
     #[test]
     fn an_edited_row_is_the_first_broken_link() {
-        let mut rows: Vec<(u64, Value)> = three_links().into_iter().zip(1..).map(|(p, s)| (s, p)).collect();
+        let mut rows: Vec<(u64, Value)> = three_links()
+            .into_iter()
+            .zip(1..)
+            .map(|(p, s)| (s, p))
+            .collect();
         rows[1].1["note"] = json!("edited");
-        check(&rows, 1, Some(BrokenLink { sequence: 2, reason: BrokenLinkReason::HashMismatch }));
+        check(
+            &rows,
+            1,
+            Some(BrokenLink {
+                sequence: 2,
+                reason: BrokenLinkReason::HashMismatch,
+            }),
+        );
     }
 
     #[test]
     fn a_removed_row_is_a_gap() {
         let links = three_links();
         let rows = vec![(1, links[0].clone()), (3, links[2].clone())];
-        check(&rows, 1, Some(BrokenLink { sequence: 3, reason: BrokenLinkReason::SequenceNotContiguous }));
+        check(
+            &rows,
+            1,
+            Some(BrokenLink {
+                sequence: 3,
+                reason: BrokenLinkReason::SequenceNotContiguous,
+            }),
+        );
     }
 
     #[test]
@@ -247,6 +281,13 @@ mod tests {
         let rehashed = stored_payload_hash(&links[1]);
         links[1]["hash"] = Value::String(rehashed);
         let rows: Vec<(u64, Value)> = links.into_iter().zip(1..).map(|(p, s)| (s, p)).collect();
-        check(&rows, 2, Some(BrokenLink { sequence: 3, reason: BrokenLinkReason::PrevHashMismatch }));
+        check(
+            &rows,
+            2,
+            Some(BrokenLink {
+                sequence: 3,
+                reason: BrokenLinkReason::PrevHashMismatch,
+            }),
+        );
     }
 }

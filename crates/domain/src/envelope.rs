@@ -50,7 +50,9 @@ impl Agency {
 
     /// The inverse of [`Agency::token`].
     pub fn from_token(token: &str) -> Option<Agency> {
-        Agency::ALL.into_iter().find(|agency| agency.token() == token)
+        Agency::ALL
+            .into_iter()
+            .find(|agency| agency.token() == token)
     }
 }
 
@@ -90,9 +92,15 @@ impl Role {
 
     /// The inverse of [`Role::token`].
     pub fn from_token(token: &str) -> Option<Role> {
-        [Role::Coach, Role::TeamLeader, Role::CaseOfficer, Role::Auditor, Role::System]
-            .into_iter()
-            .find(|role| role.token() == token)
+        [
+            Role::Coach,
+            Role::TeamLeader,
+            Role::CaseOfficer,
+            Role::Auditor,
+            Role::System,
+        ]
+        .into_iter()
+        .find(|role| role.token() == token)
     }
 }
 
@@ -163,7 +171,9 @@ impl DataCategory {
 
     /// The inverse of [`DataCategory::token`].
     pub fn from_token(token: &str) -> Option<DataCategory> {
-        DataCategory::ALL.into_iter().find(|category| category.token() == token)
+        DataCategory::ALL
+            .into_iter()
+            .find(|category| category.token() == token)
     }
 }
 
@@ -187,7 +197,9 @@ impl RetentionClass {
     pub fn for_agency(agency: Agency) -> RetentionClass {
         match agency {
             Agency::Municipality => RetentionClass::SocialServicesFile,
-            Agency::Forsakringskassan | Agency::Arbetsformedlingen => RetentionClass::AgencyCaseFile,
+            Agency::Forsakringskassan | Agency::Arbetsformedlingen => {
+                RetentionClass::AgencyCaseFile
+            }
             Agency::Psychiatry => RetentionClass::HealthCareRecord,
         }
     }
@@ -228,7 +240,10 @@ impl Envelope {
             ));
         }
         if self.causation_id == Some(self.event_id) {
-            return Err(InputError::new("causation_id", "an event cannot cause itself"));
+            return Err(InputError::new(
+                "causation_id",
+                "an event cannot cause itself",
+            ));
         }
         Ok(())
     }

@@ -24,7 +24,10 @@ pub struct InputError {
 impl InputError {
     /// Builds an input error for `field`.
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { field: field.into(), reason: reason.into() }
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -140,7 +143,9 @@ pub enum RuleViolation {
     #[error("sius_not_active: SIUS is not running")]
     SiusNotActive,
     /// Correcting an event that is not in this participant's accepted history.
-    #[error("unknown_corrected_event: the corrected event is not an accepted event of this participant")]
+    #[error(
+        "unknown_corrected_event: the corrected event is not an accepted event of this participant"
+    )]
     UnknownCorrectedEvent,
     /// Correcting another agency's event.
     #[error("correction_by_another_agency: only the agency that recorded an event may correct it")]
@@ -193,7 +198,10 @@ impl RuleViolation {
 
 impl From<InputError> for RuleViolation {
     fn from(error: InputError) -> Self {
-        RuleViolation::InvalidInput { field: error.field, reason: error.reason }
+        RuleViolation::InvalidInput {
+            field: error.field,
+            reason: error.reason,
+        }
     }
 }
 

@@ -15,8 +15,9 @@ use crate::envelope::{Agency, DataCategory, Envelope};
 use crate::errors::{InputError, RuleViolation};
 use crate::ids::{ActivityId, ConsentId, EventId, PersonId, ProgrammeId, UnitId};
 use crate::values::{
-    self, ActivityKind, Availability, BenefitKind, CounselledBenefit, DecisionOutcome, DischargeReason, DisclosurePreference, EducationLevel,
-    FollowUpStatus, JobEndReason, OutreachChannel, Period, SocialAssistanceStatus, Subsidy,
+    self, ActivityKind, Availability, BenefitKind, CounselledBenefit, DecisionOutcome,
+    DischargeReason, DisclosurePreference, EducationLevel, FollowUpStatus, JobEndReason,
+    OutreachChannel, Period, SocialAssistanceStatus, Subsidy,
 };
 
 /// The schema version this build writes.
@@ -529,9 +530,14 @@ impl EventBody {
     /// Which agency records this kind of event. Consents and corrections: any agency.
     pub fn recorded_by(&self, agency: Agency) -> bool {
         match self {
-            EventBody::ConsentGranted { .. } | EventBody::ConsentWithdrawn { .. } | EventBody::EventCorrected { .. } => true,
+            EventBody::ConsentGranted { .. }
+            | EventBody::ConsentWithdrawn { .. }
+            | EventBody::EventCorrected { .. } => true,
             // Both FK and AF give green lights on activities.
-            EventBody::ActivityDecision { .. } => matches!(agency, Agency::Forsakringskassan | Agency::Arbetsformedlingen),
+            EventBody::ActivityDecision { .. } => matches!(
+                agency,
+                Agency::Forsakringskassan | Agency::Arbetsformedlingen
+            ),
             other => other.owning_agency() == Some(agency),
         }
     }
@@ -539,7 +545,10 @@ impl EventBody {
     /// The one agency that records this kind of event, where there is one.
     pub fn owning_agency(&self) -> Option<Agency> {
         match self {
-            EventBody::ConsentGranted { .. } | EventBody::ConsentWithdrawn { .. } | EventBody::EventCorrected { .. } | EventBody::ActivityDecision { .. } => None,
+            EventBody::ConsentGranted { .. }
+            | EventBody::ConsentWithdrawn { .. }
+            | EventBody::EventCorrected { .. }
+            | EventBody::ActivityDecision { .. } => None,
             EventBody::BenefitRegistered { .. }
             | EventBody::BenefitEnded { .. }
             | EventBody::MedicalCertificateReceived { .. }
@@ -581,10 +590,12 @@ impl EventBody {
             | EventBody::OutreachAttempted { .. }
             | EventBody::SipHeld { .. }
             | EventBody::SipEstablished { .. } => DataCategory::Participation,
-            EventBody::ConsentGranted { .. } | EventBody::ConsentWithdrawn { .. } => DataCategory::Consent,
-            EventBody::ProfileRecorded { .. } | EventBody::DisclosurePreferenceRecorded { .. } | EventBody::BenefitsCounsellingGiven { .. } => {
-                DataCategory::VocationalProfile
+            EventBody::ConsentGranted { .. } | EventBody::ConsentWithdrawn { .. } => {
+                DataCategory::Consent
             }
+            EventBody::ProfileRecorded { .. }
+            | EventBody::DisclosurePreferenceRecorded { .. }
+            | EventBody::BenefitsCounsellingGiven { .. } => DataCategory::VocationalProfile,
             EventBody::EmployerContactMade { .. }
             | EventBody::ActivityProposed { .. }
             | EventBody::ActivityStarted { .. }
@@ -596,7 +607,8 @@ impl EventBody {
             | EventBody::StudiesEnded { .. }
             | EventBody::FollowAlongContact { .. } => DataCategory::ActivitiesAndWork,
             EventBody::FollowUpRecorded { .. } => DataCategory::FollowUpNotes,
-            EventBody::SocialAssistanceDecided { .. } | EventBody::ActivityAcceptedInPlanning { .. } => DataCategory::SocialAssistanceStatus,
+            EventBody::SocialAssistanceDecided { .. }
+            | EventBody::ActivityAcceptedInPlanning { .. } => DataCategory::SocialAssistanceStatus,
             EventBody::BenefitRegistered { .. }
             | EventBody::BenefitEnded { .. }
             | EventBody::MedicalCertificateReceived { .. }
@@ -605,7 +617,9 @@ impl EventBody {
             | EventBody::RehabPlanRevised { .. }
             | EventBody::ActivityAgreementMade { .. }
             | EventBody::DormantBenefitDecided { .. } => DataCategory::BenefitDecisions,
-            EventBody::ActivityDecision { .. } if agency == Agency::Arbetsformedlingen => DataCategory::LabourMarket,
+            EventBody::ActivityDecision { .. } if agency == Agency::Arbetsformedlingen => {
+                DataCategory::LabourMarket
+            }
             EventBody::ActivityDecision { .. } => DataCategory::BenefitDecisions,
             EventBody::JobSeekerRegistered { .. }
             | EventBody::JobSeekerDeregistered { .. }
@@ -660,81 +674,162 @@ impl EventBody {
             | EventBody::TreatmentTeamMeetingHeld { .. }
             | EventBody::AvailabilityChanged { .. }
             | EventBody::DischargeReady { .. } => Ok(()),
-            EventBody::ReferralDeclined { reason } | EventBody::ParticipantPaused { reason } => values::validate_text("reason", reason),
-            EventBody::ConsentGranted { discloser, recipient, data_categories, valid_from, valid_to, .. } => {
+            EventBody::ReferralDeclined { reason } | EventBody::ParticipantPaused { reason } => {
+                values::validate_text("reason", reason)
+            }
+            EventBody::ConsentGranted {
+                discloser,
+                recipient,
+                data_categories,
+                valid_from,
+                valid_to,
+                ..
+            } => {
                 validate_consent_parties(*discloser, *recipient, data_categories)?;
                 if valid_to <= valid_from {
                     return Err(InputError::new("valid_to", "must be after valid_from"));
                 }
                 if (*valid_to - *valid_from).num_days() > CONSENT_PERIOD_DAYS_MAX {
-                    return Err(InputError::new("valid_to", "is more than five years after valid_from"));
+                    return Err(InputError::new(
+                        "valid_to",
+                        "is more than five years after valid_from",
+                    ));
                 }
                 Ok(())
             }
-            EventBody::ConsentWithdrawn { discloser, recipient, data_categories, .. } => validate_consent_parties(*discloser, *recipient, data_categories),
-            EventBody::ProfileRecorded { preferences, hours_per_week_wanted, .. } => {
+            EventBody::ConsentWithdrawn {
+                discloser,
+                recipient,
+                data_categories,
+                ..
+            } => validate_consent_parties(*discloser, *recipient, data_categories),
+            EventBody::ProfileRecorded {
+                preferences,
+                hours_per_week_wanted,
+                ..
+            } => {
                 values::validate_optional_text("preferences", preferences)?;
                 values::validate_hours("hours_per_week_wanted", *hours_per_week_wanted)
             }
             EventBody::BenefitsCounsellingGiven { benefits_discussed } => {
                 if benefits_discussed.is_empty() {
-                    return Err(InputError::new("benefits_discussed", "must name at least one benefit"));
+                    return Err(InputError::new(
+                        "benefits_discussed",
+                        "must name at least one benefit",
+                    ));
                 }
                 Ok(())
             }
-            EventBody::EmployerContactMade { employer, .. } => values::validate_text("employer", employer),
-            EventBody::ActivityProposed { kind, employer, hours_per_week, planned_start, planned_end, subsidy, .. } => {
+            EventBody::EmployerContactMade { employer, .. } => {
+                values::validate_text("employer", employer)
+            }
+            EventBody::ActivityProposed {
+                kind,
+                employer,
+                hours_per_week,
+                planned_start,
+                planned_end,
+                subsidy,
+                ..
+            } => {
                 values::validate_hours("hours_per_week", *hours_per_week)?;
                 if let Some(employer) = employer {
                     values::validate_optional_text("employer", employer)?;
                 }
                 if planned_end.is_some_and(|end| end < *planned_start) {
-                    return Err(InputError::new("planned_end", "must not be before planned_start"));
+                    return Err(InputError::new(
+                        "planned_end",
+                        "must not be before planned_start",
+                    ));
                 }
                 if subsidy.is_some() && *kind != ActivityKind::Job {
-                    return Err(InputError::new("subsidy", "only a job can have a wage subsidy"));
+                    return Err(InputError::new(
+                        "subsidy",
+                        "only a job can have a wage subsidy",
+                    ));
                 }
                 Ok(())
             }
-            EventBody::JobStarted { employer, occupation, hours_per_week, .. } => {
+            EventBody::JobStarted {
+                employer,
+                occupation,
+                hours_per_week,
+                ..
+            } => {
                 values::validate_text("employer", employer)?;
                 values::validate_text("occupation", occupation)?;
                 values::validate_hours("hours_per_week", *hours_per_week)
             }
-            EventBody::HoursChanged { hours_per_week, .. } => values::validate_hours("hours_per_week", *hours_per_week),
-            EventBody::StudiesStarted { programme, .. } => values::validate_text("programme", programme),
-            EventBody::FollowUpRecorded { obstacles, helping_factors, .. } => {
+            EventBody::HoursChanged { hours_per_week, .. } => {
+                values::validate_hours("hours_per_week", *hours_per_week)
+            }
+            EventBody::StudiesStarted { programme, .. } => {
+                values::validate_text("programme", programme)
+            }
+            EventBody::FollowUpRecorded {
+                obstacles,
+                helping_factors,
+                ..
+            } => {
                 values::validate_optional_text("obstacles", obstacles)?;
                 values::validate_optional_text("helping_factors", helping_factors)
             }
-            EventBody::BenefitRegistered { degree_percent, period, .. }
-            | EventBody::MedicalCertificateReceived { degree_percent, period }
-            | EventBody::MedicalCertificateIssued { degree_percent, period } => {
+            EventBody::BenefitRegistered {
+                degree_percent,
+                period,
+                ..
+            }
+            | EventBody::MedicalCertificateReceived {
+                degree_percent,
+                period,
+            }
+            | EventBody::MedicalCertificateIssued {
+                degree_percent,
+                period,
+            } => {
                 values::validate_degree("degree_percent", *degree_percent)?;
                 period.validate("period.to")
             }
-            EventBody::ActivityDecision { outcome, valid, reason, .. } => {
+            EventBody::ActivityDecision {
+                outcome,
+                valid,
+                reason,
+                ..
+            } => {
                 values::validate_optional_text("reason", reason)?;
                 match (outcome.is_approval(), valid) {
-                    (true, None) => Err(InputError::new("valid", "an approval needs a validity period")),
+                    (true, None) => Err(InputError::new(
+                        "valid",
+                        "an approval needs a validity period",
+                    )),
                     (_, Some(period)) => period.validate("valid.to"),
                     (false, None) => Ok(()),
                 }
             }
-            EventBody::ActivityAgreementMade { valid, .. } | EventBody::DormantBenefitDecided { valid, .. } => valid.validate("valid.to"),
-            EventBody::ProgrammeAssigned { programme, period, .. } => {
+            EventBody::ActivityAgreementMade { valid, .. }
+            | EventBody::DormantBenefitDecided { valid, .. } => valid.validate("valid.to"),
+            EventBody::ProgrammeAssigned {
+                programme, period, ..
+            } => {
                 values::validate_text("programme", programme)?;
                 period.validate("period.to")
             }
             EventBody::SiusDecided { period } => period.validate("period.to"),
-            EventBody::SubsidyDecided { employer, period, .. } => {
+            EventBody::SubsidyDecided {
+                employer, period, ..
+            } => {
                 values::validate_text("employer", employer)?;
                 period.validate("period.to")
             }
-            EventBody::EventCorrected { reason, corrected, .. } => {
+            EventBody::EventCorrected {
+                reason, corrected, ..
+            } => {
                 values::validate_text("reason", reason)?;
                 if matches!(**corrected, EventBody::EventCorrected { .. }) {
-                    return Err(InputError::new("corrected", "correct the original event, not a correction"));
+                    return Err(InputError::new(
+                        "corrected",
+                        "correct the original event, not a correction",
+                    ));
                 }
                 corrected.validate()
             }
@@ -751,13 +846,19 @@ fn validate_consent_parties(
         return Err(InputError::new("recipient", "must differ from discloser"));
     }
     if data_categories.is_empty() {
-        return Err(InputError::new("data_categories", "must name at least one category"));
+        return Err(InputError::new(
+            "data_categories",
+            "must name at least one category",
+        ));
     }
     let mut sorted = data_categories.to_vec();
     sorted.sort();
     sorted.dedup();
     if sorted.len() != data_categories.len() {
-        return Err(InputError::new("data_categories", "must not repeat a category"));
+        return Err(InputError::new(
+            "data_categories",
+            "must not repeat a category",
+        ));
     }
     Ok(())
 }
@@ -778,7 +879,14 @@ impl Submission {
         self.envelope.validate()?;
         let expected = self.body.data_category(self.envelope.agency);
         if self.envelope.data_category != expected {
-            return Err(InputError::new("data_category", format!("must be {} for {}", expected.token(), self.body.event_type())));
+            return Err(InputError::new(
+                "data_category",
+                format!(
+                    "must be {} for {}",
+                    expected.token(),
+                    self.body.event_type()
+                ),
+            ));
         }
         self.body.validate()
     }

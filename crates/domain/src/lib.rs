@@ -32,4 +32,6 @@ pub use events::{
     ConsentParty, EventBody, Outcome, ParticipantEvent, ReferralSource, Submission,
     CURRENT_SCHEMA_VERSION,
 };
-pub use ids::{ActivityId, ConsentId, CorrelationId, EventId, ParticipantId, PersonId, ProgrammeId, UnitId};
+pub use ids::{
+    ActivityId, ConsentId, CorrelationId, EventId, ParticipantId, PersonId, ProgrammeId, UnitId,
+};

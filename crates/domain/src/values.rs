@@ -118,7 +118,10 @@ pub enum DecisionOutcome {
 impl DecisionOutcome {
     /// Approvals carry a validity period; the others do not need one.
     pub fn is_approval(self) -> bool {
-        matches!(self, DecisionOutcome::Approved | DecisionOutcome::ApprovedWithConditions)
+        matches!(
+            self,
+            DecisionOutcome::Approved | DecisionOutcome::ApprovedWithConditions
+        )
     }
 }
 
@@ -225,7 +228,10 @@ impl Period {
     /// Checks that the period does not end before it starts; `field` names the end field.
     pub fn validate(&self, field: &str) -> Result<(), InputError> {
         if self.to < self.from {
-            return Err(InputError::new(field, "must not be before the start of the period"));
+            return Err(InputError::new(
+                field,
+                "must not be before the start of the period",
+            ));
         }
         Ok(())
     }
@@ -239,7 +245,10 @@ impl Period {
 /// Checks hours per week (1 to 60).
 pub fn validate_hours(field: &str, hours_per_week: u8) -> Result<(), InputError> {
     if hours_per_week == 0 || hours_per_week > HOURS_PER_WEEK_MAX {
-        return Err(InputError::new(field, "must be between 1 and 60 hours per week"));
+        return Err(InputError::new(
+            field,
+            "must be between 1 and 60 hours per week",
+        ));
     }
     Ok(())
 }

@@ -25,7 +25,11 @@ pub struct AgencyServiceConfig {
 
 impl Default for AgencyServiceConfig {
     fn default() -> Self {
-        Self { server: ServerConfig::default(), bus: bus::BusConfig::default(), submit: SubmitConfig::default() }
+        Self {
+            server: ServerConfig::default(),
+            bus: bus::BusConfig::default(),
+            submit: SubmitConfig::default(),
+        }
     }
 }
 
@@ -93,10 +97,17 @@ pub async fn start(
     let client = bus::connect(&config.bus, agency.token()).await?;
     let submitter = AgencySubmitter::new(client, &config.bus, config.submit.clone());
     let (health, reflection) = crate::server::health_and_reflection(&[service_name]).await?;
-    let router = config.server.builder().add_service(health).add_service(reflection);
+    let router = config
+        .server
+        .builder()
+        .add_service(health)
+        .add_service(reflection);
     let router = add_service(router, AgencyEdge { agency, submitter }, &config.server);
     let listener = crate::server::bind(&config.server).await?;
     let server = crate::server::serve(router, listener, shutdown)?;
     tracing::info!(agency = agency.token(), grpc_address = %server.local_address, "agency service started");
-    Ok(RunningService { grpc_address: server.local_address, server })
+    Ok(RunningService {
+        grpc_address: server.local_address,
+        server,
+    })
 }

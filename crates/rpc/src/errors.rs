@@ -18,7 +18,8 @@ pub const ERROR_DOMAIN: &str = "ips-samverkan";
 
 /// A malformed field.
 pub fn invalid_input(error: &InputError) -> Status {
-    let details = ErrorDetails::with_bad_request_violation(error.field.clone(), error.reason.clone());
+    let details =
+        ErrorDetails::with_bad_request_violation(error.field.clone(), error.reason.clone());
     Status::with_error_details(Code::InvalidArgument, error.to_string(), details)
 }
 
@@ -26,7 +27,11 @@ pub fn invalid_input(error: &InputError) -> Status {
 pub fn rule_broken(rule: &str, reason: &str, event_id: &str) -> Status {
     let metadata = HashMap::from([("event_id".to_owned(), event_id.to_owned())]);
     let details = ErrorDetails::with_error_info(rule, ERROR_DOMAIN, metadata);
-    let mut status = Status::with_error_details(Code::FailedPrecondition, format!("refused by rule {reason}"), details);
+    let mut status = Status::with_error_details(
+        Code::FailedPrecondition,
+        format!("refused by rule {reason}"),
+        details,
+    );
     if let Ok(value) = rule.parse() {
         status.metadata_mut().insert("ips-rule", value);
     }
@@ -38,7 +43,9 @@ pub fn rule_broken(rule: &str, reason: &str, event_id: &str) -> Status {
 
 /// Nothing is known of this participant.
 pub fn participant_not_found(participant_id: &str) -> Status {
-    Status::not_found(format!("participant {participant_id} has no recorded history"))
+    Status::not_found(format!(
+        "participant {participant_id} has no recorded history"
+    ))
 }
 
 /// Nothing is known of this event.
@@ -62,7 +69,11 @@ pub fn from_bus(error: &bus::BusError) -> Status {
 /// The database failed.
 pub fn from_store(error: &store::StoreError) -> Status {
     match error {
-        store::StoreError::Unavailable(_) => Status::unavailable(format!("the event store is unavailable: {error}")),
-        store::StoreError::Migration(_) | store::StoreError::Unreadable(_) => Status::internal(error.to_string()),
+        store::StoreError::Unavailable(_) => {
+            Status::unavailable(format!("the event store is unavailable: {error}"))
+        }
+        store::StoreError::Migration(_) | store::StoreError::Unreadable(_) => {
+            Status::internal(error.to_string())
+        }
     }
 }

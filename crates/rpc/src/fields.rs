@@ -5,7 +5,10 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::values::{ActivityKind, BenefitKind, DecisionOutcome, Period, Subsidy};
-use domain::{ActivityId, Agency, ConsentParty, CorrelationId, DataCategory, EventId, InputError, ParticipantId};
+use domain::{
+    ActivityId, Agency, ConsentParty, CorrelationId, DataCategory, EventId, InputError,
+    ParticipantId,
+};
 use proto::v1;
 
 /// Longest accepted `request_id`, in bytes.
@@ -20,13 +23,22 @@ pub fn required_participant_id(text: &str) -> Result<ParticipantId, InputError> 
 }
 
 /// An RFC 3339 timestamp; empty means `default`.
-pub fn timestamp_or(field: &str, text: &str, default: DateTime<Utc>) -> Result<DateTime<Utc>, InputError> {
+pub fn timestamp_or(
+    field: &str,
+    text: &str,
+    default: DateTime<Utc>,
+) -> Result<DateTime<Utc>, InputError> {
     if text.trim().is_empty() {
         return Ok(default);
     }
     DateTime::parse_from_rfc3339(text.trim())
         .map(|time| time.with_timezone(&Utc))
-        .map_err(|_| InputError::new(field, "must be an RFC 3339 timestamp, e.g. 2026-03-01T09:00:00Z"))
+        .map_err(|_| {
+            InputError::new(
+                field,
+                "must be an RFC 3339 timestamp, e.g. 2026-03-01T09:00:00Z",
+            )
+        })
 }
 
 /// A required `YYYY-MM-DD` date.
@@ -34,7 +46,8 @@ pub fn required_date(field: &str, text: &str) -> Result<NaiveDate, InputError> {
     if text.trim().is_empty() {
         return Err(InputError::new(field, "is required"));
     }
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| InputError::new(field, "must be a date written YYYY-MM-DD"))
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| InputError::new(field, "must be a date written YYYY-MM-DD"))
 }
 
 /// The write context's parts, ready for an envelope.
@@ -51,27 +64,39 @@ pub struct ParsedWriteContext {
 }
 
 /// Parses the common write context; `now` fills a missing `occurred_at`.
-pub fn write_context(context: Option<&v1::WriteContext>, now: DateTime<Utc>) -> Result<ParsedWriteContext, InputError> {
+pub fn write_context(
+    context: Option<&v1::WriteContext>,
+    now: DateTime<Utc>,
+) -> Result<ParsedWriteContext, InputError> {
     let default = v1::WriteContext::default();
     let context = context.unwrap_or(&default);
     let request_id = context.request_id.trim();
     if request_id.len() > REQUEST_ID_LENGTH_MAX_BYTES {
-        return Err(InputError::new("context.request_id", "is longer than 128 bytes"));
+        return Err(InputError::new(
+            "context.request_id",
+            "is longer than 128 bytes",
+        ));
     }
     let occurred_at = timestamp_or("context.occurred_at", &context.occurred_at, now)?;
     if occurred_at > now + chrono::Duration::days(1) {
-        return Err(InputError::new("context.occurred_at", "is more than a day in the future"));
+        return Err(InputError::new(
+            "context.occurred_at",
+            "is more than a day in the future",
+        ));
     }
     let optional_uuid = |field: &str, text: &str| -> Result<Option<uuid::Uuid>, InputError> {
         if text.trim().is_empty() {
             return Ok(None);
         }
-        uuid::Uuid::parse_str(text.trim()).map(Some).map_err(|_| InputError::new(field, "must be a UUID"))
+        uuid::Uuid::parse_str(text.trim())
+            .map(Some)
+            .map_err(|_| InputError::new(field, "must be a UUID"))
     };
     Ok(ParsedWriteContext {
         request_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
         occurred_at,
-        correlation_id: optional_uuid("context.correlation_id", &context.correlation_id)?.map(CorrelationId),
+        correlation_id: optional_uuid("context.correlation_id", &context.correlation_id)?
+            .map(CorrelationId),
         causation_id: optional_uuid("context.causation_id", &context.causation_id)?.map(EventId),
     })
 }
@@ -84,7 +109,9 @@ pub fn consent_party(field: &str, value: i32) -> Result<ConsentParty, InputError
         Ok(v1::ConsentParty::Forsakringskassan) => Ok(ConsentParty::Forsakringskassan),
         Ok(v1::ConsentParty::Arbetsformedlingen) => Ok(ConsentParty::Arbetsformedlingen),
         Ok(v1::ConsentParty::Psychiatry) => Ok(ConsentParty::Psychiatry),
-        Ok(v1::ConsentParty::Unspecified) | Err(_) => Err(InputError::new(field, "must name a consent party")),
+        Ok(v1::ConsentParty::Unspecified) | Err(_) => {
+            Err(InputError::new(field, "must name a consent party"))
+        }
     }
 }
 
@@ -100,7 +127,9 @@ pub fn data_category(field: &str, value: i32) -> Result<DataCategory, InputError
         Ok(v1::DataCategory::HealthCoarse) => Ok(DataCategory::HealthCoarse),
         Ok(v1::DataCategory::SocialAssistanceStatus) => Ok(DataCategory::SocialAssistanceStatus),
         Ok(v1::DataCategory::FollowUpNotes) => Ok(DataCategory::FollowUpNotes),
-        Ok(v1::DataCategory::Unspecified) | Err(_) => Err(InputError::new(field, "must name a data category")),
+        Ok(v1::DataCategory::Unspecified) | Err(_) => {
+            Err(InputError::new(field, "must name a data category"))
+        }
     }
 }
 
@@ -112,7 +141,10 @@ pub fn data_categories(field: &str, values: &[i32]) -> Result<Vec<DataCategory>,
     if values.len() > DataCategory::ALL.len() {
         return Err(InputError::new(field, "names more categories than exist"));
     }
-    values.iter().map(|value| data_category(field, *value)).collect()
+    values
+        .iter()
+        .map(|value| data_category(field, *value))
+        .collect()
 }
 
 /// Domain data category to wire enum.
@@ -148,13 +180,19 @@ pub fn agency_to_wire(token: &str) -> i32 {
 /// A required closed period.
 pub fn required_period(field: &str, period: Option<&v1::Period>) -> Result<Period, InputError> {
     let period = period.ok_or_else(|| InputError::new(field, "is required"))?;
-    let parsed = Period { from: required_date(&format!("{field}.from"), &period.from)?, to: required_date(&format!("{field}.to"), &period.to)? };
+    let parsed = Period {
+        from: required_date(&format!("{field}.from"), &period.from)?,
+        to: required_date(&format!("{field}.to"), &period.to)?,
+    };
     parsed.validate(&format!("{field}.to"))?;
     Ok(parsed)
 }
 
 /// An optional period: absent, or both dates given.
-pub fn optional_period(field: &str, period: Option<&v1::Period>) -> Result<Option<Period>, InputError> {
+pub fn optional_period(
+    field: &str,
+    period: Option<&v1::Period>,
+) -> Result<Option<Period>, InputError> {
     match period {
         None => Ok(None),
         Some(period) if period.from.trim().is_empty() && period.to.trim().is_empty() => Ok(None),
@@ -188,14 +226,16 @@ pub fn optional_activity_id(text: &str) -> Result<Option<ActivityId>, InputError
 
 /// Hours per week, 1 to 60.
 pub fn hours_per_week(field: &str, hours: u32) -> Result<u8, InputError> {
-    let hours = u8::try_from(hours).map_err(|_| InputError::new(field, "must be between 1 and 60 hours per week"))?;
+    let hours = u8::try_from(hours)
+        .map_err(|_| InputError::new(field, "must be between 1 and 60 hours per week"))?;
     domain::values::validate_hours(field, hours)?;
     Ok(hours)
 }
 
 /// A degree in percent: 25, 50, 75 or 100.
 pub fn degree_percent(field: &str, degree: u32) -> Result<u8, InputError> {
-    let degree = u8::try_from(degree).map_err(|_| InputError::new(field, "must be 25, 50, 75 or 100 percent"))?;
+    let degree = u8::try_from(degree)
+        .map_err(|_| InputError::new(field, "must be 25, 50, 75 or 100 percent"))?;
     domain::values::validate_degree(field, degree)?;
     Ok(degree)
 }
@@ -210,7 +250,9 @@ pub fn activity_kind(field: &str, value: i32) -> Result<ActivityKind, InputError
         Ok(v1::ActivityKind::SocialTraining) => Ok(ActivityKind::SocialTraining),
         Ok(v1::ActivityKind::OtherOccupation) => Ok(ActivityKind::OtherOccupation),
         Ok(v1::ActivityKind::Job) => Ok(ActivityKind::Job),
-        Ok(v1::ActivityKind::Unspecified) | Err(_) => Err(InputError::new(field, "must name a kind of activity")),
+        Ok(v1::ActivityKind::Unspecified) | Err(_) => {
+            Err(InputError::new(field, "must name a kind of activity"))
+        }
     }
 }
 
@@ -237,7 +279,9 @@ pub fn benefit_kind(field: &str, value: i32) -> Result<BenefitKind, InputError> 
         Ok(v1::BenefitKind::Rehabiliteringspenning) => Ok(BenefitKind::Rehabiliteringspenning),
         Ok(v1::BenefitKind::Aktivitetsersattning) => Ok(BenefitKind::Aktivitetsersattning),
         Ok(v1::BenefitKind::Sjukersattning) => Ok(BenefitKind::Sjukersattning),
-        Ok(v1::BenefitKind::Unspecified) | Err(_) => Err(InputError::new(field, "must name a benefit")),
+        Ok(v1::BenefitKind::Unspecified) | Err(_) => {
+            Err(InputError::new(field, "must name a benefit"))
+        }
     }
 }
 
@@ -245,15 +289,23 @@ pub fn benefit_kind(field: &str, value: i32) -> Result<BenefitKind, InputError> 
 pub fn decision_outcome(field: &str, value: i32) -> Result<DecisionOutcome, InputError> {
     match v1::DecisionOutcome::try_from(value) {
         Ok(v1::DecisionOutcome::Approved) => Ok(DecisionOutcome::Approved),
-        Ok(v1::DecisionOutcome::ApprovedWithConditions) => Ok(DecisionOutcome::ApprovedWithConditions),
+        Ok(v1::DecisionOutcome::ApprovedWithConditions) => {
+            Ok(DecisionOutcome::ApprovedWithConditions)
+        }
         Ok(v1::DecisionOutcome::Rejected) => Ok(DecisionOutcome::Rejected),
-        Ok(v1::DecisionOutcome::MoreInformationNeeded) => Ok(DecisionOutcome::MoreInformationNeeded),
-        Ok(v1::DecisionOutcome::Unspecified) | Err(_) => Err(InputError::new(field, "must name a decision")),
+        Ok(v1::DecisionOutcome::MoreInformationNeeded) => {
+            Ok(DecisionOutcome::MoreInformationNeeded)
+        }
+        Ok(v1::DecisionOutcome::Unspecified) | Err(_) => {
+            Err(InputError::new(field, "must name a decision"))
+        }
     }
 }
 
 /// The body of an activity decision, shared by FK and AF.
-pub fn activity_decision(request: &v1::ActivityDecisionRequest) -> Result<domain::EventBody, InputError> {
+pub fn activity_decision(
+    request: &v1::ActivityDecisionRequest,
+) -> Result<domain::EventBody, InputError> {
     Ok(domain::EventBody::ActivityDecision {
         activity_id: required_activity_id(&request.activity_id)?,
         outcome: decision_outcome("outcome", request.outcome)?,
@@ -266,26 +318,62 @@ pub fn activity_decision(request: &v1::ActivityDecisionRequest) -> Result<domain
 mod tests {
     use super::*;
 
-    fn check<T: PartialEq + std::fmt::Debug>(parsed: Result<T, InputError>, expected_field: Option<&str>) {
-        assert_eq!(parsed.err().map(|error| error.field), expected_field.map(str::to_owned));
+    fn check<T: PartialEq + std::fmt::Debug>(
+        parsed: Result<T, InputError>,
+        expected_field: Option<&str>,
+    ) {
+        assert_eq!(
+            parsed.err().map(|error| error.field),
+            expected_field.map(str::to_owned)
+        );
     }
 
     #[test]
     fn each_bad_field_is_named() {
         let now = Utc::now();
         check(required_participant_id(""), Some("participant_id"));
-        check(required_participant_id("00000000-0000-0000-0000-000000000000"), Some("participant_id"));
-        check(required_participant_id("0193a1b2-0000-4000-8000-000000000007"), None);
-        check(required_date("valid_from", "2026-02-30"), Some("valid_from"));
+        check(
+            required_participant_id("00000000-0000-0000-0000-000000000000"),
+            Some("participant_id"),
+        );
+        check(
+            required_participant_id("0193a1b2-0000-4000-8000-000000000007"),
+            None,
+        );
+        check(
+            required_date("valid_from", "2026-02-30"),
+            Some("valid_from"),
+        );
         check(required_date("valid_from", "2026-02-28"), None);
         check(consent_party("discloser", 0), Some("discloser"));
         check(consent_party("discloser", 99), Some("discloser"));
-        check(data_categories("data_categories", &[]), Some("data_categories"));
-        let context = v1::WriteContext { occurred_at: "yesterday".into(), ..Default::default() };
-        check(write_context(Some(&context), now), Some("context.occurred_at"));
-        let context = v1::WriteContext { request_id: "x".repeat(129), ..Default::default() };
-        check(write_context(Some(&context), now), Some("context.request_id"));
-        let context = v1::WriteContext { correlation_id: "nope".into(), ..Default::default() };
-        check(write_context(Some(&context), now), Some("context.correlation_id"));
+        check(
+            data_categories("data_categories", &[]),
+            Some("data_categories"),
+        );
+        let context = v1::WriteContext {
+            occurred_at: "yesterday".into(),
+            ..Default::default()
+        };
+        check(
+            write_context(Some(&context), now),
+            Some("context.occurred_at"),
+        );
+        let context = v1::WriteContext {
+            request_id: "x".repeat(129),
+            ..Default::default()
+        };
+        check(
+            write_context(Some(&context), now),
+            Some("context.request_id"),
+        );
+        let context = v1::WriteContext {
+            correlation_id: "nope".into(),
+            ..Default::default()
+        };
+        check(
+            write_context(Some(&context), now),
+            Some("context.correlation_id"),
+        );
     }
 }

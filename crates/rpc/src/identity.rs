@@ -24,18 +24,34 @@ pub fn caller(metadata: &MetadataMap) -> Result<Actor, Status> {
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned)
             .filter(|value| !value.trim().is_empty())
-            .ok_or_else(|| Status::unauthenticated(format!("missing caller identity: metadata `{key}` is required")))
+            .ok_or_else(|| {
+                Status::unauthenticated(format!(
+                    "missing caller identity: metadata `{key}` is required"
+                ))
+            })
     };
-    let person_id = PersonId::parse(&text(PERSON_ID_HEADER)?).map_err(|error| Status::unauthenticated(format!("caller identity: {error}")))?;
+    let person_id = PersonId::parse(&text(PERSON_ID_HEADER)?)
+        .map_err(|error| Status::unauthenticated(format!("caller identity: {error}")))?;
     let role_token = text(ROLE_HEADER)?;
-    let role = Role::from_token(&role_token).ok_or_else(|| Status::unauthenticated(format!("caller identity: unknown role `{role_token}`")))?;
-    let unit = UnitId::parse(&text(UNIT_HEADER)?).map_err(|error| Status::unauthenticated(format!("caller identity: {error}")))?;
-    Ok(Actor { person_id, role, unit })
+    let role = Role::from_token(&role_token).ok_or_else(|| {
+        Status::unauthenticated(format!("caller identity: unknown role `{role_token}`"))
+    })?;
+    let unit = UnitId::parse(&text(UNIT_HEADER)?)
+        .map_err(|error| Status::unauthenticated(format!("caller identity: {error}")))?;
+    Ok(Actor {
+        person_id,
+        role,
+        unit,
+    })
 }
 
 /// Adds an identity to outgoing request metadata (for clients, the demo and tests).
 pub fn attach(metadata: &mut MetadataMap, person_id: &str, role: Role, unit: &str) {
-    for (key, value) in [(PERSON_ID_HEADER, person_id), (ROLE_HEADER, role.token()), (UNIT_HEADER, unit)] {
+    for (key, value) in [
+        (PERSON_ID_HEADER, person_id),
+        (ROLE_HEADER, role.token()),
+        (UNIT_HEADER, unit),
+    ] {
         if let Ok(value) = value.parse() {
             metadata.insert(key, value);
         }

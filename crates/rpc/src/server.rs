@@ -40,7 +40,10 @@ impl ServerConfig {
     /// Checks every value at start-up.
     pub fn validate(&self) -> Result<(), String> {
         if self.listen_address.parse::<SocketAddr>().is_err() {
-            return Err(format!("server.listen_address `{}` is not an address like 127.0.0.1:50051", self.listen_address));
+            return Err(format!(
+                "server.listen_address `{}` is not an address like 127.0.0.1:50051",
+                self.listen_address
+            ));
         }
         if !(100..=600_000).contains(&self.rpc_timeout_ms) {
             return Err("server.rpc_timeout_ms must be between 100 and 600000".into());
@@ -49,7 +52,9 @@ impl ServerConfig {
             return Err("server.request_size_max_bytes must be between 1 KiB and 16 MiB".into());
         }
         if !(1..=10_000).contains(&self.concurrent_calls_per_connection_max) {
-            return Err("server.concurrent_calls_per_connection_max must be between 1 and 10000".into());
+            return Err(
+                "server.concurrent_calls_per_connection_max must be between 1 and 10000".into(),
+            );
         }
         Ok(())
     }
@@ -84,15 +89,21 @@ pub async fn health_and_reflection(
 ) -> Result<
     (
         tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
-        tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
     ),
     tonic_reflection::server::Error,
 > {
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in service_names {
-        reporter.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
+        reporter
+            .set_service_status(*name, tonic_health::ServingStatus::Serving)
+            .await;
     }
-    reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
@@ -114,5 +125,8 @@ pub fn serve(
             })
             .await
     });
-    Ok(ServerHandle { local_address, task })
+    Ok(ServerHandle {
+        local_address,
+        task,
+    })
 }

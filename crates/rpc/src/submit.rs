@@ -9,7 +9,9 @@
 
 use std::time::Duration;
 
-use bus::{verdicts, BusConfig, Subjects, SubmissionPublisher, Verdict, VerdictStatus, VerdictWaiter};
+use bus::{
+    verdicts, BusConfig, Subjects, SubmissionPublisher, Verdict, VerdictStatus, VerdictWaiter,
+};
 use domain::{EventId, Submission};
 use proto::v1;
 use serde::{Deserialize, Serialize};
@@ -29,7 +31,10 @@ pub struct SubmitConfig {
 
 impl Default for SubmitConfig {
     fn default() -> Self {
-        Self { verdict_wait_ms: 5_000, status_lookup_wait_ms: 1_000 }
+        Self {
+            verdict_wait_ms: 5_000,
+            status_lookup_wait_ms: 1_000,
+        }
     }
 }
 
@@ -68,16 +73,27 @@ impl AgencySubmitter {
 
     /// Publishes and answers with the ledger's verdict, or PENDING.
     pub async fn submit(&self, submission: Submission) -> Result<v1::WriteResponse, Status> {
-        submission.validate().map_err(|error| errors::invalid_input(&error))?;
+        submission
+            .validate()
+            .map_err(|error| errors::invalid_input(&error))?;
         let event_id = submission.envelope.event_id;
         let participant_id = submission.envelope.participant_id;
-        let waiter = VerdictWaiter::subscribe(&self.client, &self.subjects, event_id).await.map_err(|error| errors::from_bus(&error))?;
-        let receipt = self.publisher.publish(&submission).await.map_err(|error| errors::from_bus(&error))?;
+        let waiter = VerdictWaiter::subscribe(&self.client, &self.subjects, event_id)
+            .await
+            .map_err(|error| errors::from_bus(&error))?;
+        let receipt = self
+            .publisher
+            .publish(&submission)
+            .await
+            .map_err(|error| errors::from_bus(&error))?;
         let verdict = if receipt.duplicate {
             drop(waiter);
             self.look_up(event_id).await
         } else {
-            match waiter.wait(Duration::from_millis(self.config.verdict_wait_ms)).await {
+            match waiter
+                .wait(Duration::from_millis(self.config.verdict_wait_ms))
+                .await
+            {
                 Some(verdict) => Some(verdict),
                 None => self.look_up(event_id).await,
             }
@@ -90,10 +106,14 @@ impl AgencySubmitter {
             hash: String::new(),
             created_id: String::new(),
         };
-        let Some(verdict) = verdict else { return Ok(pending) };
+        let Some(verdict) = verdict else {
+            return Ok(pending);
+        };
         match verdict.status {
             VerdictStatus::Accepted => Ok(v1::WriteResponse {
-                participant_id: verdict.participant_id.map_or(pending.participant_id.clone(), |id| id.to_string()),
+                participant_id: verdict
+                    .participant_id
+                    .map_or(pending.participant_id.clone(), |id| id.to_string()),
                 status: v1::WriteStatus::Accepted as i32,
                 sequence: verdict.sequence,
                 hash: verdict.hash,
@@ -109,22 +129,40 @@ impl AgencySubmitter {
     }
 
     async fn look_up(&self, event_id: EventId) -> Option<Verdict> {
-        verdicts::look_up(&self.client, &self.subjects, event_id, Duration::from_millis(self.config.status_lookup_wait_ms)).await
+        verdicts::look_up(
+            &self.client,
+            &self.subjects,
+            event_id,
+            Duration::from_millis(self.config.status_lookup_wait_ms),
+        )
+        .await
     }
 }
 
 /// Namespace for event ids derived from a client's `request_id` (UUID v5). Fixed forever: the
 /// same request must map to the same event id across releases.
-const REQUEST_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c1f_5d2e_8a47_4b0e_9d31_7f0a_2c64_e5b9);
+const REQUEST_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6c1f_5d2e_8a47_4b0e_9d31_7f0a_2c64_e5b9);
 
 /// The event id for a write: derived from the client's `request_id` when given (so a repeat is
 /// recognised by JetStream and the aggregate, and answered with the first outcome), otherwise a
 /// fresh time-ordered UUID v7. The caller's agency and person and the participant scope the key,
 /// so two officers' request ids, or one officer's for two participants, never collide.
-pub fn event_id_for(agency: domain::Agency, actor: &domain::Actor, participant_id: domain::ParticipantId, request_id: Option<&str>) -> EventId {
+pub fn event_id_for(
+    agency: domain::Agency,
+    actor: &domain::Actor,
+    participant_id: domain::ParticipantId,
+    request_id: Option<&str>,
+) -> EventId {
     match request_id {
         Some(request_id) => {
-            let name = format!("event/{}/{}/{}/{}", agency.token(), actor.person_id, participant_id, request_id);
+            let name = format!(
+                "event/{}/{}/{}/{}",
+                agency.token(),
+                actor.person_id,
+                participant_id,
+                request_id
+            );
             EventId(uuid::Uuid::new_v5(&REQUEST_ID_NAMESPACE, name.as_bytes()))
         }
         None => EventId(uuid::Uuid::now_v7()),
@@ -134,10 +172,19 @@ pub fn event_id_for(agency: domain::Agency, actor: &domain::Actor, participant_i
 /// The id of a participant minted by a referral: derived from the client's `request_id` when
 /// given, so a retried referral lands on the same participant (and so the same event id), and
 /// random otherwise. Either way it carries nothing about the person.
-pub fn new_participant_id(agency: domain::Agency, actor: &domain::Actor, request_id: Option<&str>) -> domain::ParticipantId {
+pub fn new_participant_id(
+    agency: domain::Agency,
+    actor: &domain::Actor,
+    request_id: Option<&str>,
+) -> domain::ParticipantId {
     match request_id {
         Some(request_id) => {
-            let name = format!("participant/{}/{}/{}", agency.token(), actor.person_id, request_id);
+            let name = format!(
+                "participant/{}/{}/{}",
+                agency.token(),
+                actor.person_id,
+                request_id
+            );
             domain::ParticipantId(uuid::Uuid::new_v5(&REQUEST_ID_NAMESPACE, name.as_bytes()))
         }
         None => domain::ParticipantId(uuid::Uuid::new_v4()),
@@ -154,7 +201,12 @@ pub fn envelope(
     body: &domain::EventBody,
 ) -> domain::Envelope {
     domain::Envelope {
-        event_id: event_id_for(agency, &actor, participant_id, context.request_id.as_deref()),
+        event_id: event_id_for(
+            agency,
+            &actor,
+            participant_id,
+            context.request_id.as_deref(),
+        ),
         participant_id,
         agency,
         actor,
@@ -183,12 +235,16 @@ impl AgencyEdge {
         &self,
         metadata: &tonic::metadata::MetadataMap,
         write: Option<&v1::ParticipantWrite>,
-        build: impl FnOnce(&crate::fields::ParsedWriteContext) -> Result<domain::EventBody, domain::InputError>,
+        build: impl FnOnce(
+            &crate::fields::ParsedWriteContext,
+        ) -> Result<domain::EventBody, domain::InputError>,
     ) -> Result<tonic::Response<v1::WriteResponse>, Status> {
         let default = v1::ParticipantWrite::default();
         let write = write.unwrap_or(&default);
-        let participant_id = crate::fields::required_participant_id(&write.participant_id).map_err(|error| errors::invalid_input(&error))?;
-        self.record_for(metadata, write.context.as_ref(), participant_id, build).await
+        let participant_id = crate::fields::required_participant_id(&write.participant_id)
+            .map_err(|error| errors::invalid_input(&error))?;
+        self.record_for(metadata, write.context.as_ref(), participant_id, build)
+            .await
     }
 
     /// Records one event about `participant_id`.
@@ -197,14 +253,21 @@ impl AgencyEdge {
         metadata: &tonic::metadata::MetadataMap,
         context: Option<&v1::WriteContext>,
         participant_id: domain::ParticipantId,
-        build: impl FnOnce(&crate::fields::ParsedWriteContext) -> Result<domain::EventBody, domain::InputError>,
+        build: impl FnOnce(
+            &crate::fields::ParsedWriteContext,
+        ) -> Result<domain::EventBody, domain::InputError>,
     ) -> Result<tonic::Response<v1::WriteResponse>, Status> {
         let actor = crate::identity::caller(metadata)?;
-        let context = crate::fields::write_context(context, chrono::Utc::now()).map_err(|error| errors::invalid_input(&error))?;
+        let context = crate::fields::write_context(context, chrono::Utc::now())
+            .map_err(|error| errors::invalid_input(&error))?;
         let body = build(&context).map_err(|error| errors::invalid_input(&error))?;
-        body.validate().map_err(|error| errors::invalid_input(&error))?;
+        body.validate()
+            .map_err(|error| errors::invalid_input(&error))?;
         let envelope = envelope(self.agency, actor, participant_id, &context, &body);
-        self.submitter.submit(domain::Submission { envelope, body }).await.map(tonic::Response::new)
+        self.submitter
+            .submit(domain::Submission { envelope, body })
+            .await
+            .map(tonic::Response::new)
     }
 
     /// Records a correction of one of this agency's earlier events.
@@ -214,17 +277,30 @@ impl AgencyEdge {
         request: &v1::CorrectEventRequest,
     ) -> Result<tonic::Response<v1::WriteResponse>, Status> {
         self.record(metadata, request.write.as_ref(), |_| {
-            let supersedes = EventId::parse(&request.supersedes_event_id).map_err(|error| domain::InputError::new("supersedes_event_id", error.reason))?;
+            let supersedes = EventId::parse(&request.supersedes_event_id)
+                .map_err(|error| domain::InputError::new("supersedes_event_id", error.reason))?;
             let corrected: domain::EventBody = serde_json::from_str(&request.corrected_body_json)
-                .map_err(|error| domain::InputError::new("corrected_body_json", format!("is not an event body: {error}")))?;
-            Ok(domain::EventBody::EventCorrected { supersedes, reason: request.reason.trim().to_owned(), corrected: Box::new(corrected) })
+                .map_err(|error| {
+                domain::InputError::new(
+                    "corrected_body_json",
+                    format!("is not an event body: {error}"),
+                )
+            })?;
+            Ok(domain::EventBody::EventCorrected {
+                supersedes,
+                reason: request.reason.trim().to_owned(),
+                corrected: Box::new(corrected),
+            })
         })
         .await
     }
 }
 
 /// Adds the id a write minted (activity, programme) to its response.
-pub fn with_created_id(response: Result<tonic::Response<v1::WriteResponse>, Status>, created_id: impl ToString) -> Result<tonic::Response<v1::WriteResponse>, Status> {
+pub fn with_created_id(
+    response: Result<tonic::Response<v1::WriteResponse>, Status>,
+    created_id: impl ToString,
+) -> Result<tonic::Response<v1::WriteResponse>, Status> {
     response.map(|mut response| {
         response.get_mut().created_id = created_id.to_string();
         response

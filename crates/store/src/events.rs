@@ -34,7 +34,10 @@ pub struct RecordedEvent {
 }
 
 /// Finds the stored entry for a submitted event id (accepted or rejected).
-pub async fn find_by_event_id(pool: &PgPool, event_id: EventId) -> Result<Option<RecordedEvent>, StoreError> {
+pub async fn find_by_event_id(
+    pool: &PgPool,
+    event_id: EventId,
+) -> Result<Option<RecordedEvent>, StoreError> {
     let row = sqlx::query("SELECT aggregate_id, sequence, payload FROM events WHERE event_id = $1")
         .bind(event_id.0)
         .fetch_optional(pool)
@@ -43,13 +46,22 @@ pub async fn find_by_event_id(pool: &PgPool, event_id: EventId) -> Result<Option
     let aggregate_id: String = row.try_get("aggregate_id")?;
     let sequence: i64 = row.try_get("sequence")?;
     let payload: serde_json::Value = row.try_get("payload")?;
-    let participant_id = ParticipantId::parse(&aggregate_id).map_err(|error| StoreError::Unreadable(error.to_string()))?;
-    let event = serde_json::from_value(payload).map_err(|error| StoreError::Unreadable(error.to_string()))?;
-    Ok(Some(RecordedEvent { participant_id, sequence: u64::try_from(sequence).unwrap_or(0), event }))
+    let participant_id = ParticipantId::parse(&aggregate_id)
+        .map_err(|error| StoreError::Unreadable(error.to_string()))?;
+    let event = serde_json::from_value(payload)
+        .map_err(|error| StoreError::Unreadable(error.to_string()))?;
+    Ok(Some(RecordedEvent {
+        participant_id,
+        sequence: u64::try_from(sequence).unwrap_or(0),
+        event,
+    }))
 }
 
 /// Whether the participant has any stored entry.
-pub async fn participant_exists(pool: &PgPool, participant_id: ParticipantId) -> Result<bool, StoreError> {
+pub async fn participant_exists(
+    pool: &PgPool,
+    participant_id: ParticipantId,
+) -> Result<bool, StoreError> {
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_type = 'Participant' AND aggregate_id = $1)")
         .bind(participant_id.to_string())
         .fetch_one(pool)
@@ -58,7 +70,10 @@ pub async fn participant_exists(pool: &PgPool, participant_id: ParticipantId) ->
 }
 
 /// Recomputes a participant's hash chain from the stored rows, streaming, in constant memory.
-pub async fn verify_chain(pool: &PgPool, participant_id: ParticipantId) -> Result<ChainReport, StoreError> {
+pub async fn verify_chain(
+    pool: &PgPool,
+    participant_id: ParticipantId,
+) -> Result<ChainReport, StoreError> {
     let mut rows = sqlx::query(
         "SELECT sequence, payload FROM events WHERE aggregate_type = 'Participant' AND aggregate_id = $1 ORDER BY sequence",
     )
@@ -75,11 +90,15 @@ pub async fn verify_chain(pool: &PgPool, participant_id: ParticipantId) -> Resul
 
 /// Every participant id with stored entries (for whole-store verification and tests).
 pub async fn participant_ids(pool: &PgPool) -> Result<Vec<ParticipantId>, StoreError> {
-    let ids: Vec<String> = sqlx::query_scalar("SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = 'Participant'")
-        .fetch_all(pool)
-        .await?;
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = 'Participant'",
+    )
+    .fetch_all(pool)
+    .await?;
     ids.iter()
-        .map(|id| ParticipantId::parse(id).map_err(|error| StoreError::Unreadable(error.to_string())))
+        .map(|id| {
+            ParticipantId::parse(id).map_err(|error| StoreError::Unreadable(error.to_string()))
+        })
         .collect()
 }
 
@@ -130,7 +149,8 @@ pub async fn parked_messages(pool: &PgPool, limit: i64) -> Result<Vec<ParkedMess
         .map(|row| {
             Ok(ParkedMessage {
                 stream_name: row.try_get("stream_name")?,
-                stream_sequence: u64::try_from(row.try_get::<i64, _>("stream_sequence")?).unwrap_or(0),
+                stream_sequence: u64::try_from(row.try_get::<i64, _>("stream_sequence")?)
+                    .unwrap_or(0),
                 subject: row.try_get("subject")?,
                 payload: row.try_get("payload")?,
                 reason: row.try_get("reason")?,

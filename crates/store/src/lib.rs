@@ -60,8 +60,14 @@ pub struct ConfigError {
 impl StoreConfig {
     /// Checks every value at start-up.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let fail = |field, reason: &str| Err(ConfigError { field, reason: reason.to_owned() });
-        let scheme_ok = self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://");
+        let fail = |field, reason: &str| {
+            Err(ConfigError {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        let scheme_ok = self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://");
         if !scheme_ok || self.database_url.parse::<PgConnectOptions>().is_err() {
             return fail("database_url", "is not a PostgreSQL connection URL");
         }

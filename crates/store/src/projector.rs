@@ -34,14 +34,23 @@ pub struct ProjectorConfig {
 
 impl Default for ProjectorConfig {
     fn default() -> Self {
-        Self { batch_size_max: 500, idle_poll_ms: 200, error_backoff_ms: 1_000 }
+        Self {
+            batch_size_max: 500,
+            idle_poll_ms: 200,
+            error_backoff_ms: 1_000,
+        }
     }
 }
 
 impl ProjectorConfig {
     /// Checks every value at start-up.
     pub fn validate(&self) -> Result<(), crate::ConfigError> {
-        let fail = |field, reason: &str| Err(crate::ConfigError { field, reason: reason.to_owned() });
+        let fail = |field, reason: &str| {
+            Err(crate::ConfigError {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
         if !(1..=10_000).contains(&self.batch_size_max) {
             return fail("batch_size_max", "must be between 1 and 10000");
         }
@@ -71,7 +80,12 @@ impl TimelineProjector {
     /// A projector over `pool`. Call [`TimelineProjector::wake`] after commits for low latency.
     pub fn new(pool: PgPool, config: ProjectorConfig) -> Self {
         let (projected, _) = watch::channel(0);
-        Self { pool, config, wake: Arc::new(Notify::new()), projected }
+        Self {
+            pool,
+            config,
+            wake: Arc::new(Notify::new()),
+            projected,
+        }
     }
 
     /// Wakes the projector (e.g. right after the ledger committed). Cheap; coalesces.
@@ -156,10 +170,15 @@ impl TimelineProjector {
         let mut cursor = (last_tx_id, last_global_position);
         for row in &rows {
             let payload: serde_json::Value = row.try_get("payload")?;
-            let position = (parse_tx_id(&row.try_get::<String, _>("tx_id_text")?)?, row.try_get::<i64, _>("global_position")?);
+            let position = (
+                parse_tx_id(&row.try_get::<String, _>("tx_id_text")?)?,
+                row.try_get::<i64, _>("global_position")?,
+            );
             // The cursor only ever moves forward; anything else would skip or repeat events.
             if position <= cursor {
-                return Err(StoreError::Unreadable(format!("projector cursor would move backwards from {cursor:?} to {position:?}")));
+                return Err(StoreError::Unreadable(format!(
+                    "projector cursor would move backwards from {cursor:?} to {position:?}"
+                )));
             }
             let event: ParticipantEvent = serde_json::from_value(payload).map_err(|error| {
                 StoreError::Unreadable(format!("event at global position {}: {error}", position.1))
@@ -175,10 +194,15 @@ impl TimelineProjector {
 }
 
 fn parse_tx_id(text: &str) -> Result<u64, StoreError> {
-    text.parse().map_err(|_| StoreError::Unreadable(format!("transaction id `{text}` is not a number")))
+    text.parse()
+        .map_err(|_| StoreError::Unreadable(format!("transaction id `{text}` is not a number")))
 }
 
-async fn save_checkpoint(transaction: &mut Transaction<'_, Postgres>, tx_id: u64, global_position: i64) -> Result<(), StoreError> {
+async fn save_checkpoint(
+    transaction: &mut Transaction<'_, Postgres>,
+    tx_id: u64,
+    global_position: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE projector_checkpoints SET last_tx_id = $2::text::xid8, last_global_position = $3, updated_at = now()
          WHERE projector_name = $1",

@@ -60,7 +60,8 @@ pub(crate) async fn insert_entry(
         Outcome::Accepted => None,
         Outcome::Rejected { rule } => Some(rule.name()),
     };
-    let body = serde_json::to_value(&event.body).map_err(|error| StoreError::Unreadable(error.to_string()))?;
+    let body = serde_json::to_value(&event.body)
+        .map_err(|error| StoreError::Unreadable(error.to_string()))?;
     sqlx::query(
         "INSERT INTO timeline_entries (participant_id, sequence, event_id, event_type, agency, actor_person_id,
              actor_role, actor_unit, occurred_at, recorded_at, correlation_id, causation_id, data_category,
@@ -92,7 +93,12 @@ pub(crate) async fn insert_entry(
 }
 
 /// Up to `limit` entries after `after_sequence`, in order.
-pub async fn page(pool: &PgPool, participant_id: ParticipantId, after_sequence: u64, limit: i64) -> Result<Vec<TimelineRow>, StoreError> {
+pub async fn page(
+    pool: &PgPool,
+    participant_id: ParticipantId,
+    after_sequence: u64,
+    limit: i64,
+) -> Result<Vec<TimelineRow>, StoreError> {
     let rows = sqlx::query(
         "SELECT sequence, event_id, event_type, agency, actor_person_id, actor_role, actor_unit, occurred_at,
                 recorded_at, correlation_id, causation_id, data_category, schema_version, body, rejected_rule,
@@ -130,10 +136,16 @@ pub async fn page(pool: &PgPool, participant_id: ParticipantId, after_sequence: 
 }
 
 /// The highest projected sequence for a participant (0 when none).
-pub async fn head_sequence(pool: &PgPool, participant_id: ParticipantId) -> Result<u64, StoreError> {
-    let head: Option<i64> = sqlx::query_scalar("SELECT max(sequence) FROM timeline_entries WHERE participant_id = $1")
-        .bind(participant_id.0)
-        .fetch_one(pool)
-        .await?;
-    Ok(head.and_then(|value| u64::try_from(value).ok()).unwrap_or(0))
+pub async fn head_sequence(
+    pool: &PgPool,
+    participant_id: ParticipantId,
+) -> Result<u64, StoreError> {
+    let head: Option<i64> =
+        sqlx::query_scalar("SELECT max(sequence) FROM timeline_entries WHERE participant_id = $1")
+            .bind(participant_id.0)
+            .fetch_one(pool)
+            .await?;
+    Ok(head
+        .and_then(|value| u64::try_from(value).ok())
+        .unwrap_or(0))
 }

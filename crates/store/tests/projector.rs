@@ -3,8 +3,8 @@
 
 use chrono::{TimeZone, Utc};
 use domain::{
-    Actor, Agency, DataCategory, Envelope, EventBody, EventId, Outcome, ParticipantEvent, ParticipantId, PersonId, ReferralSource,
-    RetentionClass, Role, Submission, UnitId,
+    Actor, Agency, DataCategory, Envelope, EventBody, EventId, Outcome, ParticipantEvent,
+    ParticipantId, PersonId, ReferralSource, RetentionClass, Role, Submission, UnitId,
 };
 use sqlx::{Acquire, PgPool};
 use store::{ProjectorConfig, TimelineProjector};
@@ -16,20 +16,39 @@ fn first_event(participant_id: ParticipantId) -> ParticipantEvent {
             event_id: EventId(uuid::Uuid::now_v7()),
             participant_id,
             agency: Agency::Municipality,
-            actor: Actor { person_id: PersonId("coach-17".into()), role: Role::Coach, unit: UnitId("hudiksvall-ips".into()) },
-            occurred_at: Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).single().unwrap_or_default(),
+            actor: Actor {
+                person_id: PersonId("coach-17".into()),
+                role: Role::Coach,
+                unit: UnitId("hudiksvall-ips".into()),
+            },
+            occurred_at: Utc
+                .with_ymd_and_hms(2026, 3, 1, 9, 0, 0)
+                .single()
+                .unwrap_or_default(),
             correlation_id: None,
             causation_id: None,
             schema_version: domain::CURRENT_SCHEMA_VERSION,
             data_category: DataCategory::Participation,
             retention_class: RetentionClass::SocialServicesFile,
         },
-        body: EventBody::ParticipantReferred { source: ReferralSource::OwnInitiative, referrer: None },
+        body: EventBody::ParticipantReferred {
+            source: ReferralSource::OwnInitiative,
+            referrer: None,
+        },
     };
-    ParticipantEvent::link(submission, Utc::now(), Outcome::Accepted, 1, domain::chain::GENESIS_HASH)
+    ParticipantEvent::link(
+        submission,
+        Utc::now(),
+        Outcome::Accepted,
+        1,
+        domain::chain::GENESIS_HASH,
+    )
 }
 
-async fn insert(connection: &mut sqlx::PgConnection, event: &ParticipantEvent) -> anyhow::Result<()> {
+async fn insert(
+    connection: &mut sqlx::PgConnection,
+    event: &ParticipantEvent,
+) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
          VALUES ('Participant', $1, $2, $3, '1', $4, '{}')",
@@ -44,7 +63,11 @@ async fn insert(connection: &mut sqlx::PgConnection, event: &ParticipantEvent) -
 }
 
 async fn projected_event_ids(pool: &PgPool) -> anyhow::Result<Vec<uuid::Uuid>> {
-    Ok(sqlx::query_scalar("SELECT event_id FROM timeline_entries ORDER BY global_position").fetch_all(pool).await?)
+    Ok(
+        sqlx::query_scalar("SELECT event_id FROM timeline_entries ORDER BY global_position")
+            .fetch_all(pool)
+            .await?,
+    )
 }
 
 async fn migrated_database() -> anyhow::Result<(TestDatabase, PgPool)> {
@@ -80,7 +103,10 @@ async fn a_slow_transaction_that_commits_last_is_not_skipped() -> anyhow::Result
     while projector.project_batch().await? > 0 {}
     let mut projected = projected_event_ids(&pool).await?;
     projected.sort();
-    let mut expected = vec![slow_event.envelope.event_id.0, fast_event.envelope.event_id.0];
+    let mut expected = vec![
+        slow_event.envelope.event_id.0,
+        fast_event.envelope.event_id.0,
+    ];
     expected.sort();
     assert_eq!(projected, expected);
 
@@ -96,18 +122,33 @@ async fn a_slow_transaction_that_commits_last_is_not_skipped() -> anyhow::Result
 #[tokio::test]
 async fn a_dropped_read_model_rebuilds_to_the_same_content() -> anyhow::Result<()> {
     let (database, pool) = migrated_database().await?;
-    let projector = TimelineProjector::new(pool.clone(), ProjectorConfig { batch_size_max: 7, ..ProjectorConfig::default() });
+    let projector = TimelineProjector::new(
+        pool.clone(),
+        ProjectorConfig {
+            batch_size_max: 7,
+            ..ProjectorConfig::default()
+        },
+    );
     let mut connection = pool.acquire().await?;
     for _ in 0..30 {
-        insert(&mut connection, &first_event(ParticipantId(uuid::Uuid::new_v4()))).await?;
+        insert(
+            &mut connection,
+            &first_event(ParticipantId(uuid::Uuid::new_v4())),
+        )
+        .await?;
     }
     drop(connection);
     while projector.project_batch().await? > 0 {}
-    let snapshot = "SELECT string_agg(t::text, '|' ORDER BY participant_id, sequence) FROM timeline_entries t";
+    let snapshot =
+        "SELECT string_agg(t::text, '|' ORDER BY participant_id, sequence) FROM timeline_entries t";
     let before: Option<String> = sqlx::query_scalar(snapshot).fetch_one(&pool).await?;
 
-    sqlx::query("TRUNCATE timeline_entries").execute(&pool).await?;
-    sqlx::query("DELETE FROM projector_checkpoints").execute(&pool).await?;
+    sqlx::query("TRUNCATE timeline_entries")
+        .execute(&pool)
+        .await?;
+    sqlx::query("DELETE FROM projector_checkpoints")
+        .execute(&pool)
+        .await?;
     while projector.project_batch().await? > 0 {}
     let after: Option<String> = sqlx::query_scalar(snapshot).fetch_one(&pool).await?;
     assert!(before.is_some());
@@ -121,13 +162,21 @@ async fn a_dropped_read_model_rebuilds_to_the_same_content() -> anyhow::Result<(
 async fn stored_events_cannot_be_updated_or_deleted() -> anyhow::Result<()> {
     let (database, pool) = migrated_database().await?;
     let mut connection = pool.acquire().await?;
-    insert(&mut connection, &first_event(ParticipantId(uuid::Uuid::new_v4()))).await?;
+    insert(
+        &mut connection,
+        &first_event(ParticipantId(uuid::Uuid::new_v4())),
+    )
+    .await?;
     drop(connection);
-    let update = sqlx::query("UPDATE events SET event_type = 'Edited'").execute(&pool).await;
+    let update = sqlx::query("UPDATE events SET event_type = 'Edited'")
+        .execute(&pool)
+        .await;
     assert!(update.is_err(), "an update must be refused");
     let delete = sqlx::query("DELETE FROM events").execute(&pool).await;
     assert!(delete.is_err(), "a delete must be refused");
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await?;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await?;
     assert_eq!(count, 1);
     pool.close().await;
     database.drop_database().await;

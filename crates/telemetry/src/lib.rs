@@ -4,7 +4,8 @@
 //! - [`init_logging`]: `tracing` to stderr, human or JSON (`IPS_LOG_FORMAT=json`), filtered by
 //!   `IPS_LOG` (default `info`).
 //! - [`load_config`]: defaults → optional TOML file (`IPS_CONFIG_FILE`) → `IPS_` environment
-//!   variables (`IPS_BUS__ACK_WAIT_MS=5000` sets `bus.ack_wait_ms`). Unknown keys are errors.
+//!   variables (`IPS_BUS__ACK_WAIT_MS=5000` sets `bus.ack_wait_ms`). Unknown keys are errors,
+//!   except `IPS_TEST_*`, `IPS_SETUP_*` and `IPS_DEMO_*`, which belong to the scripts.
 //! - [`shutdown_on_signal`]: a `watch` that turns true on SIGTERM or Ctrl-C.
 
 use serde::de::DeserializeOwned;
@@ -18,14 +19,25 @@ pub fn init_logging(service_name: &str) {
 
 /// Like [`init_logging`] with another default level (tests use `warn`: silent unless asked).
 pub fn init_logging_with_default(service_name: &str, default_filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("IPS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IPS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let json = std::env::var("IPS_LOG_FORMAT").is_ok_and(|format| format == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
-    let installed = if json { builder.json().try_init().is_ok() } else { builder.try_init().is_ok() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let installed = if json {
+        builder.json().try_init().is_ok()
+    } else {
+        builder.try_init().is_ok()
+    };
     if installed {
         tracing::info!(service = service_name, "logging started");
     }
 }
+
+/// Lower-case prefixes (after `IPS_`) of environment variables that are not service settings.
+pub const RESERVED_ENVIRONMENT_PREFIXES: [&str; 3] = ["test_", "setup_", "demo_"];
 
 /// Configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -39,17 +51,32 @@ pub fn load_config<T: DeserializeOwned + Serialize + Default>() -> Result<T, Con
 }
 
 /// Like [`load_config`], starting from the given defaults instead of `T::default()`.
-pub fn load_config_with<T: DeserializeOwned + Serialize>(defaults: T) -> Result<T, ConfigLoadError> {
+pub fn load_config_with<T: DeserializeOwned + Serialize>(
+    defaults: T,
+) -> Result<T, ConfigLoadError> {
     use figment::providers::{Env, Format, Serialized, Toml};
     let mut figment = figment::Figment::from(Serialized::defaults(defaults));
     if let Ok(path) = std::env::var("IPS_CONFIG_FILE") {
         if !std::path::Path::new(&path).exists() {
-            return Err(ConfigLoadError(format!("IPS_CONFIG_FILE={path} does not exist")));
+            return Err(ConfigLoadError(format!(
+                "IPS_CONFIG_FILE={path} does not exist"
+            )));
         }
         figment = figment.merge(Toml::file(path));
     }
-    let environment = Env::prefixed("IPS_").split("__").ignore(&["log", "log_format", "config_file"]);
-    figment.merge(environment).extract().map_err(|error| ConfigLoadError(error.to_string()))
+    // IPS_TEST_*, IPS_SETUP_* and IPS_DEMO_* belong to the test, set-up and demo scripts, and
+    // IPS_LOG* and IPS_CONFIG_FILE are read above: none of them is a service setting.
+    let environment = Env::prefixed("IPS_").split("__").filter(|key| {
+        let key = key.as_str().to_ascii_lowercase();
+        !RESERVED_ENVIRONMENT_PREFIXES
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
+            && !["log", "log_format", "config_file"].contains(&key.as_str())
+    });
+    figment
+        .merge(environment)
+        .extract()
+        .map_err(|error| ConfigLoadError(error.to_string()))
 }
 
 /// A receiver that turns `true` on SIGTERM or Ctrl-C, and a sender tests can use instead.
@@ -103,13 +130,17 @@ pub async fn serve_metrics(
             accepted = listener.accept() => accepted,
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
-        let Ok((mut stream, _)) = accepted else { continue };
+        let Ok((mut stream, _)) = accepted else {
+            continue;
+        };
         let render = render.clone();
         tokio::spawn(async move {
             let mut head = Vec::with_capacity(512);
             let mut buffer = [0_u8; 512];
             let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-                while !head.windows(4).any(|window| window == b"\r\n\r\n") && head.len() < METRICS_REQUEST_SIZE_MAX_BYTES {
+                while !head.windows(4).any(|window| window == b"\r\n\r\n")
+                    && head.len() < METRICS_REQUEST_SIZE_MAX_BYTES
+                {
                     match stream.read(&mut buffer).await {
                         Ok(0) | Err(_) => break,
                         Ok(count) => head.extend_from_slice(&buffer[..count]),
@@ -121,7 +152,8 @@ pub async fn serve_metrics(
                 let body = render();
                 format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
             } else {
-                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_owned()
             };
             let _ = stream.write_all(response.as_bytes()).await;
             let _ = stream.shutdown().await;
@@ -132,5 +164,42 @@ pub async fn serve_metrics(
 /// Appends one metric in Prometheus text format.
 pub fn write_metric(output: &mut String, name: &str, kind: &str, help: &str, value: u64) {
     use std::fmt::Write as _;
-    let _ = writeln!(output, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    let _ = writeln!(
+        output,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Settings {
+        bus: BusSettings,
+    }
+
+    #[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct BusSettings {
+        ack_wait_ms: u64,
+    }
+
+    #[test]
+    fn environment_sets_nested_keys_refuses_unknown_ones_and_ignores_the_scripts_variables() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("IPS_BUS__ACK_WAIT_MS", "5000");
+            jail.set_env("IPS_TEST_DATABASE_URL", "postgres://x");
+            jail.set_env("IPS_SETUP_PG_PORT", "5432");
+            let settings: Settings = load_config().map_err(|error| error.to_string())?;
+            assert_eq!(settings.bus.ack_wait_ms, 5000);
+            jail.set_env("IPS_BUSS__ACK_WAIT_MS", "5000");
+            assert!(
+                load_config::<Settings>().is_err(),
+                "a misspelt section is refused"
+            );
+            Ok(())
+        });
+    }
 }

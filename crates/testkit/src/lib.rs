@@ -27,7 +27,8 @@ const LEFTOVER_AGE_SWEEP_SECONDS: i64 = 6 * 60 * 60;
 
 /// The admin database URL for tests.
 pub fn admin_database_url() -> String {
-    std::env::var("IPS_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("IPS_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// The NATS URL for tests.
@@ -54,37 +55,61 @@ impl TestDatabase {
     /// Creates an empty database (migrations are the service's job, as in production).
     pub async fn create() -> anyhow::Result<Self> {
         let admin_url = admin_database_url();
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.with_context(|| format!("cannot reach PostgreSQL at {admin_url}"))?;
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .with_context(|| format!("cannot reach PostgreSQL at {admin_url}"))?;
         sweep_leftover_databases(&mut admin).await;
         let name = format!("ips_t_{}", unique_suffix());
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
-        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base).to_owned();
-        Ok(Self { url: format!("{base}/{name}"), name })
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(base, _)| base)
+            .to_owned();
+        Ok(Self {
+            url: format!("{base}/{name}"),
+            name,
+        })
     }
 
     /// A pool on this database, for assertions.
     pub async fn pool(&self) -> anyhow::Result<sqlx::PgPool> {
-        Ok(sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&self.url).await?)
+        Ok(sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&self.url)
+            .await?)
     }
 
     /// Drops the database (best effort; leftovers are swept by later runs).
     pub async fn drop_database(&self) {
         if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_database_url()).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut admin).await;
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin)
+            .await;
         }
     }
 }
 
 async fn sweep_leftover_databases(admin: &mut sqlx::PgConnection) {
-    let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'ips\\_t\\_%'")
-        .fetch_all(&mut *admin)
-        .await
-        .unwrap_or_default();
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'ips\\_t\\_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap_or_default();
     let now = chrono::Utc::now().timestamp();
     for name in names {
-        let created = name.split('_').nth(2).and_then(|seconds| seconds.parse::<i64>().ok());
+        let created = name
+            .split('_')
+            .nth(2)
+            .and_then(|seconds| seconds.parse::<i64>().ok());
         if created.is_some_and(|created| now - created > LEFTOVER_AGE_SWEEP_SECONDS) {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut *admin).await;
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut *admin)
+                .await;
         }
     }
 }
@@ -108,14 +133,19 @@ pub fn unique_bus_config() -> bus::BusConfig {
 
 /// Deletes a test's stream, and any leftover test streams older than a few hours.
 pub async fn delete_streams(bus_config: &bus::BusConfig) {
-    let Ok(client) = async_nats::connect(&bus_config.nats_url).await else { return };
+    let Ok(client) = async_nats::connect(&bus_config.nats_url).await else {
+        return;
+    };
     let jetstream = async_nats::jetstream::new(client);
     let _ = jetstream.delete_stream(&bus_config.stream_name).await;
     let mut names = jetstream.stream_names();
     let now = chrono::Utc::now().timestamp();
     let mut stale = Vec::new();
     while let Some(Ok(name)) = futures::StreamExt::next(&mut names).await {
-        let created = name.strip_prefix("IPS_T_").and_then(|rest| rest.split('_').next()).and_then(|seconds| seconds.parse::<i64>().ok());
+        let created = name
+            .strip_prefix("IPS_T_")
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|seconds| seconds.parse::<i64>().ok());
         if created.is_some_and(|created| now - created > LEFTOVER_AGE_SWEEP_SECONDS) {
             stale.push(name);
         }
@@ -177,10 +207,18 @@ impl Stack {
         let database = TestDatabase::create().await?;
         let bus_config = unique_bus_config();
         let (shutdown, receiver) = watch::channel(false);
-        let ledger = ledger::start(ledger_config(&database, &bus_config), Arc::new(ledger::clock::SystemClock), receiver.clone()).await?;
-        let municipality = municipality::start(agency_config(&bus_config), receiver.clone()).await?;
-        let forsakringskassan = forsakringskassan::start(agency_config(&bus_config), receiver.clone()).await?;
-        let arbetsformedlingen = arbetsformedlingen::start(agency_config(&bus_config), receiver.clone()).await?;
+        let ledger = ledger::start(
+            ledger_config(&database, &bus_config),
+            Arc::new(ledger::clock::SystemClock),
+            receiver.clone(),
+        )
+        .await?;
+        let municipality =
+            municipality::start(agency_config(&bus_config), receiver.clone()).await?;
+        let forsakringskassan =
+            forsakringskassan::start(agency_config(&bus_config), receiver.clone()).await?;
+        let arbetsformedlingen =
+            arbetsformedlingen::start(agency_config(&bus_config), receiver.clone()).await?;
         let psychiatry = psychiatry::start(agency_config(&bus_config), receiver).await?;
         Ok(Self {
             database,
@@ -194,33 +232,52 @@ impl Stack {
             ledger_metrics_address: ledger.metrics_address,
             shutdown,
             ledger: Some(ledger),
-            agencies: vec![municipality, forsakringskassan, arbetsformedlingen, psychiatry],
+            agencies: vec![
+                municipality,
+                forsakringskassan,
+                arbetsformedlingen,
+                psychiatry,
+            ],
         })
     }
 
     /// A client of the municipality service.
     pub async fn municipality(&self) -> anyhow::Result<MunicipalityServiceClient<Channel>> {
-        Ok(MunicipalityServiceClient::new(channel(self.municipality_address).await?))
+        Ok(MunicipalityServiceClient::new(
+            channel(self.municipality_address).await?,
+        ))
     }
 
     /// A client of Försäkringskassan's service.
-    pub async fn forsakringskassan(&self) -> anyhow::Result<ForsakringskassanServiceClient<Channel>> {
-        Ok(ForsakringskassanServiceClient::new(channel(self.forsakringskassan_address).await?))
+    pub async fn forsakringskassan(
+        &self,
+    ) -> anyhow::Result<ForsakringskassanServiceClient<Channel>> {
+        Ok(ForsakringskassanServiceClient::new(
+            channel(self.forsakringskassan_address).await?,
+        ))
     }
 
     /// A client of Arbetsförmedlingen's service.
-    pub async fn arbetsformedlingen(&self) -> anyhow::Result<ArbetsformedlingenServiceClient<Channel>> {
-        Ok(ArbetsformedlingenServiceClient::new(channel(self.arbetsformedlingen_address).await?))
+    pub async fn arbetsformedlingen(
+        &self,
+    ) -> anyhow::Result<ArbetsformedlingenServiceClient<Channel>> {
+        Ok(ArbetsformedlingenServiceClient::new(
+            channel(self.arbetsformedlingen_address).await?,
+        ))
     }
 
     /// A client of psychiatry's service.
     pub async fn psychiatry(&self) -> anyhow::Result<PsychiatryServiceClient<Channel>> {
-        Ok(PsychiatryServiceClient::new(channel(self.psychiatry_address).await?))
+        Ok(PsychiatryServiceClient::new(
+            channel(self.psychiatry_address).await?,
+        ))
     }
 
     /// A client of the ledger's timeline service.
     pub async fn timeline(&self) -> anyhow::Result<TimelineServiceClient<Channel>> {
-        Ok(TimelineServiceClient::new(channel(self.ledger_address).await?))
+        Ok(TimelineServiceClient::new(
+            channel(self.ledger_address).await?,
+        ))
     }
 
     /// Stops the services gracefully and removes the test's database and stream.
@@ -239,7 +296,11 @@ impl Stack {
 
 /// A channel to `address`, with a connect timeout.
 pub async fn channel(address: std::net::SocketAddr) -> anyhow::Result<Channel> {
-    Ok(Channel::from_shared(format!("http://{address}"))?.connect_timeout(Duration::from_secs(5)).timeout(Duration::from_secs(30)).connect().await?)
+    Ok(Channel::from_shared(format!("http://{address}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .connect()
+        .await?)
 }
 
 /// Wraps a message in a request carrying a caller identity.

@@ -18,22 +18,46 @@ type Reply = Result<Response<v1::WriteResponse>, Status>;
 impl ArbetsformedlingenService for ArbetsformedlingenApi {
     async fn register_job_seeker(&self, request: Request<v1::DateRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::JobSeekerRegistered { registered_on: required_date("date", &request.date)? })).await
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::JobSeekerRegistered {
+                    registered_on: required_date("date", &request.date)?,
+                })
+            })
+            .await
     }
 
     async fn deregister_job_seeker(&self, request: Request<v1::DateRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::JobSeekerDeregistered { deregistered_on: required_date("date", &request.date)? })).await
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::JobSeekerDeregistered {
+                    deregistered_on: required_date("date", &request.date)?,
+                })
+            })
+            .await
     }
 
     async fn request_disability_coding(&self, request: Request<v1::DateRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::DisabilityCodingRequested { requested_on: required_date("date", &request.date)? })).await
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::DisabilityCodingRequested {
+                    requested_on: required_date("date", &request.date)?,
+                })
+            })
+            .await
     }
 
     async fn register_disability_coding(&self, request: Request<v1::DateRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::DisabilityCodingRegistered { registered_on: required_date("date", &request.date)? })).await
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::DisabilityCodingRegistered {
+                    registered_on: required_date("date", &request.date)?,
+                })
+            })
+            .await
     }
 
     async fn assign_programme(&self, request: Request<v1::AssignProgrammeRequest>) -> Reply {
@@ -41,7 +65,8 @@ impl ArbetsformedlingenService for ArbetsformedlingenApi {
         let programme_id = if request.programme_id.trim().is_empty() {
             ProgrammeId(uuid::Uuid::new_v4())
         } else {
-            ProgrammeId::parse(&request.programme_id).map_err(|error| errors::invalid_input(&error))?
+            ProgrammeId::parse(&request.programme_id)
+                .map_err(|error| errors::invalid_input(&error))?
         };
         let reply = self
             .edge
@@ -66,19 +91,34 @@ impl ArbetsformedlingenService for ArbetsformedlingenApi {
                 if request.programme_id.trim().is_empty() {
                     return Err(InputError::new("programme_id", "is required"));
                 }
-                Ok(EventBody::ProgrammeEnded { programme_id: ProgrammeId::parse(&request.programme_id)?, ended_on: required_date("ended_on", &request.ended_on)? })
+                Ok(EventBody::ProgrammeEnded {
+                    programme_id: ProgrammeId::parse(&request.programme_id)?,
+                    ended_on: required_date("ended_on", &request.ended_on)?,
+                })
             })
             .await
     }
 
     async fn decide_sius(&self, request: Request<v1::PeriodRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::SiusDecided { period: fields::required_period("period", request.period.as_ref())? })).await
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::SiusDecided {
+                    period: fields::required_period("period", request.period.as_ref())?,
+                })
+            })
+            .await
     }
 
     async fn end_sius(&self, request: Request<v1::DateRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::SiusEnded { ended_on: required_date("date", &request.date)? })).await
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::SiusEnded {
+                    ended_on: required_date("date", &request.date)?,
+                })
+            })
+            .await
     }
 
     async fn decide_subsidy(&self, request: Request<v1::DecideSubsidyRequest>) -> Reply {
@@ -99,7 +139,11 @@ impl ArbetsformedlingenService for ArbetsformedlingenApi {
 
     async fn decide_activity(&self, request: Request<v1::ActivityDecisionRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| fields::activity_decision(&request)).await
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                fields::activity_decision(&request)
+            })
+            .await
     }
 
     async fn correct_event(&self, request: Request<v1::CorrectEventRequest>) -> Reply {

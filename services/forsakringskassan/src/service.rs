@@ -22,7 +22,10 @@ impl ForsakringskassanService for ForsakringskassanApi {
             .record(&metadata, request.write.as_ref(), |_| {
                 Ok(EventBody::BenefitRegistered {
                     benefit: fields::benefit_kind("benefit", request.benefit)?,
-                    degree_percent: fields::degree_percent("degree_percent", request.degree_percent)?,
+                    degree_percent: fields::degree_percent(
+                        "degree_percent",
+                        request.degree_percent,
+                    )?,
                     period: fields::required_period("period", request.period.as_ref())?,
                 })
             })
@@ -33,18 +36,27 @@ impl ForsakringskassanService for ForsakringskassanApi {
         let (metadata, _, request) = request.into_parts();
         self.edge
             .record(&metadata, request.write.as_ref(), |_| {
-                Ok(EventBody::BenefitEnded { benefit: fields::benefit_kind("benefit", request.benefit)?, ended_on: required_date("ended_on", &request.ended_on)? })
+                Ok(EventBody::BenefitEnded {
+                    benefit: fields::benefit_kind("benefit", request.benefit)?,
+                    ended_on: required_date("ended_on", &request.ended_on)?,
+                })
             })
             .await
     }
 
-    async fn receive_medical_certificate(&self, request: Request<v1::MedicalCertificateRequest>) -> Reply {
+    async fn receive_medical_certificate(
+        &self,
+        request: Request<v1::MedicalCertificateRequest>,
+    ) -> Reply {
         let (metadata, _, request) = request.into_parts();
         self.edge
             .record(&metadata, request.write.as_ref(), |_| {
                 Ok(EventBody::MedicalCertificateReceived {
                     period: fields::required_period("period", request.period.as_ref())?,
-                    degree_percent: fields::degree_percent("degree_percent", request.degree_percent)?,
+                    degree_percent: fields::degree_percent(
+                        "degree_percent",
+                        request.degree_percent,
+                    )?,
                 })
             })
             .await
@@ -52,22 +64,44 @@ impl ForsakringskassanService for ForsakringskassanApi {
 
     async fn record_avstamningsmote(&self, request: Request<v1::DateRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::AvstamningsmoteHeld { held_on: required_date("date", &request.date)? })).await
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::AvstamningsmoteHeld {
+                    held_on: required_date("date", &request.date)?,
+                })
+            })
+            .await
     }
 
     async fn establish_rehab_plan(&self, request: Request<v1::DateRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::RehabPlanEstablished { established_on: required_date("date", &request.date)? })).await
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::RehabPlanEstablished {
+                    established_on: required_date("date", &request.date)?,
+                })
+            })
+            .await
     }
 
     async fn revise_rehab_plan(&self, request: Request<v1::DateRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::RehabPlanRevised { revised_on: required_date("date", &request.date)? })).await
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::RehabPlanRevised {
+                    revised_on: required_date("date", &request.date)?,
+                })
+            })
+            .await
     }
 
     async fn decide_activity(&self, request: Request<v1::ActivityDecisionRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| fields::activity_decision(&request)).await
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                fields::activity_decision(&request)
+            })
+            .await
     }
 
     async fn make_activity_agreement(&self, request: Request<v1::ActivityPeriodRequest>) -> Reply {

@@ -29,7 +29,9 @@ impl Clients {
                 .timeout(std::time::Duration::from_secs(30)))
         };
         Ok(Self {
-            municipality: MunicipalityServiceClient::new(channel(municipality_address)?.connect().await?),
+            municipality: MunicipalityServiceClient::new(
+                channel(municipality_address)?.connect().await?,
+            ),
             timeline: TimelineServiceClient::new(channel(ledger_address)?.connect().await?),
         })
     }

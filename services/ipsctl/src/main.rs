@@ -11,27 +11,60 @@
 use anyhow::Context;
 use proto::v1;
 
-const USAGE: &str = "usage: ipsctl demo | timeline <participant-id> | verify <participant-id> | status <event-id>";
+const USAGE: &str =
+    "usage: ipsctl demo | timeline <participant-id> | verify <participant-id> | status <event-id>";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
-    let municipality = std::env::var("IPS_MUNICIPALITY_ADDRESS").unwrap_or_else(|_| "http://127.0.0.1:50051".into());
-    let ledger = std::env::var("IPS_LEDGER_ADDRESS").unwrap_or_else(|_| "http://127.0.0.1:50050".into());
-    let mut clients = ipsctl::Clients::connect(&municipality, &ledger).await.context("cannot reach the services")?;
-    match arguments.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let municipality = std::env::var("IPS_MUNICIPALITY_ADDRESS")
+        .unwrap_or_else(|_| "http://127.0.0.1:50051".into());
+    let ledger =
+        std::env::var("IPS_LEDGER_ADDRESS").unwrap_or_else(|_| "http://127.0.0.1:50050".into());
+    let mut clients = ipsctl::Clients::connect(&municipality, &ledger)
+        .await
+        .context("cannot reach the services")?;
+    match arguments
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["demo"] => print!("{}", ipsctl::demo::run(&mut clients).await?),
         ["timeline", participant_id] => {
-            let request = v1::GetTimelineRequest { participant_id: (*participant_id).to_owned(), ..Default::default() };
-            let entries = clients.timeline.get_timeline(request).await?.into_inner().entries;
-            print!("{}", ipsctl::print::timeline("timeline", participant_id, &entries));
+            let request = v1::GetTimelineRequest {
+                participant_id: (*participant_id).to_owned(),
+                ..Default::default()
+            };
+            let entries = clients
+                .timeline
+                .get_timeline(request)
+                .await?
+                .into_inner()
+                .entries;
+            print!(
+                "{}",
+                ipsctl::print::timeline("timeline", participant_id, &entries)
+            );
         }
         ["verify", participant_id] => {
-            let result = clients.timeline.verify_chain(v1::VerifyChainRequest { participant_id: (*participant_id).to_owned() }).await?.into_inner();
+            let result = clients
+                .timeline
+                .verify_chain(v1::VerifyChainRequest {
+                    participant_id: (*participant_id).to_owned(),
+                })
+                .await?
+                .into_inner();
             println!("{}", ipsctl::print::verification(&result));
         }
         ["status", event_id] => {
-            let status = clients.timeline.get_event_status(v1::GetEventStatusRequest { event_id: (*event_id).to_owned() }).await?.into_inner();
+            let status = clients
+                .timeline
+                .get_event_status(v1::GetEventStatusRequest {
+                    event_id: (*event_id).to_owned(),
+                })
+                .await?
+                .into_inner();
             println!("{status:#?}");
         }
         _ => anyhow::bail!(USAGE),

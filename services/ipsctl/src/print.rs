@@ -18,11 +18,27 @@ fn agency_name(agency: i32) -> &'static str {
 pub fn timeline(label: &str, participant_id: &str, entries: &[v1::TimelineEntry]) -> String {
     let mut text = String::new();
     let _ = writeln!(text, "\n{label} — participant {participant_id}");
-    let _ = writeln!(text, "  {:>3}  {:<20}  {:<22}  {:<13}  {:<22}  {:<8}  {}", "seq", "occurred", "event", "agency", "actor", "hash", "note");
+    let _ = writeln!(
+        text,
+        "  {:>3}  {:<20}  {:<22}  {:<13}  {:<22}  {:<8}  {}",
+        "seq", "occurred", "event", "agency", "actor", "hash", "note"
+    );
     for entry in entries {
-        let actor = entry.actor.as_ref().map(|actor| format!("{} ({})", actor.person_id, actor.role)).unwrap_or_default();
-        let occurred = entry.occurred_at.get(..16).unwrap_or(&entry.occurred_at).replace('T', " ");
-        let note = if entry.rejected_rule.is_empty() { String::new() } else { format!("refused: {}", entry.rejected_rule) };
+        let actor = entry
+            .actor
+            .as_ref()
+            .map(|actor| format!("{} ({})", actor.person_id, actor.role))
+            .unwrap_or_default();
+        let occurred = entry
+            .occurred_at
+            .get(..16)
+            .unwrap_or(&entry.occurred_at)
+            .replace('T', " ");
+        let note = if entry.rejected_rule.is_empty() {
+            String::new()
+        } else {
+            format!("refused: {}", entry.rejected_rule)
+        };
         let _ = writeln!(
             text,
             "  {:>3}  {:<20}  {:<22}  {:<13}  {:<22}  {:<8}  {}",
@@ -41,7 +57,11 @@ pub fn timeline(label: &str, participant_id: &str, entries: &[v1::TimelineEntry]
 /// A chain check's result in one line.
 pub fn verification(result: &v1::VerifyChainResponse) -> String {
     if result.intact {
-        format!("  chain intact: {} entries, head {}", result.verified_entries, result.head_hash.get(..16).unwrap_or(&result.head_hash))
+        format!(
+            "  chain intact: {} entries, head {}",
+            result.verified_entries,
+            result.head_hash.get(..16).unwrap_or(&result.head_hash)
+        )
     } else {
         format!(
             "  CHAIN BROKEN at entry {} ({}); {} entries verified before it",

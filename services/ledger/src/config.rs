@@ -22,7 +22,13 @@ pub struct IngestConfig {
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        Self { lanes: 8, lane_queue_length_max: 64, conflict_retries_max: 5, store_retry_backoff_ms: 100, store_retry_backoff_max_ms: 5_000 }
+        Self {
+            lanes: 8,
+            lane_queue_length_max: 64,
+            conflict_retries_max: 5,
+            store_retry_backoff_ms: 100,
+            store_retry_backoff_max_ms: 5_000,
+        }
     }
 }
 
@@ -40,7 +46,11 @@ pub struct TimelineConfig {
 
 impl Default for TimelineConfig {
     fn default() -> Self {
-        Self { page_size_default: 100, page_size_max: 1_000, read_your_writes_wait_max_ms: 5_000 }
+        Self {
+            page_size_default: 100,
+            page_size_max: 1_000,
+            read_your_writes_wait_max_ms: 5_000,
+        }
     }
 }
 
@@ -91,7 +101,12 @@ impl LedgerConfig {
         self.server.validate()?;
         self.bus.validate().map_err(|error| error.to_string())?;
         self.store.validate().map_err(|error| error.to_string())?;
-        self.projector.validate().map_err(|error| format!("invalid configuration `projector.{}`: {}", error.field, error.reason))?;
+        self.projector.validate().map_err(|error| {
+            format!(
+                "invalid configuration `projector.{}`: {}",
+                error.field, error.reason
+            )
+        })?;
         let ingest = &self.ingest;
         if !(1..=256).contains(&ingest.lanes) {
             return Err("ingest.lanes must be between 1 and 256".into());
@@ -102,18 +117,33 @@ impl LedgerConfig {
         if ingest.conflict_retries_max > 100 {
             return Err("ingest.conflict_retries_max must be at most 100".into());
         }
-        if !(1..=ingest.store_retry_backoff_max_ms).contains(&ingest.store_retry_backoff_ms) || ingest.store_retry_backoff_max_ms > 600_000 {
+        if !(1..=ingest.store_retry_backoff_max_ms).contains(&ingest.store_retry_backoff_ms)
+            || ingest.store_retry_backoff_max_ms > 600_000
+        {
             return Err("ingest.store_retry_backoff_ms must be between 1 and store_retry_backoff_max_ms (at most 600000)".into());
         }
         if ingest.store_retry_backoff_max_ms >= self.bus.ack_wait_ms {
             return Err("ingest.store_retry_backoff_max_ms must be shorter than bus.ack_wait_ms, so in-progress acks keep a message".into());
         }
-        if !self.metrics_listen_address.is_empty() && self.metrics_listen_address.parse::<std::net::SocketAddr>().is_err() {
-            return Err(format!("metrics_listen_address `{}` is not an address like 127.0.0.1:9650", self.metrics_listen_address));
+        if !self.metrics_listen_address.is_empty()
+            && self
+                .metrics_listen_address
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return Err(format!(
+                "metrics_listen_address `{}` is not an address like 127.0.0.1:9650",
+                self.metrics_listen_address
+            ));
         }
         let timeline = &self.timeline;
-        if !(1..=timeline.page_size_max).contains(&timeline.page_size_default) || timeline.page_size_max > 10_000 {
-            return Err("timeline.page_size_default must be between 1 and page_size_max (at most 10000)".into());
+        if !(1..=timeline.page_size_max).contains(&timeline.page_size_default)
+            || timeline.page_size_max > 10_000
+        {
+            return Err(
+                "timeline.page_size_default must be between 1 and page_size_max (at most 10000)"
+                    .into(),
+            );
         }
         if timeline.read_your_writes_wait_max_ms > 60_000 {
             return Err("timeline.read_your_writes_wait_max_ms must be at most 60000".into());
@@ -131,7 +161,9 @@ mod tests {
         change(&mut config);
         match (config.validate(), expected_key) {
             (Ok(()), None) => {}
-            (Err(message), Some(key)) => assert!(message.contains(key), "{message} should name {key}"),
+            (Err(message), Some(key)) => {
+                assert!(message.contains(key), "{message} should name {key}")
+            }
             (result, _) => panic!("unexpected validation result {result:?} for {expected_key:?}"),
         }
     }
@@ -140,11 +172,29 @@ mod tests {
     fn defaults_are_valid_and_each_bad_value_is_named() {
         check(|_| {}, None);
         check(|config| config.ingest.lanes = 0, Some("ingest.lanes"));
-        check(|config| config.ingest.store_retry_backoff_max_ms = 60_000, Some("store_retry_backoff_max_ms"));
-        check(|config| config.server.listen_address = "nowhere".into(), Some("server.listen_address"));
-        check(|config| config.bus.fetch_batch_size_max = 0, Some("bus.fetch_batch_size_max"));
-        check(|config| config.store.database_url = "mysql:/x".into(), Some("store.database_url"));
-        check(|config| config.projector.batch_size_max = 0, Some("projector.batch_size_max"));
-        check(|config| config.timeline.page_size_default = 0, Some("timeline.page_size_default"));
+        check(
+            |config| config.ingest.store_retry_backoff_max_ms = 60_000,
+            Some("store_retry_backoff_max_ms"),
+        );
+        check(
+            |config| config.server.listen_address = "nowhere".into(),
+            Some("server.listen_address"),
+        );
+        check(
+            |config| config.bus.fetch_batch_size_max = 0,
+            Some("bus.fetch_batch_size_max"),
+        );
+        check(
+            |config| config.store.database_url = "mysql:/x".into(),
+            Some("store.database_url"),
+        );
+        check(
+            |config| config.projector.batch_size_max = 0,
+            Some("projector.batch_size_max"),
+        );
+        check(
+            |config| config.timeline.page_size_default = 0,
+            Some("timeline.page_size_default"),
+        );
     }
 }

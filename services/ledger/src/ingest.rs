@@ -62,14 +62,54 @@ impl IngestCounters {
     pub fn render(&self) -> String {
         let mut output = String::new();
         let metrics: [(&str, &str, &str, &AtomicU64); 8] = [
-            ("ips_ledger_events_accepted_total", "counter", "Submissions recorded as accepted.", &self.accepted),
-            ("ips_ledger_events_rejected_total", "counter", "Submissions recorded as rejections (a rule was broken).", &self.rejected),
-            ("ips_ledger_redeliveries_ignored_total", "counter", "Redeliveries of an already recorded event id.", &self.duplicates),
-            ("ips_ledger_messages_parked_total", "counter", "Messages parked in parked_messages.", &self.parked),
-            ("ips_ledger_conflicts_retried_total", "counter", "AggregateConflicts retried.", &self.conflicts),
-            ("ips_ledger_store_failures_total", "counter", "Database failures retried.", &self.store_failures),
-            ("ips_ledger_consumer_pending", "gauge", "Stream messages not yet delivered to the ledger.", &self.consumer_pending),
-            ("ips_ledger_consumer_ack_pending", "gauge", "Messages delivered and not yet acked.", &self.consumer_ack_pending),
+            (
+                "ips_ledger_events_accepted_total",
+                "counter",
+                "Submissions recorded as accepted.",
+                &self.accepted,
+            ),
+            (
+                "ips_ledger_events_rejected_total",
+                "counter",
+                "Submissions recorded as rejections (a rule was broken).",
+                &self.rejected,
+            ),
+            (
+                "ips_ledger_redeliveries_ignored_total",
+                "counter",
+                "Redeliveries of an already recorded event id.",
+                &self.duplicates,
+            ),
+            (
+                "ips_ledger_messages_parked_total",
+                "counter",
+                "Messages parked in parked_messages.",
+                &self.parked,
+            ),
+            (
+                "ips_ledger_conflicts_retried_total",
+                "counter",
+                "AggregateConflicts retried.",
+                &self.conflicts,
+            ),
+            (
+                "ips_ledger_store_failures_total",
+                "counter",
+                "Database failures retried.",
+                &self.store_failures,
+            ),
+            (
+                "ips_ledger_consumer_pending",
+                "gauge",
+                "Stream messages not yet delivered to the ledger.",
+                &self.consumer_pending,
+            ),
+            (
+                "ips_ledger_consumer_ack_pending",
+                "gauge",
+                "Messages delivered and not yet acked.",
+                &self.consumer_ack_pending,
+            ),
         ];
         for (name, kind, help, value) in metrics {
             telemetry::write_metric(&mut output, name, kind, help, value.load(Ordering::Relaxed));
@@ -111,12 +151,18 @@ impl Applier {
             Err(reason) => return self.park(&delivery, reason, shutdown).await,
         };
         if delivery.delivered_count() > self.park_after_deliveries {
-            let reason = format!("delivered {} times without being applied", delivery.delivered_count());
+            let reason = format!(
+                "delivered {} times without being applied",
+                delivery.delivered_count()
+            );
             return self.park(&delivery, reason, shutdown).await;
         }
         let recorded_at = self.clock.now();
         let metadata = HashMap::from([
-            ("stream_sequence".to_owned(), delivery.stream_sequence().to_string()),
+            (
+                "stream_sequence".to_owned(),
+                delivery.stream_sequence().to_string(),
+            ),
             ("subject".to_owned(), delivery.subject().to_owned()),
         ]);
         let mut conflicts_retried = 0;
@@ -140,7 +186,9 @@ impl Applier {
                     verdicts::announce(&self.client, &self.subjects, &verdict).await;
                     return;
                 }
-                Err(ApplyFailure::Conflict) if conflicts_retried < self.config.conflict_retries_max => {
+                Err(ApplyFailure::Conflict)
+                    if conflicts_retried < self.config.conflict_retries_max =>
+                {
                     conflicts_retried += 1;
                     self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
                 }
@@ -149,10 +197,15 @@ impl Applier {
                     let _ = delivery.nak(backoff).await;
                     return;
                 }
-                Err(ApplyFailure::Unrecordable(reason)) => return self.park(&delivery, reason, shutdown).await,
+                Err(ApplyFailure::Unrecordable(reason)) => {
+                    return self.park(&delivery, reason, shutdown).await
+                }
                 Err(ApplyFailure::Transient(error)) => {
                     self.counters.store_failures.fetch_add(1, Ordering::Relaxed);
-                    if !self.wait_before_retry(&delivery, &mut backoff, shutdown, &error).await {
+                    if !self
+                        .wait_before_retry(&delivery, &mut backoff, shutdown, &error)
+                        .await
+                    {
                         return;
                     }
                 }
@@ -162,24 +215,43 @@ impl Applier {
 
     /// Pauses before a retry, keeping the message with an in-progress ack. Returns false (and
     /// hands the message back) when the process is shutting down.
-    async fn wait_before_retry(&self, delivery: &Delivery, backoff: &mut Duration, shutdown: &watch::Receiver<bool>, error: &str) -> bool {
+    async fn wait_before_retry(
+        &self,
+        delivery: &Delivery,
+        backoff: &mut Duration,
+        shutdown: &watch::Receiver<bool>,
+        error: &str,
+    ) -> bool {
         if *shutdown.borrow() {
-            let _ = delivery.nak(Duration::from_millis(self.config.store_retry_backoff_ms)).await;
+            let _ = delivery
+                .nak(Duration::from_millis(self.config.store_retry_backoff_ms))
+                .await;
             return false;
         }
-        tracing::warn!(error, backoff_ms = backoff.as_millis() as u64, "database failure; retrying");
+        tracing::warn!(
+            error,
+            backoff_ms = backoff.as_millis() as u64,
+            "database failure; retrying"
+        );
         let _ = delivery.progress().await;
         tokio::time::sleep(*backoff).await;
-        *backoff = (*backoff * 2).min(Duration::from_millis(self.config.store_retry_backoff_max_ms));
+        *backoff = (*backoff * 2).min(Duration::from_millis(
+            self.config.store_retry_backoff_max_ms,
+        ));
         true
     }
 
     fn decode(&self, delivery: &Delivery) -> Result<Submission, String> {
-        let Some((subject_agency, subject_participant)) = self.subjects.parse_event(delivery.subject()) else {
-            return Err(format!("subject_unparseable: `{}` is not <prefix>.<agency>.<participant_id>", delivery.subject()));
+        let Some((subject_agency, subject_participant)) =
+            self.subjects.parse_event(delivery.subject())
+        else {
+            return Err(format!(
+                "subject_unparseable: `{}` is not <prefix>.<agency>.<participant_id>",
+                delivery.subject()
+            ));
         };
-        let submission: Submission =
-            serde_json::from_slice(delivery.payload()).map_err(|error| format!("payload_undecodable: {error}"))?;
+        let submission: Submission = serde_json::from_slice(delivery.payload())
+            .map_err(|error| format!("payload_undecodable: {error}"))?;
         if submission.envelope.agency != subject_agency {
             return Err(format!(
                 "agency_mismatch: the subject is {}'s but the envelope claims {}",
@@ -187,7 +259,10 @@ impl Applier {
             ));
         }
         if submission.envelope.participant_id != subject_participant {
-            return Err("participant_mismatch: the subject and the envelope name different participants".into());
+            return Err(
+                "participant_mismatch: the subject and the envelope name different participants"
+                    .into(),
+            );
         }
         Ok(submission)
     }
@@ -202,20 +277,39 @@ impl Applier {
     ) -> Result<(Verdict, bool), ApplyFailure> {
         let event_id = submission.envelope.event_id;
         let participant_id = submission.envelope.participant_id;
-        let mut context = self.event_store.load_aggregate(&participant_id.to_string()).await.map_err(classify)?;
+        let mut context = self
+            .event_store
+            .load_aggregate(&participant_id.to_string())
+            .await
+            .map_err(classify)?;
         let sink = EventSink::default();
-        let command = ParticipantCommand::Record { submission: submission.clone(), recorded_at };
-        context.aggregate.handle(command, &(), &sink).await.map_err(|error: ParticipantError| ApplyFailure::Unrecordable(error.to_string()))?;
+        let command = ParticipantCommand::Record {
+            submission: submission.clone(),
+            recorded_at,
+        };
+        context
+            .aggregate
+            .handle(command, &(), &sink)
+            .await
+            .map_err(|error: ParticipantError| ApplyFailure::Unrecordable(error.to_string()))?;
         let events = sink.collect().await;
         if events.is_empty() {
             let verdict = context
                 .aggregate
                 .verdict(event_id)
                 .map(|recorded| verdict_of_recorded(event_id, participant_id, recorded))
-                .ok_or_else(|| ApplyFailure::Unrecordable("aggregate recorded nothing and knows no verdict".into()))?;
+                .ok_or_else(|| {
+                    ApplyFailure::Unrecordable(
+                        "aggregate recorded nothing and knows no verdict".into(),
+                    )
+                })?;
             return Ok((verdict, false));
         }
-        let committed = self.event_store.commit(events, context, metadata).await.map_err(classify)?;
+        let committed = self
+            .event_store
+            .commit(events, context, metadata)
+            .await
+            .map_err(classify)?;
         let verdict = committed
             .first()
             .map(|envelope| verdict_of_event(&envelope.payload))
@@ -242,7 +336,10 @@ impl Applier {
                     return;
                 }
                 Err(error) => {
-                    if !self.wait_before_retry(delivery, &mut backoff, shutdown, &error.to_string()).await {
+                    if !self
+                        .wait_before_retry(delivery, &mut backoff, shutdown, &error.to_string())
+                        .await
+                    {
                         return;
                     }
                 }
@@ -255,8 +352,12 @@ fn classify(error: AggregateError<ParticipantError>) -> ApplyFailure {
     match error {
         AggregateError::AggregateConflict => ApplyFailure::Conflict,
         AggregateError::UserError(error) => ApplyFailure::Unrecordable(error.to_string()),
-        AggregateError::DeserializationError(error) => ApplyFailure::Unrecordable(format!("stored_history_unreadable: {error}")),
-        AggregateError::DatabaseConnectionError(error) | AggregateError::UnexpectedError(error) => ApplyFailure::Transient(error.to_string()),
+        AggregateError::DeserializationError(error) => {
+            ApplyFailure::Unrecordable(format!("stored_history_unreadable: {error}"))
+        }
+        AggregateError::DatabaseConnectionError(error) | AggregateError::UnexpectedError(error) => {
+            ApplyFailure::Transient(error.to_string())
+        }
     }
 }
 
@@ -278,12 +379,20 @@ const LAG_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 /// once; pulling right away could apply a participant's later event before its earlier one.
 /// Redeliveries due at our first pull are served first and in stream order, so waiting out one
 /// `ack_wait` when anything is pending keeps per-participant order across a crash.
-async fn wait_for_orphaned_deliveries(consumer: &mut IngestConsumer, ack_wait: Duration, shutdown: &watch::Receiver<bool>) {
+async fn wait_for_orphaned_deliveries(
+    consumer: &mut IngestConsumer,
+    ack_wait: Duration,
+    shutdown: &watch::Receiver<bool>,
+) {
     match consumer.lag().await {
         Ok((_, 0)) => {}
         Ok((_, ack_pending)) => {
             let wait = ack_wait + Duration::from_millis(500);
-            tracing::info!(ack_pending, wait_ms = wait.as_millis() as u64, "unacked deliveries from an earlier run; waiting for their redelivery");
+            tracing::info!(
+                ack_pending,
+                wait_ms = wait.as_millis() as u64,
+                "unacked deliveries from an earlier run; waiting for their redelivery"
+            );
             let mut shutdown = shutdown.clone();
             let _ = tokio::time::timeout(wait, shutdown.wait_for(|stop| *stop)).await;
         }
@@ -293,13 +402,19 @@ async fn wait_for_orphaned_deliveries(consumer: &mut IngestConsumer, ack_wait: D
 
 /// Pulls until shutdown, routing each delivery to its participant's lane; then lets the lanes
 /// finish what they hold and returns.
-pub async fn run(mut consumer: IngestConsumer, applier: Arc<Applier>, ack_wait: Duration, shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    mut consumer: IngestConsumer,
+    applier: Arc<Applier>,
+    ack_wait: Duration,
+    shutdown: watch::Receiver<bool>,
+) {
     wait_for_orphaned_deliveries(&mut consumer, ack_wait, &shutdown).await;
     let lanes = applier.config.lanes;
     let mut senders = Vec::with_capacity(lanes);
     let mut workers = JoinSet::new();
     for _ in 0..lanes {
-        let (sender, mut receiver) = mpsc::channel::<Delivery>(applier.config.lane_queue_length_max);
+        let (sender, mut receiver) =
+            mpsc::channel::<Delivery>(applier.config.lane_queue_length_max);
         senders.push(sender);
         let applier = applier.clone();
         let shutdown = shutdown.clone();
@@ -315,8 +430,14 @@ pub async fn run(mut consumer: IngestConsumer, applier: Arc<Applier>, ack_wait: 
         if lag_sampled_at.elapsed() >= LAG_SAMPLE_INTERVAL {
             lag_sampled_at = tokio::time::Instant::now();
             if let Ok((pending, ack_pending)) = consumer.lag().await {
-                applier.counters.consumer_pending.store(pending, Ordering::Relaxed);
-                applier.counters.consumer_ack_pending.store(ack_pending as u64, Ordering::Relaxed);
+                applier
+                    .counters
+                    .consumer_pending
+                    .store(pending, Ordering::Relaxed);
+                applier
+                    .counters
+                    .consumer_ack_pending
+                    .store(ack_pending as u64, Ordering::Relaxed);
             }
         }
         let mut batch = match consumer.pull().await {
@@ -327,7 +448,10 @@ pub async fn run(mut consumer: IngestConsumer, applier: Arc<Applier>, ack_wait: 
             Err(error) => {
                 pull_failures = pull_failures.saturating_add(1);
                 tracing::warn!(%error, "pull failed; retrying");
-                tokio::time::sleep(Duration::from_millis(100 * u64::from(pull_failures.min(50)))).await;
+                tokio::time::sleep(Duration::from_millis(
+                    100 * u64::from(pull_failures.min(50)),
+                ))
+                .await;
                 continue;
             }
         };

@@ -75,7 +75,11 @@ impl RunningLedger {
 
 /// Connects, migrates, and starts ingest, projector, status responder and gRPC server. Everything
 /// stops when `shutdown` turns true: ingest stops pulling and finishes (and acks) what it holds.
-pub async fn start(config: LedgerConfig, clock: Arc<dyn clock::Clock>, shutdown: watch::Receiver<bool>) -> Result<RunningLedger, StartError> {
+pub async fn start(
+    config: LedgerConfig,
+    clock: Arc<dyn clock::Clock>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<RunningLedger, StartError> {
     config.validate().map_err(StartError::Config)?;
     let pool = store::connect(&config.store).await?;
     store::migrate(&pool).await?;
@@ -99,8 +103,18 @@ pub async fn start(config: LedgerConfig, clock: Arc<dyn clock::Clock>, shutdown:
     });
 
     let mut tasks = JoinSet::new();
-    tasks.spawn(ingest::run(consumer, applier, std::time::Duration::from_millis(config.bus.ack_wait_ms), shutdown.clone()));
-    tasks.spawn(status_responder::run(client.clone(), subjects, pool.clone(), shutdown.clone()));
+    tasks.spawn(ingest::run(
+        consumer,
+        applier,
+        std::time::Duration::from_millis(config.bus.ack_wait_ms),
+        shutdown.clone(),
+    ));
+    tasks.spawn(status_responder::run(
+        client.clone(),
+        subjects,
+        pool.clone(),
+        shutdown.clone(),
+    ));
     let timeline = timeline_service::TimelineApi {
         pool: pool.clone(),
         config: config.timeline.clone(),
@@ -108,22 +122,37 @@ pub async fn start(config: LedgerConfig, clock: Arc<dyn clock::Clock>, shutdown:
     };
     tasks.spawn(projector.run(shutdown.clone()));
 
-    let (health, reflection) = rpc::server::health_and_reflection(&["ips.v1.TimelineService"]).await?;
+    let (health, reflection) =
+        rpc::server::health_and_reflection(&["ips.v1.TimelineService"]).await?;
     let router = config
         .server
         .builder()
         .add_service(health)
         .add_service(reflection)
-        .add_service(TimelineServiceServer::new(timeline).max_decoding_message_size(config.server.request_size_max_bytes));
+        .add_service(
+            TimelineServiceServer::new(timeline)
+                .max_decoding_message_size(config.server.request_size_max_bytes),
+        );
     let mut metrics_address = None;
     if !config.metrics_listen_address.is_empty() {
-        let metrics_listener = tokio::net::TcpListener::bind(&config.metrics_listen_address).await?;
+        let metrics_listener =
+            tokio::net::TcpListener::bind(&config.metrics_listen_address).await?;
         metrics_address = Some(metrics_listener.local_addr()?);
         let metrics_counters = counters.clone();
-        tasks.spawn(telemetry::serve_metrics(metrics_listener, Arc::new(move || metrics_counters.render()), shutdown.clone()));
+        tasks.spawn(telemetry::serve_metrics(
+            metrics_listener,
+            Arc::new(move || metrics_counters.render()),
+            shutdown.clone(),
+        ));
     }
     let listener = rpc::server::bind(&config.server).await?;
     let server = rpc::server::serve(router, listener, shutdown)?;
     tracing::info!(grpc_address = %server.local_address, ?metrics_address, "ledger started");
-    Ok(RunningLedger { grpc_address: server.local_address, metrics_address, counters, tasks, server })
+    Ok(RunningLedger {
+        grpc_address: server.local_address,
+        metrics_address,
+        counters,
+        tasks,
+        server,
+    })
 }

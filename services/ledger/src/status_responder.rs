@@ -12,8 +12,16 @@ use tokio::sync::watch;
 use crate::verdict::verdict_of_event;
 
 /// Serves look-ups until shutdown.
-pub async fn run(client: async_nats::Client, subjects: Subjects, pool: PgPool, mut shutdown: watch::Receiver<bool>) {
-    let mut requests = match client.queue_subscribe(subjects.status_requests(), "ledger".into()).await {
+pub async fn run(
+    client: async_nats::Client,
+    subjects: Subjects,
+    pool: PgPool,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut requests = match client
+        .queue_subscribe(subjects.status_requests(), "ledger".into())
+        .await
+    {
         Ok(requests) => requests,
         Err(error) => {
             tracing::error!(%error, "status responder could not subscribe");
@@ -26,7 +34,10 @@ pub async fn run(client: async_nats::Client, subjects: Subjects, pool: PgPool, m
             _ = shutdown.wait_for(|stop| *stop) => None,
         };
         let Some(message) = message else { break };
-        let (Some(reply), Some(event_id)) = (message.reply.clone(), verdicts::decode_status_request(&message.payload)) else {
+        let (Some(reply), Some(event_id)) = (
+            message.reply.clone(),
+            verdicts::decode_status_request(&message.payload),
+        ) else {
             continue;
         };
         let verdict = match store::events::find_by_event_id(&pool, event_id).await {

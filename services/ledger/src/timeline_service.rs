@@ -33,18 +33,30 @@ fn parse_page_token(token: &str) -> Result<u64, Status> {
     token
         .strip_prefix("after:")
         .and_then(|number| number.parse().ok())
-        .ok_or_else(|| errors::invalid_input(&domain::InputError::new("page_token", "is not a token this service issued")))
+        .ok_or_else(|| {
+            errors::invalid_input(&domain::InputError::new(
+                "page_token",
+                "is not a token this service issued",
+            ))
+        })
 }
 
 impl TimelineApi {
-    async fn wait_for_sequence(&self, participant_id: ParticipantId, min_sequence: u64) -> Result<(), Status> {
+    async fn wait_for_sequence(
+        &self,
+        participant_id: ParticipantId,
+        min_sequence: u64,
+    ) -> Result<(), Status> {
         if min_sequence == 0 {
             return Ok(());
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.read_your_writes_wait_max_ms);
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(self.config.read_your_writes_wait_max_ms);
         let mut progress = self.projector_progress.clone();
         loop {
-            let head = store::timeline::head_sequence(&self.pool, participant_id).await.map_err(|error| errors::from_store(&error))?;
+            let head = store::timeline::head_sequence(&self.pool, participant_id)
+                .await
+                .map_err(|error| errors::from_store(&error))?;
             if head >= min_sequence {
                 return Ok(());
             }
@@ -55,7 +67,9 @@ impl TimelineApi {
                 )));
             }
             // Wake on the next projected batch, or re-check soon in case it was already missed.
-            let _ = tokio::time::timeout(remaining.min(Duration::from_millis(50)), progress.changed()).await;
+            let _ =
+                tokio::time::timeout(remaining.min(Duration::from_millis(50)), progress.changed())
+                    .await;
         }
     }
 }
@@ -66,11 +80,25 @@ fn entry(row: store::TimelineRow) -> v1::TimelineEntry {
         event_id: row.event_id.to_string(),
         event_type: row.event_type,
         agency: fields::agency_to_wire(&row.agency),
-        actor: Some(v1::Actor { person_id: row.actor_person_id, role: row.actor_role, unit: row.actor_unit }),
-        occurred_at: row.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        recorded_at: row.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        correlation_id: row.correlation_id.map(|id| id.to_string()).unwrap_or_default(),
-        causation_id: row.causation_id.map(|id| id.to_string()).unwrap_or_default(),
+        actor: Some(v1::Actor {
+            person_id: row.actor_person_id,
+            role: row.actor_role,
+            unit: row.actor_unit,
+        }),
+        occurred_at: row
+            .occurred_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        recorded_at: row
+            .recorded_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        correlation_id: row
+            .correlation_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        causation_id: row
+            .causation_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
         data_category: fields::data_category_to_wire(&row.data_category),
         body_json: domain::chain::canonical_json(&row.body),
         rejected_rule: row.rejected_rule.unwrap_or_default(),
@@ -82,31 +110,48 @@ fn entry(row: store::TimelineRow) -> v1::TimelineEntry {
 
 #[tonic::async_trait]
 impl TimelineService for TimelineApi {
-    async fn get_timeline(&self, request: Request<v1::GetTimelineRequest>) -> Result<Response<v1::GetTimelineResponse>, Status> {
+    async fn get_timeline(
+        &self,
+        request: Request<v1::GetTimelineRequest>,
+    ) -> Result<Response<v1::GetTimelineResponse>, Status> {
         let request = request.into_inner();
-        let participant_id = fields::required_participant_id(&request.participant_id).map_err(|error| errors::invalid_input(&error))?;
+        let participant_id = fields::required_participant_id(&request.participant_id)
+            .map_err(|error| errors::invalid_input(&error))?;
         let page_size = match request.page_size {
             0 => self.config.page_size_default,
             size if size > self.config.page_size_max => {
-                return Err(errors::invalid_input(&domain::InputError::new("page_size", format!("must be at most {}", self.config.page_size_max))));
+                return Err(errors::invalid_input(&domain::InputError::new(
+                    "page_size",
+                    format!("must be at most {}", self.config.page_size_max),
+                )));
             }
             size => size,
         };
         let after_sequence = parse_page_token(&request.page_token)?;
-        self.wait_for_sequence(participant_id, request.min_sequence).await?;
+        self.wait_for_sequence(participant_id, request.min_sequence)
+            .await?;
         // One row more than the page tells whether another page follows.
-        let mut rows = store::timeline::page(&self.pool, participant_id, after_sequence, i64::from(page_size) + 1)
-            .await
-            .map_err(|error| errors::from_store(&error))?;
+        let mut rows = store::timeline::page(
+            &self.pool,
+            participant_id,
+            after_sequence,
+            i64::from(page_size) + 1,
+        )
+        .await
+        .map_err(|error| errors::from_store(&error))?;
         if rows.is_empty() && after_sequence == 0 {
-            let exists = store::events::participant_exists(&self.pool, participant_id).await.map_err(|error| errors::from_store(&error))?;
+            let exists = store::events::participant_exists(&self.pool, participant_id)
+                .await
+                .map_err(|error| errors::from_store(&error))?;
             if !exists {
                 return Err(errors::participant_not_found(&participant_id.to_string()));
             }
         }
         let next_page_token = if rows.len() > page_size as usize {
             rows.truncate(page_size as usize);
-            rows.last().map(|row| page_token(row.sequence)).unwrap_or_default()
+            rows.last()
+                .map(|row| page_token(row.sequence))
+                .unwrap_or_default()
         } else {
             String::new()
         };
@@ -117,10 +162,16 @@ impl TimelineService for TimelineApi {
         }))
     }
 
-    async fn get_event_status(&self, request: Request<v1::GetEventStatusRequest>) -> Result<Response<v1::GetEventStatusResponse>, Status> {
+    async fn get_event_status(
+        &self,
+        request: Request<v1::GetEventStatusRequest>,
+    ) -> Result<Response<v1::GetEventStatusResponse>, Status> {
         let request = request.into_inner();
-        let event_id = EventId::parse(&request.event_id).map_err(|error| errors::invalid_input(&error))?;
-        let recorded = store::events::find_by_event_id(&self.pool, event_id).await.map_err(|error| errors::from_store(&error))?;
+        let event_id =
+            EventId::parse(&request.event_id).map_err(|error| errors::invalid_input(&error))?;
+        let recorded = store::events::find_by_event_id(&self.pool, event_id)
+            .await
+            .map_err(|error| errors::from_store(&error))?;
         let mut response = v1::GetEventStatusResponse {
             event_id: event_id.to_string(),
             status: v1::EventStatus::Unknown as i32,
@@ -142,15 +193,27 @@ impl TimelineService for TimelineApi {
         Ok(Response::new(response))
     }
 
-    async fn verify_chain(&self, request: Request<v1::VerifyChainRequest>) -> Result<Response<v1::VerifyChainResponse>, Status> {
+    async fn verify_chain(
+        &self,
+        request: Request<v1::VerifyChainRequest>,
+    ) -> Result<Response<v1::VerifyChainResponse>, Status> {
         let request = request.into_inner();
-        let participant_id = fields::required_participant_id(&request.participant_id).map_err(|error| errors::invalid_input(&error))?;
-        let report = store::events::verify_chain(&self.pool, participant_id).await.map_err(|error| errors::from_store(&error))?;
+        let participant_id = fields::required_participant_id(&request.participant_id)
+            .map_err(|error| errors::invalid_input(&error))?;
+        let report = store::events::verify_chain(&self.pool, participant_id)
+            .await
+            .map_err(|error| errors::from_store(&error))?;
         if report.verified_entries == 0 && report.is_intact() {
             return Err(errors::participant_not_found(&participant_id.to_string()));
         }
         let (first_broken_sequence, first_broken_reason) = match &report.first_broken_link {
-            Some(link) => (link.sequence, serde_json::to_value(&link.reason).ok().and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default()),
+            Some(link) => (
+                link.sequence,
+                serde_json::to_value(&link.reason)
+                    .ok()
+                    .and_then(|value| value.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            ),
             None => (0, String::new()),
         };
         Ok(Response::new(v1::VerifyChainResponse {

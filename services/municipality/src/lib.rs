@@ -20,13 +20,19 @@ pub fn default_config() -> AgencyServiceConfig {
 }
 
 /// Connects to NATS and serves until `shutdown` turns true.
-pub async fn start(config: AgencyServiceConfig, shutdown: watch::Receiver<bool>) -> Result<RunningService, StartError> {
+pub async fn start(
+    config: AgencyServiceConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<RunningService, StartError> {
     rpc::agency::start(
         config,
         domain::Agency::Municipality,
         "ips.v1.MunicipalityService",
         |router, edge, server| {
-            router.add_service(MunicipalityServiceServer::new(service::MunicipalityApi { edge }).max_decoding_message_size(server.request_size_max_bytes))
+            router.add_service(
+                MunicipalityServiceServer::new(service::MunicipalityApi { edge })
+                    .max_decoding_message_size(server.request_size_max_bytes),
+            )
         },
         shutdown,
     )

@@ -7,7 +7,9 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init_logging("municipality");
     let config = telemetry::load_config_with(municipality::default_config())?;
     let (_trigger, shutdown) = telemetry::shutdown_on_signal();
-    let running = municipality::start(config, shutdown).await.context("municipality service failed to start")?;
+    let running = municipality::start(config, shutdown)
+        .await
+        .context("municipality service failed to start")?;
     println!("municipality listening on {}", running.grpc_address);
     running.wait().await;
     tracing::info!("municipality stopped");

@@ -6,12 +6,15 @@
 //! start, ...) are the aggregate's, and come back as `FAILED_PRECONDITION` naming the rule.
 
 use chrono::Utc;
-use domain::values::{
-    validate_text, CounselledBenefit, DischargeReason, DisclosurePreference, EducationLevel, FollowUpStatus, JobEndReason, OutreachChannel,
-    SocialAssistanceStatus,
-};
 use domain::values::BenefitKind;
-use domain::{ActivityId, Agency, ConsentId, EventBody, InputError, ParticipantId, PersonId, ReferralSource, UnitId};
+use domain::values::{
+    validate_text, CounselledBenefit, DischargeReason, DisclosurePreference, EducationLevel,
+    FollowUpStatus, JobEndReason, OutreachChannel, SocialAssistanceStatus,
+};
+use domain::{
+    ActivityId, Agency, ConsentId, EventBody, InputError, ParticipantId, PersonId, ReferralSource,
+    UnitId,
+};
 use proto::v1::{self, municipality_service_server::MunicipalityService};
 use rpc::fields::{self, required_activity_id, required_date};
 use rpc::{errors, identity, submit, AgencyEdge};
@@ -31,12 +34,20 @@ fn invalid(error: InputError) -> Status {
 }
 
 /// Maps a wire enum value to a domain value, naming the field when it is unset or unknown.
-fn pick<W, D: Copy>(field: &str, wire: Result<W, prost::UnknownEnumValue>, table: &[(W, D)]) -> Result<D, InputError>
+fn pick<W, D: Copy>(
+    field: &str,
+    wire: Result<W, prost::UnknownEnumValue>,
+    table: &[(W, D)],
+) -> Result<D, InputError>
 where
     W: PartialEq,
 {
     let wire = wire.map_err(|_| InputError::new(field, "is not a known value"))?;
-    table.iter().find(|(candidate, _)| *candidate == wire).map(|(_, value)| *value).ok_or_else(|| InputError::new(field, "is required"))
+    table
+        .iter()
+        .find(|(candidate, _)| *candidate == wire)
+        .map(|(_, value)| *value)
+        .ok_or_else(|| InputError::new(field, "is required"))
 }
 
 fn referral_source(value: i32) -> Result<ReferralSource, InputError> {
@@ -74,7 +85,8 @@ impl MunicipalityService for MunicipalityApi {
         let (metadata, _, request) = request.into_parts();
         let participant_id = if request.participant_id.trim().is_empty() {
             let actor = identity::caller(&metadata)?;
-            let context = fields::write_context(request.context.as_ref(), Utc::now()).map_err(invalid)?;
+            let context =
+                fields::write_context(request.context.as_ref(), Utc::now()).map_err(invalid)?;
             submit::new_participant_id(AGENCY, &actor, context.request_id.as_deref())
         } else {
             ParticipantId::parse(&request.participant_id).map_err(invalid)?
@@ -84,44 +96,66 @@ impl MunicipalityService for MunicipalityApi {
                 let referrer = if request.referrer_unit.trim().is_empty() {
                     None
                 } else {
-                    Some(UnitId::parse(&request.referrer_unit).map_err(|error| InputError::new("referrer_unit", error.reason))?)
+                    Some(
+                        UnitId::parse(&request.referrer_unit)
+                            .map_err(|error| InputError::new("referrer_unit", error.reason))?,
+                    )
                 };
-                Ok(EventBody::ParticipantReferred { source: referral_source(request.source)?, referrer })
+                Ok(EventBody::ParticipantReferred {
+                    source: referral_source(request.source)?,
+                    referrer,
+                })
             })
             .await
     }
 
     async fn enroll_participant(&self, request: Request<v1::EnrollParticipantRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        let participant_id = fields::required_participant_id(&request.participant_id).map_err(invalid)?;
+        let participant_id =
+            fields::required_participant_id(&request.participant_id).map_err(invalid)?;
         self.edge
             .record_for(&metadata, request.context.as_ref(), participant_id, |_| {
-                Ok(EventBody::ParticipantEnrolled { unit: unit(&request.unit)?, coach: person("coach_person_id", &request.coach_person_id)? })
+                Ok(EventBody::ParticipantEnrolled {
+                    unit: unit(&request.unit)?,
+                    coach: person("coach_person_id", &request.coach_person_id)?,
+                })
             })
             .await
     }
 
     async fn re_enroll_participant(&self, request: Request<v1::EnrollParticipantRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        let participant_id = fields::required_participant_id(&request.participant_id).map_err(invalid)?;
+        let participant_id =
+            fields::required_participant_id(&request.participant_id).map_err(invalid)?;
         self.edge
             .record_for(&metadata, request.context.as_ref(), participant_id, |_| {
-                Ok(EventBody::ParticipantReEnrolled { unit: unit(&request.unit)?, coach: person("coach_person_id", &request.coach_person_id)? })
+                Ok(EventBody::ParticipantReEnrolled {
+                    unit: unit(&request.unit)?,
+                    coach: person("coach_person_id", &request.coach_person_id)?,
+                })
             })
             .await
     }
 
     async fn grant_consent(&self, request: Request<v1::GrantConsentRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        let participant_id = fields::required_participant_id(&request.participant_id).map_err(invalid)?;
+        let participant_id =
+            fields::required_participant_id(&request.participant_id).map_err(invalid)?;
         self.edge
             .record_for(&metadata, request.context.as_ref(), participant_id, |_| {
-                let consent_id = if request.consent_id.trim().is_empty() { ConsentId(uuid::Uuid::new_v4()) } else { ConsentId::parse(&request.consent_id)? };
+                let consent_id = if request.consent_id.trim().is_empty() {
+                    ConsentId(uuid::Uuid::new_v4())
+                } else {
+                    ConsentId::parse(&request.consent_id)?
+                };
                 Ok(EventBody::ConsentGranted {
                     consent_id,
                     discloser: fields::consent_party("discloser", request.discloser)?,
                     recipient: fields::consent_party("recipient", request.recipient)?,
-                    data_categories: fields::data_categories("data_categories", &request.data_categories)?,
+                    data_categories: fields::data_categories(
+                        "data_categories",
+                        &request.data_categories,
+                    )?,
                     valid_from: required_date("valid_from", &request.valid_from)?,
                     valid_to: required_date("valid_to", &request.valid_to)?,
                 })
@@ -131,40 +165,78 @@ impl MunicipalityService for MunicipalityApi {
 
     async fn withdraw_consent(&self, request: Request<v1::WithdrawConsentRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        let participant_id = fields::required_participant_id(&request.participant_id).map_err(invalid)?;
+        let participant_id =
+            fields::required_participant_id(&request.participant_id).map_err(invalid)?;
         self.edge
-            .record_for(&metadata, request.context.as_ref(), participant_id, |context| {
-                Ok(EventBody::ConsentWithdrawn {
-                    discloser: fields::consent_party("discloser", request.discloser)?,
-                    recipient: fields::consent_party("recipient", request.recipient)?,
-                    data_categories: fields::data_categories("data_categories", &request.data_categories)?,
-                    effective_from: fields::optional_date("effective_from", &request.effective_from)?.unwrap_or(context.occurred_at.date_naive()),
-                })
-            })
+            .record_for(
+                &metadata,
+                request.context.as_ref(),
+                participant_id,
+                |context| {
+                    Ok(EventBody::ConsentWithdrawn {
+                        discloser: fields::consent_party("discloser", request.discloser)?,
+                        recipient: fields::consent_party("recipient", request.recipient)?,
+                        data_categories: fields::data_categories(
+                            "data_categories",
+                            &request.data_categories,
+                        )?,
+                        effective_from: fields::optional_date(
+                            "effective_from",
+                            &request.effective_from,
+                        )?
+                        .unwrap_or(context.occurred_at.date_naive()),
+                    })
+                },
+            )
             .await
     }
 
     async fn decline_referral(&self, request: Request<v1::DeclineReferralRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::ReferralDeclined { reason: trimmed("reason", &request.reason)? })).await
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::ReferralDeclined {
+                    reason: trimmed("reason", &request.reason)?,
+                })
+            })
+            .await
     }
 
     async fn assign_coach(&self, request: Request<v1::AssignCoachRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::CoachAssigned { coach: person("coach_person_id", &request.coach_person_id)? })).await
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::CoachAssigned {
+                    coach: person("coach_person_id", &request.coach_person_id)?,
+                })
+            })
+            .await
     }
 
     async fn pause_participant(&self, request: Request<v1::PauseParticipantRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::ParticipantPaused { reason: trimmed("reason", &request.reason)? })).await
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::ParticipantPaused {
+                    reason: trimmed("reason", &request.reason)?,
+                })
+            })
+            .await
     }
 
     async fn resume_participant(&self, request: Request<v1::ParticipantWrite>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, Some(&request), |_| Ok(EventBody::ParticipantResumed)).await
+        self.edge
+            .record(&metadata, Some(&request), |_| {
+                Ok(EventBody::ParticipantResumed)
+            })
+            .await
     }
 
-    async fn discharge_participant(&self, request: Request<v1::DischargeParticipantRequest>) -> Reply {
+    async fn discharge_participant(
+        &self,
+        request: Request<v1::DischargeParticipantRequest>,
+    ) -> Reply {
         let (metadata, _, request) = request.into_parts();
         use v1::DischargeReason as W;
         self.edge
@@ -204,21 +276,39 @@ impl MunicipalityService for MunicipalityApi {
                 )?;
                 Ok(EventBody::ProfileRecorded {
                     preferences: request.preferences.trim().to_owned(),
-                    hours_per_week_wanted: fields::hours_per_week("hours_per_week_wanted", request.hours_per_week_wanted)?,
+                    hours_per_week_wanted: fields::hours_per_week(
+                        "hours_per_week_wanted",
+                        request.hours_per_week_wanted,
+                    )?,
                     education_level,
                 })
             })
             .await
     }
 
-    async fn record_benefits_counselling(&self, request: Request<v1::RecordBenefitsCounsellingRequest>) -> Reply {
+    async fn record_benefits_counselling(
+        &self,
+        request: Request<v1::RecordBenefitsCounsellingRequest>,
+    ) -> Reply {
         let (metadata, _, request) = request.into_parts();
         use v1::CounselledBenefit as W;
         let table = [
-            (W::Sjukpenning, CounselledBenefit::Forsakringskassan(BenefitKind::Sjukpenning)),
-            (W::Rehabiliteringspenning, CounselledBenefit::Forsakringskassan(BenefitKind::Rehabiliteringspenning)),
-            (W::Aktivitetsersattning, CounselledBenefit::Forsakringskassan(BenefitKind::Aktivitetsersattning)),
-            (W::Sjukersattning, CounselledBenefit::Forsakringskassan(BenefitKind::Sjukersattning)),
+            (
+                W::Sjukpenning,
+                CounselledBenefit::Forsakringskassan(BenefitKind::Sjukpenning),
+            ),
+            (
+                W::Rehabiliteringspenning,
+                CounselledBenefit::Forsakringskassan(BenefitKind::Rehabiliteringspenning),
+            ),
+            (
+                W::Aktivitetsersattning,
+                CounselledBenefit::Forsakringskassan(BenefitKind::Aktivitetsersattning),
+            ),
+            (
+                W::Sjukersattning,
+                CounselledBenefit::Forsakringskassan(BenefitKind::Sjukersattning),
+            ),
             (W::Forsorjningsstod, CounselledBenefit::Forsorjningsstod),
             (W::Aktivitetsstod, CounselledBenefit::Aktivitetsstod),
             (W::Akassa, CounselledBenefit::Akassa),
@@ -227,16 +317,25 @@ impl MunicipalityService for MunicipalityApi {
         self.edge
             .record(&metadata, request.write.as_ref(), |_| {
                 if request.benefits_discussed.len() > table.len() {
-                    return Err(InputError::new("benefits_discussed", "names more benefits than exist"));
+                    return Err(InputError::new(
+                        "benefits_discussed",
+                        "names more benefits than exist",
+                    ));
                 }
-                let benefits_discussed =
-                    request.benefits_discussed.iter().map(|value| pick("benefits_discussed", W::try_from(*value), &table)).collect::<Result<Vec<_>, _>>()?;
+                let benefits_discussed = request
+                    .benefits_discussed
+                    .iter()
+                    .map(|value| pick("benefits_discussed", W::try_from(*value), &table))
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok(EventBody::BenefitsCounsellingGiven { benefits_discussed })
             })
             .await
     }
 
-    async fn record_disclosure_preference(&self, request: Request<v1::RecordDisclosurePreferenceRequest>) -> Reply {
+    async fn record_disclosure_preference(
+        &self,
+        request: Request<v1::RecordDisclosurePreferenceRequest>,
+    ) -> Reply {
         let (metadata, _, request) = request.into_parts();
         use v1::DisclosurePreference as W;
         self.edge
@@ -244,14 +343,21 @@ impl MunicipalityService for MunicipalityApi {
                 let preference = pick(
                     "preference",
                     W::try_from(request.preference),
-                    &[(W::None, DisclosurePreference::None), (W::NeedsOnly, DisclosurePreference::NeedsOnly), (W::Diagnosis, DisclosurePreference::Diagnosis)],
+                    &[
+                        (W::None, DisclosurePreference::None),
+                        (W::NeedsOnly, DisclosurePreference::NeedsOnly),
+                        (W::Diagnosis, DisclosurePreference::Diagnosis),
+                    ],
                 )?;
                 Ok(EventBody::DisclosurePreferenceRecorded { preference })
             })
             .await
     }
 
-    async fn record_employer_contact(&self, request: Request<v1::RecordEmployerContactRequest>) -> Reply {
+    async fn record_employer_contact(
+        &self,
+        request: Request<v1::RecordEmployerContactRequest>,
+    ) -> Reply {
         let (metadata, _, request) = request.into_parts();
         self.edge
             .record(&metadata, request.write.as_ref(), |_| {
@@ -266,10 +372,11 @@ impl MunicipalityService for MunicipalityApi {
 
     async fn propose_activity(&self, request: Request<v1::ProposeActivityRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        let activity_id = match fields::optional_activity_id(&request.activity_id).map_err(invalid)? {
-            Some(activity_id) => activity_id,
-            None => ActivityId(uuid::Uuid::new_v4()),
-        };
+        let activity_id =
+            match fields::optional_activity_id(&request.activity_id).map_err(invalid)? {
+                Some(activity_id) => activity_id,
+                None => ActivityId(uuid::Uuid::new_v4()),
+            };
         let reply = self
             .edge
             .record(&metadata, request.write.as_ref(), |_| {
@@ -278,7 +385,10 @@ impl MunicipalityService for MunicipalityApi {
                     activity_id,
                     kind: fields::activity_kind("kind", request.kind)?,
                     employer: (!employer.is_empty()).then(|| employer.to_owned()),
-                    hours_per_week: fields::hours_per_week("hours_per_week", request.hours_per_week)?,
+                    hours_per_week: fields::hours_per_week(
+                        "hours_per_week",
+                        request.hours_per_week,
+                    )?,
                     planned_start: required_date("planned_start", &request.planned_start)?,
                     planned_end: fields::optional_date("planned_end", &request.planned_end)?,
                     subsidy: fields::optional_subsidy("subsidy", request.subsidy)?,
@@ -292,7 +402,10 @@ impl MunicipalityService for MunicipalityApi {
         let (metadata, _, request) = request.into_parts();
         self.edge
             .record(&metadata, request.write.as_ref(), |_| {
-                Ok(EventBody::ActivityStarted { activity_id: required_activity_id(&request.activity_id)?, started_on: required_date("date", &request.date)? })
+                Ok(EventBody::ActivityStarted {
+                    activity_id: required_activity_id(&request.activity_id)?,
+                    started_on: required_date("date", &request.date)?,
+                })
             })
             .await
     }
@@ -301,7 +414,10 @@ impl MunicipalityService for MunicipalityApi {
         let (metadata, _, request) = request.into_parts();
         self.edge
             .record(&metadata, request.write.as_ref(), |_| {
-                Ok(EventBody::ActivityEnded { activity_id: required_activity_id(&request.activity_id)?, ended_on: required_date("date", &request.date)? })
+                Ok(EventBody::ActivityEnded {
+                    activity_id: required_activity_id(&request.activity_id)?,
+                    ended_on: required_date("date", &request.date)?,
+                })
             })
             .await
     }
@@ -316,7 +432,10 @@ impl MunicipalityService for MunicipalityApi {
                     occupation: trimmed("occupation", &request.occupation)?,
                     competitive: request.competitive,
                     subsidy: fields::optional_subsidy("subsidy", request.subsidy)?,
-                    hours_per_week: fields::hours_per_week("hours_per_week", request.hours_per_week)?,
+                    hours_per_week: fields::hours_per_week(
+                        "hours_per_week",
+                        request.hours_per_week,
+                    )?,
                     started_on: required_date("started_on", &request.started_on)?,
                 })
             })
@@ -329,7 +448,10 @@ impl MunicipalityService for MunicipalityApi {
             .record(&metadata, request.write.as_ref(), |_| {
                 Ok(EventBody::HoursChanged {
                     activity_id: required_activity_id(&request.activity_id)?,
-                    hours_per_week: fields::hours_per_week("hours_per_week", request.hours_per_week)?,
+                    hours_per_week: fields::hours_per_week(
+                        "hours_per_week",
+                        request.hours_per_week,
+                    )?,
                     from: required_date("from", &request.from)?,
                 })
             })
@@ -352,7 +474,11 @@ impl MunicipalityService for MunicipalityApi {
                         (W::Other, JobEndReason::Other),
                     ],
                 )?;
-                Ok(EventBody::JobEnded { activity_id: required_activity_id(&request.activity_id)?, ended_on: required_date("ended_on", &request.ended_on)?, reason })
+                Ok(EventBody::JobEnded {
+                    activity_id: required_activity_id(&request.activity_id)?,
+                    ended_on: required_date("ended_on", &request.ended_on)?,
+                    reason,
+                })
             })
             .await
     }
@@ -374,12 +500,18 @@ impl MunicipalityService for MunicipalityApi {
         let (metadata, _, request) = request.into_parts();
         self.edge
             .record(&metadata, request.write.as_ref(), |_| {
-                Ok(EventBody::StudiesEnded { activity_id: required_activity_id(&request.activity_id)?, ended_on: required_date("date", &request.date)? })
+                Ok(EventBody::StudiesEnded {
+                    activity_id: required_activity_id(&request.activity_id)?,
+                    ended_on: required_date("date", &request.date)?,
+                })
             })
             .await
     }
 
-    async fn record_follow_along_contact(&self, request: Request<v1::RecordFollowAlongContactRequest>) -> Reply {
+    async fn record_follow_along_contact(
+        &self,
+        request: Request<v1::RecordFollowAlongContactRequest>,
+    ) -> Reply {
         let (metadata, _, request) = request.into_parts();
         self.edge
             .record(&metadata, request.write.as_ref(), |_| {
@@ -407,12 +539,19 @@ impl MunicipalityService for MunicipalityApi {
                         (W::Paused, FollowUpStatus::Paused),
                     ],
                 )?;
-                Ok(EventBody::FollowUpRecorded { status, obstacles: request.obstacles.trim().to_owned(), helping_factors: request.helping_factors.trim().to_owned() })
+                Ok(EventBody::FollowUpRecorded {
+                    status,
+                    obstacles: request.obstacles.trim().to_owned(),
+                    helping_factors: request.helping_factors.trim().to_owned(),
+                })
             })
             .await
     }
 
-    async fn record_outreach_attempt(&self, request: Request<v1::RecordOutreachAttemptRequest>) -> Reply {
+    async fn record_outreach_attempt(
+        &self,
+        request: Request<v1::RecordOutreachAttemptRequest>,
+    ) -> Reply {
         let (metadata, _, request) = request.into_parts();
         use v1::OutreachChannel as W;
         self.edge
@@ -425,7 +564,10 @@ impl MunicipalityService for MunicipalityApi {
                         (W::TextMessage, OutreachChannel::TextMessage),
                         (W::Letter, OutreachChannel::Letter),
                         (W::HomeVisit, OutreachChannel::HomeVisit),
-                        (W::ThroughTreatmentTeam, OutreachChannel::ThroughTreatmentTeam),
+                        (
+                            W::ThroughTreatmentTeam,
+                            OutreachChannel::ThroughTreatmentTeam,
+                        ),
                     ],
                 )?;
                 Ok(EventBody::OutreachAttempted { channel })
@@ -435,15 +577,30 @@ impl MunicipalityService for MunicipalityApi {
 
     async fn record_sip_held(&self, request: Request<v1::DateRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::SipHeld { held_on: required_date("date", &request.date)? })).await
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::SipHeld {
+                    held_on: required_date("date", &request.date)?,
+                })
+            })
+            .await
     }
 
     async fn record_sip_established(&self, request: Request<v1::DateRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::SipEstablished { established_on: required_date("date", &request.date)? })).await
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::SipEstablished {
+                    established_on: required_date("date", &request.date)?,
+                })
+            })
+            .await
     }
 
-    async fn record_social_assistance(&self, request: Request<v1::RecordSocialAssistanceRequest>) -> Reply {
+    async fn record_social_assistance(
+        &self,
+        request: Request<v1::RecordSocialAssistanceRequest>,
+    ) -> Reply {
         let (metadata, _, request) = request.into_parts();
         use v1::SocialAssistanceStatus as W;
         self.edge
@@ -451,7 +608,11 @@ impl MunicipalityService for MunicipalityApi {
                 let status = pick(
                     "status",
                     W::try_from(request.status),
-                    &[(W::Granted, SocialAssistanceStatus::Granted), (W::Denied, SocialAssistanceStatus::Denied), (W::Ended, SocialAssistanceStatus::Ended)],
+                    &[
+                        (W::Granted, SocialAssistanceStatus::Granted),
+                        (W::Denied, SocialAssistanceStatus::Denied),
+                        (W::Ended, SocialAssistanceStatus::Ended),
+                    ],
                 )?;
                 Ok(EventBody::SocialAssistanceDecided { status })
             })
@@ -461,7 +622,11 @@ impl MunicipalityService for MunicipalityApi {
     async fn accept_activity_in_planning(&self, request: Request<v1::ActivityRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| Ok(EventBody::ActivityAcceptedInPlanning { activity_id: required_activity_id(&request.activity_id)? }))
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::ActivityAcceptedInPlanning {
+                    activity_id: required_activity_id(&request.activity_id)?,
+                })
+            })
             .await
     }
 

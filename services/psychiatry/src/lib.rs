@@ -21,12 +21,20 @@ pub fn default_config() -> AgencyServiceConfig {
 }
 
 /// Connects to NATS and serves until `shutdown` turns true.
-pub async fn start(config: AgencyServiceConfig, shutdown: watch::Receiver<bool>) -> Result<RunningService, StartError> {
+pub async fn start(
+    config: AgencyServiceConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<RunningService, StartError> {
     rpc::agency::start(
         config,
         domain::Agency::Psychiatry,
         "ips.v1.PsychiatryService",
-        |router, edge, server| router.add_service(PsychiatryServiceServer::new(service::PsychiatryApi { edge }).max_decoding_message_size(server.request_size_max_bytes)),
+        |router, edge, server| {
+            router.add_service(
+                PsychiatryServiceServer::new(service::PsychiatryApi { edge })
+                    .max_decoding_message_size(server.request_size_max_bytes),
+            )
+        },
         shutdown,
     )
     .await

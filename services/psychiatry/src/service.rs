@@ -20,25 +20,43 @@ type Reply = Result<Response<v1::WriteResponse>, Status>;
 impl PsychiatryService for PsychiatryApi {
     async fn send_ips_referral(&self, request: Request<v1::DateRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::IpsReferralSent { sent_on: required_date("date", &request.date)? })).await
-    }
-
-    async fn record_treatment_team_meeting(&self, request: Request<v1::TreatmentTeamMeetingRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
         self.edge
             .record(&metadata, request.write.as_ref(), |_| {
-                Ok(EventBody::TreatmentTeamMeetingHeld { held_on: required_date("held_on", &request.held_on)?, coach_present: request.coach_present })
+                Ok(EventBody::IpsReferralSent {
+                    sent_on: required_date("date", &request.date)?,
+                })
             })
             .await
     }
 
-    async fn issue_medical_certificate(&self, request: Request<v1::IssueMedicalCertificateRequest>) -> Reply {
+    async fn record_treatment_team_meeting(
+        &self,
+        request: Request<v1::TreatmentTeamMeetingRequest>,
+    ) -> Reply {
+        let (metadata, _, request) = request.into_parts();
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::TreatmentTeamMeetingHeld {
+                    held_on: required_date("held_on", &request.held_on)?,
+                    coach_present: request.coach_present,
+                })
+            })
+            .await
+    }
+
+    async fn issue_medical_certificate(
+        &self,
+        request: Request<v1::IssueMedicalCertificateRequest>,
+    ) -> Reply {
         let (metadata, _, request) = request.into_parts();
         self.edge
             .record(&metadata, request.write.as_ref(), |_| {
                 Ok(EventBody::MedicalCertificateIssued {
                     period: fields::required_period("period", request.period.as_ref())?,
-                    degree_percent: fields::degree_percent("degree_percent", request.degree_percent)?,
+                    degree_percent: fields::degree_percent(
+                        "degree_percent",
+                        request.degree_percent,
+                    )?,
                 })
             })
             .await
@@ -50,17 +68,33 @@ impl PsychiatryService for PsychiatryApi {
             .record(&metadata, request.write.as_ref(), |_| {
                 let availability = match v1::Availability::try_from(request.availability) {
                     Ok(v1::Availability::Available) => Availability::Available,
-                    Ok(v1::Availability::TemporarilyUnavailable) => Availability::TemporarilyUnavailable,
-                    _ => return Err(InputError::new("availability", "must be available or temporarily unavailable")),
+                    Ok(v1::Availability::TemporarilyUnavailable) => {
+                        Availability::TemporarilyUnavailable
+                    }
+                    _ => {
+                        return Err(InputError::new(
+                            "availability",
+                            "must be available or temporarily unavailable",
+                        ))
+                    }
                 };
-                Ok(EventBody::AvailabilityChanged { availability, from: required_date("from", &request.from)? })
+                Ok(EventBody::AvailabilityChanged {
+                    availability,
+                    from: required_date("from", &request.from)?,
+                })
             })
             .await
     }
 
     async fn report_discharge_ready(&self, request: Request<v1::DateRequest>) -> Reply {
         let (metadata, _, request) = request.into_parts();
-        self.edge.record(&metadata, request.write.as_ref(), |_| Ok(EventBody::DischargeReady { ready_on: required_date("date", &request.date)? })).await
+        self.edge
+            .record(&metadata, request.write.as_ref(), |_| {
+                Ok(EventBody::DischargeReady {
+                    ready_on: required_date("date", &request.date)?,
+                })
+            })
+            .await
     }
 
     async fn correct_event(&self, request: Request<v1::CorrectEventRequest>) -> Reply {

@@ -16,12 +16,19 @@ use sqlx::Connection;
 
 async fn bare_postgres_insert_loop(database_url: &str, rows: usize) -> anyhow::Result<Duration> {
     let mut connection = sqlx::PgConnection::connect(database_url).await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS probe_rows (id bigserial PRIMARY KEY, payload jsonb NOT NULL)").execute(&mut connection).await?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS probe_rows (id bigserial PRIMARY KEY, payload jsonb NOT NULL)",
+    )
+    .execute(&mut connection)
+    .await?;
     let payload = serde_json_payload();
     let started = Instant::now();
     for _ in 0..rows {
         // Autocommit: one row, one transaction, one fsync, like one event per transaction.
-        sqlx::query("INSERT INTO probe_rows (payload) VALUES ($1::jsonb)").bind(&payload).execute(&mut connection).await?;
+        sqlx::query("INSERT INTO probe_rows (payload) VALUES ($1::jsonb)")
+            .bind(&payload)
+            .execute(&mut connection)
+            .await?;
     }
     Ok(started.elapsed())
 }
@@ -30,7 +37,10 @@ fn serde_json_payload() -> String {
     format!("{{\"envelope\":{{\"event_id\":\"{}\",\"agency\":\"municipality\"}},\"body\":{{\"type\":\"ParticipantReferred\",\"source\":\"ifo\"}},\"pad\":\"{}\"}}", uuid::Uuid::now_v7(), "x".repeat(400))
 }
 
-async fn bare_jetstream_publish_loop(bus_config: &bus::BusConfig, messages: usize) -> anyhow::Result<Duration> {
+async fn bare_jetstream_publish_loop(
+    bus_config: &bus::BusConfig,
+    messages: usize,
+) -> anyhow::Result<Duration> {
     let client = bus::connect(bus_config, "probe").await?;
     let jetstream = async_nats::jetstream::new(client);
     let config = async_nats::jetstream::stream::Config {
@@ -43,7 +53,13 @@ async fn bare_jetstream_publish_loop(bus_config: &bus::BusConfig, messages: usiz
     let payload = serde_json_payload().into_bytes();
     let started = Instant::now();
     for _ in 0..messages {
-        jetstream.publish(format!("{}.raw", bus_config.subject_prefix), payload.clone().into()).await?.await?;
+        jetstream
+            .publish(
+                format!("{}.raw", bus_config.subject_prefix),
+                payload.clone().into(),
+            )
+            .await?
+            .await?;
     }
     let elapsed = started.elapsed();
     let _ = jetstream.delete_stream(&config.name).await;
@@ -56,15 +72,26 @@ fn as_coach<T>(message: T) -> tonic::Request<T> {
 
 /// One client's share: participants driven sequentially (referral, enrolment, consents), each
 /// RPC waiting for the ledger's verdict. Returns per-RPC latencies.
-async fn drive(mut client: v1::municipality_service_client::MunicipalityServiceClient<tonic::transport::Channel>, events: usize) -> anyhow::Result<Vec<Duration>> {
+async fn drive(
+    mut client: v1::municipality_service_client::MunicipalityServiceClient<
+        tonic::transport::Channel,
+    >,
+    events: usize,
+) -> anyhow::Result<Vec<Duration>> {
     let mut latencies = Vec::with_capacity(events);
     let mut participant_id = String::new();
     for index in 0..events {
         let started = Instant::now();
         let response = match index % 10 {
             0 => {
-                let request = v1::ReferParticipantRequest { source: v1::ReferralSource::Ifo as i32, ..Default::default() };
-                client.refer_participant(as_coach(request)).await?.into_inner()
+                let request = v1::ReferParticipantRequest {
+                    source: v1::ReferralSource::Ifo as i32,
+                    ..Default::default()
+                };
+                client
+                    .refer_participant(as_coach(request))
+                    .await?
+                    .into_inner()
             }
             1 => {
                 let request = v1::EnrollParticipantRequest {
@@ -73,7 +100,10 @@ async fn drive(mut client: v1::municipality_service_client::MunicipalityServiceC
                     coach_person_id: "coach-17".into(),
                     ..Default::default()
                 };
-                client.enroll_participant(as_coach(request)).await?.into_inner()
+                client
+                    .enroll_participant(as_coach(request))
+                    .await?
+                    .into_inner()
             }
             month => {
                 let request = v1::GrantConsentRequest {
@@ -88,7 +118,10 @@ async fn drive(mut client: v1::municipality_service_client::MunicipalityServiceC
                 client.grant_consent(as_coach(request)).await?.into_inner()
             }
         };
-        anyhow::ensure!(response.status == v1::WriteStatus::Accepted as i32, "not accepted: {response:?}");
+        anyhow::ensure!(
+            response.status == v1::WriteStatus::Accepted as i32,
+            "not accepted: {response:?}"
+        );
         if index % 10 == 0 {
             participant_id = response.participant_id;
         }
@@ -99,7 +132,10 @@ async fn drive(mut client: v1::municipality_service_client::MunicipalityServiceC
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let arguments: Vec<usize> = std::env::args().skip(1).filter_map(|argument| argument.parse().ok()).collect();
+    let arguments: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|argument| argument.parse().ok())
+        .collect();
     let events = arguments.first().copied().unwrap_or(10_000);
     let clients = arguments.get(1).copied().unwrap_or(64).max(1);
     let per_client = events / clients;
@@ -125,13 +161,27 @@ async fn main() -> anyhow::Result<()> {
     latencies.sort();
 
     let pool = stack.database.pool().await?;
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await?;
-    anyhow::ensure!(stored as usize == events, "expected {events} stored events, found {stored}");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await?;
+    anyhow::ensure!(
+        stored as usize == events,
+        "expected {events} stored events, found {stored}"
+    );
     pool.close().await;
 
-    println!("  bare PostgreSQL, one row per transaction, 1 connection : {:>8.0} rows/s", rate(events, postgres_elapsed));
-    println!("  bare JetStream publish, ack awaited, one at a time    : {:>8.0} msgs/s", rate(events, jetstream_elapsed));
-    println!("  gRPC → JetStream → ledger → PostgreSQL, verdict back  : {:>8.0} events/s", rate(events, elapsed));
+    println!(
+        "  bare PostgreSQL, one row per transaction, 1 connection : {:>8.0} rows/s",
+        rate(events, postgres_elapsed)
+    );
+    println!(
+        "  bare JetStream publish, ack awaited, one at a time    : {:>8.0} msgs/s",
+        rate(events, jetstream_elapsed)
+    );
+    println!(
+        "  gRPC → JetStream → ledger → PostgreSQL, verdict back  : {:>8.0} events/s",
+        rate(events, elapsed)
+    );
     println!(
         "  per-RPC latency (verdict included): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         percentile(&latencies, 50.0).as_secs_f64() * 1e3,

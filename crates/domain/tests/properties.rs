@@ -1,0 +1,267 @@
+//! Property test: random sequences of submissions from random agencies never panic the
+//! aggregate, and after every step the invariants hold: sequences are contiguous, the hash chain
+//! verifies, a redelivery is a no-op, each agency records only its own kinds of event, and a
+//! discharged participant accepts nothing but re-enrolment (and consent withdrawal, corrections).
+
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use domain::chain::ChainVerifier;
+use domain::values::{
+    ActivityKind, Availability, BenefitKind, DecisionOutcome, DischargeReason, JobEndReason,
+    Period, SocialAssistanceStatus, Subsidy,
+};
+use domain::{
+    ActivityId, Actor, Agency, ConsentId, ConsentParty, DataCategory, Envelope, EventBody, EventId,
+    Lifecycle, Outcome, Participant, ParticipantCommand, ParticipantEvent, ParticipantId, PersonId,
+    ProgrammeId, ReferralSource, RetentionClass, Role, Submission, UnitId,
+};
+use proptest::prelude::*;
+use uuid::Uuid;
+
+fn day(offset: i64) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, 1).unwrap_or_default() + Duration::days(offset)
+}
+
+fn activity(index: u8) -> ActivityId {
+    ActivityId(Uuid::from_u128(0xa000 + u128::from(index)))
+}
+
+/// A body from a small vocabulary, so that random sequences often hit the interesting paths
+/// (the same three activities, the same programme, nearby dates).
+fn body_strategy() -> impl Strategy<Value = EventBody> {
+    let unit = || UnitId("hudiksvall-ips".into());
+    let coach = || PersonId("coach-17".into());
+    prop_oneof![
+        Just(EventBody::ParticipantReferred {
+            source: ReferralSource::Ifo,
+            referrer: None
+        }),
+        Just(EventBody::ReferralDeclined {
+            reason: "no wish to work now".into()
+        }),
+        Just(EventBody::PlacedOnWaitingList { unit: unit() }),
+        Just(EventBody::ParticipantEnrolled {
+            unit: unit(),
+            coach: coach()
+        }),
+        Just(EventBody::CoachAssigned {
+            coach: PersonId("coach-18".into())
+        }),
+        Just(EventBody::ParticipantPaused {
+            reason: "inpatient".into()
+        }),
+        Just(EventBody::ParticipantResumed),
+        Just(EventBody::ParticipantDischarged {
+            reason: DischargeReason::EmployedAndStable
+        }),
+        Just(EventBody::ParticipantReEnrolled {
+            unit: unit(),
+            coach: coach()
+        }),
+        (
+            0..3u8,
+            0..70u8,
+            prop_oneof![
+                Just(ActivityKind::Job),
+                Just(ActivityKind::Arbetstraning),
+                Just(ActivityKind::Studies)
+            ]
+        )
+            .prop_map(
+                |(index, hours_per_week, kind)| EventBody::ActivityProposed {
+                    activity_id: activity(index),
+                    kind,
+                    employer: None,
+                    hours_per_week,
+                    planned_start: day(10),
+                    planned_end: None,
+                    subsidy: None,
+                }
+            ),
+        (0..3u8, 0..40i64).prop_map(|(index, offset)| EventBody::ActivityStarted {
+            activity_id: activity(index),
+            started_on: day(offset)
+        }),
+        (0..3u8, 0..40i64).prop_map(|(index, offset)| EventBody::ActivityEnded {
+            activity_id: activity(index),
+            ended_on: day(offset)
+        }),
+        (0..3u8, 0..40i64).prop_map(|(index, offset)| EventBody::JobStarted {
+            activity_id: activity(index),
+            employer: "bageriet".into(),
+            occupation: "bagare".into(),
+            competitive: true,
+            subsidy: None,
+            hours_per_week: 30,
+            started_on: day(offset),
+        }),
+        (0..3u8, 0..40i64).prop_map(|(index, offset)| EventBody::JobEnded {
+            activity_id: activity(index),
+            ended_on: day(offset),
+            reason: JobEndReason::Other
+        }),
+        (0..3u8, 0..70u8, 0..40i64).prop_map(|(index, hours_per_week, offset)| {
+            EventBody::HoursChanged {
+                activity_id: activity(index),
+                hours_per_week,
+                from: day(offset),
+            }
+        }),
+        (0..3u8, 0..40i64).prop_map(|(index, offset)| EventBody::StudiesStarted {
+            activity_id: activity(index),
+            programme: "Komvux".into(),
+            started_on: day(offset)
+        }),
+        (0..3u8).prop_map(|index| EventBody::ActivityDecision {
+            activity_id: activity(index),
+            outcome: DecisionOutcome::Approved,
+            valid: Some(Period {
+                from: day(0),
+                to: day(60)
+            }),
+            reason: String::new(),
+        }),
+        (0..3u8).prop_map(|index| EventBody::ActivityAcceptedInPlanning {
+            activity_id: activity(index)
+        }),
+        Just(EventBody::SocialAssistanceDecided {
+            status: SocialAssistanceStatus::Granted
+        }),
+        Just(EventBody::BenefitRegistered {
+            benefit: BenefitKind::Sjukpenning,
+            degree_percent: 100,
+            period: Period {
+                from: day(0),
+                to: day(90)
+            }
+        }),
+        (0..40i64).prop_map(|offset| EventBody::BenefitEnded {
+            benefit: BenefitKind::Sjukpenning,
+            ended_on: day(offset - 5)
+        }),
+        Just(EventBody::JobSeekerRegistered {
+            registered_on: day(1)
+        }),
+        Just(EventBody::ProgrammeAssigned {
+            programme_id: ProgrammeId(Uuid::from_u128(7)),
+            programme: "Förberedande insatser".into(),
+            with_activity_allowance: true,
+            period: Period {
+                from: day(0),
+                to: day(90)
+            },
+        }),
+        Just(EventBody::SubsidyDecided {
+            subsidy: Subsidy::Nystartsjobb,
+            activity_id: Some(activity(0)),
+            employer: "bageriet".into(),
+            period: Period {
+                from: day(0),
+                to: day(90)
+            }
+        }),
+        Just(EventBody::AvailabilityChanged {
+            availability: Availability::TemporarilyUnavailable,
+            from: day(3)
+        }),
+        Just(EventBody::IpsReferralSent { sent_on: day(0) }),
+        (0..2u128).prop_map(|number| EventBody::ConsentGranted {
+            consent_id: ConsentId(Uuid::from_u128(number)),
+            discloser: ConsentParty::Forsakringskassan,
+            recipient: ConsentParty::IpsUnit,
+            data_categories: vec![DataCategory::BenefitDecisions],
+            valid_from: day(0),
+            valid_to: day(100),
+        }),
+        Just(EventBody::ConsentWithdrawn {
+            discloser: ConsentParty::Forsakringskassan,
+            recipient: ConsentParty::IpsUnit,
+            data_categories: vec![DataCategory::BenefitDecisions],
+            effective_from: day(20),
+        }),
+    ]
+}
+
+fn agency_strategy() -> impl Strategy<Value = Agency> {
+    prop_oneof![
+        Just(Agency::Municipality),
+        Just(Agency::Forsakringskassan),
+        Just(Agency::Arbetsformedlingen),
+        Just(Agency::Psychiatry)
+    ]
+}
+
+fn submission(index: usize, agency: Agency, body: EventBody) -> Submission {
+    Submission {
+        envelope: Envelope {
+            event_id: EventId(Uuid::from_u128(0xe000_0000 + index as u128)),
+            participant_id: ParticipantId(Uuid::from_u128(1)),
+            agency,
+            actor: Actor {
+                person_id: PersonId("someone".into()),
+                role: Role::CaseOfficer,
+                unit: UnitId("unit".into()),
+            },
+            occurred_at: Utc
+                .with_ymd_and_hms(2026, 3, 1, 9, 0, 0)
+                .single()
+                .unwrap_or_default(),
+            correlation_id: None,
+            causation_id: None,
+            schema_version: domain::CURRENT_SCHEMA_VERSION,
+            data_category: body.data_category(agency),
+            retention_class: RetentionClass::for_agency(agency),
+        },
+        body,
+    }
+}
+
+fn record(
+    participant: &mut Participant,
+    runtime: &tokio::runtime::Runtime,
+    submission: Submission,
+) -> Vec<ParticipantEvent> {
+    let sink = EventSink::default();
+    let command = ParticipantCommand::Record {
+        submission,
+        recorded_at: Utc::now(),
+    };
+    let handled = runtime.block_on(participant.handle(command, &(), &sink));
+    assert!(handled.is_ok(), "handle failed: {handled:?}");
+    runtime.block_on(sink.collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_submissions_keep_every_invariant(steps in prop::collection::vec((agency_strategy(), body_strategy()), 1..60)) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|error| TestCaseError::fail(error.to_string()))?;
+        let mut participant = Participant::default();
+        let mut verifier = ChainVerifier::default();
+        let mut expected_sequence = 1;
+        for (index, (agency, body)) in steps.into_iter().enumerate() {
+            let lifecycle_before = participant.lifecycle();
+            let submission = submission(index, agency, body);
+            let events = record(&mut participant, &runtime, submission.clone());
+            prop_assert_eq!(events.len(), 1, "every new submission is recorded exactly once");
+            let event = &events[0];
+            prop_assert_eq!(event.sequence, expected_sequence);
+            expected_sequence += 1;
+            verifier.push(event.sequence, &serde_json::to_value(event).map_err(|error| TestCaseError::fail(error.to_string()))?);
+            prop_assert!(verifier.report().is_intact(), "{:?}", verifier.report());
+            if event.outcome == Outcome::Accepted {
+                prop_assert!(event.body.recorded_by(agency), "{} accepted from {}", event.body.event_type(), agency);
+                if lifecycle_before == Lifecycle::Discharged {
+                    prop_assert!(
+                        matches!(event.body, EventBody::ParticipantReEnrolled { .. } | EventBody::ConsentWithdrawn { .. } | EventBody::EventCorrected { .. }),
+                        "{} accepted for a discharged participant", event.body.event_type()
+                    );
+                }
+            }
+            // A redelivery of the same submission is a no-op.
+            prop_assert!(record(&mut participant, &runtime, submission).is_empty());
+        }
+    }
+}
