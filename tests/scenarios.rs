@@ -1,0 +1,638 @@
+//! The DOMAIN.md §9 scenarios, as data files under `tests/scenarios/`, run by one harness through
+//! the four agency services' public gRPC APIs against real PostgreSQL and NATS.
+//!
+//! A scenario is a list of dated steps (`day` counts from `first_day`), each done by one agency,
+//! with the expected answer (accepted by default, or refused naming the rule). Steps that need a
+//! feature not built yet carry `pending` with the reason: they are skipped and listed, never
+//! silently passed. After the steps, the participant's timeline must hold exactly the listed
+//! event types in order, and its hash chain must verify.
+
+use std::collections::HashMap;
+
+use chrono::{Duration, NaiveDate};
+use domain::Role;
+use proto::v1;
+use serde::Deserialize;
+use testkit::{as_caller, Stack};
+use tonic::Response;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Scenario {
+    name: String,
+    #[allow(dead_code)]
+    description: String,
+    first_day: NaiveDate,
+    steps: Vec<Step>,
+    timeline: Vec<String>,
+    #[serde(default)]
+    never_in_any_body: Vec<String>,
+    #[serde(default)]
+    pending_checks: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Step {
+    day: i64,
+    #[serde(rename = "as")]
+    agency: String,
+    #[serde(flatten)]
+    action: Action,
+    #[serde(default)]
+    expect: Option<Expect>,
+    #[serde(default)]
+    pending: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Expect {
+    Refused(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "do", rename_all = "snake_case", deny_unknown_fields)]
+enum Action {
+    SendIpsReferral,
+    Refer {
+        source: String,
+    },
+    Enrol,
+    GrantConsent {
+        discloser: String,
+        recipient: String,
+        categories: Vec<String>,
+        until_day: i64,
+    },
+    WithdrawConsent {
+        discloser: String,
+        recipient: String,
+        categories: Vec<String>,
+    },
+    RecordProfile {
+        hours_per_week_wanted: u32,
+    },
+    CounselBenefits,
+    EmployerContact {
+        employer: String,
+        face_to_face: bool,
+    },
+    ProposeActivity {
+        activity: String,
+        kind: String,
+        hours_per_week: u32,
+        start_day: i64,
+        #[serde(default)]
+        employer: Option<String>,
+        #[serde(default)]
+        subsidy: Option<String>,
+    },
+    StartActivity {
+        activity: String,
+    },
+    EndActivity {
+        activity: String,
+    },
+    StartJob {
+        activity: String,
+        hours_per_week: u32,
+        #[serde(default)]
+        subsidy: Option<String>,
+    },
+    EndJob {
+        activity: String,
+        ended_on_day: i64,
+    },
+    AcceptInPlanning {
+        activity: String,
+    },
+    SocialAssistance {
+        status: String,
+    },
+    RegisterBenefit {
+        benefit: String,
+        degree_percent: u32,
+        until_day: i64,
+    },
+    Avstamningsmote,
+    EstablishRehabPlan,
+    DecideActivity {
+        activity: String,
+        outcome: String,
+        from_day: i64,
+        to_day: i64,
+    },
+    RegisterJobSeeker,
+    RequestDisabilityCoding,
+    RegisterDisabilityCoding,
+    DecideSubsidy {
+        subsidy: String,
+        activity: String,
+        employer: String,
+        from_day: i64,
+        to_day: i64,
+    },
+    ChangeAvailability {
+        available: bool,
+    },
+}
+
+/// Looks a snake_case token up in a protobuf enum by its SCREAMING_SNAKE name.
+fn wire<E>(prefix: &str, token: &str, from_name: fn(&str) -> Option<E>) -> anyhow::Result<E> {
+    from_name(&format!("{prefix}_{}", token.to_uppercase()))
+        .ok_or_else(|| anyhow::anyhow!("unknown {prefix} `{token}`"))
+}
+
+struct Runner<'a> {
+    stack: &'a Stack,
+    first_day: NaiveDate,
+    participant_id: String,
+    activities: HashMap<String, String>,
+}
+
+impl Runner<'_> {
+    fn date(&self, day: i64) -> String {
+        (self.first_day + Duration::days(day)).to_string()
+    }
+
+    fn write(&self, day: i64) -> Option<v1::ParticipantWrite> {
+        Some(v1::ParticipantWrite {
+            context: self.context(day),
+            participant_id: self.participant_id.clone(),
+        })
+    }
+
+    fn context(&self, day: i64) -> Option<v1::WriteContext> {
+        Some(v1::WriteContext {
+            occurred_at: format!("{}T09:00:00Z", self.date(day)),
+            ..Default::default()
+        })
+    }
+
+    fn activity(&mut self, name: &str) -> String {
+        // A name never proposed gets a fresh id: the aggregate must refuse steps on it.
+        self.activities
+            .entry(name.to_owned())
+            .or_insert_with(|| uuid::Uuid::new_v4().to_string())
+            .clone()
+    }
+
+    fn period(&self, from_day: i64, to_day: i64) -> Option<v1::Period> {
+        Some(v1::Period {
+            from: self.date(from_day),
+            to: self.date(to_day),
+        })
+    }
+
+    fn categories(categories: &[String]) -> anyhow::Result<Vec<i32>> {
+        categories
+            .iter()
+            .map(|category| {
+                Ok(wire("DATA_CATEGORY", category, v1::DataCategory::from_str_name)? as i32)
+            })
+            .collect()
+    }
+
+    async fn run(&mut self, step: &Step) -> Result<Response<v1::WriteResponse>, tonic::Status> {
+        let result = self.call(step).await;
+        match result {
+            Ok(result) => result,
+            Err(error) => Err(tonic::Status::internal(format!(
+                "the scenario step itself is malformed: {error}"
+            ))),
+        }
+    }
+
+    async fn call(
+        &mut self,
+        step: &Step,
+    ) -> anyhow::Result<Result<Response<v1::WriteResponse>, tonic::Status>> {
+        let day = step.day;
+        let (person, role, unit) = match step.agency.as_str() {
+            "municipality" => ("coach-17", Role::Coach, "hudiksvall-ips"),
+            "forsakringskassan" => ("fk-officer-4", Role::CaseOfficer, "fk-lfc-gavleborg"),
+            "arbetsformedlingen" => ("af-officer-9", Role::CaseOfficer, "af-hudiksvall"),
+            "psychiatry" => (
+                "rehab-coordinator-2",
+                Role::CaseOfficer,
+                "hudiksvall-vuxenpsykiatri",
+            ),
+            other => anyhow::bail!("unknown agency `{other}`"),
+        };
+        macro_rules! ask {
+            ($message:expr) => {
+                as_caller($message, person, role, unit)
+            };
+        }
+        let mut municipality = self.stack.municipality().await?;
+        let mut forsakringskassan = self.stack.forsakringskassan().await?;
+        let mut arbetsformedlingen = self.stack.arbetsformedlingen().await?;
+        let mut psychiatry = self.stack.psychiatry().await?;
+        Ok(match &step.action {
+            Action::SendIpsReferral => {
+                psychiatry
+                    .send_ips_referral(ask!(v1::DateRequest {
+                        write: self.write(day),
+                        date: self.date(day)
+                    }))
+                    .await
+            }
+            Action::Refer { source } => {
+                let request = v1::ReferParticipantRequest {
+                    context: self.context(day),
+                    participant_id: self.participant_id.clone(),
+                    source: wire("REFERRAL_SOURCE", source, v1::ReferralSource::from_str_name)?
+                        as i32,
+                    referrer_unit: String::new(),
+                };
+                municipality.refer_participant(ask!(request)).await
+            }
+            Action::Enrol => {
+                let request = v1::EnrollParticipantRequest {
+                    context: self.context(day),
+                    participant_id: self.participant_id.clone(),
+                    unit: "hudiksvall-ips".into(),
+                    coach_person_id: "coach-17".into(),
+                };
+                municipality.enroll_participant(ask!(request)).await
+            }
+            Action::GrantConsent {
+                discloser,
+                recipient,
+                categories,
+                until_day,
+            } => {
+                let request = v1::GrantConsentRequest {
+                    context: self.context(day),
+                    participant_id: self.participant_id.clone(),
+                    consent_id: String::new(),
+                    discloser: wire("CONSENT_PARTY", discloser, v1::ConsentParty::from_str_name)?
+                        as i32,
+                    recipient: wire("CONSENT_PARTY", recipient, v1::ConsentParty::from_str_name)?
+                        as i32,
+                    data_categories: Self::categories(categories)?,
+                    valid_from: self.date(day),
+                    valid_to: self.date(*until_day),
+                };
+                municipality.grant_consent(ask!(request)).await
+            }
+            Action::WithdrawConsent {
+                discloser,
+                recipient,
+                categories,
+            } => {
+                let request = v1::WithdrawConsentRequest {
+                    context: self.context(day),
+                    participant_id: self.participant_id.clone(),
+                    discloser: wire("CONSENT_PARTY", discloser, v1::ConsentParty::from_str_name)?
+                        as i32,
+                    recipient: wire("CONSENT_PARTY", recipient, v1::ConsentParty::from_str_name)?
+                        as i32,
+                    data_categories: Self::categories(categories)?,
+                    effective_from: self.date(day),
+                };
+                municipality.withdraw_consent(ask!(request)).await
+            }
+            Action::RecordProfile {
+                hours_per_week_wanted,
+            } => {
+                let request = v1::RecordProfileRequest {
+                    write: self.write(day),
+                    preferences: "bakery, outdoor work".into(),
+                    hours_per_week_wanted: *hours_per_week_wanted,
+                    education_level: v1::EducationLevel::UpperSecondary as i32,
+                };
+                municipality.record_profile(ask!(request)).await
+            }
+            Action::CounselBenefits => {
+                let benefits_discussed = vec![
+                    v1::CounselledBenefit::Sjukpenning as i32,
+                    v1::CounselledBenefit::Forsorjningsstod as i32,
+                ];
+                municipality
+                    .record_benefits_counselling(ask!(v1::RecordBenefitsCounsellingRequest {
+                        write: self.write(day),
+                        benefits_discussed
+                    }))
+                    .await
+            }
+            Action::EmployerContact {
+                employer,
+                face_to_face,
+            } => {
+                let request = v1::RecordEmployerContactRequest {
+                    write: self.write(day),
+                    employer: employer.clone(),
+                    face_to_face: *face_to_face,
+                    with_participant: true,
+                };
+                municipality.record_employer_contact(ask!(request)).await
+            }
+            Action::ProposeActivity {
+                activity,
+                kind,
+                hours_per_week,
+                start_day,
+                employer,
+                subsidy,
+            } => {
+                let request = v1::ProposeActivityRequest {
+                    write: self.write(day),
+                    activity_id: self.activity(activity),
+                    kind: wire("ACTIVITY_KIND", kind, v1::ActivityKind::from_str_name)? as i32,
+                    employer: employer.clone().unwrap_or_default(),
+                    hours_per_week: *hours_per_week,
+                    planned_start: self.date(*start_day),
+                    planned_end: String::new(),
+                    subsidy: subsidy
+                        .as_deref()
+                        .map(|subsidy| wire("SUBSIDY", subsidy, v1::Subsidy::from_str_name))
+                        .transpose()?
+                        .map_or(0, |subsidy| subsidy as i32),
+                };
+                municipality.propose_activity(ask!(request)).await
+            }
+            Action::StartActivity { activity } => {
+                let request = v1::ActivityDateRequest {
+                    write: self.write(day),
+                    activity_id: self.activity(activity),
+                    date: self.date(day),
+                };
+                municipality.start_activity(ask!(request)).await
+            }
+            Action::EndActivity { activity } => {
+                let request = v1::ActivityDateRequest {
+                    write: self.write(day),
+                    activity_id: self.activity(activity),
+                    date: self.date(day),
+                };
+                municipality.end_activity(ask!(request)).await
+            }
+            Action::StartJob {
+                activity,
+                hours_per_week,
+                subsidy,
+            } => {
+                let request = v1::StartJobRequest {
+                    write: self.write(day),
+                    activity_id: self.activity(activity),
+                    employer: "the employer".into(),
+                    occupation: "the occupation".into(),
+                    competitive: subsidy.is_none(),
+                    subsidy: subsidy
+                        .as_deref()
+                        .map(|subsidy| wire("SUBSIDY", subsidy, v1::Subsidy::from_str_name))
+                        .transpose()?
+                        .map_or(0, |subsidy| subsidy as i32),
+                    hours_per_week: *hours_per_week,
+                    started_on: self.date(day),
+                };
+                municipality.start_job(ask!(request)).await
+            }
+            Action::EndJob {
+                activity,
+                ended_on_day,
+            } => {
+                let request = v1::EndJobRequest {
+                    write: self.write(day),
+                    activity_id: self.activity(activity),
+                    ended_on: self.date(*ended_on_day),
+                    reason: v1::JobEndReason::Other as i32,
+                };
+                municipality.end_job(ask!(request)).await
+            }
+            Action::AcceptInPlanning { activity } => {
+                municipality
+                    .accept_activity_in_planning(ask!(v1::ActivityRequest {
+                        write: self.write(day),
+                        activity_id: self.activity(activity)
+                    }))
+                    .await
+            }
+            Action::SocialAssistance { status } => {
+                let status = wire(
+                    "SOCIAL_ASSISTANCE_STATUS",
+                    status,
+                    v1::SocialAssistanceStatus::from_str_name,
+                )? as i32;
+                municipality
+                    .record_social_assistance(ask!(v1::RecordSocialAssistanceRequest {
+                        write: self.write(day),
+                        status
+                    }))
+                    .await
+            }
+            Action::RegisterBenefit {
+                benefit,
+                degree_percent,
+                until_day,
+            } => {
+                let request = v1::RegisterBenefitRequest {
+                    write: self.write(day),
+                    benefit: wire("BENEFIT_KIND", benefit, v1::BenefitKind::from_str_name)? as i32,
+                    degree_percent: *degree_percent,
+                    period: self.period(day, *until_day),
+                };
+                forsakringskassan.register_benefit(ask!(request)).await
+            }
+            Action::Avstamningsmote => {
+                forsakringskassan
+                    .record_avstamningsmote(ask!(v1::DateRequest {
+                        write: self.write(day),
+                        date: self.date(day)
+                    }))
+                    .await
+            }
+            Action::EstablishRehabPlan => {
+                forsakringskassan
+                    .establish_rehab_plan(ask!(v1::DateRequest {
+                        write: self.write(day),
+                        date: self.date(day)
+                    }))
+                    .await
+            }
+            Action::DecideActivity {
+                activity,
+                outcome,
+                from_day,
+                to_day,
+            } => {
+                let request = v1::ActivityDecisionRequest {
+                    write: self.write(day),
+                    activity_id: self.activity(activity),
+                    outcome: wire(
+                        "DECISION_OUTCOME",
+                        outcome,
+                        v1::DecisionOutcome::from_str_name,
+                    )? as i32,
+                    valid: self.period(*from_day, *to_day),
+                    reason: "rehabilitation plan".into(),
+                };
+                forsakringskassan.decide_activity(ask!(request)).await
+            }
+            Action::RegisterJobSeeker => {
+                arbetsformedlingen
+                    .register_job_seeker(ask!(v1::DateRequest {
+                        write: self.write(day),
+                        date: self.date(day)
+                    }))
+                    .await
+            }
+            Action::RequestDisabilityCoding => {
+                arbetsformedlingen
+                    .request_disability_coding(ask!(v1::DateRequest {
+                        write: self.write(day),
+                        date: self.date(day)
+                    }))
+                    .await
+            }
+            Action::RegisterDisabilityCoding => {
+                arbetsformedlingen
+                    .register_disability_coding(ask!(v1::DateRequest {
+                        write: self.write(day),
+                        date: self.date(day)
+                    }))
+                    .await
+            }
+            Action::DecideSubsidy {
+                subsidy,
+                activity,
+                employer,
+                from_day,
+                to_day,
+            } => {
+                let request = v1::DecideSubsidyRequest {
+                    write: self.write(day),
+                    subsidy: wire("SUBSIDY", subsidy, v1::Subsidy::from_str_name)? as i32,
+                    activity_id: self.activity(activity),
+                    employer: employer.clone(),
+                    period: self.period(*from_day, *to_day),
+                };
+                arbetsformedlingen.decide_subsidy(ask!(request)).await
+            }
+            Action::ChangeAvailability { available } => {
+                let availability = if *available {
+                    v1::Availability::Available
+                } else {
+                    v1::Availability::TemporarilyUnavailable
+                };
+                psychiatry
+                    .change_availability(ask!(v1::ChangeAvailabilityRequest {
+                        write: self.write(day),
+                        availability: availability as i32,
+                        from: self.date(day)
+                    }))
+                    .await
+            }
+        })
+    }
+}
+
+/// Runs one scenario file end to end; returns the pending steps and checks it skipped.
+async fn check(file: &str) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios")
+            .join(file),
+    )?;
+    let scenario: Scenario = serde_json::from_str(&text)?;
+    let stack = Stack::start().await?;
+    let mut runner = Runner {
+        stack: &stack,
+        first_day: scenario.first_day,
+        participant_id: uuid::Uuid::new_v4().to_string(),
+        activities: HashMap::new(),
+    };
+    let mut skipped = Vec::new();
+    for (index, step) in scenario.steps.iter().enumerate() {
+        let label = format!(
+            "{} step {index} (day {}, {} {:?})",
+            scenario.name, step.day, step.agency, step.action
+        );
+        if let Some(reason) = &step.pending {
+            skipped.push(format!("{label}: pending {reason}"));
+            continue;
+        }
+        let answer = runner.run(step).await;
+        match (&step.expect, answer) {
+            (None, Ok(response)) => assert_eq!(
+                response.get_ref().status,
+                v1::WriteStatus::Accepted as i32,
+                "{label}: {response:?}"
+            ),
+            (None, Err(status)) => panic!("{label} must be accepted, got {status:?}"),
+            (Some(Expect::Refused(rule)), Err(status)) => {
+                assert_eq!(
+                    status.code(),
+                    tonic::Code::FailedPrecondition,
+                    "{label}: {status:?}"
+                );
+                let named = status
+                    .metadata()
+                    .get("ips-rule")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                assert_eq!(&named, rule, "{label}");
+            }
+            (Some(Expect::Refused(rule)), Ok(response)) => {
+                panic!("{label} must be refused by {rule}, got {response:?}")
+            }
+        }
+    }
+    skipped.extend(
+        scenario
+            .pending_checks
+            .iter()
+            .map(|check| format!("{}: pending check: {check}", scenario.name)),
+    );
+
+    let mut timeline = stack.timeline().await?;
+    let verified = timeline
+        .verify_chain(v1::VerifyChainRequest {
+            participant_id: runner.participant_id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert!(verified.intact, "{}: {verified:?}", scenario.name);
+    let request = v1::GetTimelineRequest {
+        participant_id: runner.participant_id.clone(),
+        min_sequence: verified.verified_entries,
+        page_size: 1000,
+        ..Default::default()
+    };
+    let entries = timeline.get_timeline(request).await?.into_inner().entries;
+    let types: Vec<&str> = entries
+        .iter()
+        .map(|entry| entry.event_type.as_str())
+        .collect();
+    assert_eq!(types, scenario.timeline, "{}: timeline", scenario.name);
+    for entry in &entries {
+        for word in &scenario.never_in_any_body {
+            assert!(
+                !entry.body_json.to_lowercase().contains(word),
+                "{}: `{word}` in {}",
+                scenario.name,
+                entry.body_json
+            );
+        }
+    }
+    stack.stop().await;
+    Ok(skipped)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anna() -> anyhow::Result<()> {
+    for skipped in check("anna.json").await? {
+        println!("skipped: {skipped}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carina() -> anyhow::Result<()> {
+    for skipped in check("carina.json").await? {
+        println!("skipped: {skipped}");
+    }
+    Ok(())
+}
