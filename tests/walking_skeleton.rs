@@ -393,6 +393,7 @@ async fn the_timeline_pages_in_order() -> anyhow::Result<()> {
             min_sequence: 7,
             page_size: 3,
             page_token,
+            ..Default::default()
         };
         let page = timeline.get_timeline(request).await?.into_inner();
         pages += 1;
@@ -404,6 +405,72 @@ async fn the_timeline_pages_in_order() -> anyhow::Result<()> {
     }
     assert_eq!(sequences, (1..=7).collect::<Vec<u64>>());
     assert_eq!(pages, 3);
+
+    // Filters: by event type across pages, by agency, and by business-time period.
+    let consents = read_all(
+        &mut timeline,
+        v1::GetTimelineRequest {
+            participant_id: participant_id.clone(),
+            page_size: 2,
+            event_types: vec!["ConsentGranted".into()],
+            ..Default::default()
+        },
+    )
+    .await?;
+    assert_eq!(consents, (3..=7).collect::<Vec<u64>>());
+    let from_fk = read_all(
+        &mut timeline,
+        v1::GetTimelineRequest {
+            participant_id: participant_id.clone(),
+            agencies: vec![v1::Agency::Forsakringskassan as i32],
+            ..Default::default()
+        },
+    )
+    .await?;
+    assert!(from_fk.is_empty());
+    let future = read_all(
+        &mut timeline,
+        v1::GetTimelineRequest {
+            participant_id: participant_id.clone(),
+            occurred_from: "2099-01-01T00:00:00Z".into(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    assert!(future.is_empty());
+    let bad_filter = timeline
+        .get_timeline(v1::GetTimelineRequest {
+            participant_id: participant_id.clone(),
+            occurred_to: "soon".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(
+        bad_filter
+            .err()
+            .as_ref()
+            .and_then(violated_field)
+            .as_deref(),
+        Some("occurred_to")
+    );
     stack.stop().await;
     Ok(())
+}
+
+/// Every sequence a (filtered) timeline read returns, following page tokens.
+async fn read_all(
+    timeline: &mut proto::v1::timeline_service_client::TimelineServiceClient<
+        tonic::transport::Channel,
+    >,
+    mut request: v1::GetTimelineRequest,
+) -> anyhow::Result<Vec<u64>> {
+    let mut sequences = Vec::new();
+    loop {
+        let page = timeline.get_timeline(request.clone()).await?.into_inner();
+        sequences.extend(page.entries.iter().map(|entry| entry.sequence));
+        if page.next_page_token.is_empty() {
+            return Ok(sequences);
+        }
+        request.page_token = page.next_page_token;
+    }
 }

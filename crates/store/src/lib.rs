@@ -20,7 +20,7 @@ use sqlx::PgPool;
 
 pub use events::{participant_event_store, ParkedMessage, ParticipantEventStore, RecordedEvent};
 pub use projector::{ProjectorConfig, TimelineProjector};
-pub use timeline::TimelineRow;
+pub use timeline::{TimelineFilter, TimelineRow};
 
 /// Database configuration (section `store`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -92,22 +92,46 @@ pub(crate) async fn insert_entry(
     Ok(())
 }
 
-/// Up to `limit` entries after `after_sequence`, in order.
+/// Which entries a timeline read wants; empty lists and `None` mean "any".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TimelineFilter {
+    /// Agency tokens.
+    pub agencies: Vec<String>,
+    /// Event types (as stored, e.g. `JobStarted`).
+    pub event_types: Vec<String>,
+    /// Business time from (inclusive).
+    pub occurred_from: Option<DateTime<Utc>>,
+    /// Business time to (exclusive).
+    pub occurred_to: Option<DateTime<Utc>>,
+}
+
+/// Up to `limit` entries after `after_sequence` that match `filter`, in order.
 pub async fn page(
     pool: &PgPool,
     participant_id: ParticipantId,
     after_sequence: u64,
     limit: i64,
+    filter: &TimelineFilter,
 ) -> Result<Vec<TimelineRow>, StoreError> {
     let rows = sqlx::query(
         "SELECT sequence, event_id, event_type, agency, actor_person_id, actor_role, actor_unit, occurred_at,
                 recorded_at, correlation_id, causation_id, data_category, schema_version, body, rejected_rule,
                 prev_hash, hash
-         FROM timeline_entries WHERE participant_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3",
+         FROM timeline_entries
+         WHERE participant_id = $1 AND sequence > $2
+           AND (cardinality($4::text[]) = 0 OR agency = ANY($4))
+           AND (cardinality($5::text[]) = 0 OR event_type = ANY($5))
+           AND ($6::timestamptz IS NULL OR occurred_at >= $6)
+           AND ($7::timestamptz IS NULL OR occurred_at < $7)
+         ORDER BY sequence LIMIT $3",
     )
     .bind(participant_id.0)
     .bind(i64::try_from(after_sequence).unwrap_or(i64::MAX))
     .bind(limit)
+    .bind(&filter.agencies)
+    .bind(&filter.event_types)
+    .bind(filter.occurred_from)
+    .bind(filter.occurred_to)
     .fetch_all(pool)
     .await?;
     rows.iter()

@@ -74,6 +74,55 @@ impl TimelineApi {
     }
 }
 
+/// Most event types one read may filter on.
+const EVENT_TYPE_FILTERS_MAX: usize = 64;
+
+fn timeline_filter(request: &v1::GetTimelineRequest) -> Result<store::TimelineFilter, Status> {
+    let invalid =
+        |field: &str, reason: &str| errors::invalid_input(&domain::InputError::new(field, reason));
+    let agencies = request
+        .agencies
+        .iter()
+        .map(|value| match v1::Agency::try_from(*value) {
+            Ok(v1::Agency::Municipality) => Ok("municipality".to_owned()),
+            Ok(v1::Agency::Forsakringskassan) => Ok("fk".to_owned()),
+            Ok(v1::Agency::Arbetsformedlingen) => Ok("af".to_owned()),
+            Ok(v1::Agency::Psychiatry) => Ok("psychiatry".to_owned()),
+            _ => Err(invalid("agencies", "must name agencies")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if request.event_types.len() > EVENT_TYPE_FILTERS_MAX {
+        return Err(invalid("event_types", "names more than 64 event types"));
+    }
+    if request.event_types.iter().any(|event_type| {
+        event_type.is_empty()
+            || event_type.len() > 64
+            || !event_type
+                .chars()
+                .all(|character| character.is_ascii_alphanumeric())
+    }) {
+        return Err(invalid(
+            "event_types",
+            "must be event type names such as JobStarted",
+        ));
+    }
+    let now = chrono::Utc::now();
+    let time = |field: &str, text: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, Status> {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        fields::timestamp_or(field, text, now)
+            .map(Some)
+            .map_err(|error| errors::invalid_input(&error))
+    };
+    Ok(store::TimelineFilter {
+        agencies,
+        event_types: request.event_types.clone(),
+        occurred_from: time("occurred_from", &request.occurred_from)?,
+        occurred_to: time("occurred_to", &request.occurred_to)?,
+    })
+}
+
 fn entry(row: store::TimelineRow) -> v1::TimelineEntry {
     v1::TimelineEntry {
         sequence: row.sequence,
@@ -128,6 +177,7 @@ impl TimelineService for TimelineApi {
             size => size,
         };
         let after_sequence = parse_page_token(&request.page_token)?;
+        let filter = timeline_filter(&request)?;
         self.wait_for_sequence(participant_id, request.min_sequence)
             .await?;
         // One row more than the page tells whether another page follows.
@@ -136,6 +186,7 @@ impl TimelineService for TimelineApi {
             participant_id,
             after_sequence,
             i64::from(page_size) + 1,
+            &filter,
         )
         .await
         .map_err(|error| errors::from_store(&error))?;
