@@ -275,6 +275,10 @@ impl Participant {
                 }
                 _ => Err(RuleViolation::ParticipantAlreadyEnrolled),
             },
+            EventBody::WaitingListPlaceOffered { .. } => match self.lifecycle {
+                Lifecycle::WaitingList => Ok(()),
+                _ => Err(RuleViolation::NotOnWaitingList),
+            },
             EventBody::ParticipantEnrolled { .. } => match self.lifecycle {
                 Lifecycle::Referred | Lifecycle::WaitingList => Ok(()),
                 Lifecycle::Unknown | Lifecycle::Declined => {
@@ -877,6 +881,7 @@ impl Participant {
             | EventBody::SipHeld { .. }
             | EventBody::SipEstablished { .. }
             | EventBody::ActivityAcceptedInPlanning { .. }
+            | EventBody::WaitingListPlaceOffered { .. }
             | EventBody::MedicalCertificateReceived { .. }
             | EventBody::AvstamningsmoteHeld { .. }
             | EventBody::RehabPlanRevised { .. }

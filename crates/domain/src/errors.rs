@@ -77,6 +77,9 @@ pub enum RuleViolation {
     /// Declining a referral that is not pending.
     #[error("referral_not_pending: there is no pending referral to decline")]
     ReferralNotPending,
+    /// Offering a place to someone who is not waiting.
+    #[error("not_on_waiting_list: the participant is not on the waiting list")]
+    NotOnWaitingList,
     /// Already waiting for a place.
     #[error("already_on_waiting_list: the participant is already on the waiting list")]
     AlreadyOnWaitingList,
@@ -170,6 +173,7 @@ impl RuleViolation {
             RuleViolation::ParticipantDischarged => "participant_discharged",
             RuleViolation::ReferralNotPending => "referral_not_pending",
             RuleViolation::AlreadyOnWaitingList => "already_on_waiting_list",
+            RuleViolation::NotOnWaitingList => "not_on_waiting_list",
             RuleViolation::ParticipantNotEnrolled => "participant_not_enrolled",
             RuleViolation::ParticipantPaused => "participant_paused",
             RuleViolation::ParticipantAlreadyPaused => "participant_already_paused",

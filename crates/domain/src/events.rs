@@ -88,6 +88,13 @@ pub enum EventBody {
         /// The IPS unit.
         unit: UnitId,
     },
+    /// A place freed up and is offered to this waiting participant.
+    WaitingListPlaceOffered {
+        /// The IPS unit.
+        unit: UnitId,
+        /// The coach with room.
+        coach: PersonId,
+    },
     /// The participant was enrolled at an IPS unit with a coach.
     ParticipantEnrolled {
         /// The IPS unit.
@@ -473,6 +480,7 @@ impl EventBody {
             EventBody::ParticipantReferred { .. } => "ParticipantReferred",
             EventBody::ReferralDeclined { .. } => "ReferralDeclined",
             EventBody::PlacedOnWaitingList { .. } => "PlacedOnWaitingList",
+            EventBody::WaitingListPlaceOffered { .. } => "WaitingListPlaceOffered",
             EventBody::ParticipantEnrolled { .. } => "ParticipantEnrolled",
             EventBody::CoachAssigned { .. } => "CoachAssigned",
             EventBody::ParticipantPaused { .. } => "ParticipantPaused",
@@ -581,6 +589,7 @@ impl EventBody {
             EventBody::ParticipantReferred { .. }
             | EventBody::ReferralDeclined { .. }
             | EventBody::PlacedOnWaitingList { .. }
+            | EventBody::WaitingListPlaceOffered { .. }
             | EventBody::ParticipantEnrolled { .. }
             | EventBody::CoachAssigned { .. }
             | EventBody::ParticipantPaused { .. }
@@ -644,6 +653,7 @@ impl EventBody {
         match self {
             EventBody::ParticipantReferred { .. }
             | EventBody::PlacedOnWaitingList { .. }
+            | EventBody::WaitingListPlaceOffered { .. }
             | EventBody::ParticipantEnrolled { .. }
             | EventBody::CoachAssigned { .. }
             | EventBody::ParticipantResumed

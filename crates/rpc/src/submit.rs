@@ -105,6 +105,7 @@ impl AgencySubmitter {
             sequence: 0,
             hash: String::new(),
             created_id: String::new(),
+            event_type: submission.body.event_type().to_owned(),
         };
         let Some(verdict) = verdict else {
             return Ok(pending);

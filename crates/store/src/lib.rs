@@ -8,6 +8,7 @@
 //! The pool is built here rather than with postgres-es's `default_postgress_pool`, which hard-codes
 //! ten connections and panics when it cannot connect.
 
+pub mod caseload;
 pub mod events;
 pub mod projector;
 pub mod timeline;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+pub use caseload::CaseloadRow;
 pub use events::{participant_event_store, ParkedMessage, ParticipantEventStore, RecordedEvent};
 pub use projector::{ProjectorConfig, TimelineProjector};
 pub use timeline::{TimelineFilter, TimelineRow};

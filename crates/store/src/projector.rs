@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use tokio::sync::{watch, Notify};
 
-use crate::{timeline, StoreError};
+use crate::{caseload, timeline, StoreError};
 
 /// Projector limits (section `projector`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +184,7 @@ impl TimelineProjector {
                 StoreError::Unreadable(format!("event at global position {}: {error}", position.1))
             })?;
             timeline::insert_entry(&mut transaction, &event, position.1).await?;
+            caseload::apply(&mut transaction, &event).await?;
             cursor = position;
         }
         save_checkpoint(&mut transaction, cursor.0, cursor.1).await?;

@@ -175,6 +175,21 @@ pub fn agency_config(bus_config: &bus::BusConfig) -> rpc::agency::AgencyServiceC
     config
 }
 
+/// What a test may change about its stack.
+#[derive(Clone, Debug)]
+pub struct StackOptions {
+    /// The coach caseload limit (the product default is 20).
+    pub coach_active_participants_max: u32,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            coach_active_participants_max: 20,
+        }
+    }
+}
+
 /// A whole stack for one test: database, stream, ledger and the four agency services, in-process.
 pub struct Stack {
     /// The test's database.
@@ -203,6 +218,11 @@ pub struct Stack {
 impl Stack {
     /// Starts everything on fresh resources.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(StackOptions::default()).await
+    }
+
+    /// Starts everything on fresh resources, with `options`.
+    pub async fn start_with(options: StackOptions) -> anyhow::Result<Self> {
         telemetry::init_logging_with_default("test", "warn");
         let database = TestDatabase::create().await?;
         let bus_config = unique_bus_config();
@@ -213,8 +233,20 @@ impl Stack {
             receiver.clone(),
         )
         .await?;
-        let municipality =
-            municipality::start(agency_config(&bus_config), receiver.clone()).await?;
+        let municipality_config = municipality::MunicipalityConfig {
+            server: rpc::ServerConfig {
+                listen_address: "127.0.0.1:0".into(),
+                ..rpc::ServerConfig::default()
+            },
+            bus: bus_config.clone(),
+            places: municipality::places::PlacesConfig {
+                ledger_address: format!("http://{}", ledger.grpc_address),
+                coach_active_participants_max: options.coach_active_participants_max,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let municipality = municipality::start(municipality_config, receiver.clone()).await?;
         let forsakringskassan =
             forsakringskassan::start(agency_config(&bus_config), receiver.clone()).await?;
         let arbetsformedlingen =
@@ -271,6 +303,17 @@ impl Stack {
         Ok(PsychiatryServiceClient::new(
             channel(self.psychiatry_address).await?,
         ))
+    }
+
+    /// A client of the ledger's caseload service.
+    pub async fn caseload(
+        &self,
+    ) -> anyhow::Result<proto::v1::caseload_service_client::CaseloadServiceClient<Channel>> {
+        Ok(
+            proto::v1::caseload_service_client::CaseloadServiceClient::new(
+                channel(self.ledger_address).await?,
+            ),
+        )
     }
 
     /// A client of the ledger's timeline service.

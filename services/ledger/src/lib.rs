@@ -6,6 +6,7 @@
 //! ([`timeline_service`]). [`start`] wires all of that from a [`LedgerConfig`] so that the binary
 //! and the tests start the ledger the same way.
 
+pub mod caseload_service;
 pub mod clock;
 pub mod config;
 pub mod ingest;
@@ -17,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bus::{IngestConsumer, Subjects};
+use proto::v1::caseload_service_server::CaseloadServiceServer;
 use proto::v1::timeline_service_server::TimelineServiceServer;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -97,7 +99,7 @@ pub async fn start(
         stream_name: config.bus.stream_name.clone(),
         park_after_deliveries: config.bus.park_after_deliveries,
         config: config.ingest.clone(),
-        clock,
+        clock: clock.clone(),
         projector_waker: projector.waker(),
         counters: counters.clone(),
     });
@@ -121,9 +123,14 @@ pub async fn start(
         projector_progress: projector.subscribe_progress(),
     };
     tasks.spawn(projector.run(shutdown.clone()));
+    let caseload = caseload_service::CaseloadApi {
+        pool: pool.clone(),
+        clock,
+    };
 
     let (health, reflection) =
-        rpc::server::health_and_reflection(&["ips.v1.TimelineService"]).await?;
+        rpc::server::health_and_reflection(&["ips.v1.TimelineService", "ips.v1.CaseloadService"])
+            .await?;
     let router = config
         .server
         .builder()
@@ -131,6 +138,10 @@ pub async fn start(
         .add_service(reflection)
         .add_service(
             TimelineServiceServer::new(timeline)
+                .max_decoding_message_size(config.server.request_size_max_bytes),
+        )
+        .add_service(
+            CaseloadServiceServer::new(caseload)
                 .max_decoding_message_size(config.server.request_size_max_bytes),
         );
     let mut metrics_address = None;

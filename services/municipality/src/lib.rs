@@ -2,11 +2,15 @@
 //!
 //! Each RPC checks the caller and the input, builds one domain event with a full envelope,
 //! publishes it to JetStream and waits (bounded) for the ledger's verdict. It never writes the
-//! database. [`start`] wires it for the binary and for tests.
+//! database. Enrolment also weighs the unit's places ([`places`]): a full unit puts the
+//! participant on the waiting list, and a discharge offers the freed place to the
+//! longest-waiting. [`start`] wires it for the binary and for tests.
 
+pub mod places;
 pub mod service;
 
 use proto::v1::municipality_service_server::MunicipalityServiceServer;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 pub use rpc::agency::{AgencyServiceConfig, RunningService, StartError};
@@ -14,23 +18,51 @@ pub use rpc::agency::{AgencyServiceConfig, RunningService, StartError};
 /// The default gRPC address.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:50051";
 
-/// The service's default configuration.
-pub fn default_config() -> AgencyServiceConfig {
-    AgencyServiceConfig::listening_on(DEFAULT_LISTEN_ADDRESS)
+/// The municipality service's configuration: an agency service's, plus the waiting list's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MunicipalityConfig {
+    /// gRPC server.
+    pub server: rpc::ServerConfig,
+    /// NATS JetStream.
+    pub bus: bus::BusConfig,
+    /// Waiting for verdicts.
+    pub submit: rpc::SubmitConfig,
+    /// Places and the waiting list.
+    pub places: places::PlacesConfig,
+}
+
+impl Default for MunicipalityConfig {
+    fn default() -> Self {
+        let agency = AgencyServiceConfig::listening_on(DEFAULT_LISTEN_ADDRESS);
+        Self {
+            server: agency.server,
+            bus: agency.bus,
+            submit: agency.submit,
+            places: places::PlacesConfig::default(),
+        }
+    }
 }
 
 /// Connects to NATS and serves until `shutdown` turns true.
 pub async fn start(
-    config: AgencyServiceConfig,
+    config: MunicipalityConfig,
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunningService, StartError> {
+    config.places.validate().map_err(StartError::Config)?;
+    let places = places::Places::new(config.places.clone()).map_err(StartError::Config)?;
+    let agency = AgencyServiceConfig {
+        server: config.server,
+        bus: config.bus,
+        submit: config.submit,
+    };
     rpc::agency::start(
-        config,
+        agency,
         domain::Agency::Municipality,
         "ips.v1.MunicipalityService",
         |router, edge, server| {
             router.add_service(
-                MunicipalityServiceServer::new(service::MunicipalityApi { edge })
+                MunicipalityServiceServer::new(service::MunicipalityApi { edge, places })
                     .max_decoding_message_size(server.request_size_max_bytes),
             )
         },

@@ -5,7 +5,7 @@ use anyhow::Context;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init_logging("municipality");
-    let config = telemetry::load_config_with(municipality::default_config())?;
+    let config: municipality::MunicipalityConfig = telemetry::load_config()?;
     let (_trigger, shutdown) = telemetry::shutdown_on_signal();
     let running = municipality::start(config, shutdown)
         .await

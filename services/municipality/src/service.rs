@@ -18,11 +18,14 @@ use domain::{
 use proto::v1::{self, municipality_service_server::MunicipalityService};
 use rpc::fields::{self, required_activity_id, required_date};
 use rpc::{errors, identity, submit, AgencyEdge};
+
+use crate::places::Placing;
 use tonic::{Request, Response, Status};
 
 /// The service implementation.
 pub struct MunicipalityApi {
     pub(crate) edge: AgencyEdge,
+    pub(crate) places: crate::places::Places,
 }
 
 type Reply = Result<Response<v1::WriteResponse>, Status>;
@@ -79,6 +82,54 @@ fn trimmed(field: &str, text: &str) -> Result<String, InputError> {
     Ok(text.trim().to_owned())
 }
 
+impl MunicipalityApi {
+    /// After a discharge, offers the freed place to the unit's longest-waiting participant.
+    /// Best effort: the discharge is recorded either way, and the waiting list stays visible.
+    async fn offer_freed_place(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        request: &v1::DischargeParticipantRequest,
+        discharged: &v1::WriteResponse,
+    ) {
+        if discharged.status != v1::WriteStatus::Accepted as i32 {
+            return;
+        }
+        let Some((waiting, unit_name, coach_name)) =
+            self.places.freed_place(&discharged.participant_id).await
+        else {
+            return;
+        };
+        let (Ok(participant_id), Ok(unit), Ok(coach)) = (
+            ParticipantId::parse(&waiting),
+            UnitId::parse(&unit_name),
+            PersonId::parse(&coach_name),
+        ) else {
+            return;
+        };
+        let context = v1::WriteContext {
+            causation_id: discharged.event_id.clone(),
+            ..request
+                .write
+                .as_ref()
+                .and_then(|write| write.context.clone())
+                .unwrap_or_default()
+        };
+        let context = v1::WriteContext {
+            request_id: String::new(),
+            ..context
+        };
+        let offered = self
+            .edge
+            .record_for(metadata, Some(&context), participant_id, |_| {
+                Ok(EventBody::WaitingListPlaceOffered { unit, coach })
+            })
+            .await;
+        if let Err(status) = offered {
+            tracing::warn!(code = ?status.code(), message = status.message(), "could not offer the freed place");
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl MunicipalityService for MunicipalityApi {
     async fn refer_participant(&self, request: Request<v1::ReferParticipantRequest>) -> Reply {
@@ -113,12 +164,22 @@ impl MunicipalityService for MunicipalityApi {
         let (metadata, _, request) = request.into_parts();
         let participant_id =
             fields::required_participant_id(&request.participant_id).map_err(invalid)?;
+        let unit = unit(&request.unit).map_err(invalid)?;
+        let coach = person("coach_person_id", &request.coach_person_id).map_err(invalid)?;
+        let body = match self.places.placing(&unit.0, &coach.0).await {
+            Placing::Enrol => EventBody::ParticipantEnrolled { unit, coach },
+            Placing::WaitingList => EventBody::PlacedOnWaitingList { unit },
+            Placing::CoachFull { coaches_with_room } => {
+                return Err(errors::rule_broken(
+                    "coach_caseload_full",
+                    &format!("coach_caseload_full: {coach} already has the maximum caseload; coaches with room: {}", coaches_with_room.join(", ")),
+                    "",
+                ));
+            }
+        };
         self.edge
             .record_for(&metadata, request.context.as_ref(), participant_id, |_| {
-                Ok(EventBody::ParticipantEnrolled {
-                    unit: unit(&request.unit)?,
-                    coach: person("coach_person_id", &request.coach_person_id)?,
-                })
+                Ok(body)
             })
             .await
     }
@@ -239,7 +300,8 @@ impl MunicipalityService for MunicipalityApi {
     ) -> Reply {
         let (metadata, _, request) = request.into_parts();
         use v1::DischargeReason as W;
-        self.edge
+        let reply = self
+            .edge
             .record(&metadata, request.write.as_ref(), |_| {
                 let reason = pick(
                     "reason",
@@ -256,7 +318,10 @@ impl MunicipalityService for MunicipalityApi {
                 )?;
                 Ok(EventBody::ParticipantDischarged { reason })
             })
-            .await
+            .await?;
+        self.offer_freed_place(&metadata, &request, reply.get_ref())
+            .await;
+        Ok(reply)
     }
 
     async fn record_profile(&self, request: Request<v1::RecordProfileRequest>) -> Reply {

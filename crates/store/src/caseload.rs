@@ -1,0 +1,197 @@
+//! The caseload read model: per participant, the unit, the coach, the lifecycle and the dates a
+//! team leader plans with (enrolment, waiting since, last follow-up).
+//!
+//! Written only by the projector, in the same transaction as the timeline and the checkpoint;
+//! read by the ledger's `CaseloadService` and, through it, by the municipality service when it
+//! decides between enrolment and the waiting list.
+
+use chrono::{DateTime, Utc};
+use domain::{EventBody, ParticipantEvent, ParticipantId};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+use crate::StoreError;
+
+/// One participant's row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseloadRow {
+    /// The participant.
+    pub participant_id: ParticipantId,
+    /// The IPS unit, once known.
+    pub unit: Option<String>,
+    /// The coach, once enrolled.
+    pub coach: Option<String>,
+    /// `referred`, `declined`, `waiting_list`, `enrolled`, `paused` or `discharged`.
+    pub lifecycle: String,
+    /// When enrolled (business time).
+    pub enrolled_at: Option<DateTime<Utc>>,
+    /// Since when waiting for a place.
+    pub waiting_since: Option<DateTime<Utc>>,
+    /// The coach offered to a waiting participant, if any.
+    pub offered_coach: Option<String>,
+    /// The latest two-monthly follow-up.
+    pub last_follow_up_at: Option<DateTime<Utc>>,
+}
+
+/// Applies one recorded event inside the projector's transaction. Rejections change nothing.
+pub(crate) async fn apply(
+    transaction: &mut Transaction<'_, Postgres>,
+    event: &ParticipantEvent,
+) -> Result<(), StoreError> {
+    if !event.is_accepted() {
+        return Ok(());
+    }
+    let participant_id = event.envelope.participant_id.0;
+    let at = event.envelope.occurred_at;
+    let body = match &event.body {
+        EventBody::EventCorrected { corrected, .. } => match corrected.as_ref() {
+            // A corrected enrolment moves the participant to the corrected unit and coach.
+            EventBody::ParticipantEnrolled { unit, coach }
+            | EventBody::ParticipantReEnrolled { unit, coach } => {
+                return update(transaction, participant_id, "UPDATE caseload_participants SET unit = $2, coach = $3, updated_at = $4 WHERE participant_id = $1", Some(&unit.0), Some(&coach.0), at).await;
+            }
+            _ => return Ok(()),
+        },
+        body => body,
+    };
+    match body {
+        EventBody::ParticipantReferred { .. } => {
+            sqlx::query(
+                "INSERT INTO caseload_participants (participant_id, lifecycle, referred_at, updated_at) VALUES ($1, 'referred', $2, $2)
+                 ON CONFLICT (participant_id) DO UPDATE SET lifecycle = 'referred', referred_at = $2, updated_at = $2",
+            )
+            .bind(participant_id)
+            .bind(at)
+            .execute(&mut **transaction)
+            .await?;
+            Ok(())
+        }
+        EventBody::ReferralDeclined { .. } => lifecycle(transaction, participant_id, "declined", at).await,
+        EventBody::PlacedOnWaitingList { unit } => {
+            update(transaction, participant_id, "UPDATE caseload_participants SET lifecycle = 'waiting_list', unit = $2, waiting_since = $4, updated_at = $4 WHERE participant_id = $1 AND $3::text IS NULL", Some(&unit.0), None, at).await
+        }
+        EventBody::WaitingListPlaceOffered { coach, .. } => {
+            update(transaction, participant_id, "UPDATE caseload_participants SET offered_coach = $3, place_offered_at = $4, updated_at = $4 WHERE participant_id = $1 AND $2::text IS NULL", None, Some(&coach.0), at).await
+        }
+        EventBody::ParticipantEnrolled { unit, coach } | EventBody::ParticipantReEnrolled { unit, coach } => {
+            update(
+                transaction,
+                participant_id,
+                "UPDATE caseload_participants SET lifecycle = 'enrolled', unit = $2, coach = $3, enrolled_at = $4, waiting_since = NULL,
+                     offered_coach = NULL, place_offered_at = NULL, last_follow_up_at = NULL, updated_at = $4 WHERE participant_id = $1",
+                Some(&unit.0),
+                Some(&coach.0),
+                at,
+            )
+            .await
+        }
+        EventBody::CoachAssigned { coach } => {
+            update(transaction, participant_id, "UPDATE caseload_participants SET coach = $3, updated_at = $4 WHERE participant_id = $1 AND $2::text IS NULL", None, Some(&coach.0), at).await
+        }
+        EventBody::ParticipantPaused { .. } => lifecycle(transaction, participant_id, "paused", at).await,
+        EventBody::ParticipantResumed => lifecycle(transaction, participant_id, "enrolled", at).await,
+        EventBody::ParticipantDischarged { .. } => lifecycle(transaction, participant_id, "discharged", at).await,
+        EventBody::FollowUpRecorded { .. } => {
+            update(transaction, participant_id, "UPDATE caseload_participants SET last_follow_up_at = $4, updated_at = $4 WHERE participant_id = $1 AND $2::text IS NULL AND $3::text IS NULL", None, None, at).await
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn lifecycle(
+    transaction: &mut Transaction<'_, Postgres>,
+    participant_id: uuid::Uuid,
+    lifecycle: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE caseload_participants SET lifecycle = $2, updated_at = $3 WHERE participant_id = $1")
+        .bind(participant_id)
+        .bind(lifecycle)
+        .bind(at)
+        .execute(&mut **transaction)
+        .await?;
+    Ok(())
+}
+
+async fn update(
+    transaction: &mut Transaction<'_, Postgres>,
+    participant_id: uuid::Uuid,
+    statement: &str,
+    unit: Option<&str>,
+    coach: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(statement)
+        .bind(participant_id)
+        .bind(unit)
+        .bind(coach)
+        .bind(at)
+        .execute(&mut **transaction)
+        .await?;
+    Ok(())
+}
+
+fn row(row: &sqlx::postgres::PgRow) -> Result<CaseloadRow, StoreError> {
+    Ok(CaseloadRow {
+        participant_id: ParticipantId(row.try_get("participant_id")?),
+        unit: row.try_get("unit")?,
+        coach: row.try_get("coach")?,
+        lifecycle: row.try_get("lifecycle")?,
+        enrolled_at: row.try_get("enrolled_at")?,
+        waiting_since: row.try_get("waiting_since")?,
+        offered_coach: row.try_get("offered_coach")?,
+        last_follow_up_at: row.try_get("last_follow_up_at")?,
+    })
+}
+
+const COLUMNS: &str = "participant_id, unit, coach, lifecycle, enrolled_at, waiting_since, offered_coach, last_follow_up_at";
+
+/// Enrolled and paused participants of a unit (optionally one coach's), by coach then enrolment.
+pub async fn active(
+    pool: &PgPool,
+    unit: &str,
+    coach: Option<&str>,
+    limit: i64,
+) -> Result<Vec<CaseloadRow>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM caseload_participants
+         WHERE unit = $1 AND lifecycle IN ('enrolled', 'paused') AND ($2::text IS NULL OR coach = $2)
+         ORDER BY coach, enrolled_at, participant_id LIMIT $3"
+    ))
+    .bind(unit)
+    .bind(coach)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(row).collect()
+}
+
+/// A unit's waiting list, longest-waiting first.
+pub async fn waiting_list(
+    pool: &PgPool,
+    unit: &str,
+    limit: i64,
+) -> Result<Vec<CaseloadRow>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM caseload_participants WHERE unit = $1 AND lifecycle = 'waiting_list'
+         ORDER BY waiting_since, participant_id LIMIT $2"
+    ))
+    .bind(unit)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(row).collect()
+}
+
+/// One participant's row.
+pub async fn participant(
+    pool: &PgPool,
+    participant_id: ParticipantId,
+) -> Result<Option<CaseloadRow>, StoreError> {
+    let found = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM caseload_participants WHERE participant_id = $1"
+    ))
+    .bind(participant_id.0)
+    .fetch_optional(pool)
+    .await?;
+    found.as_ref().map(row).transpose()
+}

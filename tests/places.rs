@@ -1,0 +1,191 @@
+//! The unit's places through the public API: a full unit puts an enrolment on the waiting list, a
+//! full coach is refused while another has room, a discharge offers the freed place to the
+//! longest-waiting, and the caseload board lists active participants, the waiting list and
+//! follow-ups due.
+
+use std::time::{Duration, Instant};
+
+use proto::v1;
+use testkit::{as_coach, Stack, StackOptions};
+
+fn refer() -> v1::ReferParticipantRequest {
+    v1::ReferParticipantRequest {
+        source: v1::ReferralSource::OwnInitiative as i32,
+        ..Default::default()
+    }
+}
+
+fn enrol(participant_id: &str, coach: &str, days_ago: i64) -> v1::EnrollParticipantRequest {
+    let occurred_at = (chrono::Utc::now() - chrono::Duration::days(days_ago)).to_rfc3339();
+    v1::EnrollParticipantRequest {
+        context: Some(v1::WriteContext {
+            occurred_at,
+            ..Default::default()
+        }),
+        participant_id: participant_id.into(),
+        unit: "hudiksvall-ips".into(),
+        coach_person_id: coach.into(),
+    }
+}
+
+/// Waits until the caseload board satisfies `ready` (the read model trails the event store).
+async fn board_when(
+    stack: &Stack,
+    ready: impl Fn(&v1::GetCaseloadResponse) -> bool,
+) -> anyhow::Result<v1::GetCaseloadResponse> {
+    let mut caseload = stack.caseload().await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let board = caseload
+            .get_caseload(v1::GetCaseloadRequest {
+                unit: "hudiksvall-ips".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        if ready(&board) || Instant::now() > deadline {
+            return Ok(board);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn active_of(board: &v1::GetCaseloadResponse, coach: &str) -> u32 {
+    board
+        .coaches
+        .iter()
+        .find(|entry| entry.coach_person_id == coach)
+        .map_or(0, |entry| entry.active_participants)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_unit_waits_a_full_coach_is_refused_and_a_freed_place_is_offered(
+) -> anyhow::Result<()> {
+    let stack = Stack::start_with(StackOptions {
+        coach_active_participants_max: 2,
+    })
+    .await?;
+    let mut municipality = stack.municipality().await?;
+    let mut timeline = stack.timeline().await?;
+    let mut participants = Vec::new();
+    for _ in 0..5 {
+        participants.push(
+            municipality
+                .refer_participant(as_coach(refer()))
+                .await?
+                .into_inner()
+                .participant_id,
+        );
+    }
+
+    // Coach A fills up; enrolled 55 days ago, so their follow-ups fall due within 14 days.
+    for (count, participant_id) in participants[..2].iter().enumerate() {
+        let enrolled = municipality
+            .enroll_participant(as_coach(enrol(participant_id, "coach-a", 55)))
+            .await?
+            .into_inner();
+        assert_eq!(enrolled.status, v1::WriteStatus::Accepted as i32);
+        board_when(&stack, |board| {
+            active_of(board, "coach-a") as usize == count + 1
+        })
+        .await?;
+    }
+    // Every known coach is full: the third goes on the waiting list.
+    let waiting = municipality
+        .enroll_participant(as_coach(enrol(&participants[2], "coach-a", 0)))
+        .await?
+        .into_inner();
+    assert_eq!(waiting.status, v1::WriteStatus::Accepted as i32);
+    assert_eq!(waiting.event_type, "PlacedOnWaitingList");
+    let board = board_when(&stack, |board| board.waiting_list.len() == 1).await?;
+    assert_eq!(board.waiting_list[0].participant_id, participants[2]);
+
+    // A new coach has room; coach A is then refused, naming coach B.
+    municipality
+        .enroll_participant(as_coach(enrol(&participants[3], "coach-b", 0)))
+        .await?;
+    board_when(&stack, |board| active_of(board, "coach-b") == 1).await?;
+    let refused = municipality
+        .enroll_participant(as_coach(enrol(&participants[4], "coach-a", 0)))
+        .await
+        .err();
+    let refused = refused
+        .ok_or_else(|| anyhow::anyhow!("a full coach must be refused while another has room"))?;
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(
+        refused
+            .metadata()
+            .get("ips-rule")
+            .and_then(|value| value.to_str().ok()),
+        Some("coach_caseload_full")
+    );
+    assert!(
+        refused.message().contains("coach-b"),
+        "{}",
+        refused.message()
+    );
+
+    // Follow-ups due: coach A's two, enrolled 55 days ago, are due within 14 days.
+    let board = board_when(&stack, |_| true).await?;
+    let mut due: Vec<&str> = board
+        .follow_ups_due
+        .iter()
+        .map(|entry| entry.participant_id.as_str())
+        .collect();
+    due.sort();
+    let mut expected = vec![participants[0].as_str(), participants[1].as_str()];
+    expected.sort();
+    assert_eq!(due, expected);
+
+    // A discharge frees coach A's place: the longest-waiting is offered it.
+    let discharge = v1::DischargeParticipantRequest {
+        write: Some(v1::ParticipantWrite {
+            participant_id: participants[0].clone(),
+            ..Default::default()
+        }),
+        reason: v1::DischargeReason::EmployedAndStable as i32,
+    };
+    municipality
+        .discharge_participant(as_coach(discharge))
+        .await?;
+    let board = board_when(&stack, |board| {
+        board
+            .waiting_list
+            .first()
+            .is_some_and(|waiting| !waiting.offered_coach_person_id.is_empty())
+    })
+    .await?;
+    assert_eq!(board.waiting_list[0].offered_coach_person_id, "coach-a");
+    let entries = timeline
+        .get_timeline(v1::GetTimelineRequest {
+            participant_id: participants[2].clone(),
+            min_sequence: 3,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .entries;
+    let types: Vec<&str> = entries
+        .iter()
+        .map(|entry| entry.event_type.as_str())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "ParticipantReferred",
+            "PlacedOnWaitingList",
+            "WaitingListPlaceOffered"
+        ]
+    );
+
+    // The offered participant takes the place.
+    let enrolled = municipality
+        .enroll_participant(as_coach(enrol(&participants[2], "coach-a", 0)))
+        .await?
+        .into_inner();
+    assert_eq!(enrolled.status, v1::WriteStatus::Accepted as i32);
+    let board = board_when(&stack, |board| board.waiting_list.is_empty()).await?;
+    assert_eq!(active_of(&board, "coach-a"), 2);
+    stack.stop().await;
+    Ok(())
+}
