@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The README's first command: make the machine ready, build, start the stack (ledger and
-# municipality service) against a demo database and the default JetStream stream, and drive
-# synthetic participants through the real gRPC API with `ipsctl demo`, which prints their
-# timelines and checks their hash chains. The services are stopped with SIGTERM (a graceful
+# The README's first command: make the machine ready, build, start the stack (the ledger and the
+# four agency services) against a demo database and the default JetStream stream, and drive
+# twenty synthetic participants through the real gRPC APIs with `ipsctl demo`, which prints a
+# timeline, every participant's chain check and the caseload board. The services are stopped with SIGTERM (a graceful
 # drain) at the end, unless --keep is given, in which case they keep running for grpcurl or
 # `ipsctl timeline <participant-id>` and this script prints how to stop them.
 set -euo pipefail
@@ -15,37 +15,45 @@ keep=false
 
 demo_database="${IPS_DEMO_DATABASE:-ips_demo}"
 pg_admin_url="postgres://postgres@127.0.0.1:${IPS_SETUP_PG_PORT:-5432}/postgres"
-if ! psql "$pg_admin_url" -Atc "SELECT 1 FROM pg_database WHERE datname = '$demo_database'" | grep -q 1; then
-    psql "$pg_admin_url" -qc "CREATE DATABASE $demo_database"
-    echo "demo: created database $demo_database"
-fi
+# The demo starts from an empty history each run, so its board and timelines are the demo's own.
+psql "$pg_admin_url" -qc "DROP DATABASE IF EXISTS $demo_database WITH (FORCE)"
+psql "$pg_admin_url" -qc "CREATE DATABASE $demo_database"
+echo "demo: fresh database $demo_database"
 
 echo "demo: building (the first build takes a few minutes)"
-cargo build --quiet --bin ledger --bin municipality --bin ipsctl
+cargo build --quiet --bin ledger --bin municipality --bin forsakringskassan --bin arbetsformedlingen --bin psychiatry --bin ipsctl
 
 state_dir=deploy/.local
 mkdir -p "$state_dir"
 # Each service reads only its own keys (unknown IPS_* keys are refused), so pass them per process.
 demo_database_url="postgres://postgres@127.0.0.1:${IPS_SETUP_PG_PORT:-5432}/$demo_database"
 export IPS_BUS__NATS_URL="nats://127.0.0.1:${IPS_SETUP_NATS_PORT:-4222}"
-ledger_port="${IPS_DEMO_LEDGER_PORT:-50050}"
-municipality_port="${IPS_DEMO_MUNICIPALITY_PORT:-50051}"
-
-IPS_STORE__DATABASE_URL="$demo_database_url" IPS_SERVER__LISTEN_ADDRESS="127.0.0.1:$ledger_port" target/debug/ledger >"$state_dir/ledger.log" 2>&1 &
-ledger_pid=$!
-IPS_SERVER__LISTEN_ADDRESS="127.0.0.1:$municipality_port" target/debug/municipality >"$state_dir/municipality.log" 2>&1 &
-municipality_pid=$!
-echo "$ledger_pid $municipality_pid" >"$state_dir/pids"
+base_port="${IPS_DEMO_BASE_PORT:-50050}"
+ledger_port=$base_port
+pids=()
+start_service() { # name port [extra env assignments...]
+    local name=$1 port=$2
+    shift 2
+    env "$@" IPS_SERVER__LISTEN_ADDRESS="127.0.0.1:$port" "target/debug/$name" >"$state_dir/$name.log" 2>&1 &
+    pids+=($!)
+    echo "$name $! $port" >>"$state_dir/services"
+}
+: >"$state_dir/services"
+start_service ledger "$ledger_port" IPS_STORE__DATABASE_URL="$demo_database_url" IPS_METRICS_LISTEN_ADDRESS="127.0.0.1:$((base_port + 100))"
+start_service municipality $((base_port + 1)) IPS_PLACES__LEDGER_ADDRESS="http://127.0.0.1:$ledger_port"
+start_service forsakringskassan $((base_port + 2))
+start_service arbetsformedlingen $((base_port + 3))
+start_service psychiatry $((base_port + 4))
 
 stop_stack() {
-    kill -TERM "$municipality_pid" "$ledger_pid" 2>/dev/null || true
-    wait "$municipality_pid" "$ledger_pid" 2>/dev/null || true
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
     echo "demo: stack stopped (logs in $state_dir/)"
 }
 $keep || trap stop_stack EXIT
 
 wait_for_port() {
-    local port=$1 name=$2 pid=$3
+    local name=$1 pid=$2 port=$3
     for _ in $(seq 1 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
         if ! kill -0 "$pid" 2>/dev/null; then
@@ -58,12 +66,16 @@ wait_for_port() {
     echo "demo: $name did not listen on $port within 10 s" >&2
     exit 1
 }
-wait_for_port "$ledger_port" ledger "$ledger_pid"
-wait_for_port "$municipality_port" municipality "$municipality_pid"
-echo "demo: ledger on 127.0.0.1:$ledger_port, municipality on 127.0.0.1:$municipality_port"
+while read -r name pid port; do wait_for_port "$name" "$pid" "$port"; done <"$state_dir/services"
+echo "demo: ledger on 127.0.0.1:$ledger_port (metrics on :$((base_port + 100))/metrics), agencies on :$((base_port + 1))..$((base_port + 4))"
 
-IPS_MUNICIPALITY_ADDRESS="http://127.0.0.1:$municipality_port" IPS_LEDGER_ADDRESS="http://127.0.0.1:$ledger_port" target/debug/ipsctl demo
+export IPS_LEDGER_ADDRESS="http://127.0.0.1:$ledger_port"
+export IPS_MUNICIPALITY_ADDRESS="http://127.0.0.1:$((base_port + 1))"
+export IPS_FK_ADDRESS="http://127.0.0.1:$((base_port + 2))"
+export IPS_AF_ADDRESS="http://127.0.0.1:$((base_port + 3))"
+export IPS_PSYCHIATRY_ADDRESS="http://127.0.0.1:$((base_port + 4))"
+target/debug/ipsctl demo
 
 if $keep; then
-    echo "demo: the stack keeps running; stop it with: kill -TERM $ledger_pid $municipality_pid"
+    echo "demo: the stack keeps running; stop it with: kill -TERM ${pids[*]}"
 fi

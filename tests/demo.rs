@@ -1,24 +1,37 @@
-//! The README's demo, run against a fresh stack: it must complete, refuse the rule it breaks on
-//! purpose, and report every chain intact.
+//! The README's demo, run against a fresh stack: it must drive all twenty participants through
+//! the four agencies, refuse the rule it breaks on purpose, report every chain intact, and show
+//! the caseload board.
 
 use testkit::Stack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_demo_runs_and_every_chain_is_intact() -> anyhow::Result<()> {
     let stack = Stack::start().await?;
-    let mut clients = ipsctl::Clients::connect(
-        &format!("http://{}", stack.municipality_address),
-        &format!("http://{}", stack.ledger_address),
-    )
-    .await?;
+    let addresses = ipsctl::Addresses {
+        ledger: format!("http://{}", stack.ledger_address),
+        municipality: format!("http://{}", stack.municipality_address),
+        forsakringskassan: format!("http://{}", stack.forsakringskassan_address),
+        arbetsformedlingen: format!("http://{}", stack.arbetsformedlingen_address),
+        psychiatry: format!("http://{}", stack.psychiatry_address),
+    };
+    let mut clients = ipsctl::Clients::connect(&addresses).await?;
     let output = ipsctl::demo::run(&mut clients).await?;
-    assert_eq!(output.matches("chain intact").count(), 4, "{output}");
+    // Anna's own check, plus one summary line per participant.
+    assert_eq!(output.matches("chain intact").count(), 21, "{output}");
     assert!(!output.contains("BROKEN"), "{output}");
     assert!(
-        output.contains("refused: participant_already_enrolled"),
+        output.contains("refused by rule participant_already_enrolled"),
         "{output}"
     );
-    assert!(output.contains("ConsentWithdrawn"), "{output}");
+    assert!(output.contains("Caseload board"), "{output}");
+    for coach in ["coach-17", "coach-18", "coach-19"] {
+        assert!(
+            output.contains(coach),
+            "{coach} missing from the board: {output}"
+        );
+    }
+    assert!(output.contains(" discharged "), "{output}");
+    assert!(output.contains(" paused "), "{output}");
     stack.stop().await;
     Ok(())
 }

@@ -1,185 +1,417 @@
-//! The README's demo: synthetic participants from DOMAIN.md §9 go through referral, enrolment
-//! and consent over the real gRPC API; one step breaks a rule on purpose, to show how a refusal
-//! is answered and recorded. Then every timeline is printed with its hash chain verified.
+//! The README's demo: twenty synthetic participants (Anna, Carina, Eva and Greta of DOMAIN.md §9,
+//! and sixteen more) go through all four agencies' real gRPC APIs: referral, consent,
+//! enrolment, profile, benefits counselling, employer contacts, FK benefits and decisions, AF
+//! registration, psychiatry's team meetings, activities, jobs, a pause and a discharge. One step
+//! breaks a rule on purpose, to show how a refusal is answered and recorded. Then it prints
+//! Anna's timeline, a one-line summary of every participant with their chain verified, and the
+//! unit's caseload board.
 
-use chrono::{Duration, Utc};
+use std::fmt::Write as _;
+
+use chrono::{Duration, NaiveDate, Utc};
 use domain::Role;
 use proto::v1;
 
 use crate::{print, Clients};
 
-/// A synthetic participant and the consents they give.
-struct Person {
-    label: &'static str,
-    source: v1::ReferralSource,
-    referrer_unit: &'static str,
-    consents: &'static [(
-        v1::ConsentParty,
-        v1::ConsentParty,
-        &'static [v1::DataCategory],
-    )],
-}
+/// The demo's IPS unit.
+pub const UNIT: &str = "hudiksvall-ips";
+const COACHES: [&str; 3] = ["coach-17", "coach-18", "coach-19"];
+const PARTICIPANTS: usize = 20;
+const NAMES: [&str; 4] = ["Anna, 34", "Carina, 41", "Eva, 29", "Greta, 45"];
 
-const PEOPLE: [Person; 4] = [
-    Person {
-        label: "Anna, 34 (sjukpenning, referred by psychiatry)",
-        source: v1::ReferralSource::Vuxenpsykiatri,
-        referrer_unit: "hudiksvall-vuxenpsykiatri",
-        consents: &[
-            (
-                v1::ConsentParty::Psychiatry,
-                v1::ConsentParty::IpsUnit,
-                &[v1::DataCategory::HealthCoarse],
-            ),
-            (
-                v1::ConsentParty::Forsakringskassan,
-                v1::ConsentParty::IpsUnit,
-                &[v1::DataCategory::BenefitDecisions],
-            ),
-            (
-                v1::ConsentParty::IpsUnit,
-                v1::ConsentParty::Forsakringskassan,
-                &[v1::DataCategory::ActivitiesAndWork],
-            ),
-        ],
-    },
-    Person {
-        label: "Carina, 41 (försörjningsstöd, referred by IFO)",
-        source: v1::ReferralSource::Ifo,
-        referrer_unit: "hudiksvall-ifo",
-        consents: &[(
-            v1::ConsentParty::SocialServices,
-            v1::ConsentParty::IpsUnit,
-            &[v1::DataCategory::SocialAssistanceStatus],
-        )],
-    },
-    Person {
-        label: "Eva, 29 (own initiative)",
-        source: v1::ReferralSource::OwnInitiative,
-        referrer_unit: "",
-        consents: &[],
-    },
-    Person {
-        label: "Greta, 45 (employed, full sjukpenning)",
-        source: v1::ReferralSource::Forsakringskassan,
-        referrer_unit: "fk-lfc-gavleborg",
-        consents: &[(
-            v1::ConsentParty::Forsakringskassan,
-            v1::ConsentParty::IpsUnit,
-            &[v1::DataCategory::BenefitDecisions],
-        )],
-    },
-];
-
-fn as_coach<T>(message: T) -> tonic::Request<T> {
+fn caller<T>(message: T, person: &str, role: Role, unit: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    rpc::identity::attach(
-        request.metadata_mut(),
-        "coach-17",
-        Role::Coach,
-        "hudiksvall-ips",
-    );
+    rpc::identity::attach(request.metadata_mut(), person, role, unit);
     request
 }
 
-fn context(days_ago: i64) -> Option<v1::WriteContext> {
-    let occurred_at =
-        (Utc::now() - Duration::days(days_ago)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    Some(v1::WriteContext {
-        occurred_at,
-        ..Default::default()
-    })
+/// Who makes a request.
+struct Who {
+    person: &'static str,
+    role: Role,
+    unit: &'static str,
 }
 
-/// Runs the demo, writing what happens to the returned text. Fails on any unexpected answer.
-pub async fn run(clients: &mut Clients) -> anyhow::Result<String> {
-    let mut output = String::from(
-        "IPS Samverkan demo: four synthetic participants through the municipality's gRPC API\n",
-    );
-    let today = Utc::now().date_naive();
-    let mut participants = Vec::new();
-    for person in &PEOPLE {
+impl Who {
+    fn ask<T>(&self, message: T) -> tonic::Request<T> {
+        caller(message, self.person, self.role, self.unit)
+    }
+}
+
+struct Demo<'a> {
+    clients: &'a mut Clients,
+    today: NaiveDate,
+}
+
+impl Demo<'_> {
+    fn date(&self, days_ago: i64) -> String {
+        (self.today - Duration::days(days_ago)).to_string()
+    }
+
+    fn context(&self, days_ago: i64) -> Option<v1::WriteContext> {
+        Some(v1::WriteContext {
+            occurred_at: format!("{}T09:00:00Z", self.date(days_ago)),
+            ..Default::default()
+        })
+    }
+
+    fn write(&self, participant_id: &str, days_ago: i64) -> Option<v1::ParticipantWrite> {
+        Some(v1::ParticipantWrite {
+            context: self.context(days_ago),
+            participant_id: participant_id.to_owned(),
+        })
+    }
+
+    fn period(&self, from_days_ago: i64, to_days_ago: i64) -> Option<v1::Period> {
+        Some(v1::Period {
+            from: self.date(from_days_ago),
+            to: self.date(to_days_ago),
+        })
+    }
+
+    /// One participant's path; `index` varies it so the board and timelines differ.
+    async fn drive(&mut self, index: usize) -> anyhow::Result<String> {
+        let coach = COACHES[index % COACHES.len()];
+        let start = 160 - 6 * index as i64;
+        let as_coach = Who {
+            person: coach,
+            role: Role::Coach,
+            unit: UNIT,
+        };
+        let fk = Who {
+            person: "fk-officer-4",
+            role: Role::CaseOfficer,
+            unit: "fk-lfc-gavleborg",
+        };
+        let af = Who {
+            person: "af-officer-9",
+            role: Role::CaseOfficer,
+            unit: "af-hudiksvall",
+        };
+        let psychiatry = Who {
+            person: "rehab-coordinator-2",
+            role: Role::CaseOfficer,
+            unit: "hudiksvall-vuxenpsykiatri",
+        };
+        let from_psychiatry = index % 2 == 0;
+        let source = if from_psychiatry {
+            v1::ReferralSource::Vuxenpsykiatri
+        } else {
+            v1::ReferralSource::Ifo
+        };
+
         let referral = v1::ReferParticipantRequest {
-            context: context(14),
-            participant_id: String::new(),
-            source: person.source as i32,
-            referrer_unit: person.referrer_unit.into(),
+            context: self.context(start),
+            source: source as i32,
+            ..Default::default()
         };
-        let referred = clients
+        let participant_id = self
+            .clients
             .municipality
-            .refer_participant(as_coach(referral))
+            .refer_participant(as_coach.ask(referral))
             .await?
-            .into_inner();
-        let participant_id = referred.participant_id.clone();
-        let enrolment = v1::EnrollParticipantRequest {
-            context: context(12),
-            participant_id: participant_id.clone(),
-            unit: "hudiksvall-ips".into(),
-            coach_person_id: "coach-17".into(),
-        };
-        clients
-            .municipality
-            .enroll_participant(as_coach(enrolment))
-            .await?;
-        for (discloser, recipient, categories) in person.consents {
-            let consent = v1::GrantConsentRequest {
-                context: context(12),
-                participant_id: participant_id.clone(),
-                consent_id: String::new(),
-                discloser: *discloser as i32,
-                recipient: *recipient as i32,
-                data_categories: categories.iter().map(|category| *category as i32).collect(),
-                valid_from: (today - Duration::days(12)).to_string(),
-                valid_to: (today + Duration::days(365)).to_string(),
+            .into_inner()
+            .participant_id;
+        if from_psychiatry {
+            let sent = v1::DateRequest {
+                write: self.write(&participant_id, start),
+                date: self.date(start),
             };
-            clients
-                .municipality
-                .grant_consent(as_coach(consent))
+            self.clients
+                .psychiatry
+                .send_ips_referral(psychiatry.ask(sent))
                 .await?;
         }
-        participants.push((person.label, participant_id));
+        for (discloser, recipient, category) in [
+            (
+                v1::ConsentParty::Forsakringskassan,
+                v1::ConsentParty::IpsUnit,
+                v1::DataCategory::BenefitDecisions,
+            ),
+            (
+                v1::ConsentParty::Psychiatry,
+                v1::ConsentParty::IpsUnit,
+                v1::DataCategory::HealthCoarse,
+            ),
+            (
+                v1::ConsentParty::IpsUnit,
+                v1::ConsentParty::Forsakringskassan,
+                v1::DataCategory::ActivitiesAndWork,
+            ),
+        ] {
+            let consent = v1::GrantConsentRequest {
+                context: self.context(start),
+                participant_id: participant_id.clone(),
+                discloser: discloser as i32,
+                recipient: recipient as i32,
+                data_categories: vec![category as i32],
+                valid_from: self.date(start),
+                valid_to: self.date(start - 365),
+                ..Default::default()
+            };
+            self.clients
+                .municipality
+                .grant_consent(as_coach.ask(consent))
+                .await?;
+        }
+        let enrolment = v1::EnrollParticipantRequest {
+            context: self.context(start),
+            participant_id: participant_id.clone(),
+            unit: UNIT.into(),
+            coach_person_id: coach.into(),
+        };
+        self.clients
+            .municipality
+            .enroll_participant(as_coach.ask(enrolment))
+            .await?;
+        let profile = v1::RecordProfileRequest {
+            write: self.write(&participant_id, start - 3),
+            preferences: "wants regular work with people".into(),
+            hours_per_week_wanted: 20 + (index as u32 % 3) * 10,
+            education_level: v1::EducationLevel::UpperSecondary as i32,
+        };
+        self.clients
+            .municipality
+            .record_profile(as_coach.ask(profile))
+            .await?;
+        let counselling = v1::RecordBenefitsCounsellingRequest {
+            write: self.write(&participant_id, start - 3),
+            benefits_discussed: vec![
+                v1::CounselledBenefit::Sjukpenning as i32,
+                v1::CounselledBenefit::Forsorjningsstod as i32,
+            ],
+        };
+        self.clients
+            .municipality
+            .record_benefits_counselling(as_coach.ask(counselling))
+            .await?;
+        let contact = v1::RecordEmployerContactRequest {
+            write: self.write(&participant_id, start - 9),
+            employer: [
+                "Hudiksvalls bageri",
+                "ICA Kvantum",
+                "Glada Hudikteatern",
+                "Hälsinge Trä",
+            ][index % 4]
+                .into(),
+            face_to_face: true,
+            with_participant: index % 2 == 0,
+        };
+        self.clients
+            .municipality
+            .record_employer_contact(as_coach.ask(contact))
+            .await?;
+
+        // Försäkringskassan: benefit, avstämningsmöte; Arbetsförmedlingen: registration.
+        let benefit = v1::RegisterBenefitRequest {
+            write: self.write(&participant_id, start),
+            benefit: v1::BenefitKind::Sjukpenning as i32,
+            degree_percent: [100, 75, 50][index % 3],
+            period: self.period(start, start - 364),
+        };
+        self.clients
+            .forsakringskassan
+            .register_benefit(fk.ask(benefit))
+            .await?;
+        self.clients
+            .forsakringskassan
+            .record_avstamningsmote(fk.ask(v1::DateRequest {
+                write: self.write(&participant_id, start - 14),
+                date: self.date(start - 14),
+            }))
+            .await?;
+        self.clients
+            .arbetsformedlingen
+            .register_job_seeker(af.ask(v1::DateRequest {
+                write: self.write(&participant_id, start - 10),
+                date: self.date(start - 10),
+            }))
+            .await?;
+        if index % 3 == 0 {
+            let coding = v1::DateRequest {
+                write: self.write(&participant_id, start - 10),
+                date: self.date(start - 10),
+            };
+            self.clients
+                .arbetsformedlingen
+                .request_disability_coding(af.ask(coding))
+                .await?;
+        }
+        let meeting = v1::TreatmentTeamMeetingRequest {
+            write: self.write(&participant_id, start - 7),
+            held_on: self.date(start - 7),
+            coach_present: index % 4 != 3,
+        };
+        self.clients
+            .psychiatry
+            .record_treatment_team_meeting(psychiatry.ask(meeting))
+            .await?;
+
+        // An arbetsträning: proposed, approved by FK, started.
+        let proposal = v1::ProposeActivityRequest {
+            write: self.write(&participant_id, start - 12),
+            kind: v1::ActivityKind::Arbetstraning as i32,
+            employer: "Hudiksvalls bageri".into(),
+            hours_per_week: 20,
+            planned_start: self.date(start - 19),
+            ..Default::default()
+        };
+        let training = self
+            .clients
+            .municipality
+            .propose_activity(as_coach.ask(proposal))
+            .await?
+            .into_inner()
+            .created_id;
+        let decision = v1::ActivityDecisionRequest {
+            write: self.write(&participant_id, start - 33),
+            activity_id: training.clone(),
+            outcome: v1::DecisionOutcome::Approved as i32,
+            valid: self.period(start - 35, start - 125),
+            reason: "rehabilitation plan".into(),
+        };
+        self.clients
+            .forsakringskassan
+            .decide_activity(fk.ask(decision))
+            .await?;
+        let started = v1::ActivityDateRequest {
+            write: self.write(&participant_id, start - 35),
+            activity_id: training.clone(),
+            date: self.date(start - 35),
+        };
+        self.clients
+            .municipality
+            .start_activity(as_coach.ask(started))
+            .await?;
+
+        // The two-monthly follow-ups that have fallen due so far.
+        let mut follow_up_day = start - 60;
+        while follow_up_day > 0 {
+            let follow_up = v1::RecordFollowUpRequest {
+                write: self.write(&participant_id, follow_up_day),
+                status: v1::FollowUpStatus::InActivity as i32,
+                obstacles: "energy varies".into(),
+                helping_factors: "supportive employer".into(),
+            };
+            self.clients
+                .municipality
+                .record_follow_up(as_coach.ask(follow_up))
+                .await?;
+            follow_up_day -= 60;
+        }
+
+        // Every fourth finds a job; one pauses, one is discharged.
+        if index % 4 == 0 && start > 60 {
+            let job = v1::ProposeActivityRequest {
+                write: self.write(&participant_id, start - 50),
+                kind: v1::ActivityKind::Job as i32,
+                employer: "ICA Kvantum".into(),
+                hours_per_week: 30,
+                planned_start: self.date(start - 60),
+                ..Default::default()
+            };
+            let job = self
+                .clients
+                .municipality
+                .propose_activity(as_coach.ask(job))
+                .await?
+                .into_inner()
+                .created_id;
+            let ended = v1::ActivityDateRequest {
+                write: self.write(&participant_id, start - 59),
+                activity_id: training,
+                date: self.date(start - 59),
+            };
+            self.clients
+                .municipality
+                .end_activity(as_coach.ask(ended))
+                .await?;
+            let job_started = v1::StartJobRequest {
+                write: self.write(&participant_id, start - 60),
+                activity_id: job,
+                employer: "ICA Kvantum".into(),
+                occupation: "butiksbiträde".into(),
+                competitive: true,
+                hours_per_week: 30,
+                started_on: self.date(start - 60),
+                ..Default::default()
+            };
+            self.clients
+                .municipality
+                .start_job(as_coach.ask(job_started))
+                .await?;
+        }
+        if index == PARTICIPANTS - 2 {
+            let pause = v1::PauseParticipantRequest {
+                write: self.write(&participant_id, 1),
+                reason: "inpatient care".into(),
+            };
+            self.clients
+                .municipality
+                .pause_participant(as_coach.ask(pause))
+                .await?;
+        }
+        if index == PARTICIPANTS - 1 {
+            let discharge = v1::DischargeParticipantRequest {
+                write: self.write(&participant_id, 0),
+                reason: v1::DischargeReason::Moved as i32,
+            };
+            self.clients
+                .municipality
+                .discharge_participant(as_coach.ask(discharge))
+                .await?;
+        }
+        Ok(participant_id)
+    }
+}
+
+/// Runs the demo, returning what it prints. Fails on any unexpected answer.
+pub async fn run(clients: &mut Clients) -> anyhow::Result<String> {
+    let mut output = String::from(
+        "IPS Samverkan demo: 20 synthetic participants through the four agencies' gRPC APIs\n",
+    );
+    let today = Utc::now().date_naive();
+    let mut demo = Demo { clients, today };
+    let mut participants = Vec::with_capacity(PARTICIPANTS);
+    for index in 0..PARTICIPANTS {
+        participants.push(demo.drive(index).await?);
     }
 
     // A rule broken on purpose: enrolling Eva a second time.
-    let (_, eva) = &participants[2];
-    let second_enrolment = v1::EnrollParticipantRequest {
-        context: context(1),
-        participant_id: eva.clone(),
-        unit: "hudiksvall-ips".into(),
+    let second = v1::EnrollParticipantRequest {
+        context: demo.context(0),
+        participant_id: participants[2].clone(),
+        unit: UNIT.into(),
         coach_person_id: "coach-17".into(),
     };
-    match clients
+    match demo
+        .clients
         .municipality
-        .enroll_participant(as_coach(second_enrolment))
+        .enroll_participant(caller(second, "coach-17", Role::Coach, UNIT))
         .await
     {
         Err(status) if status.code() == tonic::Code::FailedPrecondition => {
-            output.push_str(&format!(
-                "\nA second enrolment of Eva was refused as expected: {}\n",
+            let _ = writeln!(
+                output,
+                "\nA second enrolment of Eva was refused as expected: {}",
                 status.message()
-            ));
+            );
         }
         other => anyhow::bail!(
             "a second enrolment must be refused with FAILED_PRECONDITION, got {other:?}"
         ),
     }
-    // Anna withdraws the psychiatry → IPS unit consent.
-    let (_, anna) = &participants[0];
-    let withdrawal = v1::WithdrawConsentRequest {
-        context: context(0),
-        participant_id: anna.clone(),
-        discloser: v1::ConsentParty::Psychiatry as i32,
-        recipient: v1::ConsentParty::IpsUnit as i32,
-        data_categories: vec![v1::DataCategory::HealthCoarse as i32],
-        effective_from: today.to_string(),
-    };
-    clients
-        .municipality
-        .withdraw_consent(as_coach(withdrawal))
-        .await?;
 
-    for (label, participant_id) in &participants {
-        let verified = clients
+    let mut summary = String::from("\nEvery participant: lifecycle, entries, chain\n");
+    for (index, participant_id) in participants.iter().enumerate() {
+        let label = NAMES
+            .get(index)
+            .map_or(format!("Participant {}", index + 1), |name| {
+                (*name).to_owned()
+            });
+        let verified = demo
+            .clients
             .timeline
             .verify_chain(v1::VerifyChainRequest {
                 participant_id: participant_id.clone(),
@@ -189,17 +421,52 @@ pub async fn run(clients: &mut Clients) -> anyhow::Result<String> {
         let request = v1::GetTimelineRequest {
             participant_id: participant_id.clone(),
             min_sequence: verified.verified_entries,
+            page_size: 1000,
             ..Default::default()
         };
-        let entries = clients
+        let entries = demo
+            .clients
             .timeline
             .get_timeline(request)
             .await?
             .into_inner()
             .entries;
-        output.push_str(&print::timeline(label, participant_id, &entries));
-        output.push_str(&print::verification(&verified));
-        output.push('\n');
+        if index == 0 {
+            output.push_str(&print::timeline(&label, participant_id, &entries));
+            output.push_str(&print::verification(&verified));
+            output.push('\n');
+        }
+        let placement = demo
+            .clients
+            .caseload
+            .get_placement(v1::GetPlacementRequest {
+                participant_id: participant_id.clone(),
+            })
+            .await?
+            .into_inner();
+        let chain = if verified.intact {
+            "chain intact".to_owned()
+        } else {
+            format!("CHAIN BROKEN at {}", verified.first_broken_sequence)
+        };
+        let _ = writeln!(
+            summary,
+            "  {label:<16} {:<12} {:<9} {:>3} entries  {chain}",
+            placement.lifecycle,
+            placement.coach_person_id,
+            entries.len()
+        );
     }
+    output.push_str(&summary);
+    let board = demo
+        .clients
+        .caseload
+        .get_caseload(v1::GetCaseloadRequest {
+            unit: UNIT.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    output.push_str(&print::caseload_board(&board));
     Ok(output)
 }

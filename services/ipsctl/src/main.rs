@@ -5,23 +5,20 @@
 //!   ipsctl timeline <participant-id>
 //!   ipsctl verify <participant-id>
 //!   ipsctl status <event-id>
-//! Addresses: IPS_MUNICIPALITY_ADDRESS (default http://127.0.0.1:50051),
-//! IPS_LEDGER_ADDRESS (default http://127.0.0.1:50050).
+//!   ipsctl caseload <unit>
+//! Addresses: IPS_LEDGER_ADDRESS, IPS_MUNICIPALITY_ADDRESS, IPS_FK_ADDRESS, IPS_AF_ADDRESS and
+//! IPS_PSYCHIATRY_ADDRESS (defaults http://127.0.0.1:50050 to :50054).
 
 use anyhow::Context;
 use proto::v1;
 
-const USAGE: &str =
-    "usage: ipsctl demo | timeline <participant-id> | verify <participant-id> | status <event-id>";
+const USAGE: &str = "usage: ipsctl demo | timeline <participant-id> | verify <participant-id> | status <event-id> | caseload <unit>";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
-    let municipality = std::env::var("IPS_MUNICIPALITY_ADDRESS")
-        .unwrap_or_else(|_| "http://127.0.0.1:50051".into());
-    let ledger =
-        std::env::var("IPS_LEDGER_ADDRESS").unwrap_or_else(|_| "http://127.0.0.1:50050".into());
-    let mut clients = ipsctl::Clients::connect(&municipality, &ledger)
+    let addresses = ipsctl::Addresses::from_environment();
+    let mut clients = ipsctl::Clients::connect(&addresses)
         .await
         .context("cannot reach the services")?;
     match arguments
@@ -34,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         ["timeline", participant_id] => {
             let request = v1::GetTimelineRequest {
                 participant_id: (*participant_id).to_owned(),
+                page_size: 1000,
                 ..Default::default()
             };
             let entries = clients
@@ -66,6 +64,17 @@ async fn main() -> anyhow::Result<()> {
                 .await?
                 .into_inner();
             println!("{status:#?}");
+        }
+        ["caseload", unit] => {
+            let board = clients
+                .caseload
+                .get_caseload(v1::GetCaseloadRequest {
+                    unit: (*unit).to_owned(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            print!("{}", ipsctl::print::caseload_board(&board));
         }
         _ => anyhow::bail!(USAGE),
     }

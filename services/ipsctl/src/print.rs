@@ -69,3 +69,52 @@ pub fn verification(result: &v1::VerifyChainResponse) -> String {
         )
     }
 }
+
+/// A unit's caseload board: active participants per coach, the waiting list, follow-ups due.
+pub fn caseload_board(board: &v1::GetCaseloadResponse) -> String {
+    let mut text = String::new();
+    let _ = writeln!(text, "\nCaseload board — {}", board.unit);
+    let _ = writeln!(text, "  coach          active");
+    for coach in &board.coaches {
+        let _ = writeln!(
+            text,
+            "  {:<14} {:>6}",
+            coach.coach_person_id, coach.active_participants
+        );
+    }
+    let _ = writeln!(
+        text,
+        "  waiting list: {}",
+        if board.waiting_list.is_empty() {
+            "empty".to_owned()
+        } else {
+            board.waiting_list.len().to_string()
+        }
+    );
+    for waiting in &board.waiting_list {
+        let offered = if waiting.offered_coach_person_id.is_empty() {
+            String::new()
+        } else {
+            format!(", offered to {}", waiting.offered_coach_person_id)
+        };
+        let _ = writeln!(
+            text,
+            "    {} waiting since {}{offered}",
+            waiting.participant_id,
+            waiting.waiting_since.get(..10).unwrap_or_default()
+        );
+    }
+    let _ = writeln!(
+        text,
+        "  follow-ups due within 14 days (overdue included): {}",
+        board.follow_ups_due.len()
+    );
+    for due in &board.follow_ups_due {
+        let _ = writeln!(
+            text,
+            "    {} (coach {}) due {}",
+            due.participant_id, due.coach_person_id, due.follow_up_due_on
+        );
+    }
+    text
+}
