@@ -184,8 +184,12 @@ async fn a_full_unit_waits_a_full_coach_is_refused_and_a_freed_place_is_offered(
         .await?
         .into_inner();
     assert_eq!(enrolled.status, v1::WriteStatus::Accepted as i32);
-    let board = board_when(&stack, |board| board.waiting_list.is_empty()).await?;
-    assert_eq!(active_of(&board, "coach-a"), 2);
+    assert_eq!(enrolled.event_type, "ParticipantEnrolled");
+    let board = board_when(&stack, |board| {
+        board.waiting_list.is_empty() && active_of(board, "coach-a") == 2
+    })
+    .await?;
+    assert_eq!(active_of(&board, "coach-a"), 2, "{board:?}");
     stack.stop().await;
     Ok(())
 }

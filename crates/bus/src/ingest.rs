@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, AckKind};
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 
 use crate::config::BusConfig;
 use crate::setup;
@@ -80,6 +80,42 @@ impl Delivery {
     }
 }
 
+/// How long after a pull's expiry the ledger stops waiting for the server's end-of-pull notice.
+///
+/// async-nats waits `expires + 5 s` when the server's timeout status does not come, which was
+/// seen to stall ingest for five seconds under load; the server delivers nothing to a pull after
+/// its expiry, so a short margin is enough.
+pub const PULL_EXPIRY_MARGIN: Duration = Duration::from_millis(250);
+
+/// One open pull.
+pub struct Pull {
+    batch: async_nats::jetstream::consumer::pull::Batch,
+    deadline: tokio::time::Instant,
+    past_deadline: bool,
+}
+
+impl Pull {
+    /// The next delivery, or `None` when the pull has ended. Past the deadline it hands out only
+    /// what is already buffered, so no delivered message is left behind unprocessed.
+    pub async fn next(&mut self) -> Option<Result<Delivery, BusError>> {
+        let item = if self.past_deadline {
+            futures::FutureExt::now_or_never(self.batch.next()).flatten()
+        } else {
+            match tokio::time::timeout_at(self.deadline, self.batch.next()).await {
+                Ok(item) => item,
+                Err(_elapsed) => {
+                    self.past_deadline = true;
+                    futures::FutureExt::now_or_never(self.batch.next()).flatten()
+                }
+            }
+        };
+        item.map(|item| {
+            item.map(|message| Delivery { message })
+                .map_err(|error| BusError::Unavailable(error.to_string()))
+        })
+    }
+}
+
 /// The ledger's durable pull consumer.
 pub struct IngestConsumer {
     consumer: consumer::Consumer<consumer::pull::Config>,
@@ -100,11 +136,9 @@ impl IngestConsumer {
         })
     }
 
-    /// Starts one bounded pull; its messages arrive on the returned stream, which ends when the
-    /// batch is full or the wait has passed.
-    pub async fn pull(
-        &self,
-    ) -> Result<impl Stream<Item = Result<Delivery, BusError>> + Unpin, BusError> {
+    /// Starts one bounded pull; its messages arrive from [`Pull::next`] until the batch is full
+    /// or the wait has passed.
+    pub async fn pull(&self) -> Result<Pull, BusError> {
         let batch = self
             .consumer
             .batch()
@@ -113,10 +147,11 @@ impl IngestConsumer {
             .messages()
             .await
             .map_err(|error| BusError::Unavailable(error.to_string()))?;
-        Ok(batch.map(|item| {
-            item.map(|message| Delivery { message })
-                .map_err(|error| BusError::Unavailable(error.to_string()))
-        }))
+        Ok(Pull {
+            batch,
+            deadline: tokio::time::Instant::now() + self.fetch_wait + PULL_EXPIRY_MARGIN,
+            past_deadline: false,
+        })
     }
 
     /// Messages in the stream not yet delivered to the ledger, plus those delivered but unacked:

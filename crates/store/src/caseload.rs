@@ -145,9 +145,38 @@ fn row(row: &sqlx::postgres::PgRow) -> Result<CaseloadRow, StoreError> {
 
 const COLUMNS: &str = "participant_id, unit, coach, lifecycle, enrolled_at, waiting_since, offered_coach, last_follow_up_at";
 
-/// Enrolled and paused participants of a unit (optionally one coach's), by coach then enrolment.
-pub async fn active(
+/// A unit's board, read from one snapshot so the active list and the waiting list agree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Board {
+    /// Enrolled and paused participants (optionally one coach's), by coach then enrolment.
+    pub active: Vec<CaseloadRow>,
+    /// The waiting list, longest-waiting first.
+    pub waiting_list: Vec<CaseloadRow>,
+}
+
+/// Reads a unit's board in one repeatable-read transaction.
+pub async fn board(
     pool: &PgPool,
+    unit: &str,
+    coach: Option<&str>,
+    limit: i64,
+) -> Result<Board, StoreError> {
+    let mut transaction = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *transaction)
+        .await?;
+    let active = active(&mut *transaction, unit, coach, limit).await?;
+    let waiting_list = waiting_list(&mut *transaction, unit, limit).await?;
+    transaction.commit().await?;
+    Ok(Board {
+        active,
+        waiting_list,
+    })
+}
+
+/// Enrolled and paused participants of a unit (optionally one coach's), by coach then enrolment.
+pub async fn active<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
     unit: &str,
     coach: Option<&str>,
     limit: i64,
@@ -160,14 +189,14 @@ pub async fn active(
     .bind(unit)
     .bind(coach)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await?;
     rows.iter().map(row).collect()
 }
 
 /// A unit's waiting list, longest-waiting first.
-pub async fn waiting_list(
-    pool: &PgPool,
+pub async fn waiting_list<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
     unit: &str,
     limit: i64,
 ) -> Result<Vec<CaseloadRow>, StoreError> {
@@ -177,7 +206,7 @@ pub async fn waiting_list(
     ))
     .bind(unit)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await?;
     rows.iter().map(row).collect()
 }

@@ -78,7 +78,10 @@ impl CaseloadService for CaseloadApi {
             }
             days => days,
         };
-        let active = store::caseload::active(
+        let store::caseload::Board {
+            active,
+            waiting_list: waiting,
+        } = store::caseload::board(
             &self.pool,
             &unit.0,
             coach.as_ref().map(|coach| coach.0.as_str()),
@@ -86,10 +89,6 @@ impl CaseloadService for CaseloadApi {
         )
         .await
         .map_err(|error| errors::from_store(&error))?;
-        let waiting = store::caseload::waiting_list(&self.pool, &unit.0, CASELOAD_PARTICIPANTS_MAX)
-            .await
-            .map_err(|error| errors::from_store(&error))?;
-
         let mut coaches: Vec<v1::CoachCaseload> = Vec::new();
         for row in &active {
             let name = row.coach.clone().unwrap_or_default();

@@ -27,7 +27,6 @@ use bus::{verdicts, Delivery, IngestConsumer, Subjects, Verdict};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, AggregateError, EventStore};
 use domain::{ParticipantCommand, ParticipantError, Submission};
-use futures::StreamExt;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
