@@ -44,10 +44,13 @@ struct Step {
     pending: Option<String>,
 }
 
+/// A refusal: the rule's name, and words its message must contain (e.g. the missing gates).
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Expect {
-    Refused(String),
+#[serde(deny_unknown_fields)]
+struct Expect {
+    refused: String,
+    #[serde(default)]
+    naming: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -561,7 +564,13 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
                 "{label}: {response:?}"
             ),
             (None, Err(status)) => panic!("{label} must be accepted, got {status:?}"),
-            (Some(Expect::Refused(rule)), Err(status)) => {
+            (
+                Some(Expect {
+                    refused: rule,
+                    naming,
+                }),
+                Err(status),
+            ) => {
                 assert_eq!(
                     status.code(),
                     tonic::Code::FailedPrecondition,
@@ -574,8 +583,15 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
                     .unwrap_or_default()
                     .to_owned();
                 assert_eq!(&named, rule, "{label}");
+                for word in naming {
+                    assert!(
+                        status.message().contains(word.as_str()),
+                        "{label}: `{word}` not named in {:?}",
+                        status.message()
+                    );
+                }
             }
-            (Some(Expect::Refused(rule)), Ok(response)) => {
+            (Some(Expect { refused: rule, .. }), Ok(response)) => {
                 panic!("{label} must be refused by {rule}, got {response:?}")
             }
         }

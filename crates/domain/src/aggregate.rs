@@ -17,9 +17,11 @@ use crate::commands::ParticipantCommand;
 use crate::envelope::{Agency, DataCategory};
 use crate::errors::{ParticipantError, RuleViolation};
 use crate::events::{ConsentParty, EventBody, Outcome, ParticipantEvent, Submission};
+use crate::gates::{self, GateDecision, GateDecisions, GateKind};
 use crate::ids::{ActivityId, ConsentId, EventId, ParticipantId, PersonId, ProgrammeId, UnitId};
 use crate::values::{
-    ActivityKind, Availability, BenefitKind, Period, SocialAssistanceStatus, Subsidy,
+    ActivityKind, Availability, BenefitKind, DecisionOutcome, Period, SocialAssistanceStatus,
+    Subsidy,
 };
 
 /// Most entries one participant's history may hold. postgres-es 0.5 binds the sequence as a
@@ -81,6 +83,9 @@ pub struct ActivityRecord {
     pub subsidy: Option<Subsidy>,
     /// Where it is.
     pub status: ActivityStatus,
+    /// The latest decision on each green-light gate.
+    #[serde(default)]
+    pub gate_decisions: GateDecisions,
 }
 
 /// The participant's situation as the agencies recorded it: what green-light gates are computed
@@ -355,7 +360,10 @@ impl Participant {
                 }
                 Ok(())
             }
-            EventBody::ActivityStarted { activity_id, .. } => {
+            EventBody::ActivityStarted {
+                activity_id,
+                started_on,
+            } => {
                 self.require_enrolled(false)?;
                 let activity = self.activity(*activity_id)?;
                 if matches!(activity.kind, ActivityKind::Job | ActivityKind::Studies) {
@@ -364,17 +372,28 @@ impl Participant {
                         activity.kind,
                     ));
                 }
-                require_proposed(activity)
+                require_proposed(activity)?;
+                self.require_green(activity, *started_on)
             }
-            EventBody::JobStarted { activity_id, .. } => {
+            EventBody::JobStarted {
+                activity_id,
+                started_on,
+                ..
+            } => {
                 self.require_enrolled(false)?;
                 let activity = self.activity_of_kind(*activity_id, ActivityKind::Job)?;
-                require_proposed(activity)
+                require_proposed(activity)?;
+                self.require_green(activity, *started_on)
             }
-            EventBody::StudiesStarted { activity_id, .. } => {
+            EventBody::StudiesStarted {
+                activity_id,
+                started_on,
+                ..
+            } => {
                 self.require_enrolled(false)?;
                 let activity = self.activity_of_kind(*activity_id, ActivityKind::Studies)?;
-                require_proposed(activity)
+                require_proposed(activity)?;
+                self.require_green(activity, *started_on)
             }
             EventBody::ActivityEnded {
                 activity_id,
@@ -560,6 +579,22 @@ impl Participant {
         }
     }
 
+    /// Every required gate approved for the start day, or the rule naming each missing gate.
+    fn require_green(
+        &self,
+        activity: &ActivityRecord,
+        start_on: NaiveDate,
+    ) -> Result<(), RuleViolation> {
+        let missing = gates::missing_gates(&self.situation, activity, start_on);
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(RuleViolation::GateNotGreen {
+                missing_gates: missing.iter().map(|gate| gate.token().to_owned()).collect(),
+            })
+        }
+    }
+
     fn require_job_seeker(&self) -> Result<(), RuleViolation> {
         if self.situation.job_seeker {
             Ok(())
@@ -694,14 +729,18 @@ impl Aggregate for Participant {
             },
         );
         if event.is_accepted() {
-            self.assign(event.body);
+            let (agency, occurred_on) = (
+                event.envelope.agency,
+                event.envelope.occurred_at.date_naive(),
+            );
+            self.assign(event.body, agency, occurred_on);
         }
     }
 }
 
 impl Participant {
     /// The state change an accepted body makes. Only assignment: every check was in `decide`.
-    fn assign(&mut self, body: EventBody) {
+    fn assign(&mut self, body: EventBody, agency: Agency, occurred_on: NaiveDate) {
         match body {
             EventBody::ParticipantReferred { .. } => self.lifecycle = Lifecycle::Referred,
             EventBody::ReferralDeclined { .. } => self.lifecycle = Lifecycle::Declined,
@@ -772,6 +811,7 @@ impl Participant {
                         planned_start,
                         subsidy,
                         status: ActivityStatus::Proposed,
+                        gate_decisions: GateDecisions::new(),
                     },
                 );
             }
@@ -832,6 +872,70 @@ impl Participant {
                     }
                 }
             }
+            EventBody::ActivityDecision {
+                activity_id,
+                outcome,
+                valid,
+                ..
+            } => {
+                let gate = if agency == Agency::Arbetsformedlingen {
+                    GateKind::AfActivityDecision
+                } else {
+                    GateKind::FkActivityDecision
+                };
+                let decision = match (outcome, valid) {
+                    (outcome, Some(valid)) if outcome.is_approval() => {
+                        GateDecision::Approved { valid }
+                    }
+                    (DecisionOutcome::MoreInformationNeeded, _) => GateDecision::InformationNeeded,
+                    _ => GateDecision::Rejected,
+                };
+                self.decide_gate(activity_id, gate, decision);
+            }
+            EventBody::ActivityAgreementMade { activity_id, valid } => self.decide_gate(
+                activity_id,
+                GateKind::FkActivityAgreement,
+                GateDecision::Approved { valid },
+            ),
+            EventBody::DormantBenefitDecided { activity_id, valid } => self.decide_gate(
+                activity_id,
+                GateKind::FkDormantBenefit,
+                GateDecision::Approved { valid },
+            ),
+            EventBody::ActivityAcceptedInPlanning { activity_id } => {
+                // Accepted in the planning from that day on, until the planning changes.
+                let valid = Period {
+                    from: occurred_on,
+                    to: NaiveDate::MAX,
+                };
+                self.decide_gate(
+                    activity_id,
+                    GateKind::SocialServicesPlanning,
+                    GateDecision::Approved { valid },
+                );
+            }
+            EventBody::SubsidyDecided {
+                subsidy,
+                activity_id: Some(activity_id),
+                period,
+                ..
+            } => {
+                // A decision on another subsidy than the job needs does not open its gate.
+                if self
+                    .activities
+                    .get(&activity_id)
+                    .is_some_and(|activity| activity.subsidy == Some(subsidy))
+                {
+                    self.decide_gate(
+                        activity_id,
+                        GateKind::AfSubsidyDecision,
+                        GateDecision::Approved { valid: period },
+                    );
+                }
+            }
+            EventBody::SubsidyDecided {
+                activity_id: None, ..
+            } => {}
             EventBody::SocialAssistanceDecided { status } => {
                 self.situation.social_assistance = Some(status)
             }
@@ -870,7 +974,9 @@ impl Participant {
             }
             // A correction re-states an earlier fact; where that fact is state, the corrected
             // values replace it (the activity, job hours, benefit, programme or status).
-            EventBody::EventCorrected { corrected, .. } => self.assign_correction(*corrected),
+            EventBody::EventCorrected { corrected, .. } => {
+                self.assign_correction(*corrected, agency, occurred_on)
+            }
             EventBody::ProfileRecorded { .. }
             | EventBody::BenefitsCounsellingGiven { .. }
             | EventBody::DisclosurePreferenceRecorded { .. }
@@ -880,17 +986,12 @@ impl Participant {
             | EventBody::OutreachAttempted { .. }
             | EventBody::SipHeld { .. }
             | EventBody::SipEstablished { .. }
-            | EventBody::ActivityAcceptedInPlanning { .. }
             | EventBody::WaitingListPlaceOffered { .. }
             | EventBody::MedicalCertificateReceived { .. }
             | EventBody::AvstamningsmoteHeld { .. }
             | EventBody::RehabPlanRevised { .. }
-            | EventBody::ActivityDecision { .. }
-            | EventBody::ActivityAgreementMade { .. }
-            | EventBody::DormantBenefitDecided { .. }
             | EventBody::DisabilityCodingRequested { .. }
             | EventBody::DisabilityCodingRegistered { .. }
-            | EventBody::SubsidyDecided { .. }
             | EventBody::IpsReferralSent { .. }
             | EventBody::TreatmentTeamMeetingHeld { .. }
             | EventBody::MedicalCertificateIssued { .. }
@@ -898,9 +999,15 @@ impl Participant {
         }
     }
 
+    fn decide_gate(&mut self, activity_id: ActivityId, gate: GateKind, decision: GateDecision) {
+        if let Some(activity) = self.activities.get_mut(&activity_id) {
+            activity.gate_decisions.insert(gate, decision);
+        }
+    }
+
     /// Corrections replace values, never lifecycle transitions: a corrected enrolment changes
     /// unit and coach, not whether the participant is enrolled.
-    fn assign_correction(&mut self, corrected: EventBody) {
+    fn assign_correction(&mut self, corrected: EventBody, agency: Agency, occurred_on: NaiveDate) {
         match corrected {
             EventBody::ActivityProposed {
                 activity_id,
@@ -928,7 +1035,7 @@ impl Participant {
             | EventBody::BenefitRegistered { .. }
             | EventBody::ProgrammeAssigned { .. }
             | EventBody::SiusDecided { .. }
-            | EventBody::AvailabilityChanged { .. }) => self.assign(body),
+            | EventBody::AvailabilityChanged { .. }) => self.assign(body, agency, occurred_on),
             _ => {}
         }
     }

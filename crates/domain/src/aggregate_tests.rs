@@ -1125,3 +1125,365 @@ impl History {
         }
     }
 }
+
+// ---- Green-light gates (DOMAIN.md §5): a start before every required gate is approved ----
+
+use crate::values::SocialAssistanceStatus;
+
+fn benefit(number: u128, kind: BenefitKind) -> Submission {
+    submission(
+        number,
+        Agency::Forsakringskassan,
+        EventBody::BenefitRegistered {
+            benefit: kind,
+            degree_percent: 100,
+            period: period(date(2026, 1, 1), date(2026, 12, 31)),
+        },
+    )
+}
+
+fn started(number: u128, activity_number: u128, on: NaiveDate) -> Submission {
+    submission(
+        number,
+        Agency::Municipality,
+        EventBody::ActivityStarted {
+            activity_id: activity(activity_number),
+            started_on: on,
+        },
+    )
+}
+
+fn fk_decision(
+    number: u128,
+    activity_number: u128,
+    outcome: DecisionOutcome,
+    valid: Option<Period>,
+) -> Submission {
+    submission(
+        number,
+        Agency::Forsakringskassan,
+        EventBody::ActivityDecision {
+            activity_id: activity(activity_number),
+            outcome,
+            valid,
+            reason: String::new(),
+        },
+    )
+}
+
+fn not_green(gates: &[&str]) -> Outcome {
+    rejected(RuleViolation::GateNotGreen {
+        missing_gates: gates.iter().map(|gate| (*gate).to_owned()).collect(),
+    })
+}
+
+/// Enrolled, on `kind` of benefit, with an arbetsträning (activity 1) proposed.
+fn training_on(kind: BenefitKind) -> History {
+    enrolled_history()
+        .accepted(benefit(3, kind))
+        .accepted(submission(
+            4,
+            Agency::Municipality,
+            proposed(1, ActivityKind::Arbetstraning, 20),
+        ))
+}
+
+#[test]
+fn sjukpenning_needs_an_fk_decision_valid_on_the_start_day() {
+    check(
+        training_on(BenefitKind::Sjukpenning),
+        started(5, 1, date(2026, 3, 20)),
+        not_green(&["fk_activity_decision"]),
+    );
+    let approved = training_on(BenefitKind::Sjukpenning).accepted(fk_decision(
+        5,
+        1,
+        DecisionOutcome::Approved,
+        Some(period(date(2026, 4, 5), date(2026, 7, 3))),
+    ));
+    // Before the validity starts, and after it ends (expired), the gate is not approved.
+    check(
+        approved.clone_history(),
+        started(6, 1, date(2026, 4, 4)),
+        not_green(&["fk_activity_decision"]),
+    );
+    check(
+        approved.clone_history(),
+        started(6, 1, date(2026, 7, 4)),
+        not_green(&["fk_activity_decision"]),
+    );
+    check(approved, started(6, 1, date(2026, 4, 5)), Outcome::Accepted);
+}
+
+#[test]
+fn a_rejection_or_a_request_for_information_keeps_the_gate_closed() {
+    for outcome in [
+        DecisionOutcome::Rejected,
+        DecisionOutcome::MoreInformationNeeded,
+    ] {
+        let history = training_on(BenefitKind::Rehabiliteringspenning)
+            .accepted(fk_decision(5, 1, outcome, None));
+        check(
+            history,
+            started(6, 1, date(2026, 4, 5)),
+            not_green(&["fk_activity_decision"]),
+        );
+    }
+}
+
+#[test]
+fn aktivitetsersattning_needs_an_fk_agreement_for_any_activity_and_a_dormant_benefit_for_paid_work()
+{
+    check(
+        training_on(BenefitKind::Aktivitetsersattning),
+        started(5, 1, date(2026, 4, 1)),
+        not_green(&["fk_activity_agreement"]),
+    );
+    let agreed = training_on(BenefitKind::Aktivitetsersattning).accepted(submission(
+        5,
+        Agency::Forsakringskassan,
+        EventBody::ActivityAgreementMade {
+            activity_id: activity(1),
+            valid: period(date(2026, 3, 1), date(2026, 9, 1)),
+        },
+    ));
+    check(agreed, started(6, 1, date(2026, 4, 1)), Outcome::Accepted);
+
+    for kind in [
+        BenefitKind::Aktivitetsersattning,
+        BenefitKind::Sjukersattning,
+    ] {
+        let job = enrolled_history()
+            .accepted(benefit(3, kind))
+            .accepted(submission(
+                4,
+                Agency::Municipality,
+                proposed(2, ActivityKind::Job, 30),
+            ));
+        check(
+            job.clone_history(),
+            submission(5, Agency::Municipality, job_started(2, date(2026, 5, 1))),
+            not_green(&["fk_dormant_benefit"]),
+        );
+        let dormant = job.accepted(submission(
+            5,
+            Agency::Forsakringskassan,
+            EventBody::DormantBenefitDecided {
+                activity_id: activity(2),
+                valid: period(date(2026, 5, 1), date(2026, 12, 31)),
+            },
+        ));
+        check(
+            dormant,
+            submission(6, Agency::Municipality, job_started(2, date(2026, 5, 1))),
+            Outcome::Accepted,
+        );
+    }
+}
+
+#[test]
+fn forsorjningsstod_needs_acceptance_in_the_planning() {
+    let history = enrolled_history()
+        .accepted(submission(
+            3,
+            Agency::Municipality,
+            EventBody::SocialAssistanceDecided {
+                status: SocialAssistanceStatus::Granted,
+            },
+        ))
+        .accepted(submission(
+            4,
+            Agency::Municipality,
+            proposed(1, ActivityKind::OtherOccupation, 10),
+        ));
+    check(
+        history.clone_history(),
+        started(5, 1, date(2026, 3, 2)),
+        not_green(&["social_services_planning"]),
+    );
+    let accepted = history.accepted(submission(
+        5,
+        Agency::Municipality,
+        EventBody::ActivityAcceptedInPlanning {
+            activity_id: activity(1),
+        },
+    ));
+    check(accepted, started(6, 1, date(2026, 3, 2)), Outcome::Accepted);
+}
+
+#[test]
+fn an_af_programme_with_aktivitetsstod_needs_an_af_decision_for_another_activity() {
+    let history = enrolled_history()
+        .accepted(submission(
+            3,
+            Agency::Arbetsformedlingen,
+            EventBody::JobSeekerRegistered {
+                registered_on: date(2026, 2, 1),
+            },
+        ))
+        .accepted(submission(
+            4,
+            Agency::Arbetsformedlingen,
+            EventBody::ProgrammeAssigned {
+                programme_id: ProgrammeId(Uuid::from_u128(5)),
+                programme: "Förberedande insatser".into(),
+                with_activity_allowance: true,
+                period: period(date(2026, 2, 1), date(2026, 8, 31)),
+            },
+        ))
+        .accepted(submission(
+            5,
+            Agency::Municipality,
+            proposed(1, ActivityKind::Praktik, 15),
+        ));
+    check(
+        history.clone_history(),
+        started(6, 1, date(2026, 3, 2)),
+        not_green(&["af_activity_decision"]),
+    );
+    let decided = history.accepted(submission(
+        6,
+        Agency::Arbetsformedlingen,
+        EventBody::ActivityDecision {
+            activity_id: activity(1),
+            outcome: DecisionOutcome::ApprovedWithConditions,
+            valid: Some(period(date(2026, 3, 1), date(2026, 5, 31))),
+            reason: "max 15 h".into(),
+        },
+    ));
+    check(decided, started(7, 1, date(2026, 3, 2)), Outcome::Accepted);
+}
+
+#[test]
+fn a_subsidised_job_needs_af_s_decision_on_that_subsidy_before_it_starts() {
+    let proposed_job = || {
+        enrolled_history().accepted(submission(
+            3,
+            Agency::Municipality,
+            EventBody::ActivityProposed {
+                activity_id: activity(2),
+                kind: ActivityKind::Job,
+                employer: Some("bageriet".into()),
+                hours_per_week: 30,
+                planned_start: date(2026, 5, 1),
+                planned_end: None,
+                subsidy: Some(Subsidy::Nystartsjobb),
+            },
+        ))
+    };
+    let subsidy = |kind| EventBody::SubsidyDecided {
+        subsidy: kind,
+        activity_id: Some(activity(2)),
+        employer: "bageriet".into(),
+        period: period(date(2026, 5, 1), date(2027, 4, 30)),
+    };
+    check(
+        proposed_job(),
+        submission(4, Agency::Municipality, job_started(2, date(2026, 5, 1))),
+        not_green(&["af_subsidy_decision"]),
+    );
+    let wrong_subsidy = proposed_job().accepted(submission(
+        4,
+        Agency::Arbetsformedlingen,
+        subsidy(Subsidy::Lonebidrag),
+    ));
+    check(
+        wrong_subsidy,
+        submission(5, Agency::Municipality, job_started(2, date(2026, 5, 1))),
+        not_green(&["af_subsidy_decision"]),
+    );
+    let decided = proposed_job().accepted(submission(
+        4,
+        Agency::Arbetsformedlingen,
+        subsidy(Subsidy::Nystartsjobb),
+    ));
+    check(
+        decided,
+        submission(5, Agency::Municipality, job_started(2, date(2026, 5, 1))),
+        Outcome::Accepted,
+    );
+}
+
+#[test]
+fn temporarily_unavailable_blocks_every_start_until_psychiatry_reports_available() {
+    let unavailable = enrolled_history()
+        .accepted(submission(
+            3,
+            Agency::Municipality,
+            proposed(1, ActivityKind::OtherOccupation, 10),
+        ))
+        .accepted(submission(
+            4,
+            Agency::Psychiatry,
+            EventBody::AvailabilityChanged {
+                availability: Availability::TemporarilyUnavailable,
+                from: date(2026, 3, 1),
+            },
+        ));
+    check(
+        unavailable.clone_history(),
+        started(5, 1, date(2026, 3, 10)),
+        not_green(&["psychiatry_availability"]),
+    );
+    let available = unavailable.accepted(submission(
+        5,
+        Agency::Psychiatry,
+        EventBody::AvailabilityChanged {
+            availability: Availability::Available,
+            from: date(2026, 3, 9),
+        },
+    ));
+    check(
+        available,
+        started(6, 1, date(2026, 3, 10)),
+        Outcome::Accepted,
+    );
+}
+
+#[test]
+fn gates_stack_and_the_refusal_names_every_missing_gate() {
+    let history = training_on(BenefitKind::Sjukpenning).accepted(submission(
+        5,
+        Agency::Municipality,
+        EventBody::SocialAssistanceDecided {
+            status: SocialAssistanceStatus::Granted,
+        },
+    ));
+    check(
+        history.clone_history(),
+        started(6, 1, date(2026, 4, 1)),
+        not_green(&["fk_activity_decision", "social_services_planning"]),
+    );
+    let one_approved = history.accepted(fk_decision(
+        6,
+        1,
+        DecisionOutcome::Approved,
+        Some(period(date(2026, 3, 1), date(2026, 9, 1))),
+    ));
+    check(
+        one_approved.clone_history(),
+        started(7, 1, date(2026, 4, 1)),
+        not_green(&["social_services_planning"]),
+    );
+    let both = one_approved.accepted(submission(
+        7,
+        Agency::Municipality,
+        EventBody::ActivityAcceptedInPlanning {
+            activity_id: activity(1),
+        },
+    ));
+    check(both, started(8, 1, date(2026, 4, 1)), Outcome::Accepted);
+}
+
+#[test]
+fn no_situation_means_no_gates() {
+    check(
+        enrolled_history().accepted(submission(
+            3,
+            Agency::Municipality,
+            proposed(1, ActivityKind::Praktik, 20),
+        )),
+        started(4, 1, date(2026, 3, 2)),
+        Outcome::Accepted,
+    );
+}

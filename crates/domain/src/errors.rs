@@ -153,6 +153,12 @@ pub enum RuleViolation {
     /// Correcting another agency's event.
     #[error("correction_by_another_agency: only the agency that recorded an event may correct it")]
     CorrectionByAnotherAgency,
+    /// A start before every required green-light gate is approved for the start day.
+    #[error("gate_not_green: waiting for {}", missing_gates.join(", "))]
+    GateNotGreen {
+        /// The gates not approved for the start day, by token.
+        missing_gates: Vec<String>,
+    },
     /// A correction that changes the event's type.
     #[error("correction_changes_type: a correction must keep the corrected event's type")]
     CorrectionChangesType,
@@ -196,6 +202,7 @@ impl RuleViolation {
             RuleViolation::UnknownCorrectedEvent => "unknown_corrected_event",
             RuleViolation::CorrectionByAnotherAgency => "correction_by_another_agency",
             RuleViolation::CorrectionChangesType => "correction_changes_type",
+            RuleViolation::GateNotGreen { .. } => "gate_not_green",
         }
     }
 }

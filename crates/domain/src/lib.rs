@@ -21,6 +21,7 @@ pub mod commands;
 pub mod envelope;
 pub mod errors;
 pub mod events;
+pub mod gates;
 pub mod ids;
 pub mod values;
 

@@ -1,0 +1,163 @@
+//! The green-light gates (DOMAIN.md §5): which agency decisions an activity or job start needs,
+//! given the participant's recorded situation, and which of them are missing on a day.
+//!
+//! Pure functions over the aggregate's state, so the start rule in `decide`, the read models
+//! (pending approvals, the coach's live board) and an auditor's replay all compute the same
+//! answer. Gates stack: each row of the table that applies adds its gate.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::aggregate::{ActivityRecord, Situation};
+use crate::envelope::Agency;
+use crate::values::{ActivityKind, Availability, BenefitKind, Period, SocialAssistanceStatus};
+
+/// One agency decision a start may need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateKind {
+    /// Försäkringskassan's decision that the activity is compatible with sjukpenning /
+    /// rehabiliteringspenning (with the rehabilitation plan).
+    FkActivityDecision,
+    /// Försäkringskassan's agreement (överenskommelse) under aktivitetsersättning.
+    FkActivityAgreement,
+    /// Försäkringskassan's decision on dormant benefit before paid work.
+    FkDormantBenefit,
+    /// The försörjningsstöd officer accepts the activity in the planning.
+    SocialServicesPlanning,
+    /// Arbetsförmedlingen's decision on another activity in programme hours.
+    AfActivityDecision,
+    /// Arbetsförmedlingen's decision on the job's wage subsidy.
+    AfSubsidyDecision,
+    /// Psychiatry reports the participant available again.
+    PsychiatryAvailability,
+}
+
+impl GateKind {
+    /// The stable token used in errors and read models.
+    pub fn token(self) -> &'static str {
+        match self {
+            GateKind::FkActivityDecision => "fk_activity_decision",
+            GateKind::FkActivityAgreement => "fk_activity_agreement",
+            GateKind::FkDormantBenefit => "fk_dormant_benefit",
+            GateKind::SocialServicesPlanning => "social_services_planning",
+            GateKind::AfActivityDecision => "af_activity_decision",
+            GateKind::AfSubsidyDecision => "af_subsidy_decision",
+            GateKind::PsychiatryAvailability => "psychiatry_availability",
+        }
+    }
+
+    /// The agency whose decision resolves the gate.
+    pub fn deciding_agency(self) -> Agency {
+        match self {
+            GateKind::FkActivityDecision
+            | GateKind::FkActivityAgreement
+            | GateKind::FkDormantBenefit => Agency::Forsakringskassan,
+            GateKind::SocialServicesPlanning => Agency::Municipality,
+            GateKind::AfActivityDecision | GateKind::AfSubsidyDecision => {
+                Agency::Arbetsformedlingen
+            }
+            GateKind::PsychiatryAvailability => Agency::Psychiatry,
+        }
+    }
+}
+
+/// The latest decision recorded on one gate of one activity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum GateDecision {
+    /// Approved for a period.
+    Approved {
+        /// Validity.
+        valid: Period,
+    },
+    /// Rejected.
+    Rejected,
+    /// More information needed.
+    InformationNeeded,
+}
+
+/// Decisions per gate, kept on each activity.
+pub type GateDecisions = BTreeMap<GateKind, GateDecision>;
+
+fn benefit_on(situation: &Situation, benefits: &[BenefitKind], on: NaiveDate) -> bool {
+    benefits.iter().any(|benefit| {
+        situation
+            .benefits
+            .get(benefit)
+            .is_some_and(|(_, period)| period.contains(on))
+    })
+}
+
+/// The gates a start of `activity` on `on` needs, from the situation as recorded.
+pub fn required_gates(
+    situation: &Situation,
+    activity: &ActivityRecord,
+    on: NaiveDate,
+) -> Vec<GateKind> {
+    let mut gates = Vec::new();
+    let is_job = activity.kind == ActivityKind::Job;
+    let work_like = matches!(
+        activity.kind,
+        ActivityKind::Arbetsprovning | ActivityKind::Arbetstraning | ActivityKind::Praktik
+    );
+    if work_like
+        && benefit_on(
+            situation,
+            &[
+                BenefitKind::Sjukpenning,
+                BenefitKind::Rehabiliteringspenning,
+            ],
+            on,
+        )
+    {
+        gates.push(GateKind::FkActivityDecision);
+    }
+    if !is_job && benefit_on(situation, &[BenefitKind::Aktivitetsersattning], on) {
+        gates.push(GateKind::FkActivityAgreement);
+    }
+    if is_job
+        && benefit_on(
+            situation,
+            &[
+                BenefitKind::Aktivitetsersattning,
+                BenefitKind::Sjukersattning,
+            ],
+            on,
+        )
+    {
+        gates.push(GateKind::FkDormantBenefit);
+    }
+    if !is_job && situation.social_assistance == Some(SocialAssistanceStatus::Granted) {
+        gates.push(GateKind::SocialServicesPlanning);
+    }
+    if !is_job
+        && situation
+            .programmes
+            .values()
+            .any(|(period, with_allowance)| *with_allowance && period.contains(on))
+    {
+        gates.push(GateKind::AfActivityDecision);
+    }
+    if is_job && activity.subsidy.is_some() {
+        gates.push(GateKind::AfSubsidyDecision);
+    }
+    if matches!(situation.availability, Some((Availability::TemporarilyUnavailable, from)) if from <= on)
+    {
+        gates.push(GateKind::PsychiatryAvailability);
+    }
+    gates
+}
+
+/// The required gates not approved for `on`, in table order. Empty means GREEN.
+pub fn missing_gates(
+    situation: &Situation,
+    activity: &ActivityRecord,
+    on: NaiveDate,
+) -> Vec<GateKind> {
+    required_gates(situation, activity, on)
+        .into_iter()
+        .filter(|gate| !matches!(activity.gate_decisions.get(gate), Some(GateDecision::Approved { valid }) if valid.contains(on)))
+        .collect()
+}
