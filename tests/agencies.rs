@@ -268,6 +268,7 @@ async fn every_agency_rpc_is_accepted_in_a_valid_order() -> anyhow::Result<()> {
         write: run.write(31),
         benefit: v1::BenefitKind::Aktivitetsersattning as i32,
         degree_percent: 50,
+        employed: false,
         period: period(31, 400),
     };
     run.accepted(

@@ -6,7 +6,7 @@
 //! durable as an acceptance, an auditor sees every attempt, and a redelivery of the same event id
 //! is a no-op either way. Only when nothing at all can be recorded does `handle` return an error.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,7 @@ use crate::errors::{ParticipantError, RuleViolation};
 use crate::events::{ConsentParty, EventBody, Outcome, ParticipantEvent, Submission};
 use crate::gates::{self, GateDecision, GateDecisions, GateKind};
 use crate::ids::{ActivityId, ConsentId, EventId, ParticipantId, PersonId, ProgrammeId, UnitId};
+use crate::values;
 use crate::values::{
     ActivityKind, Availability, BenefitKind, DecisionOutcome, Period, SocialAssistanceStatus,
     Subsidy,
@@ -86,6 +87,9 @@ pub struct ActivityRecord {
     /// The latest decision on each green-light gate.
     #[serde(default)]
     pub gate_decisions: GateDecisions,
+    /// An arbetsprövning at the own employer under the 2026 rule.
+    #[serde(default)]
+    pub at_own_employer: bool,
 }
 
 /// The participant's situation as the agencies recorded it: what green-light gates are computed
@@ -98,6 +102,8 @@ pub struct Situation {
     pub rehabilitation_plan: bool,
     /// Registered as a job seeker at Arbetsförmedlingen.
     pub job_seeker: bool,
+    /// Has an employment (as FK recorded with the latest benefit).
+    pub employed: bool,
     /// Running programmes and whether they carry aktivitetsstöd.
     pub programmes: BTreeMap<ProgrammeId, (Period, bool)>,
     /// SIUS running.
@@ -353,10 +359,18 @@ impl Participant {
             | EventBody::OutreachAttempted { .. }
             | EventBody::SipHeld { .. }
             | EventBody::SipEstablished { .. } => self.require_enrolled(true),
-            EventBody::ActivityProposed { activity_id, .. } => {
+            EventBody::ActivityProposed {
+                activity_id,
+                planned_start,
+                at_own_employer,
+                ..
+            } => {
                 self.require_enrolled(false)?;
                 if self.activities.contains_key(activity_id) {
                     return Err(RuleViolation::ActivityIdAlreadyUsed);
+                }
+                if *at_own_employer {
+                    self.require_own_employer_trial_allowed(*planned_start)?;
                 }
                 Ok(())
             }
@@ -577,6 +591,38 @@ impl Participant {
             Lifecycle::Paused => Err(RuleViolation::ParticipantPaused),
             _ => Err(RuleViolation::ParticipantNotEnrolled),
         }
+    }
+
+    /// The 2026 rule: in force from 2026-03-01, for employed people on full sjukpenning, at
+    /// most twice per calendar year (counted by planned start).
+    fn require_own_employer_trial_allowed(
+        &self,
+        planned_start: NaiveDate,
+    ) -> Result<(), RuleViolation> {
+        if planned_start < values::own_employer_trial_rule_from() {
+            return Err(RuleViolation::OwnEmployerTrialRuleNotInForce);
+        }
+        let on_full_sjukpenning = self
+            .situation
+            .benefits
+            .get(&BenefitKind::Sjukpenning)
+            .is_some_and(|(degree_percent, period)| {
+                *degree_percent == 100 && period.contains(planned_start)
+            });
+        if !(self.situation.employed && on_full_sjukpenning) {
+            return Err(RuleViolation::OwnEmployerTrialNeedsEmploymentAndFullSjukpenning);
+        }
+        let same_year = self
+            .activities
+            .values()
+            .filter(|activity| {
+                activity.at_own_employer && activity.planned_start.year() == planned_start.year()
+            })
+            .count();
+        if same_year >= values::OWN_EMPLOYER_TRIALS_PER_YEAR_MAX {
+            return Err(RuleViolation::OwnEmployerTrialLimitReached);
+        }
+        Ok(())
     }
 
     /// Every required gate approved for the start day, or the rule naming each missing gate.
@@ -801,6 +847,7 @@ impl Participant {
                 hours_per_week,
                 planned_start,
                 subsidy,
+                at_own_employer,
                 ..
             } => {
                 self.activities.insert(
@@ -812,6 +859,7 @@ impl Participant {
                         subsidy,
                         status: ActivityStatus::Proposed,
                         gate_decisions: GateDecisions::new(),
+                        at_own_employer,
                     },
                 );
             }
@@ -943,10 +991,12 @@ impl Participant {
                 benefit,
                 degree_percent,
                 period,
+                employed,
             } => {
                 self.situation
                     .benefits
                     .insert(benefit, (degree_percent, period));
+                self.situation.employed = employed;
             }
             EventBody::BenefitEnded { benefit, .. } => {
                 self.situation.benefits.remove(&benefit);

@@ -503,6 +503,7 @@ fn proposed(number: u128, kind: ActivityKind, hours_per_week: u8) -> EventBody {
         planned_start: date(2026, 3, 1),
         planned_end: None,
         subsidy: None,
+        at_own_employer: false,
     }
 }
 
@@ -830,6 +831,7 @@ fn a_step_must_fit_the_kind_of_activity() {
                 planned_start: date(2026, 3, 1),
                 planned_end: None,
                 subsidy: Some(Subsidy::Lonebidrag),
+                at_own_employer: false,
             },
         ),
         rejected(RuleViolation::InvalidInput {
@@ -962,6 +964,7 @@ fn benefits_and_rehabilitation_plans_must_exist_before_they_end_or_are_revised()
             benefit: BenefitKind::Sjukpenning,
             degree_percent: 100,
             period: period(date(2026, 1, 1), date(2026, 12, 31)),
+            employed: false,
         },
     ));
     check(
@@ -1138,6 +1141,7 @@ fn benefit(number: u128, kind: BenefitKind) -> Submission {
             benefit: kind,
             degree_percent: 100,
             period: period(date(2026, 1, 1), date(2026, 12, 31)),
+            employed: false,
         },
     )
 }
@@ -1368,6 +1372,7 @@ fn a_subsidised_job_needs_af_s_decision_on_that_subsidy_before_it_starts() {
                 planned_start: date(2026, 5, 1),
                 planned_end: None,
                 subsidy: Some(Subsidy::Nystartsjobb),
+                at_own_employer: false,
             },
         ))
     };
@@ -1485,5 +1490,147 @@ fn no_situation_means_no_gates() {
         )),
         started(4, 1, date(2026, 3, 2)),
         Outcome::Accepted,
+    );
+}
+
+// ---- The 2026 rule: arbetsprövning at the own employer on sjukpenning ----
+
+fn own_employer_trial(number: u128, start: NaiveDate, days: i64) -> EventBody {
+    EventBody::ActivityProposed {
+        activity_id: activity(number),
+        kind: ActivityKind::Arbetsprovning,
+        employer: Some("Greta's employer".into()),
+        hours_per_week: 20,
+        planned_start: start,
+        planned_end: Some(start + chrono::Duration::days(days - 1)),
+        subsidy: None,
+        at_own_employer: true,
+    }
+}
+
+fn on_sjukpenning(employed: bool, degree_percent: u8) -> History {
+    enrolled_history().accepted(submission(
+        3,
+        Agency::Forsakringskassan,
+        EventBody::BenefitRegistered {
+            benefit: BenefitKind::Sjukpenning,
+            degree_percent,
+            period: period(date(2025, 1, 1), date(2027, 12, 31)),
+            employed,
+        },
+    ))
+}
+
+#[test]
+fn an_employed_person_on_full_sjukpenning_may_do_two_own_employer_trials_a_year_without_an_fk_approval(
+) {
+    let first = on_sjukpenning(true, 100).accepted(submission(
+        4,
+        Agency::Municipality,
+        own_employer_trial(1, date(2026, 3, 10), 14),
+    ));
+    // A notice, not an approval: the start needs no FK decision.
+    check(
+        first.clone_history(),
+        started(5, 1, date(2026, 3, 10)),
+        Outcome::Accepted,
+    );
+    let second = first.accepted(submission(
+        5,
+        Agency::Municipality,
+        own_employer_trial(2, date(2026, 9, 1), 14),
+    ));
+    check(
+        second.clone_history(),
+        submission(
+            6,
+            Agency::Municipality,
+            own_employer_trial(3, date(2026, 11, 2), 10),
+        ),
+        rejected(RuleViolation::OwnEmployerTrialLimitReached),
+    );
+    check(
+        second,
+        submission(
+            6,
+            Agency::Municipality,
+            own_employer_trial(3, date(2027, 1, 11), 14),
+        ),
+        Outcome::Accepted,
+    );
+}
+
+#[test]
+fn an_own_employer_trial_before_the_rule_is_in_force_is_refused() {
+    check(
+        on_sjukpenning(true, 100),
+        submission(
+            4,
+            Agency::Municipality,
+            own_employer_trial(1, date(2026, 2, 27), 14),
+        ),
+        rejected(RuleViolation::OwnEmployerTrialRuleNotInForce),
+    );
+}
+
+#[test]
+fn an_own_employer_trial_needs_an_employed_person_on_full_sjukpenning() {
+    for (employed, degree_percent) in [(false, 100), (true, 75)] {
+        check(
+            on_sjukpenning(employed, degree_percent),
+            submission(
+                4,
+                Agency::Municipality,
+                own_employer_trial(1, date(2026, 3, 10), 14),
+            ),
+            rejected(RuleViolation::OwnEmployerTrialNeedsEmploymentAndFullSjukpenning),
+        );
+    }
+}
+
+#[test]
+fn an_own_employer_trial_is_an_arbetsprovning_of_at_most_14_days() {
+    check(
+        on_sjukpenning(true, 100),
+        submission(
+            4,
+            Agency::Municipality,
+            own_employer_trial(1, date(2026, 3, 10), 15),
+        ),
+        rejected(RuleViolation::InvalidInput {
+            field: "planned_end".into(),
+            reason: "an arbetsprövning at the own employer lasts at most 14 days".into(),
+        }),
+    );
+    let EventBody::ActivityProposed {
+        activity_id,
+        employer,
+        hours_per_week,
+        planned_start,
+        planned_end,
+        subsidy,
+        at_own_employer,
+        ..
+    } = own_employer_trial(1, date(2026, 3, 10), 14)
+    else {
+        panic!("an activity proposal")
+    };
+    let praktik = EventBody::ActivityProposed {
+        activity_id,
+        kind: ActivityKind::Praktik,
+        employer,
+        hours_per_week,
+        planned_start,
+        planned_end,
+        subsidy,
+        at_own_employer,
+    };
+    check(
+        on_sjukpenning(true, 100),
+        submission(4, Agency::Municipality, praktik),
+        rejected(RuleViolation::InvalidInput {
+            field: "at_own_employer".into(),
+            reason: "only an arbetsprövning is done at the own employer under the 2026 rule".into(),
+        }),
     );
 }

@@ -153,6 +153,15 @@ pub enum RuleViolation {
     /// Correcting another agency's event.
     #[error("correction_by_another_agency: only the agency that recorded an event may correct it")]
     CorrectionByAnotherAgency,
+    /// An arbetsprövning at the own employer planned before the 2026 rule is in force.
+    #[error("own_employer_trial_rule_not_in_force: the rule applies from 2026-03-01")]
+    OwnEmployerTrialRuleNotInForce,
+    /// The 2026 rule is for employed people on full sjukpenning.
+    #[error("own_employer_trial_needs_employment_and_full_sjukpenning: the participant must be employed and on full sjukpenning")]
+    OwnEmployerTrialNeedsEmploymentAndFullSjukpenning,
+    /// At most two such trials per calendar year.
+    #[error("own_employer_trial_limit_reached: two arbetsprövningar at the own employer already this calendar year")]
+    OwnEmployerTrialLimitReached,
     /// A start before every required green-light gate is approved for the start day.
     #[error("gate_not_green: waiting for {}", missing_gates.join(", "))]
     GateNotGreen {
@@ -203,6 +212,11 @@ impl RuleViolation {
             RuleViolation::CorrectionByAnotherAgency => "correction_by_another_agency",
             RuleViolation::CorrectionChangesType => "correction_changes_type",
             RuleViolation::GateNotGreen { .. } => "gate_not_green",
+            RuleViolation::OwnEmployerTrialRuleNotInForce => "own_employer_trial_rule_not_in_force",
+            RuleViolation::OwnEmployerTrialNeedsEmploymentAndFullSjukpenning => {
+                "own_employer_trial_needs_employment_and_full_sjukpenning"
+            }
+            RuleViolation::OwnEmployerTrialLimitReached => "own_employer_trial_limit_reached",
         }
     }
 }

@@ -198,6 +198,10 @@ pub enum EventBody {
         planned_end: Option<NaiveDate>,
         /// For a job: the subsidy it needs, if any.
         subsidy: Option<Subsidy>,
+        /// An arbetsprövning at the participant's own employer, agreed with the employer: the
+        /// 2026 rule for employed people on sjukpenning (a notice to FK, not an approval).
+        #[serde(default)]
+        at_own_employer: bool,
     },
     /// A proposed activity (not a job, not studies) started.
     ActivityStarted {
@@ -314,6 +318,9 @@ pub enum EventBody {
         degree_percent: u8,
         /// Period.
         period: Period,
+        /// The participant has an employment (sjukpenning from an employment, not as unemployed).
+        #[serde(default)]
+        employed: bool,
     },
     /// A benefit ended.
     BenefitEnded {
@@ -740,9 +747,28 @@ impl EventBody {
                 planned_start,
                 planned_end,
                 subsidy,
+                at_own_employer,
                 ..
             } => {
                 values::validate_hours("hours_per_week", *hours_per_week)?;
+                if *at_own_employer {
+                    if *kind != ActivityKind::Arbetsprovning {
+                        return Err(InputError::new("at_own_employer", "only an arbetsprövning is done at the own employer under the 2026 rule"));
+                    }
+                    let Some(end) = planned_end else {
+                        return Err(InputError::new(
+                            "planned_end",
+                            "is required for an arbetsprövning at the own employer",
+                        ));
+                    };
+                    if (*end - *planned_start).num_days() + 1 > values::OWN_EMPLOYER_TRIAL_DAYS_MAX
+                    {
+                        return Err(InputError::new(
+                            "planned_end",
+                            "an arbetsprövning at the own employer lasts at most 14 days",
+                        ));
+                    }
+                }
                 if let Some(employer) = employer {
                     values::validate_optional_text("employer", employer)?;
                 }

@@ -102,7 +102,10 @@ pub fn required_gates(
         activity.kind,
         ActivityKind::Arbetsprovning | ActivityKind::Arbetstraning | ActivityKind::Praktik
     );
+    // An arbetsprövning at the own employer under the 2026 rule needs a notice to FK, not an
+    // approval: the proposal itself is that notice (FK sees it under consent).
     if work_like
+        && !activity.at_own_employer
         && benefit_on(
             situation,
             &[

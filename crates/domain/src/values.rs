@@ -276,3 +276,14 @@ pub fn validate_degree(field: &str, degree_percent: u8) -> Result<(), InputError
     }
     Ok(())
 }
+
+/// Longest arbetsprövning at the participant's own employer under the 2026 rule, in days.
+pub const OWN_EMPLOYER_TRIAL_DAYS_MAX: i64 = 14;
+/// Most such trials per calendar year.
+pub const OWN_EMPLOYER_TRIALS_PER_YEAR_MAX: usize = 2;
+
+/// The first day the 2026 rule (arbetsprövning at the own employer on sjukpenning, with a notice
+/// to FK instead of an approval) is in force.
+pub fn own_employer_trial_rule_from() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, 1).unwrap_or(NaiveDate::MAX)
+}

@@ -77,6 +77,7 @@ fn body_strategy() -> impl Strategy<Value = EventBody> {
                     planned_start: day(10),
                     planned_end: None,
                     subsidy: None,
+                    at_own_employer: false,
                 }
             ),
         (0..3u8, 0..40i64).prop_map(|(index, offset)| EventBody::ActivityStarted {
@@ -134,7 +135,8 @@ fn body_strategy() -> impl Strategy<Value = EventBody> {
             period: Period {
                 from: day(0),
                 to: day(90)
-            }
+            },
+            employed: false,
         }),
         (0..40i64).prop_map(|offset| EventBody::BenefitEnded {
             benefit: BenefitKind::Sjukpenning,

@@ -27,6 +27,7 @@ impl ForsakringskassanService for ForsakringskassanApi {
                         request.degree_percent,
                     )?,
                     period: fields::required_period("period", request.period.as_ref())?,
+                    employed: request.employed,
                 })
             })
             .await

@@ -208,6 +208,7 @@ impl Demo<'_> {
             write: self.write(&participant_id, start),
             benefit: v1::BenefitKind::Sjukpenning as i32,
             degree_percent: [100, 75, 50][index % 3],
+            employed: false,
             period: self.period(start, start - 364),
         };
         self.clients

@@ -457,6 +457,7 @@ impl MunicipalityService for MunicipalityApi {
                     planned_start: required_date("planned_start", &request.planned_start)?,
                     planned_end: fields::optional_date("planned_end", &request.planned_end)?,
                     subsidy: fields::optional_subsidy("subsidy", request.subsidy)?,
+                    at_own_employer: request.at_own_employer,
                 })
             })
             .await;
