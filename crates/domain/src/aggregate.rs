@@ -17,7 +17,7 @@ use crate::commands::ParticipantCommand;
 use crate::envelope::{Agency, DataCategory};
 use crate::errors::{ParticipantError, RuleViolation};
 use crate::events::{ConsentParty, EventBody, Outcome, ParticipantEvent, Submission};
-use crate::gates::{self, GateDecision, GateDecisions, GateKind};
+use crate::gates::{self, DecidedGate, GateDecision, GateDecisions, GateKind};
 use crate::ids::{ActivityId, ConsentId, EventId, ParticipantId, PersonId, ProgrammeId, UnitId};
 use crate::values;
 use crate::values::{
@@ -90,6 +90,8 @@ pub struct ActivityRecord {
     /// An arbetsprövning at the own employer under the 2026 rule.
     #[serde(default)]
     pub at_own_employer: bool,
+    /// The business day it was proposed: its green-light request's waiting time counts from here.
+    pub proposed_on: NaiveDate,
 }
 
 /// The participant's situation as the agencies recorded it: what green-light gates are computed
@@ -860,6 +862,7 @@ impl Participant {
                         status: ActivityStatus::Proposed,
                         gate_decisions: GateDecisions::new(),
                         at_own_employer,
+                        proposed_on: occurred_on,
                     },
                 );
             }
@@ -938,17 +941,19 @@ impl Participant {
                     (DecisionOutcome::MoreInformationNeeded, _) => GateDecision::InformationNeeded,
                     _ => GateDecision::Rejected,
                 };
-                self.decide_gate(activity_id, gate, decision);
+                self.decide_gate(activity_id, gate, decision, occurred_on);
             }
             EventBody::ActivityAgreementMade { activity_id, valid } => self.decide_gate(
                 activity_id,
                 GateKind::FkActivityAgreement,
                 GateDecision::Approved { valid },
+                occurred_on,
             ),
             EventBody::DormantBenefitDecided { activity_id, valid } => self.decide_gate(
                 activity_id,
                 GateKind::FkDormantBenefit,
                 GateDecision::Approved { valid },
+                occurred_on,
             ),
             EventBody::ActivityAcceptedInPlanning { activity_id } => {
                 // Accepted in the planning from that day on, until the planning changes.
@@ -960,6 +965,7 @@ impl Participant {
                     activity_id,
                     GateKind::SocialServicesPlanning,
                     GateDecision::Approved { valid },
+                    occurred_on,
                 );
             }
             EventBody::SubsidyDecided {
@@ -978,6 +984,7 @@ impl Participant {
                         activity_id,
                         GateKind::AfSubsidyDecision,
                         GateDecision::Approved { valid: period },
+                        occurred_on,
                     );
                 }
             }
@@ -1049,9 +1056,21 @@ impl Participant {
         }
     }
 
-    fn decide_gate(&mut self, activity_id: ActivityId, gate: GateKind, decision: GateDecision) {
+    fn decide_gate(
+        &mut self,
+        activity_id: ActivityId,
+        gate: GateKind,
+        decision: GateDecision,
+        decided_on: NaiveDate,
+    ) {
         if let Some(activity) = self.activities.get_mut(&activity_id) {
-            activity.gate_decisions.insert(gate, decision);
+            activity.gate_decisions.insert(
+                gate,
+                DecidedGate {
+                    decision,
+                    decided_on,
+                },
+            );
         }
     }
 

@@ -9,8 +9,9 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::aggregate::{ActivityRecord, Situation};
+use crate::aggregate::{ActivityRecord, ActivityStatus, Situation};
 use crate::envelope::Agency;
+use crate::ids::ActivityId;
 use crate::values::{ActivityKind, Availability, BenefitKind, Period, SocialAssistanceStatus};
 
 /// One agency decision a start may need.
@@ -78,8 +79,17 @@ pub enum GateDecision {
     InformationNeeded,
 }
 
+/// A gate's latest decision and the business day it was made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecidedGate {
+    /// The decision.
+    pub decision: GateDecision,
+    /// When it was made (the decision event's business day).
+    pub decided_on: NaiveDate,
+}
+
 /// Decisions per gate, kept on each activity.
-pub type GateDecisions = BTreeMap<GateKind, GateDecision>;
+pub type GateDecisions = BTreeMap<GateKind, DecidedGate>;
 
 fn benefit_on(situation: &Situation, benefits: &[BenefitKind], on: NaiveDate) -> bool {
     benefits.iter().any(|benefit| {
@@ -161,6 +171,54 @@ pub fn missing_gates(
 ) -> Vec<GateKind> {
     required_gates(situation, activity, on)
         .into_iter()
-        .filter(|gate| !matches!(activity.gate_decisions.get(gate), Some(GateDecision::Approved { valid }) if valid.contains(on)))
+        .filter(|gate| !matches!(activity.gate_decisions.get(gate), Some(DecidedGate { decision: GateDecision::Approved { valid }, .. }) if valid.contains(on)))
+        .collect()
+}
+
+/// One gate of an open activity, as the read models show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GateView {
+    /// Which gate.
+    pub kind: GateKind,
+    /// Its latest decision, if any.
+    pub decided: Option<DecidedGate>,
+}
+
+/// The green-light request of one proposed, not yet started activity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenRequest {
+    /// The activity.
+    pub activity_id: ActivityId,
+    /// What kind.
+    pub kind: ActivityKind,
+    /// Its planned start: the day every gate must be approved for.
+    pub planned_start: NaiveDate,
+    /// When it was proposed: waiting time counts from here.
+    pub proposed_on: NaiveDate,
+    /// The gates its start needs, from the situation as recorded.
+    pub gates: Vec<GateView>,
+}
+
+/// Every open green-light request of a participant (activities proposed and not yet started).
+pub fn open_requests(
+    activities: &BTreeMap<ActivityId, ActivityRecord>,
+    situation: &Situation,
+) -> Vec<OpenRequest> {
+    activities
+        .iter()
+        .filter(|(_, activity)| activity.status == ActivityStatus::Proposed)
+        .map(|(activity_id, activity)| OpenRequest {
+            activity_id: *activity_id,
+            kind: activity.kind,
+            planned_start: activity.planned_start,
+            proposed_on: activity.proposed_on,
+            gates: required_gates(situation, activity, activity.planned_start)
+                .into_iter()
+                .map(|kind| GateView {
+                    kind,
+                    decided: activity.gate_decisions.get(&kind).cloned(),
+                })
+                .collect(),
+        })
         .collect()
 }

@@ -10,6 +10,7 @@
 
 pub mod caseload;
 pub mod events;
+pub mod green_light;
 pub mod projector;
 pub mod timeline;
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use tokio::sync::{watch, Notify};
 
-use crate::{caseload, timeline, StoreError};
+use crate::{caseload, green_light, timeline, StoreError};
 
 /// Projector limits (section `projector`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +168,7 @@ impl TimelineProjector {
             return Ok(0);
         }
         let mut cursor = (last_tx_id, last_global_position);
+        let mut touched = std::collections::BTreeSet::new();
         for row in &rows {
             let payload: serde_json::Value = row.try_get("payload")?;
             let position = (
@@ -185,7 +186,11 @@ impl TimelineProjector {
             })?;
             timeline::insert_entry(&mut transaction, &event, position.1).await?;
             caseload::apply(&mut transaction, &event).await?;
+            touched.insert(event.envelope.participant_id);
             cursor = position;
+        }
+        for participant_id in touched {
+            green_light::refresh(&mut transaction, participant_id).await?;
         }
         save_checkpoint(&mut transaction, cursor.0, cursor.1).await?;
         transaction.commit().await?;

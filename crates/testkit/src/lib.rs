@@ -316,6 +316,18 @@ impl Stack {
         )
     }
 
+    /// A client of the ledger's green-light service.
+    pub async fn green_light(
+        &self,
+    ) -> anyhow::Result<proto::v1::green_light_service_client::GreenLightServiceClient<Channel>>
+    {
+        Ok(
+            proto::v1::green_light_service_client::GreenLightServiceClient::new(
+                channel(self.ledger_address).await?,
+            ),
+        )
+    }
+
     /// A client of the ledger's timeline service.
     pub async fn timeline(&self) -> anyhow::Result<TimelineServiceClient<Channel>> {
         Ok(TimelineServiceClient::new(

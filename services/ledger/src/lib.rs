@@ -9,6 +9,7 @@
 pub mod caseload_service;
 pub mod clock;
 pub mod config;
+pub mod green_light_service;
 pub mod ingest;
 pub mod status_responder;
 pub mod timeline_service;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 use bus::{IngestConsumer, Subjects};
 use proto::v1::caseload_service_server::CaseloadServiceServer;
+use proto::v1::green_light_service_server::GreenLightServiceServer;
 use proto::v1::timeline_service_server::TimelineServiceServer;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -122,15 +124,24 @@ pub async fn start(
         config: config.timeline.clone(),
         projector_progress: projector.subscribe_progress(),
     };
+    let green_light_progress = projector.subscribe_progress();
     tasks.spawn(projector.run(shutdown.clone()));
+    let green_light = green_light_service::GreenLightApi {
+        pool: pool.clone(),
+        clock: clock.clone(),
+        projector_progress: green_light_progress,
+    };
     let caseload = caseload_service::CaseloadApi {
         pool: pool.clone(),
         clock,
     };
 
-    let (health, reflection) =
-        rpc::server::health_and_reflection(&["ips.v1.TimelineService", "ips.v1.CaseloadService"])
-            .await?;
+    let (health, reflection) = rpc::server::health_and_reflection(&[
+        "ips.v1.TimelineService",
+        "ips.v1.CaseloadService",
+        "ips.v1.GreenLightService",
+    ])
+    .await?;
     let router = config
         .server
         .builder()
@@ -142,6 +153,10 @@ pub async fn start(
         )
         .add_service(
             CaseloadServiceServer::new(caseload)
+                .max_decoding_message_size(config.server.request_size_max_bytes),
+        )
+        .add_service(
+            GreenLightServiceServer::new(green_light)
                 .max_decoding_message_size(config.server.request_size_max_bytes),
         );
     let mut metrics_address = None;

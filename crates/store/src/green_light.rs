@@ -1,0 +1,234 @@
+//! The green-light read model: every gate of every proposed activity, with its latest decision.
+//!
+//! Which gates an activity needs is the domain's decision (`domain::gates`), so the projector
+//! does not re-implement it: for each participant a batch touches, it folds that participant's
+//! history into the aggregate and writes the aggregate's open requests. The same rules then
+//! answer the coach's board, the officers' pending approvals and the lead-time report.
+
+use chrono::NaiveDate;
+use cqrs_es::Aggregate;
+use domain::gates::{self, GateDecision};
+use domain::{Participant, ParticipantEvent, ParticipantId};
+use futures::TryStreamExt;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+use crate::StoreError;
+
+/// Rewrites one participant's rows from their folded history, inside the projector's transaction.
+pub(crate) async fn refresh(
+    transaction: &mut Transaction<'_, Postgres>,
+    participant_id: ParticipantId,
+) -> Result<(), StoreError> {
+    let mut participant = Participant::default();
+    {
+        let mut rows = sqlx::query("SELECT payload FROM events WHERE aggregate_type = 'Participant' AND aggregate_id = $1 ORDER BY sequence")
+            .bind(participant_id.to_string())
+            .fetch(&mut **transaction);
+        while let Some(row) = rows.try_next().await? {
+            let payload: serde_json::Value = row.try_get("payload")?;
+            let event: ParticipantEvent = serde_json::from_value(payload)
+                .map_err(|error| StoreError::Unreadable(error.to_string()))?;
+            participant.apply(event);
+        }
+    }
+    sqlx::query("UPDATE green_light_gates SET open = false WHERE participant_id = $1")
+        .bind(participant_id.0)
+        .execute(&mut **transaction)
+        .await?;
+    let (unit, coach) = participant
+        .unit_and_coach()
+        .map_or((None, None), |(unit, coach)| {
+            (Some(unit.0.clone()), Some(coach.0.clone()))
+        });
+    for request in gates::open_requests(participant.activities(), participant.situation()) {
+        for gate in &request.gates {
+            let (decision, decided_on, valid_from, valid_to) = match &gate.decided {
+                None => (None, None, None, None),
+                Some(decided) => match &decided.decision {
+                    GateDecision::Approved { valid } => (
+                        Some("approved"),
+                        Some(decided.decided_on),
+                        Some(valid.from),
+                        Some(valid.to),
+                    ),
+                    GateDecision::Rejected => {
+                        (Some("rejected"), Some(decided.decided_on), None, None)
+                    }
+                    GateDecision::InformationNeeded => (
+                        Some("information_needed"),
+                        Some(decided.decided_on),
+                        None,
+                        None,
+                    ),
+                },
+            };
+            sqlx::query(
+                "INSERT INTO green_light_gates (participant_id, activity_id, gate, deciding_agency, unit, coach, activity_kind,
+                     planned_start, requested_on, open, decision, decided_on, valid_from, valid_to)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, true, $10, $11, $12, $13)
+                 ON CONFLICT (participant_id, activity_id, gate) DO UPDATE SET
+                     deciding_agency = $4, unit = $5, coach = $6, activity_kind = $7, planned_start = $8, requested_on = $9,
+                     open = true, decision = $10, decided_on = $11, valid_from = $12, valid_to = $13",
+            )
+            .bind(participant_id.0)
+            .bind(request.activity_id.0)
+            .bind(gate.kind.token())
+            .bind(gate.kind.deciding_agency().token())
+            .bind(&unit)
+            .bind(&coach)
+            .bind(serde_json::to_value(request.kind).ok().and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default())
+            .bind(request.planned_start)
+            .bind(request.proposed_on)
+            .bind(decision)
+            .bind(decided_on)
+            .bind(valid_from.map(clamp_date))
+            .bind(valid_to.map(clamp_date))
+            .execute(&mut **transaction)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// PostgreSQL's `date` ends at year 5874897; an open-ended approval is stored as 9999-12-31.
+fn clamp_date(day: NaiveDate) -> NaiveDate {
+    day.min(NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(day))
+}
+
+/// One gate row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GateRow {
+    /// The participant.
+    pub participant_id: uuid::Uuid,
+    /// The activity.
+    pub activity_id: uuid::Uuid,
+    /// The gate's token.
+    pub gate: String,
+    /// The deciding agency's token.
+    pub deciding_agency: String,
+    /// The participant's unit.
+    pub unit: Option<String>,
+    /// The participant's coach.
+    pub coach: Option<String>,
+    /// The activity kind's token.
+    pub activity_kind: String,
+    /// The planned start.
+    pub planned_start: NaiveDate,
+    /// When the request was made.
+    pub requested_on: NaiveDate,
+    /// `approved`, `rejected`, `information_needed`, or none yet.
+    pub decision: Option<String>,
+    /// When decided.
+    pub decided_on: Option<NaiveDate>,
+    /// Approval validity.
+    pub valid_from: Option<NaiveDate>,
+    /// Approval validity.
+    pub valid_to: Option<NaiveDate>,
+}
+
+const COLUMNS: &str = "participant_id, activity_id, gate, deciding_agency, unit, coach, activity_kind, planned_start, requested_on, decision, decided_on, valid_from, valid_to";
+
+fn gate_row(row: &sqlx::postgres::PgRow) -> Result<GateRow, StoreError> {
+    Ok(GateRow {
+        participant_id: row.try_get("participant_id")?,
+        activity_id: row.try_get("activity_id")?,
+        gate: row.try_get("gate")?,
+        deciding_agency: row.try_get("deciding_agency")?,
+        unit: row.try_get("unit")?,
+        coach: row.try_get("coach")?,
+        activity_kind: row.try_get("activity_kind")?,
+        planned_start: row.try_get("planned_start")?,
+        requested_on: row.try_get("requested_on")?,
+        decision: row.try_get("decision")?,
+        decided_on: row.try_get("decided_on")?,
+        valid_from: row.try_get("valid_from")?,
+        valid_to: row.try_get("valid_to")?,
+    })
+}
+
+/// Open gates waiting on `agency` (no decision yet, or more information needed), optionally for
+/// one unit, oldest request first, after the `(requested_on, participant, activity, gate)`
+/// cursor.
+pub async fn pending(
+    pool: &PgPool,
+    agency: &str,
+    unit: Option<&str>,
+    after: Option<(NaiveDate, uuid::Uuid, uuid::Uuid, String)>,
+    limit: i64,
+) -> Result<Vec<GateRow>, StoreError> {
+    let (after_day, after_participant, after_activity, after_gate) = match after {
+        Some((day, participant, activity, gate)) => {
+            (Some(day), Some(participant), Some(activity), Some(gate))
+        }
+        None => (None, None, None, None),
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM green_light_gates
+         WHERE open AND deciding_agency = $1 AND ($2::text IS NULL OR unit = $2)
+           AND (decision IS NULL OR decision = 'information_needed')
+           AND ($3::date IS NULL OR (requested_on, participant_id, activity_id, gate) > ($3, $4, $5, $6))
+         ORDER BY requested_on, participant_id, activity_id, gate LIMIT $7"
+    ))
+    .bind(agency)
+    .bind(unit)
+    .bind(after_day)
+    .bind(after_participant)
+    .bind(after_activity)
+    .bind(after_gate)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(gate_row).collect()
+}
+
+/// The open gates of a coach's participants, or of one participant.
+pub async fn open_gates(
+    pool: &PgPool,
+    coach: Option<&str>,
+    participant_id: Option<ParticipantId>,
+    limit: i64,
+) -> Result<Vec<GateRow>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM green_light_gates
+         WHERE open AND ($1::text IS NULL OR coach = $1) AND ($2::uuid IS NULL OR participant_id = $2)
+         ORDER BY participant_id, activity_id, gate LIMIT $3"
+    ))
+    .bind(coach)
+    .bind(participant_id.map(|id| id.0))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(gate_row).collect()
+}
+
+/// Lead times (request → decision, in days) per gate and agency for decisions made within
+/// `[from, to]`: count, median and 90th percentile.
+pub async fn lead_times(
+    pool: &PgPool,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<(String, String, i64, f64, f64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT gate, deciding_agency, count(*) AS decisions,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY decided_on - requested_on) AS median_days,
+                percentile_cont(0.9) WITHIN GROUP (ORDER BY decided_on - requested_on) AS p90_days
+         FROM green_light_gates
+         WHERE decision IN ('approved', 'rejected') AND decided_on BETWEEN $1 AND $2
+         GROUP BY gate, deciding_agency ORDER BY gate",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("gate")?,
+                row.try_get("deciding_agency")?,
+                row.try_get("decisions")?,
+                row.try_get("median_days")?,
+                row.try_get("p90_days")?,
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,364 @@
+//! `ips.v1.GreenLightService`: the officers' pending approvals, the coaches' live green lights
+//! and the team leaders' lead times, from the green-light read model.
+//!
+//! Statuses that depend on time (an approval that has expired, or expires within 5 days) are
+//! computed against the ledger's clock when read, and a watch re-evaluates them on a timer as
+//! well as on every projected batch: a decision expires at the end of its validity without any
+//! request arriving.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use domain::InputError;
+use proto::v1::{self, green_light_service_server::GreenLightService};
+use rpc::{errors, fields};
+use sqlx::PgPool;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::clock::Clock;
+
+/// Days before the end of an approval's validity from which it shows as expiring.
+pub const EXPIRING_WITHIN_DAYS: i64 = 5;
+/// Most open gates one watch follows.
+pub const WATCHED_GATES_MAX: i64 = 5_000;
+/// Updates queued per watch before the watch waits for the client.
+pub const WATCH_QUEUE_LENGTH_MAX: usize = 256;
+/// How often a watch re-evaluates time-dependent statuses without any new event.
+pub const WATCH_REEVALUATION_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The service implementation.
+pub struct GreenLightApi {
+    pub(crate) pool: PgPool,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) projector_progress: watch::Receiver<u64>,
+}
+
+fn day(value: Option<NaiveDate>) -> String {
+    value.map(|day| day.to_string()).unwrap_or_default()
+}
+
+fn agency_wire(token: &str) -> i32 {
+    fields::agency_to_wire(token)
+}
+
+/// A gate's status on `today`.
+fn gate_state(row: &store::green_light::GateRow, today: NaiveDate) -> v1::GateState {
+    let (status, expiring) = match row.decision.as_deref() {
+        None => (v1::GateStatus::Requested, false),
+        Some("information_needed") => (v1::GateStatus::InfoNeeded, false),
+        Some("rejected") => (v1::GateStatus::Rejected, false),
+        Some(_) => match row.valid_to {
+            Some(valid_to) if today > valid_to => (v1::GateStatus::Expired, false),
+            Some(valid_to) => (
+                v1::GateStatus::Approved,
+                today >= valid_to - chrono::Duration::days(EXPIRING_WITHIN_DAYS),
+            ),
+            None => (v1::GateStatus::Approved, false),
+        },
+    };
+    let final_decision = matches!(
+        status,
+        v1::GateStatus::Approved | v1::GateStatus::Rejected | v1::GateStatus::Expired
+    );
+    let waiting_days = if final_decision {
+        0
+    } else {
+        u32::try_from((today - row.requested_on).num_days().max(0)).unwrap_or(u32::MAX)
+    };
+    v1::GateState {
+        gate: row.gate.clone(),
+        deciding_agency: agency_wire(&row.deciding_agency),
+        status: status as i32,
+        requested_on: row.requested_on.to_string(),
+        decided_on: day(row.decided_on),
+        valid_from: day(row.valid_from),
+        valid_to: day(row.valid_to.filter(|valid_to| valid_to.year_ce().1 < 9999)),
+        expiring,
+        waiting_days,
+    }
+}
+
+use chrono::Datelike;
+
+/// The light of one activity: GREEN when every gate is approved for the planned start and not
+/// expired, RED when a gate is rejected, WAITING otherwise.
+fn activity_light(rows: &[&store::green_light::GateRow], today: NaiveDate) -> v1::ActivityLight {
+    let first = rows[0];
+    let gates: Vec<v1::GateState> = rows.iter().map(|row| gate_state(row, today)).collect();
+    let approved_for_start = |row: &&store::green_light::GateRow| {
+        row.decision.as_deref() == Some("approved")
+            && row
+                .valid_from
+                .is_some_and(|from| from <= first.planned_start)
+            && row
+                .valid_to
+                .is_some_and(|to| first.planned_start <= to && today <= to)
+    };
+    let light = if gates
+        .iter()
+        .any(|gate| gate.status == v1::GateStatus::Rejected as i32)
+    {
+        v1::Light::Red
+    } else if rows.iter().all(approved_for_start) {
+        v1::Light::Green
+    } else {
+        v1::Light::Waiting
+    };
+    v1::ActivityLight {
+        participant_id: first.participant_id.to_string(),
+        activity_id: first.activity_id.to_string(),
+        activity_kind: first.activity_kind.clone(),
+        planned_start: first.planned_start.to_string(),
+        light: light as i32,
+        gates,
+    }
+}
+
+/// Groups gate rows (ordered by participant, activity) into activity lights.
+fn lights(
+    rows: &[store::green_light::GateRow],
+    today: NaiveDate,
+) -> BTreeMap<(uuid::Uuid, uuid::Uuid), v1::ActivityLight> {
+    let mut grouped: BTreeMap<(uuid::Uuid, uuid::Uuid), Vec<&store::green_light::GateRow>> =
+        BTreeMap::new();
+    for row in rows {
+        grouped
+            .entry((row.participant_id, row.activity_id))
+            .or_default()
+            .push(row);
+    }
+    grouped
+        .into_iter()
+        .map(|(key, rows)| (key, activity_light(&rows, today)))
+        .collect()
+}
+
+fn page_token(row: &store::green_light::GateRow) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        row.requested_on, row.participant_id, row.activity_id, row.gate
+    )
+}
+
+fn parse_page_token(
+    token: &str,
+) -> Result<Option<(NaiveDate, uuid::Uuid, uuid::Uuid, String)>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || {
+        errors::invalid_input(&InputError::new(
+            "page_token",
+            "is not a token this service issued",
+        ))
+    };
+    let parts: Vec<&str> = token.split('/').collect();
+    let [day, participant, activity, gate] = parts.as_slice() else {
+        return Err(invalid());
+    };
+    Ok(Some((
+        NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| invalid())?,
+        uuid::Uuid::parse_str(participant).map_err(|_| invalid())?,
+        uuid::Uuid::parse_str(activity).map_err(|_| invalid())?,
+        (*gate).to_owned(),
+    )))
+}
+
+#[tonic::async_trait]
+impl GreenLightService for GreenLightApi {
+    async fn pending_approvals(
+        &self,
+        request: Request<v1::PendingApprovalsRequest>,
+    ) -> Result<Response<v1::PendingApprovalsResponse>, Status> {
+        let request = request.into_inner();
+        let agency = match v1::Agency::try_from(request.agency) {
+            Ok(v1::Agency::Municipality) => "municipality",
+            Ok(v1::Agency::Forsakringskassan) => "fk",
+            Ok(v1::Agency::Arbetsformedlingen) => "af",
+            Ok(v1::Agency::Psychiatry) => "psychiatry",
+            _ => {
+                return Err(errors::invalid_input(&InputError::new(
+                    "agency",
+                    "must name an agency",
+                )))
+            }
+        };
+        let unit = if request.unit.trim().is_empty() {
+            None
+        } else {
+            Some(
+                domain::UnitId::parse(&request.unit)
+                    .map_err(|error| errors::invalid_input(&error))?,
+            )
+        };
+        let page_size = match request.page_size {
+            0 => 100,
+            size if size > 1_000 => {
+                return Err(errors::invalid_input(&InputError::new(
+                    "page_size",
+                    "must be at most 1000",
+                )))
+            }
+            size => size,
+        };
+        let after = parse_page_token(&request.page_token)?;
+        let mut rows = store::green_light::pending(
+            &self.pool,
+            agency,
+            unit.as_ref().map(|unit| unit.0.as_str()),
+            after,
+            i64::from(page_size) + 1,
+        )
+        .await
+        .map_err(|error| errors::from_store(&error))?;
+        let next_page_token = if rows.len() > page_size as usize {
+            rows.truncate(page_size as usize);
+            rows.last().map(page_token).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let today = self.clock.now().date_naive();
+        let approvals = rows
+            .iter()
+            .map(|row| {
+                let state = gate_state(row, today);
+                v1::PendingApproval {
+                    participant_id: row.participant_id.to_string(),
+                    activity_id: row.activity_id.to_string(),
+                    activity_kind: row.activity_kind.clone(),
+                    planned_start: row.planned_start.to_string(),
+                    gate: row.gate.clone(),
+                    status: state.status,
+                    requested_on: row.requested_on.to_string(),
+                    waiting_days: state.waiting_days,
+                }
+            })
+            .collect();
+        Ok(Response::new(v1::PendingApprovalsResponse {
+            approvals,
+            next_page_token,
+        }))
+    }
+
+    type WatchGreenLightStream = ReceiverStream<Result<v1::GreenLightUpdate, Status>>;
+
+    async fn watch_green_light(
+        &self,
+        request: Request<v1::WatchGreenLightRequest>,
+    ) -> Result<Response<Self::WatchGreenLightStream>, Status> {
+        let request = request.into_inner();
+        let (coach, participant) = match (
+            request.coach_person_id.trim(),
+            request.participant_id.trim(),
+        ) {
+            ("", "") => {
+                return Err(errors::invalid_input(&InputError::new(
+                    "coach_person_id",
+                    "or participant_id is required",
+                )))
+            }
+            (coach, "") => (
+                Some(domain::PersonId::parse(coach).map_err(|error| {
+                    errors::invalid_input(&InputError::new("coach_person_id", error.reason))
+                })?),
+                None,
+            ),
+            ("", participant) => (
+                None,
+                Some(
+                    fields::required_participant_id(participant)
+                        .map_err(|error| errors::invalid_input(&error))?,
+                ),
+            ),
+            _ => {
+                return Err(errors::invalid_input(&InputError::new(
+                    "participant_id",
+                    "give either coach_person_id or participant_id, not both",
+                )))
+            }
+        };
+        let (sender, receiver) = mpsc::channel(WATCH_QUEUE_LENGTH_MAX);
+        let pool = self.pool.clone();
+        let clock = self.clock.clone();
+        let mut progress = self.projector_progress.clone();
+        tokio::spawn(async move {
+            let mut sent: BTreeMap<(uuid::Uuid, uuid::Uuid), v1::ActivityLight> = BTreeMap::new();
+            let mut initial = true;
+            loop {
+                let rows = match store::green_light::open_gates(
+                    &pool,
+                    coach.as_ref().map(|coach| coach.0.as_str()),
+                    participant,
+                    WATCHED_GATES_MAX,
+                )
+                .await
+                {
+                    Ok(rows) => rows,
+                    Err(error) => {
+                        let _ = sender.send(Err(errors::from_store(&error))).await;
+                        return;
+                    }
+                };
+                let current = lights(&rows, clock.now().date_naive());
+                for (key, light) in &current {
+                    if sent.get(key) != Some(light) {
+                        let update = v1::GreenLightUpdate {
+                            activity: Some(light.clone()),
+                            initial,
+                        };
+                        if sender.send(Ok(update)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                sent = current;
+                initial = false;
+                // Wake on the next projected batch, or re-evaluate time-dependent statuses.
+                tokio::select! {
+                    changed = progress.changed() => if changed.is_err() { return },
+                    _ = tokio::time::sleep(WATCH_REEVALUATION_INTERVAL) => {}
+                    _ = sender.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    async fn gate_lead_times(
+        &self,
+        request: Request<v1::GateLeadTimesRequest>,
+    ) -> Result<Response<v1::GateLeadTimesResponse>, Status> {
+        let request = request.into_inner();
+        let from = fields::required_date("from", &request.from)
+            .map_err(|error| errors::invalid_input(&error))?;
+        let to = fields::required_date("to", &request.to)
+            .map_err(|error| errors::invalid_input(&error))?;
+        if to < from {
+            return Err(errors::invalid_input(&InputError::new(
+                "to",
+                "must not be before from",
+            )));
+        }
+        let rows = store::green_light::lead_times(&self.pool, from, to)
+            .await
+            .map_err(|error| errors::from_store(&error))?;
+        Ok(Response::new(v1::GateLeadTimesResponse {
+            lead_times: rows
+                .into_iter()
+                .map(
+                    |(gate, agency, decisions, median_days, p90_days)| v1::GateLeadTime {
+                        gate,
+                        deciding_agency: agency_wire(&agency),
+                        decisions: u32::try_from(decisions).unwrap_or(u32::MAX),
+                        median_days,
+                        p90_days,
+                    },
+                )
+                .collect(),
+        }))
+    }
+}

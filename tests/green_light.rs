@@ -1,0 +1,328 @@
+//! The green light through the public API: the FK officer sees what waits on FK (oldest first,
+//! paged), the coach's watch receives GREEN when FK approves, expired and expiring approvals
+//! show as such without any new request, and lead times come from the read model.
+
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use domain::Role;
+use proto::v1;
+use testkit::{as_caller, as_coach, Stack};
+use tokio_stream::StreamExt;
+
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+fn at(days_from_today: i64) -> String {
+    (today() + chrono::Duration::days(days_from_today)).to_string()
+}
+
+fn context(days_from_today: i64) -> Option<v1::WriteContext> {
+    Some(v1::WriteContext {
+        occurred_at: format!("{}T09:00:00Z", at(days_from_today)),
+        ..Default::default()
+    })
+}
+
+fn officer<T>(message: T) -> tonic::Request<T> {
+    as_caller(
+        message,
+        "fk-officer-4",
+        Role::CaseOfficer,
+        "fk-lfc-gavleborg",
+    )
+}
+
+/// A participant enrolled with `coach`, on sjukpenning, with an arbetsträning proposed 21 days
+/// ago for a start in a week: FK's gate is open. Returns (participant, activity).
+async fn waiting_on_fk(stack: &Stack, coach: &str) -> anyhow::Result<(String, String)> {
+    let mut municipality = stack.municipality().await?;
+    let mut fk = stack.forsakringskassan().await?;
+    let referral = v1::ReferParticipantRequest {
+        context: context(-30),
+        source: v1::ReferralSource::Vuxenpsykiatri as i32,
+        ..Default::default()
+    };
+    let participant_id = municipality
+        .refer_participant(as_coach(referral))
+        .await?
+        .into_inner()
+        .participant_id;
+    let enrolment = v1::EnrollParticipantRequest {
+        context: context(-30),
+        participant_id: participant_id.clone(),
+        unit: "hudiksvall-ips".into(),
+        coach_person_id: coach.into(),
+    };
+    municipality.enroll_participant(as_coach(enrolment)).await?;
+    let write = |days| {
+        Some(v1::ParticipantWrite {
+            context: context(days),
+            participant_id: participant_id.clone(),
+        })
+    };
+    let benefit = v1::RegisterBenefitRequest {
+        write: write(-30),
+        benefit: v1::BenefitKind::Sjukpenning as i32,
+        degree_percent: 100,
+        period: Some(v1::Period {
+            from: at(-60),
+            to: at(300),
+        }),
+        employed: false,
+    };
+    fk.register_benefit(officer(benefit)).await?;
+    let proposal = v1::ProposeActivityRequest {
+        write: write(-21),
+        kind: v1::ActivityKind::Arbetstraning as i32,
+        employer: "Hudiksvalls bageri".into(),
+        hours_per_week: 20,
+        planned_start: at(7),
+        ..Default::default()
+    };
+    let activity_id = municipality
+        .propose_activity(as_coach(proposal))
+        .await?
+        .into_inner()
+        .created_id;
+    Ok((participant_id, activity_id))
+}
+
+async fn fk_decides(
+    stack: &Stack,
+    participant_id: &str,
+    activity_id: &str,
+    from: i64,
+    to: i64,
+) -> anyhow::Result<()> {
+    let decision = v1::ActivityDecisionRequest {
+        write: Some(v1::ParticipantWrite {
+            context: context(0),
+            participant_id: participant_id.into(),
+        }),
+        activity_id: activity_id.into(),
+        outcome: v1::DecisionOutcome::Approved as i32,
+        valid: Some(v1::Period {
+            from: at(from),
+            to: at(to),
+        }),
+        reason: "rehabilitation plan".into(),
+    };
+    stack
+        .forsakringskassan()
+        .await?
+        .decide_activity(officer(decision))
+        .await?;
+    Ok(())
+}
+
+async fn pending_on_fk(
+    stack: &Stack,
+    page_size: u32,
+    page_token: String,
+) -> anyhow::Result<v1::PendingApprovalsResponse> {
+    let request = v1::PendingApprovalsRequest {
+        agency: v1::Agency::Forsakringskassan as i32,
+        unit: "hudiksvall-ips".into(),
+        page_size,
+        page_token,
+    };
+    Ok(stack
+        .green_light()
+        .await?
+        .pending_approvals(request)
+        .await?
+        .into_inner())
+}
+
+/// Reads pending approvals until `ready` holds (the read model trails the event store).
+async fn pending_when(
+    stack: &Stack,
+    ready: impl Fn(&v1::PendingApprovalsResponse) -> bool,
+) -> anyhow::Result<v1::PendingApprovalsResponse> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let pending = pending_on_fk(stack, 1000, String::new()).await?;
+        if ready(&pending) || tokio::time::Instant::now() > deadline {
+            return Ok(pending);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coach_sees_green_when_fk_approves_and_fk_sees_what_waits_on_it() -> anyhow::Result<()>
+{
+    let stack = Stack::start().await?;
+    let (anna, training) = waiting_on_fk(&stack, "coach-17").await?;
+    let (other, other_training) = waiting_on_fk(&stack, "coach-18").await?;
+
+    // What waits on FK, oldest first, 21 days waiting, paged one by one.
+    let pending = pending_when(&stack, |pending| pending.approvals.len() == 2).await?;
+    assert_eq!(pending.approvals.len(), 2);
+    assert!(
+        pending
+            .approvals
+            .iter()
+            .all(|approval| approval.gate == "fk_activity_decision" && approval.waiting_days == 21),
+        "{pending:?}"
+    );
+    let first_page = pending_on_fk(&stack, 1, String::new()).await?;
+    let second_page = pending_on_fk(&stack, 1, first_page.next_page_token.clone()).await?;
+    assert_eq!(first_page.approvals.len() + second_page.approvals.len(), 2);
+    assert_ne!(
+        first_page.approvals[0].participant_id,
+        second_page.approvals[0].participant_id
+    );
+    assert!(second_page.next_page_token.is_empty());
+
+    // The coach watches; the current state comes first.
+    let mut watch = stack
+        .green_light()
+        .await?
+        .watch_green_light(v1::WatchGreenLightRequest {
+            coach_person_id: "coach-17".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the watch ended"))??;
+    assert!(first.initial);
+    let light = first
+        .activity
+        .ok_or_else(|| anyhow::anyhow!("an activity"))?;
+    assert_eq!(
+        (light.participant_id.as_str(), light.activity_id.as_str()),
+        (anna.as_str(), training.as_str())
+    );
+    assert_eq!(light.light, v1::Light::Waiting as i32);
+
+    // FK approves: the coach's stream turns GREEN.
+    fk_decides(&stack, &anna, &training, 0, 90).await?;
+    let green = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(update) = watch.next().await {
+            let update = update?;
+            if update
+                .activity
+                .as_ref()
+                .is_some_and(|activity| activity.light == v1::Light::Green as i32)
+            {
+                return anyhow::Ok(update);
+            }
+        }
+        anyhow::bail!("the watch ended before GREEN")
+    })
+    .await??;
+    assert!(!green.initial);
+    let gate = &green
+        .activity
+        .as_ref()
+        .map(|activity| activity.gates.clone())
+        .unwrap_or_default()[0];
+    assert_eq!(
+        (gate.status, gate.expiring),
+        (v1::GateStatus::Approved as i32, false)
+    );
+
+    // FK no longer has Anna's gate waiting; the other participant's still waits.
+    let pending = pending_when(&stack, |pending| pending.approvals.len() == 1).await?;
+    assert_eq!(
+        pending
+            .approvals
+            .iter()
+            .map(|approval| approval.activity_id.as_str())
+            .collect::<Vec<_>>(),
+        [other_training.as_str()]
+    );
+
+    // Lead time: requested 21 days ago, decided today.
+    let lead_times = stack
+        .green_light()
+        .await?
+        .gate_lead_times(v1::GateLeadTimesRequest {
+            from: at(-1),
+            to: at(1),
+        })
+        .await?
+        .into_inner()
+        .lead_times;
+    assert_eq!(lead_times.len(), 1);
+    assert_eq!(
+        (
+            lead_times[0].gate.as_str(),
+            lead_times[0].decisions,
+            lead_times[0].median_days,
+            lead_times[0].p90_days
+        ),
+        ("fk_activity_decision", 1, 21.0, 21.0)
+    );
+
+    // An approval that ended yesterday shows as expired (no request needed), and the light waits;
+    // one that ends in 3 days shows as expiring.
+    fk_decides(&stack, &other, &other_training, -30, -1).await?;
+    let mut other_watch = stack
+        .green_light()
+        .await?
+        .watch_green_light(v1::WatchGreenLightRequest {
+            participant_id: other.clone(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let expired = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(update) = other_watch.next().await {
+            let activity = update?.activity.unwrap_or_default();
+            if activity
+                .gates
+                .first()
+                .is_some_and(|gate| gate.status == v1::GateStatus::Expired as i32)
+            {
+                return anyhow::Ok(activity);
+            }
+        }
+        anyhow::bail!("the watch ended before EXPIRED")
+    })
+    .await??;
+    assert_eq!(expired.light, v1::Light::Waiting as i32);
+    fk_decides(&stack, &other, &other_training, 0, 10).await?;
+    let expiring = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(update) = other_watch.next().await {
+            let activity = update?.activity.unwrap_or_default();
+            if activity
+                .gates
+                .first()
+                .is_some_and(|gate| gate.status == v1::GateStatus::Approved as i32)
+            {
+                return anyhow::Ok(activity);
+            }
+        }
+        anyhow::bail!("the watch ended before APPROVED")
+    })
+    .await??;
+    assert!(
+        !expiring.gates[0].expiring,
+        "ten days left is not yet expiring"
+    );
+    assert_eq!(expiring.light, v1::Light::Green as i32);
+    // Three days left: expiring, and no longer covering the planned start (in a week).
+    fk_decides(&stack, &other, &other_training, 0, 3).await?;
+    let short = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(update) = other_watch.next().await {
+            let activity = update?.activity.unwrap_or_default();
+            if activity.gates.first().is_some_and(|gate| gate.expiring) {
+                return anyhow::Ok(activity);
+            }
+        }
+        anyhow::bail!("the watch ended before EXPIRING")
+    })
+    .await??;
+    assert_eq!(
+        (short.gates[0].status, short.light),
+        (v1::GateStatus::Approved as i32, v1::Light::Waiting as i32)
+    );
+    stack.stop().await;
+    Ok(())
+}
