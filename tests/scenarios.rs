@@ -648,19 +648,38 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
         }
     }
     if !scenario.lead_times_days.is_empty() {
-        let last_day = scenario.steps.iter().map(|step| step.day).max().unwrap_or_default();
-        let request = v1::GateLeadTimesRequest { from: scenario.first_day.to_string(), to: (scenario.first_day + Duration::days(last_day)).to_string() };
+        let last_day = scenario
+            .steps
+            .iter()
+            .map(|step| step.day)
+            .max()
+            .unwrap_or_default();
+        let request = v1::GateLeadTimesRequest {
+            from: scenario.first_day.to_string(),
+            to: (scenario.first_day + Duration::days(last_day)).to_string(),
+        };
         let mut green_light = stack.green_light().await?;
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         let measured = loop {
-            let lead_times = green_light.gate_lead_times(request.clone()).await?.into_inner().lead_times;
-            let measured: std::collections::BTreeMap<String, f64> = lead_times.into_iter().map(|lead_time| (lead_time.gate, lead_time.median_days)).collect();
+            let lead_times = green_light
+                .gate_lead_times(request.clone())
+                .await?
+                .into_inner()
+                .lead_times;
+            let measured: std::collections::BTreeMap<String, f64> = lead_times
+                .into_iter()
+                .map(|lead_time| (lead_time.gate, lead_time.median_days))
+                .collect();
             if measured == scenario.lead_times_days || tokio::time::Instant::now() > deadline {
                 break measured;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         };
-        assert_eq!(measured, scenario.lead_times_days, "{}: lead times", scenario.name);
+        assert_eq!(
+            measured, scenario.lead_times_days,
+            "{}: lead times",
+            scenario.name
+        );
     }
     stack.stop().await;
     Ok(skipped)

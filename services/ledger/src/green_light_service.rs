@@ -391,30 +391,98 @@ mod tests {
 
     /// The one check helper of this layer: a gate row read on `today` has `status`, `expiring`
     /// and makes its activity's light `light`.
-    fn check(row: store::green_light::GateRow, today: u32, status: v1::GateStatus, expiring: bool, light: v1::Light) {
+    fn check(
+        row: store::green_light::GateRow,
+        today: u32,
+        status: v1::GateStatus,
+        expiring: bool,
+        light: v1::Light,
+    ) {
         let state = gate_state(&row, date(today));
-        assert_eq!((state.status, state.expiring), (status as i32, expiring), "{row:?} on day {today}");
-        assert_eq!(activity_light(&[&row], date(today)).light, light as i32, "{row:?} on day {today}");
+        assert_eq!(
+            (state.status, state.expiring),
+            (status as i32, expiring),
+            "{row:?} on day {today}"
+        );
+        assert_eq!(
+            activity_light(&[&row], date(today)).light,
+            light as i32,
+            "{row:?} on day {today}"
+        );
     }
 
     #[test]
     fn each_status_and_light() {
-        check(row(None, None), 10, v1::GateStatus::Requested, false, v1::Light::Waiting);
-        check(row(Some("information_needed"), None), 10, v1::GateStatus::InfoNeeded, false, v1::Light::Waiting);
-        check(row(Some("rejected"), None), 10, v1::GateStatus::Rejected, false, v1::Light::Red);
-        check(row(Some("approved"), Some((15, 31))), 10, v1::GateStatus::Approved, false, v1::Light::Green);
+        check(
+            row(None, None),
+            10,
+            v1::GateStatus::Requested,
+            false,
+            v1::Light::Waiting,
+        );
+        check(
+            row(Some("information_needed"), None),
+            10,
+            v1::GateStatus::InfoNeeded,
+            false,
+            v1::Light::Waiting,
+        );
+        check(
+            row(Some("rejected"), None),
+            10,
+            v1::GateStatus::Rejected,
+            false,
+            v1::Light::Red,
+        );
+        check(
+            row(Some("approved"), Some((15, 31))),
+            10,
+            v1::GateStatus::Approved,
+            false,
+            v1::Light::Green,
+        );
         // Approved until D shows as expiring from D-5, and expired after D, with no new request.
-        check(row(Some("approved"), Some((15, 31))), 25, v1::GateStatus::Approved, false, v1::Light::Green);
-        check(row(Some("approved"), Some((15, 31))), 26, v1::GateStatus::Approved, true, v1::Light::Green);
-        check(row(Some("approved"), Some((1, 12))), 13, v1::GateStatus::Expired, false, v1::Light::Waiting);
+        check(
+            row(Some("approved"), Some((15, 31))),
+            25,
+            v1::GateStatus::Approved,
+            false,
+            v1::Light::Green,
+        );
+        check(
+            row(Some("approved"), Some((15, 31))),
+            26,
+            v1::GateStatus::Approved,
+            true,
+            v1::Light::Green,
+        );
+        check(
+            row(Some("approved"), Some((1, 12))),
+            13,
+            v1::GateStatus::Expired,
+            false,
+            v1::Light::Waiting,
+        );
         // Approved, but not for the planned start.
-        check(row(Some("approved"), Some((21, 31))), 10, v1::GateStatus::Approved, false, v1::Light::Waiting);
+        check(
+            row(Some("approved"), Some((21, 31))),
+            10,
+            v1::GateStatus::Approved,
+            false,
+            v1::Light::Waiting,
+        );
     }
 
     #[test]
     fn waiting_days_count_from_the_request_until_a_final_decision() {
         assert_eq!(gate_state(&row(None, None), date(22)).waiting_days, 21);
-        assert_eq!(gate_state(&row(Some("information_needed"), None), date(22)).waiting_days, 21);
-        assert_eq!(gate_state(&row(Some("approved"), Some((15, 31))), date(22)).waiting_days, 0);
+        assert_eq!(
+            gate_state(&row(Some("information_needed"), None), date(22)).waiting_days,
+            21
+        );
+        assert_eq!(
+            gate_state(&row(Some("approved"), Some((15, 31))), date(22)).waiting_days,
+            0
+        );
     }
 }

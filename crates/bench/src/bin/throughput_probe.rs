@@ -12,59 +12,6 @@ use bench::{percentile, rate};
 use domain::Role;
 use futures::future::join_all;
 use proto::v1;
-use sqlx::Connection;
-
-async fn bare_postgres_insert_loop(database_url: &str, rows: usize) -> anyhow::Result<Duration> {
-    let mut connection = sqlx::PgConnection::connect(database_url).await?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS probe_rows (id bigserial PRIMARY KEY, payload jsonb NOT NULL)",
-    )
-    .execute(&mut connection)
-    .await?;
-    let payload = serde_json_payload();
-    let started = Instant::now();
-    for _ in 0..rows {
-        // Autocommit: one row, one transaction, one fsync, like one event per transaction.
-        sqlx::query("INSERT INTO probe_rows (payload) VALUES ($1::jsonb)")
-            .bind(&payload)
-            .execute(&mut connection)
-            .await?;
-    }
-    Ok(started.elapsed())
-}
-
-fn serde_json_payload() -> String {
-    format!("{{\"envelope\":{{\"event_id\":\"{}\",\"agency\":\"municipality\"}},\"body\":{{\"type\":\"ParticipantReferred\",\"source\":\"ifo\"}},\"pad\":\"{}\"}}", uuid::Uuid::now_v7(), "x".repeat(400))
-}
-
-async fn bare_jetstream_publish_loop(
-    bus_config: &bus::BusConfig,
-    messages: usize,
-) -> anyhow::Result<Duration> {
-    let client = bus::connect(bus_config, "probe").await?;
-    let jetstream = async_nats::jetstream::new(client);
-    let config = async_nats::jetstream::stream::Config {
-        name: format!("{}_RAW", bus_config.stream_name),
-        subjects: vec![format!("{}.raw", bus_config.subject_prefix)],
-        max_age: Duration::from_secs(3600),
-        ..Default::default()
-    };
-    jetstream.get_or_create_stream(config.clone()).await?;
-    let payload = serde_json_payload().into_bytes();
-    let started = Instant::now();
-    for _ in 0..messages {
-        jetstream
-            .publish(
-                format!("{}.raw", bus_config.subject_prefix),
-                payload.clone().into(),
-            )
-            .await?
-            .await?;
-    }
-    let elapsed = started.elapsed();
-    let _ = jetstream.delete_stream(&config.name).await;
-    Ok(elapsed)
-}
 
 fn as_coach<T>(message: T) -> tonic::Request<T> {
     testkit::as_caller(message, "coach-17", Role::Coach, "hudiksvall-ips")
@@ -144,8 +91,10 @@ async fn main() -> anyhow::Result<()> {
     let stack = testkit::Stack::start().await?;
     println!("throughput probe: {events} events, {clients} concurrent gRPC clients, fresh database and stream");
 
-    let postgres_elapsed = bare_postgres_insert_loop(&stack.database.url, events).await?;
-    let jetstream_elapsed = bare_jetstream_publish_loop(&stack.bus_config, events).await?;
+    let postgres_elapsed =
+        bench::ceilings::postgres_insert_loop(&stack.database.url, events).await?;
+    let jetstream_elapsed =
+        bench::ceilings::jetstream_publish_loop(&stack.bus_config, events).await?;
 
     let mut handles = Vec::with_capacity(clients);
     for _ in 0..clients {
