@@ -326,3 +326,75 @@ async fn the_coach_sees_green_when_fk_approves_and_fk_sees_what_waits_on_it() ->
     stack.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_resumes_with_the_current_state_after_a_ledger_restart() -> anyhow::Result<()> {
+    let mut stack = Stack::start().await?;
+    let (participant, training) = waiting_on_fk(&stack, "coach-17").await?;
+    let request = v1::WatchGreenLightRequest {
+        participant_id: participant.clone(),
+        ..Default::default()
+    };
+    let mut watch = stack
+        .green_light()
+        .await?
+        .watch_green_light(request.clone())
+        .await?
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the watch ended"))??;
+    assert_eq!(
+        first.activity.map(|activity| activity.light),
+        Some(v1::Light::Waiting as i32)
+    );
+
+    stack.restart_ledger().await?;
+    // The old stream ends (or errors) with the ledger; the client reconnects and resumes from the
+    // current state, then sees the change that happens after.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(update) = watch.next().await {
+            if update.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the old stream must end when its ledger stops"
+    );
+    let mut resumed = stack
+        .green_light()
+        .await?
+        .watch_green_light(request)
+        .await?
+        .into_inner();
+    let current = tokio::time::timeout(Duration::from_secs(10), resumed.next())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the watch ended"))??;
+    assert!(current.initial);
+    assert_eq!(
+        current
+            .activity
+            .as_ref()
+            .map(|activity| (activity.activity_id.as_str(), activity.light)),
+        Some((training.as_str(), v1::Light::Waiting as i32))
+    );
+    fk_decides(&stack, &participant, &training, 0, 90).await?;
+    let green = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(update) = resumed.next().await {
+            if update?
+                .activity
+                .is_some_and(|activity| activity.light == v1::Light::Green as i32)
+            {
+                return anyhow::Ok(());
+            }
+        }
+        anyhow::bail!("the resumed watch ended before GREEN")
+    })
+    .await?;
+    green?;
+    stack.stop().await;
+    Ok(())
+}

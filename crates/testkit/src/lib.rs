@@ -211,6 +211,7 @@ pub struct Stack {
     /// The ledger's metrics address.
     pub ledger_metrics_address: Option<std::net::SocketAddr>,
     shutdown: watch::Sender<bool>,
+    ledger_shutdown: watch::Sender<bool>,
     ledger: Option<ledger::RunningLedger>,
     agencies: Vec<rpc::agency::RunningService>,
 }
@@ -227,10 +228,11 @@ impl Stack {
         let database = TestDatabase::create().await?;
         let bus_config = unique_bus_config();
         let (shutdown, receiver) = watch::channel(false);
+        let (ledger_shutdown, ledger_receiver) = watch::channel(false);
         let ledger = ledger::start(
             ledger_config(&database, &bus_config),
             Arc::new(ledger::clock::SystemClock),
-            receiver.clone(),
+            ledger_receiver,
         )
         .await?;
         let municipality_config = municipality::MunicipalityConfig {
@@ -263,6 +265,7 @@ impl Stack {
             ledger_counters: ledger.counters.clone(),
             ledger_metrics_address: ledger.metrics_address,
             shutdown,
+            ledger_shutdown,
             ledger: Some(ledger),
             agencies: vec![
                 municipality,
@@ -335,9 +338,33 @@ impl Stack {
         ))
     }
 
+    /// Stops the ledger gracefully and starts it again on the same port, database and stream,
+    /// as an operator's restart would.
+    pub async fn restart_ledger(&mut self) -> anyhow::Result<()> {
+        let _ = self.ledger_shutdown.send(true);
+        if let Some(ledger) = self.ledger.take() {
+            ledger.wait().await;
+        }
+        let (ledger_shutdown, ledger_receiver) = watch::channel(false);
+        let mut config = ledger_config(&self.database, &self.bus_config);
+        config.server.listen_address = self.ledger_address.to_string();
+        let ledger = ledger::start(
+            config,
+            Arc::new(ledger::clock::SystemClock),
+            ledger_receiver,
+        )
+        .await?;
+        self.ledger_counters = ledger.counters.clone();
+        self.ledger_metrics_address = ledger.metrics_address;
+        self.ledger = Some(ledger);
+        self.ledger_shutdown = ledger_shutdown;
+        Ok(())
+    }
+
     /// Stops the services gracefully and removes the test's database and stream.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
+        let _ = self.ledger_shutdown.send(true);
         for agency in self.agencies.drain(..) {
             agency.wait().await;
         }
