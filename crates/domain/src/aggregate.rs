@@ -379,50 +379,23 @@ impl Participant {
             EventBody::ActivityStarted {
                 activity_id,
                 started_on,
-            } => {
-                self.require_enrolled(false)?;
-                let activity = self.activity(*activity_id)?;
-                if matches!(activity.kind, ActivityKind::Job | ActivityKind::Studies) {
-                    return Err(wrong_kind(
-                        "activity other than a job or studies",
-                        activity.kind,
-                    ));
-                }
-                require_proposed(activity)?;
-                self.require_green(activity, *started_on)
-            }
+            } => self.require_start(*activity_id, None, *started_on),
             EventBody::JobStarted {
                 activity_id,
                 started_on,
                 ..
-            } => {
-                self.require_enrolled(false)?;
-                let activity = self.activity_of_kind(*activity_id, ActivityKind::Job)?;
-                require_proposed(activity)?;
-                self.require_green(activity, *started_on)
-            }
+            } => self.require_start(*activity_id, Some(ActivityKind::Job), *started_on),
             EventBody::StudiesStarted {
                 activity_id,
                 started_on,
                 ..
-            } => {
-                self.require_enrolled(false)?;
-                let activity = self.activity_of_kind(*activity_id, ActivityKind::Studies)?;
-                require_proposed(activity)?;
-                self.require_green(activity, *started_on)
-            }
+            } => self.require_start(*activity_id, Some(ActivityKind::Studies), *started_on),
             EventBody::ActivityEnded {
                 activity_id,
                 ended_on,
             } => {
                 self.require_enrolled(true)?;
-                let activity = self.activity(*activity_id)?;
-                if matches!(activity.kind, ActivityKind::Job | ActivityKind::Studies) {
-                    return Err(wrong_kind(
-                        "activity other than a job or studies",
-                        activity.kind,
-                    ));
-                }
+                let activity = self.activity_for_step(*activity_id, None)?;
                 require_running_since(activity, *ended_on)
             }
             EventBody::JobEnded {
@@ -625,6 +598,42 @@ impl Participant {
             return Err(RuleViolation::OwnEmployerTrialLimitReached);
         }
         Ok(())
+    }
+
+    /// The activity a step names, if the step fits its kind: `Some(kind)` for the job and studies
+    /// steps, `None` for the general activity steps (jobs and studies have their own).
+    fn activity_for_step(
+        &self,
+        activity_id: ActivityId,
+        kind: Option<ActivityKind>,
+    ) -> Result<&ActivityRecord, RuleViolation> {
+        match kind {
+            Some(kind) => self.activity_of_kind(activity_id, kind),
+            None => {
+                let activity = self.activity(activity_id)?;
+                if matches!(activity.kind, ActivityKind::Job | ActivityKind::Studies) {
+                    return Err(wrong_kind(
+                        "activity other than a job or studies",
+                        activity.kind,
+                    ));
+                }
+                Ok(activity)
+            }
+        }
+    }
+
+    /// A start: enrolled with active support, the activity proposed and not started, and GREEN
+    /// on the start day.
+    fn require_start(
+        &self,
+        activity_id: ActivityId,
+        kind: Option<ActivityKind>,
+        started_on: NaiveDate,
+    ) -> Result<(), RuleViolation> {
+        self.require_enrolled(false)?;
+        let activity = self.activity_for_step(activity_id, kind)?;
+        require_proposed(activity)?;
+        self.require_green(activity, started_on)
     }
 
     /// Every required gate approved for the start day, or the rule naming each missing gate.
