@@ -117,7 +117,14 @@ pub fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<ServerHandle> {
     let local_address = listener.local_addr()?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Serving from our own listener, tonic ignores its tcp_nodelay setting; without it, Nagle's
+    // algorithm and delayed acks add ~40 ms to small responses, so set it on every connection.
+    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |connection| {
+        if let Ok(stream) = &connection {
+            let _ = stream.set_nodelay(true);
+        }
+        connection
+    });
     let task = tokio::spawn(async move {
         router
             .serve_with_incoming_shutdown(incoming, async move {

@@ -21,7 +21,8 @@ CREATE TABLE green_light_gates
     PRIMARY KEY (participant_id, activity_id, gate)
 );
 
-CREATE INDEX green_light_gates_pending ON green_light_gates (deciding_agency, requested_on) WHERE open;
+-- Pending approvals page in this order, so a page is an index range, not a sort.
+CREATE INDEX green_light_gates_pending ON green_light_gates (deciding_agency, requested_on, participant_id, activity_id, gate) WHERE open;
 CREATE INDEX green_light_gates_by_coach ON green_light_gates (coach) WHERE open;
 
 -- A new read model starts from the first event: rebuild every read model.
