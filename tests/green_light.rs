@@ -398,3 +398,84 @@ async fn a_watch_resumes_with_the_current_state_after_a_ledger_restart() -> anyh
     stack.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_expires_when_the_clock_passes_its_end_without_any_request(
+) -> anyhow::Result<()> {
+    let clock = std::sync::Arc::new(ledger::clock::ManualClock::new(Utc::now()));
+    let stack = Stack::start_with(testkit::StackOptions {
+        ledger_clock: clock.clone(),
+        ..Default::default()
+    })
+    .await?;
+    let (participant, training) = waiting_on_fk(&stack, "coach-17").await?;
+    // Approved from today through day 10, covering the start in a week: GREEN.
+    fk_decides(&stack, &participant, &training, 0, 10).await?;
+    let request = v1::WatchGreenLightRequest {
+        participant_id: participant.clone(),
+        ..Default::default()
+    };
+    let mut watch = stack
+        .green_light()
+        .await?
+        .watch_green_light(request)
+        .await?
+        .into_inner();
+    let approved = next_with_status(&mut watch, v1::GateStatus::Approved).await?;
+    assert_eq!(
+        (approved.light, approved.gates[0].expiring),
+        (v1::Light::Green as i32, false)
+    );
+
+    // Six days on: within five days of the end, so expiring; nothing was recorded.
+    clock.advance(chrono::Duration::days(6));
+    let expiring = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(update) = watch.next().await {
+            let activity = update?.activity.unwrap_or_default();
+            if activity.gates.first().is_some_and(|gate| gate.expiring) {
+                return anyhow::Ok(activity);
+            }
+        }
+        anyhow::bail!("the watch ended")
+    })
+    .await??;
+    assert_eq!(expiring.gates[0].status, v1::GateStatus::Approved as i32);
+
+    // Past the end: EXPIRED and WAITING, pushed by the ledger's own re-evaluation.
+    clock.advance(chrono::Duration::days(5));
+    let expired = next_with_status(&mut watch, v1::GateStatus::Expired).await?;
+    assert_eq!(expired.light, v1::Light::Waiting as i32);
+    let pool = stack.database.pool().await?;
+    let decisions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'ActivityDecision'")
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(
+        decisions, 1,
+        "expiry records nothing: it is a function of time"
+    );
+    pool.close().await;
+    stack.stop().await;
+    Ok(())
+}
+
+/// The next update whose first gate has `wanted` status.
+async fn next_with_status(
+    watch: &mut tonic::Streaming<v1::GreenLightUpdate>,
+    wanted: v1::GateStatus,
+) -> anyhow::Result<v1::ActivityLight> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(update) = watch.next().await {
+            let activity = update?.activity.unwrap_or_default();
+            if activity
+                .gates
+                .first()
+                .is_some_and(|gate| gate.status == wanted as i32)
+            {
+                return anyhow::Ok(activity);
+            }
+        }
+        anyhow::bail!("the watch ended")
+    })
+    .await?
+}

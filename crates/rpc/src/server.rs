@@ -119,12 +119,15 @@ pub fn serve(
     let local_address = listener.local_addr()?;
     // Serving from our own listener, tonic ignores its tcp_nodelay setting; without it, Nagle's
     // algorithm and delayed acks add ~40 ms to small responses, so set it on every connection.
-    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |connection| {
-        if let Ok(stream) = &connection {
-            let _ = stream.set_nodelay(true);
-        }
-        connection
-    });
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |connection| {
+            if let Ok(stream) = &connection {
+                let _ = stream.set_nodelay(true);
+            }
+            connection
+        },
+    );
     let task = tokio::spawn(async move {
         router
             .serve_with_incoming_shutdown(incoming, async move {

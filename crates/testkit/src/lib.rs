@@ -176,16 +176,19 @@ pub fn agency_config(bus_config: &bus::BusConfig) -> rpc::agency::AgencyServiceC
 }
 
 /// What a test may change about its stack.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct StackOptions {
     /// The coach caseload limit (the product default is 20).
     pub coach_active_participants_max: u32,
+    /// The ledger's clock (the system clock unless a test needs to move time).
+    pub ledger_clock: Arc<dyn ledger::clock::Clock>,
 }
 
 impl Default for StackOptions {
     fn default() -> Self {
         Self {
             coach_active_participants_max: 20,
+            ledger_clock: Arc::new(ledger::clock::SystemClock),
         }
     }
 }
@@ -212,6 +215,7 @@ pub struct Stack {
     pub ledger_metrics_address: Option<std::net::SocketAddr>,
     shutdown: watch::Sender<bool>,
     ledger_shutdown: watch::Sender<bool>,
+    ledger_clock: Arc<dyn ledger::clock::Clock>,
     ledger: Option<ledger::RunningLedger>,
     agencies: Vec<rpc::agency::RunningService>,
 }
@@ -231,7 +235,7 @@ impl Stack {
         let (ledger_shutdown, ledger_receiver) = watch::channel(false);
         let ledger = ledger::start(
             ledger_config(&database, &bus_config),
-            Arc::new(ledger::clock::SystemClock),
+            options.ledger_clock.clone(),
             ledger_receiver,
         )
         .await?;
@@ -266,6 +270,7 @@ impl Stack {
             ledger_metrics_address: ledger.metrics_address,
             shutdown,
             ledger_shutdown,
+            ledger_clock: options.ledger_clock.clone(),
             ledger: Some(ledger),
             agencies: vec![
                 municipality,
@@ -348,12 +353,7 @@ impl Stack {
         let (ledger_shutdown, ledger_receiver) = watch::channel(false);
         let mut config = ledger_config(&self.database, &self.bus_config);
         config.server.listen_address = self.ledger_address.to_string();
-        let ledger = ledger::start(
-            config,
-            Arc::new(ledger::clock::SystemClock),
-            ledger_receiver,
-        )
-        .await?;
+        let ledger = ledger::start(config, self.ledger_clock.clone(), ledger_receiver).await?;
         self.ledger_counters = ledger.counters.clone();
         self.ledger_metrics_address = ledger.metrics_address;
         self.ledger = Some(ledger);
