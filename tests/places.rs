@@ -63,6 +63,7 @@ async fn a_full_unit_waits_a_full_coach_is_refused_and_a_freed_place_is_offered(
 ) -> anyhow::Result<()> {
     let stack = Stack::start_with(StackOptions {
         coach_active_participants_max: 2,
+        ..Default::default()
     })
     .await?;
     let mut municipality = stack.municipality().await?;
