@@ -12,7 +12,7 @@ use crate::server::{ReflectionError, ServerConfig, ServerHandle};
 use crate::submit::{AgencyEdge, AgencySubmitter, SubmitConfig};
 
 /// An agency service's configuration.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgencyServiceConfig {
     /// gRPC server.
@@ -21,16 +21,6 @@ pub struct AgencyServiceConfig {
     pub bus: bus::BusConfig,
     /// Waiting for verdicts.
     pub submit: SubmitConfig,
-}
-
-impl Default for AgencyServiceConfig {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            bus: bus::BusConfig::default(),
-            submit: SubmitConfig::default(),
-        }
-    }
 }
 
 impl AgencyServiceConfig {

@@ -94,7 +94,7 @@ impl Demo<'_> {
             role: Role::CaseOfficer,
             unit: "hudiksvall-vuxenpsykiatri",
         };
-        let from_psychiatry = index % 2 == 0;
+        let from_psychiatry = index.is_multiple_of(2);
         let source = if from_psychiatry {
             v1::ReferralSource::Vuxenpsykiatri
         } else {
@@ -196,7 +196,7 @@ impl Demo<'_> {
             ][index % 4]
                 .into(),
             face_to_face: true,
-            with_participant: index % 2 == 0,
+            with_participant: index.is_multiple_of(2),
         };
         self.clients
             .municipality
@@ -229,7 +229,7 @@ impl Demo<'_> {
                 date: self.date(start - 10),
             }))
             .await?;
-        if index % 3 == 0 {
+        if index.is_multiple_of(3) {
             let coding = v1::DateRequest {
                 write: self.write(&participant_id, start - 10),
                 date: self.date(start - 10),
@@ -303,7 +303,7 @@ impl Demo<'_> {
         }
 
         // Every fourth finds a job; one pauses, one is discharged.
-        if index % 4 == 0 && start > 60 {
+        if index.is_multiple_of(4) && start > 60 {
             let job = v1::ProposeActivityRequest {
                 write: self.write(&participant_id, start - 50),
                 kind: v1::ActivityKind::Job as i32,

@@ -20,8 +20,8 @@ pub fn timeline(label: &str, participant_id: &str, entries: &[v1::TimelineEntry]
     let _ = writeln!(text, "\n{label} — participant {participant_id}");
     let _ = writeln!(
         text,
-        "  {:>3}  {:<20}  {:<22}  {:<13}  {:<22}  {:<8}  {}",
-        "seq", "occurred", "event", "agency", "actor", "hash", "note"
+        "  {:>3}  {:<20}  {:<22}  {:<13}  {:<22}  {:<8}  note",
+        "seq", "occurred", "event", "agency", "actor", "hash"
     );
     for entry in entries {
         let actor = entry
