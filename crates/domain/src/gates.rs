@@ -184,9 +184,9 @@ pub struct GateView {
     pub decided: Option<DecidedGate>,
 }
 
-/// The green-light request of one proposed, not yet started activity.
+/// The green-light request of one activity.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OpenRequest {
+pub struct GreenLightRequest {
     /// The activity.
     pub activity_id: ActivityId,
     /// What kind.
@@ -195,30 +195,41 @@ pub struct OpenRequest {
     pub planned_start: NaiveDate,
     /// When it was proposed: waiting time counts from here.
     pub proposed_on: NaiveDate,
-    /// The gates its start needs, from the situation as recorded.
+    /// Proposed and not yet started: still waiting for its light.
+    pub open: bool,
+    /// The gates its start needs (from the situation as recorded), and any gate that was
+    /// decided even if no longer needed, so a decision is never lost from the record.
     pub gates: Vec<GateView>,
 }
 
-/// Every open green-light request of a participant (activities proposed and not yet started).
-pub fn open_requests(
+/// Every activity's green-light request, open or not.
+pub fn requests(
     activities: &BTreeMap<ActivityId, ActivityRecord>,
     situation: &Situation,
-) -> Vec<OpenRequest> {
+) -> Vec<GreenLightRequest> {
     activities
         .iter()
-        .filter(|(_, activity)| activity.status == ActivityStatus::Proposed)
-        .map(|(activity_id, activity)| OpenRequest {
-            activity_id: *activity_id,
-            kind: activity.kind,
-            planned_start: activity.planned_start,
-            proposed_on: activity.proposed_on,
-            gates: required_gates(situation, activity, activity.planned_start)
-                .into_iter()
-                .map(|kind| GateView {
-                    kind,
-                    decided: activity.gate_decisions.get(&kind).cloned(),
-                })
-                .collect(),
+        .map(|(activity_id, activity)| {
+            let mut kinds = required_gates(situation, activity, activity.planned_start);
+            for decided in activity.gate_decisions.keys() {
+                if !kinds.contains(decided) {
+                    kinds.push(*decided);
+                }
+            }
+            GreenLightRequest {
+                activity_id: *activity_id,
+                kind: activity.kind,
+                planned_start: activity.planned_start,
+                proposed_on: activity.proposed_on,
+                open: activity.status == ActivityStatus::Proposed,
+                gates: kinds
+                    .into_iter()
+                    .map(|kind| GateView {
+                        kind,
+                        decided: activity.gate_decisions.get(&kind).cloned(),
+                    })
+                    .collect(),
+            }
         })
         .collect()
 }

@@ -2,7 +2,8 @@
 //!
 //! Which gates an activity needs is the domain's decision (`domain::gates`), so the projector
 //! does not re-implement it: for each participant a batch touches, it folds that participant's
-//! history into the aggregate and writes the aggregate's open requests. The same rules then
+//! history into the aggregate and writes every activity's request (open or not, so a decision
+//! that arrives in the same batch as the start is still recorded for the lead times). The same rules then
 //! answer the coach's board, the officers' pending approvals and the lead-time report.
 
 use chrono::NaiveDate;
@@ -40,7 +41,7 @@ pub(crate) async fn refresh(
         .map_or((None, None), |(unit, coach)| {
             (Some(unit.0.clone()), Some(coach.0.clone()))
         });
-    for request in gates::open_requests(participant.activities(), participant.situation()) {
+    for request in gates::requests(participant.activities(), participant.situation()) {
         for gate in &request.gates {
             let (decision, decided_on, valid_from, valid_to) = match &gate.decided {
                 None => (None, None, None, None),
@@ -65,10 +66,10 @@ pub(crate) async fn refresh(
             sqlx::query(
                 "INSERT INTO green_light_gates (participant_id, activity_id, gate, deciding_agency, unit, coach, activity_kind,
                      planned_start, requested_on, open, decision, decided_on, valid_from, valid_to)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, true, $10, $11, $12, $13)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $14, $10, $11, $12, $13)
                  ON CONFLICT (participant_id, activity_id, gate) DO UPDATE SET
                      deciding_agency = $4, unit = $5, coach = $6, activity_kind = $7, planned_start = $8, requested_on = $9,
-                     open = true, decision = $10, decided_on = $11, valid_from = $12, valid_to = $13",
+                     open = $14, decision = $10, decided_on = $11, valid_from = $12, valid_to = $13",
             )
             .bind(participant_id.0)
             .bind(request.activity_id.0)
@@ -83,6 +84,7 @@ pub(crate) async fn refresh(
             .bind(decided_on)
             .bind(valid_from.map(clamp_date))
             .bind(valid_to.map(clamp_date))
+            .bind(request.open)
             .execute(&mut **transaction)
             .await?;
         }

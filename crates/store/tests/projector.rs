@@ -182,3 +182,130 @@ async fn stored_events_cannot_be_updated_or_deleted() -> anyhow::Result<()> {
     database.drop_database().await;
     Ok(())
 }
+
+/// Records `bodies` for one participant through the aggregate, as the ledger would, and returns
+/// the chained events.
+async fn history(
+    participant_id: ParticipantId,
+    bodies: Vec<(Agency, EventBody)>,
+) -> Vec<ParticipantEvent> {
+    use cqrs_es::Aggregate;
+    let mut participant = domain::Participant::default();
+    let mut events = Vec::new();
+    for (index, (agency, body)) in bodies.into_iter().enumerate() {
+        let mut submission = Submission {
+            envelope: first_event(participant_id).envelope,
+            body,
+        };
+        submission.envelope.event_id = EventId(uuid::Uuid::now_v7());
+        submission.envelope.agency = agency;
+        submission.envelope.data_category = submission.body.data_category(agency);
+        submission.envelope.occurred_at += chrono::Duration::days(index as i64);
+        let sink = cqrs_es::event_sink::EventSink::default();
+        let command = domain::ParticipantCommand::Record {
+            submission,
+            recorded_at: Utc::now(),
+        };
+        assert!(participant.handle(command, &(), &sink).await.is_ok());
+        let recorded = sink.collect().await;
+        assert!(
+            recorded.iter().all(ParticipantEvent::is_accepted),
+            "{recorded:?}"
+        );
+        events.extend(recorded);
+    }
+    events
+}
+
+#[tokio::test]
+async fn a_decision_projected_in_the_same_batch_as_the_start_still_counts_for_lead_times(
+) -> anyhow::Result<()> {
+    use domain::values::{ActivityKind, BenefitKind, DecisionOutcome, Period};
+    let (database, pool) = migrated_database().await?;
+    let participant_id = ParticipantId(uuid::Uuid::new_v4());
+    let day = |offset: i64| {
+        chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap_or_default()
+            + chrono::Duration::days(offset)
+    };
+    let activity_id = domain::ActivityId(uuid::Uuid::new_v4());
+    let events = history(
+        participant_id,
+        vec![
+            (
+                Agency::Municipality,
+                EventBody::ParticipantReferred {
+                    source: ReferralSource::OwnInitiative,
+                    referrer: None,
+                },
+            ),
+            (
+                Agency::Municipality,
+                EventBody::ParticipantEnrolled {
+                    unit: UnitId("hudiksvall-ips".into()),
+                    coach: PersonId("coach-17".into()),
+                },
+            ),
+            (
+                Agency::Forsakringskassan,
+                EventBody::BenefitRegistered {
+                    benefit: BenefitKind::Sjukpenning,
+                    degree_percent: 100,
+                    period: Period {
+                        from: day(0),
+                        to: day(300),
+                    },
+                    employed: false,
+                },
+            ),
+            (
+                Agency::Municipality,
+                EventBody::ActivityProposed {
+                    activity_id,
+                    kind: ActivityKind::Arbetstraning,
+                    employer: None,
+                    hours_per_week: 20,
+                    planned_start: day(10),
+                    planned_end: None,
+                    subsidy: None,
+                    at_own_employer: false,
+                },
+            ),
+            (
+                Agency::Forsakringskassan,
+                EventBody::ActivityDecision {
+                    activity_id,
+                    outcome: DecisionOutcome::Approved,
+                    valid: Some(Period {
+                        from: day(10),
+                        to: day(90),
+                    }),
+                    reason: String::new(),
+                },
+            ),
+            (
+                Agency::Municipality,
+                EventBody::ActivityStarted {
+                    activity_id,
+                    started_on: day(10),
+                },
+            ),
+        ],
+    )
+    .await;
+    let mut connection = pool.acquire().await?;
+    for event in &events {
+        insert(&mut connection, event).await?;
+    }
+    drop(connection);
+    // One batch sees the decision and the start together.
+    let projector = TimelineProjector::new(pool.clone(), ProjectorConfig::default());
+    assert_eq!(projector.project_batch().await?, events.len());
+    let (decision, open): (Option<String>, bool) = sqlx::query_as("SELECT decision, open FROM green_light_gates WHERE activity_id = $1 AND gate = 'fk_activity_decision'")
+        .bind(activity_id.0)
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!((decision.as_deref(), open), (Some("approved"), false));
+    pool.close().await;
+    database.drop_database().await;
+    Ok(())
+}
