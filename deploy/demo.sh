@@ -28,7 +28,9 @@ mkdir -p "$state_dir"
 # Each service reads only its own keys (unknown IPS_* keys are refused), so pass them per process.
 demo_database_url="postgres://postgres@127.0.0.1:${IPS_SETUP_PG_PORT:-5432}/$demo_database"
 export IPS_BUS__NATS_URL="nats://127.0.0.1:${IPS_SETUP_NATS_PORT:-4222}"
-base_port="${IPS_DEMO_BASE_PORT:-50050}"
+# Ports below Linux's ephemeral range (32768–60999), so an outgoing connection of one service
+# can never hold a port another is about to listen on.
+base_port="${IPS_DEMO_BASE_PORT:-7400}"
 ledger_port=$base_port
 pids=()
 start_service() { # name port [extra env assignments...]
@@ -39,7 +41,7 @@ start_service() { # name port [extra env assignments...]
     echo "$name $! $port" >>"$state_dir/services"
 }
 : >"$state_dir/services"
-start_service ledger "$ledger_port" IPS_STORE__DATABASE_URL="$demo_database_url" IPS_METRICS_LISTEN_ADDRESS="127.0.0.1:$((base_port + 100))"
+start_service ledger "$ledger_port" IPS_STORE__DATABASE_URL="$demo_database_url" IPS_METRICS_LISTEN_ADDRESS="127.0.0.1:$((base_port + 90))"
 start_service municipality $((base_port + 1)) IPS_PLACES__LEDGER_ADDRESS="http://127.0.0.1:$ledger_port"
 start_service forsakringskassan $((base_port + 2))
 start_service arbetsformedlingen $((base_port + 3))
@@ -67,7 +69,7 @@ wait_for_port() {
     exit 1
 }
 while read -r name pid port; do wait_for_port "$name" "$pid" "$port"; done <"$state_dir/services"
-echo "demo: ledger on 127.0.0.1:$ledger_port (metrics on :$((base_port + 100))/metrics), agencies on :$((base_port + 1))..$((base_port + 4))"
+echo "demo: ledger on 127.0.0.1:$ledger_port (metrics on :$((base_port + 90))/metrics), agencies on :$((base_port + 1))..$((base_port + 4))"
 
 export IPS_LEDGER_ADDRESS="http://127.0.0.1:$ledger_port"
 export IPS_MUNICIPALITY_ADDRESS="http://127.0.0.1:$((base_port + 1))"

@@ -28,7 +28,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            listen_address: "127.0.0.1:50051".into(),
+            listen_address: "127.0.0.1:7401".into(),
             rpc_timeout_ms: 15_000,
             request_size_max_bytes: 64 * 1024,
             concurrent_calls_per_connection_max: 256,
@@ -41,7 +41,7 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.listen_address.parse::<SocketAddr>().is_err() {
             return Err(format!(
-                "server.listen_address `{}` is not an address like 127.0.0.1:50051",
+                "server.listen_address `{}` is not an address like 127.0.0.1:7401",
                 self.listen_address
             ));
         }

@@ -39,11 +39,11 @@ impl Addresses {
             std::env::var(name).unwrap_or_else(|_| format!("http://127.0.0.1:{port}"))
         };
         Self {
-            ledger: read("IPS_LEDGER_ADDRESS", 50050),
-            municipality: read("IPS_MUNICIPALITY_ADDRESS", 50051),
-            forsakringskassan: read("IPS_FK_ADDRESS", 50052),
-            arbetsformedlingen: read("IPS_AF_ADDRESS", 50053),
-            psychiatry: read("IPS_PSYCHIATRY_ADDRESS", 50054),
+            ledger: read("IPS_LEDGER_ADDRESS", 7400),
+            municipality: read("IPS_MUNICIPALITY_ADDRESS", 7401),
+            forsakringskassan: read("IPS_FK_ADDRESS", 7402),
+            arbetsformedlingen: read("IPS_AF_ADDRESS", 7403),
+            psychiatry: read("IPS_PSYCHIATRY_ADDRESS", 7404),
         }
     }
 }

@@ -7,7 +7,7 @@
 //!   ipsctl status <event-id>
 //!   ipsctl caseload <unit>
 //! Addresses: IPS_LEDGER_ADDRESS, IPS_MUNICIPALITY_ADDRESS, IPS_FK_ADDRESS, IPS_AF_ADDRESS and
-//! IPS_PSYCHIATRY_ADDRESS (defaults http://127.0.0.1:50050 to :50054).
+//! IPS_PSYCHIATRY_ADDRESS (defaults http://127.0.0.1:7400 to :7404).
 
 use anyhow::Context;
 use proto::v1;

@@ -77,7 +77,7 @@ pub struct LedgerConfig {
 impl Default for LedgerConfig {
     fn default() -> Self {
         let mut server = rpc::ServerConfig::default();
-        server.listen_address = "127.0.0.1:50050".into();
+        server.listen_address = "127.0.0.1:7400".into();
         Self {
             server,
             bus: bus::BusConfig::default(),

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 pub use rpc::agency::{AgencyServiceConfig, RunningService, StartError};
 
 /// The default gRPC address.
-pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:50051";
+pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:7401";
 
 /// The municipality service's configuration: an agency service's, plus the waiting list's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

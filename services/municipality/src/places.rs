@@ -25,7 +25,7 @@ pub struct PlacesConfig {
 impl Default for PlacesConfig {
     fn default() -> Self {
         Self {
-            ledger_address: "http://127.0.0.1:50050".into(),
+            ledger_address: "http://127.0.0.1:7400".into(),
             coach_active_participants_max: 20,
             lookup_timeout_ms: 2_000,
         }

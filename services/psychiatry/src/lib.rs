@@ -13,7 +13,7 @@ use tokio::sync::watch;
 pub use rpc::agency::{AgencyServiceConfig, RunningService, StartError};
 
 /// The default gRPC address.
-pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:50054";
+pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:7404";
 
 /// The service's default configuration.
 pub fn default_config() -> AgencyServiceConfig {
