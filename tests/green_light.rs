@@ -202,20 +202,10 @@ async fn the_coach_sees_green_when_fk_approves_and_fk_sees_what_waits_on_it() ->
 
     // FK approves: the coach's stream turns GREEN.
     fk_decides(&stack, &anna, &training, 0, 90).await?;
-    let green = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(update) = watch.next().await {
-            let update = update?;
-            if update
-                .activity
-                .as_ref()
-                .is_some_and(|activity| activity.light == v1::Light::Green as i32)
-            {
-                return anyhow::Ok(update);
-            }
-        }
-        anyhow::bail!("the watch ended before GREEN")
+    let green = next_update(&mut watch, "GREEN", |activity| {
+        activity.light == v1::Light::Green as i32
     })
-    .await??;
+    .await?;
     assert!(!green.initial);
     let gate = &green
         .activity
@@ -272,36 +262,26 @@ async fn the_coach_sees_green_when_fk_approves_and_fk_sees_what_waits_on_it() ->
         })
         .await?
         .into_inner();
-    let expired = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(update) = other_watch.next().await {
-            let activity = update?.activity.unwrap_or_default();
-            if activity
-                .gates
-                .first()
-                .is_some_and(|gate| gate.status == v1::GateStatus::Expired as i32)
-            {
-                return anyhow::Ok(activity);
-            }
-        }
-        anyhow::bail!("the watch ended before EXPIRED")
+    let expired = next_update(&mut other_watch, "EXPIRED", |activity| {
+        activity
+            .gates
+            .first()
+            .is_some_and(|gate| gate.status == v1::GateStatus::Expired as i32)
     })
-    .await??;
+    .await?
+    .activity
+    .unwrap_or_default();
     assert_eq!(expired.light, v1::Light::Waiting as i32);
     fk_decides(&stack, &other, &other_training, 0, 10).await?;
-    let expiring = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(update) = other_watch.next().await {
-            let activity = update?.activity.unwrap_or_default();
-            if activity
-                .gates
-                .first()
-                .is_some_and(|gate| gate.status == v1::GateStatus::Approved as i32)
-            {
-                return anyhow::Ok(activity);
-            }
-        }
-        anyhow::bail!("the watch ended before APPROVED")
+    let expiring = next_update(&mut other_watch, "APPROVED", |activity| {
+        activity
+            .gates
+            .first()
+            .is_some_and(|gate| gate.status == v1::GateStatus::Approved as i32)
     })
-    .await??;
+    .await?
+    .activity
+    .unwrap_or_default();
     assert!(
         !expiring.gates[0].expiring,
         "ten days left is not yet expiring"
@@ -309,16 +289,12 @@ async fn the_coach_sees_green_when_fk_approves_and_fk_sees_what_waits_on_it() ->
     assert_eq!(expiring.light, v1::Light::Green as i32);
     // Three days left: expiring, and no longer covering the planned start (in a week).
     fk_decides(&stack, &other, &other_training, 0, 3).await?;
-    let short = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(update) = other_watch.next().await {
-            let activity = update?.activity.unwrap_or_default();
-            if activity.gates.first().is_some_and(|gate| gate.expiring) {
-                return anyhow::Ok(activity);
-            }
-        }
-        anyhow::bail!("the watch ended before EXPIRING")
+    let short = next_update(&mut other_watch, "EXPIRING", |activity| {
+        activity.gates.first().is_some_and(|gate| gate.expiring)
     })
-    .await??;
+    .await?
+    .activity
+    .unwrap_or_default();
     assert_eq!(
         (short.gates[0].status, short.light),
         (v1::GateStatus::Approved as i32, v1::Light::Waiting as i32)
@@ -382,19 +358,10 @@ async fn a_watch_resumes_with_the_current_state_after_a_ledger_restart() -> anyh
         Some((training.as_str(), v1::Light::Waiting as i32))
     );
     fk_decides(&stack, &participant, &training, 0, 90).await?;
-    let green = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(update) = resumed.next().await {
-            if update?
-                .activity
-                .is_some_and(|activity| activity.light == v1::Light::Green as i32)
-            {
-                return anyhow::Ok(());
-            }
-        }
-        anyhow::bail!("the resumed watch ended before GREEN")
+    next_update(&mut resumed, "GREEN", |activity| {
+        activity.light == v1::Light::Green as i32
     })
     .await?;
-    green?;
     stack.stop().await;
     Ok(())
 }
@@ -421,7 +388,15 @@ async fn an_approval_expires_when_the_clock_passes_its_end_without_any_request(
         .watch_green_light(request)
         .await?
         .into_inner();
-    let approved = next_with_status(&mut watch, v1::GateStatus::Approved).await?;
+    let approved = next_update(&mut watch, "APPROVED", |activity| {
+        activity
+            .gates
+            .first()
+            .is_some_and(|gate| gate.status == v1::GateStatus::Approved as i32)
+    })
+    .await?
+    .activity
+    .unwrap_or_default();
     assert_eq!(
         (approved.light, approved.gates[0].expiring),
         (v1::Light::Green as i32, false)
@@ -429,53 +404,49 @@ async fn an_approval_expires_when_the_clock_passes_its_end_without_any_request(
 
     // Six days on: within five days of the end, so expiring; nothing was recorded.
     clock.advance(chrono::Duration::days(6));
-    let expiring = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(update) = watch.next().await {
-            let activity = update?.activity.unwrap_or_default();
-            if activity.gates.first().is_some_and(|gate| gate.expiring) {
-                return anyhow::Ok(activity);
-            }
-        }
-        anyhow::bail!("the watch ended")
+    let expiring = next_update(&mut watch, "EXPIRING", |activity| {
+        activity.gates.first().is_some_and(|gate| gate.expiring)
     })
-    .await??;
+    .await?
+    .activity
+    .unwrap_or_default();
     assert_eq!(expiring.gates[0].status, v1::GateStatus::Approved as i32);
 
     // Past the end: EXPIRED and WAITING, pushed by the ledger's own re-evaluation.
     clock.advance(chrono::Duration::days(5));
-    let expired = next_with_status(&mut watch, v1::GateStatus::Expired).await?;
+    let expired = next_update(&mut watch, "EXPIRED", |activity| {
+        activity
+            .gates
+            .first()
+            .is_some_and(|gate| gate.status == v1::GateStatus::Expired as i32)
+    })
+    .await?
+    .activity
+    .unwrap_or_default();
     assert_eq!(expired.light, v1::Light::Waiting as i32);
-    let pool = stack.database.pool().await?;
-    let decisions: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'ActivityDecision'")
-            .fetch_one(&pool)
-            .await?;
     assert_eq!(
-        decisions, 1,
+        stack.stored_events(Some("ActivityDecision")).await?,
+        1,
         "expiry records nothing: it is a function of time"
     );
-    pool.close().await;
     stack.stop().await;
     Ok(())
 }
 
-/// The next update whose first gate has `wanted` status.
-async fn next_with_status(
+/// The next update (within 10 s) whose activity is `wanted`; `what` names it in the failure.
+async fn next_update(
     watch: &mut tonic::Streaming<v1::GreenLightUpdate>,
-    wanted: v1::GateStatus,
-) -> anyhow::Result<v1::ActivityLight> {
+    what: &str,
+    wanted: impl Fn(&v1::ActivityLight) -> bool,
+) -> anyhow::Result<v1::GreenLightUpdate> {
     tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(update) = watch.next().await {
-            let activity = update?.activity.unwrap_or_default();
-            if activity
-                .gates
-                .first()
-                .is_some_and(|gate| gate.status == wanted as i32)
-            {
-                return anyhow::Ok(activity);
+            let update = update?;
+            if update.activity.as_ref().is_some_and(&wanted) {
+                return anyhow::Ok(update);
             }
         }
-        anyhow::bail!("the watch ended")
+        anyhow::bail!("the watch ended before {what}")
     })
     .await?
 }

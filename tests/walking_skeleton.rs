@@ -167,12 +167,7 @@ async fn a_repeated_request_id_returns_the_first_outcome_and_records_once() -> a
         (first.status, first.sequence, first.hash.as_str())
     );
 
-    let pool = stack.database.pool().await?;
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&pool)
-        .await?;
-    assert_eq!(stored, 1);
-    pool.close().await;
+    assert_eq!(stack.stored_events(None).await?, 1);
     stack.stop().await;
     Ok(())
 }
@@ -354,12 +349,7 @@ async fn bad_input_names_the_field_and_unknown_participants_are_not_found() -> a
     );
 
     // Nothing invalid reached the ledger: only the referral is stored.
-    let pool = stack.database.pool().await?;
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(&pool)
-        .await?;
-    assert_eq!(stored, 1);
-    pool.close().await;
+    assert_eq!(stack.stored_events(None).await?, 1);
     stack.stop().await;
     Ok(())
 }

@@ -477,10 +477,7 @@ impl Participant {
                     .benefits
                     .get(benefit)
                     .ok_or(RuleViolation::UnknownBenefit)?;
-                if *ended_on < period.from {
-                    return Err(RuleViolation::EndBeforeStart);
-                }
-                Ok(())
+                require_not_before(*ended_on, period.from)
             }
             EventBody::RehabPlanRevised { .. } => {
                 self.require_referred()?;
@@ -513,10 +510,7 @@ impl Participant {
                     .programmes
                     .get(programme_id)
                     .ok_or(RuleViolation::UnknownProgramme)?;
-                if *ended_on < period.from {
-                    return Err(RuleViolation::EndBeforeStart);
-                }
-                Ok(())
+                require_not_before(*ended_on, period.from)
             }
             EventBody::SiusDecided { .. } => {
                 self.require_referred()?;
@@ -525,10 +519,7 @@ impl Participant {
             EventBody::SiusEnded { ended_on } => {
                 self.require_referred()?;
                 let period = self.situation.sius.ok_or(RuleViolation::SiusNotActive)?;
-                if *ended_on < period.from {
-                    return Err(RuleViolation::EndBeforeStart);
-                }
-                Ok(())
+                require_not_before(*ended_on, period.from)
             }
             EventBody::EventCorrected {
                 supersedes,
@@ -711,10 +702,16 @@ fn require_running_since(activity: &ActivityRecord, day: NaiveDate) -> Result<()
     match activity.status {
         ActivityStatus::Proposed => Err(RuleViolation::ActivityNotStarted),
         ActivityStatus::Ended { .. } => Err(RuleViolation::ActivityAlreadyEnded),
-        ActivityStatus::Started { started_on } if day < started_on => {
-            Err(RuleViolation::EndBeforeStart)
-        }
-        ActivityStatus::Started { .. } => Ok(()),
+        ActivityStatus::Started { started_on } => require_not_before(day, started_on),
+    }
+}
+
+/// An end (or change) on `day` of something that started on `start`.
+fn require_not_before(day: NaiveDate, start: NaiveDate) -> Result<(), RuleViolation> {
+    if day < start {
+        Err(RuleViolation::EndBeforeStart)
+    } else {
+        Ok(())
     }
 }
 

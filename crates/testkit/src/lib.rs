@@ -343,6 +343,19 @@ impl Stack {
         ))
     }
 
+    /// How many entries the event store holds, of one event type or of all.
+    pub async fn stored_events(&self, event_type: Option<&str>) -> anyhow::Result<i64> {
+        let pool = self.database.pool().await?;
+        let count = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE $1::text IS NULL OR event_type = $1",
+        )
+        .bind(event_type)
+        .fetch_one(&pool)
+        .await?;
+        pool.close().await;
+        Ok(count)
+    }
+
     /// Stops the ledger gracefully and starts it again on the same port, database and stream,
     /// as an operator's restart would.
     pub async fn restart_ledger(&mut self) -> anyhow::Result<()> {
