@@ -261,9 +261,8 @@ impl AgencyEdge {
         let actor = crate::identity::caller(metadata)?;
         let context = crate::fields::write_context(context, chrono::Utc::now())
             .map_err(|error| errors::invalid_input(&error))?;
+        // `submit` validates the whole submission (envelope and body) before publishing.
         let body = build(&context).map_err(|error| errors::invalid_input(&error))?;
-        body.validate()
-            .map_err(|error| errors::invalid_input(&error))?;
         let envelope = envelope(self.agency, actor, participant_id, &context, &body);
         self.submitter
             .submit(domain::Submission { envelope, body })
