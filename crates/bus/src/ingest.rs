@@ -164,4 +164,20 @@ impl IngestConsumer {
             .map_err(|error| BusError::Unavailable(error.to_string()))?;
         Ok((info.num_pending, info.num_ack_pending))
     }
+
+    /// How long one pull waits for messages.
+    pub fn fetch_wait(&self) -> Duration {
+        self.fetch_wait
+    }
+
+    /// Pull requests the server still holds open for this consumer (e.g. a crashed ledger's,
+    /// until they expire or the server sees its connection close).
+    pub async fn waiting_pulls(&mut self) -> Result<usize, BusError> {
+        let info = self
+            .consumer
+            .info()
+            .await
+            .map_err(|error| BusError::Unavailable(error.to_string()))?;
+        Ok(info.num_waiting)
+    }
 }

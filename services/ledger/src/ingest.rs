@@ -381,12 +381,28 @@ const LAG_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 async fn wait_for_orphaned_deliveries(
     consumer: &mut IngestConsumer,
     ack_wait: Duration,
+    fetch_wait: Duration,
     shutdown: &watch::Receiver<bool>,
 ) {
+    // A crashed ledger's open pull can still be handed messages until the server drops it, so
+    // first let every open pull lapse (bounded), then count what was delivered and not acked.
+    let pulls_lapse_by = tokio::time::Instant::now() + fetch_wait + Duration::from_secs(2);
+    while tokio::time::Instant::now() < pulls_lapse_by {
+        match consumer.waiting_pulls().await {
+            Ok(0) => break,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(error) => {
+                tracing::warn!(%error, "could not read consumer state at start");
+                break;
+            }
+        }
+    }
     match consumer.lag().await {
         Ok((_, 0)) => {}
         Ok((_, ack_pending)) => {
-            let wait = ack_wait + Duration::from_millis(500);
+            // The server notices expired deliveries on a timer that itself runs every
+            // ack_wait, so one can come due up to two ack_waits after it was delivered.
+            let wait = ack_wait * 2 + Duration::from_millis(500);
             tracing::info!(
                 ack_pending,
                 wait_ms = wait.as_millis() as u64,
@@ -407,7 +423,8 @@ pub async fn run(
     ack_wait: Duration,
     shutdown: watch::Receiver<bool>,
 ) {
-    wait_for_orphaned_deliveries(&mut consumer, ack_wait, &shutdown).await;
+    let fetch_wait = consumer.fetch_wait();
+    wait_for_orphaned_deliveries(&mut consumer, ack_wait, fetch_wait, &shutdown).await;
     let lanes = applier.config.lanes;
     let mut senders = Vec::with_capacity(lanes);
     let mut workers = JoinSet::new();
