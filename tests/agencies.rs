@@ -5,9 +5,9 @@
 //! deregistration, discharge readiness, corrections). Each must be accepted, and the timeline
 //! must hold them in order.
 
-use domain::Role;
+use domain::{Agency, Role};
 use proto::v1;
-use testkit::{as_caller, Stack};
+use testkit::{as_caller, as_officer, Stack};
 
 fn day(offset: i64) -> String {
     (chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap_or_default()
@@ -64,8 +64,34 @@ fn coach<T>(message: T) -> tonic::Request<T> {
     as_caller(message, "coach-17", Role::Coach, "hudiksvall-ips")
 }
 
-fn officer<T>(message: T) -> tonic::Request<T> {
-    as_caller(message, "officer-1", Role::CaseOfficer, "agency-unit")
+fn fk_officer<T>(message: T) -> tonic::Request<T> {
+    as_officer(
+        message,
+        Agency::Forsakringskassan,
+        "officer-1",
+        Role::CaseOfficer,
+        "agency-unit",
+    )
+}
+
+fn af_officer<T>(message: T) -> tonic::Request<T> {
+    as_officer(
+        message,
+        Agency::Arbetsformedlingen,
+        "officer-1",
+        Role::CaseOfficer,
+        "agency-unit",
+    )
+}
+
+fn psychiatry_officer<T>(message: T) -> tonic::Request<T> {
+    as_officer(
+        message,
+        Agency::Psychiatry,
+        "officer-1",
+        Role::CaseOfficer,
+        "agency-unit",
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,7 +201,7 @@ async fn every_agency_rpc_is_accepted_in_a_valid_order() -> anyhow::Result<()> {
     )?;
     let job = job_response.created_id.clone();
     let reply = fk
-        .decide_dormant_benefit(officer(v1::ActivityPeriodRequest {
+        .decide_dormant_benefit(fk_officer(v1::ActivityPeriodRequest {
             write: run.write(95),
             activity_id: job.clone(),
             valid: period(100, 280),
@@ -183,7 +209,7 @@ async fn every_agency_rpc_is_accepted_in_a_valid_order() -> anyhow::Result<()> {
         .await;
     run.accepted("DormantBenefitDecided", reply)?;
     let reply = fk
-        .make_activity_agreement(officer(v1::ActivityPeriodRequest {
+        .make_activity_agreement(fk_officer(v1::ActivityPeriodRequest {
             write: run.write(95),
             activity_id: job.clone(),
             valid: period(100, 200),
@@ -273,7 +299,7 @@ async fn every_agency_rpc_is_accepted_in_a_valid_order() -> anyhow::Result<()> {
     };
     run.accepted(
         "BenefitRegistered",
-        fk.register_benefit(officer(benefit)).await,
+        fk.register_benefit(fk_officer(benefit)).await,
     )?;
     let certificate = v1::MedicalCertificateRequest {
         write: run.write(32),
@@ -282,11 +308,12 @@ async fn every_agency_rpc_is_accepted_in_a_valid_order() -> anyhow::Result<()> {
     };
     run.accepted(
         "MedicalCertificateReceived",
-        fk.receive_medical_certificate(officer(certificate)).await,
+        fk.receive_medical_certificate(fk_officer(certificate))
+            .await,
     )?;
     run.accepted(
         "RehabPlanEstablished",
-        fk.establish_rehab_plan(officer(v1::DateRequest {
+        fk.establish_rehab_plan(fk_officer(v1::DateRequest {
             write: run.write(33),
             date: day(33),
         }))
@@ -294,14 +321,14 @@ async fn every_agency_rpc_is_accepted_in_a_valid_order() -> anyhow::Result<()> {
     )?;
     run.accepted(
         "RehabPlanRevised",
-        fk.revise_rehab_plan(officer(v1::DateRequest {
+        fk.revise_rehab_plan(fk_officer(v1::DateRequest {
             write: run.write(60),
             date: day(60),
         }))
         .await,
     )?;
     let reply = fk
-        .end_benefit(officer(v1::EndBenefitRequest {
+        .end_benefit(fk_officer(v1::EndBenefitRequest {
             write: run.write(160),
             benefit: v1::BenefitKind::Aktivitetsersattning as i32,
             ended_on: day(160),
@@ -312,7 +339,7 @@ async fn every_agency_rpc_is_accepted_in_a_valid_order() -> anyhow::Result<()> {
     // Arbetsförmedlingen.
     run.accepted(
         "JobSeekerRegistered",
-        af.register_job_seeker(officer(v1::DateRequest {
+        af.register_job_seeker(af_officer(v1::DateRequest {
             write: run.write(34),
             date: day(34),
         }))
@@ -328,12 +355,12 @@ async fn every_agency_rpc_is_accepted_in_a_valid_order() -> anyhow::Result<()> {
     let programme = run
         .accepted(
             "ProgrammeAssigned",
-            af.assign_programme(officer(programme)).await,
+            af.assign_programme(af_officer(programme)).await,
         )?
         .created_id;
     run.accepted(
         "SiusDecided",
-        af.decide_sius(officer(v1::PeriodRequest {
+        af.decide_sius(af_officer(v1::PeriodRequest {
             write: run.write(100),
             period: period(100, 190),
         }))
@@ -341,14 +368,14 @@ async fn every_agency_rpc_is_accepted_in_a_valid_order() -> anyhow::Result<()> {
     )?;
     run.accepted(
         "SiusEnded",
-        af.end_sius(officer(v1::DateRequest {
+        af.end_sius(af_officer(v1::DateRequest {
             write: run.write(150),
             date: day(150),
         }))
         .await,
     )?;
     let reply = af
-        .end_programme(officer(v1::EndProgrammeRequest {
+        .end_programme(af_officer(v1::EndProgrammeRequest {
             write: run.write(90),
             programme_id: programme,
             ended_on: day(90),
@@ -357,7 +384,7 @@ async fn every_agency_rpc_is_accepted_in_a_valid_order() -> anyhow::Result<()> {
     run.accepted("ProgrammeEnded", reply)?;
     run.accepted(
         "JobSeekerDeregistered",
-        af.deregister_job_seeker(officer(v1::DateRequest {
+        af.deregister_job_seeker(af_officer(v1::DateRequest {
             write: run.write(151),
             date: day(151),
         }))
@@ -373,11 +400,11 @@ async fn every_agency_rpc_is_accepted_in_a_valid_order() -> anyhow::Result<()> {
     run.accepted(
         "MedicalCertificateIssued",
         psychiatry
-            .issue_medical_certificate(officer(certificate))
+            .issue_medical_certificate(psychiatry_officer(certificate))
             .await,
     )?;
     let reply = psychiatry
-        .change_availability(officer(v1::ChangeAvailabilityRequest {
+        .change_availability(psychiatry_officer(v1::ChangeAvailabilityRequest {
             write: run.write(130),
             availability: v1::Availability::TemporarilyUnavailable as i32,
             from: day(130),
@@ -387,7 +414,7 @@ async fn every_agency_rpc_is_accepted_in_a_valid_order() -> anyhow::Result<()> {
     run.accepted(
         "DischargeReady",
         psychiatry
-            .report_discharge_ready(officer(v1::DateRequest {
+            .report_discharge_ready(psychiatry_officer(v1::DateRequest {
                 write: run.write(140),
                 date: day(140),
             }))
@@ -449,7 +476,7 @@ async fn every_agency_rpc_is_accepted_in_a_valid_order() -> anyhow::Result<()> {
     )?;
     // Another agency may not correct it.
     let refused = fk
-        .correct_event(officer(correction))
+        .correct_event(fk_officer(correction))
         .await
         .err()
         .map(|status| {
@@ -472,16 +499,20 @@ async fn every_agency_rpc_is_accepted_in_a_valid_order() -> anyhow::Result<()> {
         page_size: 1000,
         ..Default::default()
     };
-    let entries = timeline.get_timeline(request).await?.into_inner().entries;
+    let entries = timeline
+        .get_timeline(testkit::as_auditor(request))
+        .await?
+        .into_inner()
+        .entries;
     let types: Vec<&str> = entries
         .iter()
         .map(|entry| entry.event_type.as_str())
         .collect();
     assert_eq!(types, run.types);
     let verified = timeline
-        .verify_chain(v1::VerifyChainRequest {
+        .verify_chain(testkit::as_auditor(v1::VerifyChainRequest {
             participant_id: run.participant_id.clone(),
-        })
+        }))
         .await?
         .into_inner();
     assert!(verified.intact);

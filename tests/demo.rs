@@ -8,13 +8,13 @@ use testkit::Stack;
 async fn the_readme_demo_runs_and_every_chain_is_intact() -> anyhow::Result<()> {
     let stack = Stack::start().await?;
     let addresses = ipsctl::Addresses {
-        ledger: format!("http://{}", stack.ledger_address),
-        municipality: format!("http://{}", stack.municipality_address),
-        forsakringskassan: format!("http://{}", stack.forsakringskassan_address),
-        arbetsformedlingen: format!("http://{}", stack.arbetsformedlingen_address),
-        psychiatry: format!("http://{}", stack.psychiatry_address),
+        ledger: format!("https://{}", stack.ledger_address),
+        municipality: format!("https://{}", stack.municipality_address),
+        forsakringskassan: format!("https://{}", stack.forsakringskassan_address),
+        arbetsformedlingen: format!("https://{}", stack.arbetsformedlingen_address),
+        psychiatry: format!("https://{}", stack.psychiatry_address),
     };
-    let mut clients = ipsctl::Clients::connect(&addresses).await?;
+    let mut clients = ipsctl::Clients::connect(&addresses, &testkit::test_pki().directory).await?;
     let output = ipsctl::demo::run(&mut clients).await?;
     // Anna's own check, plus one summary line per participant.
     assert_eq!(output.matches("chain intact").count(), 21, "{output}");
@@ -24,6 +24,15 @@ async fn the_readme_demo_runs_and_every_chain_is_intact() -> anyhow::Result<()> 
         "{output}"
     );
     assert!(output.contains("Caseload board"), "{output}");
+    assert!(
+        output.contains("coach-99 (not on her allow-list): PermissionDenied: protected_identity"),
+        "{output}"
+    );
+    assert!(output.contains("Access log extract for"), "{output}");
+    assert!(
+        output.contains("ips.v1.TimelineService/GetTimeline"),
+        "Anna's extract shows the team leader's timeline read: {output}"
+    );
     for coach in ["coach-17", "coach-18", "coach-19"] {
         assert!(
             output.contains(coach),

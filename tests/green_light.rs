@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{NaiveDate, Utc};
 use domain::Role;
 use proto::v1;
-use testkit::{as_caller, as_coach, Stack};
+use testkit::{as_coach, Stack};
 use tokio_stream::StreamExt;
 
 fn today() -> NaiveDate {
@@ -26,8 +26,9 @@ fn context(days_from_today: i64) -> Option<v1::WriteContext> {
 }
 
 fn officer<T>(message: T) -> tonic::Request<T> {
-    as_caller(
+    testkit::as_officer(
         message,
+        domain::Agency::Forsakringskassan,
         "fk-officer-4",
         Role::CaseOfficer,
         "fk-lfc-gavleborg",
@@ -56,6 +57,9 @@ async fn waiting_on_fk(stack: &Stack, coach: &str) -> anyhow::Result<(String, St
         coach_person_id: coach.into(),
     };
     municipality.enroll_participant(as_coach(enrolment)).await?;
+    // The coach sees FK's gates only under the participant's consent FK → IPS unit, and FK
+    // sees the IPS unit's requests only under consent IPS unit → FK.
+    grant_fk_consent(&stack, &participant_id, true).await?;
     let write = |days| {
         Some(v1::ParticipantWrite {
             context: context(days),
@@ -87,6 +91,43 @@ async fn waiting_on_fk(stack: &Stack, coach: &str) -> anyhow::Result<(String, St
         .into_inner()
         .created_id;
     Ok((participant_id, activity_id))
+}
+
+/// The participant's consents FK → IPS unit (benefit decisions) and, when `both_ways`, IPS
+/// unit → FK (activities and work).
+async fn grant_fk_consent(
+    stack: &Stack,
+    participant_id: &str,
+    both_ways: bool,
+) -> anyhow::Result<()> {
+    let mut municipality = stack.municipality().await?;
+    let mut directions = vec![(
+        v1::ConsentParty::Forsakringskassan,
+        v1::ConsentParty::IpsUnit,
+        v1::DataCategory::BenefitDecisions,
+    )];
+    if both_ways {
+        directions.push((
+            v1::ConsentParty::IpsUnit,
+            v1::ConsentParty::Forsakringskassan,
+            v1::DataCategory::ActivitiesAndWork,
+        ));
+    }
+    for (discloser, recipient, category) in directions {
+        municipality
+            .grant_consent(as_coach(v1::GrantConsentRequest {
+                context: context(-30),
+                participant_id: participant_id.to_owned(),
+                discloser: discloser as i32,
+                recipient: recipient as i32,
+                data_categories: vec![category as i32],
+                valid_from: at(-30),
+                valid_to: at(300),
+                ..Default::default()
+            }))
+            .await?;
+    }
+    Ok(())
 }
 
 async fn fk_decides(
@@ -129,9 +170,9 @@ async fn pending_on_fk(
         page_token,
     };
     Ok(stack
-        .green_light()
+        .green_light_as(domain::Agency::Forsakringskassan)
         .await?
-        .pending_approvals(request)
+        .pending_approvals(testkit::as_fk_officer(request))
         .await?
         .into_inner())
 }
@@ -181,10 +222,10 @@ async fn the_coach_sees_green_when_fk_approves_and_fk_sees_what_waits_on_it() ->
     let mut watch = stack
         .green_light()
         .await?
-        .watch_green_light(v1::WatchGreenLightRequest {
+        .watch_green_light(testkit::as_coach(v1::WatchGreenLightRequest {
             coach_person_id: "coach-17".into(),
             ..Default::default()
-        })
+        }))
         .await?
         .into_inner();
     let first = tokio::time::timeout(Duration::from_secs(10), watch.next())
@@ -228,14 +269,39 @@ async fn the_coach_sees_green_when_fk_approves_and_fk_sees_what_waits_on_it() ->
         [other_training.as_str()]
     );
 
+    // Each pushed light and each pending-approvals page was a read of the participants in it,
+    // logged under the reader before it was sent; the aggregate lead times log nothing.
+    let pushes_logged = tests::reads_by(
+        &stack,
+        &light.participant_id,
+        "coach-17",
+        "ips.v1.GreenLightService/WatchGreenLight",
+    )
+    .await?;
+    assert!(
+        pushes_logged >= 2,
+        "the initial and the GREEN push: {pushes_logged}"
+    );
+    let mut pages_logged = 0;
+    for participant in [&anna, &other] {
+        pages_logged += tests::reads_by(
+            &stack,
+            participant,
+            "fk-officer-4",
+            "ips.v1.GreenLightService/PendingApprovals",
+        )
+        .await?;
+    }
+    assert!(pages_logged > 0, "FK's pending pages are logged");
+
     // Lead time: requested 21 days ago, decided today.
     let lead_times = stack
         .green_light()
         .await?
-        .gate_lead_times(v1::GateLeadTimesRequest {
+        .gate_lead_times(testkit::as_team_leader(v1::GateLeadTimesRequest {
             from: at(-1),
             to: at(1),
-        })
+        }))
         .await?
         .into_inner()
         .lead_times;
@@ -253,15 +319,7 @@ async fn the_coach_sees_green_when_fk_approves_and_fk_sees_what_waits_on_it() ->
     // An approval that ended yesterday shows as expired (no request needed), and the light waits;
     // one that ends in 3 days shows as expiring.
     fk_decides(&stack, &other, &other_training, -30, -1).await?;
-    let mut other_watch = stack
-        .green_light()
-        .await?
-        .watch_green_light(v1::WatchGreenLightRequest {
-            participant_id: other.clone(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+    let mut other_watch = watch_participant(&stack, &other).await?;
     let expired = next_update(&mut other_watch, "EXPIRED", |activity| {
         activity
             .gates
@@ -314,7 +372,7 @@ async fn a_watch_resumes_with_the_current_state_after_a_ledger_restart() -> anyh
     let mut watch = stack
         .green_light()
         .await?
-        .watch_green_light(request.clone())
+        .watch_green_light(testkit::as_coach(request.clone()))
         .await?
         .into_inner();
     let first = tokio::time::timeout(Duration::from_secs(10), watch.next())
@@ -343,7 +401,7 @@ async fn a_watch_resumes_with_the_current_state_after_a_ledger_restart() -> anyh
     let mut resumed = stack
         .green_light()
         .await?
-        .watch_green_light(request)
+        .watch_green_light(testkit::as_coach(request))
         .await?
         .into_inner();
     let current = tokio::time::timeout(Duration::from_secs(10), resumed.next())
@@ -385,7 +443,7 @@ async fn an_approval_expires_when_the_clock_passes_its_end_without_any_request(
     let mut watch = stack
         .green_light()
         .await?
-        .watch_green_light(request)
+        .watch_green_light(testkit::as_coach(request))
         .await?
         .into_inner();
     let approved = next_update(&mut watch, "APPROVED", |activity| {
@@ -449,4 +507,186 @@ async fn next_update(
         anyhow::bail!("the watch ended before {what}")
     })
     .await?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_consent_the_coach_sees_fk_s_gate_as_unknown_never_red() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let (participant_id, activity_id) = waiting_on_fk(&stack, "coach-17").await?;
+    // The participant withdraws the consent FK → IPS unit.
+    withdraw_today(
+        &stack,
+        &participant_id,
+        v1::ConsentParty::Forsakringskassan,
+        v1::ConsentParty::IpsUnit,
+        v1::DataCategory::BenefitDecisions,
+    )
+    .await?;
+    let mut watch = watch_participant(&stack, &participant_id).await?;
+    let unknown = next_update(&mut watch, "UNKNOWN", |activity| {
+        activity.activity_id == activity_id && activity.light == v1::Light::Unknown as i32
+    })
+    .await?;
+    let gate = unknown
+        .activity
+        .as_ref()
+        .map(|activity| activity.gates.clone())
+        .unwrap_or_default()[0]
+        .clone();
+    assert_eq!(gate.status, v1::GateStatus::UnknownNoConsent as i32);
+    assert!(
+        gate.guidance.contains("forsakringskassan → ips_unit"),
+        "{}",
+        gate.guidance
+    );
+    assert!(
+        gate.requested_on.is_empty(),
+        "nothing of FK's state leaks: {gate:?}"
+    );
+    // FK still sees the request: the consent IPS unit → FK stands.
+    let pending = pending_on_fk(&stack, 10, String::new()).await?;
+    assert_eq!(pending.approvals.len(), 1);
+    stack.stop().await;
+    Ok(())
+}
+
+/// Access-log rows of one reader and action, per participant.
+async fn logged_reads(
+    stack: &Stack,
+    reader: &str,
+    action: &str,
+    participants: &[&str],
+) -> anyhow::Result<Vec<i64>> {
+    let mut counts = Vec::new();
+    for participant in participants {
+        counts.push(tests::reads_by(stack, participant, reader, action).await?);
+    }
+    Ok(counts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_pending_page_and_each_push_logs_one_entry_per_participant_in_it() -> anyhow::Result<()>
+{
+    let stack = Stack::start().await?;
+    let (first, _) = waiting_on_fk(&stack, "coach-17").await?;
+    let (second, _) = waiting_on_fk(&stack, "coach-17").await?;
+    let both = [first.as_str(), second.as_str()];
+    pending_when(&stack, |pending| pending.approvals.len() == 2).await?;
+
+    let pending_action = "ips.v1.GreenLightService/PendingApprovals";
+    let before = logged_reads(&stack, "fk-officer-4", pending_action, &both).await?;
+    let page = pending_on_fk(&stack, 10, String::new()).await?;
+    assert_eq!(page.approvals.len(), 2);
+    let after = logged_reads(&stack, "fk-officer-4", pending_action, &both).await?;
+    assert_eq!(
+        after,
+        vec![before[0] + 1, before[1] + 1],
+        "one entry per participant on the page"
+    );
+    // A page of one holds one participant: one entry, for that participant only.
+    let before = after;
+    let page = pending_on_fk(&stack, 1, String::new()).await?;
+    let on_page = page.approvals[0].participant_id.clone();
+    let after = logged_reads(&stack, "fk-officer-4", pending_action, &both).await?;
+    let expected: Vec<i64> = both
+        .iter()
+        .zip(&before)
+        .map(|(participant, count)| count + i64::from(*participant == on_page))
+        .collect();
+    assert_eq!(after, expected);
+
+    // The initial push of a watch on the first participant is one read of the first only, and
+    // nothing more is logged while nothing changes.
+    let watch_action = "ips.v1.GreenLightService/WatchGreenLight";
+    let mut watch = watch_participant(&stack, &first).await?;
+    next_update(&mut watch, "the initial state", |_| true).await?;
+    assert_eq!(
+        logged_reads(&stack, "coach-17", watch_action, &both).await?,
+        vec![1, 0]
+    );
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        logged_reads(&stack, "coach-17", watch_action, &both).await?,
+        vec![1, 0]
+    );
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fk_sees_a_request_only_under_consent_and_the_coach_is_told_when_it_cannot(
+) -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let (participant_id, activity_id) = waiting_on_fk(&stack, "coach-17").await?;
+    pending_when(&stack, |pending| pending.approvals.len() == 1).await?;
+    // The participant withdraws the consent IPS unit → FK: FK no longer sees the request...
+    withdraw_today(
+        &stack,
+        &participant_id,
+        v1::ConsentParty::IpsUnit,
+        v1::ConsentParty::Forsakringskassan,
+        v1::DataCategory::ActivitiesAndWork,
+    )
+    .await?;
+    pending_when(&stack, |pending| pending.approvals.is_empty()).await?;
+    // ...and the coach, who still sees the gate waiting, is told why it will not move.
+    let mut watch = watch_participant(&stack, &participant_id).await?;
+    let update = next_update(&mut watch, "the waiting gate", |activity| {
+        activity.activity_id == activity_id
+    })
+    .await?;
+    let gate = update
+        .activity
+        .as_ref()
+        .map(|activity| activity.gates.clone())
+        .unwrap_or_default()[0]
+        .clone();
+    assert_eq!(gate.status, v1::GateStatus::Requested as i32);
+    assert!(
+        gate.guidance
+            .contains("forsakringskassan cannot see this request"),
+        "{}",
+        gate.guidance
+    );
+    stack.stop().await;
+    Ok(())
+}
+
+/// The participant withdraws, from today, the consent `discloser` → `recipient` for `category`.
+async fn withdraw_today(
+    stack: &Stack,
+    participant_id: &str,
+    discloser: v1::ConsentParty,
+    recipient: v1::ConsentParty,
+    category: v1::DataCategory,
+) -> anyhow::Result<()> {
+    stack
+        .municipality()
+        .await?
+        .withdraw_consent(as_coach(v1::WithdrawConsentRequest {
+            participant_id: participant_id.to_owned(),
+            discloser: discloser as i32,
+            recipient: recipient as i32,
+            data_categories: vec![category as i32],
+            effective_from: at(0),
+            ..Default::default()
+        }))
+        .await?;
+    Ok(())
+}
+
+/// The coach's watch on one participant.
+async fn watch_participant(
+    stack: &Stack,
+    participant_id: &str,
+) -> anyhow::Result<tonic::Streaming<v1::GreenLightUpdate>> {
+    Ok(stack
+        .green_light()
+        .await?
+        .watch_green_light(testkit::as_coach(v1::WatchGreenLightRequest {
+            participant_id: participant_id.to_owned(),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner())
 }

@@ -4,36 +4,20 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use domain::{
-    Actor, Agency, DataCategory, Envelope, EventBody, EventId, ParticipantId, PersonId,
-    ReferralSource, RetentionClass, Role, Submission, UnitId,
-};
+use domain::{Agency, DataCategory, EventBody, ParticipantId, ReferralSource, Submission};
 use proto::v1;
 use testkit::{as_coach, Stack};
 
 fn referral_claiming(agency: Agency, participant_id: ParticipantId) -> Submission {
-    Submission {
-        envelope: Envelope {
-            event_id: EventId(uuid::Uuid::now_v7()),
-            participant_id,
-            agency,
-            actor: Actor {
-                person_id: PersonId("officer-3".into()),
-                role: Role::CaseOfficer,
-                unit: UnitId("fk-lfc".into()),
-            },
-            occurred_at: chrono::Utc::now(),
-            correlation_id: None,
-            causation_id: None,
-            schema_version: domain::CURRENT_SCHEMA_VERSION,
-            data_category: DataCategory::Participation,
-            retention_class: RetentionClass::AgencyCaseFile,
-        },
-        body: EventBody::ParticipantReferred {
+    tests::submission_claiming(
+        agency,
+        participant_id,
+        DataCategory::Participation,
+        EventBody::ParticipantReferred {
             source: ReferralSource::Forsakringskassan,
             referrer: None,
         },
-    }
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,7 +101,7 @@ async fn unapplicable_messages_are_parked_with_their_reason_and_the_stream_goes_
             .await?;
     assert_eq!(payloads[0], b"not json", "the parked payload is kept whole");
     assert_eq!(stack.ledger_counters.parked.load(Ordering::Relaxed), 3);
-    let metrics = scrape(
+    let metrics = tests::scrape(
         stack
             .ledger_metrics_address
             .ok_or_else(|| anyhow::anyhow!("metrics are on in tests"))?,
@@ -139,17 +123,4 @@ async fn unapplicable_messages_are_parked_with_their_reason_and_the_stream_goes_
     pool.close().await;
     stack.stop().await;
     Ok(())
-}
-
-/// Reads the ledger's Prometheus endpoint.
-async fn scrape(address: std::net::SocketAddr) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: ledger\r\n\r\n")
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    anyhow::ensure!(response.starts_with("HTTP/1.1 200"), "{response}");
-    Ok(response)
 }

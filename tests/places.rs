@@ -37,10 +37,10 @@ async fn board_when(
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let board = caseload
-            .get_caseload(v1::GetCaseloadRequest {
+            .get_caseload(testkit::as_team_leader(v1::GetCaseloadRequest {
                 unit: "hudiksvall-ips".into(),
                 ..Default::default()
-            })
+            }))
             .await?
             .into_inner();
         if ready(&board) || Instant::now() > deadline {
@@ -158,11 +158,11 @@ async fn a_full_unit_waits_a_full_coach_is_refused_and_a_freed_place_is_offered(
     .await?;
     assert_eq!(board.waiting_list[0].offered_coach_person_id, "coach-a");
     let entries = timeline
-        .get_timeline(v1::GetTimelineRequest {
+        .get_timeline(testkit::as_auditor(v1::GetTimelineRequest {
             participant_id: participants[2].clone(),
             min_sequence: 3,
             ..Default::default()
-        })
+        }))
         .await?
         .into_inner()
         .entries;

@@ -10,10 +10,10 @@
 use std::collections::HashMap;
 
 use chrono::{Duration, NaiveDate};
-use domain::Role;
+use domain::{Agency, Role};
 use proto::v1;
 use serde::Deserialize;
-use testkit::{as_caller, Stack};
+use testkit::{as_officer, Stack};
 use tonic::Response;
 
 #[derive(Debug, Deserialize)]
@@ -32,6 +32,27 @@ struct Scenario {
     /// Expected median request → decision days per gate over the scenario (GateLeadTimes).
     #[serde(default)]
     lead_times_days: std::collections::BTreeMap<String, f64>,
+    /// Who reads the timeline at the end, and what they get.
+    #[serde(default)]
+    reads: Vec<ReadCheck>,
+}
+
+/// One reader's GetTimeline at the end of a scenario.
+#[derive(Debug, Deserialize)]
+struct ReadCheck {
+    /// `municipality`, `forsakringskassan`, `arbetsformedlingen` or `psychiatry`.
+    agency: String,
+    person: String,
+    role: String,
+    unit: String,
+    /// `allowed` or the rule of a PERMISSION_DENIED refusal.
+    expect: String,
+    /// Keys that must not appear in any entry's body this reader gets.
+    #[serde(default)]
+    no_keys: Vec<String>,
+    /// Event types this reader must see.
+    #[serde(default)]
+    sees: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +136,9 @@ enum Action {
     },
     AcceptInPlanning {
         activity: String,
+    },
+    ProtectIdentity {
+        allowed: Vec<String>,
     },
     SocialAssistance {
         status: String,
@@ -220,11 +244,37 @@ impl Runner<'_> {
         step: &Step,
     ) -> anyhow::Result<Result<Response<v1::WriteResponse>, tonic::Status>> {
         let day = step.day;
-        let (person, role, unit) = match step.agency.as_str() {
-            "municipality" => ("coach-17", Role::Coach, "hudiksvall-ips"),
-            "forsakringskassan" => ("fk-officer-4", Role::CaseOfficer, "fk-lfc-gavleborg"),
-            "arbetsformedlingen" => ("af-officer-9", Role::CaseOfficer, "af-hudiksvall"),
+        let social_services = matches!(
+            step.action,
+            Action::SocialAssistance { .. } | Action::AcceptInPlanning { .. }
+        );
+        let (agency, person, role, unit) = match step.agency.as_str() {
+            "municipality" if social_services => (
+                Agency::Municipality,
+                "ifo-officer-3",
+                Role::CaseOfficer,
+                "hudiksvall-ifo",
+            ),
+            "municipality" => (
+                Agency::Municipality,
+                "coach-17",
+                Role::Coach,
+                "hudiksvall-ips",
+            ),
+            "forsakringskassan" => (
+                Agency::Forsakringskassan,
+                "fk-officer-4",
+                Role::CaseOfficer,
+                "fk-lfc-gavleborg",
+            ),
+            "arbetsformedlingen" => (
+                Agency::Arbetsformedlingen,
+                "af-officer-9",
+                Role::CaseOfficer,
+                "af-hudiksvall",
+            ),
             "psychiatry" => (
+                Agency::Psychiatry,
                 "rehab-coordinator-2",
                 Role::CaseOfficer,
                 "hudiksvall-vuxenpsykiatri",
@@ -233,7 +283,7 @@ impl Runner<'_> {
         };
         macro_rules! ask {
             ($message:expr) => {
-                as_caller($message, person, role, unit)
+                as_officer($message, agency, person, role, unit)
             };
         }
         let mut municipality = self.stack.municipality().await?;
@@ -327,6 +377,13 @@ impl Runner<'_> {
                         benefits_discussed
                     }))
                     .await
+            }
+            Action::ProtectIdentity { allowed } => {
+                let request = v1::ProtectIdentityRequest {
+                    write: self.write(day),
+                    allowed_person_ids: allowed.clone(),
+                };
+                municipality.protect_identity(ask!(request)).await
             }
             Action::EmployerContact {
                 employer,
@@ -619,9 +676,9 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
 
     let mut timeline = stack.timeline().await?;
     let verified = timeline
-        .verify_chain(v1::VerifyChainRequest {
+        .verify_chain(testkit::as_auditor(v1::VerifyChainRequest {
             participant_id: runner.participant_id.clone(),
-        })
+        }))
         .await?
         .into_inner();
     assert!(verified.intact, "{}: {verified:?}", scenario.name);
@@ -631,7 +688,11 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
         page_size: 1000,
         ..Default::default()
     };
-    let entries = timeline.get_timeline(request).await?.into_inner().entries;
+    let entries = timeline
+        .get_timeline(testkit::as_auditor(request))
+        .await?
+        .into_inner()
+        .entries;
     let types: Vec<&str> = entries
         .iter()
         .map(|entry| entry.event_type.as_str())
@@ -647,6 +708,13 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
             );
         }
     }
+    check_reads(
+        &stack,
+        &scenario,
+        &runner.participant_id,
+        verified.verified_entries,
+    )
+    .await?;
     if !scenario.lead_times_days.is_empty() {
         let last_day = scenario
             .steps
@@ -662,7 +730,7 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         let measured = loop {
             let lead_times = green_light
-                .gate_lead_times(request.clone())
+                .gate_lead_times(testkit::as_team_leader(request.clone()))
                 .await?
                 .into_inner()
                 .lead_times;
@@ -683,6 +751,115 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
     }
     stack.stop().await;
     Ok(skipped)
+}
+
+/// Runs the scenario's reader checks: each allowed read returns the timeline without the
+/// forbidden keys and leaves exactly one access-log entry; each refused read is
+/// PERMISSION_DENIED naming the rule and leaves none.
+async fn check_reads(
+    stack: &Stack,
+    scenario: &Scenario,
+    participant_id: &str,
+    min_sequence: u64,
+) -> anyhow::Result<()> {
+    let logged = |person: String| async move {
+        tests::reads_by(
+            stack,
+            participant_id,
+            &person,
+            "ips.v1.TimelineService/GetTimeline",
+        )
+        .await
+    };
+    for read in &scenario.reads {
+        let label = format!("{}: {} reads as {}", scenario.name, read.person, read.role);
+        let agency = Agency::from_token(match read.agency.as_str() {
+            "forsakringskassan" => "fk",
+            "arbetsformedlingen" => "af",
+            other => other,
+        })
+        .ok_or_else(|| anyhow::anyhow!("{label}: unknown agency"))?;
+        let role =
+            Role::from_token(&read.role).ok_or_else(|| anyhow::anyhow!("{label}: unknown role"))?;
+        let before = logged(read.person.clone()).await?;
+        let answer = stack
+            .timeline_as(agency)
+            .await?
+            .get_timeline(as_officer(
+                v1::GetTimelineRequest {
+                    participant_id: participant_id.to_owned(),
+                    min_sequence,
+                    page_size: 1000,
+                    ..Default::default()
+                },
+                agency,
+                &read.person,
+                role,
+                &read.unit,
+            ))
+            .await;
+        let after = logged(read.person.clone()).await?;
+        match (read.expect.as_str(), answer) {
+            ("allowed", Ok(response)) => {
+                let entries = response.into_inner().entries;
+                for entry in &entries {
+                    let body: serde_json::Value = serde_json::from_str(&entry.body_json)?;
+                    for key in &read.no_keys {
+                        assert!(
+                            !json_has_key(&body, key),
+                            "{label}: `{key}` in {}",
+                            entry.body_json
+                        );
+                    }
+                }
+                for event_type in &read.sees {
+                    assert!(
+                        entries.iter().any(|entry| &entry.event_type == event_type),
+                        "{label}: {event_type} not visible"
+                    );
+                }
+                assert_eq!(after, before + 1, "{label}: one access-log entry per read");
+            }
+            ("allowed", Err(status)) => panic!("{label}: must be allowed, got {status:?}"),
+            (rule, Err(status)) => {
+                assert_eq!(
+                    status.code(),
+                    tonic::Code::PermissionDenied,
+                    "{label}: {status:?}"
+                );
+                let named = status
+                    .metadata()
+                    .get("ips-rule")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default();
+                assert_eq!(named, rule, "{label}");
+                assert_eq!(
+                    after, before,
+                    "{label}: a refused read returns nothing, so logs nothing"
+                );
+            }
+            (rule, Ok(_)) => panic!("{label}: must be refused by {rule}"),
+        }
+    }
+    Ok(())
+}
+
+fn json_has_key(value: &serde_json::Value, key: &str) -> bool {
+    match value {
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .any(|(name, inner)| name == key || json_has_key(inner, key)),
+        serde_json::Value::Array(items) => items.iter().any(|item| json_has_key(item, key)),
+        _ => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eva() -> anyhow::Result<()> {
+    for skipped in check("eva.json").await? {
+        println!("{skipped}");
+    }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

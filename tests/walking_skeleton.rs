@@ -98,7 +98,11 @@ async fn refer_enrol_consent_reach_the_timeline_in_order_with_a_chain() -> anyho
         min_sequence: 3,
         ..Default::default()
     };
-    let entries = timeline.get_timeline(request).await?.into_inner().entries;
+    let entries = timeline
+        .get_timeline(testkit::as_auditor(request))
+        .await?
+        .into_inner()
+        .entries;
     let types: Vec<&str> = entries
         .iter()
         .map(|entry| entry.event_type.as_str())
@@ -133,9 +137,9 @@ async fn refer_enrol_consent_reach_the_timeline_in_order_with_a_chain() -> anyho
     );
 
     let verified = timeline
-        .verify_chain(v1::VerifyChainRequest {
+        .verify_chain(testkit::as_auditor(v1::VerifyChainRequest {
             participant_id: participant_id.clone(),
-        })
+        }))
         .await?
         .into_inner();
     assert!(verified.intact, "{verified:?}");
@@ -197,7 +201,7 @@ async fn broken_rules_come_back_as_failed_precondition_and_are_recorded() -> any
         .map(str::to_owned)
         .unwrap_or_default();
     let status = timeline
-        .get_event_status(v1::GetEventStatusRequest { event_id })
+        .get_event_status(testkit::as_coach(v1::GetEventStatusRequest { event_id }))
         .await?
         .into_inner();
     assert_eq!(status.status, v1::EventStatus::Rejected as i32);
@@ -313,31 +317,31 @@ async fn bad_input_names_the_field_and_unknown_participants_are_not_found() -> a
     }
 
     let unknown = timeline
-        .get_timeline(v1::GetTimelineRequest {
+        .get_timeline(testkit::as_auditor(v1::GetTimelineRequest {
             participant_id: uuid::Uuid::new_v4().to_string(),
             ..Default::default()
-        })
+        }))
         .await;
     assert_eq!(
         unknown.err().map(|status| status.code()),
         Some(Code::NotFound)
     );
     let malformed = timeline
-        .get_timeline(v1::GetTimelineRequest {
+        .get_timeline(testkit::as_auditor(v1::GetTimelineRequest {
             participant_id: "x".into(),
             ..Default::default()
-        })
+        }))
         .await;
     assert_eq!(
         malformed.err().map(|status| status.code()),
         Some(Code::InvalidArgument)
     );
     let too_big_page = timeline
-        .get_timeline(v1::GetTimelineRequest {
+        .get_timeline(testkit::as_auditor(v1::GetTimelineRequest {
             participant_id: participant_id.clone(),
             page_size: 100_000,
             ..Default::default()
-        })
+        }))
         .await;
     assert_eq!(
         too_big_page
@@ -385,7 +389,10 @@ async fn the_timeline_pages_in_order() -> anyhow::Result<()> {
             page_token,
             ..Default::default()
         };
-        let page = timeline.get_timeline(request).await?.into_inner();
+        let page = timeline
+            .get_timeline(testkit::as_auditor(request))
+            .await?
+            .into_inner();
         pages += 1;
         sequences.extend(page.entries.iter().map(|entry| entry.sequence));
         if page.next_page_token.is_empty() {
@@ -429,11 +436,11 @@ async fn the_timeline_pages_in_order() -> anyhow::Result<()> {
     .await?;
     assert!(future.is_empty());
     let bad_filter = timeline
-        .get_timeline(v1::GetTimelineRequest {
+        .get_timeline(testkit::as_auditor(v1::GetTimelineRequest {
             participant_id: participant_id.clone(),
             occurred_to: "soon".into(),
             ..Default::default()
-        })
+        }))
         .await;
     assert_eq!(
         bad_filter
@@ -456,7 +463,10 @@ async fn read_all(
 ) -> anyhow::Result<Vec<u64>> {
     let mut sequences = Vec::new();
     loop {
-        let page = timeline.get_timeline(request.clone()).await?.into_inner();
+        let page = timeline
+            .get_timeline(testkit::as_auditor(request.clone()))
+            .await?
+            .into_inner();
         sequences.extend(page.entries.iter().map(|entry| entry.sequence));
         if page.next_page_token.is_empty() {
             return Ok(sequences);

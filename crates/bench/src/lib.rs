@@ -13,6 +13,14 @@ pub fn percentile(sorted: &[Duration], percent: f64) -> Duration {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// The program's numeric arguments, in order (anything else is skipped).
+pub fn numeric_arguments() -> Vec<usize> {
+    std::env::args()
+        .skip(1)
+        .filter_map(|argument| argument.parse().ok())
+        .collect()
+}
+
 /// Events per second.
 pub fn rate(count: usize, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)

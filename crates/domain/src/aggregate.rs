@@ -179,6 +179,9 @@ pub struct Participant {
     unit: Option<UnitId>,
     coach: Option<PersonId>,
     consents: Vec<ConsentRecord>,
+    /// The allow-list, once the identity is protected.
+    #[serde(default)]
+    protected_identity: Option<Vec<PersonId>>,
     activities: BTreeMap<ActivityId, ActivityRecord>,
     situation: Situation,
     /// Every event id ever recorded. JetStream's dedupe window is time-bounded; this is not.
@@ -195,6 +198,7 @@ impl Default for Participant {
             unit: None,
             coach: None,
             consents: Vec::new(),
+            protected_identity: None,
             activities: BTreeMap::new(),
             situation: Situation::default(),
             recorded: BTreeMap::new(),
@@ -233,6 +237,25 @@ impl Participant {
     /// Sequence and hash of the newest entry (0 and the genesis hash when empty).
     pub fn chain_head(&self) -> (u64, &str) {
         (self.last_sequence, &self.last_hash)
+    }
+
+    /// The allow-list when the participant's identity is protected.
+    pub fn protected_identity(&self) -> Option<&[PersonId]> {
+        self.protected_identity.as_deref()
+    }
+
+    /// The consent in force on `on` for `discloser` → `recipient` and `category`, if any.
+    pub fn consent_in_force_id(
+        &self,
+        discloser: ConsentParty,
+        recipient: ConsentParty,
+        category: DataCategory,
+        on: NaiveDate,
+    ) -> Option<ConsentId> {
+        self.consents
+            .iter()
+            .find(|consent| consent.covers(discloser, recipient, category, on))
+            .map(|consent| consent.consent_id)
     }
 
     /// Whether consent is in force on `on` for `discloser` → `recipient` and `category`.
@@ -310,6 +333,10 @@ impl Participant {
                 Lifecycle::Enrolled => Ok(()),
                 Lifecycle::Paused => Err(RuleViolation::ParticipantAlreadyPaused),
                 _ => Err(RuleViolation::ParticipantNotEnrolled),
+            },
+            EventBody::IdentityProtected { .. } => match self.lifecycle {
+                Lifecycle::Unknown => Err(RuleViolation::ParticipantNotReferred),
+                _ => Ok(()),
             },
             EventBody::ParticipantResumed => match self.lifecycle {
                 Lifecycle::Paused => Ok(()),
@@ -811,6 +838,9 @@ impl Participant {
             EventBody::CoachAssigned { coach } => self.coach = Some(coach),
             EventBody::ParticipantPaused { .. } => self.lifecycle = Lifecycle::Paused,
             EventBody::ParticipantResumed => self.lifecycle = Lifecycle::Enrolled,
+            EventBody::IdentityProtected { allowed_readers } => {
+                self.protected_identity = Some(allowed_readers);
+            }
             EventBody::ParticipantDischarged { .. } => self.lifecycle = Lifecycle::Discharged,
             EventBody::ConsentGranted {
                 consent_id,

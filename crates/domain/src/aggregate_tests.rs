@@ -1634,3 +1634,156 @@ fn an_own_employer_trial_is_an_arbetsprovning_of_at_most_14_days() {
         }),
     );
 }
+
+// ---- Visibility (issue 5): given a history, when a reader reads on a day, then they see ----
+
+fn folded(history: &History) -> Participant {
+    let mut participant = Participant::default();
+    for entry in history.given() {
+        cqrs_es::Aggregate::apply(&mut participant, entry);
+    }
+    participant
+}
+
+fn reader(agency: Agency, person: &str, role: Role) -> crate::visibility::Reader {
+    crate::visibility::Reader {
+        agency,
+        actor: Actor {
+            person_id: PersonId(person.into()),
+            role,
+            unit: UnitId("unit-1".into()),
+        },
+    }
+}
+
+/// What `reader` sees on `on` of an FK benefit decision, given `history`.
+fn check_sight(
+    history: &History,
+    reader: &crate::visibility::Reader,
+    on: NaiveDate,
+    expected: &str,
+) {
+    let participant = folded(history);
+    let body = EventBody::RehabPlanEstablished {
+        established_on: date(2026, 3, 1),
+    };
+    let sight = participant.sight(
+        reader,
+        Agency::Forsakringskassan,
+        &body,
+        DataCategory::BenefitDecisions,
+        on,
+    );
+    let got = match sight {
+        crate::visibility::Sight::Full(_) => "full",
+        crate::visibility::Sight::Shared(_) => "shared",
+        crate::visibility::Sight::Hidden => "hidden",
+    };
+    assert_eq!(got, expected, "{reader:?} on {on}");
+}
+
+#[test]
+fn another_partys_event_is_seen_only_under_consent_in_force_on_the_day_of_reading() {
+    let coach = reader(Agency::Municipality, "coach-17", Role::Coach);
+    let fk_officer = reader(Agency::Forsakringskassan, "fk-1", Role::CaseOfficer);
+    let ifo_officer = reader(Agency::Municipality, "ifo-1", Role::CaseOfficer);
+    let auditor = reader(Agency::Municipality, "auditor-1", Role::Auditor);
+    let without = referred_history();
+    check_sight(&without, &coach, date(2026, 4, 1), "hidden");
+    check_sight(&without, &fk_officer, date(2026, 4, 1), "full");
+    check_sight(&without, &auditor, date(2026, 4, 1), "full");
+    let with = referred_history().accepted(submission(
+        2,
+        Agency::Municipality,
+        consent(7, date(2026, 3, 1), date(2026, 6, 30)),
+    ));
+    check_sight(&with, &coach, date(2026, 2, 28), "hidden");
+    check_sight(&with, &coach, date(2026, 4, 1), "shared");
+    check_sight(&with, &coach, date(2026, 7, 1), "hidden");
+    // The municipality's social services are another committee: no sight through the IPS
+    // unit's consent.
+    check_sight(&with, &ifo_officer, date(2026, 4, 1), "hidden");
+    let withdrawn = with.accepted(submission(
+        3,
+        Agency::Municipality,
+        withdrawal(date(2026, 5, 1)),
+    ));
+    check_sight(&withdrawn, &coach, date(2026, 4, 30), "shared");
+    check_sight(&withdrawn, &coach, date(2026, 5, 1), "hidden");
+    check_sight(&withdrawn, &auditor, date(2026, 5, 1), "full");
+}
+
+#[test]
+fn a_protected_identity_is_opened_only_by_its_allow_list_and_auditors() {
+    let protected = referred_history().accepted(submission(
+        2,
+        Agency::Municipality,
+        EventBody::IdentityProtected {
+            allowed_readers: vec![PersonId("coach-17".into())],
+        },
+    ));
+    let participant = folded(&protected);
+    assert_eq!(
+        participant.may_open(&reader(Agency::Municipality, "coach-17", Role::Coach)),
+        Ok(())
+    );
+    assert_eq!(
+        participant.may_open(&reader(Agency::Municipality, "auditor-1", Role::Auditor)),
+        Ok(())
+    );
+    assert!(participant
+        .may_open(&reader(Agency::Municipality, "coach-18", Role::Coach))
+        .is_err());
+    assert!(folded(&referred_history())
+        .may_open(&reader(Agency::Municipality, "coach-18", Role::Coach))
+        .is_ok());
+}
+
+#[test]
+fn protecting_an_identity_needs_a_referral_and_someone_on_the_list() {
+    check(
+        History::default(),
+        submission(
+            1,
+            Agency::Municipality,
+            EventBody::IdentityProtected {
+                allowed_readers: vec![PersonId("coach-17".into())],
+            },
+        ),
+        rejected(RuleViolation::ParticipantNotReferred),
+    );
+    let empty = EventBody::IdentityProtected {
+        allowed_readers: vec![],
+    };
+    assert_eq!(
+        empty.validate().map_err(|error| error.field),
+        Err("allowed_person_ids".to_owned())
+    );
+}
+
+#[test]
+fn the_shared_view_drops_free_text_and_for_a_protected_identity_location() {
+    let body = serde_json::json!({
+        "type": "EventCorrected",
+        "reason": "typo",
+        "corrected": { "type": "EmployerContactMade", "employer": "Bageriet", "face_to_face": true }
+    });
+    let mut shared = body.clone();
+    crate::visibility::shared_view(&mut shared, false);
+    assert_eq!(
+        shared,
+        serde_json::json!({
+            "type": "EventCorrected",
+            "corrected": { "type": "EmployerContactMade", "employer": "Bageriet", "face_to_face": true }
+        })
+    );
+    let mut protected = body;
+    crate::visibility::shared_view(&mut protected, true);
+    assert_eq!(
+        protected,
+        serde_json::json!({
+            "type": "EventCorrected",
+            "corrected": { "type": "EmployerContactMade", "face_to_face": true }
+        })
+    );
+}

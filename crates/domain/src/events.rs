@@ -27,6 +27,9 @@ pub const CURRENT_SCHEMA_VERSION: u32 = 1;
 /// typo in a year should not create a consent for a century.
 pub const CONSENT_PERIOD_DAYS_MAX: i64 = 5 * 366;
 
+/// Most people on a protected participant's allow-list.
+pub const ALLOWED_READERS_MAX: usize = 50;
+
 /// Who referred the participant to IPS (aktualisering).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -125,6 +128,13 @@ pub enum EventBody {
         unit: UnitId,
         /// The coach.
         coach: PersonId,
+    },
+    /// Protected identity (skyddade personuppgifter): only these people, and auditors, may read
+    /// the participant from now on; location fields leave every cross-agency view. A later
+    /// one replaces the list.
+    IdentityProtected {
+        /// The coach, the team leader and named officers.
+        allowed_readers: Vec<PersonId>,
     },
     // ---- Consent (any agency may take it down) ----
     /// The participant waived secrecy from `discloser` to `recipient` for some data categories.
@@ -492,6 +502,7 @@ impl EventBody {
             EventBody::CoachAssigned { .. } => "CoachAssigned",
             EventBody::ParticipantPaused { .. } => "ParticipantPaused",
             EventBody::ParticipantResumed => "ParticipantResumed",
+            EventBody::IdentityProtected { .. } => "IdentityProtected",
             EventBody::ParticipantDischarged { .. } => "ParticipantDischarged",
             EventBody::ParticipantReEnrolled { .. } => "ParticipantReEnrolled",
             EventBody::ConsentGranted { .. } => "ConsentGranted",
@@ -601,6 +612,7 @@ impl EventBody {
             | EventBody::CoachAssigned { .. }
             | EventBody::ParticipantPaused { .. }
             | EventBody::ParticipantResumed
+            | EventBody::IdentityProtected { .. }
             | EventBody::ParticipantDischarged { .. }
             | EventBody::ParticipantReEnrolled { .. }
             | EventBody::OutreachAttempted { .. }
@@ -691,6 +703,21 @@ impl EventBody {
             | EventBody::TreatmentTeamMeetingHeld { .. }
             | EventBody::AvailabilityChanged { .. }
             | EventBody::DischargeReady { .. } => Ok(()),
+            EventBody::IdentityProtected { allowed_readers } => {
+                if allowed_readers.is_empty() {
+                    return Err(InputError::new(
+                        "allowed_person_ids",
+                        "must name at least one person (the coach)",
+                    ));
+                }
+                if allowed_readers.len() > ALLOWED_READERS_MAX {
+                    return Err(InputError::new(
+                        "allowed_person_ids",
+                        format!("names more than {ALLOWED_READERS_MAX} people"),
+                    ));
+                }
+                Ok(())
+            }
             EventBody::ReferralDeclined { reason } | EventBody::ParticipantPaused { reason } => {
                 values::validate_text("reason", reason)
             }

@@ -24,6 +24,7 @@ pub mod events;
 pub mod gates;
 pub mod ids;
 pub mod values;
+pub mod visibility;
 
 pub use aggregate::{Lifecycle, Participant, PARTICIPANT_EVENTS_MAX};
 pub use commands::ParticipantCommand;
@@ -36,3 +37,4 @@ pub use events::{
 pub use ids::{
     ActivityId, ConsentId, CorrelationId, EventId, ParticipantId, PersonId, ProgrammeId, UnitId,
 };
+pub use visibility::{Basis, Reader, Sight};

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tonic::transport::server::Router;
 
+use crate::access::Guard;
 use crate::server::{ReflectionError, ServerConfig, ServerHandle};
 use crate::submit::{AgencyEdge, AgencySubmitter, SubmitConfig};
 
@@ -21,6 +22,8 @@ pub struct AgencyServiceConfig {
     pub bus: bus::BusConfig,
     /// Waiting for verdicts.
     pub submit: SubmitConfig,
+    /// mTLS certificates and token keys.
+    pub identity: crate::identity::IdentityConfig,
 }
 
 impl AgencyServiceConfig {
@@ -35,7 +38,8 @@ impl AgencyServiceConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.server.validate()?;
         self.bus.validate().map_err(|error| error.to_string())?;
-        self.submit.validate()
+        self.submit.validate()?;
+        self.identity.validate()
     }
 }
 
@@ -80,19 +84,26 @@ pub async fn start(
     config: AgencyServiceConfig,
     agency: domain::Agency,
     service_name: &str,
-    add_service: impl FnOnce(Router, AgencyEdge, &ServerConfig) -> Router,
+    add_service: impl FnOnce(Router, AgencyEdge, &ServerConfig, &Guard) -> Router,
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunningService, StartError> {
     config.validate().map_err(StartError::Config)?;
+    let guard = Guard::from_config(&config.identity, Some(agency)).map_err(StartError::Config)?;
     let client = bus::connect(&config.bus, agency.token()).await?;
     let submitter = AgencySubmitter::new(client, &config.bus, config.submit.clone());
     let (health, reflection) = crate::server::health_and_reflection(&[service_name]).await?;
     let router = config
         .server
-        .builder()
+        .builder(&config.identity)
+        .map_err(StartError::Config)?
         .add_service(health)
         .add_service(reflection);
-    let router = add_service(router, AgencyEdge { agency, submitter }, &config.server);
+    let router = add_service(
+        router,
+        AgencyEdge { agency, submitter },
+        &config.server,
+        &guard,
+    );
     let listener = crate::server::bind(&config.server).await?;
     let server = crate::server::serve(router, listener, shutdown)?;
     tracing::info!(agency = agency.token(), grpc_address = %server.local_address, "agency service started");

@@ -5,7 +5,9 @@
 //!   and in the `ips-rule` metadata;
 //! - unknown participant or event → `NOT_FOUND`;
 //! - bus or database trouble → `UNAVAILABLE` (retry later; nothing was half-done);
-//! - a message over the size limit → `INVALID_ARGUMENT`.
+//! - a message over the size limit → `INVALID_ARGUMENT`;
+//! - no valid certificate or token → `UNAUTHENTICATED`; a role, agency or allow-list that does
+//!   not admit the caller → `PERMISSION_DENIED`; both name the rule like a broken domain rule.
 
 use std::collections::HashMap;
 
@@ -15,6 +17,9 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 /// The domain for `ErrorInfo` details.
 pub const ERROR_DOMAIN: &str = "ips-samverkan";
+
+/// Metadata key naming the broken rule.
+pub const RULE_HEADER: &str = "ips-rule";
 
 /// A malformed field.
 pub fn invalid_input(error: &InputError) -> Status {
@@ -76,4 +81,29 @@ pub fn from_store(error: &store::StoreError) -> Status {
             Status::internal(error.to_string())
         }
     }
+}
+
+/// The caller is not authenticated; the message and `ips-rule` name the broken rule.
+pub fn unauthenticated(error: &crate::identity::IdentityError) -> Status {
+    let details = ErrorDetails::with_error_info(error.rule(), ERROR_DOMAIN, HashMap::new());
+    let mut status = Status::with_error_details(Code::Unauthenticated, error.to_string(), details);
+    if let Ok(value) = error.rule().parse() {
+        status.metadata_mut().insert(RULE_HEADER, value);
+    }
+    status
+}
+
+/// The caller may not do this; the message and `ips-rule` name the broken rule.
+pub fn permission_denied(error: &crate::access::AccessDenied) -> Status {
+    denied(error.rule(), &error.to_string())
+}
+
+/// The caller may not do this under `rule` (participant-level decisions: protected identity).
+pub fn denied(rule: &str, message: &str) -> Status {
+    let details = ErrorDetails::with_error_info(rule, ERROR_DOMAIN, HashMap::new());
+    let mut status = Status::with_error_details(Code::PermissionDenied, message, details);
+    if let Ok(value) = rule.parse() {
+        status.metadata_mut().insert(RULE_HEADER, value);
+    }
+    status
 }

@@ -5,6 +5,7 @@
 //! Services stay thin: an RPC handler parses its request with [`fields`], builds a domain
 //! [`domain::Submission`], and hands it to [`submit::AgencySubmitter`].
 
+pub mod access;
 pub mod agency;
 pub mod errors;
 pub mod fields;

@@ -59,11 +59,17 @@ impl ServerConfig {
         Ok(())
     }
 
-    /// A tonic server builder with this config's deadline and concurrency bound.
-    pub fn builder(&self) -> tonic::transport::Server {
+    /// A tonic server builder with this config's deadline and concurrency bound, serving TLS
+    /// with client certificates required (there is no plain-text mode).
+    pub fn builder(
+        &self,
+        identity: &crate::identity::IdentityConfig,
+    ) -> Result<tonic::transport::Server, String> {
         tonic::transport::Server::builder()
             .timeout(Duration::from_millis(self.rpc_timeout_ms))
             .concurrency_limit_per_connection(self.concurrent_calls_per_connection_max)
+            .tls_config(identity.server_tls()?)
+            .map_err(|error| format!("identity: TLS configuration refused: {error}"))
     }
 }
 

@@ -234,7 +234,7 @@ impl AgencyEdge {
     /// Records one event about an existing participant named in `write`.
     pub async fn record(
         &self,
-        metadata: &tonic::metadata::MetadataMap,
+        extensions: &tonic::Extensions,
         write: Option<&v1::ParticipantWrite>,
         build: impl FnOnce(
             &crate::fields::ParsedWriteContext,
@@ -244,21 +244,22 @@ impl AgencyEdge {
         let write = write.unwrap_or(&default);
         let participant_id = crate::fields::required_participant_id(&write.participant_id)
             .map_err(|error| errors::invalid_input(&error))?;
-        self.record_for(metadata, write.context.as_ref(), participant_id, build)
+        self.record_for(extensions, write.context.as_ref(), participant_id, build)
             .await
     }
 
     /// Records one event about `participant_id`.
     pub async fn record_for(
         &self,
-        metadata: &tonic::metadata::MetadataMap,
+        extensions: &tonic::Extensions,
         context: Option<&v1::WriteContext>,
         participant_id: domain::ParticipantId,
         build: impl FnOnce(
             &crate::fields::ParsedWriteContext,
         ) -> Result<domain::EventBody, domain::InputError>,
     ) -> Result<tonic::Response<v1::WriteResponse>, Status> {
-        let actor = crate::identity::caller(metadata)?;
+        // The gatekeeper admitted only this agency's officers (`access::authorise`).
+        let actor = crate::identity::caller(extensions)?.actor;
         let context = crate::fields::write_context(context, chrono::Utc::now())
             .map_err(|error| errors::invalid_input(&error))?;
         // `submit` validates the whole submission (envelope and body) before publishing.
@@ -273,10 +274,10 @@ impl AgencyEdge {
     /// Records a correction of one of this agency's earlier events.
     pub async fn correct(
         &self,
-        metadata: &tonic::metadata::MetadataMap,
+        extensions: &tonic::Extensions,
         request: &v1::CorrectEventRequest,
     ) -> Result<tonic::Response<v1::WriteResponse>, Status> {
-        self.record(metadata, request.write.as_ref(), |_| {
+        self.record(extensions, request.write.as_ref(), |_| {
             let supersedes = EventId::parse(&request.supersedes_event_id)
                 .map_err(|error| domain::InputError::new("supersedes_event_id", error.reason))?;
             let corrected: domain::EventBody = serde_json::from_str(&request.corrected_body_json)

@@ -8,9 +8,11 @@
 //! The pool is built here rather than with postgres-es's `default_postgress_pool`, which hard-codes
 //! ten connections and panics when it cannot connect.
 
+pub mod access_log;
 pub mod caseload;
 pub mod events;
 pub mod green_light;
+pub mod participants;
 pub mod projector;
 pub mod timeline;
 
@@ -29,8 +31,12 @@ pub use timeline::{TimelineFilter, TimelineRow};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// e.g. `postgres://ips@127.0.0.1:5432/ips`. Never logged: it may hold a password.
+    /// The service's own role, e.g. `postgres://ips_service@127.0.0.1:5432/ips`: it may only
+    /// SELECT and INSERT on the events and the access log. Never logged: it may hold a password.
     pub database_url: String,
+    /// The owner's connection, used only to run migrations at start (they create tables and
+    /// grants). Empty: migrate over `database_url` (only works if that role owns the schema).
+    pub migration_database_url: String,
     /// Most connections this process holds.
     pub pool_connections_max: u32,
     /// How long a query waits for a free connection before failing.
@@ -42,7 +48,8 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
-            database_url: "postgres://postgres@127.0.0.1:5432/ips".into(),
+            database_url: "postgres://ips_service@127.0.0.1:5432/ips".into(),
+            migration_database_url: "postgres://postgres@127.0.0.1:5432/ips".into(),
             pool_connections_max: 16,
             pool_acquire_timeout_ms: 5_000,
             statement_timeout_ms: 30_000,
@@ -73,6 +80,17 @@ impl StoreConfig {
             || self.database_url.starts_with("postgresql://");
         if !scheme_ok || self.database_url.parse::<PgConnectOptions>().is_err() {
             return fail("database_url", "is not a PostgreSQL connection URL");
+        }
+        if !self.migration_database_url.is_empty()
+            && self
+                .migration_database_url
+                .parse::<PgConnectOptions>()
+                .is_err()
+        {
+            return fail(
+                "migration_database_url",
+                "is not a PostgreSQL connection URL",
+            );
         }
         if !(1..=200).contains(&self.pool_connections_max) {
             return fail("pool_connections_max", "must be between 1 and 200");
@@ -114,6 +132,25 @@ pub async fn connect(config: &StoreConfig) -> Result<PgPool, StoreError> {
         .connect_with(options)
         .await?;
     Ok(pool)
+}
+
+/// Applies the migrations over `migration_database_url` (the owner) when it is set, else over
+/// `database_url`. Runs before the service's pool connects: the migrations create its role.
+pub async fn migrate_with(config: &StoreConfig) -> Result<(), StoreError> {
+    let url = if config.migration_database_url.is_empty() {
+        &config.database_url
+    } else {
+        &config.migration_database_url
+    };
+    let owner = connect(&StoreConfig {
+        database_url: url.clone(),
+        pool_connections_max: 1,
+        ..config.clone()
+    })
+    .await?;
+    let migrated = migrate(&owner).await;
+    owner.close().await;
+    migrated
 }
 
 /// Applies the project's migrations (idempotent; safe to run from several processes).

@@ -10,6 +10,28 @@ use sqlx::{Acquire, PgPool};
 use store::{ProjectorConfig, TimelineProjector};
 use testkit::TestDatabase;
 
+/// Waits (bounded) until every committed event lies below the snapshot horizon, so that a
+/// projector batch may see them all. The horizon is cluster-wide: an open transaction of another
+/// test, in any database, holds it back, and the projector rightly waits for it.
+async fn wait_for_horizon(pool: &PgPool) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let held_back: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()))",
+        )
+        .fetch_one(pool)
+        .await?;
+        if !held_back {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the snapshot horizon did not pass the test's events within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 fn first_event(participant_id: ParticipantId) -> ParticipantEvent {
     let submission = Submission {
         envelope: Envelope {
@@ -100,6 +122,7 @@ async fn a_slow_transaction_that_commits_last_is_not_skipped() -> anyhow::Result
     assert_eq!(projected_event_ids(&pool).await?, Vec::<uuid::Uuid>::new());
 
     slow.commit().await?;
+    wait_for_horizon(&pool).await?;
     while projector.project_batch().await? > 0 {}
     let mut projected = projected_event_ids(&pool).await?;
     projected.sort();
@@ -138,6 +161,7 @@ async fn a_dropped_read_model_rebuilds_to_the_same_content() -> anyhow::Result<(
         .await?;
     }
     drop(connection);
+    wait_for_horizon(&pool).await?;
     while projector.project_batch().await? > 0 {}
     let snapshot =
         "SELECT string_agg(t::text, '|' ORDER BY participant_id, sequence) FROM timeline_entries t";
@@ -297,6 +321,7 @@ async fn a_decision_projected_in_the_same_batch_as_the_start_still_counts_for_le
         insert(&mut connection, event).await?;
     }
     drop(connection);
+    wait_for_horizon(&pool).await?;
     // One batch sees the decision and the start together.
     let projector = TimelineProjector::new(pool.clone(), ProjectorConfig::default());
     assert_eq!(projector.project_batch().await?, events.len());

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use domain::Role;
+use domain::{Agency, Role};
 use proto::v1::arbetsformedlingen_service_client::ArbetsformedlingenServiceClient;
 use proto::v1::forsakringskassan_service_client::ForsakringskassanServiceClient;
 use proto::v1::municipality_service_client::MunicipalityServiceClient;
@@ -71,6 +71,16 @@ impl TestDatabase {
             url: format!("{base}/{name}"),
             name,
         })
+    }
+
+    /// A URL connecting to it as the services' role (`ips_service`, created by the migrations).
+    pub fn service_url(&self) -> String {
+        let (scheme, rest) = self
+            .url
+            .split_once("://")
+            .unwrap_or(("postgres", &self.url));
+        let host_and_database = rest.split_once('@').map_or(rest, |(_, after)| after);
+        format!("{scheme}://ips_service@{host_and_database}")
     }
 
     /// A pool on this database, for assertions.
@@ -161,10 +171,12 @@ pub fn ledger_config(database: &TestDatabase, bus_config: &bus::BusConfig) -> le
     config.server.listen_address = "127.0.0.1:0".into();
     config.metrics_listen_address = "127.0.0.1:0".into();
     config.bus = bus_config.clone();
-    config.store.database_url = database.url.clone();
+    config.store.database_url = database.service_url();
+    config.store.migration_database_url = database.url.clone();
     config.store.pool_connections_max = 8;
     config.projector.idle_poll_ms = 50;
     config.ingest.store_retry_backoff_max_ms = 1_000;
+    config.identity = identity_config();
     config
 }
 
@@ -172,6 +184,7 @@ pub fn ledger_config(database: &TestDatabase, bus_config: &bus::BusConfig) -> le
 pub fn agency_config(bus_config: &bus::BusConfig) -> rpc::agency::AgencyServiceConfig {
     let mut config = rpc::agency::AgencyServiceConfig::listening_on("127.0.0.1:0");
     config.bus = bus_config.clone();
+    config.identity = identity_config();
     config
 }
 
@@ -182,6 +195,9 @@ pub struct StackOptions {
     pub coach_active_participants_max: u32,
     /// The ledger's clock (the system clock unless a test needs to move time).
     pub ledger_clock: Arc<dyn ledger::clock::Clock>,
+    /// Run on this nats-server with per-agency users (`deploy/nats/agency-users.conf`)
+    /// instead of the shared open one.
+    pub nats_with_users: Option<Arc<NatsWithUsers>>,
 }
 
 impl Default for StackOptions {
@@ -189,6 +205,7 @@ impl Default for StackOptions {
         Self {
             coach_active_participants_max: 20,
             ledger_clock: Arc::new(ledger::clock::SystemClock),
+            nats_with_users: None,
         }
     }
 }
@@ -230,11 +247,24 @@ impl Stack {
     pub async fn start_with(options: StackOptions) -> anyhow::Result<Self> {
         telemetry::init_logging_with_default("test", "warn");
         let database = TestDatabase::create().await?;
-        let bus_config = unique_bus_config();
+        let mut bus_config = unique_bus_config();
+        if let Some(nats) = &options.nats_with_users {
+            // The users' permissions name the production prefix; this server is the test's own.
+            bus_config.nats_url = nats.url.clone();
+            bus_config.subject_prefix = "ips.v1".into();
+        }
+        let as_user = |user: &str| {
+            let mut config = bus_config.clone();
+            if let Some(nats) = &options.nats_with_users {
+                config.nats_user = Some(user.to_owned());
+                config.nats_password = Some(nats.password(user));
+            }
+            config
+        };
         let (shutdown, receiver) = watch::channel(false);
         let (ledger_shutdown, ledger_receiver) = watch::channel(false);
         let ledger = ledger::start(
-            ledger_config(&database, &bus_config),
+            ledger_config(&database, &as_user("ledger")),
             options.ledger_clock.clone(),
             ledger_receiver,
         )
@@ -244,20 +274,31 @@ impl Stack {
                 listen_address: "127.0.0.1:0".into(),
                 ..rpc::ServerConfig::default()
             },
-            bus: bus_config.clone(),
+            bus: as_user("municipality"),
             places: municipality::places::PlacesConfig {
-                ledger_address: format!("http://{}", ledger.grpc_address),
+                ledger_address: format!("https://{}", ledger.grpc_address),
                 coach_active_participants_max: options.coach_active_participants_max,
+                client_certificate_path: test_pki()
+                    .directory
+                    .join("municipality.client.pem")
+                    .to_string_lossy()
+                    .into_owned(),
+                client_private_key_path: test_pki()
+                    .directory
+                    .join("municipality.client.key.pem")
+                    .to_string_lossy()
+                    .into_owned(),
                 ..Default::default()
             },
+            identity: identity_config(),
             ..Default::default()
         };
         let municipality = municipality::start(municipality_config, receiver.clone()).await?;
         let forsakringskassan =
-            forsakringskassan::start(agency_config(&bus_config), receiver.clone()).await?;
+            forsakringskassan::start(agency_config(&as_user("fk")), receiver.clone()).await?;
         let arbetsformedlingen =
-            arbetsformedlingen::start(agency_config(&bus_config), receiver.clone()).await?;
-        let psychiatry = psychiatry::start(agency_config(&bus_config), receiver).await?;
+            arbetsformedlingen::start(agency_config(&as_user("af")), receiver.clone()).await?;
+        let psychiatry = psychiatry::start(agency_config(&as_user("psychiatry")), receiver).await?;
         Ok(Self {
             database,
             bus_config,
@@ -293,7 +334,7 @@ impl Stack {
         &self,
     ) -> anyhow::Result<ForsakringskassanServiceClient<Channel>> {
         Ok(ForsakringskassanServiceClient::new(
-            channel(self.forsakringskassan_address).await?,
+            channel_as(self.forsakringskassan_address, Agency::Forsakringskassan).await?,
         ))
     }
 
@@ -302,14 +343,14 @@ impl Stack {
         &self,
     ) -> anyhow::Result<ArbetsformedlingenServiceClient<Channel>> {
         Ok(ArbetsformedlingenServiceClient::new(
-            channel(self.arbetsformedlingen_address).await?,
+            channel_as(self.arbetsformedlingen_address, Agency::Arbetsformedlingen).await?,
         ))
     }
 
     /// A client of psychiatry's service.
     pub async fn psychiatry(&self) -> anyhow::Result<PsychiatryServiceClient<Channel>> {
         Ok(PsychiatryServiceClient::new(
-            channel(self.psychiatry_address).await?,
+            channel_as(self.psychiatry_address, Agency::Psychiatry).await?,
         ))
     }
 
@@ -324,22 +365,49 @@ impl Stack {
         )
     }
 
-    /// A client of the ledger's green-light service.
+    /// A client of the ledger's green-light service, as the municipality.
     pub async fn green_light(
         &self,
     ) -> anyhow::Result<proto::v1::green_light_service_client::GreenLightServiceClient<Channel>>
     {
+        self.green_light_as(Agency::Municipality).await
+    }
+
+    /// A client of the ledger's green-light service, as `agency`.
+    pub async fn green_light_as(
+        &self,
+        agency: Agency,
+    ) -> anyhow::Result<proto::v1::green_light_service_client::GreenLightServiceClient<Channel>>
+    {
         Ok(
             proto::v1::green_light_service_client::GreenLightServiceClient::new(
-                channel(self.ledger_address).await?,
+                channel_as(self.ledger_address, agency).await?,
             ),
         )
     }
 
-    /// A client of the ledger's timeline service.
+    /// A client of the ledger's timeline service, as the municipality.
     pub async fn timeline(&self) -> anyhow::Result<TimelineServiceClient<Channel>> {
+        self.timeline_as(Agency::Municipality).await
+    }
+
+    /// A client of the ledger's timeline service, as `agency`.
+    pub async fn timeline_as(
+        &self,
+        agency: Agency,
+    ) -> anyhow::Result<TimelineServiceClient<Channel>> {
         Ok(TimelineServiceClient::new(
-            channel(self.ledger_address).await?,
+            channel_as(self.ledger_address, agency).await?,
+        ))
+    }
+
+    /// A client of the ledger's audit service, as `agency`.
+    pub async fn audit_as(
+        &self,
+        agency: Agency,
+    ) -> anyhow::Result<proto::v1::audit_service_client::AuditServiceClient<Channel>> {
+        Ok(proto::v1::audit_service_client::AuditServiceClient::new(
+            channel_as(self.ledger_address, agency).await?,
         ))
     }
 
@@ -389,23 +457,252 @@ impl Stack {
     }
 }
 
-/// A channel to `address`, with a connect timeout.
-pub async fn channel(address: std::net::SocketAddr) -> anyhow::Result<Channel> {
-    Ok(Channel::from_shared(format!("http://{address}"))?
+/// The test process's PKI: generated once, written to a directory of its own.
+pub struct TestPki {
+    /// Where the files are (laid out as `deploy/dev-pki.sh` writes them).
+    pub directory: std::path::PathBuf,
+    /// The material itself.
+    pub material: devpki::DevelopmentPki,
+    signers: std::collections::BTreeMap<Agency, rpc::identity::TokenSigner>,
+}
+
+/// The PKI every service and client of this test process uses.
+pub fn test_pki() -> &'static TestPki {
+    static PKI: std::sync::OnceLock<TestPki> = std::sync::OnceLock::new();
+    PKI.get_or_init(|| {
+        sweep_leftover_pki_directories();
+        let material = devpki::generate().expect("generate the test PKI");
+        let directory = std::env::temp_dir().join(format!(
+            "ips-test-pki-{}-{}",
+            std::process::id(),
+            unique_suffix()
+        ));
+        material.write_to(&directory).expect("write the test PKI");
+        let signers = material
+            .organisations
+            .iter()
+            .map(|(agency, organisation)| {
+                let signer = rpc::identity::TokenSigner::from_pkcs8(
+                    *agency,
+                    &organisation.token_signing_key_pkcs8,
+                )
+                .expect("test signing key");
+                (*agency, signer)
+            })
+            .collect();
+        TestPki {
+            directory,
+            material,
+            signers,
+        }
+    })
+}
+
+/// Removes test PKI directories of earlier runs (each test process writes its own).
+fn sweep_leftover_pki_directories() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    let now = chrono::Utc::now().timestamp();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let created = name
+            .strip_prefix("ips-test-pki-")
+            .and_then(|rest| rest.split('-').nth(1))
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|seconds| seconds.parse::<i64>().ok());
+        if created.is_some_and(|created| now - created > PKI_LEFTOVER_AGE_SWEEP_SECONDS) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// How old a test PKI directory must be before a new test process removes it.
+const PKI_LEFTOVER_AGE_SWEEP_SECONDS: i64 = 10 * 60;
+
+/// The services' identity configuration for the test PKI.
+pub fn identity_config() -> rpc::identity::IdentityConfig {
+    rpc::identity::IdentityConfig::in_directory(&test_pki().directory)
+}
+
+/// A token signed by `agency`'s key, valid for ten minutes.
+pub fn token(agency: Agency, person_id: &str, role: Role, unit: &str) -> String {
+    test_pki().signers[&agency].officer_token(person_id, role, unit, 600)
+}
+
+/// A signer for `agency` (tests that forge claims).
+pub fn signer(agency: Agency) -> &'static rpc::identity::TokenSigner {
+    &test_pki().signers[&agency]
+}
+
+/// An mTLS channel to `address` presenting `agency`'s client certificate.
+pub async fn channel_as(address: std::net::SocketAddr, agency: Agency) -> anyhow::Result<Channel> {
+    let pki = test_pki();
+    let organisation = &pki.material.organisations[&agency];
+    let tls = rpc::identity::client_tls(
+        &pki.material.ca_certificate_pem,
+        &organisation.client.certificate_pem,
+        &organisation.client.private_key_pem,
+    );
+    Ok(Channel::from_shared(format!("https://{address}"))?
+        .tls_config(tls)?
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .connect()
         .await?)
 }
 
-/// Wraps a message in a request carrying a caller identity.
-pub fn as_caller<T>(message: T, person_id: &str, role: Role, unit: &str) -> tonic::Request<T> {
+/// An mTLS channel to `address` as the municipality.
+pub async fn channel(address: std::net::SocketAddr) -> anyhow::Result<Channel> {
+    channel_as(address, Agency::Municipality).await
+}
+
+/// Wraps a message in a request carrying `agency`'s signed token for one officer.
+pub fn as_officer<T>(
+    message: T,
+    agency: Agency,
+    person_id: &str,
+    role: Role,
+    unit: &str,
+) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    rpc::identity::attach(request.metadata_mut(), person_id, role, unit);
+    rpc::identity::attach_token(
+        request.metadata_mut(),
+        &token(agency, person_id, role, unit),
+    );
     request
+}
+
+/// Wraps a message in a request from a municipal officer (coach, team leader, IFO officer).
+pub fn as_caller<T>(message: T, person_id: &str, role: Role, unit: &str) -> tonic::Request<T> {
+    as_officer(message, Agency::Municipality, person_id, role, unit)
 }
 
 /// Wraps a message in a request from the demo coach of the Hudiksvall IPS unit.
 pub fn as_coach<T>(message: T) -> tonic::Request<T> {
     as_caller(message, "coach-17", Role::Coach, "hudiksvall-ips")
+}
+
+/// Wraps a message in a request from the Hudiksvall IPS unit's team leader.
+pub fn as_team_leader<T>(message: T) -> tonic::Request<T> {
+    as_caller(message, "team-leader-1", Role::TeamLeader, "hudiksvall-ips")
+}
+
+/// Wraps a message in a request from a municipal auditor (internal control), who sees
+/// everything and is logged like anyone.
+pub fn as_auditor<T>(message: T) -> tonic::Request<T> {
+    as_caller(message, "auditor-1", Role::Auditor, "internal-control")
+}
+
+/// Wraps a message in a request from Försäkringskassan's case officer.
+pub fn as_fk_officer<T>(message: T) -> tonic::Request<T> {
+    as_officer(
+        message,
+        Agency::Forsakringskassan,
+        "fk-officer-4",
+        Role::CaseOfficer,
+        "fk-lfc-gavleborg",
+    )
+}
+
+/// A nats-server of the test's own, with JetStream and the per-agency users of
+/// `deploy/nats/agency-users.conf` (random passwords). Stopped when dropped.
+pub struct NatsWithUsers {
+    /// `nats://127.0.0.1:<port>`.
+    pub url: String,
+    passwords: std::collections::BTreeMap<String, String>,
+    child: std::sync::Mutex<std::process::Child>,
+    store_directory: std::path::PathBuf,
+}
+
+/// The users `deploy/nats/agency-users.conf` defines.
+pub const NATS_USERS: [&str; 5] = ["municipality", "fk", "af", "psychiatry", "ledger"];
+
+impl NatsWithUsers {
+    /// Starts `nats-server` (from `IPS_TEST_NATS_SERVER`, default `/usr/sbin/nats-server`) on a
+    /// free port with the repository's users file.
+    pub async fn start() -> anyhow::Result<Arc<Self>> {
+        let binary = std::env::var("IPS_TEST_NATS_SERVER")
+            .unwrap_or_else(|_| "/usr/sbin/nats-server".into());
+        let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/nats/agency-users.conf");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let store_directory =
+            std::env::temp_dir().join(format!("ips-test-nats-{}", unique_suffix()));
+        let passwords: std::collections::BTreeMap<String, String> = NATS_USERS
+            .iter()
+            // nats-server parses an environment value as config syntax: start with a letter.
+            .map(|user| {
+                (
+                    (*user).to_owned(),
+                    format!("pw{}", uuid::Uuid::new_v4().simple()),
+                )
+            })
+            .collect();
+        let mut command = std::process::Command::new(&binary);
+        command
+            .arg("-c")
+            .arg(&config)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(&store_directory)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(
+                store_directory.with_extension("log"),
+            )?);
+        for (user, password) in &passwords {
+            command.env(
+                format!("IPS_NATS_PASSWORD_{}", user.to_uppercase()),
+                password,
+            );
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {binary}"))?;
+        let nats = Arc::new(Self {
+            url: format!("nats://127.0.0.1:{port}"),
+            passwords,
+            child: std::sync::Mutex::new(child),
+            store_directory,
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "nats-server did not listen on {port} within 10 s; its log: {}",
+                std::fs::read_to_string(nats.store_directory.with_extension("log"))
+                    .unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(nats)
+    }
+
+    /// The password of one of [`NATS_USERS`].
+    pub fn password(&self, user: &str) -> String {
+        self.passwords.get(user).cloned().unwrap_or_default()
+    }
+
+    /// A client connected as `user`.
+    pub async fn connect_as(&self, user: &str) -> anyhow::Result<async_nats::Client> {
+        Ok(async_nats::ConnectOptions::new()
+            .user_and_password(user.to_owned(), self.password(user))
+            .connect(&self.url)
+            .await?)
+    }
+}
+
+impl Drop for NatsWithUsers {
+    fn drop(&mut self) {
+        if let Ok(mut child) = self.child.lock() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.store_directory);
+        let _ = std::fs::remove_file(self.store_directory.with_extension("log"));
+    }
 }

@@ -29,10 +29,12 @@ pub async fn start(
         config,
         domain::Agency::Arbetsformedlingen,
         "ips.v1.ArbetsformedlingenService",
-        |router, edge, server| {
+        |router, edge, server, guard| {
             router.add_service(
-                ArbetsformedlingenServiceServer::new(service::ArbetsformedlingenApi { edge })
-                    .max_decoding_message_size(server.request_size_max_bytes),
+                guard.wrap(
+                    ArbetsformedlingenServiceServer::new(service::ArbetsformedlingenApi { edge })
+                        .max_decoding_message_size(server.request_size_max_bytes),
+                ),
             )
         },
         shutdown,

@@ -17,9 +17,9 @@ type Reply = Result<Response<v1::WriteResponse>, Status>;
 #[tonic::async_trait]
 impl ArbetsformedlingenService for ArbetsformedlingenApi {
     async fn register_job_seeker(&self, request: Request<v1::DateRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::JobSeekerRegistered {
                     registered_on: required_date("date", &request.date)?,
                 })
@@ -28,9 +28,9 @@ impl ArbetsformedlingenService for ArbetsformedlingenApi {
     }
 
     async fn deregister_job_seeker(&self, request: Request<v1::DateRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::JobSeekerDeregistered {
                     deregistered_on: required_date("date", &request.date)?,
                 })
@@ -39,9 +39,9 @@ impl ArbetsformedlingenService for ArbetsformedlingenApi {
     }
 
     async fn request_disability_coding(&self, request: Request<v1::DateRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::DisabilityCodingRequested {
                     requested_on: required_date("date", &request.date)?,
                 })
@@ -50,9 +50,9 @@ impl ArbetsformedlingenService for ArbetsformedlingenApi {
     }
 
     async fn register_disability_coding(&self, request: Request<v1::DateRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::DisabilityCodingRegistered {
                     registered_on: required_date("date", &request.date)?,
                 })
@@ -61,7 +61,7 @@ impl ArbetsformedlingenService for ArbetsformedlingenApi {
     }
 
     async fn assign_programme(&self, request: Request<v1::AssignProgrammeRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         let programme_id = if request.programme_id.trim().is_empty() {
             ProgrammeId(uuid::Uuid::new_v4())
         } else {
@@ -70,7 +70,7 @@ impl ArbetsformedlingenService for ArbetsformedlingenApi {
         };
         let reply = self
             .edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 let programme = request.programme.trim();
                 domain::values::validate_text("programme", programme)?;
                 Ok(EventBody::ProgrammeAssigned {
@@ -85,9 +85,9 @@ impl ArbetsformedlingenService for ArbetsformedlingenApi {
     }
 
     async fn end_programme(&self, request: Request<v1::EndProgrammeRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 if request.programme_id.trim().is_empty() {
                     return Err(InputError::new("programme_id", "is required"));
                 }
@@ -100,9 +100,9 @@ impl ArbetsformedlingenService for ArbetsformedlingenApi {
     }
 
     async fn decide_sius(&self, request: Request<v1::PeriodRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::SiusDecided {
                     period: fields::required_period("period", request.period.as_ref())?,
                 })
@@ -111,9 +111,9 @@ impl ArbetsformedlingenService for ArbetsformedlingenApi {
     }
 
     async fn end_sius(&self, request: Request<v1::DateRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::SiusEnded {
                     ended_on: required_date("date", &request.date)?,
                 })
@@ -122,9 +122,9 @@ impl ArbetsformedlingenService for ArbetsformedlingenApi {
     }
 
     async fn decide_subsidy(&self, request: Request<v1::DecideSubsidyRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 let employer = request.employer.trim();
                 domain::values::validate_text("employer", employer)?;
                 Ok(EventBody::SubsidyDecided {
@@ -138,16 +138,16 @@ impl ArbetsformedlingenService for ArbetsformedlingenApi {
     }
 
     async fn decide_activity(&self, request: Request<v1::ActivityDecisionRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 fields::activity_decision(&request)
             })
             .await
     }
 
     async fn correct_event(&self, request: Request<v1::CorrectEventRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
-        self.edge.correct(&metadata, &request).await
+        let (_, extensions, request) = request.into_parts();
+        self.edge.correct(&extensions, &request).await
     }
 }

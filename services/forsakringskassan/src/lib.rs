@@ -29,10 +29,12 @@ pub async fn start(
         config,
         domain::Agency::Forsakringskassan,
         "ips.v1.ForsakringskassanService",
-        |router, edge, server| {
+        |router, edge, server, guard| {
             router.add_service(
-                ForsakringskassanServiceServer::new(service::ForsakringskassanApi { edge })
-                    .max_decoding_message_size(server.request_size_max_bytes),
+                guard.wrap(
+                    ForsakringskassanServiceServer::new(service::ForsakringskassanApi { edge })
+                        .max_decoding_message_size(server.request_size_max_bytes),
+                ),
             )
         },
         shutdown,

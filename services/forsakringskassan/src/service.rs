@@ -17,9 +17,9 @@ type Reply = Result<Response<v1::WriteResponse>, Status>;
 #[tonic::async_trait]
 impl ForsakringskassanService for ForsakringskassanApi {
     async fn register_benefit(&self, request: Request<v1::RegisterBenefitRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::BenefitRegistered {
                     benefit: fields::benefit_kind("benefit", request.benefit)?,
                     degree_percent: fields::degree_percent(
@@ -34,9 +34,9 @@ impl ForsakringskassanService for ForsakringskassanApi {
     }
 
     async fn end_benefit(&self, request: Request<v1::EndBenefitRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::BenefitEnded {
                     benefit: fields::benefit_kind("benefit", request.benefit)?,
                     ended_on: required_date("ended_on", &request.ended_on)?,
@@ -49,9 +49,9 @@ impl ForsakringskassanService for ForsakringskassanApi {
         &self,
         request: Request<v1::MedicalCertificateRequest>,
     ) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::MedicalCertificateReceived {
                     period: fields::required_period("period", request.period.as_ref())?,
                     degree_percent: fields::degree_percent(
@@ -64,9 +64,9 @@ impl ForsakringskassanService for ForsakringskassanApi {
     }
 
     async fn record_avstamningsmote(&self, request: Request<v1::DateRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::AvstamningsmoteHeld {
                     held_on: required_date("date", &request.date)?,
                 })
@@ -75,9 +75,9 @@ impl ForsakringskassanService for ForsakringskassanApi {
     }
 
     async fn establish_rehab_plan(&self, request: Request<v1::DateRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::RehabPlanEstablished {
                     established_on: required_date("date", &request.date)?,
                 })
@@ -86,9 +86,9 @@ impl ForsakringskassanService for ForsakringskassanApi {
     }
 
     async fn revise_rehab_plan(&self, request: Request<v1::DateRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::RehabPlanRevised {
                     revised_on: required_date("date", &request.date)?,
                 })
@@ -97,18 +97,18 @@ impl ForsakringskassanService for ForsakringskassanApi {
     }
 
     async fn decide_activity(&self, request: Request<v1::ActivityDecisionRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 fields::activity_decision(&request)
             })
             .await
     }
 
     async fn make_activity_agreement(&self, request: Request<v1::ActivityPeriodRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::ActivityAgreementMade {
                     activity_id: fields::required_activity_id(&request.activity_id)?,
                     valid: fields::required_period("valid", request.valid.as_ref())?,
@@ -118,9 +118,9 @@ impl ForsakringskassanService for ForsakringskassanApi {
     }
 
     async fn decide_dormant_benefit(&self, request: Request<v1::ActivityPeriodRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::DormantBenefitDecided {
                     activity_id: fields::required_activity_id(&request.activity_id)?,
                     valid: fields::required_period("valid", request.valid.as_ref())?,
@@ -130,7 +130,7 @@ impl ForsakringskassanService for ForsakringskassanApi {
     }
 
     async fn correct_event(&self, request: Request<v1::CorrectEventRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
-        self.edge.correct(&metadata, &request).await
+        let (_, extensions, request) = request.into_parts();
+        self.edge.correct(&extensions, &request).await
     }
 }

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use chrono::{Duration, NaiveDate, Utc};
-use domain::Role;
+use domain::{Agency, Role};
 use proto::v1;
 
 use crate::{print, Clients};
@@ -21,13 +21,19 @@ const PARTICIPANTS: usize = 20;
 const NAMES: [&str; 4] = ["Anna, 34", "Carina, 41", "Eva, 29", "Greta, 45"];
 
 fn caller<T>(message: T, person: &str, role: Role, unit: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    rpc::identity::attach(request.metadata_mut(), person, role, unit);
-    request
+    crate::as_officer(message, Agency::Municipality, person, role, unit)
+}
+
+/// The unit's team leader, who reads the timelines, chains and board at the end.
+pub const TEAM_LEADER: &str = "team-leader-1";
+
+fn team_leader<T>(message: T) -> tonic::Request<T> {
+    caller(message, TEAM_LEADER, Role::TeamLeader, UNIT)
 }
 
 /// Who makes a request.
 struct Who {
+    agency: Agency,
     person: &'static str,
     role: Role,
     unit: &'static str,
@@ -35,7 +41,7 @@ struct Who {
 
 impl Who {
     fn ask<T>(&self, message: T) -> tonic::Request<T> {
-        caller(message, self.person, self.role, self.unit)
+        crate::as_officer(message, self.agency, self.person, self.role, self.unit)
     }
 }
 
@@ -75,21 +81,25 @@ impl Demo<'_> {
         let coach = COACHES[index % COACHES.len()];
         let start = 160 - 6 * index as i64;
         let as_coach = Who {
+            agency: Agency::Municipality,
             person: coach,
             role: Role::Coach,
             unit: UNIT,
         };
         let fk = Who {
+            agency: Agency::Forsakringskassan,
             person: "fk-officer-4",
             role: Role::CaseOfficer,
             unit: "fk-lfc-gavleborg",
         };
         let af = Who {
+            agency: Agency::Arbetsformedlingen,
             person: "af-officer-9",
             role: Role::CaseOfficer,
             unit: "af-hudiksvall",
         };
         let psychiatry = Who {
+            agency: Agency::Psychiatry,
             person: "rehab-coordinator-2",
             role: Role::CaseOfficer,
             unit: "hudiksvall-vuxenpsykiatri",
@@ -165,6 +175,16 @@ impl Demo<'_> {
             .municipality
             .enroll_participant(as_coach.ask(enrolment))
             .await?;
+        if index == 2 {
+            // Eva has protected identity: only her coach and the team leader may open her.
+            self.clients
+                .municipality
+                .protect_identity(as_coach.ask(v1::ProtectIdentityRequest {
+                    write: self.write(&participant_id, start),
+                    allowed_person_ids: vec![coach.into(), TEAM_LEADER.into()],
+                }))
+                .await?;
+        }
         let profile = v1::RecordProfileRequest {
             write: self.write(&participant_id, start - 3),
             preferences: "wants regular work with people".into(),
@@ -414,9 +434,9 @@ pub async fn run(clients: &mut Clients) -> anyhow::Result<String> {
         let verified = demo
             .clients
             .timeline
-            .verify_chain(v1::VerifyChainRequest {
+            .verify_chain(team_leader(v1::VerifyChainRequest {
                 participant_id: participant_id.clone(),
-            })
+            }))
             .await?
             .into_inner();
         let request = v1::GetTimelineRequest {
@@ -428,7 +448,7 @@ pub async fn run(clients: &mut Clients) -> anyhow::Result<String> {
         let entries = demo
             .clients
             .timeline
-            .get_timeline(request)
+            .get_timeline(team_leader(request))
             .await?
             .into_inner()
             .entries;
@@ -440,9 +460,9 @@ pub async fn run(clients: &mut Clients) -> anyhow::Result<String> {
         let placement = demo
             .clients
             .caseload
-            .get_placement(v1::GetPlacementRequest {
+            .get_placement(team_leader(v1::GetPlacementRequest {
                 participant_id: participant_id.clone(),
-            })
+            }))
             .await?
             .into_inner();
         let chain = if verified.intact {
@@ -462,12 +482,56 @@ pub async fn run(clients: &mut Clients) -> anyhow::Result<String> {
     let board = demo
         .clients
         .caseload
-        .get_caseload(v1::GetCaseloadRequest {
+        .get_caseload(team_leader(v1::GetCaseloadRequest {
             unit: UNIT.into(),
             ..Default::default()
-        })
+        }))
         .await?
         .into_inner();
     output.push_str(&print::caseload_board(&board));
+
+    // Protected identity: another coach is refused Eva's timeline, and says so.
+    if let Some(eva) = participants.get(2) {
+        let refused = demo
+            .clients
+            .timeline
+            .get_timeline(caller(
+                v1::GetTimelineRequest {
+                    participant_id: eva.clone(),
+                    ..Default::default()
+                },
+                "coach-99",
+                Role::Coach,
+                UNIT,
+            ))
+            .await;
+        let _ = writeln!(
+            output,
+            "\nEva's timeline as coach-99 (not on her allow-list): {}",
+            match refused {
+                Ok(_) => "SHOWN (unexpected)".to_owned(),
+                Err(status) => format!("{:?}: {}", status.code(), status.message()),
+            }
+        );
+    }
+    // The access log: who read Anna's data, as her extract shows it.
+    if let Some(anna) = participants.first() {
+        let extract = demo
+            .clients
+            .audit
+            .get_access_log_extract(crate::as_officer(
+                v1::GetAccessLogExtractRequest {
+                    participant_id: anna.clone(),
+                    ..Default::default()
+                },
+                Agency::Municipality,
+                "auditor-1",
+                Role::Auditor,
+                "internal-control",
+            ))
+            .await?
+            .into_inner();
+        output.push_str(&print::access_log(&extract));
+    }
     Ok(output)
 }

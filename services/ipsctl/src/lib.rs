@@ -16,7 +16,39 @@ use proto::v1::psychiatry_service_client::PsychiatryServiceClient;
 use proto::v1::timeline_service_client::TimelineServiceClient;
 use tonic::transport::Channel;
 
-/// Where the services listen (`http://host:port`).
+/// The token signers of the four organisations, loaded by [`Clients::connect`] from the PKI
+/// directory (in production each organisation's identity provider issues the tokens).
+static SIGNERS: std::sync::OnceLock<
+    std::collections::BTreeMap<domain::Agency, rpc::identity::TokenSigner>,
+> = std::sync::OnceLock::new();
+
+/// How long the tokens `ipsctl` signs are valid.
+pub const TOKEN_LIFETIME_S: i64 = 60 * 60;
+
+/// Wraps `message` in a request carrying a token for one officer of `agency`.
+pub fn as_officer<T>(
+    message: T,
+    agency: domain::Agency,
+    person_id: &str,
+    role: domain::Role,
+    unit: &str,
+) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(signer) = SIGNERS.get().and_then(|signers| signers.get(&agency)) {
+        let token = signer.officer_token(person_id, role, unit, TOKEN_LIFETIME_S);
+        rpc::identity::attach_token(request.metadata_mut(), &token);
+    }
+    request
+}
+
+/// The PKI directory: `IPS_PKI_DIRECTORY`, default `deploy/.local/pki`.
+pub fn pki_directory() -> std::path::PathBuf {
+    std::env::var("IPS_PKI_DIRECTORY")
+        .unwrap_or_else(|_| rpc::identity::DEVELOPMENT_PKI_DIRECTORY.to_owned())
+        .into()
+}
+
+/// Where the services listen (`https://host:port`).
 #[derive(Clone, Debug)]
 pub struct Addresses {
     /// The ledger (timeline and caseload).
@@ -36,7 +68,7 @@ impl Addresses {
     /// and `IPS_PSYCHIATRY_ADDRESS`, defaulting to the services' default ports.
     pub fn from_environment() -> Self {
         let read = |name: &str, port: u16| {
-            std::env::var(name).unwrap_or_else(|_| format!("http://127.0.0.1:{port}"))
+            std::env::var(name).unwrap_or_else(|_| format!("https://127.0.0.1:{port}"))
         };
         Self {
             ledger: read("IPS_LEDGER_ADDRESS", 7400),
@@ -62,32 +94,69 @@ pub struct Clients {
     pub timeline: TimelineServiceClient<Channel>,
     /// The ledger's caseload service.
     pub caseload: CaseloadServiceClient<Channel>,
+    /// The ledger's audit service.
+    pub audit: proto::v1::audit_service_client::AuditServiceClient<Channel>,
 }
 
 impl Clients {
-    /// Connects to every service.
-    pub async fn connect(addresses: &Addresses) -> anyhow::Result<Self> {
-        let channel = |address: &str| -> anyhow::Result<tonic::transport::Endpoint> {
-            Ok(Channel::from_shared(address.to_owned())?
-                .connect_timeout(std::time::Duration::from_secs(5))
-                .timeout(std::time::Duration::from_secs(30)))
-        };
-        let ledger = channel(&addresses.ledger)?.connect().await?;
+    /// Connects to every service over mTLS, each agency's service with that organisation's
+    /// client certificate and the ledger with the municipality's, using the PKI in `pki`.
+    pub async fn connect(addresses: &Addresses, pki: &std::path::Path) -> anyhow::Result<Self> {
+        use domain::Agency;
+        let mut signers = std::collections::BTreeMap::new();
+        for agency in Agency::ALL {
+            let path = pki.join(format!("{}.token-signing.key", agency.token()));
+            let signer = rpc::identity::TokenSigner::from_file(agency, &path)
+                .map_err(|error| anyhow::anyhow!(error))?;
+            signers.insert(agency, signer);
+        }
+        let _ = SIGNERS.set(signers);
+        let channel =
+            |address: &str, agency: Agency| -> anyhow::Result<tonic::transport::Endpoint> {
+                let tls = rpc::identity::client_tls_from_files(
+                    ("CA certificate", &pki.join("ca.pem")),
+                    (
+                        "client certificate",
+                        &pki.join(format!("{}.client.pem", agency.token())),
+                    ),
+                    (
+                        "client private key",
+                        &pki.join(format!("{}.client.key.pem", agency.token())),
+                    ),
+                )
+                .map_err(|error| anyhow::anyhow!(error))?;
+                Ok(Channel::from_shared(address.to_owned())?
+                    .tls_config(tls)?
+                    .connect_timeout(std::time::Duration::from_secs(5))
+                    .timeout(std::time::Duration::from_secs(30)))
+            };
+        let ledger = channel(&addresses.ledger, Agency::Municipality)?
+            .connect()
+            .await?;
         Ok(Self {
             municipality: MunicipalityServiceClient::new(
-                channel(&addresses.municipality)?.connect().await?,
+                channel(&addresses.municipality, Agency::Municipality)?
+                    .connect()
+                    .await?,
             ),
             forsakringskassan: ForsakringskassanServiceClient::new(
-                channel(&addresses.forsakringskassan)?.connect().await?,
+                channel(&addresses.forsakringskassan, Agency::Forsakringskassan)?
+                    .connect()
+                    .await?,
             ),
             arbetsformedlingen: ArbetsformedlingenServiceClient::new(
-                channel(&addresses.arbetsformedlingen)?.connect().await?,
+                channel(&addresses.arbetsformedlingen, Agency::Arbetsformedlingen)?
+                    .connect()
+                    .await?,
             ),
             psychiatry: PsychiatryServiceClient::new(
-                channel(&addresses.psychiatry)?.connect().await?,
+                channel(&addresses.psychiatry, Agency::Psychiatry)?
+                    .connect()
+                    .await?,
             ),
             timeline: TimelineServiceClient::new(ledger.clone()),
-            caseload: CaseloadServiceClient::new(ledger),
+            caseload: CaseloadServiceClient::new(ledger.clone()),
+            audit: proto::v1::audit_service_client::AuditServiceClient::new(ledger),
         })
     }
 }

@@ -118,3 +118,25 @@ pub fn caseload_board(board: &v1::GetCaseloadResponse) -> String {
     }
     text
 }
+
+/// A participant's access-log extract: who read their data, when, what and why.
+pub fn access_log(extract: &v1::GetAccessLogExtractResponse) -> String {
+    let mut text = format!(
+        "\nAccess log extract for {} ({} reads, oldest first)\n",
+        extract.participant_id,
+        extract.entries.len()
+    );
+    for entry in &extract.entries {
+        let reader = entry.reader.clone().unwrap_or_default();
+        let _ = writeln!(
+            text,
+            "  {}  {:<14} {:<12} {:<48} {}",
+            entry.read_at.get(..19).unwrap_or(&entry.read_at),
+            reader.person_id,
+            reader.role,
+            entry.action,
+            entry.basis
+        );
+    }
+    text
+}

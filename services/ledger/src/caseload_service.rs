@@ -20,6 +20,10 @@ pub const FOLLOW_UP_HORIZON_DAYS_DEFAULT: u32 = 14;
 pub const FOLLOW_UP_INTERVAL_MONTHS: u32 = 2;
 
 /// The service implementation.
+const GET_CASELOAD: &str = "ips.v1.CaseloadService/GetCaseload";
+const GET_PLACEMENT: &str = "ips.v1.CaseloadService/GetPlacement";
+
+/// The service implementation.
 pub struct CaseloadApi {
     pub(crate) pool: PgPool,
     pub(crate) clock: std::sync::Arc<dyn Clock>,
@@ -50,15 +54,95 @@ fn participant(row: &store::CaseloadRow) -> v1::CaseloadParticipant {
     }
 }
 
+/// Active participants per coach, in the board's coach order.
+fn coach_loads(active: &[store::CaseloadRow]) -> Vec<v1::CoachCaseload> {
+    let mut coaches: Vec<v1::CoachCaseload> = Vec::new();
+    for row in active {
+        let name = row.coach.clone().unwrap_or_default();
+        match coaches.last_mut() {
+            Some(last) if last.coach_person_id == name => last.active_participants += 1,
+            _ => coaches.push(v1::CoachCaseload {
+                coach_person_id: name,
+                active_participants: 1,
+            }),
+        }
+    }
+    coaches
+}
+
+const GET_UNIT_LOAD: &str = "ips.v1.CaseloadService/GetUnitLoad";
+
+/// The reader's unit must be the board's.
+fn own_unit(reader: &domain::Reader, unit: &domain::UnitId) -> Result<(), Status> {
+    if *unit == reader.actor.unit {
+        return Ok(());
+    }
+    Err(errors::denied(
+        "other_unit",
+        &format!(
+            "other_unit: {} works for {}, not {}",
+            reader.actor.person_id, reader.actor.unit, unit
+        ),
+    ))
+}
+
 #[tonic::async_trait]
 impl CaseloadService for CaseloadApi {
+    async fn get_unit_load(
+        &self,
+        request: Request<v1::GetUnitLoadRequest>,
+    ) -> Result<Response<v1::UnitLoad>, Status> {
+        let (_, extensions, request) = request.into_parts();
+        let reader = crate::reading::reader(&extensions)?;
+        let unit =
+            domain::UnitId::parse(&request.unit).map_err(|error| errors::invalid_input(&error))?;
+        own_unit(&reader, &unit)?;
+        let store::caseload::Board {
+            active,
+            waiting_list,
+        } = store::caseload::board(&self.pool, &unit.0, None, CASELOAD_PARTICIPANTS_MAX)
+            .await
+            .map_err(|error| errors::from_store(&error))?;
+        let mut next_waiting_participant_id = String::new();
+        if request.include_next_waiting {
+            let waiting: Vec<uuid::Uuid> = waiting_list
+                .iter()
+                .filter(|row| row.offered_coach.is_none())
+                .map(|row| row.participant_id.0)
+                .collect();
+            let openable = crate::reading::openable(&self.pool, &reader, &waiting).await?;
+            if let Some(next) = waiting
+                .iter()
+                .find(|participant_id| openable.contains(participant_id))
+            {
+                crate::reading::log(
+                    &self.pool,
+                    &reader,
+                    GET_UNIT_LOAD,
+                    [(*next, "own_records".to_owned())],
+                )
+                .await?;
+                next_waiting_participant_id = next.to_string();
+            }
+        }
+        Ok(Response::new(v1::UnitLoad {
+            unit: unit.0,
+            coaches: coach_loads(&active),
+            waiting: u32::try_from(waiting_list.len()).unwrap_or(u32::MAX),
+            next_waiting_participant_id,
+        }))
+    }
+
     async fn get_caseload(
         &self,
         request: Request<v1::GetCaseloadRequest>,
     ) -> Result<Response<v1::GetCaseloadResponse>, Status> {
-        let request = request.into_inner();
+        let (_, extensions, request) = request.into_parts();
+        let reader = crate::reading::reader(&extensions)?;
         let unit =
             domain::UnitId::parse(&request.unit).map_err(|error| errors::invalid_input(&error))?;
+        // A unit's board is the unit's own: coaches and team leaders see their own unit's.
+        own_unit(&reader, &unit)?;
         let coach = if request.coach_person_id.trim().is_empty() {
             None
         } else {
@@ -89,29 +173,47 @@ impl CaseloadService for CaseloadApi {
         )
         .await
         .map_err(|error| errors::from_store(&error))?;
-        let mut coaches: Vec<v1::CoachCaseload> = Vec::new();
-        for row in &active {
-            let name = row.coach.clone().unwrap_or_default();
-            match coaches.last_mut() {
-                Some(last) if last.coach_person_id == name => last.active_participants += 1,
-                _ => coaches.push(v1::CoachCaseload {
-                    coach_person_id: name,
-                    active_participants: 1,
-                }),
-            }
-        }
+        // Counts include everyone (a count identifies no one); the lists leave out participants
+        // the reader may not open (protected identity).
+        let listed: Vec<uuid::Uuid> = active
+            .iter()
+            .map(|row| row.participant_id.0)
+            .chain(waiting.iter().map(|row| row.participant_id.0))
+            .collect();
+        let openable = crate::reading::openable(&self.pool, &reader, &listed).await?;
+        let coaches = coach_loads(&active);
         let horizon = self.clock.now().date_naive() + Duration::days(i64::from(horizon_days));
         let mut due: Vec<&store::CaseloadRow> = active
             .iter()
             .filter(|row| follow_up_due_on(row).is_some_and(|due_on| due_on <= horizon))
             .collect();
         due.sort_by_key(|row| follow_up_due_on(row));
+        due.retain(|row| openable.contains(&row.participant_id.0));
+        let shown: std::collections::BTreeSet<uuid::Uuid> = listed
+            .iter()
+            .filter(|participant_id| openable.contains(participant_id))
+            .copied()
+            .collect();
+        crate::reading::log(
+            &self.pool,
+            &reader,
+            GET_CASELOAD,
+            shown
+                .iter()
+                .map(|participant_id| (*participant_id, "own_records".to_owned())),
+        )
+        .await?;
         Ok(Response::new(v1::GetCaseloadResponse {
             unit: unit.0,
             coaches,
-            active: active.iter().map(participant).collect(),
+            active: active
+                .iter()
+                .filter(|row| openable.contains(&row.participant_id.0))
+                .map(participant)
+                .collect(),
             waiting_list: waiting
                 .iter()
+                .filter(|row| openable.contains(&row.participant_id.0))
                 .map(|row| v1::WaitingParticipant {
                     participant_id: row.participant_id.to_string(),
                     waiting_since: time(row.waiting_since),
@@ -126,12 +228,22 @@ impl CaseloadService for CaseloadApi {
         &self,
         request: Request<v1::GetPlacementRequest>,
     ) -> Result<Response<v1::Placement>, Status> {
-        let participant_id = fields::required_participant_id(&request.into_inner().participant_id)
+        let (_, extensions, request) = request.into_parts();
+        let reader = crate::reading::reader(&extensions)?;
+        let participant_id = fields::required_participant_id(&request.participant_id)
             .map_err(|error| errors::invalid_input(&error))?;
+        crate::reading::open_one(&self.pool, &reader, participant_id.0).await?;
         let row = store::caseload::participant(&self.pool, participant_id)
             .await
             .map_err(|error| errors::from_store(&error))?;
         let row = row.ok_or_else(|| errors::participant_not_found(&participant_id.to_string()))?;
+        crate::reading::log(
+            &self.pool,
+            &reader,
+            GET_PLACEMENT,
+            [(participant_id.0, "own_records".to_owned())],
+        )
+        .await?;
         Ok(Response::new(v1::Placement {
             participant_id: participant_id.to_string(),
             unit: row.unit.unwrap_or_default(),

@@ -72,6 +72,8 @@ pub struct LedgerConfig {
     pub timeline: TimelineConfig,
     /// Where Prometheus metrics are served (`GET /metrics`); empty turns them off.
     pub metrics_listen_address: String,
+    /// mTLS certificates and token keys.
+    pub identity: rpc::identity::IdentityConfig,
 }
 
 impl Default for LedgerConfig {
@@ -86,6 +88,7 @@ impl Default for LedgerConfig {
             ingest: IngestConfig::default(),
             timeline: TimelineConfig::default(),
             metrics_listen_address: "127.0.0.1:9650".into(),
+            identity: rpc::identity::IdentityConfig::default(),
         }
     }
 }
@@ -99,6 +102,7 @@ impl LedgerConfig {
     /// Checks every value; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         self.server.validate()?;
+        self.identity.validate()?;
         self.bus.validate().map_err(|error| error.to_string())?;
         self.store.validate().map_err(|error| error.to_string())?;
         self.projector.validate().map_err(|error| {

@@ -30,6 +30,34 @@ pub const WATCH_QUEUE_LENGTH_MAX: usize = 256;
 /// How often a watch re-evaluates time-dependent statuses without any new event.
 pub const WATCH_REEVALUATION_INTERVAL: Duration = Duration::from_secs(1);
 
+const PENDING_APPROVALS: &str = "ips.v1.GreenLightService/PendingApprovals";
+const WATCH_GREEN_LIGHT: &str = "ips.v1.GreenLightService/WatchGreenLight";
+
+/// The basis of a green-light read: the activity is the IPS unit's own record; gates of other
+/// agencies are shown under the consents that make them visible.
+fn watch_basis(
+    reader: &domain::Reader,
+    participants: &std::collections::HashMap<uuid::Uuid, domain::Participant>,
+    participant_id: uuid::Uuid,
+    today: NaiveDate,
+) -> String {
+    let Some(participant) = participants.get(&participant_id) else {
+        return "own_records".into();
+    };
+    let mut bases = std::collections::BTreeSet::from(["own_records".to_owned()]);
+    if reader.actor.role == domain::Role::Auditor {
+        bases = std::collections::BTreeSet::from(["audit".to_owned()]);
+    }
+    for agency in domain::Agency::ALL {
+        if let Ok(basis) = participant.gate_sight(reader, agency, today) {
+            if matches!(basis, domain::Basis::Consent(_)) {
+                bases.insert(basis.log_text());
+            }
+        }
+    }
+    crate::reading::basis_text(&bases, "own_records")
+}
+
 /// The service implementation.
 pub struct GreenLightApi {
     pub(crate) pool: PgPool,
@@ -79,6 +107,18 @@ fn gate_state(row: &store::green_light::GateRow, today: NaiveDate) -> v1::GateSt
         valid_to: day(row.valid_to.filter(|valid_to| valid_to.year_ce().1 < 9999)),
         expiring,
         waiting_days,
+        guidance: String::new(),
+    }
+}
+
+/// A gate the reader may not see: its deciding agency and name, nothing of its state.
+fn unknown_gate(row: &store::green_light::GateRow, guidance: String) -> v1::GateState {
+    v1::GateState {
+        gate: row.gate.clone(),
+        deciding_agency: agency_wire(&row.deciding_agency),
+        status: v1::GateStatus::UnknownNoConsent as i32,
+        guidance,
+        ..Default::default()
     }
 }
 
@@ -86,9 +126,34 @@ use chrono::Datelike;
 
 /// The light of one activity: GREEN when every gate is approved for the planned start and not
 /// expired, RED when a gate is rejected, WAITING otherwise.
+#[cfg(test)]
 fn activity_light(rows: &[&store::green_light::GateRow], today: NaiveDate) -> v1::ActivityLight {
+    activity_light_for(rows, today, |_| Ok(None))
+}
+
+/// The light of one activity as a reader may see it: a gate whose deciding agency the reader
+/// may not see (`gate_visible` returns `Err(guidance)`) is UNKNOWN_NO_CONSENT and makes the
+/// light UNKNOWN, never RED; a visible gate may carry guidance (`Ok(Some(..))`), e.g. that the
+/// deciding agency cannot see the request.
+fn activity_light_for(
+    rows: &[&store::green_light::GateRow],
+    today: NaiveDate,
+    gate_visible: impl Fn(&store::green_light::GateRow) -> Result<Option<String>, String>,
+) -> v1::ActivityLight {
     let first = rows[0];
-    let gates: Vec<v1::GateState> = rows.iter().map(|row| gate_state(row, today)).collect();
+    let gates: Vec<v1::GateState> = rows
+        .iter()
+        .map(|row| match gate_visible(row) {
+            Ok(guidance) => v1::GateState {
+                guidance: guidance.unwrap_or_default(),
+                ..gate_state(row, today)
+            },
+            Err(guidance) => unknown_gate(row, guidance),
+        })
+        .collect();
+    let any_unknown = gates
+        .iter()
+        .any(|gate| gate.status == v1::GateStatus::UnknownNoConsent as i32);
     let approved_for_start = |row: &&store::green_light::GateRow| {
         row.decision.as_deref() == Some("approved")
             && row
@@ -98,7 +163,9 @@ fn activity_light(rows: &[&store::green_light::GateRow], today: NaiveDate) -> v1
                 .valid_to
                 .is_some_and(|to| first.planned_start <= to && today <= to)
     };
-    let light = if gates
+    let light = if any_unknown {
+        v1::Light::Unknown
+    } else if gates
         .iter()
         .any(|gate| gate.status == v1::GateStatus::Rejected as i32)
     {
@@ -118,10 +185,13 @@ fn activity_light(rows: &[&store::green_light::GateRow], today: NaiveDate) -> v1
     }
 }
 
-/// Groups gate rows (ordered by participant, activity) into activity lights.
+/// Groups gate rows (ordered by participant, activity) into activity lights as `reader` may
+/// see them; participants missing from `participants` (not openable) are left out.
 fn lights(
     rows: &[store::green_light::GateRow],
     today: NaiveDate,
+    reader: &domain::Reader,
+    participants: &std::collections::HashMap<uuid::Uuid, domain::Participant>,
 ) -> BTreeMap<(uuid::Uuid, uuid::Uuid), v1::ActivityLight> {
     let mut grouped: BTreeMap<(uuid::Uuid, uuid::Uuid), Vec<&store::green_light::GateRow>> =
         BTreeMap::new();
@@ -133,7 +203,28 @@ fn lights(
     }
     grouped
         .into_iter()
-        .map(|(key, rows)| (key, activity_light(&rows, today)))
+        .filter_map(|(key, rows)| {
+            let participant = participants.get(&key.0)?;
+            let light = activity_light_for(&rows, today, |row| {
+                let deciding_agency = domain::Agency::from_token(&row.deciding_agency)
+                    .ok_or_else(|| format!("unknown deciding agency {}", row.deciding_agency))?;
+                participant.gate_sight(reader, deciding_agency, today)?;
+                // An open request the decider cannot see would wait forever: say so.
+                let open =
+                    row.decision.is_none() || row.decision.as_deref() == Some("information_needed");
+                Ok(open
+                    .then(|| {
+                        participant
+                            .requests_visible_to(
+                                domain::visibility::deciding_party(deciding_agency),
+                                today,
+                            )
+                            .err()
+                    })
+                    .flatten())
+            });
+            Some((key, light))
+        })
         .collect()
 }
 
@@ -174,19 +265,31 @@ impl GreenLightService for GreenLightApi {
         &self,
         request: Request<v1::PendingApprovalsRequest>,
     ) -> Result<Response<v1::PendingApprovalsResponse>, Status> {
-        let request = request.into_inner();
+        let (_, extensions, request) = request.into_parts();
+        let reader = crate::reading::reader(&extensions)?;
         let agency = match v1::Agency::try_from(request.agency) {
-            Ok(v1::Agency::Municipality) => "municipality",
-            Ok(v1::Agency::Forsakringskassan) => "fk",
-            Ok(v1::Agency::Arbetsformedlingen) => "af",
-            Ok(v1::Agency::Psychiatry) => "psychiatry",
-            _ => {
+            Ok(v1::Agency::Unspecified) => reader.agency,
+            Ok(v1::Agency::Municipality) => domain::Agency::Municipality,
+            Ok(v1::Agency::Forsakringskassan) => domain::Agency::Forsakringskassan,
+            Ok(v1::Agency::Arbetsformedlingen) => domain::Agency::Arbetsformedlingen,
+            Ok(v1::Agency::Psychiatry) => domain::Agency::Psychiatry,
+            Err(_) => {
                 return Err(errors::invalid_input(&InputError::new(
                     "agency",
                     "must name an agency",
                 )))
             }
         };
+        // Requests are addressed to one agency; only its officers see them.
+        if agency != reader.agency {
+            return Err(errors::permission_denied(
+                &rpc::access::AccessDenied::OtherAgency {
+                    service: agency.token(),
+                    caller: reader.agency.token(),
+                },
+            ));
+        }
+        let agency = agency.token();
         let unit = if request.unit.trim().is_empty() {
             None
         } else {
@@ -222,6 +325,26 @@ impl GreenLightService for GreenLightApi {
             String::new()
         };
         let today = self.clock.now().date_naive();
+        // A request is the IPS unit's activity: the deciding party sees it only under the
+        // participant's consent IPS unit → that party (the coach's watch says so when missing).
+        // Hidden rows still advance the page token, so a page may be short.
+        let listed: Vec<uuid::Uuid> = rows.iter().map(|row| row.participant_id).collect();
+        let openable = crate::reading::open(&self.pool, &reader, &listed).await?;
+        let party = reader.party();
+        let mut shown: BTreeMap<uuid::Uuid, String> = BTreeMap::new();
+        rows.retain(|row| {
+            let basis = openable.get(&row.participant_id).and_then(|participant| {
+                party.and_then(|party| participant.requests_visible_to(party, today).ok())
+            });
+            match basis {
+                Some(basis) => {
+                    shown.insert(row.participant_id, basis.log_text());
+                    true
+                }
+                None => false,
+            }
+        });
+        crate::reading::log(&self.pool, &reader, PENDING_APPROVALS, shown).await?;
         let approvals = rows
             .iter()
             .map(|row| {
@@ -250,7 +373,8 @@ impl GreenLightService for GreenLightApi {
         &self,
         request: Request<v1::WatchGreenLightRequest>,
     ) -> Result<Response<Self::WatchGreenLightStream>, Status> {
-        let request = request.into_inner();
+        let (_, extensions, request) = request.into_parts();
+        let reader = crate::reading::reader(&extensions)?;
         let (coach, participant) = match (
             request.coach_person_id.trim(),
             request.participant_id.trim(),
@@ -288,6 +412,7 @@ impl GreenLightService for GreenLightApi {
         tokio::spawn(async move {
             let mut sent: BTreeMap<(uuid::Uuid, uuid::Uuid), v1::ActivityLight> = BTreeMap::new();
             let mut initial = true;
+            let mut folded = crate::reading::FoldedParticipants::default();
             loop {
                 let rows = match store::green_light::open_gates(
                     &pool,
@@ -303,7 +428,40 @@ impl GreenLightService for GreenLightApi {
                         return;
                     }
                 };
-                let current = lights(&rows, clock.now().date_naive());
+                let mut listed: Vec<uuid::Uuid> =
+                    rows.iter().map(|row| row.participant_id).collect();
+                listed.dedup();
+                let participants = match folded.refresh(&pool, &reader, &listed).await {
+                    Ok(participants) => participants,
+                    Err(status) => {
+                        let _ = sender.send(Err(status)).await;
+                        return;
+                    }
+                };
+                let today = clock.now().date_naive();
+                let current = lights(&rows, today, &reader, &participants);
+                // Every update is a read: log one entry per participant about to be pushed.
+                let changed: std::collections::BTreeSet<uuid::Uuid> = current
+                    .iter()
+                    .filter(|(key, light)| sent.get(*key) != Some(*light))
+                    .map(|(key, _)| key.0)
+                    .collect();
+                if let Err(status) = crate::reading::log(
+                    &pool,
+                    &reader,
+                    WATCH_GREEN_LIGHT,
+                    changed.into_iter().map(|participant_id| {
+                        (
+                            participant_id,
+                            watch_basis(&reader, &participants, participant_id, today),
+                        )
+                    }),
+                )
+                .await
+                {
+                    let _ = sender.send(Err(status)).await;
+                    return;
+                }
                 for (key, light) in &current {
                     if sent.get(key) != Some(light) {
                         let update = v1::GreenLightUpdate {

@@ -6,11 +6,13 @@
 //! ([`timeline_service`]). [`start`] wires all of that from a [`LedgerConfig`] so that the binary
 //! and the tests start the ledger the same way.
 
+pub mod audit_service;
 pub mod caseload_service;
 pub mod clock;
 pub mod config;
 pub mod green_light_service;
 pub mod ingest;
+pub mod reading;
 pub mod status_responder;
 pub mod timeline_service;
 pub mod verdict;
@@ -85,8 +87,10 @@ pub async fn start(
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunningLedger, StartError> {
     config.validate().map_err(StartError::Config)?;
+    let guard =
+        rpc::access::Guard::from_config(&config.identity, None).map_err(StartError::Config)?;
+    store::migrate_with(&config.store).await?;
     let pool = store::connect(&config.store).await?;
-    store::migrate(&pool).await?;
     let client = bus::connect(&config.bus, "ledger").await?;
     let consumer = IngestConsumer::open(client.clone(), &config.bus).await?;
     let subjects = Subjects::new(&config.bus.subject_prefix);
@@ -123,7 +127,9 @@ pub async fn start(
         pool: pool.clone(),
         config: config.timeline.clone(),
         projector_progress: projector.subscribe_progress(),
+        clock: clock.clone(),
     };
+    let audit = audit_service::AuditApi { pool: pool.clone() };
     let green_light_progress = projector.subscribe_progress();
     tasks.spawn(projector.run(shutdown.clone()));
     let green_light = green_light_service::GreenLightApi {
@@ -140,24 +146,38 @@ pub async fn start(
         "ips.v1.TimelineService",
         "ips.v1.CaseloadService",
         "ips.v1.GreenLightService",
+        "ips.v1.AuditService",
     ])
     .await?;
     let router = config
         .server
-        .builder()
+        .builder(&config.identity)
+        .map_err(StartError::Config)?
         .add_service(health)
         .add_service(reflection)
         .add_service(
-            TimelineServiceServer::new(timeline)
-                .max_decoding_message_size(config.server.request_size_max_bytes),
+            guard.wrap(
+                TimelineServiceServer::new(timeline)
+                    .max_decoding_message_size(config.server.request_size_max_bytes),
+            ),
         )
         .add_service(
-            CaseloadServiceServer::new(caseload)
-                .max_decoding_message_size(config.server.request_size_max_bytes),
+            guard.wrap(
+                proto::v1::audit_service_server::AuditServiceServer::new(audit)
+                    .max_decoding_message_size(config.server.request_size_max_bytes),
+            ),
         )
         .add_service(
-            GreenLightServiceServer::new(green_light)
-                .max_decoding_message_size(config.server.request_size_max_bytes),
+            guard.wrap(
+                CaseloadServiceServer::new(caseload)
+                    .max_decoding_message_size(config.server.request_size_max_bytes),
+            ),
+        )
+        .add_service(
+            guard.wrap(
+                GreenLightServiceServer::new(green_light)
+                    .max_decoding_message_size(config.server.request_size_max_bytes),
+            ),
         );
     let mut metrics_address = None;
     if !config.metrics_listen_address.is_empty() {
@@ -165,9 +185,21 @@ pub async fn start(
             tokio::net::TcpListener::bind(&config.metrics_listen_address).await?;
         metrics_address = Some(metrics_listener.local_addr()?);
         let metrics_counters = counters.clone();
+        let metrics_gatekeeper = guard.0.clone();
         tasks.spawn(telemetry::serve_metrics(
             metrics_listener,
-            Arc::new(move || metrics_counters.render()),
+            Arc::new(move || {
+                let mut text = metrics_counters.render();
+                text.push_str(&metrics_gatekeeper.render_metrics());
+                telemetry::write_metric(
+                    &mut text,
+                    "ips_access_log_entries_total",
+                    "counter",
+                    "Access-log entries written (one per participant per read).",
+                    store::access_log::ENTRIES_WRITTEN.load(std::sync::atomic::Ordering::Relaxed),
+                );
+                text
+            }),
             shutdown.clone(),
         ));
     }

@@ -20,6 +20,34 @@ pub struct TimelineApi {
     pub(crate) pool: PgPool,
     pub(crate) config: TimelineConfig,
     pub(crate) projector_progress: watch::Receiver<u64>,
+    pub(crate) clock: std::sync::Arc<dyn crate::clock::Clock>,
+}
+
+/// The access log's name for each read.
+const GET_TIMELINE: &str = "ips.v1.TimelineService/GetTimeline";
+const GET_EVENT_STATUS: &str = "ips.v1.TimelineService/GetEventStatus";
+const VERIFY_CHAIN: &str = "ips.v1.TimelineService/VerifyChain";
+
+/// What `reader` sees of one timeline row, and the row as they may see it.
+fn visible_row(
+    participant: &domain::Participant,
+    reader: &domain::Reader,
+    mut row: store::TimelineRow,
+    today: chrono::NaiveDate,
+) -> Option<(domain::Basis, store::TimelineRow)> {
+    let agency = domain::Agency::from_token(&row.agency)?;
+    let category = domain::DataCategory::from_token(&row.data_category)?;
+    // A rejected submission's body is the submitted body; both parse as an event body.
+    let body: domain::EventBody =
+        serde_json::from_value(row.body.clone()).unwrap_or(domain::EventBody::ParticipantResumed);
+    let sight = participant.sight(reader, agency, &body, category, today);
+    let protected = participant.protected_identity().is_some();
+    let basis = match sight {
+        domain::Sight::Full(basis) | domain::Sight::Shared(basis) => basis,
+        domain::Sight::Hidden => return None,
+    };
+    row.body = domain::visibility::view_for(sight, &row.body, protected)?;
+    Some((basis, row))
 }
 
 fn page_token(after_sequence: u64) -> String {
@@ -163,7 +191,8 @@ impl TimelineService for TimelineApi {
         &self,
         request: Request<v1::GetTimelineRequest>,
     ) -> Result<Response<v1::GetTimelineResponse>, Status> {
-        let request = request.into_inner();
+        let (_, extensions, request) = request.into_parts();
+        let reader = crate::reading::reader(&extensions)?;
         let participant_id = fields::required_participant_id(&request.participant_id)
             .map_err(|error| errors::invalid_input(&error))?;
         let page_size = match request.page_size {
@@ -180,6 +209,8 @@ impl TimelineService for TimelineApi {
         let filter = timeline_filter(&request)?;
         self.wait_for_sequence(participant_id, request.min_sequence)
             .await?;
+        let participant = crate::reading::open_one(&self.pool, &reader, participant_id.0).await?;
+        let today = self.clock.now().date_naive();
         // One row more than the page tells whether another page follows.
         let mut rows = store::timeline::page(
             &self.pool,
@@ -190,14 +221,6 @@ impl TimelineService for TimelineApi {
         )
         .await
         .map_err(|error| errors::from_store(&error))?;
-        if rows.is_empty() && after_sequence == 0 {
-            let exists = store::events::participant_exists(&self.pool, participant_id)
-                .await
-                .map_err(|error| errors::from_store(&error))?;
-            if !exists {
-                return Err(errors::participant_not_found(&participant_id.to_string()));
-            }
-        }
         let next_page_token = if rows.len() > page_size as usize {
             rows.truncate(page_size as usize);
             rows.last()
@@ -206,9 +229,30 @@ impl TimelineService for TimelineApi {
         } else {
             String::new()
         };
+        // A page may hold fewer entries than page_size when some are not visible to this
+        // reader; the token continues after the last row scanned, shown or not.
+        let mut bases = std::collections::BTreeSet::new();
+        let entries: Vec<v1::TimelineEntry> = rows
+            .into_iter()
+            .filter_map(|row| visible_row(&participant, &reader, row, today))
+            .map(|(basis, row)| {
+                bases.insert(basis.log_text());
+                entry(row)
+            })
+            .collect();
+        crate::reading::log(
+            &self.pool,
+            &reader,
+            GET_TIMELINE,
+            [(
+                participant_id.0,
+                crate::reading::basis_text(&bases, "nothing_visible"),
+            )],
+        )
+        .await?;
         Ok(Response::new(v1::GetTimelineResponse {
             participant_id: participant_id.to_string(),
-            entries: rows.into_iter().map(entry).collect(),
+            entries,
             next_page_token,
         }))
     }
@@ -217,7 +261,8 @@ impl TimelineService for TimelineApi {
         &self,
         request: Request<v1::GetEventStatusRequest>,
     ) -> Result<Response<v1::GetEventStatusResponse>, Status> {
-        let request = request.into_inner();
+        let (_, extensions, request) = request.into_parts();
+        let reader = crate::reading::reader(&extensions)?;
         let event_id =
             EventId::parse(&request.event_id).map_err(|error| errors::invalid_input(&error))?;
         let recorded = store::events::find_by_event_id(&self.pool, event_id)
@@ -228,7 +273,17 @@ impl TimelineService for TimelineApi {
             status: v1::EventStatus::Unknown as i32,
             ..Default::default()
         };
+        // Only the recording agency learns what became of its event; to anyone else an event
+        // id they did not write is as unknown as one never recorded.
+        let recorded = recorded.filter(|recorded| recorded.event.envelope.agency == reader.agency);
         if let Some(recorded) = recorded {
+            crate::reading::log(
+                &self.pool,
+                &reader,
+                GET_EVENT_STATUS,
+                [(recorded.participant_id.0, "own_records".to_owned())],
+            )
+            .await?;
             response.participant_id = recorded.participant_id.to_string();
             response.sequence = recorded.sequence;
             response.hash = recorded.event.hash.clone();
@@ -248,15 +303,29 @@ impl TimelineService for TimelineApi {
         &self,
         request: Request<v1::VerifyChainRequest>,
     ) -> Result<Response<v1::VerifyChainResponse>, Status> {
-        let request = request.into_inner();
+        let (_, extensions, request) = request.into_parts();
+        let reader = crate::reading::reader(&extensions)?;
         let participant_id = fields::required_participant_id(&request.participant_id)
             .map_err(|error| errors::invalid_input(&error))?;
+        crate::reading::open_one(&self.pool, &reader, participant_id.0).await?;
         let report = store::events::verify_chain(&self.pool, participant_id)
             .await
             .map_err(|error| errors::from_store(&error))?;
         if report.verified_entries == 0 && report.is_intact() {
             return Err(errors::participant_not_found(&participant_id.to_string()));
         }
+        let basis = if reader.actor.role == domain::Role::Auditor {
+            "audit"
+        } else {
+            "chain_verification"
+        };
+        crate::reading::log(
+            &self.pool,
+            &reader,
+            VERIFY_CHAIN,
+            [(participant_id.0, basis.to_owned())],
+        )
+        .await?;
         let (first_broken_sequence, first_broken_reason) = match &report.first_broken_link {
             Some(link) => (
                 link.sequence,

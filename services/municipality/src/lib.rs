@@ -30,6 +30,8 @@ pub struct MunicipalityConfig {
     pub submit: rpc::SubmitConfig,
     /// Places and the waiting list.
     pub places: places::PlacesConfig,
+    /// mTLS certificates and token keys.
+    pub identity: rpc::identity::IdentityConfig,
 }
 
 impl Default for MunicipalityConfig {
@@ -40,6 +42,7 @@ impl Default for MunicipalityConfig {
             bus: agency.bus,
             submit: agency.submit,
             places: places::PlacesConfig::default(),
+            identity: agency.identity,
         }
     }
 }
@@ -50,20 +53,24 @@ pub async fn start(
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunningService, StartError> {
     config.places.validate().map_err(StartError::Config)?;
-    let places = places::Places::new(config.places.clone()).map_err(StartError::Config)?;
+    let places =
+        places::Places::new(config.places.clone(), &config.identity).map_err(StartError::Config)?;
     let agency = AgencyServiceConfig {
         server: config.server,
         bus: config.bus,
         submit: config.submit,
+        identity: config.identity,
     };
     rpc::agency::start(
         agency,
         domain::Agency::Municipality,
         "ips.v1.MunicipalityService",
-        |router, edge, server| {
+        |router, edge, server, guard| {
             router.add_service(
-                MunicipalityServiceServer::new(service::MunicipalityApi { edge, places })
-                    .max_decoding_message_size(server.request_size_max_bytes),
+                guard.wrap(
+                    MunicipalityServiceServer::new(service::MunicipalityApi { edge, places })
+                        .max_decoding_message_size(server.request_size_max_bytes),
+                ),
             )
         },
         shutdown,

@@ -7,6 +7,8 @@
 //! the ledger is down); the coach's board shows the overfull caseload afterwards.
 
 use proto::v1::{self, caseload_service_client::CaseloadServiceClient};
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
@@ -20,14 +22,26 @@ pub struct PlacesConfig {
     pub coach_active_participants_max: u32,
     /// How long a caseload look-up may take.
     pub lookup_timeout_ms: u64,
+    /// The municipality's client certificate towards the ledger, PEM.
+    pub client_certificate_path: String,
+    /// Its private key, PEM. Never logged.
+    pub client_private_key_path: String,
 }
 
 impl Default for PlacesConfig {
     fn default() -> Self {
         Self {
-            ledger_address: "http://127.0.0.1:7400".into(),
+            ledger_address: "https://127.0.0.1:7400".into(),
             coach_active_participants_max: 20,
             lookup_timeout_ms: 2_000,
+            client_certificate_path: format!(
+                "{}/municipality.client.pem",
+                rpc::identity::DEVELOPMENT_PKI_DIRECTORY
+            ),
+            client_private_key_path: format!(
+                "{}/municipality.client.key.pem",
+                rpc::identity::DEVELOPMENT_PKI_DIRECTORY
+            ),
         }
     }
 }
@@ -35,10 +49,11 @@ impl Default for PlacesConfig {
 impl PlacesConfig {
     /// Checks every value.
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.ledger_address.starts_with("http://")
-            || self.ledger_address.starts_with("https://"))
-        {
-            return Err("places.ledger_address must be an http:// or https:// address".into());
+        if !self.ledger_address.starts_with("https://") {
+            return Err(
+                "places.ledger_address must be an https:// address (the ledger takes mTLS only)"
+                    .into(),
+            );
         }
         if !(1..=200).contains(&self.coach_active_participants_max) {
             return Err("places.coach_active_participants_max must be between 1 and 200".into());
@@ -72,10 +87,31 @@ pub struct Places {
 }
 
 impl Places {
-    /// A lazily connected client: the service starts even when the ledger is down.
-    pub fn new(config: PlacesConfig) -> Result<Self, String> {
+    /// A lazily connected client: the service starts even when the ledger is down. It presents
+    /// the municipality's client certificate; each look-up carries the token of the officer
+    /// whose request needs it, so the ledger logs the read under that officer.
+    pub fn new(
+        config: PlacesConfig,
+        identity: &rpc::identity::IdentityConfig,
+    ) -> Result<Self, String> {
+        let tls = rpc::identity::client_tls_from_files(
+            (
+                "identity.ca_certificate_path",
+                Path::new(&identity.ca_certificate_path),
+            ),
+            (
+                "places.client_certificate_path",
+                Path::new(&config.client_certificate_path),
+            ),
+            (
+                "places.client_private_key_path",
+                Path::new(&config.client_private_key_path),
+            ),
+        )?;
         let endpoint = Channel::from_shared(config.ledger_address.clone())
             .map_err(|error| format!("places.ledger_address: {error}"))?
+            .tls_config(tls)
+            .map_err(|error| format!("places: TLS configuration refused: {error}"))?
             .timeout(std::time::Duration::from_millis(config.lookup_timeout_ms));
         Ok(Self {
             client: CaseloadServiceClient::new(endpoint.connect_lazy()),
@@ -83,12 +119,19 @@ impl Places {
         })
     }
 
-    async fn caseload(&self, unit: &str) -> Option<v1::GetCaseloadResponse> {
-        let request = v1::GetCaseloadRequest {
+    /// The unit's load: counts only, plus the longest-waiting participant when asked (the only
+    /// participant data, so the access log shows exactly who was read).
+    async fn load(
+        &self,
+        unit: &str,
+        include_next_waiting: bool,
+        officer: &Officer,
+    ) -> Option<v1::UnitLoad> {
+        let request = officer.request(v1::GetUnitLoadRequest {
             unit: unit.to_owned(),
-            ..Default::default()
-        };
-        match self.client.clone().get_caseload(request).await {
+            include_next_waiting,
+        });
+        match self.client.clone().get_unit_load(request).await {
             Ok(response) => Some(response.into_inner()),
             Err(status) => {
                 tracing::warn!(code = ?status.code(), message = status.message(), "caseload look-up failed; enrolling without the capacity check");
@@ -98,8 +141,8 @@ impl Places {
     }
 
     /// Decides where an enrolment of `coach`'s at `unit` leads.
-    pub async fn placing(&self, unit: &str, coach: &str) -> Placing {
-        let Some(caseload) = self.caseload(unit).await else {
+    pub async fn placing(&self, unit: &str, coach: &str, officer: &Officer) -> Placing {
+        let Some(caseload) = self.load(unit, false, officer).await else {
             return Placing::Enrol;
         };
         let maximum = self.config.coach_active_participants_max;
@@ -128,28 +171,56 @@ impl Places {
 
     /// The unit and coach of a participant, and the longest-waiting participant of that unit
     /// who has not been offered a place yet.
-    pub async fn freed_place(&self, participant_id: &str) -> Option<(String, String, String)> {
+    pub async fn freed_place(
+        &self,
+        participant_id: &str,
+        officer: &Officer,
+    ) -> Option<(String, String, String)> {
         let placement = self
             .client
             .clone()
-            .get_placement(v1::GetPlacementRequest {
+            .get_placement(officer.request(v1::GetPlacementRequest {
                 participant_id: participant_id.to_owned(),
-            })
+            }))
             .await
             .ok()?
             .into_inner();
         if placement.unit.is_empty() || placement.coach_person_id.is_empty() {
             return None;
         }
-        let caseload = self.caseload(&placement.unit).await?;
-        let next = caseload
-            .waiting_list
-            .into_iter()
-            .find(|waiting| waiting.offered_coach_person_id.is_empty())?;
+        let load = self.load(&placement.unit, true, officer).await?;
+        if load.next_waiting_participant_id.is_empty() {
+            return None;
+        }
         Some((
-            next.participant_id,
+            load.next_waiting_participant_id,
             placement.unit,
             placement.coach_person_id,
         ))
+    }
+}
+
+/// The officer on whose behalf a look-up runs: their token, forwarded as they sent it.
+#[derive(Clone, Debug, Default)]
+pub struct Officer {
+    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl Officer {
+    /// The officer who sent `metadata`.
+    pub fn from_metadata(metadata: &tonic::metadata::MetadataMap) -> Self {
+        Self {
+            authorization: metadata.get(rpc::identity::AUTHORIZATION_HEADER).cloned(),
+        }
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(value) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert(rpc::identity::AUTHORIZATION_HEADER, value.clone());
+        }
+        request
     }
 }

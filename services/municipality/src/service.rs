@@ -19,7 +19,7 @@ use proto::v1::{self, municipality_service_server::MunicipalityService};
 use rpc::fields::{self, required_activity_id, required_date};
 use rpc::{errors, identity, submit, AgencyEdge};
 
-use crate::places::Placing;
+use crate::places::{Officer, Placing};
 use tonic::{Request, Response, Status};
 
 /// The service implementation.
@@ -87,15 +87,18 @@ impl MunicipalityApi {
     /// Best effort: the discharge is recorded either way, and the waiting list stays visible.
     async fn offer_freed_place(
         &self,
-        metadata: &tonic::metadata::MetadataMap,
+        extensions: &tonic::Extensions,
+        officer: &Officer,
         request: &v1::DischargeParticipantRequest,
         discharged: &v1::WriteResponse,
     ) {
         if discharged.status != v1::WriteStatus::Accepted as i32 {
             return;
         }
-        let Some((waiting, unit_name, coach_name)) =
-            self.places.freed_place(&discharged.participant_id).await
+        let Some((waiting, unit_name, coach_name)) = self
+            .places
+            .freed_place(&discharged.participant_id, officer)
+            .await
         else {
             return;
         };
@@ -120,7 +123,7 @@ impl MunicipalityApi {
         };
         let offered = self
             .edge
-            .record_for(metadata, Some(&context), participant_id, |_| {
+            .record_for(extensions, Some(&context), participant_id, |_| {
                 Ok(EventBody::WaitingListPlaceOffered { unit, coach })
             })
             .await;
@@ -133,9 +136,9 @@ impl MunicipalityApi {
 #[tonic::async_trait]
 impl MunicipalityService for MunicipalityApi {
     async fn refer_participant(&self, request: Request<v1::ReferParticipantRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         let participant_id = if request.participant_id.trim().is_empty() {
-            let actor = identity::caller(&metadata)?;
+            let actor = identity::caller(&extensions)?.actor;
             let context =
                 fields::write_context(request.context.as_ref(), Utc::now()).map_err(invalid)?;
             submit::new_participant_id(AGENCY, &actor, context.request_id.as_deref())
@@ -143,30 +146,36 @@ impl MunicipalityService for MunicipalityApi {
             ParticipantId::parse(&request.participant_id).map_err(invalid)?
         };
         self.edge
-            .record_for(&metadata, request.context.as_ref(), participant_id, |_| {
-                let referrer = if request.referrer_unit.trim().is_empty() {
-                    None
-                } else {
-                    Some(
-                        UnitId::parse(&request.referrer_unit)
-                            .map_err(|error| InputError::new("referrer_unit", error.reason))?,
-                    )
-                };
-                Ok(EventBody::ParticipantReferred {
-                    source: referral_source(request.source)?,
-                    referrer,
-                })
-            })
+            .record_for(
+                &extensions,
+                request.context.as_ref(),
+                participant_id,
+                |_| {
+                    let referrer = if request.referrer_unit.trim().is_empty() {
+                        None
+                    } else {
+                        Some(
+                            UnitId::parse(&request.referrer_unit)
+                                .map_err(|error| InputError::new("referrer_unit", error.reason))?,
+                        )
+                    };
+                    Ok(EventBody::ParticipantReferred {
+                        source: referral_source(request.source)?,
+                        referrer,
+                    })
+                },
+            )
             .await
     }
 
     async fn enroll_participant(&self, request: Request<v1::EnrollParticipantRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (metadata, extensions, request) = request.into_parts();
+        let officer = Officer::from_metadata(&metadata);
         let participant_id =
             fields::required_participant_id(&request.participant_id).map_err(invalid)?;
         let unit = unit(&request.unit).map_err(invalid)?;
         let coach = person("coach_person_id", &request.coach_person_id).map_err(invalid)?;
-        let body = match self.places.placing(&unit.0, &coach.0).await {
+        let body = match self.places.placing(&unit.0, &coach.0, &officer).await {
             Placing::Enrol => EventBody::ParticipantEnrolled { unit, coach },
             Placing::WaitingList => EventBody::PlacedOnWaitingList { unit },
             Placing::CoachFull { coaches_with_room } => {
@@ -178,59 +187,72 @@ impl MunicipalityService for MunicipalityApi {
             }
         };
         self.edge
-            .record_for(&metadata, request.context.as_ref(), participant_id, |_| {
-                Ok(body)
-            })
+            .record_for(
+                &extensions,
+                request.context.as_ref(),
+                participant_id,
+                |_| Ok(body),
+            )
             .await
     }
 
     async fn re_enroll_participant(&self, request: Request<v1::EnrollParticipantRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
-        let participant_id =
-            fields::required_participant_id(&request.participant_id).map_err(invalid)?;
-        self.edge
-            .record_for(&metadata, request.context.as_ref(), participant_id, |_| {
-                Ok(EventBody::ParticipantReEnrolled {
-                    unit: unit(&request.unit)?,
-                    coach: person("coach_person_id", &request.coach_person_id)?,
-                })
-            })
-            .await
-    }
-
-    async fn grant_consent(&self, request: Request<v1::GrantConsentRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
-        let participant_id =
-            fields::required_participant_id(&request.participant_id).map_err(invalid)?;
-        self.edge
-            .record_for(&metadata, request.context.as_ref(), participant_id, |_| {
-                let consent_id = if request.consent_id.trim().is_empty() {
-                    ConsentId(uuid::Uuid::new_v4())
-                } else {
-                    ConsentId::parse(&request.consent_id)?
-                };
-                Ok(EventBody::ConsentGranted {
-                    consent_id,
-                    discloser: fields::consent_party("discloser", request.discloser)?,
-                    recipient: fields::consent_party("recipient", request.recipient)?,
-                    data_categories: fields::data_categories(
-                        "data_categories",
-                        &request.data_categories,
-                    )?,
-                    valid_from: required_date("valid_from", &request.valid_from)?,
-                    valid_to: required_date("valid_to", &request.valid_to)?,
-                })
-            })
-            .await
-    }
-
-    async fn withdraw_consent(&self, request: Request<v1::WithdrawConsentRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         let participant_id =
             fields::required_participant_id(&request.participant_id).map_err(invalid)?;
         self.edge
             .record_for(
-                &metadata,
+                &extensions,
+                request.context.as_ref(),
+                participant_id,
+                |_| {
+                    Ok(EventBody::ParticipantReEnrolled {
+                        unit: unit(&request.unit)?,
+                        coach: person("coach_person_id", &request.coach_person_id)?,
+                    })
+                },
+            )
+            .await
+    }
+
+    async fn grant_consent(&self, request: Request<v1::GrantConsentRequest>) -> Reply {
+        let (_, extensions, request) = request.into_parts();
+        let participant_id =
+            fields::required_participant_id(&request.participant_id).map_err(invalid)?;
+        self.edge
+            .record_for(
+                &extensions,
+                request.context.as_ref(),
+                participant_id,
+                |_| {
+                    let consent_id = if request.consent_id.trim().is_empty() {
+                        ConsentId(uuid::Uuid::new_v4())
+                    } else {
+                        ConsentId::parse(&request.consent_id)?
+                    };
+                    Ok(EventBody::ConsentGranted {
+                        consent_id,
+                        discloser: fields::consent_party("discloser", request.discloser)?,
+                        recipient: fields::consent_party("recipient", request.recipient)?,
+                        data_categories: fields::data_categories(
+                            "data_categories",
+                            &request.data_categories,
+                        )?,
+                        valid_from: required_date("valid_from", &request.valid_from)?,
+                        valid_to: required_date("valid_to", &request.valid_to)?,
+                    })
+                },
+            )
+            .await
+    }
+
+    async fn withdraw_consent(&self, request: Request<v1::WithdrawConsentRequest>) -> Reply {
+        let (_, extensions, request) = request.into_parts();
+        let participant_id =
+            fields::required_participant_id(&request.participant_id).map_err(invalid)?;
+        self.edge
+            .record_for(
+                &extensions,
                 request.context.as_ref(),
                 participant_id,
                 |context| {
@@ -252,10 +274,24 @@ impl MunicipalityService for MunicipalityApi {
             .await
     }
 
-    async fn decline_referral(&self, request: Request<v1::DeclineReferralRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+    async fn protect_identity(&self, request: Request<v1::ProtectIdentityRequest>) -> Reply {
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
+                let allowed_readers = request
+                    .allowed_person_ids
+                    .iter()
+                    .map(|person_id| person("allowed_person_ids", person_id))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(EventBody::IdentityProtected { allowed_readers })
+            })
+            .await
+    }
+
+    async fn decline_referral(&self, request: Request<v1::DeclineReferralRequest>) -> Reply {
+        let (_, extensions, request) = request.into_parts();
+        self.edge
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::ReferralDeclined {
                     reason: trimmed("reason", &request.reason)?,
                 })
@@ -264,9 +300,9 @@ impl MunicipalityService for MunicipalityApi {
     }
 
     async fn assign_coach(&self, request: Request<v1::AssignCoachRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::CoachAssigned {
                     coach: person("coach_person_id", &request.coach_person_id)?,
                 })
@@ -275,9 +311,9 @@ impl MunicipalityService for MunicipalityApi {
     }
 
     async fn pause_participant(&self, request: Request<v1::PauseParticipantRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::ParticipantPaused {
                     reason: trimmed("reason", &request.reason)?,
                 })
@@ -286,9 +322,9 @@ impl MunicipalityService for MunicipalityApi {
     }
 
     async fn resume_participant(&self, request: Request<v1::ParticipantWrite>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, Some(&request), |_| {
+            .record(&extensions, Some(&request), |_| {
                 Ok(EventBody::ParticipantResumed)
             })
             .await
@@ -298,11 +334,12 @@ impl MunicipalityService for MunicipalityApi {
         &self,
         request: Request<v1::DischargeParticipantRequest>,
     ) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (metadata, extensions, request) = request.into_parts();
+        let officer = Officer::from_metadata(&metadata);
         use v1::DischargeReason as W;
         let reply = self
             .edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 let reason = pick(
                     "reason",
                     W::try_from(request.reason),
@@ -319,16 +356,16 @@ impl MunicipalityService for MunicipalityApi {
                 Ok(EventBody::ParticipantDischarged { reason })
             })
             .await?;
-        self.offer_freed_place(&metadata, &request, reply.get_ref())
+        self.offer_freed_place(&extensions, &officer, &request, reply.get_ref())
             .await;
         Ok(reply)
     }
 
     async fn record_profile(&self, request: Request<v1::RecordProfileRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         use v1::EducationLevel as W;
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 let education_level = pick(
                     "education_level",
                     W::try_from(request.education_level),
@@ -355,7 +392,7 @@ impl MunicipalityService for MunicipalityApi {
         &self,
         request: Request<v1::RecordBenefitsCounsellingRequest>,
     ) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         use v1::CounselledBenefit as W;
         let table = [
             (
@@ -380,7 +417,7 @@ impl MunicipalityService for MunicipalityApi {
             (W::Studiestod, CounselledBenefit::Studiestod),
         ];
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 if request.benefits_discussed.len() > table.len() {
                     return Err(InputError::new(
                         "benefits_discussed",
@@ -401,10 +438,10 @@ impl MunicipalityService for MunicipalityApi {
         &self,
         request: Request<v1::RecordDisclosurePreferenceRequest>,
     ) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         use v1::DisclosurePreference as W;
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 let preference = pick(
                     "preference",
                     W::try_from(request.preference),
@@ -423,9 +460,9 @@ impl MunicipalityService for MunicipalityApi {
         &self,
         request: Request<v1::RecordEmployerContactRequest>,
     ) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::EmployerContactMade {
                     employer: trimmed("employer", &request.employer)?,
                     face_to_face: request.face_to_face,
@@ -436,7 +473,7 @@ impl MunicipalityService for MunicipalityApi {
     }
 
     async fn propose_activity(&self, request: Request<v1::ProposeActivityRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         let activity_id =
             match fields::optional_activity_id(&request.activity_id).map_err(invalid)? {
                 Some(activity_id) => activity_id,
@@ -444,7 +481,7 @@ impl MunicipalityService for MunicipalityApi {
             };
         let reply = self
             .edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 let employer = request.employer.trim();
                 Ok(EventBody::ActivityProposed {
                     activity_id,
@@ -465,9 +502,9 @@ impl MunicipalityService for MunicipalityApi {
     }
 
     async fn start_activity(&self, request: Request<v1::ActivityDateRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::ActivityStarted {
                     activity_id: required_activity_id(&request.activity_id)?,
                     started_on: required_date("date", &request.date)?,
@@ -477,9 +514,9 @@ impl MunicipalityService for MunicipalityApi {
     }
 
     async fn end_activity(&self, request: Request<v1::ActivityDateRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::ActivityEnded {
                     activity_id: required_activity_id(&request.activity_id)?,
                     ended_on: required_date("date", &request.date)?,
@@ -489,9 +526,9 @@ impl MunicipalityService for MunicipalityApi {
     }
 
     async fn start_job(&self, request: Request<v1::StartJobRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::JobStarted {
                     activity_id: required_activity_id(&request.activity_id)?,
                     employer: trimmed("employer", &request.employer)?,
@@ -509,9 +546,9 @@ impl MunicipalityService for MunicipalityApi {
     }
 
     async fn change_hours(&self, request: Request<v1::ChangeHoursRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::HoursChanged {
                     activity_id: required_activity_id(&request.activity_id)?,
                     hours_per_week: fields::hours_per_week(
@@ -525,10 +562,10 @@ impl MunicipalityService for MunicipalityApi {
     }
 
     async fn end_job(&self, request: Request<v1::EndJobRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         use v1::JobEndReason as W;
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 let reason = pick(
                     "reason",
                     W::try_from(request.reason),
@@ -550,9 +587,9 @@ impl MunicipalityService for MunicipalityApi {
     }
 
     async fn start_studies(&self, request: Request<v1::StartStudiesRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::StudiesStarted {
                     activity_id: required_activity_id(&request.activity_id)?,
                     programme: trimmed("programme", &request.programme)?,
@@ -563,9 +600,9 @@ impl MunicipalityService for MunicipalityApi {
     }
 
     async fn end_studies(&self, request: Request<v1::ActivityDateRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::StudiesEnded {
                     activity_id: required_activity_id(&request.activity_id)?,
                     ended_on: required_date("date", &request.date)?,
@@ -578,9 +615,9 @@ impl MunicipalityService for MunicipalityApi {
         &self,
         request: Request<v1::RecordFollowAlongContactRequest>,
     ) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::FollowAlongContact {
                     activity_id: fields::optional_activity_id(&request.activity_id)?,
                     contact_on: required_date("contact_on", &request.contact_on)?,
@@ -590,10 +627,10 @@ impl MunicipalityService for MunicipalityApi {
     }
 
     async fn record_follow_up(&self, request: Request<v1::RecordFollowUpRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         use v1::FollowUpStatus as W;
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 let status = pick(
                     "status",
                     W::try_from(request.status),
@@ -618,10 +655,10 @@ impl MunicipalityService for MunicipalityApi {
         &self,
         request: Request<v1::RecordOutreachAttemptRequest>,
     ) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         use v1::OutreachChannel as W;
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 let channel = pick(
                     "channel",
                     W::try_from(request.channel),
@@ -642,9 +679,9 @@ impl MunicipalityService for MunicipalityApi {
     }
 
     async fn record_sip_held(&self, request: Request<v1::DateRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::SipHeld {
                     held_on: required_date("date", &request.date)?,
                 })
@@ -653,9 +690,9 @@ impl MunicipalityService for MunicipalityApi {
     }
 
     async fn record_sip_established(&self, request: Request<v1::DateRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::SipEstablished {
                     established_on: required_date("date", &request.date)?,
                 })
@@ -667,10 +704,10 @@ impl MunicipalityService for MunicipalityApi {
         &self,
         request: Request<v1::RecordSocialAssistanceRequest>,
     ) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         use v1::SocialAssistanceStatus as W;
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 let status = pick(
                     "status",
                     W::try_from(request.status),
@@ -686,9 +723,9 @@ impl MunicipalityService for MunicipalityApi {
     }
 
     async fn accept_activity_in_planning(&self, request: Request<v1::ActivityRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::ActivityAcceptedInPlanning {
                     activity_id: required_activity_id(&request.activity_id)?,
                 })
@@ -697,7 +734,7 @@ impl MunicipalityService for MunicipalityApi {
     }
 
     async fn correct_event(&self, request: Request<v1::CorrectEventRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
-        self.edge.correct(&metadata, &request).await
+        let (_, extensions, request) = request.into_parts();
+        self.edge.correct(&extensions, &request).await
     }
 }

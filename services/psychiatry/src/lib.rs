@@ -29,10 +29,12 @@ pub async fn start(
         config,
         domain::Agency::Psychiatry,
         "ips.v1.PsychiatryService",
-        |router, edge, server| {
+        |router, edge, server, guard| {
             router.add_service(
-                PsychiatryServiceServer::new(service::PsychiatryApi { edge })
-                    .max_decoding_message_size(server.request_size_max_bytes),
+                guard.wrap(
+                    PsychiatryServiceServer::new(service::PsychiatryApi { edge })
+                        .max_decoding_message_size(server.request_size_max_bytes),
+                ),
             )
         },
         shutdown,

@@ -19,9 +19,9 @@ type Reply = Result<Response<v1::WriteResponse>, Status>;
 #[tonic::async_trait]
 impl PsychiatryService for PsychiatryApi {
     async fn send_ips_referral(&self, request: Request<v1::DateRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::IpsReferralSent {
                     sent_on: required_date("date", &request.date)?,
                 })
@@ -33,9 +33,9 @@ impl PsychiatryService for PsychiatryApi {
         &self,
         request: Request<v1::TreatmentTeamMeetingRequest>,
     ) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::TreatmentTeamMeetingHeld {
                     held_on: required_date("held_on", &request.held_on)?,
                     coach_present: request.coach_present,
@@ -48,9 +48,9 @@ impl PsychiatryService for PsychiatryApi {
         &self,
         request: Request<v1::IssueMedicalCertificateRequest>,
     ) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::MedicalCertificateIssued {
                     period: fields::required_period("period", request.period.as_ref())?,
                     degree_percent: fields::degree_percent(
@@ -63,9 +63,9 @@ impl PsychiatryService for PsychiatryApi {
     }
 
     async fn change_availability(&self, request: Request<v1::ChangeAvailabilityRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 let availability = match v1::Availability::try_from(request.availability) {
                     Ok(v1::Availability::Available) => Availability::Available,
                     Ok(v1::Availability::TemporarilyUnavailable) => {
@@ -87,9 +87,9 @@ impl PsychiatryService for PsychiatryApi {
     }
 
     async fn report_discharge_ready(&self, request: Request<v1::DateRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
+        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&metadata, request.write.as_ref(), |_| {
+            .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::DischargeReady {
                     ready_on: required_date("date", &request.date)?,
                 })
@@ -98,7 +98,7 @@ impl PsychiatryService for PsychiatryApi {
     }
 
     async fn correct_event(&self, request: Request<v1::CorrectEventRequest>) -> Reply {
-        let (metadata, _, request) = request.into_parts();
-        self.edge.correct(&metadata, &request).await
+        let (_, extensions, request) = request.into_parts();
+        self.edge.correct(&extensions, &request).await
     }
 }

@@ -58,6 +58,35 @@ async fn open_gate(stack: &testkit::Stack, coach: &str) -> anyhow::Result<(Strin
     municipality
         .enroll_participant(as_caller(enrolment, coach, Role::Coach))
         .await?;
+    // The coach sees FK's decisions, and FK the IPS unit's requests, only under consent.
+    for (discloser, recipient, category) in [
+        (
+            v1::ConsentParty::Forsakringskassan,
+            v1::ConsentParty::IpsUnit,
+            v1::DataCategory::BenefitDecisions,
+        ),
+        (
+            v1::ConsentParty::IpsUnit,
+            v1::ConsentParty::Forsakringskassan,
+            v1::DataCategory::ActivitiesAndWork,
+        ),
+    ] {
+        municipality
+            .grant_consent(as_caller(
+                v1::GrantConsentRequest {
+                    participant_id: participant_id.clone(),
+                    discloser: discloser as i32,
+                    recipient: recipient as i32,
+                    data_categories: vec![category as i32],
+                    valid_from: at(-30),
+                    valid_to: at(300),
+                    ..Default::default()
+                },
+                coach,
+                Role::Coach,
+            ))
+            .await?;
+    }
     let write = || {
         Some(v1::ParticipantWrite {
             participant_id: participant_id.clone(),
@@ -74,8 +103,7 @@ async fn open_gate(stack: &testkit::Stack, coach: &str) -> anyhow::Result<(Strin
         }),
         employed: false,
     };
-    fk.register_benefit(as_caller(benefit, "fk-officer", Role::CaseOfficer))
-        .await?;
+    fk.register_benefit(testkit::as_fk_officer(benefit)).await?;
     let proposal = v1::ProposeActivityRequest {
         write: write(),
         kind: v1::ActivityKind::Arbetstraning as i32,
@@ -97,10 +125,7 @@ fn milliseconds(duration: Duration) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let arguments: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|argument| argument.parse().ok())
-        .collect();
+    let arguments = bench::numeric_arguments();
     let open_gates = arguments.first().copied().unwrap_or(10_000);
     let decisions = arguments.get(1).copied().unwrap_or(1_000).min(open_gates);
     let stack = testkit::Stack::start().await?;
@@ -132,7 +157,9 @@ async fn main() -> anyhow::Result<()> {
     let seeding = seeding.elapsed();
 
     // PendingApprovals with every gate open: first page and a deep page.
-    let mut green_light = stack.green_light().await?;
+    let mut green_light = stack
+        .green_light_as(domain::Agency::Forsakringskassan)
+        .await?;
     let mut pending_latencies = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -146,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
             let mut request = request.clone();
             loop {
                 let page = green_light
-                    .pending_approvals(request.clone())
+                    .pending_approvals(testkit::as_fk_officer(request.clone()))
                     .await?
                     .into_inner();
                 total += page.approvals.len();
@@ -173,7 +200,10 @@ async fn main() -> anyhow::Result<()> {
             ..Default::default()
         };
         let started = Instant::now();
-        let page = green_light.pending_approvals(request).await?.into_inner();
+        let page = green_light
+            .pending_approvals(testkit::as_fk_officer(request))
+            .await?
+            .into_inner();
         pending_latencies.push(started.elapsed());
         anyhow::ensure!(page.approvals.len() == 100, "a full first page");
     }
@@ -192,7 +222,7 @@ async fn main() -> anyhow::Result<()> {
         let mut watch = stack
             .green_light()
             .await?
-            .watch_green_light(request)
+            .watch_green_light(testkit::as_coach(request))
             .await?
             .into_inner();
         let arrivals = arrivals.clone();
@@ -251,8 +281,7 @@ async fn main() -> anyhow::Result<()> {
         sent.lock()
             .await
             .insert(activity_id.clone(), Instant::now());
-        fk.decide_activity(as_caller(decision, "fk-officer", Role::CaseOfficer))
-            .await?;
+        fk.decide_activity(testkit::as_fk_officer(decision)).await?;
         committed
             .lock()
             .await
@@ -272,7 +301,7 @@ async fn main() -> anyhow::Result<()> {
         milliseconds(insert_ceiling) / 2_000.0
     );
     println!(
-        "  seeding {open_gates} open gates through gRPC (4 writes each): {:.1} s",
+        "  seeding {open_gates} open gates through gRPC (6 writes each): {:.1} s",
         seeding.as_secs_f64()
     );
     println!(

@@ -79,10 +79,7 @@ async fn drive(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let arguments: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|argument| argument.parse().ok())
-        .collect();
+    let arguments = bench::numeric_arguments();
     let events = arguments.first().copied().unwrap_or(10_000);
     let clients = arguments.get(1).copied().unwrap_or(64).max(1);
     let per_client = events / clients;

@@ -1,0 +1,332 @@
+//! Who may call which RPC: one table, checked before any handler runs.
+//!
+//! [`Authenticated`] wraps each gRPC service. For every call it authenticates the caller
+//! ([`crate::identity::Authority`]: client certificate plus officer token), then authorises the
+//! method against [`allowed_roles`], then hands the verified [`Caller`] to the handler through
+//! the request's extensions. Refusals are `UNAUTHENTICATED` (who are you?) or
+//! `PERMISSION_DENIED` (you may not), each naming the broken rule. Health and reflection need
+//! the client certificate (TLS enforces it) but no token: they carry no participant data.
+//!
+//! Consent, protected identity and the access log are decided later, per participant, by the
+//! read paths; this table only decides whether the RPC may run at all.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use domain::{Agency, Role};
+use tonic::body::Body;
+use tonic::codegen::{http, BoxFuture, Service};
+use tonic::server::NamedService;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+
+use crate::identity::{Authority, Caller, IdentityError};
+
+/// Why an authenticated caller may not run a method.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessDenied {
+    /// The role may not run this method.
+    #[error("role_not_allowed: role {role} may not call {method}; allowed: {allowed}")]
+    RoleNotAllowed {
+        /// The caller's role.
+        role: &'static str,
+        /// The method.
+        method: String,
+        /// The roles that may.
+        allowed: String,
+    },
+    /// An agency service takes writes only from its own officers.
+    #[error("other_agency: {service} accepts calls only from its own officers; the caller is from {caller}")]
+    OtherAgency {
+        /// The service's agency.
+        service: &'static str,
+        /// The caller's agency.
+        caller: &'static str,
+    },
+    /// Coaches and team leaders exist only in the municipality's IPS unit.
+    #[error("role_outside_organisation: role {role} belongs to the municipality's IPS unit, not to {agency}")]
+    RoleOutsideOrganisation {
+        /// The role.
+        role: &'static str,
+        /// The caller's agency.
+        agency: &'static str,
+    },
+    /// The method is not in the table: refused by default.
+    #[error("method_not_listed: {0} is not in the access table")]
+    MethodNotListed(String),
+}
+
+impl AccessDenied {
+    /// The rule's stable name.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Self::RoleNotAllowed { .. } => "role_not_allowed",
+            Self::OtherAgency { .. } => "other_agency",
+            Self::RoleOutsideOrganisation { .. } => "role_outside_organisation",
+            Self::MethodNotListed(_) => "method_not_listed",
+        }
+    }
+}
+
+const IPS: &[Role] = &[Role::Coach, Role::TeamLeader];
+const IPS_AND_SOCIAL_SERVICES: &[Role] = &[Role::Coach, Role::TeamLeader, Role::CaseOfficer];
+const CASE_OFFICER: &[Role] = &[Role::CaseOfficer];
+const READERS: &[Role] = &[
+    Role::Coach,
+    Role::TeamLeader,
+    Role::CaseOfficer,
+    Role::Auditor,
+];
+const WRITERS_AND_SYSTEM: &[Role] = &[
+    Role::Coach,
+    Role::TeamLeader,
+    Role::CaseOfficer,
+    Role::System,
+];
+const AUDIT: &[Role] = &[Role::TeamLeader, Role::Auditor];
+const AUDITOR: &[Role] = &[Role::Auditor];
+
+/// The roles that may call `service`/`method` (gRPC path parts), or `None` when unlisted.
+pub fn allowed_roles(service: &str, method: &str) -> Option<&'static [Role]> {
+    let roles = match (service, method) {
+        ("ips.v1.MunicipalityService", method) => match method {
+            "ReferParticipant" | "GrantConsent" | "WithdrawConsent" | "CorrectEvent" => {
+                IPS_AND_SOCIAL_SERVICES
+            }
+            "RecordSocialAssistance" | "AcceptActivityInPlanning" => CASE_OFFICER,
+            "EnrollParticipant"
+            | "DeclineReferral"
+            | "AssignCoach"
+            | "PauseParticipant"
+            | "ResumeParticipant"
+            | "DischargeParticipant"
+            | "ReEnrollParticipant"
+            | "RecordProfile"
+            | "RecordBenefitsCounselling"
+            | "RecordDisclosurePreference"
+            | "RecordEmployerContact"
+            | "ProposeActivity"
+            | "StartActivity"
+            | "EndActivity"
+            | "StartJob"
+            | "ChangeHours"
+            | "EndJob"
+            | "StartStudies"
+            | "EndStudies"
+            | "RecordFollowAlongContact"
+            | "RecordFollowUp"
+            | "RecordOutreachAttempt"
+            | "RecordSipHeld"
+            | "RecordSipEstablished"
+            | "ProtectIdentity" => IPS,
+            _ => return None,
+        },
+        (
+            "ips.v1.ForsakringskassanService"
+            | "ips.v1.ArbetsformedlingenService"
+            | "ips.v1.PsychiatryService",
+            _,
+        ) => CASE_OFFICER,
+        ("ips.v1.TimelineService", "GetTimeline") => READERS,
+        ("ips.v1.TimelineService", "GetEventStatus") => WRITERS_AND_SYSTEM,
+        ("ips.v1.TimelineService", "VerifyChain") => AUDIT,
+        ("ips.v1.CaseloadService", "GetCaseload" | "GetPlacement" | "GetUnitLoad") => IPS,
+        ("ips.v1.GreenLightService", "PendingApprovals") => CASE_OFFICER,
+        ("ips.v1.GreenLightService", "WatchGreenLight") => IPS,
+        ("ips.v1.GreenLightService", "GateLeadTimes") => AUDIT,
+        ("ips.v1.AuditService", "GetAccessLogExtract") => AUDITOR,
+        _ => return None,
+    };
+    Some(roles)
+}
+
+/// Whether `caller` may call `path` on a service that speaks for `service_agency` (`None` for
+/// the ledger's shared read services).
+pub fn authorise(
+    path: &str,
+    caller: &Caller,
+    service_agency: Option<Agency>,
+) -> Result<(), AccessDenied> {
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or((path, ""));
+    let roles =
+        allowed_roles(service, method).ok_or_else(|| AccessDenied::MethodNotListed(path.into()))?;
+    if matches!(caller.actor.role, Role::Coach | Role::TeamLeader)
+        && caller.agency != Agency::Municipality
+    {
+        return Err(AccessDenied::RoleOutsideOrganisation {
+            role: caller.actor.role.token(),
+            agency: caller.agency.token(),
+        });
+    }
+    if let Some(service_agency) = service_agency {
+        if caller.agency != service_agency {
+            return Err(AccessDenied::OtherAgency {
+                service: service_agency.token(),
+                caller: caller.agency.token(),
+            });
+        }
+    }
+    if !roles.contains(&caller.actor.role) {
+        return Err(AccessDenied::RoleNotAllowed {
+            role: caller.actor.role.token(),
+            method: format!("{service}/{method}"),
+            allowed: roles
+                .iter()
+                .map(|role| role.token())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    Ok(())
+}
+
+/// Why the gatekeeper refused a call, before it becomes a status.
+enum Refusal {
+    Unauthenticated(IdentityError),
+    Denied(AccessDenied),
+}
+
+/// The access checks shared by every wrapped service of one server.
+#[derive(Debug)]
+pub struct Gatekeeper {
+    /// Verifies certificates and tokens.
+    pub authority: Authority,
+    /// The agency a service speaks for, `None` for the ledger.
+    pub service_agency: Option<Agency>,
+    /// Calls refused as `UNAUTHENTICATED` (for metrics: a burst means a misconfigured client
+    /// or someone probing).
+    pub refused_unauthenticated: std::sync::atomic::AtomicU64,
+    /// Calls refused as `PERMISSION_DENIED` by the access table.
+    pub refused_permission_denied: std::sync::atomic::AtomicU64,
+}
+
+impl Gatekeeper {
+    /// Prometheus text for the refusal counters.
+    pub fn render_metrics(&self) -> String {
+        use std::sync::atomic::Ordering;
+        format!(
+            "# HELP ips_calls_refused_total Calls refused before any handler ran, by gRPC code.\n# TYPE ips_calls_refused_total counter\nips_calls_refused_total{{code=\"unauthenticated\"}} {}\nips_calls_refused_total{{code=\"permission_denied\"}} {}\n",
+            self.refused_unauthenticated.load(Ordering::Relaxed),
+            self.refused_permission_denied.load(Ordering::Relaxed)
+        )
+    }
+
+    /// Authenticates and authorises one call.
+    pub fn admit(&self, request: &http::Request<Body>) -> Result<Option<Caller>, tonic::Status> {
+        use std::sync::atomic::Ordering;
+        self.check(request).map_err(|refusal| match refusal {
+            Refusal::Unauthenticated(error) => {
+                self.refused_unauthenticated.fetch_add(1, Ordering::Relaxed);
+                crate::errors::unauthenticated(&error)
+            }
+            Refusal::Denied(error) => {
+                self.refused_permission_denied
+                    .fetch_add(1, Ordering::Relaxed);
+                crate::errors::permission_denied(&error)
+            }
+        })
+    }
+
+    fn check(&self, request: &http::Request<Body>) -> Result<Option<Caller>, Refusal> {
+        let path = request.uri().path();
+        if path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.") {
+            return Ok(None);
+        }
+        let certificate_organisation = request
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(|info| info.peer_certs())
+            .and_then(|certificates| certificates.first().cloned())
+            .map(|first| crate::identity::certificate_organisation(first.as_ref()))
+            .transpose()
+            .map_err(Refusal::Unauthenticated)?;
+        let authorization = request
+            .headers()
+            .get(crate::identity::AUTHORIZATION_HEADER)
+            .and_then(|value| value.to_str().ok());
+        let caller = self
+            .authority
+            .authenticate(
+                authorization,
+                certificate_organisation,
+                chrono::Utc::now().timestamp(),
+            )
+            .map_err(Refusal::Unauthenticated)?;
+        authorise(path, &caller, self.service_agency).map_err(Refusal::Denied)?;
+        Ok(Some(caller))
+    }
+}
+
+/// The gatekeeper of one server, shared by its wrapped services.
+#[derive(Clone, Debug)]
+pub struct Guard(pub Arc<Gatekeeper>);
+
+impl Guard {
+    /// Loads the identity configuration for a service speaking for `service_agency`.
+    pub fn from_config(
+        identity: &crate::identity::IdentityConfig,
+        service_agency: Option<Agency>,
+    ) -> Result<Self, String> {
+        Ok(Self(Arc::new(Gatekeeper {
+            authority: Authority::from_config(identity)?,
+            service_agency,
+            refused_unauthenticated: Default::default(),
+            refused_permission_denied: Default::default(),
+        })))
+    }
+
+    /// Puts `service` behind the gatekeeper.
+    pub fn wrap<S>(&self, service: S) -> Authenticated<S> {
+        Authenticated::new(service, self.0.clone())
+    }
+}
+
+/// A gRPC service behind the [`Gatekeeper`].
+#[derive(Clone)]
+pub struct Authenticated<S> {
+    inner: S,
+    gatekeeper: Arc<Gatekeeper>,
+}
+
+impl<S> Authenticated<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, gatekeeper: Arc<Gatekeeper>) -> Self {
+        Self { inner, gatekeeper }
+    }
+}
+
+impl<S: NamedService> NamedService for Authenticated<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S> Service<http::Request<Body>> for Authenticated<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        match self.gatekeeper.admit(&request) {
+            Ok(caller) => {
+                if let Some(caller) = caller {
+                    request.extensions_mut().insert(caller);
+                }
+                Box::pin(self.inner.call(request))
+            }
+            Err(status) => Box::pin(async move { Ok(status.into_http()) }),
+        }
+    }
+}

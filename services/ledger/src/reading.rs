@@ -1,0 +1,173 @@
+//! Every read of participant data goes through here: who reads (the verified caller), whether
+//! they may open each participant (protected identity), what they may see of it (consent, in
+//! the domain's `visibility` rules, judged on the ledger clock's today), and the access-log
+//! entry written before anything is returned: no entry, no data (DESIGN.md §7, invariants 6
+//! and 7).
+
+use std::collections::{BTreeSet, HashMap};
+
+use domain::visibility::Reader;
+use domain::Participant;
+use sqlx::PgPool;
+use tonic::Status;
+use uuid::Uuid;
+
+use rpc::errors;
+
+/// The reader of a request, from the caller the gatekeeper verified.
+pub fn reader(extensions: &tonic::Extensions) -> Result<Reader, Status> {
+    let caller = rpc::identity::caller(extensions)?;
+    Ok(Reader {
+        agency: caller.agency,
+        actor: caller.actor,
+    })
+}
+
+/// Loads participants for `reader`. Those the reader may not open (protected identity) are
+/// left out; [`open_one`] turns that into `PERMISSION_DENIED` for single-participant reads.
+pub async fn open(
+    pool: &PgPool,
+    reader: &Reader,
+    participant_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Participant>, Status> {
+    let mut participants = store::participants::load(pool, participant_ids)
+        .await
+        .map_err(|error| errors::from_store(&error))?;
+    participants.retain(|participant_id, participant| match participant.may_open(reader) {
+        Ok(()) => true,
+        Err(refused) => {
+            tracing::info!(%participant_id, reader = %reader.actor.person_id, rule = refused.rule(), "participant left out of a read");
+            false
+        }
+    });
+    Ok(participants)
+}
+
+/// Which of the listed participants `reader` may open, folding only those with a protected
+/// identity entry: a board needs no consent decision, only the allow-list one.
+pub async fn openable(
+    pool: &PgPool,
+    reader: &Reader,
+    participant_ids: &[Uuid],
+) -> Result<std::collections::HashSet<Uuid>, Status> {
+    let protected = store::participants::with_protection_entries(pool, participant_ids)
+        .await
+        .map_err(|error| errors::from_store(&error))?;
+    let refused: std::collections::HashSet<Uuid> =
+        open(pool, reader, &protected).await.map(|opened| {
+            protected
+                .iter()
+                .filter(|participant_id| !opened.contains_key(participant_id))
+                .copied()
+                .collect()
+        })?;
+    Ok(participant_ids
+        .iter()
+        .filter(|participant_id| !refused.contains(participant_id))
+        .copied()
+        .collect())
+}
+
+/// Participants a long-lived reader (a watch) keeps folded, refolding only those whose history
+/// grew since the last look.
+#[derive(Default)]
+pub struct FoldedParticipants {
+    folded: HashMap<Uuid, Participant>,
+}
+
+impl FoldedParticipants {
+    /// The listed participants `reader` may open, current as of now.
+    pub async fn refresh(
+        &mut self,
+        pool: &PgPool,
+        reader: &Reader,
+        participant_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, Participant>, Status> {
+        let heads = store::participants::heads(pool, participant_ids)
+            .await
+            .map_err(|error| errors::from_store(&error))?;
+        let stale: Vec<Uuid> = participant_ids
+            .iter()
+            .filter(|participant_id| {
+                self.folded
+                    .get(participant_id)
+                    .map(|participant| participant.chain_head().0)
+                    != heads.get(participant_id).copied()
+            })
+            .copied()
+            .collect();
+        let reloaded = store::participants::load(pool, &stale)
+            .await
+            .map_err(|error| errors::from_store(&error))?;
+        self.folded
+            .retain(|participant_id, _| heads.contains_key(participant_id));
+        self.folded.extend(reloaded);
+        Ok(participant_ids
+            .iter()
+            .filter_map(|participant_id| {
+                let participant = self.folded.get(participant_id)?;
+                participant
+                    .may_open(reader)
+                    .is_ok()
+                    .then(|| (*participant_id, participant.clone()))
+            })
+            .collect())
+    }
+}
+
+/// Loads one participant for `reader`: `NOT_FOUND` without history, `PERMISSION_DENIED` when
+/// its identity is protected and the reader is not on the allow-list.
+pub async fn open_one(
+    pool: &PgPool,
+    reader: &Reader,
+    participant_id: Uuid,
+) -> Result<Participant, Status> {
+    let mut loaded = store::participants::load(pool, &[participant_id])
+        .await
+        .map_err(|error| errors::from_store(&error))?;
+    let participant = loaded
+        .remove(&participant_id)
+        .ok_or_else(|| errors::participant_not_found(&participant_id.to_string()))?;
+    participant
+        .may_open(reader)
+        .map_err(|refused| errors::denied(refused.rule(), &refused.to_string()))?;
+    Ok(participant)
+}
+
+/// The access log's basis text for a set of bases (sorted, comma-separated), or `fallback`.
+pub fn basis_text(bases: &BTreeSet<String>, fallback: &str) -> String {
+    if bases.is_empty() {
+        fallback.to_owned()
+    } else {
+        bases.iter().cloned().collect::<Vec<_>>().join(",")
+    }
+}
+
+/// Writes one access-log entry per `(participant, basis)` read by `reader` through `action`.
+/// Fails with `UNAVAILABLE` when the log cannot be written, so the caller returns nothing.
+pub async fn log(
+    pool: &PgPool,
+    reader: &Reader,
+    action: &str,
+    reads: impl IntoIterator<Item = (Uuid, String)>,
+) -> Result<(), Status> {
+    let entries: Vec<store::access_log::AccessEntry> = reads
+        .into_iter()
+        .map(|(participant_id, basis)| store::access_log::AccessEntry {
+            reader_person_id: reader.actor.person_id.0.clone(),
+            reader_role: reader.actor.role.token().to_owned(),
+            reader_unit: reader.actor.unit.0.clone(),
+            reader_agency: reader.agency.token().to_owned(),
+            participant_id,
+            action: action.to_owned(),
+            basis,
+        })
+        .collect();
+    store::access_log::record(pool, &entries)
+        .await
+        .map_err(|error| {
+            Status::unavailable(format!(
+                "the access log cannot be written, so nothing is returned: {error}"
+            ))
+        })
+}
