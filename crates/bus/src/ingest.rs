@@ -10,8 +10,11 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, AckKind};
 use futures::StreamExt;
 
+use domain::ParticipantId;
+
 use crate::config::BusConfig;
 use crate::setup;
+use crate::subjects::Subjects;
 use crate::BusError;
 
 /// One delivered message and its acknowledgement handles.
@@ -116,6 +119,17 @@ impl Pull {
     }
 }
 
+/// The consumer's progress: its lag, and how far everything is settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsumerState {
+    /// Messages in the stream not yet delivered.
+    pub pending: u64,
+    /// Messages delivered and not yet acked.
+    pub ack_pending: u64,
+    /// Every message at or below this stream sequence has been acked.
+    pub ack_floor_stream_sequence: u64,
+}
+
 /// The ledger's durable pull consumer.
 pub struct IngestConsumer {
     consumer: consumer::Consumer<consumer::pull::Config>,
@@ -154,30 +168,83 @@ impl IngestConsumer {
         })
     }
 
-    /// Messages in the stream not yet delivered to the ledger, plus those delivered but unacked:
-    /// the ingest lag, for metrics.
-    pub async fn lag(&mut self) -> Result<(u64, usize), BusError> {
+    /// The consumer's progress as the server sees it.
+    pub async fn state(&mut self) -> Result<ConsumerState, BusError> {
         let info = self
             .consumer
             .info()
             .await
             .map_err(|error| BusError::Unavailable(error.to_string()))?;
-        Ok((info.num_pending, info.num_ack_pending))
+        Ok(ConsumerState {
+            pending: info.num_pending,
+            ack_pending: info.num_ack_pending as u64,
+            ack_floor_stream_sequence: info.ack_floor.stream_sequence,
+        })
     }
+}
 
-    /// How long one pull waits for messages.
-    pub fn fetch_wait(&self) -> Duration {
-        self.fetch_wait
-    }
+/// A message read straight from the stream: not a delivery, so there is nothing to ack.
+#[derive(Clone, Debug)]
+pub struct StoredMessage {
+    /// The subject it was published to.
+    pub subject: String,
+    /// Its position in the stream.
+    pub stream_sequence: u64,
+    /// The raw payload.
+    pub payload: bytes::Bytes,
+}
 
-    /// Pull requests the server still holds open for this consumer (e.g. a crashed ledger's,
-    /// until they expire or the server sees its connection close).
-    pub async fn waiting_pulls(&mut self) -> Result<usize, BusError> {
-        let info = self
-            .consumer
-            .info()
+/// Reads a participant's messages straight from the stream, by position.
+///
+/// The consumer hands out messages in stream order only once: a delivery that was not acked (a
+/// crashed ledger's) comes back after `ack_wait`, behind messages published meanwhile. The
+/// ledger uses this reader to apply a participant's earlier messages before a later one, so
+/// per-participant order never rests on delivery timing.
+#[derive(Clone)]
+pub struct StreamReader {
+    stream: jetstream::stream::Stream<()>,
+    subjects: Subjects,
+}
+
+impl StreamReader {
+    /// A reader of the configured stream (which [`IngestConsumer::open`] has ensured).
+    pub async fn open(client: async_nats::Client, config: &BusConfig) -> Result<Self, BusError> {
+        let stream = jetstream::new(client)
+            .get_stream_no_info(&config.stream_name)
             .await
-            .map_err(|error| BusError::Unavailable(error.to_string()))?;
-        Ok(info.num_waiting)
+            .map_err(|error| BusError::Setup(format!("stream {}: {error}", config.stream_name)))?;
+        Ok(Self {
+            stream,
+            subjects: Subjects::new(&config.subject_prefix),
+        })
+    }
+
+    /// The first message about `participant_id`, from any agency, at or after
+    /// `from_stream_sequence`; `None` when there is none.
+    pub async fn first_for_participant_from(
+        &self,
+        participant_id: ParticipantId,
+        from_stream_sequence: u64,
+    ) -> Result<Option<StoredMessage>, BusError> {
+        match self
+            .stream
+            .get_first_raw_message_by_subject(
+                self.subjects.participant_wildcard(participant_id),
+                from_stream_sequence,
+            )
+            .await
+        {
+            Ok(message) => Ok(Some(StoredMessage {
+                subject: message.subject.to_string(),
+                stream_sequence: message.sequence,
+                payload: message.payload,
+            })),
+            Err(error)
+                if error.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(BusError::Unavailable(error.to_string())),
+        }
     }
 }

@@ -18,7 +18,7 @@ pub mod subjects;
 pub mod verdicts;
 
 pub use config::{BusConfig, ConfigError};
-pub use ingest::{Delivery, IngestConsumer, Pull};
+pub use ingest::{ConsumerState, Delivery, IngestConsumer, Pull, StoredMessage, StreamReader};
 pub use publisher::{PublishReceipt, SubmissionPublisher};
 pub use setup::connect;
 pub use subjects::Subjects;

@@ -34,6 +34,11 @@ impl Subjects {
         format!("{}.{}.*", self.prefix, agency.token())
     }
 
+    /// Every agency's events about one participant (for reading them back in stream order).
+    pub fn participant_wildcard(&self, participant_id: ParticipantId) -> String {
+        format!("{}.*.{}", self.prefix, participant_id)
+    }
+
     /// The stream captures every agency's events and nothing else.
     pub fn stream_subjects(&self) -> Vec<String> {
         Agency::ALL

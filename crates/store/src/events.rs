@@ -115,13 +115,15 @@ pub struct ParkedMessage {
     pub payload: Vec<u8>,
     /// Why it was parked.
     pub reason: String,
-    /// How many deliveries it took.
+    /// How many deliveries it took (0: read straight from the stream, ahead of its delivery).
     pub delivered_count: i64,
 }
 
-/// Stores a parked message; parking the same stream position again is a no-op.
-pub async fn park(pool: &PgPool, message: &ParkedMessage) -> Result<(), StoreError> {
-    sqlx::query(
+/// Stores a parked message; parking the same stream position again is a no-op. Returns whether
+/// this call stored it (so a message parked twice, once read from the stream and once
+/// delivered, is counted once).
+pub async fn park(pool: &PgPool, message: &ParkedMessage) -> Result<bool, StoreError> {
+    let outcome = sqlx::query(
         "INSERT INTO parked_messages (stream_name, stream_sequence, subject, payload, reason, delivered_count)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (stream_name, stream_sequence) DO NOTHING",
     )
@@ -133,7 +135,7 @@ pub async fn park(pool: &PgPool, message: &ParkedMessage) -> Result<(), StoreErr
     .bind(message.delivered_count)
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(outcome.rows_affected() == 1)
 }
 
 /// Parked messages, oldest first, at most `limit`.

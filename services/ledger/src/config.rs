@@ -18,6 +18,9 @@ pub struct IngestConfig {
     pub store_retry_backoff_ms: u64,
     /// Longest pause between database retries.
     pub store_retry_backoff_max_ms: u64,
+    /// Earlier messages about one participant read from the stream, per attempt, before a
+    /// delivery that overtook them (a crashed ledger's unacked deliveries come back late).
+    pub catch_up_messages_max: usize,
 }
 
 impl Default for IngestConfig {
@@ -28,6 +31,7 @@ impl Default for IngestConfig {
             conflict_retries_max: 5,
             store_retry_backoff_ms: 100,
             store_retry_backoff_max_ms: 5_000,
+            catch_up_messages_max: 10_000,
         }
     }
 }
@@ -117,6 +121,9 @@ impl LedgerConfig {
         }
         if !(1..=10_000).contains(&ingest.lane_queue_length_max) {
             return Err("ingest.lane_queue_length_max must be between 1 and 10000".into());
+        }
+        if !(1..=1_000_000).contains(&ingest.catch_up_messages_max) {
+            return Err("ingest.catch_up_messages_max must be between 1 and 1000000".into());
         }
         if ingest.conflict_retries_max > 100 {
             return Err("ingest.conflict_retries_max must be at most 100".into());

@@ -7,8 +7,14 @@
 //!    comes, unlike JetStream's time-bounded dedupe window);
 //! 3. the events table has a unique index on the event id (a last guard against two writers).
 //!
-//! Ordering: deliveries are routed to a fixed lane by participant id, and each lane handles one
-//! delivery at a time, so a participant's events are applied in stream order by one worker.
+//! Ordering: a participant's messages are applied in stream order, whatever order they are
+//! delivered in. Deliveries are routed to a fixed lane by participant id and each lane handles
+//! one at a time, which keeps order while nothing fails. But JetStream hands a message that was
+//! delivered and not acked (a crashed ledger's) back only after `ack_wait`, behind messages
+//! published meanwhile. So before applying a message, the ledger reads the participant's earlier
+//! messages it has not applied straight from the stream and applies (or parks) them first; their
+//! own redeliveries are then no-ops. "Applied" is known from the store: each event carries its
+//! stream sequence, and everything at or below the consumer's ack floor is settled.
 //! A second ledger process may still race on a participant; postgres-es's optimistic check turns
 //! that into `AggregateConflict`, which is retried after reloading.
 //!
@@ -23,10 +29,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::{verdicts, Delivery, IngestConsumer, Subjects, Verdict};
+use bus::{verdicts, Delivery, IngestConsumer, StoredMessage, StreamReader, Subjects, Verdict};
 use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::EventStoreAggregateContext;
 use cqrs_es::{Aggregate, AggregateError, EventStore};
-use domain::{ParticipantCommand, ParticipantError, Submission};
+use domain::{Participant, ParticipantCommand, ParticipantError, ParticipantId, Submission};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
@@ -54,13 +61,15 @@ pub struct IngestCounters {
     pub consumer_pending: AtomicU64,
     /// Messages delivered and not yet acked (sampled).
     pub consumer_ack_pending: AtomicU64,
+    /// Earlier messages read from the stream and applied ahead of their own redelivery.
+    pub applied_from_stream: AtomicU64,
 }
 
 impl IngestCounters {
     /// Renders the counters in Prometheus text format.
     pub fn render(&self) -> String {
         let mut output = String::new();
-        let metrics: [(&str, &str, &str, &AtomicU64); 8] = [
+        let metrics: [(&str, &str, &str, &AtomicU64); 9] = [
             (
                 "ips_ledger_events_accepted_total",
                 "counter",
@@ -98,6 +107,12 @@ impl IngestCounters {
                 &self.store_failures,
             ),
             (
+                "ips_ledger_applied_from_stream_total",
+                "counter",
+                "Earlier messages read from the stream and applied ahead of their redelivery, to keep a participant's order.",
+                &self.applied_from_stream,
+            ),
+            (
                 "ips_ledger_consumer_pending",
                 "gauge",
                 "Stream messages not yet delivered to the ledger.",
@@ -127,9 +142,19 @@ enum ApplyFailure {
     Unrecordable(String),
 }
 
+/// A participant's aggregate as loaded for one decision.
+type ParticipantContext = EventStoreAggregateContext<Participant>;
+
+/// The metadata key under which each stored event keeps its stream position.
+const STREAM_SEQUENCE_KEY: &str = "stream_sequence";
+
 /// Applies deliveries; shared by all lanes.
 pub struct Applier {
     pub(crate) event_store: store::ParticipantEventStore,
+    pub(crate) stream_reader: StreamReader,
+    /// The consumer's ack floor as last sampled: every message at or below it is settled
+    /// (recorded or parked). It only moves forward, so a stale value is a safe lower bound.
+    pub(crate) ack_floor_stream_sequence: AtomicU64,
     pub(crate) pool: PgPool,
     pub(crate) client: async_nats::Client,
     pub(crate) subjects: Subjects,
@@ -145,7 +170,7 @@ impl Applier {
     /// Handles one delivery to the end: recorded and acked, parked and acked, or handed back
     /// (not acked) because the process is shutting down.
     pub async fn process(&self, delivery: Delivery, shutdown: &watch::Receiver<bool>) {
-        let submission = match self.decode(&delivery) {
+        let submission = match decode(&self.subjects, delivery.subject(), delivery.payload()) {
             Ok(submission) => submission,
             Err(reason) => return self.park(&delivery, reason, shutdown).await,
         };
@@ -157,28 +182,25 @@ impl Applier {
             return self.park(&delivery, reason, shutdown).await;
         }
         let recorded_at = self.clock.now();
-        let metadata = HashMap::from([
-            (
-                "stream_sequence".to_owned(),
-                delivery.stream_sequence().to_string(),
-            ),
-            ("subject".to_owned(), delivery.subject().to_owned()),
-        ]);
+        let metadata = stream_metadata(delivery.stream_sequence(), delivery.subject());
         let mut conflicts_retried = 0;
         let mut backoff = Duration::from_millis(self.config.store_retry_backoff_ms);
         loop {
-            match self.apply(&submission, recorded_at, metadata.clone()).await {
+            match self
+                .apply_in_stream_order(
+                    &submission,
+                    delivery.stream_sequence(),
+                    recorded_at,
+                    metadata.clone(),
+                )
+                .await
+            {
                 Ok((verdict, newly_recorded)) => {
                     if let Err(error) = delivery.ack().await {
                         tracing::warn!(%error, "ack failed after commit; the redelivery will be a no-op");
                     }
                     if newly_recorded {
-                        let counter = match verdict.status {
-                            bus::VerdictStatus::Rejected => &self.counters.rejected,
-                            _ => &self.counters.accepted,
-                        };
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        self.projector_waker.notify_one();
+                        self.count_recorded(&verdict);
                     } else {
                         self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
                     }
@@ -240,47 +262,167 @@ impl Applier {
         true
     }
 
-    fn decode(&self, delivery: &Delivery) -> Result<Submission, String> {
-        let Some((subject_agency, subject_participant)) =
-            self.subjects.parse_event(delivery.subject())
-        else {
-            return Err(format!(
-                "subject_unparseable: `{}` is not <prefix>.<agency>.<participant_id>",
-                delivery.subject()
-            ));
+    fn count_recorded(&self, verdict: &Verdict) {
+        let counter = match verdict.status {
+            bus::VerdictStatus::Rejected => &self.counters.rejected,
+            _ => &self.counters.accepted,
         };
-        let submission: Submission = serde_json::from_slice(delivery.payload())
-            .map_err(|error| format!("payload_undecodable: {error}"))?;
-        if submission.envelope.agency != subject_agency {
-            return Err(format!(
-                "agency_mismatch: the subject is {}'s but the envelope claims {}",
-                subject_agency, submission.envelope.agency
-            ));
-        }
-        if submission.envelope.participant_id != subject_participant {
-            return Err(
-                "participant_mismatch: the subject and the envelope name different participants"
-                    .into(),
-            );
-        }
-        Ok(submission)
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.projector_waker.notify_one();
     }
 
-    /// One attempt: load, decide, commit. Returns the verdict and whether anything new was
-    /// recorded (false for a redelivery).
-    async fn apply(
+    /// Loads a participant's aggregate, and the highest stream sequence applied to it.
+    async fn load(
+        &self,
+        participant_id: ParticipantId,
+    ) -> Result<(ParticipantContext, u64), ApplyFailure> {
+        let aggregate_id = participant_id.to_string();
+        let stored = self
+            .event_store
+            .load_events(&aggregate_id)
+            .await
+            .map_err(classify)?;
+        let mut context = ParticipantContext {
+            aggregate_id,
+            aggregate: Participant::default(),
+            current_sequence: 0,
+            current_snapshot: None,
+        };
+        let mut applied_through_stream_sequence = 0;
+        for envelope in stored {
+            context.current_sequence = envelope.sequence;
+            if let Some(stream_sequence) = envelope
+                .metadata
+                .get(STREAM_SEQUENCE_KEY)
+                .and_then(|value| value.parse::<u64>().ok())
+            {
+                applied_through_stream_sequence =
+                    applied_through_stream_sequence.max(stream_sequence);
+            }
+            context.aggregate.apply(envelope.payload);
+        }
+        Ok((context, applied_through_stream_sequence))
+    }
+
+    /// One attempt: applies the participant's earlier unapplied messages from the stream, then
+    /// this one. Returns this one's verdict and whether anything new was recorded for it.
+    async fn apply_in_stream_order(
         &self,
         submission: &Submission,
+        stream_sequence: u64,
+        recorded_at: chrono::DateTime<chrono::Utc>,
+        metadata: HashMap<String, String>,
+    ) -> Result<(Verdict, bool), ApplyFailure> {
+        let participant_id = submission.envelope.participant_id;
+        let (mut context, applied_through) = self.load(participant_id).await?;
+        let settled_through =
+            applied_through.max(self.ack_floor_stream_sequence.load(Ordering::Relaxed));
+        if stream_sequence > settled_through + 1 {
+            context = self
+                .catch_up(participant_id, settled_through, stream_sequence, context)
+                .await?;
+        }
+        self.decide_and_commit(submission, context, recorded_at, metadata)
+            .await
+    }
+
+    /// Applies, in stream order, the participant's messages after `settled_through` and before
+    /// `stream_sequence` that the aggregate has not recorded: a delivery that overtook them.
+    async fn catch_up(
+        &self,
+        participant_id: ParticipantId,
+        settled_through: u64,
+        stream_sequence: u64,
+        mut context: ParticipantContext,
+    ) -> Result<ParticipantContext, ApplyFailure> {
+        let mut from = settled_through + 1;
+        let mut messages_read = 0;
+        while from < stream_sequence {
+            let Some(earlier) = self
+                .stream_reader
+                .first_for_participant_from(participant_id, from)
+                .await
+                .map_err(|error| ApplyFailure::Transient(error.to_string()))?
+            else {
+                break;
+            };
+            if earlier.stream_sequence >= stream_sequence {
+                break;
+            }
+            messages_read += 1;
+            if messages_read > self.config.catch_up_messages_max {
+                // What was applied so far stays; the retry continues from there.
+                return Err(ApplyFailure::Transient(format!(
+                    "catch_up_messages_max: more than {} earlier messages about one participant",
+                    self.config.catch_up_messages_max
+                )));
+            }
+            context = self
+                .apply_earlier(participant_id, &earlier, context)
+                .await?;
+            from = earlier.stream_sequence + 1;
+        }
+        Ok(context)
+    }
+
+    /// Applies (or parks) one earlier message read from the stream, unless it is recorded.
+    async fn apply_earlier(
+        &self,
+        participant_id: ParticipantId,
+        earlier: &StoredMessage,
+        context: ParticipantContext,
+    ) -> Result<ParticipantContext, ApplyFailure> {
+        let submission = match decode(&self.subjects, &earlier.subject, &earlier.payload) {
+            Ok(submission) => submission,
+            Err(reason) => {
+                self.park_stored(earlier, reason).await?;
+                return Ok(context);
+            }
+        };
+        if context
+            .aggregate
+            .verdict(submission.envelope.event_id)
+            .is_some()
+        {
+            // The same event id published twice: recorded once, the copy is a no-op.
+            return Ok(context);
+        }
+        let metadata = stream_metadata(earlier.stream_sequence, &earlier.subject);
+        match self
+            .decide_and_commit(&submission, context, self.clock.now(), metadata)
+            .await
+        {
+            Ok((verdict, newly_recorded)) => {
+                if newly_recorded {
+                    self.count_recorded(&verdict);
+                    self.counters
+                        .applied_from_stream
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        stream_sequence = earlier.stream_sequence,
+                        event_id = %submission.envelope.event_id,
+                        "applied an earlier message from the stream ahead of its redelivery"
+                    );
+                }
+                verdicts::announce(&self.client, &self.subjects, &verdict).await;
+            }
+            Err(ApplyFailure::Unrecordable(reason)) => self.park_stored(earlier, reason).await?,
+            Err(failure) => return Err(failure),
+        }
+        Ok(self.load(participant_id).await?.0)
+    }
+
+    /// Decides on one submission against a loaded aggregate and commits what it records.
+    /// Returns the verdict and whether anything new was recorded (false for a redelivery).
+    async fn decide_and_commit(
+        &self,
+        submission: &Submission,
+        mut context: ParticipantContext,
         recorded_at: chrono::DateTime<chrono::Utc>,
         metadata: HashMap<String, String>,
     ) -> Result<(Verdict, bool), ApplyFailure> {
         let event_id = submission.envelope.event_id;
         let participant_id = submission.envelope.participant_id;
-        let mut context = self
-            .event_store
-            .load_aggregate(&participant_id.to_string())
-            .await
-            .map_err(classify)?;
         let sink = EventSink::default();
         let command = ParticipantCommand::Record {
             submission: submission.clone(),
@@ -328,9 +470,11 @@ impl Applier {
         let mut backoff = Duration::from_millis(self.config.store_retry_backoff_ms);
         loop {
             match store::events::park(&self.pool, &message).await {
-                Ok(()) => {
-                    tracing::error!(stream_sequence = message.stream_sequence, subject = %message.subject, %reason, "message parked");
-                    self.counters.parked.fetch_add(1, Ordering::Relaxed);
+                Ok(newly_parked) => {
+                    if newly_parked {
+                        tracing::error!(stream_sequence = message.stream_sequence, subject = %message.subject, %reason, "message parked");
+                        self.counters.parked.fetch_add(1, Ordering::Relaxed);
+                    }
                     let _ = delivery.ack().await;
                     return;
                 }
@@ -345,6 +489,61 @@ impl Applier {
             }
         }
     }
+
+    /// Parks a message read from the stream (its own delivery will find it parked already).
+    async fn park_stored(
+        &self,
+        earlier: &StoredMessage,
+        reason: String,
+    ) -> Result<(), ApplyFailure> {
+        let message = store::ParkedMessage {
+            stream_name: self.stream_name.clone(),
+            stream_sequence: earlier.stream_sequence,
+            subject: earlier.subject.clone(),
+            payload: earlier.payload.to_vec(),
+            reason: reason.clone(),
+            delivered_count: 0,
+        };
+        let newly_parked = store::events::park(&self.pool, &message)
+            .await
+            .map_err(|error| ApplyFailure::Transient(error.to_string()))?;
+        if newly_parked {
+            tracing::error!(stream_sequence = message.stream_sequence, subject = %message.subject, %reason, "message parked");
+            self.counters.parked.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// The metadata stored with each event: where in the stream it came from.
+fn stream_metadata(stream_sequence: u64, subject: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (STREAM_SEQUENCE_KEY.to_owned(), stream_sequence.to_string()),
+        ("subject".to_owned(), subject.to_owned()),
+    ])
+}
+
+/// Reads a submission from a message, checking that its subject and envelope agree.
+fn decode(subjects: &Subjects, subject: &str, payload: &[u8]) -> Result<Submission, String> {
+    let Some((subject_agency, subject_participant)) = subjects.parse_event(subject) else {
+        return Err(format!(
+            "subject_unparseable: `{subject}` is not <prefix>.<agency>.<participant_id>"
+        ));
+    };
+    let submission: Submission =
+        serde_json::from_slice(payload).map_err(|error| format!("payload_undecodable: {error}"))?;
+    if submission.envelope.agency != subject_agency {
+        return Err(format!(
+            "agency_mismatch: the subject is {}'s but the envelope claims {}",
+            subject_agency, submission.envelope.agency
+        ));
+    }
+    if submission.envelope.participant_id != subject_participant {
+        return Err(
+            "participant_mismatch: the subject and the envelope name different participants".into(),
+        );
+    }
+    Ok(submission)
 }
 
 fn classify(error: AggregateError<ParticipantError>) -> ApplyFailure {
@@ -369,49 +568,25 @@ fn lane_of(subjects: &Subjects, subject: &str, lanes: usize) -> usize {
     (hasher.finish() % lanes as u64) as usize
 }
 
-/// How often the consumer's lag is sampled for metrics.
+/// How often the consumer's lag (for metrics) and ack floor (for ordering) are sampled.
 const LAG_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Waits, at start, for messages an earlier (crashed) ledger held unacked to come due again.
-///
-/// JetStream redelivers them only after `ack_wait`, but hands out never-delivered messages at
-/// once; pulling right away could apply a participant's later event before its earlier one.
-/// Redeliveries due at our first pull are served first and in stream order, so waiting out one
-/// `ack_wait` when anything is pending keeps per-participant order across a crash.
-async fn wait_for_orphaned_deliveries(
-    consumer: &mut IngestConsumer,
-    ack_wait: Duration,
-    fetch_wait: Duration,
-    shutdown: &watch::Receiver<bool>,
-) {
-    // A crashed ledger's open pull can still be handed messages until the server drops it, so
-    // first let every open pull lapse (bounded), then count what was delivered and not acked.
-    let pulls_lapse_by = tokio::time::Instant::now() + fetch_wait + Duration::from_secs(2);
-    while tokio::time::Instant::now() < pulls_lapse_by {
-        match consumer.waiting_pulls().await {
-            Ok(0) => break,
-            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(error) => {
-                tracing::warn!(%error, "could not read consumer state at start");
-                break;
-            }
+/// Samples the consumer's state: lag for metrics, and the ack floor for ordering.
+async fn sample_consumer(consumer: &mut IngestConsumer, applier: &Applier) {
+    match consumer.state().await {
+        Ok(state) => {
+            let counters = &applier.counters;
+            counters
+                .consumer_pending
+                .store(state.pending, Ordering::Relaxed);
+            counters
+                .consumer_ack_pending
+                .store(state.ack_pending, Ordering::Relaxed);
+            applier
+                .ack_floor_stream_sequence
+                .fetch_max(state.ack_floor_stream_sequence, Ordering::Relaxed);
         }
-    }
-    match consumer.lag().await {
-        Ok((_, 0)) => {}
-        Ok((_, ack_pending)) => {
-            // The server notices expired deliveries on a timer that itself runs every
-            // ack_wait, so one can come due up to two ack_waits after it was delivered.
-            let wait = ack_wait * 2 + Duration::from_millis(500);
-            tracing::info!(
-                ack_pending,
-                wait_ms = wait.as_millis() as u64,
-                "unacked deliveries from an earlier run; waiting for their redelivery"
-            );
-            let mut shutdown = shutdown.clone();
-            let _ = tokio::time::timeout(wait, shutdown.wait_for(|stop| *stop)).await;
-        }
-        Err(error) => tracing::warn!(%error, "could not read consumer state at start"),
+        Err(error) => tracing::warn!(%error, "could not read the consumer's state"),
     }
 }
 
@@ -420,11 +595,8 @@ async fn wait_for_orphaned_deliveries(
 pub async fn run(
     mut consumer: IngestConsumer,
     applier: Arc<Applier>,
-    ack_wait: Duration,
     shutdown: watch::Receiver<bool>,
 ) {
-    let fetch_wait = consumer.fetch_wait();
-    wait_for_orphaned_deliveries(&mut consumer, ack_wait, fetch_wait, &shutdown).await;
     let lanes = applier.config.lanes;
     let mut senders = Vec::with_capacity(lanes);
     let mut workers = JoinSet::new();
@@ -445,16 +617,7 @@ pub async fn run(
     while !*shutdown.borrow() {
         if lag_sampled_at.elapsed() >= LAG_SAMPLE_INTERVAL {
             lag_sampled_at = tokio::time::Instant::now();
-            if let Ok((pending, ack_pending)) = consumer.lag().await {
-                applier
-                    .counters
-                    .consumer_pending
-                    .store(pending, Ordering::Relaxed);
-                applier
-                    .counters
-                    .consumer_ack_pending
-                    .store(ack_pending as u64, Ordering::Relaxed);
-            }
+            sample_consumer(&mut consumer, &applier).await;
         }
         let mut batch = match consumer.pull().await {
             Ok(batch) => {

@@ -20,7 +20,7 @@ pub mod verdict;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bus::{IngestConsumer, Subjects};
+use bus::{IngestConsumer, StreamReader, Subjects};
 use proto::v1::caseload_service_server::CaseloadServiceServer;
 use proto::v1::green_light_service_server::GreenLightServiceServer;
 use proto::v1::timeline_service_server::TimelineServiceServer;
@@ -93,12 +93,15 @@ pub async fn start(
     let pool = store::connect(&config.store).await?;
     let client = bus::connect(&config.bus, "ledger").await?;
     let consumer = IngestConsumer::open(client.clone(), &config.bus).await?;
+    let stream_reader = StreamReader::open(client.clone(), &config.bus).await?;
     let subjects = Subjects::new(&config.bus.subject_prefix);
 
     let projector = store::TimelineProjector::new(pool.clone(), config.projector.clone());
     let counters = Arc::new(IngestCounters::default());
     let applier = Arc::new(ingest::Applier {
         event_store: store::participant_event_store(pool.clone()),
+        stream_reader,
+        ack_floor_stream_sequence: Default::default(),
         pool: pool.clone(),
         client: client.clone(),
         subjects: subjects.clone(),
@@ -111,12 +114,7 @@ pub async fn start(
     });
 
     let mut tasks = JoinSet::new();
-    tasks.spawn(ingest::run(
-        consumer,
-        applier,
-        std::time::Duration::from_millis(config.bus.ack_wait_ms),
-        shutdown.clone(),
-    ));
+    tasks.spawn(ingest::run(consumer, applier, shutdown.clone()));
     tasks.spawn(status_responder::run(
         client.clone(),
         subjects,
