@@ -184,6 +184,10 @@ mod tests {
         check(|_| {}, None);
         check(|config| config.ingest.lanes = 0, Some("ingest.lanes"));
         check(
+            |config| config.ingest.catch_up_messages_max = 0,
+            Some("ingest.catch_up_messages_max"),
+        );
+        check(
             |config| config.ingest.store_retry_backoff_max_ms = 60_000,
             Some("store_retry_backoff_max_ms"),
         );
