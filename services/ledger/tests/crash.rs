@@ -1,8 +1,8 @@
 //! Crash test: the ledger process is SIGKILLed at least three times while it consumes a stream
 //! of 1,000 events over 100 participants, and restarted each time. Afterwards every event id is
 //! in PostgreSQL exactly once, every participant's chain verifies, nothing was parked, no event
-//! was rejected (so each participant's order survived the crashes), and the timeline read model
-//! holds every event once. Finally a SIGTERM drains the ledger and it exits cleanly.
+//! was rejected and each participant's events are stored in stream order (so order survived the
+//! crashes), and the timeline read model holds every event once. Finally a SIGTERM drains the ledger and it exits cleanly.
 
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
@@ -236,6 +236,19 @@ async fn sigkilled_ledger_loses_nothing_and_duplicates_nothing() -> anyhow::Resu
         rejected, 0,
         "a rejection means a participant's events were applied out of order"
     );
+    // Stricter than "no rejection": consents do not depend on each other's order, so check
+    // that each participant's events were stored in the order the stream holds them.
+    let stored_out_of_stream_order: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (
+             SELECT (metadata->>'stream_sequence')::bigint AS stream_sequence,
+                    lag((metadata->>'stream_sequence')::bigint)
+                        OVER (PARTITION BY aggregate_id ORDER BY sequence) AS previous
+             FROM events) ordered
+         WHERE stream_sequence <= previous",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(stored_out_of_stream_order, 0);
     let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM parked_messages")
         .fetch_one(&pool)
         .await?;
