@@ -3,8 +3,8 @@
 
 use chrono::{TimeZone, Utc};
 use domain::{
-    Actor, Agency, DataCategory, Envelope, EventBody, EventId, Outcome, ParticipantEvent,
-    ParticipantId, PersonId, ReferralSource, RetentionClass, Role, Submission, UnitId,
+    Agency, EventBody, EventId, Outcome, ParticipantEvent, ParticipantId, PersonId, ReferralSource,
+    Submission, UnitId,
 };
 use sqlx::{Acquire, PgPool};
 use store::{ProjectorConfig, TimelineProjector};
@@ -33,31 +33,17 @@ async fn wait_for_horizon(pool: &PgPool) -> anyhow::Result<()> {
 }
 
 fn first_event(participant_id: ParticipantId) -> ParticipantEvent {
-    let submission = Submission {
-        envelope: Envelope {
-            event_id: EventId(uuid::Uuid::now_v7()),
-            participant_id,
-            agency: Agency::Municipality,
-            actor: Actor {
-                person_id: PersonId("coach-17".into()),
-                role: Role::Coach,
-                unit: UnitId("hudiksvall-ips".into()),
-            },
-            occurred_at: Utc
-                .with_ymd_and_hms(2026, 3, 1, 9, 0, 0)
-                .single()
-                .unwrap_or_default(),
-            correlation_id: None,
-            causation_id: None,
-            schema_version: domain::CURRENT_SCHEMA_VERSION,
-            data_category: DataCategory::Participation,
-            retention_class: RetentionClass::SocialServicesFile,
-        },
-        body: EventBody::ParticipantReferred {
+    let mut submission = testkit::coach_submission(
+        participant_id,
+        EventBody::ParticipantReferred {
             source: ReferralSource::OwnInitiative,
             referrer: None,
         },
-    };
+    );
+    submission.envelope.occurred_at = Utc
+        .with_ymd_and_hms(2026, 3, 1, 9, 0, 0)
+        .single()
+        .unwrap_or_default();
     ParticipantEvent::link(
         submission,
         Utc::now(),

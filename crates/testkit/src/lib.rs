@@ -124,6 +124,33 @@ async fn sweep_leftover_databases(admin: &mut sqlx::PgConnection) {
     }
 }
 
+/// A submission as coach-17 of the Hudiksvall IPS unit would send it, for tests that publish
+/// straight onto the stream or into the store (the category follows the event).
+pub fn coach_submission(
+    participant_id: domain::ParticipantId,
+    body: domain::EventBody,
+) -> domain::Submission {
+    domain::Submission {
+        envelope: domain::Envelope {
+            event_id: domain::EventId(uuid::Uuid::now_v7()),
+            participant_id,
+            agency: Agency::Municipality,
+            actor: domain::Actor {
+                person_id: domain::PersonId("coach-17".into()),
+                role: Role::Coach,
+                unit: domain::UnitId("hudiksvall-ips".into()),
+            },
+            occurred_at: chrono::Utc::now(),
+            correlation_id: None,
+            causation_id: None,
+            schema_version: domain::CURRENT_SCHEMA_VERSION,
+            data_category: body.data_category(Agency::Municipality),
+            retention_class: domain::RetentionClass::SocialServicesFile,
+        },
+        body,
+    }
+}
+
 /// Bus settings unique to one test: stream, subject prefix, short timings.
 pub fn unique_bus_config() -> bus::BusConfig {
     let suffix = unique_suffix();

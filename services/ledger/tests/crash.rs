@@ -8,10 +8,10 @@ use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use domain::{
-    Actor, Agency, ConsentId, ConsentParty, DataCategory, Envelope, EventBody, EventId,
-    ParticipantId, PersonId, ReferralSource, RetentionClass, Role, Submission, UnitId,
+    ConsentId, ConsentParty, DataCategory, EventBody, ParticipantId, PersonId, ReferralSource,
+    Submission, UnitId,
 };
 use sqlx::PgPool;
 use testkit::TestDatabase;
@@ -22,25 +22,7 @@ const EVENTS_TOTAL: i64 = (PARTICIPANTS * EVENTS_PER_PARTICIPANT) as i64;
 const KILLS_WANTED: usize = 4;
 
 fn submission(participant_id: ParticipantId, body: EventBody) -> Submission {
-    Submission {
-        envelope: Envelope {
-            event_id: EventId(uuid::Uuid::now_v7()),
-            participant_id,
-            agency: Agency::Municipality,
-            actor: Actor {
-                person_id: PersonId("coach-17".into()),
-                role: Role::Coach,
-                unit: UnitId("hudiksvall-ips".into()),
-            },
-            occurred_at: Utc::now(),
-            correlation_id: None,
-            causation_id: None,
-            schema_version: domain::CURRENT_SCHEMA_VERSION,
-            data_category: body.data_category(Agency::Municipality),
-            retention_class: RetentionClass::SocialServicesFile,
-        },
-        body,
-    }
+    testkit::coach_submission(participant_id, body)
 }
 
 /// Ten events per participant whose order matters: referral, enrolment, then consents.

@@ -10,31 +10,13 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use domain::{
-    Actor, Agency, ConsentId, ConsentParty, DataCategory, Envelope, EventBody, EventId,
-    ParticipantId, PersonId, ReferralSource, RetentionClass, Role, Submission, UnitId,
+    Agency, ConsentId, ConsentParty, DataCategory, EventBody, ParticipantId, PersonId,
+    ReferralSource, Submission, UnitId,
 };
 use testkit::TestDatabase;
 
 fn submission(participant_id: ParticipantId, body: EventBody) -> Submission {
-    Submission {
-        envelope: Envelope {
-            event_id: EventId(uuid::Uuid::now_v7()),
-            participant_id,
-            agency: Agency::Municipality,
-            actor: Actor {
-                person_id: PersonId("coach-17".into()),
-                role: Role::Coach,
-                unit: UnitId("hudiksvall-ips".into()),
-            },
-            occurred_at: Utc::now(),
-            correlation_id: None,
-            causation_id: None,
-            schema_version: domain::CURRENT_SCHEMA_VERSION,
-            data_category: body.data_category(Agency::Municipality),
-            retention_class: RetentionClass::SocialServicesFile,
-        },
-        body,
-    }
+    testkit::coach_submission(participant_id, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
