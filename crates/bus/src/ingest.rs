@@ -52,6 +52,15 @@ impl Delivery {
             .unwrap_or(0)
     }
 
+    /// The consumer's delivery counter: one more for every delivery (redeliveries included) to
+    /// any client of the consumer, so a gap means another client was handed something.
+    pub fn consumer_sequence(&self) -> u64 {
+        self.message
+            .info()
+            .map(|info| info.consumer_sequence)
+            .unwrap_or(0)
+    }
+
     /// How many times the server has delivered it, this time included.
     pub fn delivered_count(&self) -> i64 {
         self.message.info().map(|info| info.delivered).unwrap_or(1)

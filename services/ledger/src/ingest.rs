@@ -15,6 +15,9 @@
 //! messages it has not applied straight from the stream and applies (or parks) them first; their
 //! own redeliveries are then no-ops. "Applied" is known from the store: each event carries its
 //! stream sequence, and everything at or below the consumer's ack floor is settled.
+//! That stream read is skipped when nothing can have been overtaken ([`OrderWatermark`]): a
+//! first delivery that no other client's delivery interleaved with, once everything delivered
+//! before this process's run of contiguous deliveries is acked.
 //! A second ledger process may still race on a participant; postgres-es's optimistic check turns
 //! that into `AggregateConflict`, which is retried after reloading.
 //!
@@ -63,13 +66,15 @@ pub struct IngestCounters {
     pub consumer_ack_pending: AtomicU64,
     /// Earlier messages read from the stream and applied ahead of their own redelivery.
     pub applied_from_stream: AtomicU64,
+    /// Deliveries preceded by a read of the participant's earlier messages from the stream.
+    pub order_reads: AtomicU64,
 }
 
 impl IngestCounters {
     /// Renders the counters in Prometheus text format.
     pub fn render(&self) -> String {
         let mut output = String::new();
-        let metrics: [(&str, &str, &str, &AtomicU64); 9] = [
+        let metrics: [(&str, &str, &str, &AtomicU64); 10] = [
             (
                 "ips_ledger_events_accepted_total",
                 "counter",
@@ -111,6 +116,12 @@ impl IngestCounters {
                 "counter",
                 "Earlier messages read from the stream and applied ahead of their redelivery, to keep a participant's order.",
                 &self.applied_from_stream,
+            ),
+            (
+                "ips_ledger_order_reads_total",
+                "counter",
+                "Deliveries preceded by a read of the participant's earlier messages from the stream (after a restart, a nak, or another client's delivery).",
+                &self.order_reads,
             ),
             (
                 "ips_ledger_consumer_pending",
@@ -155,6 +166,8 @@ pub struct Applier {
     /// The consumer's ack floor as last sampled: every message at or below it is settled
     /// (recorded or parked). It only moves forward, so a stale value is a safe lower bound.
     pub(crate) ack_floor_stream_sequence: AtomicU64,
+    /// When the stream read before a delivery may be skipped.
+    pub(crate) order_watermark: OrderWatermark,
     pub(crate) pool: PgPool,
     pub(crate) client: async_nats::Client,
     pub(crate) subjects: Subjects,
@@ -190,6 +203,7 @@ impl Applier {
                 .apply_in_stream_order(
                     &submission,
                     delivery.stream_sequence(),
+                    delivery.delivered_count() > 1,
                     recorded_at,
                     metadata.clone(),
                 )
@@ -215,6 +229,7 @@ impl Applier {
                 }
                 Err(ApplyFailure::Conflict) => {
                     tracing::warn!(event_id = %submission.envelope.event_id, "conflicts persist; handing the message back");
+                    self.order_watermark.handed_back(delivery.stream_sequence());
                     let _ = delivery.nak(backoff).await;
                     return;
                 }
@@ -244,6 +259,7 @@ impl Applier {
         error: &str,
     ) -> bool {
         if *shutdown.borrow() {
+            self.order_watermark.handed_back(delivery.stream_sequence());
             let _ = delivery
                 .nak(Duration::from_millis(self.config.store_retry_backoff_ms))
                 .await;
@@ -310,14 +326,18 @@ impl Applier {
         &self,
         submission: &Submission,
         stream_sequence: u64,
+        redelivered: bool,
         recorded_at: chrono::DateTime<chrono::Utc>,
         metadata: HashMap<String, String>,
     ) -> Result<(Verdict, bool), ApplyFailure> {
         let participant_id = submission.envelope.participant_id;
         let (mut context, applied_through) = self.load(participant_id).await?;
-        let settled_through =
-            applied_through.max(self.ack_floor_stream_sequence.load(Ordering::Relaxed));
-        if stream_sequence > settled_through + 1 {
+        let ack_floor = self.ack_floor_stream_sequence.load(Ordering::Relaxed);
+        let settled_through = applied_through.max(ack_floor);
+        if stream_sequence > settled_through + 1
+            && (redelivered || !self.order_watermark.nothing_overtaken(ack_floor))
+        {
+            self.counters.order_reads.fetch_add(1, Ordering::Relaxed);
             context = self
                 .catch_up(participant_id, settled_through, stream_sequence, context)
                 .await?;
@@ -571,6 +591,77 @@ fn lane_of(subjects: &Subjects, subject: &str, lanes: usize) -> usize {
 /// How often the consumer's lag (for metrics) and ack floor (for ordering) are sampled.
 const LAG_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
+/// When a delivery cannot have overtaken an earlier message about its participant, so the
+/// stream read before it may be skipped.
+///
+/// Within one run of contiguous deliveries to this process (no consumer sequence missing), a
+/// participant's first deliveries reach its lane in stream order, and the lane applies them in
+/// that order. What can be overtaken lies outside that run: messages delivered before it (to a
+/// crashed ledger, or to this process before another client's delivery broke the run) and
+/// messages this process handed back with a nak. So the watermark is the highest stream
+/// sequence that must be settled (acked) before the read may be skipped. It is `u64::MAX`
+/// (always read) from a break in the run until the next first delivery shows where it stands:
+/// every message delivered before a first delivery lies below it in the stream.
+#[derive(Debug)]
+pub(crate) struct OrderWatermark {
+    settled_needed_through: AtomicU64,
+}
+
+impl Default for OrderWatermark {
+    fn default() -> Self {
+        Self {
+            settled_needed_through: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl OrderWatermark {
+    /// Whether, with everything up to `ack_floor` settled, no first delivery in the current run
+    /// can have overtaken anything.
+    fn nothing_overtaken(&self, ack_floor: u64) -> bool {
+        ack_floor >= self.settled_needed_through.load(Ordering::SeqCst)
+    }
+
+    /// This process handed a message back; later messages may overtake it until it is acked.
+    fn handed_back(&self, stream_sequence: u64) {
+        self.settled_needed_through
+            .fetch_max(stream_sequence, Ordering::SeqCst);
+    }
+}
+
+/// The puller's view of the consumer sequence, to notice deliveries made to another client.
+#[derive(Debug, Default)]
+struct DeliveryContiguity {
+    next_consumer_sequence: Option<u64>,
+    run_broken: bool,
+}
+
+impl DeliveryContiguity {
+    fn observe(
+        &mut self,
+        consumer_sequence: u64,
+        stream_sequence: u64,
+        first_delivery: bool,
+        watermark: &OrderWatermark,
+    ) {
+        if self.next_consumer_sequence != Some(consumer_sequence) {
+            self.run_broken = true;
+            watermark
+                .settled_needed_through
+                .store(u64::MAX, Ordering::SeqCst);
+        }
+        self.next_consumer_sequence = Some(consumer_sequence + 1);
+        if self.run_broken && first_delivery {
+            // Everything delivered so far, to anyone (and anything handed back), lies below a
+            // first delivery, so this bound covers every earlier cause.
+            self.run_broken = false;
+            watermark
+                .settled_needed_through
+                .store(stream_sequence.saturating_sub(1), Ordering::SeqCst);
+        }
+    }
+}
+
 /// Samples the consumer's state: lag for metrics, and the ack floor for ordering.
 async fn sample_consumer(consumer: &mut IngestConsumer, applier: &Applier) {
     match consumer.state().await {
@@ -612,6 +703,7 @@ pub async fn run(
             }
         });
     }
+    let mut contiguity = DeliveryContiguity::default();
     let mut pull_failures: u32 = 0;
     let mut lag_sampled_at = tokio::time::Instant::now() - LAG_SAMPLE_INTERVAL;
     while !*shutdown.borrow() {
@@ -637,6 +729,13 @@ pub async fn run(
         while let Some(item) = batch.next().await {
             match item {
                 Ok(delivery) => {
+                    // Before the lane sees it, so its check already counts this delivery.
+                    contiguity.observe(
+                        delivery.consumer_sequence(),
+                        delivery.stream_sequence(),
+                        delivery.delivered_count() <= 1,
+                        &applier.order_watermark,
+                    );
                     let lane = lane_of(&applier.subjects, delivery.subject(), lanes);
                     if senders[lane].send(delivery).await.is_err() {
                         tracing::error!(lane, "ingest lane stopped unexpectedly");
@@ -649,4 +748,72 @@ pub async fn run(
     drop(senders);
     while workers.join_next().await.is_some() {}
     tracing::info!("ingest drained");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds (consumer sequence, stream sequence, first delivery) to the puller's view, hands a
+    /// message back if asked, then checks whether the read may be skipped at each ack floor.
+    fn check(deliveries: &[(u64, u64, bool)], handed_back: Option<u64>, expected: &[(u64, bool)]) {
+        let watermark = OrderWatermark::default();
+        let mut contiguity = DeliveryContiguity::default();
+        for &(consumer_sequence, stream_sequence, first_delivery) in deliveries {
+            contiguity.observe(
+                consumer_sequence,
+                stream_sequence,
+                first_delivery,
+                &watermark,
+            );
+        }
+        if let Some(stream_sequence) = handed_back {
+            watermark.handed_back(stream_sequence);
+        }
+        for &(ack_floor, skip) in expected {
+            assert_eq!(
+                watermark.nothing_overtaken(ack_floor),
+                skip,
+                "deliveries {deliveries:?}, handed back {handed_back:?}, ack floor {ack_floor}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_read_is_skipped_only_once_everything_outside_the_contiguous_run_is_settled() {
+        // Nothing delivered yet: always read.
+        check(&[], None, &[(0, false), (1_000, false)]);
+        // A clean start at stream sequence 11: skipped once 1..=10 are acked.
+        check(
+            &[(1, 11, true), (2, 12, true)],
+            None,
+            &[(9, false), (10, true)],
+        );
+        // A start on a redelivery (a crashed ledger's message): unknown until a first delivery.
+        check(&[(5, 3, false)], None, &[(1_000, false)]);
+        check(
+            &[(5, 3, false), (6, 40, true)],
+            None,
+            &[(38, false), (39, true)],
+        );
+        // Another client took consumer sequences 3 and 4: everything below stream sequence 20
+        // must be settled again.
+        check(
+            &[(1, 11, true), (2, 12, true), (5, 20, true)],
+            None,
+            &[(12, false), (18, false), (19, true)],
+        );
+        // A break whose next delivery is a redelivery: always read until a first delivery.
+        check(
+            &[(1, 11, true), (2, 12, true), (5, 8, false)],
+            None,
+            &[(1_000, false)],
+        );
+        // A message handed back (nak) must be acked before the read is skipped again.
+        check(
+            &[(1, 11, true), (2, 12, true), (3, 13, true)],
+            Some(12),
+            &[(11, false), (12, true)],
+        );
+    }
 }

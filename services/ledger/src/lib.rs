@@ -102,6 +102,7 @@ pub async fn start(
         event_store: store::participant_event_store(pool.clone()),
         stream_reader,
         ack_floor_stream_sequence: Default::default(),
+        order_watermark: Default::default(),
         pool: pool.clone(),
         client: client.clone(),
         subjects: subjects.clone(),

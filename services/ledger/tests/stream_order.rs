@@ -3,7 +3,8 @@
 //! after `ack_wait`, while messages published meanwhile are delivered at once. Here a "crashed"
 //! consumer holds a participant's first messages with a two-minute `ack_wait`; the ledger must
 //! apply them from the stream before the enrolment that overtook them, at once and without a
-//! rejection, park the undecodable one, and record a re-published event id once.
+//! rejection, park the undecodable one, and record a re-published event id once. And without a
+//! crash it must not read from the stream at all.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -145,6 +146,7 @@ async fn messages_overtaken_by_a_later_delivery_are_applied_first_from_the_strea
     let count =
         |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(count(&counters.applied_from_stream), 1);
+    assert!(count(&counters.order_reads) >= 1);
     assert_eq!(count(&counters.accepted), 3);
     assert_eq!(count(&counters.rejected), 0);
     assert_eq!(count(&counters.parked), 1);
@@ -152,6 +154,69 @@ async fn messages_overtaken_by_a_later_delivery_are_applied_first_from_the_strea
     shutdown.send(true)?;
     ledger.wait().await;
     pool.close().await;
+    database.drop_database().await;
+    testkit::delete_streams(&bus_config).await;
+    Ok(())
+}
+
+/// Without a crash, a nak or another client, nothing can be overtaken: the ledger applies
+/// interleaved participants without a single read from the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_run_reads_nothing_back_from_the_stream() -> anyhow::Result<()> {
+    let database = TestDatabase::create().await?;
+    let bus_config = testkit::unique_bus_config();
+    let (shutdown, shutdown_receiver) = tokio::sync::watch::channel(false);
+    let ledger = ledger::start(
+        testkit::ledger_config(&database, &bus_config),
+        Arc::new(ledger::clock::SystemClock),
+        shutdown_receiver,
+    )
+    .await?;
+    let client = bus::connect(&bus_config, "stream-order-test").await?;
+    let publisher = bus::SubmissionPublisher::new(client, &bus_config);
+    let participants: Vec<ParticipantId> = (0..5)
+        .map(|_| ParticipantId(uuid::Uuid::new_v4()))
+        .collect();
+    for participant_id in &participants {
+        publisher
+            .publish(&submission(
+                *participant_id,
+                EventBody::ParticipantReferred {
+                    source: ReferralSource::Vuxenpsykiatri,
+                    referrer: None,
+                },
+            ))
+            .await?;
+    }
+    for participant_id in &participants {
+        publisher
+            .publish(&submission(
+                *participant_id,
+                EventBody::ParticipantEnrolled {
+                    unit: UnitId("hudiksvall-ips".into()),
+                    coach: PersonId("coach-17".into()),
+                },
+            ))
+            .await?;
+    }
+    let counters = &ledger.counters;
+    let count =
+        |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(&counters.accepted) < 10 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(count(&counters.accepted), 10);
+    assert_eq!(count(&counters.rejected), 0);
+    assert_eq!(
+        count(&counters.order_reads),
+        0,
+        "nothing could be overtaken"
+    );
+    assert_eq!(count(&counters.applied_from_stream), 0);
+
+    shutdown.send(true)?;
+    ledger.wait().await;
     database.drop_database().await;
     testkit::delete_streams(&bus_config).await;
     Ok(())
