@@ -1,6 +1,6 @@
 //! The README's demo, run against a fresh stack: it must drive all twenty participants through
 //! the four agencies, refuse the rule it breaks on purpose, report every chain intact, and show
-//! the caseload board.
+//! the caseload board and the green-light board.
 
 use testkit::Stack;
 
@@ -40,6 +40,38 @@ async fn the_readme_demo_runs_and_every_chain_is_intact() -> anyhow::Result<()> 
         );
     }
     assert!(output.contains(" discharged "), "{output}");
+    // The green-light board: FK approved the first planned start, asked for more information on
+    // the second and has not decided the rest, so every one but the first waits on FK.
+    let board = output
+        .split("Green-light board")
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("no green-light board: {output}"))?;
+    let lights: Vec<&str> = board
+        .lines()
+        .filter(|line| line.contains(" praktik ") && !line.contains(" start "))
+        .collect();
+    assert_eq!(lights.len(), ipsctl::demo::PLANNED_STARTS.len(), "{board}");
+    assert!(
+        lights[0].contains(" GREEN ") && lights[0].contains("APPROVED"),
+        "{board}"
+    );
+    assert!(
+        lights[1].contains(" WAITING ") && lights[1].contains("INFO_NEEDED"),
+        "{board}"
+    );
+    assert!(
+        lights[2..]
+            .iter()
+            .all(|line| line.contains(" WAITING ") && line.contains("REQUESTED")),
+        "{board}"
+    );
+    assert!(
+        board.contains(&format!(
+            "Waiting on FK (PendingApprovals, as fk-officer-4): {}",
+            ipsctl::demo::PLANNED_STARTS.len() - 1
+        )),
+        "{board}"
+    );
     assert!(output.contains(" paused "), "{output}");
     stack.stop().await;
     Ok(())

@@ -3,8 +3,10 @@
 //! enrolment, profile, benefits counselling, employer contacts, FK benefits and decisions, AF
 //! registration, psychiatry's team meetings, activities, jobs, a pause and a discharge. One step
 //! breaks a rule on purpose, to show how a refusal is answered and recorded. Then it prints
-//! Anna's timeline, a one-line summary of every participant with their chain verified, and the
-//! unit's caseload board.
+//! Anna's timeline, a one-line summary of every participant with their chain verified, the
+//! unit's caseload board, and the green-light board: five planned starts, one approved by
+//! Försäkringskassan, one waiting for more information, three not yet decided, as the coaches'
+//! live watch shows them and as FK's list of what waits on it shows them.
 
 use std::fmt::Write as _;
 
@@ -19,6 +21,26 @@ pub const UNIT: &str = "hudiksvall-ips";
 const COACHES: [&str; 3] = ["coach-17", "coach-18", "coach-19"];
 const PARTICIPANTS: usize = 20;
 const NAMES: [&str; 4] = ["Anna, 34", "Carina, 41", "Eva, 29", "Greta, 45"];
+/// The participants (by index) given a planned start that waits on its green light.
+pub const PLANNED_STARTS: [usize; 5] = [1, 3, 5, 6, 9];
+/// How long the demo listens to a watch after its first update for the rest of the current state.
+const WATCH_QUIET_MS: u64 = 500;
+
+fn label(index: usize) -> String {
+    NAMES
+        .get(index)
+        .map_or(format!("Participant {}", index + 1), |name| {
+            (*name).to_owned()
+        })
+}
+
+/// Försäkringskassan's officer in the demo.
+const FK_OFFICER: Who = Who {
+    agency: Agency::Forsakringskassan,
+    person: "fk-officer-4",
+    role: Role::CaseOfficer,
+    unit: "fk-lfc-gavleborg",
+};
 
 fn caller<T>(message: T, person: &str, role: Role, unit: &str) -> tonic::Request<T> {
     crate::as_officer(message, Agency::Municipality, person, role, unit)
@@ -76,6 +98,132 @@ impl Demo<'_> {
         })
     }
 
+    /// Proposes a praktik starting in a week or two for each of [`PLANNED_STARTS`]; FK approves
+    /// the first and asks for more information on the second. Returns (index, activity id).
+    async fn plan_starts(
+        &mut self,
+        participants: &[String],
+    ) -> anyhow::Result<Vec<(usize, String)>> {
+        let mut planned = Vec::with_capacity(PLANNED_STARTS.len());
+        for (position, &index) in PLANNED_STARTS.iter().enumerate() {
+            let Some(participant_id) = participants.get(index) else {
+                continue;
+            };
+            let as_coach = Who {
+                agency: Agency::Municipality,
+                person: COACHES[index % COACHES.len()],
+                role: Role::Coach,
+                unit: UNIT,
+            };
+            let requested_days_ago = 2 + 3 * position as i64;
+            let planned_start_days_ago = -(7 + position as i64 * 2);
+            let proposal = v1::ProposeActivityRequest {
+                write: self.write(participant_id, requested_days_ago),
+                kind: v1::ActivityKind::Praktik as i32,
+                employer: "Hälsinge Trä".into(),
+                hours_per_week: 15,
+                planned_start: self.date(planned_start_days_ago),
+                ..Default::default()
+            };
+            let activity_id = self
+                .clients
+                .municipality
+                .propose_activity(as_coach.ask(proposal))
+                .await?
+                .into_inner()
+                .created_id;
+            let outcome = match position {
+                0 => Some((v1::DecisionOutcome::Approved, "work ability plan agreed")),
+                1 => Some((
+                    v1::DecisionOutcome::MoreInformationNeeded,
+                    "need the employer's supervision plan",
+                )),
+                _ => None,
+            };
+            if let Some((outcome, reason)) = outcome {
+                let decision = v1::ActivityDecisionRequest {
+                    write: self.write(participant_id, 1),
+                    activity_id: activity_id.clone(),
+                    outcome: outcome as i32,
+                    valid: self.period(planned_start_days_ago, planned_start_days_ago - 90),
+                    reason: reason.into(),
+                };
+                self.clients
+                    .forsakringskassan
+                    .decide_activity(FK_OFFICER.ask(decision))
+                    .await?;
+            }
+            planned.push((index, activity_id));
+        }
+        Ok(planned)
+    }
+
+    /// The current light of one planned start, as the team leader's watch on its participant
+    /// pushes it (the current state comes first, then changes; the demo stops listening).
+    async fn current_light(
+        &mut self,
+        participant_id: &str,
+        activity_id: &str,
+    ) -> anyhow::Result<Option<v1::ActivityLight>> {
+        let mut watch = self
+            .clients
+            .green_light
+            .watch_green_light(team_leader(v1::WatchGreenLightRequest {
+                participant_id: participant_id.to_owned(),
+                ..Default::default()
+            }))
+            .await?
+            .into_inner();
+        let mut wait = std::time::Duration::from_secs(10);
+        let mut found = None;
+        loop {
+            let update = match tokio::time::timeout(wait, watch.message()).await {
+                // Quiet: the current state has been sent.
+                Err(_quiet) => break,
+                Ok(message) => match message? {
+                    Some(update) => update,
+                    None => break,
+                },
+            };
+            wait = std::time::Duration::from_millis(WATCH_QUIET_MS);
+            if let Some(light) = update.activity {
+                if light.activity_id == activity_id {
+                    found = Some(light);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Plans the starts, then prints each one's light and FK's pending list.
+    async fn green_light_board(&mut self, participants: &[String]) -> anyhow::Result<String> {
+        let planned = self.plan_starts(participants).await?;
+        let mut rows = Vec::with_capacity(planned.len());
+        for (index, activity_id) in &planned {
+            if let Some(light) = self
+                .current_light(&participants[*index], activity_id)
+                .await?
+            {
+                rows.push((label(*index), light));
+            }
+        }
+        let pending = self
+            .clients
+            .forsakringskassan_green_light
+            .pending_approvals(FK_OFFICER.ask(v1::PendingApprovalsRequest {
+                unit: UNIT.into(),
+                ..Default::default()
+            }))
+            .await?
+            .into_inner();
+        let labels: std::collections::BTreeMap<&str, String> = participants
+            .iter()
+            .enumerate()
+            .map(|(index, participant_id)| (participant_id.as_str(), label(index)))
+            .collect();
+        Ok(print::green_light_board(&rows, &pending, &labels))
+    }
+
     /// One participant's path; `index` varies it so the board and timelines differ.
     async fn drive(&mut self, index: usize) -> anyhow::Result<String> {
         let coach = COACHES[index % COACHES.len()];
@@ -86,12 +234,7 @@ impl Demo<'_> {
             role: Role::Coach,
             unit: UNIT,
         };
-        let fk = Who {
-            agency: Agency::Forsakringskassan,
-            person: "fk-officer-4",
-            role: Role::CaseOfficer,
-            unit: "fk-lfc-gavleborg",
-        };
+        let fk = FK_OFFICER;
         let af = Who {
             agency: Agency::Arbetsformedlingen,
             person: "af-officer-9",
@@ -426,11 +569,7 @@ pub async fn run(clients: &mut Clients) -> anyhow::Result<String> {
 
     let mut summary = String::from("\nEvery participant: lifecycle, entries, chain\n");
     for (index, participant_id) in participants.iter().enumerate() {
-        let label = NAMES
-            .get(index)
-            .map_or(format!("Participant {}", index + 1), |name| {
-                (*name).to_owned()
-            });
+        let label = label(index);
         let verified = demo
             .clients
             .timeline
@@ -489,6 +628,7 @@ pub async fn run(clients: &mut Clients) -> anyhow::Result<String> {
         .await?
         .into_inner();
     output.push_str(&print::caseload_board(&board));
+    output.push_str(&demo.green_light_board(&participants).await?);
 
     // Protected identity: another coach is refused Eva's timeline, and says so.
     if let Some(eva) = participants.get(2) {

@@ -96,6 +96,12 @@ pub struct Clients {
     pub caseload: CaseloadServiceClient<Channel>,
     /// The ledger's audit service.
     pub audit: proto::v1::audit_service_client::AuditServiceClient<Channel>,
+    /// The ledger's green-light service, for the municipality's officers.
+    pub green_light: proto::v1::green_light_service_client::GreenLightServiceClient<Channel>,
+    /// The ledger's green-light service over Försäkringskassan's certificate, for its officers'
+    /// list of what waits on them (a token must come from the certificate's organisation).
+    pub forsakringskassan_green_light:
+        proto::v1::green_light_service_client::GreenLightServiceClient<Channel>,
 }
 
 impl Clients {
@@ -133,6 +139,9 @@ impl Clients {
         let ledger = channel(&addresses.ledger, Agency::Municipality)?
             .connect()
             .await?;
+        let ledger_for_forsakringskassan = channel(&addresses.ledger, Agency::Forsakringskassan)?
+            .connect()
+            .await?;
         Ok(Self {
             municipality: MunicipalityServiceClient::new(
                 channel(&addresses.municipality, Agency::Municipality)?
@@ -156,7 +165,14 @@ impl Clients {
             ),
             timeline: TimelineServiceClient::new(ledger.clone()),
             caseload: CaseloadServiceClient::new(ledger.clone()),
-            audit: proto::v1::audit_service_client::AuditServiceClient::new(ledger),
+            audit: proto::v1::audit_service_client::AuditServiceClient::new(ledger.clone()),
+            green_light: proto::v1::green_light_service_client::GreenLightServiceClient::new(
+                ledger,
+            ),
+            forsakringskassan_green_light:
+                proto::v1::green_light_service_client::GreenLightServiceClient::new(
+                    ledger_for_forsakringskassan,
+                ),
         })
     }
 }

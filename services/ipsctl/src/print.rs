@@ -140,3 +140,90 @@ pub fn access_log(extract: &v1::GetAccessLogExtractResponse) -> String {
     }
     text
 }
+
+fn gate_status_name(status: i32) -> String {
+    v1::GateStatus::try_from(status)
+        .map(|status| {
+            status
+                .as_str_name()
+                .trim_start_matches("GATE_STATUS_")
+                .to_owned()
+        })
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn light_name(light: i32) -> String {
+    v1::Light::try_from(light)
+        .map(|light| light.as_str_name().trim_start_matches("LIGHT_").to_owned())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// The green-light board: each planned start's light and gates as a coach's watch pushes it,
+/// then what waits on Försäkringskassan, as its officers see it.
+pub fn green_light_board(
+    lights: &[(String, v1::ActivityLight)],
+    pending: &v1::PendingApprovalsResponse,
+    labels: &std::collections::BTreeMap<&str, String>,
+) -> String {
+    let mut text = String::from("\nGreen-light board — planned starts (WatchGreenLight)\n");
+    let _ = writeln!(
+        text,
+        "  {:<16} {:<13} {:<11} {:<8}  gates",
+        "participant", "activity", "start", "light"
+    );
+    for (label, light) in lights {
+        let gates: Vec<String> = light
+            .gates
+            .iter()
+            .map(|gate| {
+                let mut state = format!(
+                    "{} by {}: {}",
+                    gate.gate,
+                    agency_name(gate.deciding_agency),
+                    gate_status_name(gate.status)
+                );
+                if gate.waiting_days > 0 {
+                    let _ = write!(state, ", waiting {} days", gate.waiting_days);
+                }
+                if !gate.valid_to.is_empty() {
+                    let _ = write!(state, ", valid to {}", gate.valid_to);
+                }
+                state
+            })
+            .collect();
+        let _ = writeln!(
+            text,
+            "  {:<16} {:<13} {:<11} {:<8}  {}",
+            label,
+            light.activity_kind,
+            light.planned_start,
+            light_name(light.light),
+            if gates.is_empty() {
+                "none needed".to_owned()
+            } else {
+                gates.join("; ")
+            }
+        );
+    }
+    let _ = writeln!(
+        text,
+        "\nWaiting on FK (PendingApprovals, as fk-officer-4): {}",
+        pending.approvals.len()
+    );
+    for approval in &pending.approvals {
+        let _ = writeln!(
+            text,
+            "  {:<16} {:<13} start {}  {:<22} {:<18} requested {}, waiting {} days",
+            labels
+                .get(approval.participant_id.as_str())
+                .map_or(approval.participant_id.as_str(), String::as_str),
+            approval.activity_kind,
+            approval.planned_start,
+            approval.gate,
+            gate_status_name(approval.status),
+            approval.requested_on,
+            approval.waiting_days
+        );
+    }
+    text
+}
