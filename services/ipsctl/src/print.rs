@@ -51,6 +51,20 @@ pub fn timeline(label: &str, participant_id: &str, entries: &[v1::TimelineEntry]
             note
         );
     }
+    // Sequences are the participant's own, so a gap is an entry this reader may not see.
+    let mut hidden = Vec::new();
+    let mut expected = 1;
+    for entry in entries {
+        hidden.extend((expected..entry.sequence).map(|sequence| sequence.to_string()));
+        expected = entry.sequence + 1;
+    }
+    if !hidden.is_empty() {
+        let _ = writeln!(
+            text,
+            "  not shown to this reader: {} (no consent in force for another agency's events)",
+            hidden.join(", ")
+        );
+    }
     text
 }
 
