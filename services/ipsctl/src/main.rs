@@ -8,6 +8,7 @@
 //!   ipsctl verify <participant-id>
 //!   ipsctl status <event-id>
 //!   ipsctl caseload <unit>
+//!   ipsctl access-log <participant-id>   (who read the participant's data, when, and why)
 //! Addresses: IPS_LEDGER_ADDRESS, IPS_MUNICIPALITY_ADDRESS, IPS_FK_ADDRESS, IPS_AF_ADDRESS and
 //! IPS_PSYCHIATRY_ADDRESS (defaults https://127.0.0.1:7400 to :7404); the PKI from IPS_PKI_DIRECTORY
 //! (default deploy/.local/pki).
@@ -27,7 +28,7 @@ fn auditor<T>(message: T) -> tonic::Request<T> {
     )
 }
 
-const USAGE: &str = "usage: ipsctl dev-pki <directory> | token <organisation> <person> <role> <unit> | demo | timeline <participant-id> | verify <participant-id> | status <event-id> | caseload <unit>";
+const USAGE: &str = "usage: ipsctl dev-pki <directory> | token <organisation> <person> <role> <unit> | demo | timeline <participant-id> | verify <participant-id> | status <event-id> | caseload <unit> | access-log <participant-id>";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -126,6 +127,21 @@ async fn main() -> anyhow::Result<()> {
                 .await?
                 .into_inner();
             print!("{}", ipsctl::print::caseload_board(&board));
+        }
+        ["access-log", participant_id] => {
+            let extract = clients
+                .audit
+                .get_access_log_extract(auditor(v1::GetAccessLogExtractRequest {
+                    participant_id: (*participant_id).to_owned(),
+                    page_size: 1000,
+                    ..Default::default()
+                }))
+                .await?
+                .into_inner();
+            print!("{}", ipsctl::print::access_log(&extract));
+            if !extract.next_page_token.is_empty() {
+                println!("  (more: the extract has further pages)");
+            }
         }
         _ => anyhow::bail!(USAGE),
     }
