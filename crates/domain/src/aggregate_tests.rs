@@ -1713,6 +1713,133 @@ fn another_partys_event_is_seen_only_under_consent_in_force_on_the_day_of_readin
     check_sight(&withdrawn, &auditor, date(2026, 5, 1), "full");
 }
 
+/// One reader and one disclosed event per consent party, for the full consent matrix.
+fn party_reader_and_event(party: ConsentParty) -> (crate::visibility::Reader, Agency, EventBody) {
+    let any_fact = EventBody::RehabPlanEstablished {
+        established_on: date(2026, 3, 1),
+    };
+    match party {
+        ConsentParty::IpsUnit => (
+            reader(Agency::Municipality, "coach-17", Role::Coach),
+            Agency::Municipality,
+            any_fact,
+        ),
+        ConsentParty::SocialServices => (
+            reader(Agency::Municipality, "ifo-1", Role::CaseOfficer),
+            Agency::Municipality,
+            EventBody::SocialAssistanceDecided {
+                status: SocialAssistanceStatus::Granted,
+            },
+        ),
+        ConsentParty::Forsakringskassan => (
+            reader(Agency::Forsakringskassan, "fk-1", Role::CaseOfficer),
+            Agency::Forsakringskassan,
+            any_fact,
+        ),
+        ConsentParty::Arbetsformedlingen => (
+            reader(Agency::Arbetsformedlingen, "af-1", Role::CaseOfficer),
+            Agency::Arbetsformedlingen,
+            any_fact,
+        ),
+        ConsentParty::Psychiatry => (
+            reader(Agency::Psychiatry, "psy-1", Role::CaseOfficer),
+            Agency::Psychiatry,
+            any_fact,
+        ),
+    }
+}
+
+#[test]
+fn every_discloser_recipient_and_category_is_seen_only_under_its_own_consent() {
+    const PARTIES: [ConsentParty; 5] = [
+        ConsentParty::IpsUnit,
+        ConsentParty::SocialServices,
+        ConsentParty::Forsakringskassan,
+        ConsentParty::Arbetsformedlingen,
+        ConsentParty::Psychiatry,
+    ];
+    let auditor = reader(Agency::Municipality, "auditor-1", Role::Auditor);
+    let reading_day = date(2026, 4, 1);
+    let mut cases = 0;
+    for discloser in PARTIES {
+        let (_, agency, body) = party_reader_and_event(discloser);
+        for recipient in PARTIES.into_iter().filter(|party| *party != discloser) {
+            for consented in DataCategory::ALL {
+                let granted = referred_history().accepted(submission(
+                    2,
+                    Agency::Municipality,
+                    EventBody::ConsentGranted {
+                        consent_id: ConsentId(Uuid::from_u128(7)),
+                        discloser,
+                        recipient,
+                        data_categories: vec![consented],
+                        valid_from: date(2026, 3, 1),
+                        valid_to: date(2026, 12, 31),
+                    },
+                ));
+                let withdrawn = referred_history()
+                    .accepted(submission(
+                        2,
+                        Agency::Municipality,
+                        EventBody::ConsentGranted {
+                            consent_id: ConsentId(Uuid::from_u128(7)),
+                            discloser,
+                            recipient,
+                            data_categories: vec![consented],
+                            valid_from: date(2026, 3, 1),
+                            valid_to: date(2026, 12, 31),
+                        },
+                    ))
+                    .accepted(submission(
+                        3,
+                        Agency::Municipality,
+                        EventBody::ConsentWithdrawn {
+                            discloser,
+                            recipient,
+                            data_categories: vec![consented],
+                            effective_from: date(2026, 3, 15),
+                        },
+                    ));
+                let (granted, withdrawn) = (folded(&granted), folded(&withdrawn));
+                for category in DataCategory::ALL {
+                    let sees = |participant: &Participant, party: ConsentParty| {
+                        let (party_reader, _, _) = party_reader_and_event(party);
+                        !matches!(
+                            participant.sight(&party_reader, agency, &body, category, reading_day),
+                            crate::visibility::Sight::Hidden
+                        )
+                    };
+                    let context = format!("{discloser:?} → {recipient:?}, consent for {consented:?}, event of {category:?}");
+                    assert_eq!(
+                        sees(&granted, recipient),
+                        category == consented,
+                        "{context}"
+                    );
+                    assert!(!sees(&withdrawn, recipient), "withdrawn: {context}");
+                    assert!(sees(&granted, discloser), "own records: {context}");
+                    for bystander in PARTIES
+                        .into_iter()
+                        .filter(|party| *party != discloser && *party != recipient)
+                    {
+                        assert!(!sees(&granted, bystander), "{bystander:?} by: {context}");
+                    }
+                    for participant in [&granted, &withdrawn] {
+                        assert!(matches!(
+                            participant.sight(&auditor, agency, &body, category, reading_day),
+                            crate::visibility::Sight::Full(_)
+                        ));
+                    }
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(
+        cases,
+        5 * 4 * DataCategory::ALL.len() * DataCategory::ALL.len()
+    );
+}
+
 #[test]
 fn a_protected_identity_is_opened_only_by_its_allow_list_and_auditors() {
     let protected = referred_history().accepted(submission(
