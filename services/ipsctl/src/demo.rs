@@ -23,8 +23,8 @@ const PARTICIPANTS: usize = 20;
 const NAMES: [&str; 4] = ["Anna, 34", "Carina, 41", "Eva, 29", "Greta, 45"];
 /// The participants (by index) given a planned start that waits on its green light.
 pub const PLANNED_STARTS: [usize; 5] = [1, 3, 5, 6, 9];
-/// How long the demo listens to a watch after its first update for the rest of the current state.
-const WATCH_QUIET_MS: u64 = 500;
+/// How long the demo waits for a watch to show a planned start's recorded state.
+const WATCH_WAIT_MS: u64 = 10_000;
 
 fn label(index: usize) -> String {
     NAMES
@@ -99,11 +99,12 @@ impl Demo<'_> {
     }
 
     /// Proposes a praktik starting in a week or two for each of [`PLANNED_STARTS`]; FK approves
-    /// the first and asks for more information on the second. Returns (index, activity id).
+    /// the first and asks for more information on the second. Returns (index, activity id, the
+    /// gate status recorded).
     async fn plan_starts(
         &mut self,
         participants: &[String],
-    ) -> anyhow::Result<Vec<(usize, String)>> {
+    ) -> anyhow::Result<Vec<(usize, String, v1::GateStatus)>> {
         let mut planned = Vec::with_capacity(PLANNED_STARTS.len());
         for (position, &index) in PLANNED_STARTS.iter().enumerate() {
             let Some(participant_id) = participants.get(index) else {
@@ -153,17 +154,25 @@ impl Demo<'_> {
                     .decide_activity(FK_OFFICER.ask(decision))
                     .await?;
             }
-            planned.push((index, activity_id));
+            let recorded = match position {
+                0 => v1::GateStatus::Approved,
+                1 => v1::GateStatus::InfoNeeded,
+                _ => v1::GateStatus::Requested,
+            };
+            planned.push((index, activity_id, recorded));
         }
         Ok(planned)
     }
 
-    /// The current light of one planned start, as the team leader's watch on its participant
-    /// pushes it (the current state comes first, then changes; the demo stops listening).
+    /// One planned start's light as the team leader's live watch on its participant pushes it.
+    /// The watch starts with the current state and then pushes changes, so the demo listens
+    /// until the gate shows what was recorded (the read model follows the ledger by a few
+    /// milliseconds), or for at most [`WATCH_WAIT_MS`], and shows the last state pushed.
     async fn current_light(
         &mut self,
         participant_id: &str,
         activity_id: &str,
+        recorded: v1::GateStatus,
     ) -> anyhow::Result<Option<v1::ActivityLight>> {
         let mut watch = self
             .clients
@@ -174,34 +183,36 @@ impl Demo<'_> {
             }))
             .await?
             .into_inner();
-        let mut wait = std::time::Duration::from_secs(10);
-        let mut found = None;
-        loop {
-            let update = match tokio::time::timeout(wait, watch.message()).await {
-                // Quiet: the current state has been sent.
-                Err(_quiet) => break,
-                Ok(message) => match message? {
-                    Some(update) => update,
-                    None => break,
-                },
+        let deadline =
+            tokio::time::Instant::now() + std::time::Duration::from_millis(WATCH_WAIT_MS);
+        let mut last = None;
+        while let Ok(message) = tokio::time::timeout_at(deadline, watch.message()).await {
+            let Some(update) = message? else { break };
+            let Some(light) = update
+                .activity
+                .filter(|light| light.activity_id == activity_id)
+            else {
+                continue;
             };
-            wait = std::time::Duration::from_millis(WATCH_QUIET_MS);
-            if let Some(light) = update.activity {
-                if light.activity_id == activity_id {
-                    found = Some(light);
-                }
+            let shows_recorded = light
+                .gates
+                .iter()
+                .any(|gate| gate.status == recorded as i32);
+            last = Some(light);
+            if shows_recorded {
+                break;
             }
         }
-        Ok(found)
+        Ok(last)
     }
 
     /// Plans the starts, then prints each one's light and FK's pending list.
     async fn green_light_board(&mut self, participants: &[String]) -> anyhow::Result<String> {
         let planned = self.plan_starts(participants).await?;
         let mut rows = Vec::with_capacity(planned.len());
-        for (index, activity_id) in &planned {
+        for (index, activity_id, recorded) in &planned {
             if let Some(light) = self
-                .current_light(&participants[*index], activity_id)
+                .current_light(&participants[*index], activity_id, *recorded)
                 .await?
             {
                 rows.push((label(*index), light));
