@@ -156,11 +156,10 @@ async fn every_rpc_admits_exactly_its_roles_and_refuses_the_rest_with_permission
     for (service, method, streaming) in &rpcs {
         for agency in Agency::ALL {
             let address = address_of(&stack, service);
-            if !channels.contains_key(&(address, agency)) {
-                channels.insert(
-                    (address, agency),
-                    testkit::channel_as(address, agency).await?,
-                );
+            if let std::collections::btree_map::Entry::Vacant(entry) =
+                channels.entry((address, agency))
+            {
+                entry.insert(testkit::channel_as(address, agency).await?);
             }
             let channel = channels[&(address, agency)].clone();
             for role in ROLES {

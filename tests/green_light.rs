@@ -59,7 +59,7 @@ async fn waiting_on_fk(stack: &Stack, coach: &str) -> anyhow::Result<(String, St
     municipality.enroll_participant(as_coach(enrolment)).await?;
     // The coach sees FK's gates only under the participant's consent FK → IPS unit, and FK
     // sees the IPS unit's requests only under consent IPS unit → FK.
-    grant_fk_consent(&stack, &participant_id, true).await?;
+    grant_fk_consent(stack, &participant_id, true).await?;
     let write = |days| {
         Some(v1::ParticipantWrite {
             context: context(days),

@@ -280,8 +280,9 @@ pub const LOCATION_FIELDS: &[&str] = &["employer", "unit", "referrer"];
 pub fn shared_view(body: &mut Value, protected_identity: bool) {
     if let Value::Object(fields) = body {
         fields.retain(|key, _| {
-            !FREE_TEXT_FIELDS.contains(&key.as_str())
-                && !(protected_identity && LOCATION_FIELDS.contains(&key.as_str()))
+            let free_text = FREE_TEXT_FIELDS.contains(&key.as_str());
+            let location = LOCATION_FIELDS.contains(&key.as_str());
+            !(free_text || protected_identity && location)
         });
         for value in fields.values_mut() {
             shared_view(value, protected_identity);

@@ -242,15 +242,13 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|error| TestCaseError::fail(error.to_string()))?;
         let mut participant = Participant::default();
         let mut verifier = ChainVerifier::default();
-        let mut expected_sequence = 1;
-        for (index, (agency, body)) in steps.into_iter().enumerate() {
+        for (expected_sequence, (index, (agency, body))) in (1..).zip(steps.into_iter().enumerate()) {
             let lifecycle_before = participant.lifecycle();
             let submission = submission(index, agency, body);
             let events = record(&mut participant, &runtime, submission.clone());
             prop_assert_eq!(events.len(), 1, "every new submission is recorded exactly once");
             let event = &events[0];
             prop_assert_eq!(event.sequence, expected_sequence);
-            expected_sequence += 1;
             verifier.push(event.sequence, &serde_json::to_value(event).map_err(|error| TestCaseError::fail(error.to_string()))?);
             prop_assert!(verifier.report().is_intact(), "{:?}", verifier.report());
             if event.outcome == Outcome::Accepted {

@@ -82,10 +82,11 @@ pub struct LedgerConfig {
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        let mut server = rpc::ServerConfig::default();
-        server.listen_address = "127.0.0.1:7400".into();
         Self {
-            server,
+            server: rpc::ServerConfig {
+                listen_address: "127.0.0.1:7400".into(),
+                ..rpc::ServerConfig::default()
+            },
             bus: bus::BusConfig::default(),
             store: store::StoreConfig::default(),
             projector: store::ProjectorConfig::default(),
