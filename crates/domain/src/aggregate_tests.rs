@@ -1715,38 +1715,24 @@ fn another_partys_event_is_seen_only_under_consent_in_force_on_the_day_of_readin
 
 /// One reader and one disclosed event per consent party, for the full consent matrix.
 fn party_reader_and_event(party: ConsentParty) -> (crate::visibility::Reader, Agency, EventBody) {
-    let any_fact = EventBody::RehabPlanEstablished {
-        established_on: date(2026, 3, 1),
+    let (agency, person, role) = match party {
+        ConsentParty::IpsUnit => (Agency::Municipality, "coach-17", Role::Coach),
+        ConsentParty::SocialServices => (Agency::Municipality, "ifo-1", Role::CaseOfficer),
+        ConsentParty::Forsakringskassan => (Agency::Forsakringskassan, "fk-1", Role::CaseOfficer),
+        ConsentParty::Arbetsformedlingen => (Agency::Arbetsformedlingen, "af-1", Role::CaseOfficer),
+        ConsentParty::Psychiatry => (Agency::Psychiatry, "psy-1", Role::CaseOfficer),
     };
-    match party {
-        ConsentParty::IpsUnit => (
-            reader(Agency::Municipality, "coach-17", Role::Coach),
-            Agency::Municipality,
-            any_fact,
-        ),
-        ConsentParty::SocialServices => (
-            reader(Agency::Municipality, "ifo-1", Role::CaseOfficer),
-            Agency::Municipality,
-            EventBody::SocialAssistanceDecided {
-                status: SocialAssistanceStatus::Granted,
-            },
-        ),
-        ConsentParty::Forsakringskassan => (
-            reader(Agency::Forsakringskassan, "fk-1", Role::CaseOfficer),
-            Agency::Forsakringskassan,
-            any_fact,
-        ),
-        ConsentParty::Arbetsformedlingen => (
-            reader(Agency::Arbetsformedlingen, "af-1", Role::CaseOfficer),
-            Agency::Arbetsformedlingen,
-            any_fact,
-        ),
-        ConsentParty::Psychiatry => (
-            reader(Agency::Psychiatry, "psy-1", Role::CaseOfficer),
-            Agency::Psychiatry,
-            any_fact,
-        ),
-    }
+    // Within the municipality the event decides the party: social services' own decision.
+    let body = if party == ConsentParty::SocialServices {
+        EventBody::SocialAssistanceDecided {
+            status: SocialAssistanceStatus::Granted,
+        }
+    } else {
+        EventBody::RehabPlanEstablished {
+            established_on: date(2026, 3, 1),
+        }
+    };
+    (reader(agency, person, role), agency, body)
 }
 
 #[test]
@@ -1765,20 +1751,8 @@ fn every_discloser_recipient_and_category_is_seen_only_under_its_own_consent() {
         let (_, agency, body) = party_reader_and_event(discloser);
         for recipient in PARTIES.into_iter().filter(|party| *party != discloser) {
             for consented in DataCategory::ALL {
-                let granted = referred_history().accepted(submission(
-                    2,
-                    Agency::Municipality,
-                    EventBody::ConsentGranted {
-                        consent_id: ConsentId(Uuid::from_u128(7)),
-                        discloser,
-                        recipient,
-                        data_categories: vec![consented],
-                        valid_from: date(2026, 3, 1),
-                        valid_to: date(2026, 12, 31),
-                    },
-                ));
-                let withdrawn = referred_history()
-                    .accepted(submission(
+                let granted_history = || {
+                    referred_history().accepted(submission(
                         2,
                         Agency::Municipality,
                         EventBody::ConsentGranted {
@@ -1790,16 +1764,18 @@ fn every_discloser_recipient_and_category_is_seen_only_under_its_own_consent() {
                             valid_to: date(2026, 12, 31),
                         },
                     ))
-                    .accepted(submission(
-                        3,
-                        Agency::Municipality,
-                        EventBody::ConsentWithdrawn {
-                            discloser,
-                            recipient,
-                            data_categories: vec![consented],
-                            effective_from: date(2026, 3, 15),
-                        },
-                    ));
+                };
+                let granted = granted_history();
+                let withdrawn = granted_history().accepted(submission(
+                    3,
+                    Agency::Municipality,
+                    EventBody::ConsentWithdrawn {
+                        discloser,
+                        recipient,
+                        data_categories: vec![consented],
+                        effective_from: date(2026, 3, 15),
+                    },
+                ));
                 let (granted, withdrawn) = (folded(&granted), folded(&withdrawn));
                 for category in DataCategory::ALL {
                     let sees = |participant: &Participant, party: ConsentParty| {
