@@ -293,12 +293,7 @@ async fn a_caller_who_cannot_prove_who_they_are_is_unauthenticated_naming_the_ru
         assert_eq!(got, (Code::Unauthenticated, rule.to_owned()), "{name}");
     }
     // Each refusal is counted for the operator.
-    let metrics = tests::scrape(
-        stack
-            .ledger_metrics_address
-            .ok_or_else(|| anyhow::anyhow!("metrics are on in tests"))?,
-    )
-    .await?;
+    let metrics = tests::ledger_metrics(&stack).await?;
     assert!(
         metrics.contains("\nips_calls_refused_total{code=\"unauthenticated\"} 9\n"),
         "{metrics}"

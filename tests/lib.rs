@@ -38,9 +38,12 @@ pub fn submission_claiming(
     }
 }
 
-/// The Prometheus text a metrics endpoint serves.
-pub async fn scrape(address: std::net::SocketAddr) -> anyhow::Result<String> {
+/// The Prometheus text the stack's ledger serves.
+pub async fn ledger_metrics(stack: &testkit::Stack) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = stack
+        .ledger_metrics_address
+        .ok_or_else(|| anyhow::anyhow!("metrics are on in tests"))?;
     let mut stream = tokio::net::TcpStream::connect(address).await?;
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: ledger\r\n\r\n")

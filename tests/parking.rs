@@ -101,12 +101,7 @@ async fn unapplicable_messages_are_parked_with_their_reason_and_the_stream_goes_
             .await?;
     assert_eq!(payloads[0], b"not json", "the parked payload is kept whole");
     assert_eq!(stack.ledger_counters.parked.load(Ordering::Relaxed), 3);
-    let metrics = tests::scrape(
-        stack
-            .ledger_metrics_address
-            .ok_or_else(|| anyhow::anyhow!("metrics are on in tests"))?,
-    )
-    .await?;
+    let metrics = tests::ledger_metrics(&stack).await?;
     assert!(
         metrics.contains("\nips_ledger_messages_parked_total 3\n"),
         "{metrics}"

@@ -19,9 +19,10 @@ pub const FOLLOW_UP_HORIZON_DAYS_DEFAULT: u32 = 14;
 /// Months between two follow-ups (DOMAIN.md §3: every two months).
 pub const FOLLOW_UP_INTERVAL_MONTHS: u32 = 2;
 
-/// The service implementation.
+/// The access log's name for each read.
 const GET_CASELOAD: &str = "ips.v1.CaseloadService/GetCaseload";
 const GET_PLACEMENT: &str = "ips.v1.CaseloadService/GetPlacement";
+const GET_UNIT_LOAD: &str = "ips.v1.CaseloadService/GetUnitLoad";
 
 /// The service implementation.
 pub struct CaseloadApi {
@@ -69,8 +70,6 @@ fn coach_loads(active: &[store::CaseloadRow]) -> Vec<v1::CoachCaseload> {
     }
     coaches
 }
-
-const GET_UNIT_LOAD: &str = "ips.v1.CaseloadService/GetUnitLoad";
 
 /// The reader's unit must be the board's.
 fn own_unit(reader: &domain::Reader, unit: &domain::UnitId) -> Result<(), Status> {

@@ -37,17 +37,19 @@ const WATCH_GREEN_LIGHT: &str = "ips.v1.GreenLightService/WatchGreenLight";
 /// agencies are shown under the consents that make them visible.
 fn watch_basis(
     reader: &domain::Reader,
-    participants: &std::collections::HashMap<uuid::Uuid, domain::Participant>,
+    participants: &std::collections::HashMap<uuid::Uuid, &domain::Participant>,
     participant_id: uuid::Uuid,
     today: NaiveDate,
 ) -> String {
     let Some(participant) = participants.get(&participant_id) else {
         return "own_records".into();
     };
-    let mut bases = std::collections::BTreeSet::from(["own_records".to_owned()]);
-    if reader.actor.role == domain::Role::Auditor {
-        bases = std::collections::BTreeSet::from(["audit".to_owned()]);
-    }
+    let own = if reader.actor.role == domain::Role::Auditor {
+        "audit"
+    } else {
+        "own_records"
+    };
+    let mut bases = std::collections::BTreeSet::from([own.to_owned()]);
     for agency in domain::Agency::ALL {
         if let Ok(basis) = participant.gate_sight(reader, agency, today) {
             if matches!(basis, domain::Basis::Consent(_)) {
@@ -191,7 +193,7 @@ fn lights(
     rows: &[store::green_light::GateRow],
     today: NaiveDate,
     reader: &domain::Reader,
-    participants: &std::collections::HashMap<uuid::Uuid, domain::Participant>,
+    participants: &std::collections::HashMap<uuid::Uuid, &domain::Participant>,
 ) -> BTreeMap<(uuid::Uuid, uuid::Uuid), v1::ActivityLight> {
     let mut grouped: BTreeMap<(uuid::Uuid, uuid::Uuid), Vec<&store::green_light::GateRow>> =
         BTreeMap::new();

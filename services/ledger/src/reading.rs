@@ -53,17 +53,12 @@ pub async fn openable(
     let protected = store::participants::with_protection_entries(pool, participant_ids)
         .await
         .map_err(|error| errors::from_store(&error))?;
-    let refused: std::collections::HashSet<Uuid> =
-        open(pool, reader, &protected).await.map(|opened| {
-            protected
-                .iter()
-                .filter(|participant_id| !opened.contains_key(participant_id))
-                .copied()
-                .collect()
-        })?;
+    let opened = open(pool, reader, &protected).await?;
     Ok(participant_ids
         .iter()
-        .filter(|participant_id| !refused.contains(participant_id))
+        .filter(|participant_id| {
+            opened.contains_key(participant_id) || !protected.contains(participant_id)
+        })
         .copied()
         .collect())
 }
@@ -76,13 +71,14 @@ pub struct FoldedParticipants {
 }
 
 impl FoldedParticipants {
-    /// The listed participants `reader` may open, current as of now.
+    /// The listed participants `reader` may open, current as of now (borrowed: a watch looks
+    /// again every second, and a history is not worth copying for that).
     pub async fn refresh(
         &mut self,
         pool: &PgPool,
         reader: &Reader,
         participant_ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, Participant>, Status> {
+    ) -> Result<HashMap<Uuid, &Participant>, Status> {
         let heads = store::participants::heads(pool, participant_ids)
             .await
             .map_err(|error| errors::from_store(&error))?;
@@ -109,7 +105,7 @@ impl FoldedParticipants {
                 participant
                     .may_open(reader)
                     .is_ok()
-                    .then(|| (*participant_id, participant.clone()))
+                    .then_some((*participant_id, participant))
             })
             .collect())
     }

@@ -38,8 +38,8 @@ fn visible_row(
     let agency = domain::Agency::from_token(&row.agency)?;
     let category = domain::DataCategory::from_token(&row.data_category)?;
     // A rejected submission's body is the submitted body; both parse as an event body.
-    let body: domain::EventBody =
-        serde_json::from_value(row.body.clone()).unwrap_or(domain::EventBody::ParticipantResumed);
+    let body = <domain::EventBody as serde::Deserialize>::deserialize(&row.body)
+        .unwrap_or(domain::EventBody::ParticipantResumed);
     let sight = participant.sight(reader, agency, &body, category, today);
     let protected = participant.protected_identity().is_some();
     let basis = match sight {
