@@ -77,9 +77,9 @@ pub fn from_store(error: &store::StoreError) -> Status {
         store::StoreError::Unavailable(_) => {
             Status::unavailable(format!("the event store is unavailable: {error}"))
         }
-        store::StoreError::Migration(_) | store::StoreError::Unreadable(_) => {
-            Status::internal(error.to_string())
-        }
+        store::StoreError::Migration(_)
+        | store::StoreError::Unreadable(_)
+        | store::StoreError::AccessLogBatchTooLarge { .. } => Status::internal(error.to_string()),
     }
 }
 

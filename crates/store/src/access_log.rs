@@ -54,10 +54,10 @@ pub async fn record(pool: &PgPool, entries: &[AccessEntry]) -> Result<(), StoreE
         return Ok(());
     }
     if entries.len() > ENTRIES_PER_RECORD_MAX {
-        return Err(StoreError::Unreadable(format!(
-            "{} access-log entries in one read; at most {ENTRIES_PER_RECORD_MAX}",
-            entries.len()
-        )));
+        return Err(StoreError::AccessLogBatchTooLarge {
+            entries: entries.len(),
+            entries_max: ENTRIES_PER_RECORD_MAX,
+        });
     }
     let column = |pick: fn(&AccessEntry) -> &str| -> Vec<String> {
         entries.iter().map(|entry| pick(entry).to_owned()).collect()

@@ -117,6 +117,15 @@ pub enum StoreError {
     /// A stored row could not be decoded: a schema problem, not a transient one.
     #[error("stored_row_unreadable: {0}")]
     Unreadable(String),
+    /// One read would log more access-log entries than one statement may write (every read is
+    /// bounded below it, so this is a bug in a read path, not bad input).
+    #[error("access_log_batch_too_large: {entries} entries in one read; at most {entries_max}")]
+    AccessLogBatchTooLarge {
+        /// Entries the read would log.
+        entries: usize,
+        /// [`crate::access_log::ENTRIES_PER_RECORD_MAX`].
+        entries_max: usize,
+    },
 }
 
 /// Connects a pool with the configured bounds. Fails (does not panic) when unreachable.

@@ -31,8 +31,9 @@ pub async fn load(
     .fetch(pool);
     while let Some(row) = rows.try_next().await? {
         let participant_id: Uuid = row.try_get("participant_id")?;
-        let payload: serde_json::Value = row.try_get("payload")?;
-        let event: ParticipantEvent = serde_json::from_value(payload)
+        // Decoded straight from the row's bytes; the fetched row can fail only to decode.
+        let sqlx::types::Json(event): sqlx::types::Json<ParticipantEvent> = row
+            .try_get("payload")
             .map_err(|error| StoreError::Unreadable(error.to_string()))?;
         participants.entry(participant_id).or_default().apply(event);
     }
