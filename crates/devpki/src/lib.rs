@@ -70,32 +70,8 @@ pub struct DevelopmentPki {
     pub organisations: BTreeMap<Agency, OrganisationMaterial>,
 }
 
-/// File names inside a PKI directory; the services' default configuration uses the same names.
-pub mod file_names {
-    /// The CA certificate.
-    pub const CA_CERTIFICATE: &str = "ca.pem";
-    /// The server certificate.
-    pub const SERVER_CERTIFICATE: &str = "server.pem";
-    /// The server's private key.
-    pub const SERVER_PRIVATE_KEY: &str = "server.key.pem";
-
-    /// An organisation's client certificate.
-    pub fn client_certificate(agency: &str) -> String {
-        format!("{agency}.client.pem")
-    }
-    /// An organisation's client private key.
-    pub fn client_private_key(agency: &str) -> String {
-        format!("{agency}.client.key.pem")
-    }
-    /// An organisation's token-signing key (base64 of PKCS#8 DER).
-    pub fn token_signing_key(agency: &str) -> String {
-        format!("{agency}.token-signing.key")
-    }
-    /// An organisation's token-verifying key (base64 of the 32-byte Ed25519 public key).
-    pub fn token_verifying_key(agency: &str) -> String {
-        format!("{agency}.token-verifying.pub")
-    }
-}
+/// File names inside a PKI directory: the services' (`rpc::identity`) names, written here.
+pub use rpc::identity::pki_files as file_names;
 
 fn client_certificate(
     agency: Agency,

@@ -145,6 +145,34 @@ pub struct IdentityConfig {
 /// Where the development PKI lives, relative to the repository root.
 pub const DEVELOPMENT_PKI_DIRECTORY: &str = "deploy/.local/pki";
 
+/// File names inside a PKI directory, as `deploy/dev-pki.sh` (devpki) writes them and the
+/// services' default configuration and clients read them.
+pub mod pki_files {
+    /// The CA certificate.
+    pub const CA_CERTIFICATE: &str = "ca.pem";
+    /// The server certificate.
+    pub const SERVER_CERTIFICATE: &str = "server.pem";
+    /// The server's private key.
+    pub const SERVER_PRIVATE_KEY: &str = "server.key.pem";
+
+    /// An organisation's client certificate.
+    pub fn client_certificate(agency: &str) -> String {
+        format!("{agency}.client.pem")
+    }
+    /// An organisation's client private key.
+    pub fn client_private_key(agency: &str) -> String {
+        format!("{agency}.client.key.pem")
+    }
+    /// An organisation's token-signing key (base64 of PKCS#8 DER).
+    pub fn token_signing_key(agency: &str) -> String {
+        format!("{agency}.token-signing.key")
+    }
+    /// An organisation's token-verifying key (base64 of the 32-byte Ed25519 public key).
+    pub fn token_verifying_key(agency: &str) -> String {
+        format!("{agency}.token-verifying.pub")
+    }
+}
+
 impl Default for IdentityConfig {
     fn default() -> Self {
         Self::in_directory(Path::new(DEVELOPMENT_PKI_DIRECTORY))
@@ -156,9 +184,9 @@ impl IdentityConfig {
     pub fn in_directory(directory: &Path) -> Self {
         let path = |name: &str| directory.join(name).to_string_lossy().into_owned();
         Self {
-            ca_certificate_path: path("ca.pem"),
-            certificate_path: path("server.pem"),
-            private_key_path: path("server.key.pem"),
+            ca_certificate_path: path(pki_files::CA_CERTIFICATE),
+            certificate_path: path(pki_files::SERVER_CERTIFICATE),
+            private_key_path: path(pki_files::SERVER_PRIVATE_KEY),
             token_verifying_keys_directory: directory.to_string_lossy().into_owned(),
             token_lifetime_max_s: 12 * 60 * 60,
             token_clock_skew_s: 60,
@@ -223,7 +251,7 @@ impl Authority {
         let mut verifying_keys = BTreeMap::new();
         for agency in Agency::ALL {
             let path = PathBuf::from(&config.token_verifying_keys_directory)
-                .join(format!("{}.token-verifying.pub", agency.token()));
+                .join(pki_files::token_verifying_key(agency.token()));
             let text = read_text("identity.token_verifying_keys_directory", &path)?;
             let key = engine
                 .decode(text.trim())

@@ -307,12 +307,16 @@ impl Stack {
                 coach_active_participants_max: options.coach_active_participants_max,
                 client_certificate_path: test_pki()
                     .directory
-                    .join("municipality.client.pem")
+                    .join(rpc::identity::pki_files::client_certificate(
+                        Agency::Municipality.token(),
+                    ))
                     .to_string_lossy()
                     .into_owned(),
                 client_private_key_path: test_pki()
                     .directory
-                    .join("municipality.client.key.pem")
+                    .join(rpc::identity::pki_files::client_private_key(
+                        Agency::Municipality.token(),
+                    ))
                     .to_string_lossy()
                     .into_owned(),
                 ..Default::default()

@@ -14,6 +14,7 @@ use proto::v1::forsakringskassan_service_client::ForsakringskassanServiceClient;
 use proto::v1::municipality_service_client::MunicipalityServiceClient;
 use proto::v1::psychiatry_service_client::PsychiatryServiceClient;
 use proto::v1::timeline_service_client::TimelineServiceClient;
+use rpc::identity::pki_files;
 use tonic::transport::Channel;
 
 /// The token signers of the four organisations, loaded by [`Clients::connect`] from the PKI
@@ -111,7 +112,7 @@ impl Clients {
         use domain::Agency;
         let mut signers = std::collections::BTreeMap::new();
         for agency in Agency::ALL {
-            let path = pki.join(format!("{}.token-signing.key", agency.token()));
+            let path = pki.join(pki_files::token_signing_key(agency.token()));
             let signer = rpc::identity::TokenSigner::from_file(agency, &path)
                 .map_err(|error| anyhow::anyhow!(error))?;
             signers.insert(agency, signer);
@@ -120,14 +121,14 @@ impl Clients {
         let channel =
             |address: &str, agency: Agency| -> anyhow::Result<tonic::transport::Endpoint> {
                 let tls = rpc::identity::client_tls_from_files(
-                    ("CA certificate", &pki.join("ca.pem")),
+                    ("CA certificate", &pki.join(pki_files::CA_CERTIFICATE)),
                     (
                         "client certificate",
-                        &pki.join(format!("{}.client.pem", agency.token())),
+                        &pki.join(pki_files::client_certificate(agency.token())),
                     ),
                     (
                         "client private key",
-                        &pki.join(format!("{}.client.key.pem", agency.token())),
+                        &pki.join(pki_files::client_private_key(agency.token())),
                     ),
                 )
                 .map_err(|error| anyhow::anyhow!(error))?;

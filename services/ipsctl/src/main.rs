@@ -39,8 +39,8 @@ async fn main() -> anyhow::Result<()> {
                 format!("unknown organisation `{agency}` (municipality, fk, af, psychiatry)")
             })?;
             let role = Role::from_token(role).with_context(|| format!("unknown role `{role}`"))?;
-            let path =
-                ipsctl::pki_directory().join(format!("{}.token-signing.key", agency.token()));
+            let path = ipsctl::pki_directory()
+                .join(rpc::identity::pki_files::token_signing_key(agency.token()));
             let signer = rpc::identity::TokenSigner::from_file(agency, &path)
                 .map_err(|error| anyhow::anyhow!(error))?;
             println!(

@@ -6,11 +6,20 @@
 //! enrolment goes through (the waiting list is a planning aid, and agencies keep working while
 //! the ledger is down); the coach's board shows the overfull caseload afterwards.
 
-use proto::v1::{self, caseload_service_client::CaseloadServiceClient};
 use std::path::Path;
 
+use proto::v1::{self, caseload_service_client::CaseloadServiceClient};
+use rpc::identity::pki_files;
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
+
+/// A file of the development PKI, the default until a deployment names its own.
+fn development_pki_file(name: &str) -> String {
+    Path::new(rpc::identity::DEVELOPMENT_PKI_DIRECTORY)
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
 
 /// Waiting-list settings (section `places`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,14 +43,12 @@ impl Default for PlacesConfig {
             ledger_address: "https://127.0.0.1:7400".into(),
             coach_active_participants_max: 20,
             lookup_timeout_ms: 2_000,
-            client_certificate_path: format!(
-                "{}/municipality.client.pem",
-                rpc::identity::DEVELOPMENT_PKI_DIRECTORY
-            ),
-            client_private_key_path: format!(
-                "{}/municipality.client.key.pem",
-                rpc::identity::DEVELOPMENT_PKI_DIRECTORY
-            ),
+            client_certificate_path: development_pki_file(&pki_files::client_certificate(
+                domain::Agency::Municipality.token(),
+            )),
+            client_private_key_path: development_pki_file(&pki_files::client_private_key(
+                domain::Agency::Municipality.token(),
+            )),
         }
     }
 }
