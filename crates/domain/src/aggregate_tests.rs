@@ -1890,3 +1890,25 @@ fn the_shared_view_drops_free_text_and_for_a_protected_identity_location() {
         })
     );
 }
+
+#[test]
+fn consent_party_and_category_tokens_are_their_serialised_names() {
+    for party in [
+        ConsentParty::IpsUnit,
+        ConsentParty::SocialServices,
+        ConsentParty::Forsakringskassan,
+        ConsentParty::Arbetsformedlingen,
+        ConsentParty::Psychiatry,
+    ] {
+        assert_eq!(
+            serde_json::to_value(party).ok(),
+            Some(serde_json::Value::from(party.token()))
+        );
+    }
+    for category in DataCategory::ALL {
+        assert_eq!(
+            serde_json::to_value(category).ok(),
+            Some(serde_json::Value::from(category.token()))
+        );
+    }
+}

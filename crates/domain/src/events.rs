@@ -65,6 +65,19 @@ pub enum ConsentParty {
     Psychiatry,
 }
 
+impl ConsentParty {
+    /// The stable token (as serialised), used in guidance and on the wire.
+    pub fn token(self) -> &'static str {
+        match self {
+            ConsentParty::IpsUnit => "ips_unit",
+            ConsentParty::SocialServices => "social_services",
+            ConsentParty::Forsakringskassan => "forsakringskassan",
+            ConsentParty::Arbetsformedlingen => "arbetsformedlingen",
+            ConsentParty::Psychiatry => "psychiatry",
+        }
+    }
+}
+
 /// What happened. Tagged by `type`, which is also the stored `event_type`.
 ///
 /// Grouped by the agency that records it (see [`EventBody::recorded_by`]). Free-text fields are

@@ -204,8 +204,8 @@ impl Participant {
         .ok_or_else(|| {
             format!(
                 "{} cannot see this request: no consent in force for ips_unit → {} (activities_and_work); ask the participant for it",
-                party_token(party),
-                party_token(party)
+                party.token(),
+                party.token()
             )
         })
     }
@@ -231,9 +231,9 @@ impl Participant {
             .ok_or_else(|| {
                 format!(
                     "no consent in force for {} → {} ({}); ask the participant for a secrecy-waiving consent, or ask {} directly",
-                    party_token(decider),
-                    party_token(reader_party),
-                    category_token(category),
+                    decider.token(),
+                    reader_party.token(),
+                    category.token(),
                     deciding_agency.token()
                 )
             })
@@ -248,23 +248,6 @@ pub fn gate_category(deciding_agency: Agency) -> DataCategory {
         Agency::Psychiatry => DataCategory::HealthCoarse,
         Agency::Municipality => DataCategory::SocialAssistanceStatus,
     }
-}
-
-fn party_token(party: ConsentParty) -> &'static str {
-    match party {
-        ConsentParty::IpsUnit => "ips_unit",
-        ConsentParty::SocialServices => "social_services",
-        ConsentParty::Forsakringskassan => "forsakringskassan",
-        ConsentParty::Arbetsformedlingen => "arbetsformedlingen",
-        ConsentParty::Psychiatry => "psychiatry",
-    }
-}
-
-fn category_token(category: DataCategory) -> String {
-    serde_json::to_value(category)
-        .ok()
-        .and_then(|value| value.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// Free-text fields: they may carry clinical detail, amounts or reasons, so they never cross a
@@ -293,13 +276,12 @@ pub fn shared_view(body: &mut Value, protected_identity: bool) {
 /// The view of a body the reader is entitled to, or `None` when the entry is hidden. Own
 /// records are shown whole, except that a protected participant's location fields are left
 /// out of anything another party wrote.
-pub fn view_for(sight: Sight, body: &Value, protected_identity: bool) -> Option<Value> {
+pub fn view_for(sight: Sight, mut body: Value, protected_identity: bool) -> Option<Value> {
     match sight {
-        Sight::Full(_) => Some(body.clone()),
+        Sight::Full(_) => Some(body),
         Sight::Shared(_) => {
-            let mut shared = body.clone();
-            shared_view(&mut shared, protected_identity);
-            Some(shared)
+            shared_view(&mut body, protected_identity);
+            Some(body)
         }
         Sight::Hidden => None,
     }

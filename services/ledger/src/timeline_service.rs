@@ -46,7 +46,7 @@ fn visible_row(
         domain::Sight::Full(basis) | domain::Sight::Shared(basis) => basis,
         domain::Sight::Hidden => return None,
     };
-    row.body = domain::visibility::view_for(sight, &row.body, protected)?;
+    row.body = domain::visibility::view_for(sight, std::mem::take(&mut row.body), protected)?;
     Some((basis, row))
 }
 
