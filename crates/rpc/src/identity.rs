@@ -287,9 +287,7 @@ impl Authority {
             .strip_prefix("Bearer ")
             .ok_or_else(|| IdentityError::TokenMalformed("expected `Bearer <token>`".into()))?
             .trim();
-        let claims = self.verify(token)?;
-        let agency = Agency::from_token(&claims.organisation)
-            .ok_or_else(|| IdentityError::TokenOrganisationUnknown(claims.organisation.clone()))?;
+        let (agency, claims) = self.verify(token)?;
         if agency != certificate_organisation {
             return Err(IdentityError::OrganisationMismatch {
                 token: agency.token().into(),
@@ -329,7 +327,9 @@ impl Authority {
         })
     }
 
-    fn verify(&self, token: &str) -> Result<TokenClaims, IdentityError> {
+    /// Checks the signature against the claimed organisation's key; returns that organisation
+    /// and the claims.
+    fn verify(&self, token: &str) -> Result<(Agency, TokenClaims), IdentityError> {
         let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let (claims_part, signature_part) = token
             .split_once('.')
@@ -351,7 +351,7 @@ impl Authority {
         ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key)
             .verify(claims_part.as_bytes(), &signature)
             .map_err(|_| IdentityError::TokenSignatureInvalid(claims.organisation.clone()))?;
-        Ok(claims)
+        Ok((agency, claims))
     }
 }
 

@@ -214,7 +214,7 @@ impl Applier {
                         tracing::warn!(%error, "ack failed after commit; the redelivery will be a no-op");
                     }
                     if newly_recorded {
-                        self.count_recorded(&verdict);
+                        self.after_recording(&verdict);
                     } else {
                         self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
                     }
@@ -278,7 +278,8 @@ impl Applier {
         true
     }
 
-    fn count_recorded(&self, verdict: &Verdict) {
+    /// Counts a newly recorded verdict and wakes the projector for it.
+    fn after_recording(&self, verdict: &Verdict) {
         let counter = match verdict.status {
             bus::VerdictStatus::Rejected => &self.counters.rejected,
             _ => &self.counters.accepted,
@@ -414,7 +415,7 @@ impl Applier {
         {
             Ok((verdict, newly_recorded)) => {
                 if newly_recorded {
-                    self.count_recorded(&verdict);
+                    self.after_recording(&verdict);
                     self.counters
                         .applied_from_stream
                         .fetch_add(1, Ordering::Relaxed);
