@@ -206,6 +206,23 @@ pub async fn park(pool: &PgPool, message: &ParkedMessage) -> Result<bool, StoreE
     Ok(outcome.rows_affected() == 1)
 }
 
+/// Whether the message at this stream position is parked (a participant's catch-up passes
+/// over it rather than trying it again).
+pub async fn is_parked(
+    pool: &PgPool,
+    stream_name: &str,
+    stream_sequence: u64,
+) -> Result<bool, StoreError> {
+    let parked: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM parked_messages WHERE stream_name = $1 AND stream_sequence = $2)",
+    )
+    .bind(stream_name)
+    .bind(i64::try_from(stream_sequence).unwrap_or(i64::MAX))
+    .fetch_one(pool)
+    .await?;
+    Ok(parked)
+}
+
 /// Parked messages, oldest first, at most `limit`.
 pub async fn parked_messages(pool: &PgPool, limit: i64) -> Result<Vec<ParkedMessage>, StoreError> {
     let rows = sqlx::query(
