@@ -87,10 +87,10 @@ pub fn classify(error: &(dyn std::error::Error + 'static)) -> Classified {
         if let Some(sqlx_error) = error.downcast_ref::<sqlx::Error>() {
             return classify_sqlx(sqlx_error);
         }
-        if let Some(store_error) = error.downcast_ref::<crate::StoreError>() {
-            if let crate::StoreError::Unavailable(sqlx_error) = store_error {
-                return classify_sqlx(sqlx_error);
-            }
+        if let Some(crate::StoreError::Unavailable(sqlx_error)) =
+            error.downcast_ref::<crate::StoreError>()
+        {
+            return classify_sqlx(sqlx_error);
         }
         current = error.source();
     }
