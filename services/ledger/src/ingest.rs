@@ -840,6 +840,9 @@ fn lane_of(subjects: &Subjects, subject: &str, lanes: usize) -> usize {
     (hasher.finish() % lanes as u64) as usize
 }
 
+/// How often the puller looks again whether the store answers, while it does not.
+const PULL_PAUSE_WHILE_STORE_UNAVAILABLE: Duration = Duration::from_millis(100);
+
 /// How often the consumer's lag (for metrics) and ack floor (for ordering) are sampled.
 const LAG_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -976,6 +979,18 @@ pub async fn run(
         if lag_sampled_at.elapsed() >= LAG_SAMPLE_INTERVAL {
             lag_sampled_at = tokio::time::Instant::now();
             sample_consumer(&mut consumer, &applier).await;
+        }
+        if applier
+            .counters
+            .store_unavailable_since_seconds
+            .load(Ordering::Relaxed)
+            != 0
+        {
+            // Pulled now, a message would only wait behind the outage, and every ack_wait it
+            // waits would count as one more delivery towards park_after_deliveries (parking
+            // healthy messages as poison). The lanes keep what they hold and retry themselves.
+            tokio::time::sleep(PULL_PAUSE_WHILE_STORE_UNAVAILABLE).await;
+            continue;
         }
         let mut batch = match consumer.pull().await {
             Ok(batch) => {
