@@ -285,6 +285,20 @@ impl Applier {
                     self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(ApplyFailure::Conflict) => {
+                    // postgres-es reports both unique indexes as a conflict; an event id already
+                    // recorded for another participant never stops conflicting.
+                    if let Ok(Some(recorded)) =
+                        store::events::find_by_event_id(&self.pool, submission.envelope.event_id)
+                            .await
+                    {
+                        if recorded.participant_id != submission.envelope.participant_id {
+                            let reason = format!(
+                                "event_id_reused: event id {} is recorded for another participant",
+                                submission.envelope.event_id
+                            );
+                            return self.park(delivery, reason, shutdown).await;
+                        }
+                    }
                     tracing::warn!(event_id = %submission.envelope.event_id, "conflicts persist; handing the message back");
                     self.order_watermark.handed_back(delivery.stream_sequence());
                     let _ = delivery.nak(backoff).await;

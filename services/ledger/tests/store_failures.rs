@@ -620,3 +620,43 @@ async fn nothing_is_appended_to_a_tampered_chain() -> anyhow::Result<()> {
     under_test.stop().await;
     Ok(())
 }
+
+/// The event-id guard is a unique index, which postgres-es reports as a conflict like the
+/// optimistic check. An event id already recorded for another participant never stops
+/// conflicting: it is parked at once with the reason, not after park_after_deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_id_recorded_for_another_participant_is_parked_as_reused() -> anyhow::Result<()> {
+    let under_test = LedgerUnderTest::start(testkit::unique_bus_config(), |_| {}).await?;
+    let first = referral(ParticipantId(uuid::Uuid::new_v4()), None);
+    under_test.publish(&first).await?;
+    let mut reused = referral(ParticipantId(uuid::Uuid::new_v4()), None);
+    reused.envelope.event_id = first.envelope.event_id;
+    // Without a message id, so JetStream's dedupe does not drop the copy.
+    let client = bus::connect(&under_test.bus_config, "store-failures-test").await?;
+    async_nats::jetstream::new(client)
+        .publish(
+            bus::Subjects::new(&under_test.bus_config.subject_prefix)
+                .event(reused.envelope.agency, reused.envelope.participant_id),
+            serde_json::to_vec(&reused)?.into(),
+        )
+        .await?
+        .await?;
+    let pool = under_test.database.pool().await?;
+    eventually(
+        &pool,
+        Duration::from_secs(20),
+        "the reused event id is parked",
+        |pool| async move { Ok(!parked(&pool).await?.is_empty()) },
+    )
+    .await?;
+    let parked = parked(&pool).await?;
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert!(parked[0].1.starts_with("event_id_reused"), "{parked:?}");
+    assert_eq!(
+        stored_event_ids(&pool).await?,
+        HashMap::from([(first.envelope.event_id.0, 1)])
+    );
+    pool.close().await;
+    under_test.stop().await;
+    Ok(())
+}
