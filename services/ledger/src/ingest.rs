@@ -454,10 +454,7 @@ impl Applier {
         error: &str,
     ) -> bool {
         if *shutdown.borrow() {
-            self.order_watermark.handed_back(delivery.stream_sequence());
-            let _ = delivery
-                .nak(Duration::from_millis(self.config.store_retry_backoff_ms))
-                .await;
+            self.hand_back(delivery).await;
             return false;
         }
         tracing::warn!(
