@@ -660,3 +660,73 @@ async fn an_event_id_recorded_for_another_participant_is_parked_as_reused() -> a
     under_test.stop().await;
     Ok(())
 }
+
+/// A refused message can also be met in a participant's catch-up, read from the stream ahead
+/// of its own redelivery (a crashed ledger held it). It is parked after the same number of
+/// attempts, and the delivery that overtook it is then applied, without waiting for ack_wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_message_met_in_catch_up_is_parked_and_the_later_one_applied(
+) -> anyhow::Result<()> {
+    const DATA_ERROR_ATTEMPTS_MAX: u32 = 3;
+    let bus_config = bus::BusConfig {
+        ack_wait_ms: 120_000,
+        ..testkit::unique_bus_config()
+    };
+    // The crashed ledger takes the NUL message and never acks it.
+    let client = bus::connect(&bus_config, "store-failures-test").await?;
+    let crashed_consumer = bus::IngestConsumer::open(client.clone(), &bus_config).await?;
+    let participant_id = ParticipantId(uuid::Uuid::new_v4());
+    let publisher = bus::SubmissionPublisher::new(client, &bus_config);
+    publisher
+        .publish(&referral(participant_id, Some("unit\u{0}one")))
+        .await?;
+    let mut pull = crashed_consumer.pull().await?;
+    let held = match pull.next().await {
+        Some(Ok(delivery)) => delivery.stream_sequence(),
+        _ => anyhow::bail!("the crashed consumer got nothing"),
+    };
+    drop(pull);
+    let later = referral(participant_id, None);
+    publisher.publish(&later).await?;
+
+    let under_test = LedgerUnderTest::start(bus_config, |config| {
+        config.ingest.data_error_attempts_max = DATA_ERROR_ATTEMPTS_MAX;
+    })
+    .await?;
+    let pool = under_test.database.pool().await?;
+    eventually(
+        &pool,
+        Duration::from_secs(20),
+        "the later message is applied, far sooner than ack_wait",
+        |pool| async move { Ok(!stored_event_ids(&pool).await?.is_empty()) },
+    )
+    .await?;
+    assert_eq!(
+        stored_event_ids(&pool).await?,
+        HashMap::from([(later.envelope.event_id.0, 1)])
+    );
+    let parked_rows: Vec<(i64, String, i64)> =
+        sqlx::query_as("SELECT stream_sequence, reason, delivered_count FROM parked_messages")
+            .fetch_all(&pool)
+            .await?;
+    assert_eq!(parked_rows.len(), 1, "{parked_rows:?}");
+    assert_eq!(parked_rows[0].0, i64::try_from(held)?);
+    assert!(
+        parked_rows[0]
+            .1
+            .starts_with("store_refused_data: SQLSTATE 22P05"),
+        "{parked_rows:?}"
+    );
+    assert_eq!(
+        parked_rows[0].2, 0,
+        "parked from the stream, before its redelivery"
+    );
+    let counters = under_test.counters()?;
+    assert_eq!(
+        count(&counters.store_data_refusals),
+        u64::from(DATA_ERROR_ATTEMPTS_MAX)
+    );
+    pool.close().await;
+    under_test.stop().await;
+    Ok(())
+}
