@@ -6,7 +6,7 @@
 //! got there first; the ledger reloads and retries.
 
 use cqrs_es::persist::PersistedEventStore;
-use domain::chain::{ChainReport, ChainVerifier};
+use domain::chain::{BrokenLink, ChainReport, ChainVerifier};
 use domain::{EventId, Participant, ParticipantEvent, ParticipantId};
 use futures::TryStreamExt;
 use postgres_es::PostgresEventRepository;
@@ -88,6 +88,72 @@ pub async fn verify_chain(
     Ok(verifier.finish())
 }
 
+/// One stored entry of a participant's history, as the ledger needs it to decide the next.
+#[derive(Clone, Debug)]
+pub struct StoredEntry {
+    /// Its per-participant sequence (the row's).
+    pub sequence: u64,
+    /// The event as stored.
+    pub event: ParticipantEvent,
+    /// The metadata stored with it (the ledger keeps the stream position there).
+    pub metadata: serde_json::Value,
+}
+
+/// A participant's history loaded for a write, with its chain verified on the way.
+#[derive(Clone, Debug)]
+pub struct VerifiedHistory {
+    /// The entries, in sequence order: all of them when the chain is intact, else those before
+    /// the first broken link.
+    pub entries: Vec<StoredEntry>,
+    /// The first link that does not hold: nothing may be appended after it.
+    pub first_broken_link: Option<BrokenLink>,
+}
+
+/// Loads a participant's whole history for a write, verifying every link of its hash chain
+/// before decoding the entry (an edited row is reported as a broken link, not as an unreadable
+/// row, and is never decoded into the aggregate). Reading stops at the first broken link.
+pub async fn load_verified_history(
+    pool: &PgPool,
+    participant_id: ParticipantId,
+) -> Result<VerifiedHistory, StoreError> {
+    let mut rows = sqlx::query(
+        "SELECT sequence, payload, metadata FROM events WHERE aggregate_type = 'Participant' AND aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(participant_id.to_string())
+    .fetch(pool);
+    let mut verifier = ChainVerifier::default();
+    let mut entries = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        let sequence: i64 = row.try_get("sequence")?;
+        let sequence = u64::try_from(sequence).map_err(|_| {
+            StoreError::Unreadable(format!("negative sequence {sequence} for {participant_id}"))
+        })?;
+        let payload: serde_json::Value = row.try_get("payload")?;
+        verifier.push(sequence, &payload);
+        if let Some(link) = &verifier.report().first_broken_link {
+            return Ok(VerifiedHistory {
+                entries,
+                first_broken_link: Some(link.clone()),
+            });
+        }
+        let metadata: serde_json::Value = row.try_get("metadata")?;
+        let event = serde_json::from_value(payload).map_err(|error| {
+            StoreError::Unreadable(format!(
+                "entry {sequence} of {participant_id} does not decode: {error}"
+            ))
+        })?;
+        entries.push(StoredEntry {
+            sequence,
+            event,
+            metadata,
+        });
+    }
+    Ok(VerifiedHistory {
+        entries,
+        first_broken_link: None,
+    })
+}
+
 /// Every participant id with stored entries (for whole-store verification and tests).
 pub async fn participant_ids(pool: &PgPool) -> Result<Vec<ParticipantId>, StoreError> {
     let ids: Vec<String> = sqlx::query_scalar(
@@ -129,13 +195,32 @@ pub async fn park(pool: &PgPool, message: &ParkedMessage) -> Result<bool, StoreE
     )
     .bind(&message.stream_name)
     .bind(i64::try_from(message.stream_sequence).unwrap_or(i64::MAX))
-    .bind(&message.subject)
+    // PostgreSQL text cannot hold U+0000; a subject or reason quoting a message must still be
+    // storable (the payload is bytea and kept whole).
+    .bind(message.subject.replace('\0', "\\u0000"))
     .bind(&message.payload)
-    .bind(&message.reason)
+    .bind(message.reason.replace('\0', "\\u0000"))
     .bind(message.delivered_count)
     .execute(pool)
     .await?;
     Ok(outcome.rows_affected() == 1)
+}
+
+/// Whether the message at this stream position is parked (a participant's catch-up passes
+/// over it rather than trying it again).
+pub async fn is_parked(
+    pool: &PgPool,
+    stream_name: &str,
+    stream_sequence: u64,
+) -> Result<bool, StoreError> {
+    let parked: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM parked_messages WHERE stream_name = $1 AND stream_sequence = $2)",
+    )
+    .bind(stream_name)
+    .bind(i64::try_from(stream_sequence).unwrap_or(i64::MAX))
+    .fetch_one(pool)
+    .await?;
+    Ok(parked)
 }
 
 /// Parked messages, oldest first, at most `limit`.

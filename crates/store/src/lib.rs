@@ -11,6 +11,7 @@
 pub mod access_log;
 pub mod caseload;
 pub mod events;
+pub mod failure;
 pub mod green_light;
 pub mod participants;
 pub mod projector;

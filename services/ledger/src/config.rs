@@ -21,6 +21,12 @@ pub struct IngestConfig {
     /// Earlier messages about one participant read from the stream, per attempt, before a
     /// delivery that overtook them (a crashed ledger's unacked deliveries come back late).
     pub catch_up_messages_max: usize,
+    /// Attempts at a message whose data PostgreSQL refuses (SQLSTATE class 22, or 23 other than
+    /// a unique conflict) before it is parked. An outage is never counted here.
+    pub data_error_attempts_max: u32,
+    /// After shutdown is asked for, how long the lanes may finish what they hold; what is
+    /// unfinished then is handed back (nak) and the ledger exits.
+    pub drain_timeout_ms: u64,
 }
 
 impl Default for IngestConfig {
@@ -32,6 +38,8 @@ impl Default for IngestConfig {
             store_retry_backoff_ms: 100,
             store_retry_backoff_max_ms: 5_000,
             catch_up_messages_max: 10_000,
+            data_error_attempts_max: 3,
+            drain_timeout_ms: 10_000,
         }
     }
 }
@@ -126,6 +134,12 @@ impl LedgerConfig {
         if !(1..=1_000_000).contains(&ingest.catch_up_messages_max) {
             return Err("ingest.catch_up_messages_max must be between 1 and 1000000".into());
         }
+        if !(1..=100).contains(&ingest.data_error_attempts_max) {
+            return Err("ingest.data_error_attempts_max must be between 1 and 100".into());
+        }
+        if !(100..=600_000).contains(&ingest.drain_timeout_ms) {
+            return Err("ingest.drain_timeout_ms must be between 100 and 600000".into());
+        }
         if ingest.conflict_retries_max > 100 {
             return Err("ingest.conflict_retries_max must be at most 100".into());
         }
@@ -187,6 +201,14 @@ mod tests {
         check(
             |config| config.ingest.catch_up_messages_max = 0,
             Some("ingest.catch_up_messages_max"),
+        );
+        check(
+            |config| config.ingest.data_error_attempts_max = 0,
+            Some("ingest.data_error_attempts_max"),
+        );
+        check(
+            |config| config.ingest.drain_timeout_ms = 0,
+            Some("ingest.drain_timeout_ms"),
         );
         check(
             |config| config.ingest.store_retry_backoff_max_ms = 60_000,

@@ -24,6 +24,14 @@
 //! Nothing is dropped: a message that cannot be applied (undecodable, a subject that disagrees
 //! with its envelope, a submission that can never be recorded, or one that keeps failing) is
 //! parked in `parked_messages` with the reason, logged at error level, and only then acked.
+//!
+//! Store failures are classified by SQLSTATE (`store::failure`): data PostgreSQL refuses (a NUL
+//! character in a free-text field) is the message's fault and is parked after
+//! `data_error_attempts_max` attempts; anything else (an outage, a missing grant or table) is
+//! retried without limit, counted and logged, and parks nothing. A participant whose stored
+//! hash chain does not verify gets nothing more appended: the message is parked, naming the
+//! broken entry. On shutdown the lanes hand back (nak) what they have not finished within
+//! `drain_timeout_ms`, so a lane wedged by an outage cannot keep the process alive.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -58,8 +66,17 @@ pub struct IngestCounters {
     pub parked: AtomicU64,
     /// `AggregateConflict`s retried.
     pub conflicts: AtomicU64,
-    /// Database failures retried.
+    /// Store calls that failed because the store was unavailable (outage, resources, a
+    /// missing grant or table), retried without limit.
     pub store_failures: AtomicU64,
+    /// When the current store outage began (Unix seconds); 0 while the store answers.
+    pub store_unavailable_since_seconds: AtomicU64,
+    /// Attempts whose data PostgreSQL refused (SQLSTATE class 22 or 23): the message's fault.
+    pub store_data_refusals: AtomicU64,
+    /// Messages parked because their participant's stored hash chain does not verify.
+    pub chain_broken_refusals: AtomicU64,
+    /// Deliveries handed back (nak) unfinished at shutdown.
+    pub handed_back_at_shutdown: AtomicU64,
     /// Messages in the stream not yet delivered to the ledger (sampled).
     pub consumer_pending: AtomicU64,
     /// Messages delivered and not yet acked (sampled).
@@ -74,7 +91,7 @@ impl IngestCounters {
     /// Renders the counters in Prometheus text format.
     pub fn render(&self) -> String {
         let mut output = String::new();
-        let metrics: [(&str, &str, &str, &AtomicU64); 10] = [
+        let metrics: [(&str, &str, &str, &AtomicU64); 14] = [
             (
                 "ips_ledger_events_accepted_total",
                 "counter",
@@ -108,8 +125,32 @@ impl IngestCounters {
             (
                 "ips_ledger_store_failures_total",
                 "counter",
-                "Database failures retried.",
+                "Store calls failed for unavailability (outage, resources, missing grant or table), retried without limit; nothing is parked for them.",
                 &self.store_failures,
+            ),
+            (
+                "ips_ledger_store_unavailable_since_seconds",
+                "gauge",
+                "Unix time the current store outage began; 0 while the store answers.",
+                &self.store_unavailable_since_seconds,
+            ),
+            (
+                "ips_ledger_store_data_refusals_total",
+                "counter",
+                "Attempts whose data PostgreSQL refused (SQLSTATE class 22 or 23); parked after ingest.data_error_attempts_max.",
+                &self.store_data_refusals,
+            ),
+            (
+                "ips_ledger_chain_broken_refusals_total",
+                "counter",
+                "Messages parked because their participant's stored hash chain does not verify.",
+                &self.chain_broken_refusals,
+            ),
+            (
+                "ips_ledger_handed_back_at_shutdown_total",
+                "counter",
+                "Deliveries handed back (nak) unfinished when the ledger stopped.",
+                &self.handed_back_at_shutdown,
             ),
             (
                 "ips_ledger_applied_from_stream_total",
@@ -147,8 +188,21 @@ impl IngestCounters {
 enum ApplyFailure {
     /// Another writer appended first; reload and retry.
     Conflict,
-    /// The database is unavailable or failed; retry later.
+    /// Something other than the store failed (the stream read, a bound on one attempt); retry.
     Transient(String),
+    /// The store is unavailable or misconfigured; retry without limit, park nothing.
+    StoreUnavailable {
+        error: String,
+        sqlstate: Option<String>,
+    },
+    /// PostgreSQL refused the data of a message: this delivery's (`earlier` is `None`) or an
+    /// earlier one read from the stream. Parked after `data_error_attempts_max` attempts.
+    DataRefused {
+        reason: String,
+        earlier: Option<Box<StoredMessage>>,
+    },
+    /// The participant's stored hash chain is broken: nothing may be appended to it.
+    ChainBroken(String),
     /// Nothing can ever be recorded for this submission.
     Unrecordable(String),
 }
@@ -182,22 +236,24 @@ pub struct Applier {
 impl Applier {
     /// Handles one delivery to the end: recorded and acked, parked and acked, or handed back
     /// (not acked) because the process is shutting down.
-    pub async fn process(&self, delivery: Delivery, shutdown: &watch::Receiver<bool>) {
+    pub async fn process(&self, delivery: &Delivery, shutdown: &watch::Receiver<bool>) {
         let submission = match decode(&self.subjects, delivery.subject(), delivery.payload()) {
             Ok(submission) => submission,
-            Err(reason) => return self.park(&delivery, reason, shutdown).await,
+            Err(reason) => return self.park(delivery, reason, shutdown).await,
         };
         if delivery.delivered_count() > self.park_after_deliveries {
             let reason = format!(
                 "delivered {} times without being applied",
                 delivery.delivered_count()
             );
-            return self.park(&delivery, reason, shutdown).await;
+            return self.park(delivery, reason, shutdown).await;
         }
         let recorded_at = self.clock.now();
         let metadata = stream_metadata(delivery.stream_sequence(), delivery.subject());
         let mut conflicts_retried = 0;
         let mut backoff = Duration::from_millis(self.config.store_retry_backoff_ms);
+        // Consecutive refusals of one message's data (the stream sequence refused, and how often).
+        let mut data_refusals: (u64, u32) = (0, 0);
         loop {
             match self
                 .apply_in_stream_order(
@@ -210,6 +266,7 @@ impl Applier {
                 .await
             {
                 Ok((verdict, newly_recorded)) => {
+                    self.store_answered();
                     if let Err(error) = delivery.ack().await {
                         tracing::warn!(%error, "ack failed after commit; the redelivery will be a no-op");
                     }
@@ -228,24 +285,162 @@ impl Applier {
                     self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(ApplyFailure::Conflict) => {
+                    // postgres-es reports both unique indexes as a conflict; an event id already
+                    // recorded for another participant never stops conflicting.
+                    if let Ok(Some(recorded)) =
+                        store::events::find_by_event_id(&self.pool, submission.envelope.event_id)
+                            .await
+                    {
+                        if recorded.participant_id != submission.envelope.participant_id {
+                            let reason = format!(
+                                "event_id_reused: event id {} is recorded for another participant",
+                                submission.envelope.event_id
+                            );
+                            return self.park(delivery, reason, shutdown).await;
+                        }
+                    }
                     tracing::warn!(event_id = %submission.envelope.event_id, "conflicts persist; handing the message back");
                     self.order_watermark.handed_back(delivery.stream_sequence());
                     let _ = delivery.nak(backoff).await;
                     return;
                 }
                 Err(ApplyFailure::Unrecordable(reason)) => {
-                    return self.park(&delivery, reason, shutdown).await
+                    return self.park(delivery, reason, shutdown).await
                 }
-                Err(ApplyFailure::Transient(error)) => {
-                    self.counters.store_failures.fetch_add(1, Ordering::Relaxed);
+                Err(ApplyFailure::ChainBroken(reason)) => {
+                    self.counters
+                        .chain_broken_refusals
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        participant_id = %submission.envelope.participant_id,
+                        event_id = %submission.envelope.event_id,
+                        %reason,
+                        "refusing to append to a broken hash chain"
+                    );
+                    return self.park(delivery, reason, shutdown).await;
+                }
+                Err(ApplyFailure::DataRefused { reason, earlier }) => {
+                    self.counters
+                        .store_data_refusals
+                        .fetch_add(1, Ordering::Relaxed);
+                    let refused_sequence = earlier
+                        .as_ref()
+                        .map_or(delivery.stream_sequence(), |earlier| {
+                            earlier.stream_sequence
+                        });
+                    if data_refusals.0 != refused_sequence {
+                        data_refusals = (refused_sequence, 0);
+                    }
+                    data_refusals.1 += 1;
+                    tracing::warn!(
+                        stream_sequence = refused_sequence,
+                        attempt = data_refusals.1,
+                        attempts_max = self.config.data_error_attempts_max,
+                        %reason,
+                        "the store refused a message's data"
+                    );
+                    if data_refusals.1 >= self.config.data_error_attempts_max {
+                        let reason = format!("{reason} (refused {} times)", data_refusals.1);
+                        match earlier {
+                            None => return self.park(delivery, reason, shutdown).await,
+                            Some(earlier) => {
+                                // Parked, the earlier message is passed over; this one retries.
+                                if let Err(failure) = self.park_stored(&earlier, reason).await {
+                                    self.note_failure(&failure);
+                                    if !self
+                                        .wait_before_retry(
+                                            delivery,
+                                            &mut backoff,
+                                            shutdown,
+                                            "parking failed",
+                                        )
+                                        .await
+                                    {
+                                        return;
+                                    }
+                                }
+                                continue;
+                            }
+                        }
+                    }
                     if !self
-                        .wait_before_retry(&delivery, &mut backoff, shutdown, &error)
+                        .wait_before_retry(delivery, &mut backoff, shutdown, &reason)
+                        .await
+                    {
+                        return;
+                    }
+                }
+                Err(
+                    failure @ (ApplyFailure::Transient(_) | ApplyFailure::StoreUnavailable { .. }),
+                ) => {
+                    let error = self.note_failure(&failure);
+                    if !self
+                        .wait_before_retry(delivery, &mut backoff, shutdown, &error)
                         .await
                     {
                         return;
                     }
                 }
             }
+        }
+    }
+
+    /// Counts and logs a failure that is nobody's message's fault; returns its description.
+    /// The first failure of a store outage is logged at error level and starts the gauge.
+    fn note_failure(&self, failure: &ApplyFailure) -> String {
+        match failure {
+            ApplyFailure::StoreUnavailable { error, sqlstate } => {
+                self.counters.store_failures.fetch_add(1, Ordering::Relaxed);
+                let now_seconds = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |elapsed| elapsed.as_secs().max(1));
+                if self
+                    .counters
+                    .store_unavailable_since_seconds
+                    .compare_exchange(0, now_seconds, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    tracing::error!(
+                        error,
+                        sqlstate = sqlstate.as_deref().unwrap_or("none"),
+                        "the event store is unavailable; ingest retries without limit and parks nothing"
+                    );
+                }
+                format!(
+                    "store unavailable (SQLSTATE {}): {error}",
+                    sqlstate.as_deref().unwrap_or("none")
+                )
+            }
+            ApplyFailure::Transient(error) => error.clone(),
+            ApplyFailure::Conflict => "conflict".to_owned(),
+            ApplyFailure::DataRefused { reason, .. }
+            | ApplyFailure::ChainBroken(reason)
+            | ApplyFailure::Unrecordable(reason) => reason.clone(),
+        }
+    }
+
+    /// The store answered: an outage, if there was one, is over.
+    fn store_answered(&self) {
+        let since = self
+            .counters
+            .store_unavailable_since_seconds
+            .swap(0, Ordering::Relaxed);
+        if since != 0 {
+            tracing::warn!(
+                unavailable_since_seconds = since,
+                "the event store answers again"
+            );
+        }
+    }
+
+    /// Hands an unfinished delivery back to JetStream (at shutdown), to be redelivered.
+    pub(crate) async fn hand_back(&self, delivery: &Delivery) {
+        self.order_watermark.handed_back(delivery.stream_sequence());
+        self.counters
+            .handed_back_at_shutdown
+            .fetch_add(1, Ordering::Relaxed);
+        if let Err(error) = delivery.nak(Duration::ZERO).await {
+            tracing::warn!(%error, stream_sequence = delivery.stream_sequence(), "could not hand a delivery back; it is redelivered after ack_wait");
         }
     }
 
@@ -259,10 +454,7 @@ impl Applier {
         error: &str,
     ) -> bool {
         if *shutdown.borrow() {
-            self.order_watermark.handed_back(delivery.stream_sequence());
-            let _ = delivery
-                .nak(Duration::from_millis(self.config.store_retry_backoff_ms))
-                .await;
+            self.hand_back(delivery).await;
             return false;
         }
         tracing::warn!(
@@ -293,30 +485,45 @@ impl Applier {
         &self,
         participant_id: ParticipantId,
     ) -> Result<(ParticipantContext, u64), ApplyFailure> {
-        let aggregate_id = participant_id.to_string();
-        let stored = self
-            .event_store
-            .load_events(&aggregate_id)
+        // Verified on every load for a write: appending to an edited history would extend a
+        // chain nobody can trust, and hide the edit behind newer, valid-looking links.
+        let history = store::events::load_verified_history(&self.pool, participant_id)
             .await
-            .map_err(classify)?;
+            .map_err(|error| classify_store(&error))?;
+        if let Some(link) = history.first_broken_link {
+            let reason = serde_json::to_value(&link.reason)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("{:?}", link.reason));
+            return Err(ApplyFailure::ChainBroken(format!(
+                "chain_broken: entry {} of participant {participant_id} fails verification ({reason}); nothing is appended to a broken chain",
+                link.sequence
+            )));
+        }
         let mut context = ParticipantContext {
-            aggregate_id,
+            aggregate_id: participant_id.to_string(),
             aggregate: Participant::default(),
             current_sequence: 0,
             current_snapshot: None,
         };
         let mut applied_through_stream_sequence = 0;
-        for envelope in stored {
-            context.current_sequence = envelope.sequence;
-            if let Some(stream_sequence) = envelope
+        for entry in history.entries {
+            context.current_sequence = usize::try_from(entry.sequence).map_err(|_| {
+                ApplyFailure::Unrecordable(format!(
+                    "stored_history_unreadable: sequence {} out of range",
+                    entry.sequence
+                ))
+            })?;
+            if let Some(stream_sequence) = entry
                 .metadata
                 .get(STREAM_SEQUENCE_KEY)
+                .and_then(|value| value.as_str())
                 .and_then(|value| value.parse::<u64>().ok())
             {
                 applied_through_stream_sequence =
                     applied_through_stream_sequence.max(stream_sequence);
             }
-            context.aggregate.apply(envelope.payload);
+            context.aggregate.apply(entry.event);
         }
         Ok((context, applied_through_stream_sequence))
     }
@@ -408,6 +615,13 @@ impl Applier {
             // The same event id published twice: recorded once, the copy is a no-op.
             return Ok(context);
         }
+        if store::events::is_parked(&self.pool, &self.stream_name, earlier.stream_sequence)
+            .await
+            .map_err(|error| classify_store(&error))?
+        {
+            // Parked already (its data refused, say): passed over, not tried again.
+            return Ok(context);
+        }
         let metadata = stream_metadata(earlier.stream_sequence, &earlier.subject);
         match self
             .decide_and_commit(&submission, context, self.clock.now(), metadata)
@@ -428,6 +642,15 @@ impl Applier {
                 verdicts::announce(&self.client, &self.subjects, &verdict).await;
             }
             Err(ApplyFailure::Unrecordable(reason)) => self.park_stored(earlier, reason).await?,
+            Err(ApplyFailure::DataRefused {
+                reason,
+                earlier: None,
+            }) => {
+                return Err(ApplyFailure::DataRefused {
+                    reason,
+                    earlier: Some(Box::new(earlier.clone())),
+                })
+            }
             Err(failure) => return Err(failure),
         }
         Ok(self.load(participant_id).await?.0)
@@ -492,6 +715,7 @@ impl Applier {
         loop {
             match store::events::park(&self.pool, &message).await {
                 Ok(newly_parked) => {
+                    self.store_answered();
                     if newly_parked {
                         tracing::error!(stream_sequence = message.stream_sequence, subject = %message.subject, %reason, "message parked");
                         self.counters.parked.fetch_add(1, Ordering::Relaxed);
@@ -500,8 +724,9 @@ impl Applier {
                     return;
                 }
                 Err(error) => {
+                    let error = self.note_failure(&classify_store(&error));
                     if !self
-                        .wait_before_retry(delivery, &mut backoff, shutdown, &error.to_string())
+                        .wait_before_retry(delivery, &mut backoff, shutdown, &error)
                         .await
                     {
                         return;
@@ -527,7 +752,7 @@ impl Applier {
         };
         let newly_parked = store::events::park(&self.pool, &message)
             .await
-            .map_err(|error| ApplyFailure::Transient(error.to_string()))?;
+            .map_err(|error| classify_store(&error))?;
         if newly_parked {
             tracing::error!(stream_sequence = message.stream_sequence, subject = %message.subject, %reason, "message parked");
             self.counters.parked.fetch_add(1, Ordering::Relaxed);
@@ -567,16 +792,53 @@ fn decode(subjects: &Subjects, subject: &str, payload: &[u8]) -> Result<Submissi
     Ok(submission)
 }
 
+/// What a failed commit means (postgres-es boxes the sqlx error it got).
 fn classify(error: AggregateError<ParticipantError>) -> ApplyFailure {
     match error {
         AggregateError::AggregateConflict => ApplyFailure::Conflict,
         AggregateError::UserError(error) => ApplyFailure::Unrecordable(error.to_string()),
         AggregateError::DeserializationError(error) => {
-            ApplyFailure::Unrecordable(format!("stored_history_unreadable: {error}"))
+            ApplyFailure::Unrecordable(format!("payload_unstorable: {error}"))
         }
         AggregateError::DatabaseConnectionError(error) | AggregateError::UnexpectedError(error) => {
-            ApplyFailure::Transient(error.to_string())
+            let error: &(dyn std::error::Error + 'static) = error.as_ref();
+            by_class(store::failure::classify(error), error.to_string())
         }
+    }
+}
+
+/// What a failed store call (other than a commit) means.
+fn classify_store(error: &store::StoreError) -> ApplyFailure {
+    match error {
+        store::StoreError::Unavailable(sqlx_error) => {
+            by_class(store::failure::classify_sqlx(sqlx_error), error.to_string())
+        }
+        store::StoreError::Unreadable(reason) => {
+            ApplyFailure::Unrecordable(format!("stored_history_unreadable: {reason}"))
+        }
+        store::StoreError::Migration(_) | store::StoreError::AccessLogBatchTooLarge { .. } => {
+            ApplyFailure::StoreUnavailable {
+                error: error.to_string(),
+                sqlstate: None,
+            }
+        }
+    }
+}
+
+fn by_class(classified: store::failure::Classified, error: String) -> ApplyFailure {
+    match classified.class {
+        store::failure::FailureClass::UniqueConflict => ApplyFailure::Conflict,
+        store::failure::FailureClass::MessageData => ApplyFailure::DataRefused {
+            reason: format!(
+                "store_refused_data: SQLSTATE {}: {error}",
+                classified.sqlstate.as_deref().unwrap_or("none")
+            ),
+            earlier: None,
+        },
+        store::failure::FailureClass::Unavailable => ApplyFailure::StoreUnavailable {
+            error,
+            sqlstate: classified.sqlstate,
+        },
     }
 }
 
@@ -588,6 +850,9 @@ fn lane_of(subjects: &Subjects, subject: &str, lanes: usize) -> usize {
     }
     (hasher.finish() % lanes as u64) as usize
 }
+
+/// How often the puller looks again whether the store answers, while it does not.
+const PULL_PAUSE_WHILE_STORE_UNAVAILABLE: Duration = Duration::from_millis(100);
 
 /// How often the consumer's lag (for metrics) and ack floor (for ordering) are sampled.
 const LAG_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
@@ -690,6 +955,7 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) {
     let lanes = applier.config.lanes;
+    let drain_timeout = Duration::from_millis(applier.config.drain_timeout_ms);
     let mut senders = Vec::with_capacity(lanes);
     let mut workers = JoinSet::new();
     for _ in 0..lanes {
@@ -700,7 +966,20 @@ pub async fn run(
         let shutdown = shutdown.clone();
         workers.spawn(async move {
             while let Some(delivery) = receiver.recv().await {
-                applier.process(delivery, &shutdown).await;
+                if *shutdown.borrow() {
+                    // Not started: handed back at once, so a long queue drains in no time.
+                    applier.hand_back(&delivery).await;
+                    continue;
+                }
+                tokio::select! {
+                    () = applier.process(&delivery, &shutdown) => {}
+                    () = drain_deadline(shutdown.clone(), drain_timeout) => {
+                        // Dropping the attempt is safe: if its commit landed, the redelivery is
+                        // a no-op (the aggregate remembers the event id).
+                        tracing::warn!(stream_sequence = delivery.stream_sequence(), "unfinished at the drain deadline; handed back");
+                        applier.hand_back(&delivery).await;
+                    }
+                }
             }
         });
     }
@@ -711,6 +990,18 @@ pub async fn run(
         if lag_sampled_at.elapsed() >= LAG_SAMPLE_INTERVAL {
             lag_sampled_at = tokio::time::Instant::now();
             sample_consumer(&mut consumer, &applier).await;
+        }
+        if applier
+            .counters
+            .store_unavailable_since_seconds
+            .load(Ordering::Relaxed)
+            != 0
+        {
+            // Pulled now, a message would only wait behind the outage, and every ack_wait it
+            // waits would count as one more delivery towards park_after_deliveries (parking
+            // healthy messages as poison). The lanes keep what they hold and retry themselves.
+            tokio::time::sleep(PULL_PAUSE_WHILE_STORE_UNAVAILABLE).await;
+            continue;
         }
         let mut batch = match consumer.pull().await {
             Ok(batch) => {
@@ -729,6 +1020,7 @@ pub async fn run(
         };
         while let Some(item) = batch.next().await {
             match item {
+                Ok(delivery) if *shutdown.borrow() => applier.hand_back(&delivery).await,
                 Ok(delivery) => {
                     // Before the lane sees it, so its check already counts this delivery.
                     contiguity.observe(
@@ -738,8 +1030,16 @@ pub async fn run(
                         &applier.order_watermark,
                     );
                     let lane = lane_of(&applier.subjects, delivery.subject(), lanes);
-                    if senders[lane].send(delivery).await.is_err() {
-                        tracing::error!(lane, "ingest lane stopped unexpectedly");
+                    // A full lane (wedged by an outage) must not keep the puller from stopping.
+                    let mut stopping = shutdown.clone();
+                    tokio::select! {
+                        permit = senders[lane].reserve() => match permit {
+                            Ok(permit) => permit.send(delivery),
+                            Err(_) => tracing::error!(lane, "ingest lane stopped unexpectedly"),
+                        },
+                        () = async { let _ = stopping.wait_for(|stop| *stop).await; } => {
+                            applier.hand_back(&delivery).await
+                        }
                     }
                 }
                 Err(error) => tracing::debug!(%error, "pull ended with an error"),
@@ -747,8 +1047,36 @@ pub async fn run(
         }
     }
     drop(senders);
-    while workers.join_next().await.is_some() {}
-    tracing::info!("ingest drained");
+    // Each lane is bounded by the drain deadline already; this bounds the nak calls after it.
+    let drained = tokio::time::timeout(drain_timeout + DRAIN_GRACE, async {
+        while workers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::error!("ingest lanes did not stop in time; abandoned (their deliveries come back after ack_wait)");
+        workers.abort_all();
+    }
+    tracing::info!(
+        handed_back = applier
+            .counters
+            .handed_back_at_shutdown
+            .load(Ordering::Relaxed),
+        "ingest drained"
+    );
+}
+
+/// What stopping may take beyond `ingest.drain_timeout_ms`: handing the unfinished deliveries
+/// back (one nak each, no reply awaited).
+pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
+/// Completes `drain_timeout` after `shutdown` turns true (never, until it does).
+pub async fn drain_deadline(mut shutdown: watch::Receiver<bool>, drain_timeout: Duration) {
+    let asked = shutdown.wait_for(|stop| *stop).await.is_ok();
+    if !asked {
+        // The sender is gone without a shutdown: nothing will ever ask to stop.
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(drain_timeout).await;
 }
 
 #[cfg(test)]

@@ -65,17 +65,45 @@ pub struct RunningLedger {
     pub counters: Arc<IngestCounters>,
     tasks: JoinSet<()>,
     server: rpc::ServerHandle,
+    shutdown: watch::Receiver<bool>,
+    drain_timeout: std::time::Duration,
 }
 
 impl RunningLedger {
-    /// Waits until every part has stopped (after shutdown was requested).
+    /// Waits until every part has stopped (after shutdown was requested), but no longer than
+    /// `ingest.drain_timeout_ms` plus [`ingest::DRAIN_GRACE`] after it was requested: ingest
+    /// hands back what it has not finished by then, and whatever else still runs (a projector
+    /// batch waiting on an unavailable store, an open watch stream) is abandoned, so a wedged
+    /// part cannot keep the process from exiting.
     pub async fn wait(mut self) {
-        while self.tasks.join_next().await.is_some() {}
-        match self.server.task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(%error, "gRPC server failed"),
-            Err(error) => tracing::error!(%error, "gRPC server task failed"),
+        let deadline = ingest::drain_deadline(
+            self.shutdown.clone(),
+            self.drain_timeout + ingest::DRAIN_GRACE,
+        );
+        tokio::pin!(deadline);
+        let mut expired = false;
+        while !expired {
+            tokio::select! {
+                joined = self.tasks.join_next() => if joined.is_none() { break },
+                () = &mut deadline => expired = true,
+            }
         }
+        if !expired {
+            tokio::select! {
+                result = &mut self.server.task => match result {
+                    Ok(Ok(())) => return,
+                    Ok(Err(error)) => return tracing::error!(%error, "gRPC server failed"),
+                    Err(error) => return tracing::error!(%error, "gRPC server task failed"),
+                },
+                () = &mut deadline => {}
+            }
+        }
+        tracing::error!(
+            unfinished_tasks = self.tasks.len(),
+            "the ledger did not stop within the drain limit; abandoning what still runs"
+        );
+        self.tasks.abort_all();
+        self.server.task.abort();
     }
 }
 
@@ -202,6 +230,7 @@ pub async fn start(
             shutdown.clone(),
         ));
     }
+    let shutdown_for_wait = shutdown.clone();
     let listener = rpc::server::bind(&config.server).await?;
     let server = rpc::server::serve(router, listener, shutdown)?;
     tracing::info!(grpc_address = %server.local_address, ?metrics_address, "ledger started");
@@ -211,5 +240,7 @@ pub async fn start(
         counters,
         tasks,
         server,
+        shutdown: shutdown_for_wait,
+        drain_timeout: std::time::Duration::from_millis(config.ingest.drain_timeout_ms),
     })
 }

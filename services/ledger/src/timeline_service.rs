@@ -50,6 +50,14 @@ fn visible_row(
     Some((basis, row))
 }
 
+/// A broken link's reason as its stored name (`hash_mismatch`, ...).
+fn broken_reason(link: &domain::chain::BrokenLink) -> String {
+    serde_json::to_value(&link.reason)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 fn page_token(after_sequence: u64) -> String {
     format!("after:{after_sequence}")
 }
@@ -210,6 +218,11 @@ impl TimelineService for TimelineApi {
         self.wait_for_sequence(participant_id, request.min_sequence)
             .await?;
         let participant = crate::reading::open_one(&self.pool, &reader, participant_id.0).await?;
+        // The page comes from the read model, which keeps what was projected before any edit
+        // made around the append-only triggers; only the event store shows the edit.
+        let chain = store::events::verify_chain(&self.pool, participant_id)
+            .await
+            .map_err(|error| errors::from_store(&error))?;
         let today = self.clock.now().date_naive();
         // One row more than the page tells whether another page follows.
         let mut rows = store::timeline::page(
@@ -250,10 +263,22 @@ impl TimelineService for TimelineApi {
             )],
         )
         .await?;
+        if let Some(link) = &chain.first_broken_link {
+            tracing::error!(%participant_id, sequence = link.sequence, reason = broken_reason(link), "timeline read of a broken hash chain");
+        }
         Ok(Response::new(v1::GetTimelineResponse {
             participant_id: participant_id.to_string(),
             entries,
             next_page_token,
+            chain_broken_at_sequence: chain
+                .first_broken_link
+                .as_ref()
+                .map_or(0, |link| link.sequence),
+            chain_broken_reason: chain
+                .first_broken_link
+                .as_ref()
+                .map(broken_reason)
+                .unwrap_or_default(),
         }))
     }
 
@@ -327,13 +352,7 @@ impl TimelineService for TimelineApi {
         )
         .await?;
         let (first_broken_sequence, first_broken_reason) = match &report.first_broken_link {
-            Some(link) => (
-                link.sequence,
-                serde_json::to_value(&link.reason)
-                    .ok()
-                    .and_then(|value| value.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-            ),
+            Some(link) => (link.sequence, broken_reason(link)),
             None => (0, String::new()),
         };
         Ok(Response::new(v1::VerifyChainResponse {
