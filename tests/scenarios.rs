@@ -184,6 +184,8 @@ struct Runner<'a> {
     first_day: NaiveDate,
     participant_id: String,
     activities: HashMap<String, String>,
+    /// The employer each proposal named: a job starts at the employer it was proposed for.
+    proposed_employers: HashMap<String, String>,
 }
 
 impl Runner<'_> {
@@ -407,6 +409,10 @@ impl Runner<'_> {
                 end_day,
                 at_own_employer,
             } => {
+                if let Some(employer) = employer {
+                    self.proposed_employers
+                        .insert(activity.clone(), employer.clone());
+                }
                 let request = v1::ProposeActivityRequest {
                     write: self.write(day),
                     activity_id: self.activity(activity),
@@ -448,7 +454,11 @@ impl Runner<'_> {
                 let request = v1::StartJobRequest {
                     write: self.write(day),
                     activity_id: self.activity(activity),
-                    employer: "the employer".into(),
+                    employer: self
+                        .proposed_employers
+                        .get(activity)
+                        .cloned()
+                        .unwrap_or_else(|| "the employer".into()),
                     occupation: "the occupation".into(),
                     competitive: subsidy.is_none(),
                     subsidy: subsidy
@@ -616,6 +626,7 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
         first_day: scenario.first_day,
         participant_id: uuid::Uuid::new_v4().to_string(),
         activities: HashMap::new(),
+        proposed_employers: HashMap::new(),
     };
     let mut skipped = Vec::new();
     for (index, step) in scenario.steps.iter().enumerate() {

@@ -82,6 +82,9 @@ pub struct ActivityRecord {
     pub planned_start: NaiveDate,
     /// Subsidy the job needs, if any.
     pub subsidy: Option<Subsidy>,
+    /// The employer named at the proposal, if any: a job's start must be at that employer.
+    #[serde(default)]
+    pub employer: Option<String>,
     /// Where it is.
     pub status: ActivityStatus,
     /// The latest decision on each green-light gate.
@@ -409,9 +412,17 @@ impl Participant {
             } => self.require_start(*activity_id, None, *started_on),
             EventBody::JobStarted {
                 activity_id,
+                employer,
+                subsidy,
                 started_on,
                 ..
-            } => self.require_start(*activity_id, Some(ActivityKind::Job), *started_on),
+            } => {
+                self.require_enrolled(false)?;
+                let activity = self.activity_for_step(*activity_id, Some(ActivityKind::Job))?;
+                require_proposed(activity)?;
+                require_job_as_proposed(activity, employer, *subsidy)?;
+                self.require_green(activity, *started_on)
+            }
             EventBody::StudiesStarted {
                 activity_id,
                 started_on,
@@ -697,6 +708,33 @@ impl Participant {
     }
 }
 
+/// A job starts on the facts its gates were computed from: the subsidy (which decides
+/// whether Arbetsförmedlingen's subsidy gate applies, and which subsidy its decision is
+/// for) and the employer, when the proposal named one. Hours decide no gate, and the start
+/// day is checked by `Participant::require_green` itself, so both may differ from the plan. A
+/// job that changed is proposed again, which opens the gates that now apply.
+fn require_job_as_proposed(
+    activity: &ActivityRecord,
+    employer: &str,
+    subsidy: Option<Subsidy>,
+) -> Result<(), RuleViolation> {
+    if activity.subsidy != subsidy {
+        return Err(RuleViolation::StartDiffersFromProposal {
+            field: "subsidy".into(),
+        });
+    }
+    if activity
+        .employer
+        .as_deref()
+        .is_some_and(|proposed| proposed.trim() != employer.trim())
+    {
+        return Err(RuleViolation::StartDiffersFromProposal {
+            field: "employer".into(),
+        });
+    }
+    Ok(())
+}
+
 fn kind_name(kind: ActivityKind) -> &'static str {
     match kind {
         ActivityKind::Arbetsprovning => "arbetsprovning",
@@ -882,6 +920,7 @@ impl Participant {
             EventBody::ActivityProposed {
                 activity_id,
                 kind,
+                employer,
                 hours_per_week,
                 planned_start,
                 subsidy,
@@ -895,6 +934,7 @@ impl Participant {
                         hours_per_week,
                         planned_start,
                         subsidy,
+                        employer,
                         status: ActivityStatus::Proposed,
                         gate_decisions: GateDecisions::new(),
                         at_own_employer,

@@ -1358,6 +1358,107 @@ fn an_af_programme_with_aktivitetsstod_needs_an_af_decision_for_another_activity
     check(decided, started(7, 1, date(2026, 3, 2)), Outcome::Accepted);
 }
 
+/// A job start with other gate-deciding facts than its proposal: the gates were computed
+/// without them, so the start is refused and the job must be proposed again.
+fn job_started_with(
+    number: u128,
+    employer: &str,
+    subsidy: Option<Subsidy>,
+    started_on: NaiveDate,
+) -> EventBody {
+    EventBody::JobStarted {
+        activity_id: activity(number),
+        employer: employer.into(),
+        occupation: "bagare".into(),
+        competitive: false,
+        subsidy,
+        hours_per_week: 30,
+        started_on,
+    }
+}
+
+#[test]
+fn a_job_starts_on_the_subsidy_and_employer_its_gates_were_computed_from() {
+    // Given a job proposed without a subsidy, at a named employer: no AF gate, so it is green.
+    let proposed_without_subsidy = || {
+        enrolled_history().accepted(submission(
+            3,
+            Agency::Municipality,
+            proposed(2, ActivityKind::Job, 30),
+        ))
+    };
+    // When it starts with lönebidrag: the AF subsidy gate was never opened, so it is refused.
+    check(
+        proposed_without_subsidy(),
+        submission(
+            4,
+            Agency::Municipality,
+            job_started_with(
+                2,
+                "Hudiksvalls bageri",
+                Some(Subsidy::Lonebidrag),
+                date(2026, 3, 2),
+            ),
+        ),
+        rejected(RuleViolation::StartDiffersFromProposal {
+            field: "subsidy".into(),
+        }),
+    );
+    // When it starts at another employer than the proposal named: refused as well.
+    check(
+        proposed_without_subsidy(),
+        submission(
+            4,
+            Agency::Municipality,
+            job_started_with(2, "Iggesunds bruk", None, date(2026, 3, 2)),
+        ),
+        rejected(RuleViolation::StartDiffersFromProposal {
+            field: "employer".into(),
+        }),
+    );
+    // When it starts as proposed (other hours and another day are fine: no gate depends on
+    // hours, and the gates are checked for the actual start day): accepted.
+    check(
+        proposed_without_subsidy(),
+        submission(
+            4,
+            Agency::Municipality,
+            job_started_with(2, "Hudiksvalls bageri", None, date(2026, 3, 9)),
+        ),
+        Outcome::Accepted,
+    );
+    // Given the job proposed again with lönebidrag, the AF gate is open and the start waits
+    // for AF's decision on that subsidy.
+    let proposed_with_subsidy = enrolled_history().accepted(submission(
+        3,
+        Agency::Municipality,
+        EventBody::ActivityProposed {
+            activity_id: activity(3),
+            kind: ActivityKind::Job,
+            employer: Some("Hudiksvalls bageri".into()),
+            hours_per_week: 30,
+            planned_start: date(2026, 3, 2),
+            planned_end: None,
+            subsidy: Some(Subsidy::Lonebidrag),
+            at_own_employer: false,
+        },
+    ));
+    check(
+        proposed_with_subsidy,
+        submission(
+            4,
+            Agency::Municipality,
+            job_started_with(
+                3,
+                "Hudiksvalls bageri",
+                Some(Subsidy::Lonebidrag),
+                date(2026, 3, 2),
+            ),
+        ),
+        not_green(&["af_subsidy_decision"]),
+    );
+}
+
 #[test]
 fn a_subsidised_job_needs_af_s_decision_on_that_subsidy_before_it_starts() {
     let proposed_job = || {
@@ -1367,7 +1468,7 @@ fn a_subsidised_job_needs_af_s_decision_on_that_subsidy_before_it_starts() {
             EventBody::ActivityProposed {
                 activity_id: activity(2),
                 kind: ActivityKind::Job,
-                employer: Some("bageriet".into()),
+                employer: Some("Hudiksvalls bageri".into()),
                 hours_per_week: 30,
                 planned_start: date(2026, 5, 1),
                 planned_end: None,
@@ -1376,15 +1477,39 @@ fn a_subsidised_job_needs_af_s_decision_on_that_subsidy_before_it_starts() {
             },
         ))
     };
+    let nystartsjobb_started = |number, started_on| match job_started(number, started_on) {
+        EventBody::JobStarted {
+            activity_id,
+            employer,
+            occupation,
+            competitive,
+            hours_per_week,
+            started_on,
+            ..
+        } => EventBody::JobStarted {
+            activity_id,
+            employer,
+            occupation,
+            competitive,
+            subsidy: Some(Subsidy::Nystartsjobb),
+            hours_per_week,
+            started_on,
+        },
+        other => other,
+    };
     let subsidy = |kind| EventBody::SubsidyDecided {
         subsidy: kind,
         activity_id: Some(activity(2)),
-        employer: "bageriet".into(),
+        employer: "Hudiksvalls bageri".into(),
         period: period(date(2026, 5, 1), date(2027, 4, 30)),
     };
     check(
         proposed_job(),
-        submission(4, Agency::Municipality, job_started(2, date(2026, 5, 1))),
+        submission(
+            4,
+            Agency::Municipality,
+            nystartsjobb_started(2, date(2026, 5, 1)),
+        ),
         not_green(&["af_subsidy_decision"]),
     );
     let wrong_subsidy = proposed_job().accepted(submission(
@@ -1394,7 +1519,11 @@ fn a_subsidised_job_needs_af_s_decision_on_that_subsidy_before_it_starts() {
     ));
     check(
         wrong_subsidy,
-        submission(5, Agency::Municipality, job_started(2, date(2026, 5, 1))),
+        submission(
+            5,
+            Agency::Municipality,
+            nystartsjobb_started(2, date(2026, 5, 1)),
+        ),
         not_green(&["af_subsidy_decision"]),
     );
     let decided = proposed_job().accepted(submission(
@@ -1404,7 +1533,11 @@ fn a_subsidised_job_needs_af_s_decision_on_that_subsidy_before_it_starts() {
     ));
     check(
         decided,
-        submission(5, Agency::Municipality, job_started(2, date(2026, 5, 1))),
+        submission(
+            5,
+            Agency::Municipality,
+            nystartsjobb_started(2, date(2026, 5, 1)),
+        ),
         Outcome::Accepted,
     );
 }

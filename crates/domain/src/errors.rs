@@ -168,6 +168,13 @@ pub enum RuleViolation {
         /// The gates not approved for the start day, by token.
         missing_gates: Vec<String>,
     },
+    /// A start whose facts differ from the proposal in a way that changes which gates apply
+    /// (a job's subsidy, or its employer when the proposal named one).
+    #[error("start_differs_from_proposal: the start's {field} differs from the proposal's; propose the activity again so that the gates that now apply are opened")]
+    StartDiffersFromProposal {
+        /// Which fact.
+        field: String,
+    },
     /// A correction that changes the event's type.
     #[error("correction_changes_type: a correction must keep the corrected event's type")]
     CorrectionChangesType,
@@ -212,6 +219,7 @@ impl RuleViolation {
             RuleViolation::CorrectionByAnotherAgency => "correction_by_another_agency",
             RuleViolation::CorrectionChangesType => "correction_changes_type",
             RuleViolation::GateNotGreen { .. } => "gate_not_green",
+            RuleViolation::StartDiffersFromProposal { .. } => "start_differs_from_proposal",
             RuleViolation::OwnEmployerTrialRuleNotInForce => "own_employer_trial_rule_not_in_force",
             RuleViolation::OwnEmployerTrialNeedsEmploymentAndFullSjukpenning => {
                 "own_employer_trial_needs_employment_and_full_sjukpenning"

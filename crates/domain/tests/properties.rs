@@ -2,6 +2,8 @@
 //! aggregate, and after every step the invariants hold: sequences are contiguous, the hash chain
 //! verifies, a redelivery is a no-op, each agency records only its own kinds of event, and a
 //! discharged participant accepts nothing but re-enrolment (and consent withdrawal, corrections).
+//! A second property: no accepted start ever lacks an approval that its own recorded facts
+//! require (the green-light gates cannot be bypassed by changing a fact at the start).
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -185,6 +187,120 @@ fn body_strategy() -> impl Strategy<Value = EventBody> {
     ]
 }
 
+fn subsidy_strategy() -> impl Strategy<Value = Option<Subsidy>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(Subsidy::Nystartsjobb)),
+        Just(Some(Subsidy::Lonebidrag))
+    ]
+}
+
+fn employer_strategy() -> impl Strategy<Value = String> {
+    prop_oneof![Just("bageriet".to_owned()), Just("bruket".to_owned())]
+}
+
+/// The steps around a start, with every fact that could change which gates apply drawn at
+/// random on both the proposal and the start: kind, subsidy, employer, hours and days.
+fn start_step_strategy() -> impl Strategy<Value = (Agency, EventBody)> {
+    let municipality = |body| (Agency::Municipality, body);
+    prop_oneof![
+        (
+            0..3u8,
+            prop_oneof![
+                Just(ActivityKind::Job),
+                Just(ActivityKind::Praktik),
+                Just(ActivityKind::Arbetstraning)
+            ],
+            prop::option::of(employer_strategy()),
+            1..60u8,
+            0..20i64,
+            subsidy_strategy()
+        )
+            .prop_map(
+                move |(index, kind, employer, hours_per_week, offset, subsidy)| {
+                    municipality(EventBody::ActivityProposed {
+                        activity_id: activity(index),
+                        kind,
+                        employer,
+                        hours_per_week,
+                        planned_start: day(offset),
+                        planned_end: None,
+                        subsidy: subsidy.filter(|_| kind == ActivityKind::Job),
+                        at_own_employer: false,
+                    })
+                }
+            ),
+        (
+            0..3u8,
+            employer_strategy(),
+            subsidy_strategy(),
+            1..60u8,
+            0..40i64
+        )
+            .prop_map(move |(index, employer, subsidy, hours_per_week, offset)| {
+                municipality(EventBody::JobStarted {
+                    activity_id: activity(index),
+                    employer,
+                    occupation: "bagare".into(),
+                    competitive: subsidy.is_none(),
+                    subsidy,
+                    hours_per_week,
+                    started_on: day(offset),
+                })
+            }),
+        (0..3u8, 0..40i64).prop_map(move |(index, offset)| municipality(
+            EventBody::ActivityStarted {
+                activity_id: activity(index),
+                started_on: day(offset)
+            }
+        )),
+        (0..3u8, subsidy_strategy(), employer_strategy(), 0..30i64).prop_map(
+            |(index, subsidy, employer, offset)| (
+                Agency::Arbetsformedlingen,
+                EventBody::SubsidyDecided {
+                    subsidy: subsidy.unwrap_or(Subsidy::Lonebidrag),
+                    activity_id: Some(activity(index)),
+                    employer,
+                    period: Period {
+                        from: day(offset),
+                        to: day(offset + 20)
+                    }
+                }
+            )
+        ),
+        (0..3u8, 0..30i64).prop_map(|(index, offset)| (
+            Agency::Forsakringskassan,
+            EventBody::ActivityDecision {
+                activity_id: activity(index),
+                outcome: DecisionOutcome::Approved,
+                valid: Some(Period {
+                    from: day(offset),
+                    to: day(offset + 20)
+                }),
+                reason: String::new(),
+            }
+        )),
+        Just((
+            Agency::Forsakringskassan,
+            EventBody::BenefitRegistered {
+                benefit: BenefitKind::Sjukpenning,
+                degree_percent: 100,
+                period: Period {
+                    from: day(0),
+                    to: day(90)
+                },
+                employed: false,
+            }
+        )),
+        Just((
+            Agency::Arbetsformedlingen,
+            EventBody::JobSeekerRegistered {
+                registered_on: day(1)
+            }
+        )),
+    ]
+}
+
 fn agency_strategy() -> impl Strategy<Value = Agency> {
     prop_oneof![
         Just(Agency::Municipality),
@@ -262,6 +378,35 @@ proptest! {
             }
             // A redelivery of the same submission is a no-op.
             prop_assert!(record(&mut participant, &runtime, submission).is_empty());
+        }
+    }
+
+    #[test]
+    fn no_accepted_start_lacks_an_approval_its_own_recorded_facts_require(steps in prop::collection::vec(start_step_strategy(), 1..40)) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|error| TestCaseError::fail(error.to_string()))?;
+        let mut participant = Participant::default();
+        let preamble = [
+            (Agency::Municipality, EventBody::ParticipantReferred { source: ReferralSource::Ifo, referrer: None }),
+            (Agency::Municipality, EventBody::ParticipantEnrolled { unit: UnitId("hudiksvall-ips".into()), coach: PersonId("coach-17".into()) }),
+        ];
+        for (index, (agency, body)) in preamble.into_iter().chain(steps).enumerate() {
+            let situation_before = participant.situation().clone();
+            let events = record(&mut participant, &runtime, submission(index, agency, body));
+            let Some(event) = events.first() else { continue };
+            let started = match &event.body {
+                EventBody::JobStarted { activity_id, started_on, .. }
+                | EventBody::ActivityStarted { activity_id, started_on } => Some((*activity_id, *started_on)),
+                _ => None,
+            };
+            if let (Outcome::Accepted, Some((activity_id, started_on))) = (&event.outcome, started) {
+                // The activity as recorded after the start holds the start's own facts.
+                let activity = participant.activities().get(&activity_id);
+                prop_assert!(activity.is_some(), "a started activity is recorded");
+                if let Some(activity) = activity {
+                    let missing = domain::gates::missing_gates(&situation_before, activity, started_on);
+                    prop_assert!(missing.is_empty(), "{} accepted on {} lacking {:?}: {:?}", event.body.event_type(), started_on, missing, activity);
+                }
+            }
         }
     }
 }
