@@ -60,6 +60,7 @@ async fn waiting_on_fk(stack: &Stack, coach: &str) -> anyhow::Result<(String, St
     // The coach sees FK's gates only under the participant's consent FK → IPS unit, and FK
     // sees the IPS unit's requests only under consent IPS unit → FK.
     grant_fk_consent(stack, &participant_id, true).await?;
+    grant_other_deciders_consent(stack, &participant_id).await?;
     let write = |days| {
         Some(v1::ParticipantWrite {
             context: context(days),
@@ -120,6 +121,38 @@ async fn grant_fk_consent(
                 participant_id: participant_id.to_owned(),
                 discloser: discloser as i32,
                 recipient: recipient as i32,
+                data_categories: vec![category as i32],
+                valid_from: at(-30),
+                valid_to: at(300),
+                ..Default::default()
+            }))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The participant's consents to the IPS unit from every other agency that decides gates
+/// (AF, psychiatry, social services): without them the coach's light is UNKNOWN, because
+/// whether those agencies hold a gate is theirs to disclose.
+async fn grant_other_deciders_consent(stack: &Stack, participant_id: &str) -> anyhow::Result<()> {
+    let mut municipality = stack.municipality().await?;
+    for (discloser, category) in [
+        (
+            v1::ConsentParty::Arbetsformedlingen,
+            v1::DataCategory::LabourMarket,
+        ),
+        (v1::ConsentParty::Psychiatry, v1::DataCategory::HealthCoarse),
+        (
+            v1::ConsentParty::SocialServices,
+            v1::DataCategory::SocialAssistanceStatus,
+        ),
+    ] {
+        municipality
+            .grant_consent(as_coach(v1::GrantConsentRequest {
+                context: context(-30),
+                participant_id: participant_id.to_owned(),
+                discloser: discloser as i32,
+                recipient: v1::ConsentParty::IpsUnit as i32,
                 data_categories: vec![category as i32],
                 valid_from: at(-30),
                 valid_to: at(300),
@@ -689,4 +722,263 @@ async fn watch_participant(
         }))
         .await?
         .into_inner())
+}
+
+/// What an FK gate looks like at FK, for a participant proposed for an arbetsträning with no
+/// consent at all: a benefit (which decides the kind of FK gate), or psychiatry's report that
+/// the participant is temporarily unavailable (so there is a gate, but none at FK).
+#[derive(Clone, Copy)]
+enum HeldElsewhere {
+    Benefit(v1::BenefitKind),
+    UnavailableAtPsychiatry,
+}
+
+/// A participant enrolled with coach-17 without any consent, with `held` recorded by its
+/// agency and an arbetsträning proposed for a start in a week. Returns (participant, activity).
+async fn proposed_without_consent(
+    stack: &Stack,
+    held: HeldElsewhere,
+) -> anyhow::Result<(String, String)> {
+    let mut municipality = stack.municipality().await?;
+    let referral = v1::ReferParticipantRequest {
+        context: context(-30),
+        source: v1::ReferralSource::Vuxenpsykiatri as i32,
+        ..Default::default()
+    };
+    let participant_id = municipality
+        .refer_participant(as_coach(referral))
+        .await?
+        .into_inner()
+        .participant_id;
+    municipality
+        .enroll_participant(as_coach(v1::EnrollParticipantRequest {
+            context: context(-30),
+            participant_id: participant_id.clone(),
+            unit: "hudiksvall-ips".into(),
+            coach_person_id: "coach-17".into(),
+        }))
+        .await?;
+    let write = |days| {
+        Some(v1::ParticipantWrite {
+            context: context(days),
+            participant_id: participant_id.clone(),
+        })
+    };
+    match held {
+        HeldElsewhere::Benefit(benefit) => {
+            let mut fk = stack.forsakringskassan().await?;
+            fk.register_benefit(officer(v1::RegisterBenefitRequest {
+                write: write(-30),
+                benefit: benefit as i32,
+                degree_percent: 100,
+                period: Some(v1::Period {
+                    from: at(-60),
+                    to: at(300),
+                }),
+                employed: false,
+            }))
+            .await?;
+        }
+        HeldElsewhere::UnavailableAtPsychiatry => {
+            let mut psychiatry = stack.psychiatry().await?;
+            psychiatry
+                .change_availability(testkit::as_officer(
+                    v1::ChangeAvailabilityRequest {
+                        write: write(-25),
+                        availability: v1::Availability::TemporarilyUnavailable as i32,
+                        from: at(-25),
+                    },
+                    domain::Agency::Psychiatry,
+                    "psykiatri-4",
+                    Role::CaseOfficer,
+                    "vuxenpsykiatrin-hudiksvall",
+                ))
+                .await?;
+        }
+    }
+    let activity_id = municipality
+        .propose_activity(as_coach(v1::ProposeActivityRequest {
+            write: write(-21),
+            kind: v1::ActivityKind::Arbetstraning as i32,
+            employer: "Hudiksvalls bageri".into(),
+            hours_per_week: 20,
+            planned_start: at(7),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner()
+        .created_id;
+    Ok((participant_id, activity_id))
+}
+
+/// The coach's first view of an activity, without the ids and dates that differ by nature.
+async fn coach_view_of(
+    stack: &Stack,
+    participant_id: &str,
+    activity_id: &str,
+) -> anyhow::Result<(i32, Vec<v1::GateState>)> {
+    let mut watch = watch_participant(stack, participant_id).await?;
+    let update = next_update(&mut watch, "the proposed activity", |activity| {
+        activity.activity_id == activity_id
+    })
+    .await?;
+    let activity = update
+        .activity
+        .ok_or_else(|| anyhow::anyhow!("no activity in the update"))?;
+    Ok((activity.light, activity.gates))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_consent_the_coach_sees_the_same_gates_whatever_fk_or_psychiatry_hold(
+) -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let mut views = Vec::new();
+    for held in [
+        HeldElsewhere::Benefit(v1::BenefitKind::Sjukpenning),
+        HeldElsewhere::Benefit(v1::BenefitKind::Aktivitetsersattning),
+        HeldElsewhere::UnavailableAtPsychiatry,
+    ] {
+        let (participant_id, activity_id) = proposed_without_consent(&stack, held).await?;
+        views.push(coach_view_of(&stack, &participant_id, &activity_id).await?);
+    }
+    // Sjukpenning opens fk_activity_decision, aktivitetsersättning fk_activity_agreement, and
+    // an admission psychiatry_availability: without consent the coach sees none of that.
+    assert_eq!(
+        views[0], views[1],
+        "the kind of FK gate shows which benefit FK pays"
+    );
+    assert_eq!(
+        views[0], views[2],
+        "whether FK or psychiatry holds the gate shows"
+    );
+    let (light, gates) = &views[0];
+    assert_eq!(*light, v1::Light::Unknown as i32);
+    for gate in gates {
+        assert_eq!(
+            gate.status,
+            v1::GateStatus::UnknownNoConsent as i32,
+            "{gate:?}"
+        );
+        assert!(
+            !gate.gate.contains("fk_") && !gate.gate.contains("psychiatry_availability"),
+            "{gate:?}"
+        );
+    }
+    // The guidance names both directions: the agency's consent to the IPS unit, so the coach
+    // sees the gate, and the IPS unit's to the agency, so the agency sees the request.
+    let fk_line = gates
+        .iter()
+        .find(|gate| gate.gate == "forsakringskassan")
+        .ok_or_else(|| anyhow::anyhow!("no FK line: {gates:?}"))?;
+    assert!(
+        fk_line.guidance.contains("forsakringskassan → ips_unit"),
+        "{}",
+        fk_line.guidance
+    );
+    assert!(
+        fk_line.guidance.contains("ips_unit → forsakringskassan"),
+        "{}",
+        fk_line.guidance
+    );
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_start_names_only_the_gates_its_submitter_may_see() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let (participant_id, activity_id) =
+        proposed_without_consent(&stack, HeldElsewhere::Benefit(v1::BenefitKind::Sjukpenning))
+            .await?;
+    let mut municipality = stack.municipality().await?;
+    let start = |request_id: &str| v1::ActivityDateRequest {
+        write: Some(v1::ParticipantWrite {
+            context: Some(v1::WriteContext {
+                occurred_at: format!("{}T09:00:00Z", at(0)),
+                request_id: request_id.to_owned(),
+                ..Default::default()
+            }),
+            participant_id: participant_id.clone(),
+        }),
+        activity_id: activity_id.clone(),
+        date: at(0),
+    };
+    // Without consent FK → IPS unit: refused, without naming FK's gate, on the write path and
+    // when the coach looks the refusal up.
+    let refused = municipality
+        .start_activity(as_coach(start("start-1")))
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a start before FK's decision was accepted"))?;
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(
+        !refused.message().contains("fk_activity_decision"),
+        "{}",
+        refused.message()
+    );
+    assert!(
+        refused.message().contains("not shown without consent"),
+        "{}",
+        refused.message()
+    );
+    // The timeline is a read model: it shows the rejection once the projector has it.
+    let rejection = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let timeline = stack
+                .timeline()
+                .await?
+                .get_timeline(as_coach(v1::GetTimelineRequest {
+                    participant_id: participant_id.clone(),
+                    ..Default::default()
+                }))
+                .await?
+                .into_inner();
+            if let Some(entry) = timeline
+                .entries
+                .into_iter()
+                .find(|entry| entry.event_type == "SubmissionRejected")
+            {
+                return anyhow::Ok(entry);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await??;
+    assert!(
+        !rejection.body_json.contains("fk_activity_decision"),
+        "{}",
+        rejection.body_json
+    );
+    let status = stack
+        .timeline()
+        .await?
+        .get_event_status(as_coach(v1::GetEventStatusRequest {
+            event_id: rejection.event_id.clone(),
+        }))
+        .await?
+        .into_inner();
+    assert_eq!(status.rejected_rule, "gate_not_green");
+    assert!(
+        !status.rejected_reason.contains("fk_activity_decision"),
+        "{}",
+        status.rejected_reason
+    );
+    // With consent FK → IPS unit, the same refusal names FK's gate.
+    grant_fk_consent(&stack, &participant_id, false).await?;
+    let refused = municipality
+        .start_activity(as_coach(start("start-2")))
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a start before FK's decision was accepted"))?;
+    assert!(
+        refused.message().contains("fk_activity_decision"),
+        "{}",
+        refused.message()
+    );
+    stack.stop().await;
+    Ok(())
 }

@@ -75,6 +75,9 @@ struct Expect {
     refused: String,
     #[serde(default)]
     naming: Vec<String>,
+    /// Words the refusal must not contain: what the refused officer may not see.
+    #[serde(default)]
+    not_naming: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -650,6 +653,7 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
                 Some(Expect {
                     refused: rule,
                     naming,
+                    not_naming,
                 }),
                 Err(status),
             ) => {
@@ -669,6 +673,13 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
                     assert!(
                         status.message().contains(word.as_str()),
                         "{label}: `{word}` not named in {:?}",
+                        status.message()
+                    );
+                }
+                for word in not_naming {
+                    assert!(
+                        !status.message().contains(word.as_str()),
+                        "{label}: `{word}` named in {:?}, which this officer may not see",
                         status.message()
                     );
                 }

@@ -36,6 +36,17 @@ pub enum GateKind {
 }
 
 impl GateKind {
+    /// Every gate, in table order.
+    pub const ALL: [GateKind; 7] = [
+        GateKind::FkActivityDecision,
+        GateKind::FkActivityAgreement,
+        GateKind::FkDormantBenefit,
+        GateKind::SocialServicesPlanning,
+        GateKind::AfActivityDecision,
+        GateKind::AfSubsidyDecision,
+        GateKind::PsychiatryAvailability,
+    ];
+
     /// The stable token used in errors and read models.
     pub fn token(self) -> &'static str {
         match self {
@@ -47,6 +58,11 @@ impl GateKind {
             GateKind::AfSubsidyDecision => "af_subsidy_decision",
             GateKind::PsychiatryAvailability => "psychiatry_availability",
         }
+    }
+
+    /// The gate named by `token`, if any.
+    pub fn from_token(token: &str) -> Option<GateKind> {
+        GateKind::ALL.into_iter().find(|gate| gate.token() == token)
     }
 
     /// The agency whose decision resolves the gate.

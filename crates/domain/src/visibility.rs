@@ -17,7 +17,9 @@ use serde_json::Value;
 
 use crate::aggregate::Participant;
 use crate::envelope::{Actor, Agency, DataCategory, Role};
+use crate::errors::RuleViolation;
 use crate::events::{ConsentParty, EventBody};
+use crate::gates::GateKind;
 use crate::ids::ConsentId;
 
 /// Someone reading participant data: their organisation and who they are in it.
@@ -237,6 +239,136 @@ impl Participant {
                     deciding_agency.token()
                 )
             })
+    }
+}
+
+/// The agencies that decide green-light gates, in the order their hidden lines are shown.
+pub const GATE_DECIDING_AGENCIES: [Agency; 4] = [
+    Agency::Forsakringskassan,
+    Agency::Arbetsformedlingen,
+    Agency::Psychiatry,
+    Agency::Municipality,
+];
+
+impl Participant {
+    /// The deciding agencies whose gates `reader` may not see on `on`, each with guidance that
+    /// names every consent needed, both directions: decider → reader's party so the reader
+    /// sees the gate, and IPS unit → decider so the decider sees the request.
+    ///
+    /// A read path shows one neutral line per agency returned here, whether or not that agency
+    /// holds anything about the participant or decides any gate of the activity: which gates
+    /// apply is itself the agency's information (an FK agreement means aktivitetsersättning,
+    /// a psychiatry gate means the participant is unavailable), so its absence must not show.
+    pub fn hidden_gate_agencies(&self, reader: &Reader, on: NaiveDate) -> Vec<(Agency, String)> {
+        GATE_DECIDING_AGENCIES
+            .into_iter()
+            .filter_map(|agency| {
+                let missing_for_reader = self.gate_sight(reader, agency, on).err()?;
+                let decider = deciding_party(agency);
+                let guidance = match self.requests_visible_to(decider, on) {
+                    Ok(_) => format!(
+                        "{}: not known without consent; {missing_for_reader}",
+                        decider.token()
+                    ),
+                    Err(missing_for_decider) => format!(
+                        "{}: not known without consent; {missing_for_reader}; and {missing_for_decider}",
+                        decider.token()
+                    ),
+                };
+                Some((agency, guidance))
+            })
+            .collect()
+    }
+
+    /// A refusal's explanation as `reader` may read it on `on`: a rule whose text names
+    /// another party's facts names only what the reader may see of them. Every rule is listed,
+    /// so a new one must be decided here.
+    pub fn refusal_explained_to(
+        &self,
+        rule: &RuleViolation,
+        reader: &Reader,
+        on: NaiveDate,
+    ) -> String {
+        match rule {
+            RuleViolation::GateNotGreen { missing_gates } => {
+                let hidden = self.hidden_gate_agencies(reader, on);
+                let is_hidden = |token: &str| {
+                    GateKind::from_token(token).is_none_or(|gate| {
+                        hidden
+                            .iter()
+                            .any(|(agency, _)| *agency == gate.deciding_agency())
+                    })
+                };
+                let visible: Vec<&str> = missing_gates
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|token| !is_hidden(token))
+                    .collect();
+                // Said whenever some agency is hidden from the reader, whether or not one of
+                // its gates is missing, so the text does not tell which.
+                let hidden_clause = (!hidden.is_empty()).then(|| {
+                    format!(
+                        "gates of {} are not shown without consent and may be missing too",
+                        hidden
+                            .iter()
+                            .map(|(agency, _)| deciding_party(*agency).token())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                });
+                match (visible.is_empty(), hidden_clause) {
+                    (false, Some(clause)) => {
+                        format!(
+                            "gate_not_green: waiting for {}; {clause}",
+                            visible.join(", ")
+                        )
+                    }
+                    (false, None) => format!("gate_not_green: waiting for {}", visible.join(", ")),
+                    (true, Some(clause)) => {
+                        format!("gate_not_green: waiting for a decision; {clause}")
+                    }
+                    (true, None) => "gate_not_green: waiting for a decision".to_owned(),
+                }
+            }
+            RuleViolation::ParticipantNotReferred
+            | RuleViolation::ParticipantAlreadyReferred
+            | RuleViolation::EnrolmentNeedsReferral
+            | RuleViolation::ParticipantAlreadyEnrolled
+            | RuleViolation::ConsentIdAlreadyUsed
+            | RuleViolation::ConsentNotInForce
+            | RuleViolation::ParticipantDischarged
+            | RuleViolation::ReferralNotPending
+            | RuleViolation::NotOnWaitingList
+            | RuleViolation::AlreadyOnWaitingList
+            | RuleViolation::ParticipantNotEnrolled
+            | RuleViolation::ParticipantPaused
+            | RuleViolation::ParticipantAlreadyPaused
+            | RuleViolation::ParticipantNotPaused
+            | RuleViolation::ParticipantNotDischarged
+            | RuleViolation::CoachAlreadyAssigned
+            | RuleViolation::ActivityIdAlreadyUsed
+            | RuleViolation::UnknownActivity
+            | RuleViolation::WrongActivityKind { .. }
+            | RuleViolation::ActivityNotStarted
+            | RuleViolation::ActivityAlreadyStarted
+            | RuleViolation::ActivityAlreadyEnded
+            | RuleViolation::EndBeforeStart
+            | RuleViolation::UnknownBenefit
+            | RuleViolation::NoRehabilitationPlan
+            | RuleViolation::JobSeekerNotRegistered
+            | RuleViolation::ProgrammeIdAlreadyUsed
+            | RuleViolation::UnknownProgramme
+            | RuleViolation::SiusNotActive
+            | RuleViolation::UnknownCorrectedEvent
+            | RuleViolation::CorrectionByAnotherAgency
+            | RuleViolation::OwnEmployerTrialRuleNotInForce
+            | RuleViolation::OwnEmployerTrialNeedsEmploymentAndFullSjukpenning
+            | RuleViolation::OwnEmployerTrialLimitReached
+            | RuleViolation::StartDiffersFromProposal { .. }
+            | RuleViolation::CorrectionChangesType
+            | RuleViolation::InvalidInput { .. }
+            | RuleViolation::AgencyMayNotRecord { .. } => rule.to_string(),
+        }
     }
 }
 

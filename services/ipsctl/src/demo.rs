@@ -118,6 +118,33 @@ impl Demo<'_> {
             };
             let requested_days_ago = 2 + 3 * position as i64;
             let planned_start_days_ago = -(7 + position as i64 * 2);
+            // The coach sees a light only with consent from every agency that could hold a
+            // gate: without AF's and social services', whether they decide one is theirs to say.
+            for (discloser, category) in [
+                (
+                    v1::ConsentParty::Arbetsformedlingen,
+                    v1::DataCategory::LabourMarket,
+                ),
+                (
+                    v1::ConsentParty::SocialServices,
+                    v1::DataCategory::SocialAssistanceStatus,
+                ),
+            ] {
+                let consent = v1::GrantConsentRequest {
+                    context: self.context(requested_days_ago),
+                    participant_id: participant_id.clone(),
+                    discloser: discloser as i32,
+                    recipient: v1::ConsentParty::IpsUnit as i32,
+                    data_categories: vec![category as i32],
+                    valid_from: self.date(requested_days_ago),
+                    valid_to: self.date(requested_days_ago - 365),
+                    ..Default::default()
+                };
+                self.clients
+                    .municipality
+                    .grant_consent(as_coach.ask(consent))
+                    .await?;
+            }
             let proposal = v1::ProposeActivityRequest {
                 write: self.write(participant_id, requested_days_ago),
                 kind: v1::ActivityKind::Praktik as i32,

@@ -187,6 +187,34 @@ fn activity_light_for(
     }
 }
 
+/// Replaces every gate of an agency the reader may not see with one neutral line per such
+/// agency, present whether or not that agency decides any gate of the activity: the kind of
+/// gate (an FK decision or an FK agreement) and its mere presence (a psychiatry gate) are the
+/// agency's information. The light is then UNKNOWN, never RED or GREEN.
+fn hide_gates_of_agencies_without_consent(
+    light: &mut v1::ActivityLight,
+    hidden: &[(domain::Agency, String)],
+) {
+    if hidden.is_empty() {
+        return;
+    }
+    light
+        .gates
+        .retain(|gate| gate.status != v1::GateStatus::UnknownNoConsent as i32);
+    for (agency, guidance) in hidden {
+        light.gates.push(v1::GateState {
+            gate: domain::visibility::deciding_party(*agency)
+                .token()
+                .to_owned(),
+            deciding_agency: agency_wire(agency.token()),
+            status: v1::GateStatus::UnknownNoConsent as i32,
+            guidance: guidance.clone(),
+            ..Default::default()
+        });
+    }
+    light.light = v1::Light::Unknown as i32;
+}
+
 /// Groups gate rows (ordered by participant, activity) into activity lights as `reader` may
 /// see them; participants missing from `participants` (not openable) are left out.
 fn lights(
@@ -207,7 +235,8 @@ fn lights(
         .into_iter()
         .filter_map(|(key, rows)| {
             let participant = participants.get(&key.0)?;
-            let light = activity_light_for(&rows, today, |row| {
+            let hidden = participant.hidden_gate_agencies(reader, today);
+            let mut light = activity_light_for(&rows, today, |row| {
                 let deciding_agency = domain::Agency::from_token(&row.deciding_agency)
                     .ok_or_else(|| format!("unknown deciding agency {}", row.deciding_agency))?;
                 participant.gate_sight(reader, deciding_agency, today)?;
@@ -225,6 +254,7 @@ fn lights(
                     })
                     .flatten())
             });
+            hide_gates_of_agencies_without_consent(&mut light, &hidden);
             Some((key, light))
         })
         .collect()

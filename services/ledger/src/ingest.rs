@@ -666,7 +666,6 @@ impl Applier {
         metadata: HashMap<String, String>,
     ) -> Result<(Verdict, bool), ApplyFailure> {
         let event_id = submission.envelope.event_id;
-        let participant_id = submission.envelope.participant_id;
         let sink = EventSink::default();
         let command = ParticipantCommand::Record {
             submission: submission.clone(),
@@ -682,7 +681,14 @@ impl Applier {
             let verdict = context
                 .aggregate
                 .verdict(event_id)
-                .map(|recorded| verdict_of_recorded(event_id, participant_id, recorded))
+                .map(|recorded| {
+                    verdict_of_recorded(
+                        &submission.envelope,
+                        recorded,
+                        &context.aggregate,
+                        recorded_at.date_naive(),
+                    )
+                })
                 .ok_or_else(|| {
                     ApplyFailure::Unrecordable(
                         "aggregate recorded nothing and knows no verdict".into(),
@@ -690,15 +696,16 @@ impl Applier {
                 })?;
             return Ok((verdict, false));
         }
-        let committed = self
-            .event_store
+        // Explained before the commit takes the aggregate: a rejection records nothing that
+        // changes what its submitter may see.
+        let verdict = events
+            .first()
+            .map(|event| verdict_of_event(event, &context.aggregate, recorded_at.date_naive()))
+            .ok_or_else(|| ApplyFailure::Transient("the aggregate recorded no event".into()))?;
+        self.event_store
             .commit(events, context, metadata)
             .await
             .map_err(classify)?;
-        let verdict = committed
-            .first()
-            .map(|envelope| verdict_of_event(&envelope.payload))
-            .ok_or_else(|| ApplyFailure::Transient("commit returned no events".into()))?;
         Ok((verdict, true))
     }
 

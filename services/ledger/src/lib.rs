@@ -148,6 +148,7 @@ pub async fn start(
         client.clone(),
         subjects,
         pool.clone(),
+        clock.clone(),
         shutdown.clone(),
     ));
     let timeline = timeline_service::TimelineApi {

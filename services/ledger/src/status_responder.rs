@@ -16,6 +16,7 @@ pub async fn run(
     client: async_nats::Client,
     subjects: Subjects,
     pool: PgPool,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut requests = match client
@@ -41,7 +42,19 @@ pub async fn run(
             continue;
         };
         let verdict = match store::events::find_by_event_id(&pool, event_id).await {
-            Ok(Some(recorded)) => verdict_of_event(&recorded.event),
+            Ok(Some(recorded)) => {
+                let participant_id = recorded.participant_id.0;
+                match store::participants::load(&pool, &[participant_id]).await {
+                    Ok(mut participants) => {
+                        let participant = participants.remove(&participant_id).unwrap_or_default();
+                        verdict_of_event(&recorded.event, &participant, clock.now().date_naive())
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "status look-up failed");
+                        continue;
+                    }
+                }
+            }
             Ok(None) => Verdict::unknown(event_id),
             Err(error) => {
                 tracing::warn!(%error, "status look-up failed");

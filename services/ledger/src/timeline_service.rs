@@ -315,9 +315,19 @@ impl TimelineService for TimelineApi {
             match &recorded.event.outcome {
                 Outcome::Accepted => response.status = v1::EventStatus::Accepted as i32,
                 Outcome::Rejected { rule } => {
+                    let participant_id = recorded.participant_id.0;
+                    let participant = store::participants::load(&self.pool, &[participant_id])
+                        .await
+                        .map_err(|error| errors::from_store(&error))?
+                        .remove(&participant_id)
+                        .unwrap_or_default();
                     response.status = v1::EventStatus::Rejected as i32;
                     response.rejected_rule = rule.name().to_owned();
-                    response.rejected_reason = rule.to_string();
+                    response.rejected_reason = participant.refusal_explained_to(
+                        rule,
+                        &reader,
+                        self.clock.now().date_naive(),
+                    );
                 }
             }
         }
