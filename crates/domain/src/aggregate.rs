@@ -1157,13 +1157,19 @@ impl Participant {
             EventBody::ActivityProposed {
                 activity_id,
                 kind,
+                employer,
                 hours_per_week,
                 planned_start,
                 subsidy,
                 ..
             } => {
                 if let Some(activity) = self.activities.get_mut(&activity_id) {
+                    // AF decided on the subsidy proposed then: another subsidy re-opens its gate.
+                    if activity.subsidy != subsidy {
+                        activity.gate_decisions.remove(&GateKind::AfSubsidyDecision);
+                    }
                     activity.kind = kind;
+                    activity.employer = employer;
                     activity.hours_per_week = hours_per_week;
                     activity.planned_start = planned_start;
                     activity.subsidy = subsidy;

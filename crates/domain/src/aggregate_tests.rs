@@ -1378,6 +1378,61 @@ fn job_started_with(
 }
 
 #[test]
+fn a_corrected_subsidy_re_opens_af_s_gate() {
+    let proposal = |subsidy| EventBody::ActivityProposed {
+        activity_id: activity(4),
+        kind: ActivityKind::Job,
+        employer: Some("Hudiksvalls bageri".into()),
+        hours_per_week: 30,
+        planned_start: date(2026, 3, 2),
+        planned_end: None,
+        subsidy: Some(subsidy),
+        at_own_employer: false,
+    };
+    // Given a nystartsjobb approved by AF, then the proposal corrected to lönebidrag.
+    let corrected = enrolled_history()
+        .accepted(submission(
+            3,
+            Agency::Municipality,
+            proposal(Subsidy::Nystartsjobb),
+        ))
+        .accepted(submission(
+            4,
+            Agency::Arbetsformedlingen,
+            EventBody::SubsidyDecided {
+                subsidy: Subsidy::Nystartsjobb,
+                activity_id: Some(activity(4)),
+                employer: "Hudiksvalls bageri".into(),
+                period: period(date(2026, 3, 1), date(2027, 2, 28)),
+            },
+        ))
+        .accepted(submission(
+            5,
+            Agency::Municipality,
+            EventBody::EventCorrected {
+                supersedes: event_id(3),
+                reason: "the employer applies for lönebidrag instead".into(),
+                corrected: Box::new(proposal(Subsidy::Lonebidrag)),
+            },
+        ));
+    // When it starts with lönebidrag: AF's decision was on another subsidy, so it waits.
+    check(
+        corrected,
+        submission(
+            6,
+            Agency::Municipality,
+            job_started_with(
+                4,
+                "Hudiksvalls bageri",
+                Some(Subsidy::Lonebidrag),
+                date(2026, 3, 2),
+            ),
+        ),
+        not_green(&["af_subsidy_decision"]),
+    );
+}
+
+#[test]
 fn a_job_starts_on_the_subsidy_and_employer_its_gates_were_computed_from() {
     // Given a job proposed without a subsidy, at a named employer: no AF gate, so it is green.
     let proposed_without_subsidy = || {

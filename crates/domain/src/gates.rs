@@ -213,6 +213,8 @@ pub struct GreenLightRequest {
     pub proposed_on: NaiveDate,
     /// Proposed and not yet started: still waiting for its light.
     pub open: bool,
+    /// Started and not ended: an approval it runs on may still expire.
+    pub running: bool,
     /// The gates its start needs (from the situation as recorded), and any gate that was
     /// decided even if no longer needed, so a decision is never lost from the record.
     pub gates: Vec<GateView>,
@@ -238,6 +240,7 @@ pub fn requests(
                 planned_start: activity.planned_start,
                 proposed_on: activity.proposed_on,
                 open: activity.status == ActivityStatus::Proposed,
+                running: matches!(activity.status, ActivityStatus::Started { .. }),
                 gates: kinds
                     .into_iter()
                     .map(|kind| GateView {
