@@ -67,7 +67,7 @@ async fn the_readme_demo_runs_and_every_chain_is_intact() -> anyhow::Result<()> 
     );
     assert!(
         board.contains(&format!(
-            "Waiting on FK (PendingApprovals, as fk-officer-4): {}",
+            "Waiting on FK (PendingApprovals, as fk-officer-4): {} planned starts,",
             ipsctl::demo::PLANNED_STARTS.len() - 1
         )),
         "{board}"

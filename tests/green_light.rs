@@ -982,3 +982,133 @@ async fn a_refused_start_names_only_the_gates_its_submitter_may_see() -> anyhow:
     stack.stop().await;
     Ok(())
 }
+
+/// The next update that removes `activity_id` from the board.
+async fn next_removal(
+    watch: &mut tonic::Streaming<v1::GreenLightUpdate>,
+    what: &str,
+    activity_id: &str,
+) -> anyhow::Result<v1::GreenLightUpdate> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(update) = watch.next().await {
+            let update = update?;
+            if update.removed
+                && update
+                    .activity
+                    .as_ref()
+                    .is_some_and(|activity| activity.activity_id == activity_id)
+            {
+                return anyhow::Ok(update);
+            }
+        }
+        anyhow::bail!("the watch ended before {what}")
+    })
+    .await?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_pushes_what_leaves_the_board_and_flags_an_approval_that_expires_while_running(
+) -> anyhow::Result<()> {
+    let clock = std::sync::Arc::new(ledger::clock::ManualClock::new(Utc::now()));
+    let stack = Stack::start_with(testkit::StackOptions {
+        ledger_clock: clock.clone(),
+        ..Default::default()
+    })
+    .await?;
+    let (participant, training) = waiting_on_fk(&stack, "coach-17").await?;
+    // FK approves from today through day 10.
+    fk_decides(&stack, &participant, &training, 0, 10).await?;
+    let mut watch = watch_participant(&stack, &participant).await?;
+    next_update(&mut watch, "GREEN", |activity| {
+        activity.activity_id == training && activity.light == v1::Light::Green as i32
+    })
+    .await?;
+    let mut municipality = stack.municipality().await?;
+    let step = |request_id: &str| v1::ActivityDateRequest {
+        write: Some(v1::ParticipantWrite {
+            context: Some(v1::WriteContext {
+                request_id: request_id.to_owned(),
+                ..context(0).unwrap_or_default()
+            }),
+            participant_id: participant.clone(),
+        }),
+        activity_id: training.clone(),
+        date: at(0),
+    };
+    // Started today: it leaves the board, and the open watch is told without reconnecting.
+    municipality.start_activity(as_coach(step("start"))).await?;
+    let removal = next_removal(&mut watch, "the start's removal", &training).await?;
+    assert_eq!(
+        removal.activity.map(|activity| activity.gates.len()),
+        Some(0),
+        "a removal names the activity, nothing more"
+    );
+    let fk_lists_it = |pending: &v1::PendingApprovalsResponse| {
+        pending
+            .approvals
+            .iter()
+            .any(|approval| approval.activity_id == training && approval.running)
+    };
+    assert!(!fk_lists_it(
+        &pending_on_fk(&stack, 10, String::new()).await?
+    ));
+
+    // Six days on, FK's approval ends within five days while the training runs: back on the
+    // coach's board, flagged as running, and on FK's list, with nothing recorded.
+    clock.advance(chrono::Duration::days(6));
+    let expiring = next_update(
+        &mut watch,
+        "the running activity's expiring approval",
+        |activity| activity.activity_id == training && activity.running,
+    )
+    .await?
+    .activity
+    .unwrap_or_default();
+    assert!(
+        expiring
+            .gates
+            .iter()
+            .any(|gate| gate.gate == "fk_activity_decision" && gate.expiring),
+        "{expiring:?}"
+    );
+    assert!(fk_lists_it(
+        &pending_on_fk(&stack, 10, String::new()).await?
+    ));
+
+    // Past its end: EXPIRED on the board and still on FK's list.
+    clock.advance(chrono::Duration::days(5));
+    let expired = next_update(
+        &mut watch,
+        "the running activity's expired approval",
+        |activity| {
+            activity.activity_id == training
+                && activity.running
+                && activity
+                    .gates
+                    .iter()
+                    .any(|gate| gate.status == v1::GateStatus::Expired as i32)
+        },
+    )
+    .await?
+    .activity
+    .unwrap_or_default();
+    assert_eq!(expired.light, v1::Light::Waiting as i32);
+    assert!(fk_lists_it(
+        &pending_on_fk(&stack, 10, String::new()).await?
+    ));
+
+    // The training ends: it leaves the board again, and FK's list.
+    municipality.end_activity(as_coach(step("end"))).await?;
+    next_removal(&mut watch, "the end's removal", &training).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while fk_lists_it(&pending_on_fk(&stack, 10, String::new()).await?) {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "FK still lists an ended activity"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stack.stored_events(Some("ActivityDecision")).await?, 1);
+    stack.stop().await;
+    Ok(())
+}

@@ -65,11 +65,11 @@ pub(crate) async fn refresh(
             };
             sqlx::query(
                 "INSERT INTO green_light_gates (participant_id, activity_id, gate, deciding_agency, unit, coach, activity_kind,
-                     planned_start, requested_on, open, decision, decided_on, valid_from, valid_to)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $14, $10, $11, $12, $13)
+                     planned_start, requested_on, open, decision, decided_on, valid_from, valid_to, running)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $14, $10, $11, $12, $13, $15)
                  ON CONFLICT (participant_id, activity_id, gate) DO UPDATE SET
                      deciding_agency = $4, unit = $5, coach = $6, activity_kind = $7, planned_start = $8, requested_on = $9,
-                     open = $14, decision = $10, decided_on = $11, valid_from = $12, valid_to = $13",
+                     open = $14, decision = $10, decided_on = $11, valid_from = $12, valid_to = $13, running = $15",
             )
             .bind(participant_id.0)
             .bind(request.activity_id.0)
@@ -85,6 +85,7 @@ pub(crate) async fn refresh(
             .bind(valid_from.map(clamp_date))
             .bind(valid_to.map(clamp_date))
             .bind(request.open)
+            .bind(request.running)
             .execute(&mut **transaction)
             .await?;
         }
@@ -126,9 +127,11 @@ pub struct GateRow {
     pub valid_from: Option<NaiveDate>,
     /// Approval validity.
     pub valid_to: Option<NaiveDate>,
+    /// The activity has started and not ended (the row is listed for an approval that ends).
+    pub running: bool,
 }
 
-const COLUMNS: &str = "participant_id, activity_id, gate, deciding_agency, unit, coach, activity_kind, planned_start, requested_on, decision, decided_on, valid_from, valid_to";
+const COLUMNS: &str = "participant_id, activity_id, gate, deciding_agency, unit, coach, activity_kind, planned_start, requested_on, decision, decided_on, valid_from, valid_to, running";
 
 fn gate_row(row: &sqlx::postgres::PgRow) -> Result<GateRow, StoreError> {
     Ok(GateRow {
@@ -145,17 +148,20 @@ fn gate_row(row: &sqlx::postgres::PgRow) -> Result<GateRow, StoreError> {
         decided_on: row.try_get("decided_on")?,
         valid_from: row.try_get("valid_from")?,
         valid_to: row.try_get("valid_to")?,
+        running: row.try_get("running")?,
     })
 }
 
-/// Open gates waiting on `agency` (no decision yet, or more information needed), optionally for
-/// one unit, oldest request first, after the `(requested_on, participant, activity, gate)`
-/// cursor.
+/// Gates waiting on `agency`: open ones with no decision yet or more information needed, and
+/// approvals of running activities that end on or before `running_approvals_ending_by` (they
+/// need a new decision); optionally for one unit, oldest request first, after the
+/// `(requested_on, participant, activity, gate)` cursor.
 pub async fn pending(
     pool: &PgPool,
     agency: &str,
     unit: Option<&str>,
     after: Option<(NaiveDate, uuid::Uuid, uuid::Uuid, String)>,
+    running_approvals_ending_by: NaiveDate,
     limit: i64,
 ) -> Result<Vec<GateRow>, StoreError> {
     let (after_day, after_participant, after_activity, after_gate) = match after {
@@ -166,8 +172,9 @@ pub async fn pending(
     };
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM green_light_gates
-         WHERE open AND deciding_agency = $1 AND ($2::text IS NULL OR unit = $2)
-           AND (decision IS NULL OR decision = 'information_needed')
+         WHERE deciding_agency = $1 AND ($2::text IS NULL OR unit = $2)
+           AND ((open AND (decision IS NULL OR decision = 'information_needed'))
+                OR (running AND decision = 'approved' AND valid_to <= $8))
            AND ($3::date IS NULL OR (requested_on, participant_id, activity_id, gate) > ($3, $4, $5, $6))
          ORDER BY requested_on, participant_id, activity_id, gate LIMIT $7"
     ))
@@ -178,26 +185,31 @@ pub async fn pending(
     .bind(after_activity)
     .bind(after_gate)
     .bind(limit)
+    .bind(running_approvals_ending_by)
     .fetch_all(pool)
     .await?;
     rows.iter().map(gate_row).collect()
 }
 
-/// The open gates of a coach's participants, or of one participant.
+/// The open gates of a coach's participants, or of one participant, and the approvals of their
+/// running activities that end on or before `running_approvals_ending_by`.
 pub async fn open_gates(
     pool: &PgPool,
     coach: Option<&str>,
     participant_id: Option<ParticipantId>,
+    running_approvals_ending_by: NaiveDate,
     limit: i64,
 ) -> Result<Vec<GateRow>, StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM green_light_gates
-         WHERE open AND ($1::text IS NULL OR coach = $1) AND ($2::uuid IS NULL OR participant_id = $2)
+         WHERE (open OR (running AND decision = 'approved' AND valid_to <= $4))
+           AND ($1::text IS NULL OR coach = $1) AND ($2::uuid IS NULL OR participant_id = $2)
          ORDER BY participant_id, activity_id, gate LIMIT $3"
     ))
     .bind(coach)
     .bind(participant_id.map(|id| id.0))
     .bind(limit)
+    .bind(running_approvals_ending_by)
     .fetch_all(pool)
     .await?;
     rows.iter().map(gate_row).collect()

@@ -214,20 +214,28 @@ pub fn green_light_board(
             light_name(light.light),
             if gates.is_empty() {
                 "none needed".to_owned()
+            } else if light.running {
+                format!("running, renew: {}", gates.join("; "))
             } else {
                 gates.join("; ")
             }
         );
     }
+    let renewals = pending
+        .approvals
+        .iter()
+        .filter(|approval| approval.running)
+        .count();
     let _ = writeln!(
         text,
-        "\nWaiting on FK (PendingApprovals, as fk-officer-4): {}",
-        pending.approvals.len()
+        "\nWaiting on FK (PendingApprovals, as fk-officer-4): {} planned starts, {} running activities whose approval has expired or expires within 5 days",
+        pending.approvals.len() - renewals,
+        renewals
     );
     for approval in &pending.approvals {
         let _ = writeln!(
             text,
-            "  {:<16} {:<13} start {}  {:<22} {:<18} requested {}, waiting {} days",
+            "  {:<16} {:<13} start {}  {:<22} {:<18} requested {}, waiting {} days{}",
             labels
                 .get(approval.participant_id.as_str())
                 .map_or(approval.participant_id.as_str(), String::as_str),
@@ -236,7 +244,12 @@ pub fn green_light_board(
             approval.gate,
             gate_status_name(approval.status),
             approval.requested_on,
-            approval.waiting_days
+            approval.waiting_days,
+            if approval.running {
+                "  (running: renew)"
+            } else {
+                ""
+            }
         );
     }
     text

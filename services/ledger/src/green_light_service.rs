@@ -23,6 +23,13 @@ use crate::clock::Clock;
 
 /// Days before the end of an approval's validity from which it shows as expiring.
 pub const EXPIRING_WITHIN_DAYS: i64 = 5;
+/// The last end of validity from which a running activity's approval is listed again (on the
+/// coach's board and the deciding agency's list): expired, or expiring within
+/// [`EXPIRING_WITHIN_DAYS`].
+fn running_approvals_ending_by(today: NaiveDate) -> NaiveDate {
+    today + chrono::Duration::days(EXPIRING_WITHIN_DAYS)
+}
+
 /// Most open gates one watch follows.
 pub const WATCHED_GATES_MAX: i64 = 5_000;
 /// Updates queued per watch before the watch waits for the client.
@@ -184,6 +191,7 @@ fn activity_light_for(
         planned_start: first.planned_start.to_string(),
         light: light as i32,
         gates,
+        running: first.running,
     }
 }
 
@@ -341,11 +349,13 @@ impl GreenLightService for GreenLightApi {
             size => size,
         };
         let after = parse_page_token(&request.page_token)?;
+        let today = self.clock.now().date_naive();
         let mut rows = store::green_light::pending(
             &self.pool,
             agency,
             unit.as_ref().map(|unit| unit.0.as_str()),
             after,
+            running_approvals_ending_by(today),
             i64::from(page_size) + 1,
         )
         .await
@@ -356,7 +366,6 @@ impl GreenLightService for GreenLightApi {
         } else {
             String::new()
         };
-        let today = self.clock.now().date_naive();
         // A request is the IPS unit's activity: the deciding party sees it only under the
         // participant's consent IPS unit → that party (the coach's watch says so when missing).
         // Hidden rows still advance the page token, so a page may be short.
@@ -390,6 +399,7 @@ impl GreenLightService for GreenLightApi {
                     status: state.status,
                     requested_on: row.requested_on.to_string(),
                     waiting_days: state.waiting_days,
+                    running: row.running,
                 }
             })
             .collect();
@@ -446,10 +456,12 @@ impl GreenLightService for GreenLightApi {
             let mut initial = true;
             let mut folded = crate::reading::FoldedParticipants::default();
             loop {
+                let today = clock.now().date_naive();
                 let rows = match store::green_light::open_gates(
                     &pool,
                     coach.as_ref().map(|coach| coach.0.as_str()),
                     participant,
+                    running_approvals_ending_by(today),
                     WATCHED_GATES_MAX,
                 )
                 .await
@@ -470,13 +482,20 @@ impl GreenLightService for GreenLightApi {
                         return;
                     }
                 };
-                let today = clock.now().date_naive();
                 let current = lights(&rows, today, &reader, &participants);
+                // What left the board since the last push (started, ended, withdrawn, or no
+                // longer shown to this reader) is pushed as a removal.
+                let removed: Vec<(uuid::Uuid, uuid::Uuid)> = sent
+                    .keys()
+                    .filter(|key| !current.contains_key(*key))
+                    .copied()
+                    .collect();
                 // Every update is a read: log one entry per participant about to be pushed.
                 let changed: std::collections::BTreeSet<uuid::Uuid> = current
                     .iter()
                     .filter(|(key, light)| sent.get(*key) != Some(*light))
                     .map(|(key, _)| key.0)
+                    .chain(removed.iter().map(|key| key.0))
                     .collect();
                 if let Err(status) = crate::reading::log(
                     &pool,
@@ -494,11 +513,26 @@ impl GreenLightService for GreenLightApi {
                     let _ = sender.send(Err(status)).await;
                     return;
                 }
+                for (participant_id, activity_id) in removed {
+                    let update = v1::GreenLightUpdate {
+                        activity: Some(v1::ActivityLight {
+                            participant_id: participant_id.to_string(),
+                            activity_id: activity_id.to_string(),
+                            ..Default::default()
+                        }),
+                        initial: false,
+                        removed: true,
+                    };
+                    if sender.send(Ok(update)).await.is_err() {
+                        return;
+                    }
+                }
                 for (key, light) in &current {
                     if sent.get(key) != Some(light) {
                         let update = v1::GreenLightUpdate {
                             activity: Some(light.clone()),
                             initial,
+                            removed: false,
                         };
                         if sender.send(Ok(update)).await.is_err() {
                             return;
@@ -576,6 +610,7 @@ mod tests {
             decided_on: decision.map(|_| date(5)),
             valid_from: valid.map(|(from, _)| date(from)),
             valid_to: valid.map(|(_, to)| date(to)),
+            running: false,
         }
     }
 
