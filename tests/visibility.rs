@@ -753,3 +753,69 @@ async fn a_protected_participant_is_left_off_the_board_of_anyone_not_on_the_allo
     stack.stop().await;
     Ok(())
 }
+
+/// The `ips-rule` of a refusal, or "" for an answer.
+fn refusal<T>(outcome: Result<tonic::Response<T>, tonic::Status>) -> (tonic::Code, String) {
+    match outcome {
+        Ok(_) => (tonic::Code::Ok, String::new()),
+        Err(status) => (
+            status.code(),
+            status
+                .metadata()
+                .get("ips-rule")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn officers_of_another_unit_may_neither_read_nor_write_a_participant() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let (participant_id, sequence) = participant_with_every_party(&stack).await?;
+    let denied = (tonic::Code::PermissionDenied, "other_unit".to_owned());
+    let mut timeline = stack.timeline().await?;
+    for (person, role, unit) in [
+        ("coach-99", Role::Coach, "bollnas-ips"),
+        ("team-leader-9", Role::TeamLeader, "bollnas-ips"),
+        ("ifo-officer-9", Role::CaseOfficer, "bollnas-ifo"),
+    ] {
+        let read = timeline
+            .get_timeline(testkit::as_caller(
+                timeline_request(&participant_id, sequence),
+                person,
+                role,
+                unit,
+            ))
+            .await;
+        assert_eq!(refusal(read), denied, "GetTimeline as {person} of {unit}");
+    }
+    let own = timeline
+        .get_timeline(testkit::as_coach(timeline_request(
+            &participant_id,
+            sequence,
+        )))
+        .await;
+    assert_eq!(refusal(own).0, tonic::Code::Ok);
+    let mut municipality = stack.municipality().await?;
+    for (person, role) in [
+        ("coach-99", Role::Coach),
+        ("team-leader-9", Role::TeamLeader),
+    ] {
+        let paused = municipality
+            .pause_participant(testkit::as_caller(
+                v1::PauseParticipantRequest {
+                    write: write(&participant_id),
+                    reason: "semester".into(),
+                },
+                person,
+                role,
+                "bollnas-ips",
+            ))
+            .await;
+        assert_eq!(refusal(paused), denied, "PauseParticipant as {person}");
+    }
+    stack.stop().await;
+    Ok(())
+}

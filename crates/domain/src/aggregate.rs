@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use crate::chain::GENESIS_HASH;
 use crate::commands::ParticipantCommand;
-use crate::envelope::{Agency, DataCategory};
+use crate::envelope::{Agency, DataCategory, Role};
 use crate::errors::{ParticipantError, RuleViolation};
 use crate::events::{ConsentParty, EventBody, Outcome, ParticipantEvent, Submission};
 use crate::gates::{self, DecidedGate, GateDecision, GateDecisions, GateKind};
@@ -185,6 +185,9 @@ pub struct Participant {
     /// The allow-list, once the identity is protected.
     #[serde(default)]
     protected_identity: Option<Vec<PersonId>>,
+    /// The social-services unit: set by the first accepted case-officer event (DOMAIN.md §6).
+    #[serde(default)]
+    social_services_unit: Option<UnitId>,
     activities: BTreeMap<ActivityId, ActivityRecord>,
     situation: Situation,
     /// Every event id ever recorded. JetStream's dedupe window is time-bounded; this is not.
@@ -202,6 +205,7 @@ impl Default for Participant {
             coach: None,
             consents: Vec::new(),
             protected_identity: None,
+            social_services_unit: None,
             activities: BTreeMap::new(),
             situation: Situation::default(),
             recorded: BTreeMap::new(),
@@ -240,6 +244,16 @@ impl Participant {
     /// Sequence and hash of the newest entry (0 and the genesis hash when empty).
     pub fn chain_head(&self) -> (u64, &str) {
         (self.last_sequence, &self.last_hash)
+    }
+
+    /// The IPS unit (waiting list or enrolment), if any yet.
+    pub fn ips_unit(&self) -> Option<&UnitId> {
+        self.unit.as_ref()
+    }
+
+    /// The social-services unit: the unit of the first case officer whose event was accepted.
+    pub fn social_services_unit(&self) -> Option<&UnitId> {
+        self.social_services_unit.as_ref()
     }
 
     /// The allow-list when the participant's identity is protected.
@@ -284,6 +298,12 @@ impl Participant {
                 agency: agency.token().to_owned(),
                 event_type: body.event_type().to_owned(),
             });
+        }
+        if self
+            .unit_boundary(agency, &submission.envelope.actor)
+            .is_err()
+        {
+            return Err(RuleViolation::OtherUnit);
         }
         if self.lifecycle == Lifecycle::Discharged
             && !matches!(
@@ -848,6 +868,12 @@ impl Aggregate for Participant {
             },
         );
         if event.is_accepted() {
+            if event.envelope.agency == Agency::Municipality
+                && event.envelope.actor.role == Role::CaseOfficer
+                && self.social_services_unit.is_none()
+            {
+                self.social_services_unit = Some(event.envelope.actor.unit.clone());
+            }
             let (agency, occurred_on) = (
                 event.envelope.agency,
                 event.envelope.occurred_at.date_naive(),

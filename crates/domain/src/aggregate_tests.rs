@@ -2100,3 +2100,193 @@ fn consent_party_and_category_tokens_are_their_serialised_names() {
         );
     }
 }
+
+fn by(number: u128, role: Role, person: &str, unit: &str, body: EventBody) -> Submission {
+    let mut submission = submission(number, Agency::Municipality, body);
+    submission.envelope.actor = Actor {
+        person_id: PersonId(person.into()),
+        role,
+        unit: UnitId(unit.into()),
+    };
+    submission
+}
+
+fn paused() -> EventBody {
+    EventBody::ParticipantPaused {
+        reason: "semester".into(),
+    }
+}
+
+#[test]
+fn a_coach_or_team_leader_of_another_unit_may_not_write_on_an_enrolled_participant() {
+    for role in [Role::Coach, Role::TeamLeader] {
+        check(
+            enrolled_history(),
+            by(3, role, "coach-99", "bollnas-ips", paused()),
+            rejected(RuleViolation::OtherUnit),
+        );
+    }
+    check(
+        enrolled_history(),
+        by(3, Role::TeamLeader, "leader-1", "hudiksvall-ips", paused()),
+        Outcome::Accepted,
+    );
+}
+
+#[test]
+fn any_unit_may_refer_and_enrol_a_participant_not_yet_in_a_unit_and_enrolment_names_it() {
+    let referred_by_other_unit =
+        History::default().accepted(by(1, Role::Coach, "coach-99", "bollnas-ips", referred()));
+    check(
+        referred_by_other_unit,
+        by(2, Role::Coach, "coach-17", "hudiksvall-ips", enrolled()),
+        Outcome::Accepted,
+    );
+    let waiting = referred_history().accepted(submission(
+        2,
+        Agency::Municipality,
+        EventBody::PlacedOnWaitingList {
+            unit: UnitId("hudiksvall-ips".into()),
+        },
+    ));
+    check(
+        waiting,
+        by(3, Role::Coach, "coach-99", "bollnas-ips", enrolled()),
+        rejected(RuleViolation::OtherUnit),
+    );
+}
+
+#[test]
+fn the_allow_list_of_a_protected_participant_admits_across_units() {
+    let protected = enrolled_history().accepted(submission(
+        3,
+        Agency::Municipality,
+        EventBody::IdentityProtected {
+            allowed_readers: vec![PersonId("coach-17".into()), PersonId("coach-99".into())],
+        },
+    ));
+    check(
+        protected,
+        by(4, Role::Coach, "coach-99", "bollnas-ips", paused()),
+        Outcome::Accepted,
+    );
+}
+
+#[test]
+fn the_first_case_officer_sets_the_social_services_unit_and_others_are_refused() {
+    let decided = |number, unit: &str| {
+        by(
+            number,
+            Role::CaseOfficer,
+            "officer-1",
+            unit,
+            EventBody::SocialAssistanceDecided {
+                status: SocialAssistanceStatus::Granted,
+            },
+        )
+    };
+    let with_social_services = enrolled_history().accepted(decided(3, "hudiksvall-ifo"));
+    check(
+        with_social_services,
+        decided(4, "bollnas-ifo"),
+        rejected(RuleViolation::OtherUnit),
+    );
+    let with_social_services = enrolled_history().accepted(decided(3, "hudiksvall-ifo"));
+    check(
+        with_social_services,
+        decided(4, "hudiksvall-ifo"),
+        Outcome::Accepted,
+    );
+}
+
+#[test]
+fn agencies_without_municipal_units_are_outside_the_unit_rule() {
+    let mut from_fk = submission(
+        3,
+        Agency::Forsakringskassan,
+        EventBody::AvstamningsmoteHeld {
+            held_on: date(2026, 4, 1),
+        },
+    );
+    from_fk.envelope.actor = Actor {
+        person_id: PersonId("fk-officer-1".into()),
+        role: Role::CaseOfficer,
+        unit: UnitId("fk-gavle".into()),
+    };
+    check(enrolled_history(), from_fk, Outcome::Accepted);
+}
+
+fn reader_of(agency: Agency, role: Role, person: &str, unit: &str) -> crate::visibility::Reader {
+    crate::visibility::Reader {
+        agency,
+        actor: Actor {
+            person_id: PersonId(person.into()),
+            role,
+            unit: UnitId(unit.into()),
+        },
+    }
+}
+
+#[test]
+fn only_the_participants_own_units_may_open_it() {
+    let participant = folded(&enrolled_history().accepted(by(
+        3,
+        Role::CaseOfficer,
+        "officer-1",
+        "hudiksvall-ifo",
+        EventBody::SocialAssistanceDecided {
+            status: SocialAssistanceStatus::Granted,
+        },
+    )));
+    let rule = |reader| {
+        participant
+            .may_open(&reader)
+            .map_err(|refused| refused.rule())
+    };
+    for role in [Role::Coach, Role::TeamLeader] {
+        assert_eq!(
+            rule(reader_of(Agency::Municipality, role, "p-9", "bollnas-ips")),
+            Err("other_unit")
+        );
+        assert_eq!(
+            rule(reader_of(
+                Agency::Municipality,
+                role,
+                "p-1",
+                "hudiksvall-ips"
+            )),
+            Ok(())
+        );
+    }
+    assert_eq!(
+        rule(reader_of(
+            Agency::Municipality,
+            Role::CaseOfficer,
+            "o-9",
+            "bollnas-ifo"
+        )),
+        Err("other_unit")
+    );
+    assert_eq!(
+        rule(reader_of(
+            Agency::Municipality,
+            Role::CaseOfficer,
+            "o-1",
+            "hudiksvall-ifo"
+        )),
+        Ok(())
+    );
+    assert_eq!(
+        rule(reader_of(Agency::Municipality, Role::Auditor, "a-1", "ivo")),
+        Ok(())
+    );
+    assert_eq!(
+        rule(reader_of(
+            Agency::Forsakringskassan,
+            Role::CaseOfficer,
+            "fk-1",
+            "fk-gavle"
+        )),
+        Ok(())
+    );
+}

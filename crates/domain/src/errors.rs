@@ -178,6 +178,11 @@ pub enum RuleViolation {
     /// A correction that changes the event's type.
     #[error("correction_changes_type: a correction must keep the corrected event's type")]
     CorrectionChangesType,
+    /// A municipal officer writing on a participant of another unit (DOMAIN.md §6): coaches
+    /// and team leaders by the participant's IPS unit, case officers by its social-services
+    /// unit; the protected identity's allow-list admits across units.
+    #[error("other_unit: the participant belongs to another unit than the actor's")]
+    OtherUnit,
 }
 
 impl RuleViolation {
@@ -220,6 +225,7 @@ impl RuleViolation {
             RuleViolation::CorrectionChangesType => "correction_changes_type",
             RuleViolation::GateNotGreen { .. } => "gate_not_green",
             RuleViolation::StartDiffersFromProposal { .. } => "start_differs_from_proposal",
+            RuleViolation::OtherUnit => "other_unit",
             RuleViolation::OwnEmployerTrialRuleNotInForce => "own_employer_trial_rule_not_in_force",
             RuleViolation::OwnEmployerTrialNeedsEmploymentAndFullSjukpenning => {
                 "own_employer_trial_needs_employment_and_full_sjukpenning"

@@ -123,6 +123,13 @@ pub enum OpenRefused {
         /// The reader.
         person: String,
     },
+    /// A municipal officer of another unit than the participant's (see
+    /// [`Participant::unit_boundary`]).
+    #[error("other_unit: the participant belongs to another unit than {unit}")]
+    OtherUnit {
+        /// The reader's unit.
+        unit: String,
+    },
 }
 
 impl OpenRefused {
@@ -130,14 +137,50 @@ impl OpenRefused {
     pub fn rule(&self) -> &'static str {
         match self {
             OpenRefused::NotOnAllowList { .. } => "protected_identity",
+            OpenRefused::OtherUnit { .. } => "other_unit",
         }
     }
 }
 
 impl Participant {
+    /// Whether an officer of `agency` acting as `actor` is inside this participant's unit
+    /// boundary, for reads and writes alike (DOMAIN.md §6). Only the municipality has units:
+    /// coaches and team leaders belong to the participant's IPS unit (named by the waiting
+    /// list or enrolment), case officers to its social-services unit (set by the first
+    /// accepted case-officer event). While no unit is named yet, any unit may act (a referral
+    /// or intake creates the participant; enrolment names the unit). The protected identity's
+    /// allow-list admits a named person across units. FK, AF, psychiatry, auditors and the
+    /// system have no municipal unit and are never refused here.
+    pub fn unit_boundary(&self, agency: Agency, actor: &Actor) -> Result<(), OpenRefused> {
+        let participant_unit = match (agency, actor.role) {
+            (Agency::Municipality, Role::Coach | Role::TeamLeader) => self.ips_unit(),
+            (Agency::Municipality, Role::CaseOfficer) => self.social_services_unit(),
+            (Agency::Municipality, Role::Auditor | Role::System)
+            | (Agency::Forsakringskassan | Agency::Arbetsformedlingen | Agency::Psychiatry, _) => {
+                None
+            }
+        };
+        match participant_unit {
+            Some(unit) if *unit != actor.unit => {
+                let on_allow_list = self
+                    .protected_identity()
+                    .is_some_and(|allowed| allowed.contains(&actor.person_id));
+                if on_allow_list {
+                    Ok(())
+                } else {
+                    Err(OpenRefused::OtherUnit {
+                        unit: actor.unit.0.clone(),
+                    })
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Whether `reader` may open this participant at all: protected identity admits only its
-    /// allow-list (and auditors).
+    /// allow-list (and auditors); a municipal officer only within the unit boundary.
     pub fn may_open(&self, reader: &Reader) -> Result<(), OpenRefused> {
+        self.unit_boundary(reader.agency, &reader.actor)?;
         match self.protected_identity() {
             Some(allowed) if reader.actor.role != Role::Auditor => {
                 if allowed.contains(&reader.actor.person_id) {
@@ -365,6 +408,7 @@ impl Participant {
             | RuleViolation::OwnEmployerTrialNeedsEmploymentAndFullSjukpenning
             | RuleViolation::OwnEmployerTrialLimitReached
             | RuleViolation::StartDiffersFromProposal { .. }
+            | RuleViolation::OtherUnit
             | RuleViolation::CorrectionChangesType
             | RuleViolation::InvalidInput { .. }
             | RuleViolation::AgencyMayNotRecord { .. } => rule.to_string(),

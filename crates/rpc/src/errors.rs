@@ -32,11 +32,14 @@ pub fn invalid_input(error: &InputError) -> Status {
 pub fn rule_broken(rule: &str, reason: &str, event_id: &str) -> Status {
     let metadata = HashMap::from([("event_id".to_owned(), event_id.to_owned())]);
     let details = ErrorDetails::with_error_info(rule, ERROR_DOMAIN, metadata);
-    let mut status = Status::with_error_details(
-        Code::FailedPrecondition,
-        format!("refused by rule {reason}"),
-        details,
-    );
+    // A unit boundary is an authorisation decision, so its refusal is PERMISSION_DENIED like
+    // the ledger's refused reads under the same rule; every other rule is a precondition.
+    let code = if rule == "other_unit" {
+        Code::PermissionDenied
+    } else {
+        Code::FailedPrecondition
+    };
+    let mut status = Status::with_error_details(code, format!("refused by rule {reason}"), details);
     if let Ok(value) = rule.parse() {
         status.metadata_mut().insert("ips-rule", value);
     }
