@@ -135,3 +135,136 @@ async fn agencies_publish_only_under_their_own_subjects_and_forged_envelopes_are
     stack.stop().await;
     Ok(())
 }
+
+/// Whether a subscription receives anything within `quiet`.
+async fn receives_anything(subscriber: &mut async_nats::Subscriber, quiet: Duration) -> bool {
+    use futures::StreamExt;
+    tokio::time::timeout(quiet, subscriber.next())
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agency_hears_only_its_own_verdicts_and_replies_and_asks_only_about_its_own_events(
+) -> anyhow::Result<()> {
+    let nats = testkit::NatsWithUsers::start().await?;
+    let stack = Stack::start_with(StackOptions {
+        nats_with_users: Some(nats.clone()),
+        ..StackOptions::default()
+    })
+    .await?;
+    let subjects = bus::Subjects::new("ips.v1");
+    // FK's user, as an attacker holding FK's credentials would use it: listening to every
+    // verdict and every inbox, and asking about events that are not FK's.
+    let fk = nats.connect_as("fk").await?;
+    let mut every_verdict = fk.subscribe("ips.v1.verdict.>").await?;
+    let mut municipality_verdicts = fk.subscribe("ips.v1.verdict.municipality.>").await?;
+    let mut every_inbox = fk.subscribe("_INBOX.>").await?;
+    let mut municipality_inbox = fk.subscribe("_INBOX.municipality.>").await?;
+    fk.flush().await?;
+
+    // The municipality writes; its verdict and its PubAck travel on the bus meanwhile.
+    let referred = stack
+        .municipality()
+        .await?
+        .refer_participant(testkit::as_coach(v1::ReferParticipantRequest {
+            source: v1::ReferralSource::Vuxenpsykiatri as i32,
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    assert_eq!(
+        referred.status,
+        v1::WriteStatus::Accepted as i32,
+        "{referred:?}"
+    );
+    let quiet = Duration::from_secs(1);
+    assert!(
+        !receives_anything(&mut every_verdict, quiet).await,
+        "FK heard another agency's verdict"
+    );
+    assert!(
+        !receives_anything(&mut municipality_verdicts, quiet).await,
+        "FK heard the municipality's verdicts"
+    );
+    assert!(
+        !receives_anything(&mut every_inbox, quiet).await,
+        "FK heard another agency's replies"
+    );
+    assert!(
+        !receives_anything(&mut municipality_inbox, quiet).await,
+        "FK heard the municipality's inbox"
+    );
+
+    // Asking about the municipality's event: on the old shared subject and on the
+    // municipality's own status subject the server refuses FK (no answer); on FK's own status
+    // subject the ledger answers as for an event it never saw.
+    let event_id: domain::EventId = domain::EventId::parse(&referred.event_id)?;
+    let payload: bytes::Bytes = serde_json::to_vec(&event_id)?.into();
+    let fk_with_own_inbox = async_nats::ConnectOptions::new()
+        .user_and_password("fk".into(), nats.password("fk"))
+        .custom_inbox_prefix(subjects.inbox_prefix(Agency::Forsakringskassan))
+        .connect(&nats.url)
+        .await?;
+    for subject in ["ips.v1.ledger.status", "ips.v1.ledger.status.municipality"] {
+        let answer =
+            tokio::time::timeout(quiet, fk_with_own_inbox.request(subject, payload.clone())).await;
+        assert!(
+            !matches!(answer, Ok(Ok(_))),
+            "FK was answered on {subject}: {answer:?}"
+        );
+    }
+    let answer = bus::verdicts::look_up(
+        &fk_with_own_inbox,
+        &subjects,
+        Agency::Forsakringskassan,
+        event_id,
+        Duration::from_secs(3),
+    )
+    .await
+    .ok_or_else(|| anyhow::anyhow!("the ledger did not answer FK about its own status subject"))?;
+    assert_eq!(
+        answer,
+        bus::Verdict::unknown(event_id),
+        "FK learnt of another agency's event"
+    );
+
+    // Its own events, FK may ask about and hear of: FK writes, then looks its event up.
+    let benefit = stack
+        .forsakringskassan()
+        .await?
+        .register_benefit(testkit::as_fk_officer(v1::RegisterBenefitRequest {
+            write: Some(v1::ParticipantWrite {
+                context: None,
+                participant_id: referred.participant_id.clone(),
+            }),
+            benefit: v1::BenefitKind::Sjukpenning as i32,
+            degree_percent: 100,
+            period: Some(v1::Period {
+                from: chrono::Utc::now().date_naive().to_string(),
+                to: (chrono::Utc::now().date_naive() + chrono::Duration::days(90)).to_string(),
+            }),
+            employed: false,
+        }))
+        .await?
+        .into_inner();
+    assert_eq!(
+        benefit.status,
+        v1::WriteStatus::Accepted as i32,
+        "{benefit:?}"
+    );
+    let own = bus::verdicts::look_up(
+        &fk_with_own_inbox,
+        &subjects,
+        Agency::Forsakringskassan,
+        domain::EventId::parse(&benefit.event_id)?,
+        Duration::from_secs(3),
+    )
+    .await
+    .ok_or_else(|| anyhow::anyhow!("no answer about FK's own event"))?;
+    assert_eq!(own.status, bus::VerdictStatus::Accepted);
+    stack.stop().await;
+    Ok(())
+}

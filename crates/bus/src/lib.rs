@@ -20,7 +20,7 @@ pub mod verdicts;
 pub use config::{BusConfig, ConfigError};
 pub use ingest::{ConsumerState, Delivery, IngestConsumer, Pull, StoredMessage, StreamReader};
 pub use publisher::{PublishReceipt, SubmissionPublisher};
-pub use setup::connect;
+pub use setup::{connect, connect_as_agency};
 pub use subjects::Subjects;
 pub use verdicts::{Verdict, VerdictStatus, VerdictWaiter};
 

@@ -17,7 +17,27 @@ pub async fn connect(
     config: &BusConfig,
     connection_name: &str,
 ) -> Result<async_nats::Client, BusError> {
-    let mut options = async_nats::ConnectOptions::new()
+    connect_with(config, connection_name, async_nats::ConnectOptions::new()).await
+}
+
+/// Connects as `agency`'s service: replies (PubAcks, status answers) come to the agency's own
+/// inbox prefix, the only one its NATS user may subscribe to.
+pub async fn connect_as_agency(
+    config: &BusConfig,
+    agency: domain::Agency,
+) -> Result<async_nats::Client, BusError> {
+    let subjects = crate::Subjects::new(&config.subject_prefix);
+    let options =
+        async_nats::ConnectOptions::new().custom_inbox_prefix(subjects.inbox_prefix(agency));
+    connect_with(config, agency.token(), options).await
+}
+
+async fn connect_with(
+    config: &BusConfig,
+    connection_name: &str,
+    options: async_nats::ConnectOptions,
+) -> Result<async_nats::Client, BusError> {
+    let mut options = options
         .name(connection_name)
         .connection_timeout(Duration::from_secs(5))
         .retry_on_initial_connect();

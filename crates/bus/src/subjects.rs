@@ -3,8 +3,13 @@
 //! - Events: `<prefix>.<agency>.<participant_id>`. The agency token is the publisher's; NATS
 //!   permissions (issue 5) let each agency publish only under its own token, and the ledger
 //!   checks that the envelope names the same agency as the subject.
-//! - Verdicts: `<prefix>.verdict.<event_id>` (core NATS, not stored).
-//! - Status look-ups: `<prefix>.ledger.status` (core NATS request/reply).
+//! - Verdicts: `<prefix>.verdict.<agency>.<event_id>` (core NATS, not stored), the agency being
+//!   the event's publisher: NATS permissions let each agency subscribe only to its own.
+//! - Status look-ups: `<prefix>.ledger.status.<agency>` (core NATS request/reply): an agency may
+//!   ask only on its own subject, and the ledger answers there only about that agency's events.
+//! - Replies (JetStream PubAcks, status answers) go to the agency's own inbox prefix
+//!   `_INBOX.<agency>`, so no agency can listen to another's replies. It is not under the
+//!   subject prefix: NATS permissions name it, and `_INBOX` is where replies live by convention.
 //!
 //! `verdict` and `ledger` are not agency tokens, so the event stream never captures them.
 
@@ -56,14 +61,32 @@ impl Subjects {
         Some((agency, participant_id))
     }
 
-    /// Where the ledger announces its verdict on one event.
-    pub fn verdict(&self, event_id: EventId) -> String {
-        format!("{}.verdict.{}", self.prefix, event_id)
+    /// Where the ledger announces its verdict on one event that `agency` published.
+    pub fn verdict(&self, agency: Agency, event_id: EventId) -> String {
+        format!("{}.verdict.{}.{}", self.prefix, agency.token(), event_id)
     }
 
-    /// Where the ledger answers status look-ups.
-    pub fn status_requests(&self) -> String {
-        format!("{}.ledger.status", self.prefix)
+    /// Where `agency` asks the ledger about its own events.
+    pub fn status_requests(&self, agency: Agency) -> String {
+        format!("{}.ledger.status.{}", self.prefix, agency.token())
+    }
+
+    /// Every agency's status subject, where the ledger listens.
+    pub fn status_requests_of_every_agency(&self) -> String {
+        format!("{}.ledger.status.*", self.prefix)
+    }
+
+    /// The agency a status request came from, read from its subject.
+    pub fn parse_status_request(&self, subject: &str) -> Option<Agency> {
+        let token = subject
+            .strip_prefix(&self.prefix)?
+            .strip_prefix(".ledger.status.")?;
+        Agency::from_token(token)
+    }
+
+    /// The inbox prefix of `agency`'s connection: replies to it arrive only there.
+    pub fn inbox_prefix(&self, agency: Agency) -> String {
+        format!("_INBOX.{}", agency.token())
     }
 }
 

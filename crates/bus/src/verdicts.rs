@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use domain::{EventId, ParticipantId};
+use domain::{Agency, EventId, ParticipantId};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -63,11 +63,19 @@ impl Verdict {
 
 /// Announces a verdict. Failure is logged, not returned: the event is committed either way, and
 /// a waiting service falls back to a status look-up.
-pub async fn announce(client: &async_nats::Client, subjects: &Subjects, verdict: &Verdict) {
+pub async fn announce(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    publisher: Agency,
+    verdict: &Verdict,
+) {
     match serde_json::to_vec(verdict) {
         Ok(payload) => {
             if let Err(error) = client
-                .publish(subjects.verdict(verdict.event_id), payload.into())
+                .publish(
+                    subjects.verdict(publisher, verdict.event_id),
+                    payload.into(),
+                )
                 .await
             {
                 tracing::warn!(event_id = %verdict.event_id, %error, "could not announce verdict");
@@ -88,10 +96,11 @@ impl VerdictWaiter {
     pub async fn subscribe(
         client: &async_nats::Client,
         subjects: &Subjects,
+        publisher: Agency,
         event_id: EventId,
     ) -> Result<Self, BusError> {
         let subscriber = client
-            .subscribe(subjects.verdict(event_id))
+            .subscribe(subjects.verdict(publisher, event_id))
             .await
             .map_err(|error| BusError::Unavailable(error.to_string()))?;
         Ok(Self { subscriber })
@@ -108,15 +117,17 @@ impl VerdictWaiter {
     }
 }
 
-/// Asks the ledger's status responder; `None` when no ledger answers within `wait`.
+/// Asks the ledger's status responder about an event `asker` published; `None` when no ledger
+/// answers within `wait`. About another agency's event the answer is "unknown".
 pub async fn look_up(
     client: &async_nats::Client,
     subjects: &Subjects,
+    asker: Agency,
     event_id: EventId,
     wait: Duration,
 ) -> Option<Verdict> {
     let payload = serde_json::to_vec(&event_id).ok()?;
-    let request = client.request(subjects.status_requests(), payload.into());
+    let request = client.request(subjects.status_requests(asker), payload.into());
     let response = tokio::time::timeout(wait, request).await.ok()?.ok()?;
     serde_json::from_slice(&response.payload).ok()
 }

@@ -89,7 +89,7 @@ pub async fn start(
 ) -> Result<RunningService, StartError> {
     config.validate().map_err(StartError::Config)?;
     let guard = Guard::from_config(&config.identity, Some(agency)).map_err(StartError::Config)?;
-    let client = bus::connect(&config.bus, agency.token()).await?;
+    let client = bus::connect_as_agency(&config.bus, agency).await?;
     let submitter = AgencySubmitter::new(client, &config.bus, config.submit.clone());
     let (health, reflection) = crate::server::health_and_reflection(&[service_name]).await?;
     let router = config

@@ -78,7 +78,8 @@ impl AgencySubmitter {
             .map_err(|error| errors::invalid_input(&error))?;
         let event_id = submission.envelope.event_id;
         let participant_id = submission.envelope.participant_id;
-        let waiter = VerdictWaiter::subscribe(&self.client, &self.subjects, event_id)
+        let agency = submission.envelope.agency;
+        let waiter = VerdictWaiter::subscribe(&self.client, &self.subjects, agency, event_id)
             .await
             .map_err(|error| errors::from_bus(&error))?;
         let receipt = self
@@ -88,14 +89,14 @@ impl AgencySubmitter {
             .map_err(|error| errors::from_bus(&error))?;
         let verdict = if receipt.duplicate {
             drop(waiter);
-            self.look_up(event_id).await
+            self.look_up(agency, event_id).await
         } else {
             match waiter
                 .wait(Duration::from_millis(self.config.verdict_wait_ms))
                 .await
             {
                 Some(verdict) => Some(verdict),
-                None => self.look_up(event_id).await,
+                None => self.look_up(agency, event_id).await,
             }
         };
         let pending = v1::WriteResponse {
@@ -129,10 +130,11 @@ impl AgencySubmitter {
         }
     }
 
-    async fn look_up(&self, event_id: EventId) -> Option<Verdict> {
+    async fn look_up(&self, agency: domain::Agency, event_id: EventId) -> Option<Verdict> {
         verdicts::look_up(
             &self.client,
             &self.subjects,
+            agency,
             event_id,
             Duration::from_millis(self.config.status_lookup_wait_ms),
         )

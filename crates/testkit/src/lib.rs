@@ -718,12 +718,16 @@ impl NatsWithUsers {
         self.passwords.get(user).cloned().unwrap_or_default()
     }
 
-    /// A client connected as `user`.
+    /// A client connected as `user`; an agency's user gets its agency's inbox prefix, the only
+    /// one it may hear replies on.
     pub async fn connect_as(&self, user: &str) -> anyhow::Result<async_nats::Client> {
-        Ok(async_nats::ConnectOptions::new()
-            .user_and_password(user.to_owned(), self.password(user))
-            .connect(&self.url)
-            .await?)
+        let mut options = async_nats::ConnectOptions::new()
+            .user_and_password(user.to_owned(), self.password(user));
+        if let Some(agency) = domain::Agency::from_token(user) {
+            options =
+                options.custom_inbox_prefix(bus::Subjects::new("ips.v1").inbox_prefix(agency));
+        }
+        Ok(options.connect(&self.url).await?)
     }
 }
 

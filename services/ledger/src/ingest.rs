@@ -275,7 +275,13 @@ impl Applier {
                     } else {
                         self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
                     }
-                    verdicts::announce(&self.client, &self.subjects, &verdict).await;
+                    verdicts::announce(
+                        &self.client,
+                        &self.subjects,
+                        submission.envelope.agency,
+                        &verdict,
+                    )
+                    .await;
                     return;
                 }
                 Err(ApplyFailure::Conflict)
@@ -639,7 +645,13 @@ impl Applier {
                         "applied an earlier message from the stream ahead of its redelivery"
                     );
                 }
-                verdicts::announce(&self.client, &self.subjects, &verdict).await;
+                verdicts::announce(
+                    &self.client,
+                    &self.subjects,
+                    submission.envelope.agency,
+                    &verdict,
+                )
+                .await;
             }
             Err(ApplyFailure::Unrecordable(reason)) => self.park_stored(earlier, reason).await?,
             Err(ApplyFailure::DataRefused {

@@ -1,7 +1,8 @@
 //! Answers agency services' status look-ups over NATS request/reply, from the event store.
 //!
 //! Agency services never touch the database; when a verdict did not arrive in time, or JetStream
-//! said "duplicate" (so no new verdict will come), they ask here. The queue group lets several
+//! said "duplicate" (so no new verdict will come), they ask here, each on its own subject
+//! (`<prefix>.ledger.status.<agency>`), and learn only about their own events. The queue group lets several
 //! ledger instances share the load.
 
 use bus::{verdicts, Subjects, Verdict};
@@ -20,7 +21,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut requests = match client
-        .queue_subscribe(subjects.status_requests(), "ledger".into())
+        .queue_subscribe(subjects.status_requests_of_every_agency(), "ledger".into())
         .await
     {
         Ok(requests) => requests,
@@ -35,13 +36,19 @@ pub async fn run(
             _ = shutdown.wait_for(|stop| *stop) => None,
         };
         let Some(message) = message else { break };
-        let (Some(reply), Some(event_id)) = (
+        let (Some(reply), Some(event_id), Some(asker)) = (
             message.reply.clone(),
             verdicts::decode_status_request(&message.payload),
+            subjects.parse_status_request(&message.subject),
         ) else {
             continue;
         };
         let verdict = match store::events::find_by_event_id(&pool, event_id).await {
+            // Another agency's event is answered exactly as one never recorded: the status
+            // subject is the asker's own (NATS permissions), and the answer is no oracle.
+            Ok(Some(recorded)) if recorded.event.envelope.agency != asker => {
+                Verdict::unknown(event_id)
+            }
             Ok(Some(recorded)) => {
                 let participant_id = recorded.participant_id.0;
                 match store::participants::load(&pool, &[participant_id]).await {
