@@ -23,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Decode errors are the caller's (INVALID_ARGUMENT), not ours (tonic-prost says INTERNAL).
+        .codec_path("crate::codec::EdgeCodec")
         .compile_fds(descriptor_set)?;
     println!("cargo:rerun-if-changed={}", proto_root.display());
     for file in &files {

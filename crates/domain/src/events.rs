@@ -778,7 +778,7 @@ impl EventBody {
                 Ok(())
             }
             EventBody::EmployerContactMade { employer, .. } => {
-                values::validate_text("employer", employer)
+                values::validate_name("employer", employer)
             }
             EventBody::ActivityProposed {
                 kind,
@@ -810,7 +810,7 @@ impl EventBody {
                     }
                 }
                 if let Some(employer) = employer {
-                    values::validate_optional_text("employer", employer)?;
+                    values::validate_optional_name("employer", employer)?;
                 }
                 if planned_end.is_some_and(|end| end < *planned_start) {
                     return Err(InputError::new(
@@ -832,15 +832,15 @@ impl EventBody {
                 hours_per_week,
                 ..
             } => {
-                values::validate_text("employer", employer)?;
-                values::validate_text("occupation", occupation)?;
+                values::validate_name("employer", employer)?;
+                values::validate_name("occupation", occupation)?;
                 values::validate_hours("hours_per_week", *hours_per_week)
             }
             EventBody::HoursChanged { hours_per_week, .. } => {
                 values::validate_hours("hours_per_week", *hours_per_week)
             }
             EventBody::StudiesStarted { programme, .. } => {
-                values::validate_text("programme", programme)
+                values::validate_name("programme", programme)
             }
             EventBody::FollowUpRecorded {
                 obstacles,
@@ -887,14 +887,14 @@ impl EventBody {
             EventBody::ProgrammeAssigned {
                 programme, period, ..
             } => {
-                values::validate_text("programme", programme)?;
+                values::validate_name("programme", programme)?;
                 period.validate("period.to")
             }
             EventBody::SiusDecided { period } => period.validate("period.to"),
             EventBody::SubsidyDecided {
                 employer, period, ..
             } => {
-                values::validate_text("employer", employer)?;
+                values::validate_name("employer", employer)?;
                 period.validate("period.to")
             }
             EventBody::EventCorrected {
@@ -964,7 +964,42 @@ impl Submission {
                 ),
             ));
         }
-        self.body.validate()
+        self.body.validate()?;
+        every_string_storable(&self.envelope, "")?;
+        every_string_storable(&self.body, "")
+    }
+}
+
+/// The backstop behind the per-field text classes of [`EventBody::validate`]: every string of
+/// `stored` as it will be stored (ids, units, tokens, and any text field a later change forgets
+/// to classify) holds at least to [`values::TextClass::FreeText`], so nothing the edge accepts
+/// can carry a NUL into PostgreSQL. The error names the JSON path, e.g. `actor.person_id`.
+fn every_string_storable(stored: &impl Serialize, prefix: &str) -> Result<(), InputError> {
+    let value = serde_json::to_value(stored)
+        .map_err(|error| InputError::new("request", format!("cannot be encoded: {error}")))?;
+    every_string_storable_in(&value, prefix)
+}
+
+fn every_string_storable_in(value: &serde_json::Value, path: &str) -> Result<(), InputError> {
+    let field = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::String(text) => values::TextClass::FreeText.validate(path, text),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .try_for_each(|item| every_string_storable_in(item, path)),
+        serde_json::Value::Object(entries) => entries.iter().try_for_each(|(key, item)| {
+            values::TextClass::FreeText.validate(path, key)?;
+            every_string_storable_in(item, &field(key))
+        }),
+        serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::Number(_) => {
+            Ok(())
+        }
     }
 }
 
@@ -1050,5 +1085,68 @@ impl DomainEvent for ParticipantEvent {
 
     fn event_version(&self) -> String {
         self.envelope.schema_version.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{Actor, RetentionClass, Role};
+
+    fn submission(person_id: &str, body: EventBody) -> Submission {
+        Submission {
+            envelope: Envelope {
+                event_id: EventId(uuid::Uuid::from_u128(7)),
+                participant_id: crate::ParticipantId(uuid::Uuid::from_u128(8)),
+                agency: Agency::Municipality,
+                actor: Actor {
+                    person_id: PersonId(person_id.into()),
+                    role: Role::Coach,
+                    unit: UnitId("hudiksvall-ips".into()),
+                },
+                occurred_at: DateTime::<Utc>::default(),
+                correlation_id: None,
+                causation_id: None,
+                schema_version: CURRENT_SCHEMA_VERSION,
+                data_category: DataCategory::ActivitiesAndWork,
+                retention_class: RetentionClass::SocialServicesFile,
+            },
+            body,
+        }
+    }
+
+    fn field_refused(submission: &Submission) -> Option<String> {
+        submission.validate().err().map(|error| error.field)
+    }
+
+    #[test]
+    fn employer_names_are_names_and_every_stored_string_is_checked() {
+        let contact = |employer: &str| EventBody::EmployerContactMade {
+            employer: employer.into(),
+            face_to_face: true,
+            with_participant: true,
+        };
+        assert_eq!(
+            field_refused(&submission("coach-17", contact("Acme"))),
+            None
+        );
+        assert_eq!(
+            field_refused(&submission("coach-17", contact("Acme\u{202E}proC"))),
+            Some("employer".into())
+        );
+        // Deserialised from the bus, an id has not been through `PersonId::parse`.
+        assert_eq!(
+            field_refused(&submission("coach\u{0}17", contact("Acme"))),
+            Some("actor.person_id".into())
+        );
+        let corrected = EventBody::EventCorrected {
+            supersedes: EventId(uuid::Uuid::from_u128(9)),
+            reason: "stavfel".into(),
+            corrected: Box::new(contact("Acme\u{0}")),
+        };
+        assert_eq!(
+            field_refused(&submission("coach-17", corrected)),
+            Some("employer".into())
+        );
     }
 }

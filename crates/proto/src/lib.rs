@@ -1,9 +1,12 @@
 //! Generated gRPC types and stubs for `ips.v1`, the only wire contract of IPS Samverkan.
 //!
-//! Generated from `proto/` at build time; nothing here is hand-written except this wrapper.
+//! Generated from `proto/` at build time; nothing here is hand-written except this wrapper and
+//! [`codec`], the codec the generated code uses.
 //! Keep these types at the service edge: the domain has its own types (DESIGN.md §7, invariant 8).
 
 #![allow(missing_docs, clippy::all, clippy::pedantic, unused_qualifications)]
+
+pub mod codec;
 
 /// Package `ips.v1`.
 pub mod ips {

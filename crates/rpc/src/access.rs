@@ -324,7 +324,12 @@ where
                 if let Some(caller) = caller {
                     request.extensions_mut().insert(caller);
                 }
-                Box::pin(self.inner.call(request))
+                let response = self.inner.call(request);
+                Box::pin(async move {
+                    response
+                        .await
+                        .map(crate::errors::size_limit_as_resource_exhausted)
+                })
             }
             Err(status) => Box::pin(async move { Ok(status.into_http()) }),
         }

@@ -5,13 +5,23 @@
 //!   and in the `ips-rule` metadata;
 //! - unknown participant or event → `NOT_FOUND`;
 //! - bus or database trouble → `UNAVAILABLE` (retry later; nothing was half-done);
-//! - a message over the size limit → `INVALID_ARGUMENT`;
+//! - a request message over `server.request_size_max_bytes` → `RESOURCE_EXHAUSTED` (gRPC's
+//!   convention; tonic says `OUT_OF_RANGE`, which [`size_limit_as_resource_exhausted`] rewrites);
+//!   a submission too large for the bus once encoded → `INVALID_ARGUMENT` naming `request`;
+//! - a request that does not decode (invalid UTF-8 in a string, malformed protobuf) →
+//!   `INVALID_ARGUMENT`: the one code set outside this module, by `proto::codec::EdgeCodec`,
+//!   because decoding happens in generated code before any handler runs;
+//! - text with a character its class refuses (`domain::values::TextClass`: NUL and other
+//!   controls, bidi overrides and zero-width characters in names) or a date outside
+//!   1900-01-01..=2199-12-31 → `INVALID_ARGUMENT` naming the field, like any malformed input;
 //! - no valid certificate or token → `UNAUTHENTICATED`; a role, agency or allow-list that does
 //!   not admit the caller → `PERMISSION_DENIED`; both name the rule like a broken domain rule.
 
 use std::collections::HashMap;
 
 use domain::InputError;
+use tonic::body::Body;
+use tonic::codegen::http;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -109,4 +119,22 @@ pub fn denied(rule: &str, message: &str) -> Status {
         status.metadata_mut().insert(RULE_HEADER, value);
     }
     status
+}
+
+/// gRPC's code for a request over the size limit is `RESOURCE_EXHAUSTED`; tonic answers
+/// `OUT_OF_RANGE` ("decoded message length too large") before any handler runs, so every
+/// wrapped service's response passes through here (see `access::Authenticated`). Our services
+/// never answer `OUT_OF_RANGE` themselves, so any such status in the response headers (where a
+/// refused request's status is) is tonic's size limit. Statuses in trailers are left alone.
+pub fn size_limit_as_resource_exhausted(
+    mut response: http::Response<Body>,
+) -> http::Response<Body> {
+    let out_of_range = (Code::OutOfRange as i32).to_string();
+    let status_header = response.headers_mut().get_mut("grpc-status");
+    if let Some(value) = status_header {
+        if value.as_bytes() == out_of_range.as_bytes() {
+            *value = http::HeaderValue::from(Code::ResourceExhausted as i32);
+        }
+    }
+    response
 }

@@ -31,23 +31,28 @@ pub fn timestamp_or(
     if text.trim().is_empty() {
         return Ok(default);
     }
-    DateTime::parse_from_rfc3339(text.trim())
+    let time = DateTime::parse_from_rfc3339(text.trim())
         .map(|time| time.with_timezone(&Utc))
         .map_err(|_| {
             InputError::new(
                 field,
                 "must be an RFC 3339 timestamp, e.g. 2026-03-01T09:00:00Z",
             )
-        })
+        })?;
+    domain::values::validate_date_range(field, time.date_naive())?;
+    Ok(time)
 }
 
-/// A required `YYYY-MM-DD` date.
+/// A required `YYYY-MM-DD` date, in [`domain::values::DATE_EARLIEST`]..=`DATE_LATEST` (chrono's
+/// `%Y` also reads a signed year of any length, e.g. `+10000-01-01`).
 pub fn required_date(field: &str, text: &str) -> Result<NaiveDate, InputError> {
     if text.trim().is_empty() {
         return Err(InputError::new(field, "is required"));
     }
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .map_err(|_| InputError::new(field, "must be a date written YYYY-MM-DD"))
+    let date = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| InputError::new(field, "must be a date written YYYY-MM-DD"))?;
+    domain::values::validate_date_range(field, date)?;
+    Ok(date)
 }
 
 /// The write context's parts, ready for an envelope.
@@ -77,6 +82,8 @@ pub fn write_context(
             "is longer than 128 bytes",
         ));
     }
+    // Only hashed into ids today, but it is a key a client may see echoed in logs: one line.
+    domain::values::TextClass::Name.validate("context.request_id", request_id)?;
     let occurred_at = timestamp_or("context.occurred_at", &context.occurred_at, now)?;
     if occurred_at > now + chrono::Duration::days(1) {
         return Err(InputError::new(
@@ -345,6 +352,32 @@ mod tests {
             Some("valid_from"),
         );
         check(required_date("valid_from", "2026-02-28"), None);
+        check(
+            required_date("valid_from", "+10000-01-01"),
+            Some("valid_from"),
+        );
+        check(
+            required_date("valid_from", "1899-12-31"),
+            Some("valid_from"),
+        );
+        check(required_date("valid_from", "1900-01-01"), None);
+        check(required_date("valid_from", "2199-12-31"), None);
+        check(
+            required_date("valid_from", "2200-01-01"),
+            Some("valid_from"),
+        );
+        check(
+            timestamp_or("context.occurred_at", "1899-12-31T23:59:59Z", now),
+            Some("context.occurred_at"),
+        );
+        let context = v1::WriteContext {
+            request_id: "retry\u{0}1".into(),
+            ..Default::default()
+        };
+        check(
+            write_context(Some(&context), now),
+            Some("context.request_id"),
+        );
         check(consent_party("discloser", 0), Some("discloser"));
         check(consent_party("discloser", 99), Some("discloser"));
         check(

@@ -72,7 +72,7 @@ impl ArbetsformedlingenService for ArbetsformedlingenApi {
             .edge
             .record(&extensions, request.write.as_ref(), |_| {
                 let programme = request.programme.trim();
-                domain::values::validate_text("programme", programme)?;
+                domain::values::validate_name("programme", programme)?;
                 Ok(EventBody::ProgrammeAssigned {
                     programme_id,
                     programme: programme.to_owned(),
@@ -126,7 +126,7 @@ impl ArbetsformedlingenService for ArbetsformedlingenApi {
         self.edge
             .record(&extensions, request.write.as_ref(), |_| {
                 let employer = request.employer.trim();
-                domain::values::validate_text("employer", employer)?;
+                domain::values::validate_name("employer", employer)?;
                 Ok(EventBody::SubsidyDecided {
                     subsidy: fields::required_subsidy("subsidy", request.subsidy)?,
                     activity_id: fields::optional_activity_id(&request.activity_id)?,
