@@ -815,6 +815,51 @@ async fn officers_of_another_unit_may_neither_read_nor_write_a_participant() -> 
             ))
             .await;
         assert_eq!(refusal(paused), denied, "PauseParticipant as {person}");
+        let followed_up = municipality
+            .record_follow_up(testkit::as_caller(
+                v1::RecordFollowUpRequest {
+                    write: write(&participant_id),
+                    status: v1::FollowUpStatus::Searching as i32,
+                    obstacles: "none".into(),
+                    helping_factors: "none".into(),
+                },
+                person,
+                role,
+                "bollnas-ips",
+            ))
+            .await;
+        assert_eq!(refusal(followed_up), denied, "RecordFollowUp as {person}");
+        let placement = stack
+            .caseload()
+            .await?
+            .get_placement(testkit::as_caller(
+                v1::GetPlacementRequest {
+                    participant_id: participant_id.clone(),
+                },
+                person,
+                role,
+                "bollnas-ips",
+            ))
+            .await;
+        assert_eq!(refusal(placement), denied, "GetPlacement as {person}");
+        let watched = stack
+            .green_light()
+            .await?
+            .watch_green_light(testkit::as_caller(
+                v1::WatchGreenLightRequest {
+                    participant_id: participant_id.clone(),
+                    ..Default::default()
+                },
+                person,
+                role,
+                "bollnas-ips",
+            ))
+            .await;
+        assert_eq!(
+            refusal(watched),
+            denied,
+            "WatchGreenLight by participant as {person}"
+        );
     }
     stack.stop().await;
     Ok(())

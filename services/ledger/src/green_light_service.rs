@@ -447,6 +447,18 @@ impl GreenLightService for GreenLightApi {
                 )))
             }
         };
+        // A participant the reader may not open (another unit, a protected identity) is
+        // refused, as on every read by participant id; one not recorded yet is watched until
+        // it is, so a watch may be opened before the first event.
+        if let Some(participant_id) = participant {
+            if let Err(status) =
+                crate::reading::open_one(&self.pool, &reader, participant_id.0).await
+            {
+                if status.code() == tonic::Code::PermissionDenied {
+                    return Err(status);
+                }
+            }
+        }
         let (sender, receiver) = mpsc::channel(WATCH_QUEUE_LENGTH_MAX);
         let pool = self.pool.clone();
         let clock = self.clock.clone();
@@ -482,6 +494,26 @@ impl GreenLightService for GreenLightApi {
                         return;
                     }
                 };
+                // Watching another unit's coach is refused like reading their participants:
+                // a board with a participant of another unit that the reader may not open.
+                if initial && coach.is_some() {
+                    let other_unit = rows.iter().any(|row| {
+                        !participants.contains_key(&row.participant_id)
+                            && row
+                                .unit
+                                .as_deref()
+                                .is_some_and(|unit| unit != reader.actor.unit.0)
+                    });
+                    if other_unit {
+                        let refused = domain::visibility::OpenRefused::OtherUnit {
+                            unit: reader.actor.unit.0.clone(),
+                        };
+                        let _ = sender
+                            .send(Err(errors::denied(refused.rule(), &refused.to_string())))
+                            .await;
+                        return;
+                    }
+                }
                 let current = lights(&rows, today, &reader, &participants);
                 // What left the board since the last push (started, ended, withdrawn, or no
                 // longer shown to this reader) is pushed as a removal.
