@@ -731,6 +731,7 @@ async fn watch_participant(
 enum HeldElsewhere {
     Benefit(v1::BenefitKind),
     UnavailableAtPsychiatry,
+    Nothing,
 }
 
 /// A participant enrolled with coach-17 without any consent, with `held` recorded by its
@@ -795,6 +796,7 @@ async fn proposed_without_consent(
                 ))
                 .await?;
         }
+        HeldElsewhere::Nothing => {}
     }
     let activity_id = municipality
         .propose_activity(as_coach(v1::ProposeActivityRequest {
@@ -829,7 +831,7 @@ async fn coach_view_of(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_consent_the_coach_sees_the_same_gates_whatever_fk_or_psychiatry_hold(
+async fn without_consent_the_coach_sees_the_same_gates_whatever_fk_or_psychiatry_hold_or_not(
 ) -> anyhow::Result<()> {
     let stack = Stack::start().await?;
     let mut views = Vec::new();
@@ -837,6 +839,7 @@ async fn without_consent_the_coach_sees_the_same_gates_whatever_fk_or_psychiatry
         HeldElsewhere::Benefit(v1::BenefitKind::Sjukpenning),
         HeldElsewhere::Benefit(v1::BenefitKind::Aktivitetsersattning),
         HeldElsewhere::UnavailableAtPsychiatry,
+        HeldElsewhere::Nothing,
     ] {
         let (participant_id, activity_id) = proposed_without_consent(&stack, held).await?;
         views.push(coach_view_of(&stack, &participant_id, &activity_id).await?);
@@ -851,6 +854,7 @@ async fn without_consent_the_coach_sees_the_same_gates_whatever_fk_or_psychiatry
         views[0], views[2],
         "whether FK or psychiatry holds the gate shows"
     );
+    assert_eq!(views[0], views[3], "whether any agency holds a gate shows");
     let (light, gates) = &views[0];
     assert_eq!(*light, v1::Light::Unknown as i32);
     for gate in gates {

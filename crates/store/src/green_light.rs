@@ -32,17 +32,36 @@ pub(crate) async fn refresh(
             participant.apply(event);
         }
     }
-    sqlx::query("UPDATE green_light_gates SET open = false WHERE participant_id = $1")
-        .bind(participant_id.0)
-        .execute(&mut **transaction)
-        .await?;
+    sqlx::query(
+        "UPDATE green_light_gates SET open = false, running = false WHERE participant_id = $1",
+    )
+    .bind(participant_id.0)
+    .execute(&mut **transaction)
+    .await?;
     let (unit, coach) = participant
         .unit_and_coach()
         .map_or((None, None), |(unit, coach)| {
             (Some(unit.0.clone()), Some(coach.0.clone()))
         });
     for request in gates::requests(participant.activities(), participant.situation()) {
-        for gate in &request.gates {
+        // An activity that needs no gate still has its row (gate `NO_GATE`), so it is on the
+        // board like any other: whether an activity shows must not tell a reader without
+        // consent that some agency decides a gate of it.
+        let no_gate = [gates::GateView {
+            kind: gates::GateKind::FkActivityDecision,
+            decided: None,
+        }];
+        let (views, placeholder) = if request.gates.is_empty() {
+            (&no_gate[..], true)
+        } else {
+            (&request.gates[..], false)
+        };
+        for gate in views {
+            let (gate_token, deciding_agency) = if placeholder {
+                (NO_GATE, NO_GATE)
+            } else {
+                (gate.kind.token(), gate.kind.deciding_agency().token())
+            };
             let (decision, decided_on, valid_from, valid_to) = match &gate.decided {
                 None => (None, None, None, None),
                 Some(decided) => match &decided.decision {
@@ -73,8 +92,8 @@ pub(crate) async fn refresh(
             )
             .bind(participant_id.0)
             .bind(request.activity_id.0)
-            .bind(gate.kind.token())
-            .bind(gate.kind.deciding_agency().token())
+            .bind(gate_token)
+            .bind(deciding_agency)
             .bind(&unit)
             .bind(&coach)
             .bind(serde_json::to_value(request.kind).ok().and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default())
@@ -97,6 +116,10 @@ pub(crate) async fn refresh(
 fn clamp_date(day: NaiveDate) -> NaiveDate {
     day.min(NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(day))
 }
+
+/// The `gate` and `deciding_agency` of the one row of an activity that needs no gate. No
+/// agency's pending list or lead times ever match it; the board shows the activity, no gate.
+pub const NO_GATE: &str = "none";
 
 /// One gate row.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -150,6 +150,12 @@ fn activity_light_for(
     gate_visible: impl Fn(&store::green_light::GateRow) -> Result<Option<String>, String>,
 ) -> v1::ActivityLight {
     let first = rows[0];
+    // The row of an activity that needs no gate carries the activity, not a gate.
+    let rows: Vec<&store::green_light::GateRow> = rows
+        .iter()
+        .copied()
+        .filter(|row| row.gate != store::green_light::NO_GATE)
+        .collect();
     let gates: Vec<v1::GateState> = rows
         .iter()
         .map(|row| match gate_visible(row) {
