@@ -168,3 +168,62 @@ async fn a_tampered_chain_is_reported_on_read_and_gets_nothing_appended() -> any
     stack.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_altered_until_it_no_longer_decodes_is_named_on_read_and_an_auditor_still_verifies(
+) -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let mut municipality = stack.municipality().await?;
+    let mut timeline = stack.timeline().await?;
+    let tampered = municipality
+        .refer_participant(as_coach(refer()))
+        .await?
+        .into_inner()
+        .participant_id;
+    municipality
+        .enroll_participant(as_coach(enrol(&tampered)))
+        .await?;
+    let pool = stack.database.pool().await?;
+    let mut owner = pool.acquire().await?;
+    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_append_only")
+        .execute(&mut *owner)
+        .await?;
+    sqlx::query("UPDATE events SET payload = '{\"altered\": true}' WHERE aggregate_id = $1 AND sequence = 1")
+        .bind(&tampered)
+        .execute(&mut *owner)
+        .await?;
+    sqlx::query("ALTER TABLE events ENABLE TRIGGER events_append_only")
+        .execute(&mut *owner)
+        .await?;
+    drop(owner);
+
+    // A read that must fold the history says why it cannot, with a rule, not INTERNAL.
+    let read = timeline
+        .get_timeline(as_coach(v1::GetTimelineRequest {
+            participant_id: tampered.clone(),
+            ..Default::default()
+        }))
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a history that no longer decodes was read"))?;
+    assert_eq!(read.code(), tonic::Code::DataLoss, "{read:?}");
+    assert_eq!(
+        read.metadata()
+            .get("ips-rule")
+            .and_then(|value| value.to_str().ok()),
+        Some("stored_history_unreadable"),
+        "{read:?}"
+    );
+    // The auditor's check still runs and names the broken entry.
+    let verified = timeline
+        .verify_chain(as_auditor(v1::VerifyChainRequest {
+            participant_id: tampered.clone(),
+        }))
+        .await?
+        .into_inner();
+    assert!(!verified.intact, "{verified:?}");
+    assert_eq!(verified.first_broken_sequence, 1, "{verified:?}");
+    pool.close().await;
+    stack.stop().await;
+    Ok(())
+}

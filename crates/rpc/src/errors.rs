@@ -5,6 +5,8 @@
 //!   and in the `ips-rule` metadata;
 //! - unknown participant or event → `NOT_FOUND`;
 //! - bus or database trouble → `UNAVAILABLE` (retry later; nothing was half-done);
+//! - a stored row that no longer decodes (altered around the triggers) → `DATA_LOSS`, rule
+//!   `stored_history_unreadable`;
 //! - a request message over `server.request_size_max_bytes` → `RESOURCE_EXHAUSTED` (gRPC's
 //!   convention; tonic says `OUT_OF_RANGE`, which [`size_limit_as_resource_exhausted`] rewrites);
 //!   a submission too large for the bus once encoded → `INVALID_ARGUMENT` naming `request`;
@@ -90,9 +92,16 @@ pub fn from_store(error: &store::StoreError) -> Status {
         store::StoreError::Unavailable(_) => {
             Status::unavailable(format!("the event store is unavailable: {error}"))
         }
-        store::StoreError::Migration(_)
-        | store::StoreError::Unreadable(_)
-        | store::StoreError::AccessLogBatchTooLarge { .. } => Status::internal(error.to_string()),
+        // A stored row that no longer decodes was altered around the append-only triggers (or
+        // written by a newer version): say so, with a rule, rather than an anonymous INTERNAL.
+        store::StoreError::Unreadable(_) => with_rule(
+            Code::DataLoss,
+            "stored_history_unreadable",
+            &format!("stored_history_unreadable: {error}; an auditor's VerifyChain shows where the chain broke"),
+        ),
+        store::StoreError::Migration(_) | store::StoreError::AccessLogBatchTooLarge { .. } => {
+            Status::internal(error.to_string())
+        }
     }
 }
 
@@ -113,8 +122,13 @@ pub fn permission_denied(error: &crate::access::AccessDenied) -> Status {
 
 /// The caller may not do this under `rule` (participant-level decisions: protected identity).
 pub fn denied(rule: &str, message: &str) -> Status {
+    with_rule(Code::PermissionDenied, rule, message)
+}
+
+/// A status with `code` naming `rule` in an `ErrorInfo` detail and the `ips-rule` metadata.
+fn with_rule(code: Code, rule: &str, message: &str) -> Status {
     let details = ErrorDetails::with_error_info(rule, ERROR_DOMAIN, HashMap::new());
-    let mut status = Status::with_error_details(Code::PermissionDenied, message, details);
+    let mut status = Status::with_error_details(code, message, details);
     if let Ok(value) = rule.parse() {
         status.metadata_mut().insert(RULE_HEADER, value);
     }

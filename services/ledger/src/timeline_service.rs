@@ -342,7 +342,11 @@ impl TimelineService for TimelineApi {
         let reader = crate::reading::reader(&extensions)?;
         let participant_id = fields::required_participant_id(&request.participant_id)
             .map_err(|error| errors::invalid_input(&error))?;
-        crate::reading::open_one(&self.pool, &reader, participant_id.0).await?;
+        // Auditors may open every participant, so their check does not fold the history first:
+        // a row altered until it no longer decodes is exactly what they must still be shown.
+        if reader.actor.role != domain::Role::Auditor {
+            crate::reading::open_one(&self.pool, &reader, participant_id.0).await?;
+        }
         let report = store::events::verify_chain(&self.pool, participant_id)
             .await
             .map_err(|error| errors::from_store(&error))?;
