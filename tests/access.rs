@@ -786,6 +786,36 @@ async fn every_rpc_taking_a_participant_id_refuses_another_units_officers_with_o
         refused_other_unit > 40,
         "only {refused_other_unit} refusals"
     );
+
+    // GetEventStatus takes an event id, not a participant: another unit's event is as unknown
+    // to an outsider as one never recorded (no participant id, sequence or hash).
+    let mut timeline = stack.timeline().await?;
+    for outsider in &outsiders {
+        let status = timeline
+            .get_event_status(testkit::as_caller(
+                proto::v1::GetEventStatusRequest {
+                    event_id: shared_follow_up.clone(),
+                },
+                outsider.person,
+                outsider.role,
+                outsider.unit,
+            ))
+            .await?
+            .into_inner();
+        assert_eq!(
+            (status.status(), status.participant_id.as_str()),
+            (proto::v1::EventStatus::Unknown, ""),
+            "GetEventStatus as {}",
+            outsider.person
+        );
+    }
+    let own = timeline
+        .get_event_status(testkit::as_team_leader(proto::v1::GetEventStatusRequest {
+            event_id: shared_follow_up.clone(),
+        }))
+        .await?
+        .into_inner();
+    assert_eq!(own.status(), proto::v1::EventStatus::Accepted);
     stack.stop().await;
     Ok(())
 }
