@@ -816,6 +816,79 @@ async fn every_rpc_taking_a_participant_id_refuses_another_units_officers_with_o
         .await?
         .into_inner();
     assert_eq!(own.status(), proto::v1::EventStatus::Accepted);
+
+    // A watch by coach: another unit's officer asking for this unit's coach is refused once the
+    // coach has a light to show (the own coach's first update proves it is on the board).
+    let today = chrono::Utc::now().date_naive();
+    stack
+        .municipality()
+        .await?
+        .propose_activity(testkit::as_coach(proto::v1::ProposeActivityRequest {
+            write: Some(proto::v1::ParticipantWrite {
+                context: None,
+                participant_id: shared_participant.clone(),
+            }),
+            kind: proto::v1::ActivityKind::Arbetstraning as i32,
+            employer: "Hudiksvalls bageri".into(),
+            hours_per_week: 20,
+            planned_start: (today + chrono::Duration::days(7)).to_string(),
+            ..Default::default()
+        }))
+        .await?;
+    let by_coach = || proto::v1::WatchGreenLightRequest {
+        coach_person_id: "coach-17".into(),
+        ..Default::default()
+    };
+    let mut own_watch = stack
+        .green_light()
+        .await?
+        .watch_green_light(testkit::as_coach(by_coach()))
+        .await?
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(10), own_watch.message()).await??;
+    assert!(first.is_some(), "the own coach's watch shows the light");
+    drop(own_watch);
+    for outsider in outsiders
+        .iter()
+        .filter(|caller| caller.role != Role::CaseOfficer)
+    {
+        let refused = match stack
+            .green_light()
+            .await?
+            .watch_green_light(testkit::as_caller(
+                by_coach(),
+                outsider.person,
+                outsider.role,
+                outsider.unit,
+            ))
+            .await
+        {
+            Err(status) => Some(status),
+            Ok(response) => {
+                let mut stream = response.into_inner();
+                tokio::time::timeout(Duration::from_secs(10), stream.message())
+                    .await?
+                    .err()
+            }
+        };
+        let got = refused.as_ref().map(|status| {
+            (
+                status.code(),
+                status
+                    .metadata()
+                    .get("ips-rule")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        });
+        assert_eq!(
+            got,
+            Some((Code::PermissionDenied, "other_unit".to_owned())),
+            "WatchGreenLight by coach as {}",
+            outsider.person
+        );
+    }
     stack.stop().await;
     Ok(())
 }
