@@ -1,5 +1,9 @@
 //! Who may call what (issue 5): the matrix of every RPC of every service against every
-//! organisation × role, and every way a caller fails to authenticate.
+//! organisation × role, and every way a caller fails to authenticate. And the unit boundary
+//! (issue 9): every RPC whose request names a participant, found in the descriptors so a new
+//! one cannot be forgotten, called with a well-formed request by another unit's coach, team
+//! leader and social-services officer (`PERMISSION_DENIED`, `other_unit`) and by the
+//! participant's own unit and FK (answered, or refused by the participant's situation).
 //!
 //! Each call carries an empty request, so an admitted call stops at input validation
 //! (`INVALID_ARGUMENT`) or answers; a refused one is `PERMISSION_DENIED` before any handler
