@@ -1,5 +1,9 @@
 //! Who may call what (issue 5): the matrix of every RPC of every service against every
-//! organisation × role, and every way a caller fails to authenticate.
+//! organisation × role, and every way a caller fails to authenticate. And the unit boundary
+//! (issue 9): every RPC whose request names a participant, found in the descriptors so a new
+//! one cannot be forgotten, called with a well-formed request by another unit's coach, team
+//! leader and social-services officer (`PERMISSION_DENIED`, `other_unit`) and by the
+//! participant's own unit and FK (answered, or refused by the participant's situation).
 //!
 //! Each call carries an empty request, so an admitted call stops at input validation
 //! (`INVALID_ARGUMENT`) or answers; a refused one is `PERMISSION_DENIED` before any handler
@@ -357,6 +361,536 @@ async fn a_caller_who_cannot_prove_who_they_are_is_unauthenticated_naming_the_ru
         assert!(
             !matches!(got, Ok((Code::InvalidArgument | Code::Ok, _))),
             "plain text must not be served: {got:?}"
+        );
+    }
+    stack.stop().await;
+    Ok(())
+}
+
+// ---- Unit boundaries (issue 9): every RPC that takes a participant id, walked from the
+// descriptors, against a participant of another unit ----
+
+/// A request encoded by hand from its descriptor (any response decodes into [`Empty`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct RawRequest(Vec<u8>);
+
+impl prost::Message for RawRequest {
+    fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
+        buf.put_slice(&self.0);
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl prost::bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// What a filled-in request says: the participant, who asks, and an earlier event to correct.
+struct Filling<'a> {
+    participant_id: &'a str,
+    person: &'a str,
+    unit: &'a str,
+    supersedes_event_id: &'a str,
+}
+
+/// A plausible value for every field of `message_type`, so that a write passes the services'
+/// input checks and reaches the ledger's rules; `participant_id` is the participant under test.
+fn fill(
+    messages: &BTreeMap<String, prost_types::DescriptorProto>,
+    message_type: &str,
+    filling: &Filling<'_>,
+) -> Vec<u8> {
+    use prost::encoding::{encode_key, encode_varint, WireType};
+    use prost_types::field_descriptor_proto::Type;
+    let mut buf = Vec::new();
+    let Some(message) = messages.get(message_type) else {
+        return buf;
+    };
+    let today = chrono::Utc::now().date_naive();
+    for field in &message.field {
+        let tag = field.number() as u32;
+        let name = field.name();
+        match field.r#type() {
+            Type::Message => {
+                if name == "context" {
+                    continue;
+                }
+                let nested = fill(messages, field.type_name(), filling);
+                encode_key(tag, WireType::LengthDelimited, &mut buf);
+                encode_varint(nested.len() as u64, &mut buf);
+                buf.extend_from_slice(&nested);
+            }
+            // No subsidy; a recipient other than the discloser.
+            Type::Enum => {
+                let value = match name {
+                    "subsidy" => 0,
+                    "recipient" => 2,
+                    _ => 1,
+                };
+                prost::encoding::int32::encode(tag, &value, &mut buf);
+            }
+            Type::Uint32 | Type::Int32 | Type::Uint64 | Type::Int64 => {
+                let value: u64 = match name {
+                    // Read-your-writes waits for this sequence: do not wait.
+                    "min_sequence" => 0,
+                    _ if name.contains("percent") => 100,
+                    _ => 20,
+                };
+                encode_key(tag, WireType::Varint, &mut buf);
+                encode_varint(value, &mut buf);
+            }
+            Type::String => {
+                let value = match name {
+                    "participant_id" => filling.participant_id.to_owned(),
+                    "unit" => filling.unit.to_owned(),
+                    "referrer_unit" => "hudiksvall-vuxenpsykiatri".to_owned(),
+                    "supersedes_event_id" => filling.supersedes_event_id.to_owned(),
+                    // A watch by participant only (the watch by coach is its own case).
+                    "coach_person_id" if message.name() == "WatchGreenLightRequest" => {
+                        String::new()
+                    }
+                    // Optional filters of a read.
+                    "page_token" => String::new(),
+                    _ if name.starts_with("occurred_") || name.starts_with("recorded_") => {
+                        String::new()
+                    }
+                    "activity_id" => uuid::Uuid::new_v4().to_string(),
+                    "corrected_body_json" => serde_json::json!({
+                        "type": "FollowUpRecorded",
+                        "status": "searching",
+                        "obstacles": "corrected",
+                        "helping_factors": "corrected",
+                    })
+                    .to_string(),
+                    "to" | "planned_end" | "valid_to" => {
+                        (today + chrono::Duration::days(30)).to_string()
+                    }
+                    _ if name.contains("person") => filling.person.to_owned(),
+                    _ if name.ends_with("_id") => String::new(),
+                    _ if name.contains("date")
+                        || name.ends_with("_on")
+                        || name.ends_with("_start")
+                        || name.ends_with("_from")
+                        || name == "from" =>
+                    {
+                        today.to_string()
+                    }
+                    _ => "text".to_owned(),
+                };
+                prost::encoding::string::encode(tag, &value, &mut buf);
+            }
+            _ => {}
+        }
+    }
+    buf
+}
+
+/// Calls `service/method` with a raw request as `token`: the status code and `ips-rule`.
+async fn call_raw(
+    channel: tonic::transport::Channel,
+    service: &str,
+    method: &str,
+    streaming: bool,
+    body: Vec<u8>,
+    token: &str,
+) -> anyhow::Result<(Code, String)> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await?;
+    let mut request = tonic::Request::new(RawRequest(body));
+    rpc::identity::attach_token(request.metadata_mut(), token);
+    let path: tonic::codegen::http::uri::PathAndQuery = format!("/{service}/{method}").parse()?;
+    let codec = tonic_prost::ProstCodec::<RawRequest, Empty>::default();
+    let outcome = if streaming {
+        match grpc.server_streaming(request, path, codec).await {
+            Ok(response) => {
+                let mut stream = response.into_inner();
+                match tokio::time::timeout(Duration::from_millis(300), stream.message()).await {
+                    Ok(Err(status)) => Err(status),
+                    _ => Ok(()),
+                }
+            }
+            Err(status) => Err(status),
+        }
+    } else {
+        grpc.unary(request, path, codec).await.map(|_| ())
+    };
+    Ok(match outcome {
+        Ok(()) => (Code::Ok, String::new()),
+        Err(status) => (
+            status.code(),
+            status
+                .metadata()
+                .get("ips-rule")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+                + if status.code() == Code::InvalidArgument {
+                    status.message()
+                } else {
+                    ""
+                },
+        ),
+    })
+}
+
+/// Every (service, method, streaming, input type) whose request names a participant, directly
+/// or through its `ParticipantWrite`, and every message by full name.
+#[allow(clippy::type_complexity)]
+fn rpcs_taking_a_participant() -> anyhow::Result<(
+    Vec<(String, String, bool, String)>,
+    BTreeMap<String, prost_types::DescriptorProto>,
+)> {
+    let set = prost_types::FileDescriptorSet::decode(proto::FILE_DESCRIPTOR_SET)?;
+    let mut messages = BTreeMap::new();
+    for file in &set.file {
+        for message in &file.message_type {
+            messages.insert(
+                format!(".{}.{}", file.package(), message.name()),
+                message.clone(),
+            );
+        }
+    }
+    let takes_participant = |type_name: &str| {
+        messages.get(type_name).is_some_and(|message| {
+            message.field.iter().any(|field| {
+                field.name() == "participant_id" || field.type_name() == ".ips.v1.ParticipantWrite"
+            })
+        })
+    };
+    let mut rpcs = Vec::new();
+    for file in &set.file {
+        for service in &file.service {
+            for method in &service.method {
+                if takes_participant(method.input_type()) {
+                    rpcs.push((
+                        format!("{}.{}", file.package(), service.name()),
+                        method.name().to_owned(),
+                        method.server_streaming(),
+                        method.input_type().to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+    Ok((rpcs, messages))
+}
+
+/// One caller of the unit-boundary matrix.
+#[derive(Clone, Copy, Debug)]
+struct UnitCaller {
+    agency: Agency,
+    person: &'static str,
+    role: Role,
+    unit: &'static str,
+    /// Within the participant's units (or in none: other agencies).
+    within: bool,
+}
+
+/// Refers and enrols a participant at the Hudiksvall IPS unit, lets Hudiksvall's IFO record
+/// social assistance (naming the social-services unit) and the coach a follow-up (free text).
+/// Returns the participant and the follow-up's event id.
+async fn hudiksvall_participant(stack: &Stack) -> anyhow::Result<(String, String)> {
+    use proto::v1;
+    let mut municipality = stack.municipality().await?;
+    let participant_id = municipality
+        .refer_participant(testkit::as_coach(v1::ReferParticipantRequest {
+            source: v1::ReferralSource::Vuxenpsykiatri as i32,
+            ..Default::default()
+        }))
+        .await?
+        .into_inner()
+        .participant_id;
+    let write = || {
+        Some(v1::ParticipantWrite {
+            context: None,
+            participant_id: participant_id.clone(),
+        })
+    };
+    municipality
+        .enroll_participant(testkit::as_coach(v1::EnrollParticipantRequest {
+            participant_id: participant_id.clone(),
+            unit: "hudiksvall-ips".into(),
+            coach_person_id: "coach-17".into(),
+            ..Default::default()
+        }))
+        .await?;
+    municipality
+        .record_social_assistance(testkit::as_caller(
+            v1::RecordSocialAssistanceRequest {
+                write: write(),
+                status: v1::SocialAssistanceStatus::Granted as i32,
+            },
+            "ifo-officer-3",
+            Role::CaseOfficer,
+            "hudiksvall-ifo",
+        ))
+        .await?;
+    let follow_up = municipality
+        .record_follow_up(testkit::as_coach(v1::RecordFollowUpRequest {
+            write: write(),
+            status: v1::FollowUpStatus::Searching as i32,
+            obstacles: "sleeps badly".into(),
+            helping_factors: "mornings".into(),
+        }))
+        .await?
+        .into_inner()
+        .event_id;
+    Ok((participant_id, follow_up))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_taking_a_participant_id_refuses_another_units_officers_with_other_unit(
+) -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let (rpcs, messages) = rpcs_taking_a_participant()?;
+    let names: Vec<String> = rpcs
+        .iter()
+        .map(|(service, method, ..)| format!("{service}/{method}"))
+        .collect();
+    for expected in [
+        "ips.v1.TimelineService/GetTimeline",
+        "ips.v1.TimelineService/VerifyChain",
+        "ips.v1.CaseloadService/GetPlacement",
+        "ips.v1.GreenLightService/WatchGreenLight",
+        "ips.v1.MunicipalityService/RecordFollowUp",
+        "ips.v1.MunicipalityService/PauseParticipant",
+        "ips.v1.MunicipalityService/AcceptActivityInPlanning",
+    ] {
+        assert!(
+            names.iter().any(|name| name == expected),
+            "{expected} not walked: {names:?}"
+        );
+    }
+    let outsiders = [
+        UnitCaller {
+            agency: Agency::Municipality,
+            person: "coach-3",
+            role: Role::Coach,
+            unit: "bollnas-ips",
+            within: false,
+        },
+        UnitCaller {
+            agency: Agency::Municipality,
+            person: "team-leader-2",
+            role: Role::TeamLeader,
+            unit: "bollnas-ips",
+            within: false,
+        },
+        UnitCaller {
+            agency: Agency::Municipality,
+            person: "ifo-officer-8",
+            role: Role::CaseOfficer,
+            unit: "bollnas-ifo",
+            within: false,
+        },
+    ];
+    let insiders = [
+        UnitCaller {
+            agency: Agency::Municipality,
+            person: "ifo-officer-3",
+            role: Role::CaseOfficer,
+            unit: "hudiksvall-ifo",
+            within: true,
+        },
+        UnitCaller {
+            agency: Agency::Forsakringskassan,
+            person: "fk-officer-4",
+            role: Role::CaseOfficer,
+            unit: "fk-lfc-gavleborg",
+            within: true,
+        },
+        UnitCaller {
+            agency: Agency::Municipality,
+            person: "team-leader-1",
+            role: Role::TeamLeader,
+            unit: "hudiksvall-ips",
+            within: true,
+        },
+        UnitCaller {
+            agency: Agency::Municipality,
+            person: "coach-17",
+            role: Role::Coach,
+            unit: "hudiksvall-ips",
+            within: true,
+        },
+    ];
+    let mut mismatches = Vec::new();
+    let mut refused_other_unit = 0;
+    let (shared_participant, shared_follow_up) = hudiksvall_participant(&stack).await?;
+    for caller in outsiders.iter().chain(insiders.iter()) {
+        // Insiders' writes change the participant (pause, discharge, protect): each insider
+        // gets one of their own, so no caller's outcome depends on another's.
+        let (participant_id, follow_up) = if caller.within {
+            hudiksvall_participant(&stack).await?
+        } else {
+            (shared_participant.clone(), shared_follow_up.clone())
+        };
+        let token = testkit::token(caller.agency, caller.person, caller.role, caller.unit);
+        for (service, method, streaming, input_type) in &rpcs {
+            if !expected_admitted(service, method, caller.agency, caller.role) {
+                continue;
+            }
+            let channel = testkit::channel_as(address_of(&stack, service), caller.agency).await?;
+            let body = fill(
+                &messages,
+                input_type,
+                &Filling {
+                    participant_id: &participant_id,
+                    person: caller.person,
+                    unit: caller.unit,
+                    supersedes_event_id: &follow_up,
+                },
+            );
+            let (code, rule) = call_raw(channel, service, method, *streaming, body, &token).await?;
+            // A filled-in request is well-formed, so an insider's call reaches the rules: it
+            // is answered, or refused by the participant's situation, never by the caller.
+            let as_expected = if caller.within {
+                matches!(code, Code::Ok | Code::FailedPrecondition) && rule != "other_unit"
+            } else {
+                code == Code::PermissionDenied && rule == "other_unit"
+            };
+            if !caller.within && as_expected {
+                refused_other_unit += 1;
+            }
+            if !as_expected {
+                mismatches.push(format!(
+                    "{service}/{method} as {}:{} of {}: got {code:?} ({rule}), expected {}",
+                    caller.agency.token(),
+                    caller.person,
+                    caller.unit,
+                    if caller.within {
+                        "OK or FAILED_PRECONDITION"
+                    } else {
+                        "PERMISSION_DENIED (other_unit)"
+                    }
+                ));
+            }
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+    assert!(
+        refused_other_unit > 40,
+        "only {refused_other_unit} refusals"
+    );
+
+    // GetEventStatus takes an event id, not a participant: another unit's event is as unknown
+    // to an outsider as one never recorded (no participant id, sequence or hash).
+    let mut timeline = stack.timeline().await?;
+    for outsider in &outsiders {
+        let status = timeline
+            .get_event_status(testkit::as_caller(
+                proto::v1::GetEventStatusRequest {
+                    event_id: shared_follow_up.clone(),
+                },
+                outsider.person,
+                outsider.role,
+                outsider.unit,
+            ))
+            .await?
+            .into_inner();
+        assert_eq!(
+            (status.status(), status.participant_id.as_str()),
+            (proto::v1::EventStatus::Unknown, ""),
+            "GetEventStatus as {}",
+            outsider.person
+        );
+    }
+    let own = timeline
+        .get_event_status(testkit::as_team_leader(proto::v1::GetEventStatusRequest {
+            event_id: shared_follow_up.clone(),
+        }))
+        .await?
+        .into_inner();
+    assert_eq!(own.status(), proto::v1::EventStatus::Accepted);
+
+    // A watch by coach: another unit's officer asking for this unit's coach is refused once the
+    // coach has a light to show (the own coach's first update proves it is on the board).
+    let today = chrono::Utc::now().date_naive();
+    stack
+        .municipality()
+        .await?
+        .propose_activity(testkit::as_coach(proto::v1::ProposeActivityRequest {
+            write: Some(proto::v1::ParticipantWrite {
+                context: None,
+                participant_id: shared_participant.clone(),
+            }),
+            kind: proto::v1::ActivityKind::Arbetstraning as i32,
+            employer: "Hudiksvalls bageri".into(),
+            hours_per_week: 20,
+            planned_start: (today + chrono::Duration::days(7)).to_string(),
+            ..Default::default()
+        }))
+        .await?;
+    let by_coach = || proto::v1::WatchGreenLightRequest {
+        coach_person_id: "coach-17".into(),
+        ..Default::default()
+    };
+    let mut own_watch = stack
+        .green_light()
+        .await?
+        .watch_green_light(testkit::as_coach(by_coach()))
+        .await?
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(10), own_watch.message()).await??;
+    assert!(first.is_some(), "the own coach's watch shows the light");
+    drop(own_watch);
+    for outsider in outsiders
+        .iter()
+        .filter(|caller| caller.role != Role::CaseOfficer)
+    {
+        let refused = match stack
+            .green_light()
+            .await?
+            .watch_green_light(testkit::as_caller(
+                by_coach(),
+                outsider.person,
+                outsider.role,
+                outsider.unit,
+            ))
+            .await
+        {
+            Err(status) => Some(status),
+            Ok(response) => {
+                let mut stream = response.into_inner();
+                tokio::time::timeout(Duration::from_secs(10), stream.message())
+                    .await?
+                    .err()
+            }
+        };
+        let got = refused.as_ref().map(|status| {
+            (
+                status.code(),
+                status
+                    .metadata()
+                    .get("ips-rule")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        });
+        assert_eq!(
+            got,
+            Some((Code::PermissionDenied, "other_unit".to_owned())),
+            "WatchGreenLight by coach as {}",
+            outsider.person
         );
     }
     stack.stop().await;

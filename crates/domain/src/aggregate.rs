@@ -302,6 +302,7 @@ impl Participant {
         if self
             .unit_boundary(agency, &submission.envelope.actor)
             .is_err()
+            || !crate::visibility::names_own_unit(agency, &submission.envelope.actor, body)
         {
             return Err(RuleViolation::OtherUnit);
         }

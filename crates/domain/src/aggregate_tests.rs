@@ -2290,3 +2290,42 @@ fn only_the_participants_own_units_may_open_it() {
         Ok(())
     );
 }
+
+#[test]
+fn a_coach_or_team_leader_places_and_enrols_only_in_their_own_unit() {
+    let bollnas = || UnitId("bollnas-ips".into());
+    let into_other_unit = [
+        EventBody::ParticipantEnrolled {
+            unit: bollnas(),
+            coach: PersonId("coach-99".into()),
+        },
+        EventBody::PlacedOnWaitingList { unit: bollnas() },
+    ];
+    for body in into_other_unit {
+        check(
+            referred_history(),
+            by(2, Role::TeamLeader, "leader-1", "hudiksvall-ips", body),
+            rejected(RuleViolation::OtherUnit),
+        );
+    }
+    // A correction may not move the participant to another unit either.
+    let corrected_elsewhere = EventBody::EventCorrected {
+        supersedes: event_id(2),
+        reason: "wrong unit".into(),
+        corrected: Box::new(EventBody::ParticipantEnrolled {
+            unit: bollnas(),
+            coach: PersonId("coach-99".into()),
+        }),
+    };
+    check(
+        enrolled_history(),
+        by(
+            3,
+            Role::Coach,
+            "coach-17",
+            "hudiksvall-ips",
+            corrected_elsewhere,
+        ),
+        rejected(RuleViolation::OtherUnit),
+    );
+}

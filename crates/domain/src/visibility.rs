@@ -142,6 +142,24 @@ impl OpenRefused {
     }
 }
 
+/// Whether a write names only the actor's own unit: a municipal coach or team leader places,
+/// offers a place to, enrols and re-enrols participants in their own IPS unit only, and a
+/// correction may not move one elsewhere. Without it, the unit boundary could be stepped over
+/// by naming another unit while the participant is in none (or, through a correction, in one).
+pub fn names_own_unit(agency: Agency, actor: &Actor, body: &EventBody) -> bool {
+    if agency != Agency::Municipality || !matches!(actor.role, Role::Coach | Role::TeamLeader) {
+        return true;
+    }
+    match body {
+        EventBody::PlacedOnWaitingList { unit }
+        | EventBody::WaitingListPlaceOffered { unit, .. }
+        | EventBody::ParticipantEnrolled { unit, .. }
+        | EventBody::ParticipantReEnrolled { unit, .. } => *unit == actor.unit,
+        EventBody::EventCorrected { corrected, .. } => names_own_unit(agency, actor, corrected),
+        _ => true,
+    }
+}
+
 impl Participant {
     /// Whether an officer of `agency` acting as `actor` is inside this participant's unit
     /// boundary, for reads and writes alike (DOMAIN.md §6). Only the municipality has units:

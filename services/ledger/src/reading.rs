@@ -130,6 +130,23 @@ pub async fn open_one(
     Ok(participant)
 }
 
+/// Whether `reader` is within the unit boundary of `participant_id` (true without history:
+/// nothing to protect). For look-ups that answer "unknown" rather than refuse.
+pub async fn within_unit(
+    pool: &PgPool,
+    reader: &Reader,
+    participant_id: Uuid,
+) -> Result<bool, Status> {
+    let loaded = store::participants::load(pool, &[participant_id])
+        .await
+        .map_err(|error| errors::from_store(&error))?;
+    Ok(loaded.get(&participant_id).is_none_or(|participant| {
+        participant
+            .unit_boundary(reader.agency, &reader.actor)
+            .is_ok()
+    }))
+}
+
 /// The access log's basis text for a set of bases (sorted, comma-separated), or `fallback`.
 pub fn basis_text(bases: &BTreeSet<String>, fallback: &str) -> String {
     if bases.is_empty() {

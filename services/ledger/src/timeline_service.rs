@@ -301,6 +301,16 @@ impl TimelineService for TimelineApi {
         // Only the recording agency learns what became of its event; to anyone else an event
         // id they did not write is as unknown as one never recorded.
         let recorded = recorded.filter(|recorded| recorded.event.envelope.agency == reader.agency);
+        // Within the agency, another unit's event is as unknown too, unless the reader wrote it
+        // (a write refused as `other_unit` must still learn its verdict).
+        let recorded = match recorded {
+            Some(recorded) if recorded.event.envelope.actor.person_id != reader.actor.person_id => {
+                crate::reading::within_unit(&self.pool, &reader, recorded.participant_id.0)
+                    .await?
+                    .then_some(recorded)
+            }
+            other => other,
+        };
         if let Some(recorded) = recorded {
             crate::reading::log(
                 &self.pool,
