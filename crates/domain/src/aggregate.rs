@@ -875,6 +875,15 @@ impl Aggregate for Participant {
             {
                 self.social_services_unit = Some(event.envelope.actor.unit.clone());
             }
+            // A referral by a coach or team leader puts the participant in their IPS unit
+            // (DOMAIN.md §6: "referred … in their own unit"); one by a case officer or another
+            // agency names no IPS unit, and the unit that places or enrols names it.
+            if event.envelope.agency == Agency::Municipality
+                && matches!(event.envelope.actor.role, Role::Coach | Role::TeamLeader)
+                && matches!(event.body, EventBody::ParticipantReferred { .. })
+            {
+                self.unit = Some(event.envelope.actor.unit.clone());
+            }
             let (agency, occurred_on) = (
                 event.envelope.agency,
                 event.envelope.occurred_at.date_naive(),

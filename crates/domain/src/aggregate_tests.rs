@@ -1833,13 +1833,15 @@ fn folded(history: &History) -> Participant {
     participant
 }
 
+/// A reader in the unit the histories' coach works in (`submission`), so only the rule a test
+/// is about decides.
 fn reader(agency: Agency, person: &str, role: Role) -> crate::visibility::Reader {
     crate::visibility::Reader {
         agency,
         actor: Actor {
             person_id: PersonId(person.into()),
             role,
-            unit: UnitId("unit-1".into()),
+            unit: UnitId("hudiksvall-ips".into()),
         },
     }
 }
@@ -2134,11 +2136,25 @@ fn a_coach_or_team_leader_of_another_unit_may_not_write_on_an_enrolled_participa
 }
 
 #[test]
-fn any_unit_may_refer_and_enrol_a_participant_not_yet_in_a_unit_and_enrolment_names_it() {
+fn a_coach_s_referral_names_their_unit_and_a_case_officer_s_leaves_it_to_the_enrolment() {
+    // A coach's referral puts the participant in the coach's unit: another unit may not enrol.
     let referred_by_other_unit =
         History::default().accepted(by(1, Role::Coach, "coach-99", "bollnas-ips", referred()));
     check(
         referred_by_other_unit,
+        by(2, Role::Coach, "coach-17", "hudiksvall-ips", enrolled()),
+        rejected(RuleViolation::OtherUnit),
+    );
+    // A case officer's referral names no IPS unit: the unit that enrols names it.
+    let referred_by_social_services = History::default().accepted(by(
+        1,
+        Role::CaseOfficer,
+        "ifo-officer-1",
+        "hudiksvall-ifo",
+        referred(),
+    ));
+    check(
+        referred_by_social_services,
         by(2, Role::Coach, "coach-17", "hudiksvall-ips", enrolled()),
         Outcome::Accepted,
     );
