@@ -186,10 +186,14 @@ fn workspace_crates(files: &[String]) -> Vec<Crate> {
 /// `cqrs_es`).
 fn external_crates(root: &Path) -> anyhow::Result<BTreeSet<String>> {
     let manifest = std::fs::read_to_string(root.join("Cargo.toml"))?;
-    let mut names: BTreeSet<String> = ["std", "core", "alloc"]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    // The standard library and the primitive types (`i64::MAX`) are not ours either.
+    let mut names: BTreeSet<String> = [
+        "std", "core", "alloc", "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32",
+        "u64", "u128", "usize", "f32", "f64", "bool", "char", "str",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
     let mut in_dependencies = false;
     for line in manifest.lines() {
         let line = line.trim();
@@ -208,15 +212,56 @@ fn external_crates(root: &Path) -> anyhow::Result<BTreeSet<String>> {
 }
 
 struct Sources<'a> {
-    root: &'a Path,
     files: &'a [String],
+    /// The text of every source, schema, script and configuration file, read once.
+    texts: std::collections::HashMap<&'a str, String>,
+    /// Every word of those texts, so most look-ups need no scan.
+    words: std::collections::HashSet<String>,
+    /// What each Rust file defines.
+    definitions: std::collections::HashMap<&'a str, Definitions>,
     crates: Vec<Crate>,
     external: BTreeSet<String>,
 }
 
-impl Sources<'_> {
-    fn read(&self, file: &str) -> String {
-        std::fs::read_to_string(self.root.join(file)).unwrap_or_default()
+/// The file endings whose text the checks read.
+const SOURCE_ENDINGS: &[&str] = &[".rs", ".proto", ".sql", ".sh", ".conf", ".toml"];
+
+impl<'a> Sources<'a> {
+    fn new(root: &Path, files: &'a [String]) -> anyhow::Result<Self> {
+        let mut texts = std::collections::HashMap::new();
+        for file in files {
+            if SOURCE_ENDINGS.iter().any(|ending| file.ends_with(ending)) {
+                texts.insert(file.as_str(), std::fs::read_to_string(root.join(file))?);
+            }
+        }
+        let words = texts
+            .values()
+            .flat_map(|text| words(text).map(str::to_owned))
+            .collect();
+        let definitions = texts
+            .iter()
+            .filter(|(file, _)| file.ends_with(".rs"))
+            .map(|(file, text)| (*file, definitions(text)))
+            .collect();
+        Ok(Self {
+            files,
+            texts,
+            words,
+            definitions,
+            crates: workspace_crates(files),
+            external: external_crates(root)?,
+        })
+    }
+
+    fn read(&self, file: &str) -> &str {
+        self.texts.get(file).map_or("", String::as_str)
+    }
+
+    fn defined_in(&self, file: &str) -> &Definitions {
+        static NOTHING: std::sync::OnceLock<Definitions> = std::sync::OnceLock::new();
+        self.definitions
+            .get(file)
+            .unwrap_or_else(|| NOTHING.get_or_init(Definitions::default))
     }
 
     fn crate_files(&self, krate: &Crate) -> Vec<&String> {
@@ -268,7 +313,7 @@ impl Sources<'_> {
             } else if self
                 .crate_files(krate)
                 .iter()
-                .any(|file| defines_type(&self.read(file), first))
+                .any(|file| self.defined_in(file).types.contains(first))
             {
                 starts.push((krate, self.crate_root(krate), &segments[..]));
             }
@@ -299,7 +344,7 @@ impl Sources<'_> {
                 return Ok(());
             };
             let module_text = self.read(&module);
-            let in_module = defines(&module_text, item)
+            let in_module = self.defined_in(&module).names.contains(*item)
                 || (module == self.crate_root(krate) && re_exports(&module_text, item))
                 || (rest.len() == segments.len() && self.defined_in_crate(krate, item));
             if !in_module {
@@ -332,18 +377,12 @@ impl Sources<'_> {
     fn defined_in_crate(&self, krate: &Crate, name: &str) -> bool {
         self.crate_files(krate)
             .iter()
-            .any(|file| defines(&self.read(file), name))
+            .any(|file| self.defined_in(file).names.contains(name))
     }
 
     /// Whether an identifier occurs in the repository's code, schema, scripts or configuration.
     fn mentioned(&self, identifier: &str) -> bool {
-        self.files.iter().any(|file| {
-            [".rs", ".proto", ".sql", ".sh", ".conf", ".toml"]
-                .iter()
-                .any(|ending| file.ends_with(ending))
-                && file != "ARCHITECTURE.md"
-                && self.read(file).contains(identifier)
-        })
+        self.words.contains(identifier) || self.texts.values().any(|text| text.contains(identifier))
     }
 }
 
@@ -352,43 +391,52 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
         .filter(|word| !word.is_empty())
 }
 
-/// Whether `text` defines `name` as an item, a method, an enum variant or a struct field.
-fn defines(text: &str, name: &str) -> bool {
+/// What a file defines: (items, methods, variants and fields; types alone).
+#[derive(Default)]
+struct Definitions {
+    names: std::collections::HashSet<String>,
+    types: std::collections::HashSet<String>,
+}
+
+/// Reads what `text` defines as an item, a method, an enum variant or a struct field.
+fn definitions(text: &str) -> Definitions {
     const KEYWORDS: &[&str] = &[
         "fn", "struct", "enum", "trait", "type", "const", "static", "mod", "union",
     ];
-    text.lines().any(|line| {
+    const TYPE_KEYWORDS: &[&str] = &["struct", "enum", "trait", "type"];
+    let mut found = Definitions::default();
+    for line in text.lines() {
         let line = line.trim_start();
         let mut previous = "";
         for word in words(line) {
-            if word == name && KEYWORDS.contains(&previous) {
-                return true;
+            if KEYWORDS.contains(&previous) {
+                found.names.insert(word.to_owned());
+            }
+            if TYPE_KEYWORDS.contains(&previous) {
+                found.types.insert(word.to_owned());
             }
             previous = word;
         }
         // A variant (`Record {`, `Accepted,`, `Delivery(…)`) or a field (`running: bool`).
         let line = line.strip_prefix("pub ").unwrap_or(line);
         let line = line.strip_prefix("pub(crate) ").unwrap_or(line);
-        line.strip_prefix(name).is_some_and(|rest| {
-            rest.is_empty()
-                || rest.starts_with([' ', '{', '(', ',', ':'])
-                    && !rest.starts_with("::")
-                    && !rest.trim_start().starts_with('=')
-        })
-    })
+        let head_length = line
+            .find(|character: char| !(character.is_alphanumeric() || character == '_'))
+            .unwrap_or(line.len());
+        let (head, rest) = line.split_at(head_length);
+        let declares = rest.is_empty()
+            || rest.starts_with([' ', '{', '(', ',', ':'])
+                && !rest.starts_with("::")
+                && !rest.trim_start().starts_with('=');
+        if !head.is_empty() && declares {
+            found.names.insert(head.to_owned());
+        }
+    }
+    found
 }
 
-fn defines_type(text: &str, name: &str) -> bool {
-    text.lines().any(|line| {
-        let mut previous = "";
-        for word in words(line) {
-            if word == name && ["struct", "enum", "trait", "type"].contains(&previous) {
-                return true;
-            }
-            previous = word;
-        }
-        false
-    })
+fn defines(text: &str, name: &str) -> bool {
+    definitions(text).names.contains(name)
 }
 
 /// Whether a crate root re-exports `name` (`pub use module::{…, name, …}`).
@@ -448,12 +496,7 @@ fn architecture() -> anyhow::Result<(PathBuf, String, Vec<String>)> {
 #[test]
 fn every_path_module_and_name_in_the_architecture_map_exists() -> anyhow::Result<()> {
     let (root, text, files) = architecture()?;
-    let sources = Sources {
-        root: &root,
-        files: &files,
-        crates: workspace_crates(&files),
-        external: external_crates(&root)?,
-    };
+    let sources = Sources::new(&root, &files)?;
     let mut stale = BTreeSet::new();
     for span in code_spans(&text) {
         if OUTSIDE_THE_REPOSITORY.contains(&span.as_str()) {
