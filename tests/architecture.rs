@@ -345,7 +345,7 @@ impl<'a> Sources<'a> {
             };
             let module_text = self.read(&module);
             let in_module = self.defined_in(&module).names.contains(*item)
-                || (module == self.crate_root(krate) && re_exports(&module_text, item))
+                || (module == self.crate_root(krate) && re_exports(module_text, item))
                 || (rest.len() == segments.len() && self.defined_in_crate(krate, item));
             if !in_module {
                 reasons.push(format!("`{item}` is not defined in {module}"));
