@@ -2,7 +2,8 @@
 //! not go unnoticed or unanswered: reads of that participant say where the chain broke (the
 //! read model still shows what was projected before the edit), auditors can still read it, and
 //! the ledger appends nothing more to it, parking the write with the broken entry named and
-//! counting it, while other participants go on.
+//! counting it, while other participants go on. And a timeline read-model row altered until it
+//! does not read is named on read, never shown as another event or silently left out.
 
 use std::time::{Duration, Instant};
 
@@ -223,6 +224,77 @@ async fn a_row_altered_until_it_no_longer_decodes_is_named_on_read_and_an_audito
         .into_inner();
     assert!(!verified.intact, "{verified:?}");
     assert_eq!(verified.first_broken_sequence, 1, "{verified:?}");
+    pool.close().await;
+    stack.stop().await;
+    Ok(())
+}
+
+/// The timeline read model is rewritten by the projector, not append-only. Who may see a row is
+/// decided from its agency, data category and body, so a row altered until one of them does not
+/// read must be named on read (`DATA_LOSS`, `stored_history_unreadable`), not shown as some
+/// other event nor silently left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeline_row_that_does_not_read_is_named_not_shown_as_another_nor_left_out(
+) -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let mut municipality = stack.municipality().await?;
+    let mut timeline = stack.timeline().await?;
+    let pool = stack.database.pool().await?;
+    let alterations = [
+        ("body", "UPDATE timeline_entries SET body = '{\"type\": \"NoSuchEvent\"}' WHERE participant_id = $1::uuid AND sequence = 2"),
+        ("agency", "UPDATE timeline_entries SET agency = 'nobody' WHERE participant_id = $1::uuid AND sequence = 2"),
+        ("data category", "UPDATE timeline_entries SET data_category = 'nothing' WHERE participant_id = $1::uuid AND sequence = 2"),
+    ];
+    for (altered, alteration) in alterations {
+        let participant_id = municipality
+            .refer_participant(as_coach(refer()))
+            .await?
+            .into_inner()
+            .participant_id;
+        municipality
+            .enroll_participant(as_coach(enrol(&participant_id)))
+            .await?;
+        // Projected first, as it would be in production.
+        let projected = timeline
+            .get_timeline(as_coach(v1::GetTimelineRequest {
+                participant_id: participant_id.clone(),
+                min_sequence: 2,
+                ..Default::default()
+            }))
+            .await?
+            .into_inner();
+        assert_eq!(projected.entries.len(), 2, "{projected:?}");
+        sqlx::query(alteration)
+            .bind(&participant_id)
+            .execute(&pool)
+            .await?;
+        let read = timeline
+            .get_timeline(as_coach(v1::GetTimelineRequest {
+                participant_id: participant_id.clone(),
+                ..Default::default()
+            }))
+            .await;
+        let refused = read.err().ok_or_else(|| {
+            anyhow::anyhow!("a timeline row with an unreadable {altered} was read")
+        })?;
+        assert_eq!(
+            refused.code(),
+            tonic::Code::DataLoss,
+            "{altered}: {refused:?}"
+        );
+        assert_eq!(
+            refused
+                .metadata()
+                .get("ips-rule")
+                .and_then(|value| value.to_str().ok()),
+            Some("stored_history_unreadable"),
+            "{altered}: {refused:?}"
+        );
+        assert!(
+            refused.message().contains("timeline entry 2"),
+            "{altered}: {refused:?}"
+        );
+    }
     pool.close().await;
     stack.stop().await;
     Ok(())

@@ -1116,3 +1116,70 @@ async fn the_watch_pushes_what_leaves_the_board_and_flags_an_approval_that_expir
     stack.stop().await;
     Ok(())
 }
+
+/// The gate rows are a read model, rewritten by the projector. Whether a gate counts as
+/// approved is decided from its stored decision, so a decision the projector never writes must
+/// be reported (`DATA_LOSS`, `stored_history_unreadable`), never read as an approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_gate_decision_that_is_no_decision_is_reported_never_read_as_approved(
+) -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let (participant, _training) = waiting_on_fk(&stack, "coach-17").await?;
+    let mut watch = watch_participant(&stack, &participant).await?;
+    let first = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the watch ended"))??;
+    assert_eq!(
+        first.activity.map(|activity| activity.light),
+        Some(v1::Light::Waiting as i32)
+    );
+    drop(watch);
+
+    let pool = stack.database.pool().await?;
+    sqlx::query(
+        "UPDATE green_light_gates SET decision = 'approved_by_nobody', decided_on = $2::date,
+             valid_from = $2::date, valid_to = $3::date
+         WHERE participant_id = $1::uuid",
+    )
+    .bind(&participant)
+    .bind(at(-1))
+    .bind(at(300))
+    .execute(&pool)
+    .await?;
+    let answer = match stack
+        .green_light()
+        .await?
+        .watch_green_light(as_coach(v1::WatchGreenLightRequest {
+            participant_id: participant.clone(),
+            ..Default::default()
+        }))
+        .await
+    {
+        Err(status) => Err(status),
+        Ok(response) => {
+            let mut watch = response.into_inner();
+            tokio::time::timeout(Duration::from_secs(10), watch.next())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("the watch ended"))?
+        }
+    };
+    let refused = answer
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a gate whose decision is no decision was read"))?;
+    assert_eq!(refused.code(), tonic::Code::DataLoss, "{refused:?}");
+    assert_eq!(
+        refused
+            .metadata()
+            .get("ips-rule")
+            .and_then(|value| value.to_str().ok()),
+        Some("stored_history_unreadable"),
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("approved_by_nobody"),
+        "{refused:?}"
+    );
+    pool.close().await;
+    stack.stop().await;
+    Ok(())
+}

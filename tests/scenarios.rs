@@ -2,18 +2,27 @@
 //! the four agency services' public gRPC APIs against real PostgreSQL and NATS.
 //!
 //! A scenario is a list of dated steps (`day` counts from `first_day`), each done by one agency,
-//! with the expected answer (accepted by default, or refused naming the rule). Steps that need a
-//! feature not built yet carry `pending` with the reason: they are skipped and listed, never
-//! silently passed. After the steps, the participant's timeline must hold exactly the listed
-//! event types in order, and its hash chain must verify.
+//! with the expected answer (accepted by default, or refused naming the rule). A `read_timeline`
+//! step reads the timeline as one officer on that day and checks what they see and what is
+//! kept from them. Steps that need a feature not built yet carry `pending` with the reason: they
+//! are skipped and listed, never silently passed (and so do `pending_checks`, each naming the
+//! later issue it waits on). After the steps, the participant's timeline must hold exactly the
+//! listed event types in order, and its hash chain must verify.
+//!
+//! The ledger's clock is the scenario's: it stands at noon of each step's day when the step
+//! runs, so consent "in force today" is judged on the scenario's dates, not on the day the
+//! suite happens to run (a consent valid for a year would otherwise lapse under the tests).
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
 use chrono::{Duration, NaiveDate};
 use domain::{Agency, Role};
+use ledger::clock::{Clock, ManualClock};
 use proto::v1;
 use serde::Deserialize;
-use testkit::{as_officer, Stack};
+use testkit::{as_officer, Stack, StackOptions};
 use tonic::Response;
 
 #[derive(Debug, Deserialize)]
@@ -39,6 +48,7 @@ struct Scenario {
 
 /// One reader's GetTimeline at the end of a scenario.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ReadCheck {
     /// `municipality`, `forsakringskassan`, `arbetsformedlingen` or `psychiatry`.
     agency: String,
@@ -53,6 +63,19 @@ struct ReadCheck {
     /// Event types this reader must see.
     #[serde(default)]
     sees: Vec<String>,
+    /// Event types this reader must not see.
+    #[serde(default)]
+    hides: Vec<String>,
+}
+
+/// What one reader must get: event types shown and kept from them, words a shown entry's body
+/// must hold, and keys no body they get may hold.
+#[derive(Debug, Default)]
+struct Sight<'a> {
+    sees: &'a [String],
+    hides: &'a [String],
+    shows: Option<&'a std::collections::BTreeMap<String, Vec<String>>>,
+    no_keys: &'a [String],
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +197,27 @@ enum Action {
     ChangeAvailability {
         available: bool,
     },
+    RecordDisclosurePreference {
+        preference: String,
+    },
+    /// Not a write: the timeline as this officer reads it on the step's day.
+    ReadTimeline {
+        person: String,
+        role: String,
+        unit: String,
+        /// Event types they must see.
+        #[serde(default)]
+        sees: Vec<String>,
+        /// Event types they must not see.
+        #[serde(default)]
+        hides: Vec<String>,
+        /// Event type → words its body must contain as they get it.
+        #[serde(default)]
+        shows: std::collections::BTreeMap<String, Vec<String>>,
+        /// Keys no body they get may hold.
+        #[serde(default)]
+        no_keys: Vec<String>,
+    },
 }
 
 /// Looks a snake_case token up in a protobuf enum by its SCREAMING_SNAKE name.
@@ -185,6 +229,10 @@ fn wire<E>(prefix: &str, token: &str, from_name: fn(&str) -> Option<E>) -> anyho
 struct Runner<'a> {
     stack: &'a Stack,
     first_day: NaiveDate,
+    /// The ledger's clock, moved to each step's day.
+    clock: Arc<ManualClock>,
+    /// Entries recorded so far (accepted or refused): a read waits until all are projected.
+    recorded_entries: u64,
     participant_id: String,
     activities: HashMap<String, String>,
     /// The employer each proposal named: a job starts at the employer it was proposed for.
@@ -194,6 +242,25 @@ struct Runner<'a> {
 impl Runner<'_> {
     fn date(&self, day: i64) -> String {
         (self.first_day + Duration::days(day)).to_string()
+    }
+
+    /// Noon of a scenario day: after every step's business time (09:00) on that day.
+    fn noon(first_day: NaiveDate, day: i64) -> chrono::DateTime<chrono::Utc> {
+        (first_day + Duration::days(day))
+            .and_hms_opt(12, 0, 0)
+            .expect("noon is a time of day")
+            .and_utc()
+    }
+
+    /// Moves the ledger's clock to the step's day (steps are in day order; it never goes back).
+    fn move_clock_to(&self, day: i64) {
+        let by = Self::noon(self.first_day, day) - self.clock.now();
+        assert!(
+            by >= Duration::zero(),
+            "scenario steps go forward in time: day {day} comes after the clock's {}",
+            self.clock.now()
+        );
+        self.clock.advance(by);
     }
 
     fn write(&self, day: i64) -> Option<v1::ParticipantWrite> {
@@ -286,6 +353,7 @@ impl Runner<'_> {
             ),
             other => anyhow::bail!("unknown agency `{other}`"),
         };
+
         macro_rules! ask {
             ($message:expr) => {
                 as_officer($message, agency, person, role, unit)
@@ -597,6 +665,20 @@ impl Runner<'_> {
                 };
                 arbetsformedlingen.decide_subsidy(ask!(request)).await
             }
+            Action::RecordDisclosurePreference { preference } => {
+                let preference = wire(
+                    "DISCLOSURE_PREFERENCE",
+                    preference,
+                    v1::DisclosurePreference::from_str_name,
+                )? as i32;
+                municipality
+                    .record_disclosure_preference(ask!(v1::RecordDisclosurePreferenceRequest {
+                        write: self.write(day),
+                        preference
+                    }))
+                    .await
+            }
+            Action::ReadTimeline { .. } => anyhow::bail!("a read is no write"),
             Action::ChangeAvailability { available } => {
                 let availability = if *available {
                     v1::Availability::Available
@@ -623,10 +705,17 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
             .join(file),
     )?;
     let scenario: Scenario = serde_json::from_str(&text)?;
-    let stack = Stack::start().await?;
+    let clock = Arc::new(ManualClock::new(Runner::noon(scenario.first_day, 0)));
+    let stack = Stack::start_with(StackOptions {
+        ledger_clock: clock.clone(),
+        ..StackOptions::default()
+    })
+    .await?;
     let mut runner = Runner {
         stack: &stack,
         first_day: scenario.first_day,
+        clock,
+        recorded_entries: 0,
         participant_id: uuid::Uuid::new_v4().to_string(),
         activities: HashMap::new(),
         proposed_employers: HashMap::new(),
@@ -641,7 +730,43 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
             skipped.push(format!("{label}: pending {reason}"));
             continue;
         }
+        runner.move_clock_to(step.day);
+        if let Action::ReadTimeline {
+            person,
+            role,
+            unit,
+            sees,
+            hides,
+            shows,
+            no_keys,
+        } = &step.action
+        {
+            let sight = Sight {
+                sees,
+                hides,
+                shows: Some(shows),
+                no_keys,
+            };
+            let reader = Reader {
+                agency: agency_named(&step.agency)?,
+                person,
+                role: Role::from_token(role)
+                    .ok_or_else(|| anyhow::anyhow!("{label}: unknown role `{role}`"))?,
+                unit,
+            };
+            read_as(
+                &stack,
+                &label,
+                &runner.participant_id,
+                runner.recorded_entries,
+                &reader,
+                &sight,
+            )
+            .await?;
+            continue;
+        }
         let answer = runner.run(step).await;
+        runner.recorded_entries += 1;
         match (&step.expect, answer) {
             (None, Ok(response)) => assert_eq!(
                 response.get_ref().status,
@@ -775,6 +900,123 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
     Ok(skipped)
 }
 
+/// An agency as the scenario files name it.
+fn agency_named(name: &str) -> anyhow::Result<Agency> {
+    Agency::from_token(match name {
+        "forsakringskassan" => "fk",
+        "arbetsformedlingen" => "af",
+        other => other,
+    })
+    .ok_or_else(|| anyhow::anyhow!("unknown agency `{name}`"))
+}
+
+/// One officer who reads.
+struct Reader<'a> {
+    agency: Agency,
+    person: &'a str,
+    role: Role,
+    unit: &'a str,
+}
+
+/// Reads the timeline as `reader` once the first `min_sequence` entries are projected, and
+/// checks that the read is allowed, shows and keeps back what `sight` says, and leaves exactly
+/// one access-log entry.
+async fn read_as(
+    stack: &Stack,
+    label: &str,
+    participant_id: &str,
+    min_sequence: u64,
+    reader: &Reader<'_>,
+    sight: &Sight<'_>,
+) -> anyhow::Result<()> {
+    let label = format!("{label}: {} reads as {:?}", reader.person, reader.role);
+    let logged = || async {
+        tests::reads_by(
+            stack,
+            participant_id,
+            reader.person,
+            "ips.v1.TimelineService/GetTimeline",
+        )
+        .await
+    };
+    let before = logged().await?;
+    let entries = stack
+        .timeline_as(reader.agency)
+        .await?
+        .get_timeline(as_officer(
+            v1::GetTimelineRequest {
+                participant_id: participant_id.to_owned(),
+                min_sequence,
+                page_size: 1000,
+                ..Default::default()
+            },
+            reader.agency,
+            reader.person,
+            reader.role,
+            reader.unit,
+        ))
+        .await
+        .map_err(|status| anyhow::anyhow!("{label}: must be allowed, got {status:?}"))?
+        .into_inner()
+        .entries;
+    check_sight(&label, &entries, sight)?;
+    assert_eq!(
+        logged().await?,
+        before + 1,
+        "{label}: one access-log entry per read"
+    );
+    Ok(())
+}
+
+/// Checks one reader's entries against what they must and must not get.
+fn check_sight(
+    label: &str,
+    entries: &[v1::TimelineEntry],
+    sight: &Sight<'_>,
+) -> anyhow::Result<()> {
+    let seen: Vec<&str> = entries
+        .iter()
+        .map(|entry| entry.event_type.as_str())
+        .collect();
+    for event_type in sight.sees {
+        assert!(
+            seen.contains(&event_type.as_str()),
+            "{label}: {event_type} not visible in {seen:?}"
+        );
+    }
+    for event_type in sight.hides {
+        assert!(
+            !seen.contains(&event_type.as_str()),
+            "{label}: {event_type} visible, and must not be"
+        );
+    }
+    for (event_type, words) in sight.shows.into_iter().flatten() {
+        let bodies: Vec<&str> = entries
+            .iter()
+            .filter(|entry| &entry.event_type == event_type)
+            .map(|entry| entry.body_json.as_str())
+            .collect();
+        assert!(!bodies.is_empty(), "{label}: {event_type} not visible");
+        for word in words {
+            assert!(
+                bodies.iter().all(|body| body.contains(word.as_str())),
+                "{label}: `{word}` not shown in {bodies:?}"
+            );
+        }
+    }
+    for entry in entries {
+        let body: serde_json::Value = serde_json::from_str(&entry.body_json)?;
+        for key in sight.no_keys {
+            assert!(
+                !json_has_key(&body, key),
+                "{label}: `{key}` in {}",
+                entry.body_json
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs the scenario's reader checks: each allowed read returns the timeline without the
 /// forbidden keys and leaves exactly one access-log entry; each refused read is
 /// PERMISSION_DENIED naming the rule and leaves none.
@@ -795,12 +1037,7 @@ async fn check_reads(
     };
     for read in &scenario.reads {
         let label = format!("{}: {} reads as {}", scenario.name, read.person, read.role);
-        let agency = Agency::from_token(match read.agency.as_str() {
-            "forsakringskassan" => "fk",
-            "arbetsformedlingen" => "af",
-            other => other,
-        })
-        .ok_or_else(|| anyhow::anyhow!("{label}: unknown agency"))?;
+        let agency = agency_named(&read.agency)?;
         let role =
             Role::from_token(&read.role).ok_or_else(|| anyhow::anyhow!("{label}: unknown role"))?;
         let before = logged(read.person.clone()).await?;
@@ -824,22 +1061,13 @@ async fn check_reads(
         match (read.expect.as_str(), answer) {
             ("allowed", Ok(response)) => {
                 let entries = response.into_inner().entries;
-                for entry in &entries {
-                    let body: serde_json::Value = serde_json::from_str(&entry.body_json)?;
-                    for key in &read.no_keys {
-                        assert!(
-                            !json_has_key(&body, key),
-                            "{label}: `{key}` in {}",
-                            entry.body_json
-                        );
-                    }
-                }
-                for event_type in &read.sees {
-                    assert!(
-                        entries.iter().any(|entry| &entry.event_type == event_type),
-                        "{label}: {event_type} not visible"
-                    );
-                }
+                let sight = Sight {
+                    sees: &read.sees,
+                    hides: &read.hides,
+                    shows: None,
+                    no_keys: &read.no_keys,
+                };
+                check_sight(&label, &entries, &sight)?;
                 assert_eq!(after, before + 1, "{label}: one access-log entry per read");
             }
             ("allowed", Err(status)) => panic!("{label}: must be allowed, got {status:?}"),

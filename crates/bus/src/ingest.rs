@@ -18,8 +18,16 @@ use crate::subjects::Subjects;
 use crate::BusError;
 
 /// One delivered message and its acknowledgement handles.
+///
+/// Its stream position, consumer position and delivery count come from the server (the reply
+/// subject) and are verified once, when the delivery is handed out: a delivery without them
+/// could be neither ordered, parked nor acked, so it is reported
+/// ([`BusError::DeliveryUnreadable`]) rather than given a position of 0.
 pub struct Delivery {
     message: jetstream::Message,
+    stream_sequence: u64,
+    consumer_sequence: u64,
+    delivered_count: i64,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -34,6 +42,34 @@ impl std::fmt::Debug for Delivery {
 }
 
 impl Delivery {
+    /// Reads the server's delivery information, naming what is missing or out of range.
+    fn verified(message: jetstream::Message) -> Result<Self, BusError> {
+        let unreadable = |what: String| {
+            BusError::DeliveryUnreadable(format!("a delivery on `{}`: {what}", message.subject))
+        };
+        let info = message
+            .info()
+            .map_err(|error| unreadable(format!("no JetStream delivery information ({error})")))?;
+        // JetStream counts positions and deliveries from 1.
+        if info.stream_sequence == 0 {
+            return Err(unreadable("stream sequence 0".into()));
+        }
+        if info.consumer_sequence == 0 {
+            return Err(unreadable("consumer sequence 0".into()));
+        }
+        if info.delivered < 1 {
+            return Err(unreadable(format!("delivered {} times", info.delivered)));
+        }
+        let (stream_sequence, consumer_sequence, delivered_count) =
+            (info.stream_sequence, info.consumer_sequence, info.delivered);
+        Ok(Self {
+            message,
+            stream_sequence,
+            consumer_sequence,
+            delivered_count,
+        })
+    }
+
     /// The subject it was published to.
     pub fn subject(&self) -> &str {
         self.message.subject.as_str()
@@ -44,26 +80,21 @@ impl Delivery {
         &self.message.payload
     }
 
-    /// The message's position in the stream (stable across redeliveries).
+    /// The message's position in the stream (stable across redeliveries); at least 1.
     pub fn stream_sequence(&self) -> u64 {
-        self.message
-            .info()
-            .map(|info| info.stream_sequence)
-            .unwrap_or(0)
+        self.stream_sequence
     }
 
     /// The consumer's delivery counter: one more for every delivery (redeliveries included) to
-    /// any client of the consumer, so a gap means another client was handed something.
+    /// any client of the consumer, so a gap means another client was handed something. At
+    /// least 1.
     pub fn consumer_sequence(&self) -> u64 {
-        self.message
-            .info()
-            .map(|info| info.consumer_sequence)
-            .unwrap_or(0)
+        self.consumer_sequence
     }
 
-    /// How many times the server has delivered it, this time included.
+    /// How many times the server has delivered it, this time included; at least 1.
     pub fn delivered_count(&self) -> i64 {
-        self.message.info().map(|info| info.delivered).unwrap_or(1)
+        self.delivered_count
     }
 
     /// Acknowledges after the commit. Plain (fire-and-forget) ack: apply is idempotent by event
@@ -122,8 +153,8 @@ impl Pull {
             }
         };
         item.map(|item| {
-            item.map(|message| Delivery { message })
-                .map_err(|error| BusError::Unavailable(error.to_string()))
+            item.map_err(|error| BusError::Unavailable(error.to_string()))
+                .and_then(Delivery::verified)
         })
     }
 }

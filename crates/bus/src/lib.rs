@@ -50,4 +50,8 @@ pub enum BusError {
     /// A message could not be encoded or decoded.
     #[error("codec: {0}")]
     Codec(String),
+    /// A delivery lacks the server's delivery information (stream and consumer position,
+    /// delivery count), or holds impossible values: it can be neither ordered, parked nor acked.
+    #[error("delivery_unreadable: {0}")]
+    DeliveryUnreadable(String),
 }

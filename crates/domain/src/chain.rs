@@ -93,6 +93,20 @@ pub enum BrokenLinkReason {
     MalformedPayload,
 }
 
+impl BrokenLinkReason {
+    /// The reason's stored name (`hash_mismatch`, ...), as auditors and the ledger's refusals
+    /// show it; the same spelling serde stores (a test holds the two together).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::SequenceNotContiguous => "sequence_not_contiguous",
+            Self::SequenceMismatch => "sequence_mismatch",
+            Self::PrevHashMismatch => "prev_hash_mismatch",
+            Self::HashMismatch => "hash_mismatch",
+            Self::MalformedPayload => "malformed_payload",
+        }
+    }
+}
+
 /// The first link that does not hold.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokenLink {
@@ -198,6 +212,19 @@ impl ChainVerifier {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_broken_link_reason_is_named_as_it_is_stored() {
+        for reason in [
+            BrokenLinkReason::SequenceNotContiguous,
+            BrokenLinkReason::SequenceMismatch,
+            BrokenLinkReason::PrevHashMismatch,
+            BrokenLinkReason::HashMismatch,
+            BrokenLinkReason::MalformedPayload,
+        ] {
+            assert_eq!(json!(reason.name()), json!(reason), "{reason:?}");
+        }
+    }
 
     #[test]
     fn canonical_form_sorts_keys_at_every_depth_and_drops_whitespace() {

@@ -82,7 +82,9 @@ pub fn from_bus(error: &bus::BusError) -> Status {
         bus::BusError::PublishNotAcknowledged { .. } | bus::BusError::Unavailable(_) => {
             Status::unavailable(format!("the event bus is unavailable; nothing was recorded, retry with the same request_id ({error})"))
         }
-        bus::BusError::Setup(_) | bus::BusError::Codec(_) => Status::internal(error.to_string()),
+        bus::BusError::Setup(_)
+        | bus::BusError::Codec(_)
+        | bus::BusError::DeliveryUnreadable(_) => Status::internal(error.to_string()),
     }
 }
 
@@ -99,9 +101,9 @@ pub fn from_store(error: &store::StoreError) -> Status {
             "stored_history_unreadable",
             &format!("stored_history_unreadable: {error}; an auditor's VerifyChain shows where the chain broke"),
         ),
-        store::StoreError::Migration(_) | store::StoreError::AccessLogBatchTooLarge { .. } => {
-            Status::internal(error.to_string())
-        }
+        store::StoreError::Migration(_)
+        | store::StoreError::ValueOutOfRange { .. }
+        | store::StoreError::AccessLogBatchTooLarge { .. } => Status::internal(error.to_string()),
     }
 }
 

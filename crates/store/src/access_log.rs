@@ -33,7 +33,7 @@ pub struct AccessEntry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoggedAccess {
     /// Position in the whole log.
-    pub position: i64,
+    pub position: u64,
     /// When.
     pub read_at: DateTime<Utc>,
     /// What.
@@ -101,7 +101,7 @@ pub async fn extract(
     rows.iter()
         .map(|row| {
             Ok(LoggedAccess {
-                position: row.try_get("position")?,
+                position: crate::stored_u64("access_log.position", row.try_get("position")?)?,
                 read_at: row.try_get("read_at")?,
                 entry: AccessEntry {
                     reader_person_id: row.try_get("reader_person_id")?,

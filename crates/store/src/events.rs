@@ -52,7 +52,7 @@ pub async fn find_by_event_id(
         .map_err(|error| StoreError::Unreadable(error.to_string()))?;
     Ok(Some(RecordedEvent {
         participant_id,
-        sequence: u64::try_from(sequence).unwrap_or(0),
+        sequence: crate::stored_u64("events.sequence", sequence)?,
         event,
     }))
 }
@@ -83,7 +83,7 @@ pub async fn verify_chain(
     while let Some(row) = rows.try_next().await? {
         let sequence: i64 = row.try_get("sequence")?;
         let payload: serde_json::Value = row.try_get("payload")?;
-        verifier.push(u64::try_from(sequence).unwrap_or(0), &payload);
+        verifier.push(crate::stored_u64("events.sequence", sequence)?, &payload);
     }
     Ok(verifier.finish())
 }
@@ -125,9 +125,7 @@ pub async fn load_verified_history(
     let mut entries = Vec::new();
     while let Some(row) = rows.try_next().await? {
         let sequence: i64 = row.try_get("sequence")?;
-        let sequence = u64::try_from(sequence).map_err(|_| {
-            StoreError::Unreadable(format!("negative sequence {sequence} for {participant_id}"))
-        })?;
+        let sequence = crate::stored_u64("events.sequence", sequence)?;
         let payload: serde_json::Value = row.try_get("payload")?;
         verifier.push(sequence, &payload);
         if let Some(link) = &verifier.report().first_broken_link {
@@ -194,7 +192,10 @@ pub async fn park(pool: &PgPool, message: &ParkedMessage) -> Result<bool, StoreE
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (stream_name, stream_sequence) DO NOTHING",
     )
     .bind(&message.stream_name)
-    .bind(i64::try_from(message.stream_sequence).unwrap_or(i64::MAX))
+    .bind(crate::storable_i64(
+        "parked_messages.stream_sequence",
+        message.stream_sequence,
+    )?)
     // PostgreSQL text cannot hold U+0000; a subject or reason quoting a message must still be
     // storable (the payload is bytea and kept whole).
     .bind(message.subject.replace('\0', "\\u0000"))
@@ -217,7 +218,10 @@ pub async fn is_parked(
         "SELECT EXISTS (SELECT 1 FROM parked_messages WHERE stream_name = $1 AND stream_sequence = $2)",
     )
     .bind(stream_name)
-    .bind(i64::try_from(stream_sequence).unwrap_or(i64::MAX))
+    .bind(crate::storable_i64(
+        "parked_messages.stream_sequence",
+        stream_sequence,
+    )?)
     .fetch_one(pool)
     .await?;
     Ok(parked)
@@ -236,8 +240,10 @@ pub async fn parked_messages(pool: &PgPool, limit: i64) -> Result<Vec<ParkedMess
         .map(|row| {
             Ok(ParkedMessage {
                 stream_name: row.try_get("stream_name")?,
-                stream_sequence: u64::try_from(row.try_get::<i64, _>("stream_sequence")?)
-                    .unwrap_or(0),
+                stream_sequence: crate::stored_u64(
+                    "parked_messages.stream_sequence",
+                    row.try_get("stream_sequence")?,
+                )?,
                 subject: row.try_get("subject")?,
                 payload: row.try_get("payload")?,
                 reason: row.try_get("reason")?,

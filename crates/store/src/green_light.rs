@@ -66,16 +66,19 @@ pub(crate) async fn refresh(
                 None => (None, None, None, None),
                 Some(decided) => match &decided.decision {
                     GateDecision::Approved { valid } => (
-                        Some("approved"),
+                        Some(StoredDecision::Approved),
                         Some(decided.decided_on),
                         Some(valid.from),
                         Some(valid.to),
                     ),
-                    GateDecision::Rejected => {
-                        (Some("rejected"), Some(decided.decided_on), None, None)
-                    }
+                    GateDecision::Rejected => (
+                        Some(StoredDecision::Rejected),
+                        Some(decided.decided_on),
+                        None,
+                        None,
+                    ),
                     GateDecision::InformationNeeded => (
-                        Some("information_needed"),
+                        Some(StoredDecision::InformationNeeded),
                         Some(decided.decided_on),
                         None,
                         None,
@@ -96,10 +99,10 @@ pub(crate) async fn refresh(
             .bind(deciding_agency)
             .bind(&unit)
             .bind(&coach)
-            .bind(serde_json::to_value(request.kind).ok().and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default())
+            .bind(activity_kind_token(request.kind))
             .bind(request.planned_start)
             .bind(request.proposed_on)
-            .bind(decision)
+            .bind(decision.map(StoredDecision::token))
             .bind(decided_on)
             .bind(valid_from.map(clamp_date))
             .bind(valid_to.map(clamp_date))
@@ -114,7 +117,47 @@ pub(crate) async fn refresh(
 
 /// PostgreSQL's `date` ends at year 5874897; an open-ended approval is stored as 9999-12-31.
 fn clamp_date(day: NaiveDate) -> NaiveDate {
-    day.min(NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(day))
+    day.min(NaiveDate::from_ymd_opt(9999, 12, 31).expect("9999-12-31 is a date"))
+}
+
+/// An activity kind's stored token: its serde name (`arbetstraning`, ...).
+fn activity_kind_token(kind: domain::values::ActivityKind) -> String {
+    match serde_json::to_value(kind) {
+        Ok(serde_json::Value::String(token)) => token,
+        other => unreachable!("ActivityKind serialises as its snake_case name, not {other:?}"),
+    }
+}
+
+/// A gate's latest decision as the read model stores it (`green_light_gates.decision`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoredDecision {
+    /// Approved, for the row's validity period.
+    Approved,
+    /// Rejected.
+    Rejected,
+    /// The decider needs more information (the request stays open).
+    InformationNeeded,
+}
+
+impl StoredDecision {
+    /// Every decision.
+    pub const ALL: [Self; 3] = [Self::Approved, Self::Rejected, Self::InformationNeeded];
+
+    /// The stored token (the SQL of this module names these too).
+    pub fn token(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::InformationNeeded => "information_needed",
+        }
+    }
+
+    /// The decision a stored token names.
+    pub fn from_token(token: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|decision| decision.token() == token)
+    }
 }
 
 /// The `gate` and `deciding_agency` of the one row of an activity that needs no gate. No
@@ -142,8 +185,8 @@ pub struct GateRow {
     pub planned_start: NaiveDate,
     /// When the request was made.
     pub requested_on: NaiveDate,
-    /// `approved`, `rejected`, `information_needed`, or none yet.
-    pub decision: Option<String>,
+    /// The latest decision, or none yet.
+    pub decision: Option<StoredDecision>,
     /// When decided.
     pub decided_on: Option<NaiveDate>,
     /// Approval validity.
@@ -157,8 +200,21 @@ pub struct GateRow {
 const COLUMNS: &str = "participant_id, activity_id, gate, deciding_agency, unit, coach, activity_kind, planned_start, requested_on, decision, decided_on, valid_from, valid_to, running";
 
 fn gate_row(row: &sqlx::postgres::PgRow) -> Result<GateRow, StoreError> {
+    let participant_id: uuid::Uuid = row.try_get("participant_id")?;
+    // Whether a gate counts as approved is decided from this value: one the projector never
+    // writes is reported, not read as some decision.
+    let decision = row
+        .try_get::<Option<String>, _>("decision")?
+        .map(|token| {
+            StoredDecision::from_token(&token).ok_or_else(|| {
+                StoreError::Unreadable(format!(
+                    "green_light_gates.decision `{token}` of participant {participant_id} is no decision"
+                ))
+            })
+        })
+        .transpose()?;
     Ok(GateRow {
-        participant_id: row.try_get("participant_id")?,
+        participant_id,
         activity_id: row.try_get("activity_id")?,
         gate: row.try_get("gate")?,
         deciding_agency: row.try_get("deciding_agency")?,
@@ -167,7 +223,7 @@ fn gate_row(row: &sqlx::postgres::PgRow) -> Result<GateRow, StoreError> {
         activity_kind: row.try_get("activity_kind")?,
         planned_start: row.try_get("planned_start")?,
         requested_on: row.try_get("requested_on")?,
-        decision: row.try_get("decision")?,
+        decision,
         decided_on: row.try_get("decided_on")?,
         valid_from: row.try_get("valid_from")?,
         valid_to: row.try_get("valid_to")?,

@@ -118,6 +118,15 @@ pub enum StoreError {
     /// A stored row could not be decoded: a schema problem, not a transient one.
     #[error("stored_row_unreadable: {0}")]
     Unreadable(String),
+    /// A value is beyond what its column holds (a position past `i64::MAX` for a BIGINT): it
+    /// is refused rather than stored as another value.
+    #[error("value_out_of_range: {value} does not fit column `{column}`")]
+    ValueOutOfRange {
+        /// The column, as `table.column`.
+        column: &'static str,
+        /// The value.
+        value: u64,
+    },
     /// One read would log more access-log entries than one statement may write (every read is
     /// bounded below it, so this is a bug in a read path, not bad input).
     #[error("access_log_batch_too_large: {entries} entries in one read; at most {entries_max}")]
@@ -127,6 +136,20 @@ pub enum StoreError {
         /// [`crate::access_log::ENTRIES_PER_RECORD_MAX`].
         entries_max: usize,
     },
+}
+
+/// A stored BIGINT that counts or positions something (never negative when this code wrote
+/// it), as the `u64` it stands for; a negative value is reported naming `column`.
+pub(crate) fn stored_u64(column: &str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| {
+        StoreError::Unreadable(format!("`{column}` holds {value}, a negative position"))
+    })
+}
+
+/// A position as the BIGINT its column stores; one past `i64::MAX` is refused, not clamped
+/// (two different positions must never be stored as one).
+pub(crate) fn storable_i64(column: &'static str, value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::ValueOutOfRange { column, value })
 }
 
 /// Connects a pool with the configured bounds. Fails (does not panic) when unreachable.

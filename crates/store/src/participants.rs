@@ -40,6 +40,20 @@ pub async fn load(
     Ok(participants)
 }
 
+/// Folds one participant that has history (an entry of theirs was just read). The events table
+/// is append-only, so finding none means it was changed around its triggers: reported, never
+/// answered with an empty participant (who would be judged as having given no consent).
+pub async fn load_recorded(pool: &PgPool, participant_id: Uuid) -> Result<Participant, StoreError> {
+    load(pool, &[participant_id])
+        .await?
+        .remove(&participant_id)
+        .ok_or_else(|| {
+            StoreError::Unreadable(format!(
+                "participant {participant_id}: an entry was read but the history is gone"
+            ))
+        })
+}
+
 /// The newest sequence of each listed participant (absent: no history). One indexed query, so
 /// a long-lived reader (a watch) refolds only the participants whose history grew.
 pub async fn heads(
@@ -59,7 +73,7 @@ pub async fn heads(
         .map(|row| {
             let participant_id: Uuid = row.try_get("participant_id")?;
             let head: i64 = row.try_get("head")?;
-            Ok((participant_id, u64::try_from(head).unwrap_or(0)))
+            Ok((participant_id, crate::stored_u64("events.sequence", head)?))
         })
         .collect()
 }

@@ -69,7 +69,10 @@ pub(crate) async fn insert_entry(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
     .bind(envelope.participant_id.0)
-    .bind(i64::try_from(event.sequence).unwrap_or(i64::MAX))
+    .bind(crate::storable_i64(
+        "timeline_entries.sequence",
+        event.sequence,
+    )?)
     .bind(envelope.event_id.0)
     .bind(event.stored_event_type())
     .bind(envelope.agency.token())
@@ -81,7 +84,12 @@ pub(crate) async fn insert_entry(
     .bind(envelope.correlation_id.map(|id| id.0))
     .bind(envelope.causation_id.map(|id| id.0))
     .bind(envelope.data_category.token())
-    .bind(i32::try_from(envelope.schema_version).unwrap_or(i32::MAX))
+    .bind(i32::try_from(envelope.schema_version).map_err(|_| {
+        StoreError::ValueOutOfRange {
+            column: "timeline_entries.schema_version",
+            value: u64::from(envelope.schema_version),
+        }
+    })?)
     .bind(body)
     .bind(rejected_rule)
     .bind(&event.prev_hash)
@@ -126,6 +134,7 @@ pub async fn page(
          ORDER BY sequence LIMIT $3",
     )
     .bind(participant_id.0)
+    // No stored sequence lies beyond i64::MAX, so "after" a larger one is exactly "after all".
     .bind(i64::try_from(after_sequence).unwrap_or(i64::MAX))
     .bind(limit)
     .bind(&filter.agencies)
@@ -137,7 +146,7 @@ pub async fn page(
     rows.iter()
         .map(|row| {
             Ok(TimelineRow {
-                sequence: u64::try_from(row.try_get::<i64, _>("sequence")?).unwrap_or(0),
+                sequence: crate::stored_u64("timeline_entries.sequence", row.try_get("sequence")?)?,
                 event_id: row.try_get("event_id")?,
                 event_type: row.try_get("event_type")?,
                 agency: row.try_get("agency")?,
@@ -169,7 +178,7 @@ pub async fn head_sequence(
             .bind(participant_id.0)
             .fetch_one(pool)
             .await?;
-    Ok(head
-        .and_then(|value| u64::try_from(value).ok())
-        .unwrap_or(0))
+    head.map_or(Ok(0), |head| {
+        crate::stored_u64("timeline_entries.sequence", head)
+    })
 }

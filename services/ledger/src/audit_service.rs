@@ -64,9 +64,10 @@ impl AuditService for AuditApi {
         .map_err(|error| errors::from_store(&error))?;
         let next_page_token = if rows.len() > page_size as usize {
             rows.truncate(page_size as usize);
-            rows.last()
-                .map(|row| format!("after:{}", row.position))
-                .unwrap_or_default()
+            let last = rows
+                .last()
+                .expect("a page size is at least 1, so a truncated page keeps a row");
+            format!("after:{}", last.position)
         } else {
             String::new()
         };
@@ -82,7 +83,7 @@ impl AuditService for AuditApi {
             entries: rows
                 .into_iter()
                 .map(|row| v1::AccessLogEntry {
-                    position: u64::try_from(row.position).unwrap_or(0),
+                    position: row.position,
                     read_at: row
                         .read_at
                         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),

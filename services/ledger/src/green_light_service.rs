@@ -15,6 +15,7 @@ use domain::InputError;
 use proto::v1::{self, green_light_service_server::GreenLightService};
 use rpc::{errors, fields};
 use sqlx::PgPool;
+use store::green_light::StoredDecision;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -84,11 +85,11 @@ fn agency_wire(token: &str) -> i32 {
 
 /// A gate's status on `today`.
 fn gate_state(row: &store::green_light::GateRow, today: NaiveDate) -> v1::GateState {
-    let (status, expiring) = match row.decision.as_deref() {
+    let (status, expiring) = match row.decision {
         None => (v1::GateStatus::Requested, false),
-        Some("information_needed") => (v1::GateStatus::InfoNeeded, false),
-        Some("rejected") => (v1::GateStatus::Rejected, false),
-        Some(_) => match row.valid_to {
+        Some(StoredDecision::InformationNeeded) => (v1::GateStatus::InfoNeeded, false),
+        Some(StoredDecision::Rejected) => (v1::GateStatus::Rejected, false),
+        Some(StoredDecision::Approved) => match row.valid_to {
             Some(valid_to) if today > valid_to => (v1::GateStatus::Expired, false),
             Some(valid_to) => (
                 v1::GateStatus::Approved,
@@ -170,7 +171,7 @@ fn activity_light_for(
         .iter()
         .any(|gate| gate.status == v1::GateStatus::UnknownNoConsent as i32);
     let approved_for_start = |row: &&store::green_light::GateRow| {
-        row.decision.as_deref() == Some("approved")
+        row.decision == Some(StoredDecision::Approved)
             && row
                 .valid_from
                 .is_some_and(|from| from <= first.planned_start)
@@ -255,8 +256,7 @@ fn lights(
                     .ok_or_else(|| format!("unknown deciding agency {}", row.deciding_agency))?;
                 participant.gate_sight(reader, deciding_agency, today)?;
                 // An open request the decider cannot see would wait forever: say so.
-                let open =
-                    row.decision.is_none() || row.decision.as_deref() == Some("information_needed");
+                let open = matches!(row.decision, None | Some(StoredDecision::InformationNeeded));
                 Ok(open
                     .then(|| {
                         participant
@@ -644,7 +644,9 @@ mod tests {
             activity_kind: "arbetstraning".into(),
             planned_start: date(20),
             requested_on: date(1),
-            decision: decision.map(str::to_owned),
+            decision: decision.map(|token| {
+                StoredDecision::from_token(token).expect("the tests name stored decisions")
+            }),
             decided_on: decision.map(|_| date(5)),
             valid_from: valid.map(|(from, _)| date(from)),
             valid_to: valid.map(|(_, to)| date(to)),

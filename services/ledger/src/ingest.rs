@@ -480,7 +480,10 @@ impl Applier {
     fn after_recording(&self, verdict: &Verdict) {
         let counter = match verdict.status {
             bus::VerdictStatus::Rejected => &self.counters.rejected,
-            _ => &self.counters.accepted,
+            bus::VerdictStatus::Accepted => &self.counters.accepted,
+            bus::VerdictStatus::Unknown => unreachable!(
+                "a verdict of something just recorded is accepted or rejected, never unknown"
+            ),
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.projector_waker.notify_one();
@@ -497,13 +500,10 @@ impl Applier {
             .await
             .map_err(|error| classify_store(&error))?;
         if let Some(link) = history.first_broken_link {
-            let reason = serde_json::to_value(&link.reason)
-                .ok()
-                .and_then(|value| value.as_str().map(str::to_owned))
-                .unwrap_or_else(|| format!("{:?}", link.reason));
             return Err(ApplyFailure::ChainBroken(format!(
-                "chain_broken: entry {} of participant {participant_id} fails verification ({reason}); nothing is appended to a broken chain",
-                link.sequence
+                "chain_broken: entry {} of participant {participant_id} fails verification ({}); nothing is appended to a broken chain",
+                link.sequence,
+                link.reason.name()
             )));
         }
         let mut context = ParticipantContext {
@@ -520,15 +520,13 @@ impl Applier {
                     entry.sequence
                 ))
             })?;
-            if let Some(stream_sequence) = entry
-                .metadata
-                .get(STREAM_SEQUENCE_KEY)
-                .and_then(|value| value.as_str())
-                .and_then(|value| value.parse::<u64>().ok())
-            {
-                applied_through_stream_sequence =
-                    applied_through_stream_sequence.max(stream_sequence);
-            }
+            let stream_sequence = stored_stream_sequence(&entry.metadata).map_err(|reason| {
+                ApplyFailure::Unrecordable(format!(
+                    "stored_history_unreadable: entry {} of participant {participant_id}: {reason}",
+                    entry.sequence
+                ))
+            })?;
+            applied_through_stream_sequence = applied_through_stream_sequence.max(stream_sequence);
             context.aggregate.apply(entry.event);
         }
         Ok((context, applied_through_stream_sequence))
@@ -689,31 +687,22 @@ impl Applier {
             .await
             .map_err(|error: ParticipantError| ApplyFailure::Unrecordable(error.to_string()))?;
         let events = sink.collect().await;
-        if events.is_empty() {
-            let verdict = context
+        let Some(event) = events.first() else {
+            let recorded = context
                 .aggregate
                 .verdict(event_id)
-                .map(|recorded| {
-                    verdict_of_recorded(
-                        &submission.envelope,
-                        recorded,
-                        &context.aggregate,
-                        recorded_at.date_naive(),
-                    )
-                })
-                .ok_or_else(|| {
-                    ApplyFailure::Unrecordable(
-                        "aggregate recorded nothing and knows no verdict".into(),
-                    )
-                })?;
+                .expect("Participant::handle records nothing only for an event id it has recorded");
+            let verdict = verdict_of_recorded(
+                &submission.envelope,
+                recorded,
+                &context.aggregate,
+                recorded_at.date_naive(),
+            );
             return Ok((verdict, false));
-        }
+        };
         // Explained before the commit takes the aggregate: a rejection records nothing that
         // changes what its submitter may see.
-        let verdict = events
-            .first()
-            .map(|event| verdict_of_event(event, &context.aggregate, recorded_at.date_naive()))
-            .ok_or_else(|| ApplyFailure::Transient("the aggregate recorded no event".into()))?;
+        let verdict = verdict_of_event(event, &context.aggregate, recorded_at.date_naive());
         self.event_store
             .commit(events, context, metadata)
             .await
@@ -739,7 +728,9 @@ impl Applier {
                         tracing::error!(stream_sequence = message.stream_sequence, subject = %message.subject, %reason, "message parked");
                         self.counters.parked.fetch_add(1, Ordering::Relaxed);
                     }
-                    let _ = delivery.ack().await;
+                    if let Err(error) = delivery.ack().await {
+                        tracing::warn!(%error, stream_sequence = message.stream_sequence, "ack failed after parking; the message comes back after ack_wait");
+                    }
                     return;
                 }
                 Err(error) => {
@@ -778,6 +769,20 @@ impl Applier {
         }
         Ok(())
     }
+}
+
+/// Where in the stream a stored entry came from, as [`stream_metadata`] wrote it. Every entry
+/// the ledger commits carries it; one without it (or with anything but a stream position) was
+/// not written by the ledger, and the order of what follows it cannot be known.
+fn stored_stream_sequence(metadata: &serde_json::Value) -> Result<u64, String> {
+    let value = metadata
+        .get(STREAM_SEQUENCE_KEY)
+        .ok_or_else(|| format!("its metadata has no `{STREAM_SEQUENCE_KEY}`"))?;
+    value
+        .as_str()
+        .and_then(|text| text.parse::<u64>().ok())
+        .filter(|stream_sequence| *stream_sequence >= 1)
+        .ok_or_else(|| format!("its `{STREAM_SEQUENCE_KEY}` {value} is not a stream position"))
 }
 
 /// The metadata stored with each event: where in the stream it came from.
@@ -835,6 +840,9 @@ fn classify_store(error: &store::StoreError) -> ApplyFailure {
         store::StoreError::Unreadable(reason) => {
             ApplyFailure::Unrecordable(format!("stored_history_unreadable: {reason}"))
         }
+        // A position the store cannot hold is the message's (parking it fails the same way,
+        // and is retried and logged without end, which is what an impossible position earns).
+        store::StoreError::ValueOutOfRange { .. } => ApplyFailure::Unrecordable(error.to_string()),
         store::StoreError::Migration(_) | store::StoreError::AccessLogBatchTooLarge { .. } => {
             ApplyFailure::StoreUnavailable {
                 error: error.to_string(),
@@ -929,6 +937,12 @@ impl DeliveryContiguity {
         first_delivery: bool,
         watermark: &OrderWatermark,
     ) {
+        // `bus::Delivery` hands out only positions the server counted from 1, so the bound
+        // below (everything before this first delivery) is a real stream position.
+        assert!(
+            stream_sequence >= 1 && consumer_sequence >= 1,
+            "bus::Delivery verifies that JetStream positions start at 1"
+        );
         if self.next_consumer_sequence != Some(consumer_sequence) {
             self.run_broken = true;
             watermark
@@ -942,7 +956,7 @@ impl DeliveryContiguity {
             self.run_broken = false;
             watermark
                 .settled_needed_through
-                .store(stream_sequence.saturating_sub(1), Ordering::SeqCst);
+                .store(stream_sequence - 1, Ordering::SeqCst);
         }
     }
 }
@@ -1060,6 +1074,11 @@ pub async fn run(
                             applier.hand_back(&delivery).await
                         }
                     }
+                }
+                Err(error @ bus::BusError::DeliveryUnreadable(_)) => {
+                    // Without its positions it can be neither ordered, parked nor acked; the
+                    // server redelivers it after ack_wait.
+                    tracing::error!(%error, "a delivery without readable delivery information was left unprocessed");
                 }
                 Err(error) => tracing::debug!(%error, "pull ended with an error"),
             }

@@ -36,11 +36,20 @@ pub async fn run(
             _ = shutdown.wait_for(|stop| *stop) => None,
         };
         let Some(message) = message else { break };
-        let (Some(reply), Some(event_id), Some(asker)) = (
+        let (reply, event_id, asker) = (
             message.reply.clone(),
             verdicts::decode_status_request(&message.payload),
             subjects.parse_status_request(&message.subject),
-        ) else {
+        );
+        let (Some(reply), Some(event_id), Some(asker)) = (reply.clone(), event_id, asker) else {
+            // Nobody can be answered (or nobody asked properly): said, not silently dropped.
+            tracing::warn!(
+                subject = %message.subject,
+                has_reply_subject = reply.is_some(),
+                event_id_readable = event_id.is_some(),
+                asking_agency_readable = asker.is_some(),
+                "status request ignored: not a request this ledger can answer"
+            );
             continue;
         };
         let verdict = match store::events::find_by_event_id(&pool, event_id).await {
@@ -51,9 +60,8 @@ pub async fn run(
             }
             Ok(Some(recorded)) => {
                 let participant_id = recorded.participant_id.0;
-                match store::participants::load(&pool, &[participant_id]).await {
-                    Ok(mut participants) => {
-                        let participant = participants.remove(&participant_id).unwrap_or_default();
+                match store::participants::load_recorded(&pool, participant_id).await {
+                    Ok(participant) => {
                         verdict_of_event(&recorded.event, &participant, clock.now().date_naive())
                     }
                     Err(error) => {
@@ -68,8 +76,13 @@ pub async fn run(
                 continue;
             }
         };
-        if let Ok(payload) = verdicts::encode(&verdict) {
-            let _ = client.publish(reply, payload).await;
+        match verdicts::encode(&verdict) {
+            Ok(payload) => {
+                if let Err(error) = client.publish(reply, payload).await {
+                    tracing::warn!(%error, %event_id, "status answer not sent; the service answers PENDING");
+                }
+            }
+            Err(error) => tracing::error!(%error, %event_id, "a verdict did not encode"),
         }
     }
 }

@@ -28,34 +28,48 @@ const GET_TIMELINE: &str = "ips.v1.TimelineService/GetTimeline";
 const GET_EVENT_STATUS: &str = "ips.v1.TimelineService/GetEventStatus";
 const VERIFY_CHAIN: &str = "ips.v1.TimelineService/VerifyChain";
 
-/// What `reader` sees of one timeline row, and the row as they may see it.
+/// What `reader` sees of one timeline row, and the row as they may see it (`None`: hidden).
+///
+/// Who may see a row is decided from its agency, category and body, so a row whose stored
+/// values do not read as those is reported (`stored_history_unreadable`), never shown or
+/// hidden on a guess.
 fn visible_row(
     participant: &domain::Participant,
     reader: &domain::Reader,
     mut row: store::TimelineRow,
     today: chrono::NaiveDate,
-) -> Option<(domain::Basis, store::TimelineRow)> {
-    let agency = domain::Agency::from_token(&row.agency)?;
-    let category = domain::DataCategory::from_token(&row.data_category)?;
+) -> Result<Option<(domain::Basis, store::TimelineRow)>, store::StoreError> {
+    let unreadable = |what: String| {
+        store::StoreError::Unreadable(format!("timeline entry {}: {what}", row.sequence))
+    };
+    let agency = domain::Agency::from_token(&row.agency)
+        .ok_or_else(|| unreadable(format!("agency `{}` is no agency", row.agency)))?;
+    let category = domain::DataCategory::from_token(&row.data_category).ok_or_else(|| {
+        unreadable(format!(
+            "data category `{}` is no data category",
+            row.data_category
+        ))
+    })?;
     // A rejected submission's body is the submitted body; both parse as an event body.
     let body = <domain::EventBody as serde::Deserialize>::deserialize(&row.body)
-        .unwrap_or(domain::EventBody::ParticipantResumed);
+        .map_err(|error| unreadable(format!("its body is no event body ({error})")))?;
     let sight = participant.sight(reader, agency, &body, category, today);
     let protected = participant.protected_identity().is_some();
     let basis = match sight {
         domain::Sight::Full(basis) | domain::Sight::Shared(basis) => basis,
-        domain::Sight::Hidden => return None,
+        domain::Sight::Hidden => return Ok(None),
     };
-    row.body = domain::visibility::view_for(sight, std::mem::take(&mut row.body), protected)?;
-    Some((basis, row))
+    let Some(body) = domain::visibility::view_for(sight, std::mem::take(&mut row.body), protected)
+    else {
+        return Ok(None);
+    };
+    row.body = body;
+    Ok(Some((basis, row)))
 }
 
 /// A broken link's reason as its stored name (`hash_mismatch`, ...).
 fn broken_reason(link: &domain::chain::BrokenLink) -> String {
-    serde_json::to_value(&link.reason)
-        .ok()
-        .and_then(|value| value.as_str().map(str::to_owned))
-        .unwrap_or_default()
+    link.reason.name().to_owned()
 }
 
 fn page_token(after_sequence: u64) -> String {
@@ -159,8 +173,14 @@ fn timeline_filter(request: &v1::GetTimelineRequest) -> Result<store::TimelineFi
     })
 }
 
-fn entry(row: store::TimelineRow) -> v1::TimelineEntry {
-    v1::TimelineEntry {
+fn entry(row: store::TimelineRow) -> Result<v1::TimelineEntry, Status> {
+    let schema_version = u32::try_from(row.schema_version).map_err(|_| {
+        errors::from_store(&store::StoreError::Unreadable(format!(
+            "timeline entry {}: schema version {} is negative",
+            row.sequence, row.schema_version
+        )))
+    })?;
+    Ok(v1::TimelineEntry {
         sequence: row.sequence,
         event_id: row.event_id.to_string(),
         event_type: row.event_type,
@@ -189,8 +209,8 @@ fn entry(row: store::TimelineRow) -> v1::TimelineEntry {
         rejected_rule: row.rejected_rule.unwrap_or_default(),
         prev_hash: row.prev_hash,
         hash: row.hash,
-        schema_version: u32::try_from(row.schema_version).unwrap_or(0),
-    }
+        schema_version,
+    })
 }
 
 #[tonic::async_trait]
@@ -236,23 +256,25 @@ impl TimelineService for TimelineApi {
         .map_err(|error| errors::from_store(&error))?;
         let next_page_token = if rows.len() > page_size as usize {
             rows.truncate(page_size as usize);
-            rows.last()
-                .map(|row| page_token(row.sequence))
-                .unwrap_or_default()
+            let last = rows
+                .last()
+                .expect("a page size is at least 1, so a truncated page keeps a row");
+            page_token(last.sequence)
         } else {
             String::new()
         };
         // A page may hold fewer entries than page_size when some are not visible to this
         // reader; the token continues after the last row scanned, shown or not.
         let mut bases = std::collections::BTreeSet::new();
-        let entries: Vec<v1::TimelineEntry> = rows
-            .into_iter()
-            .filter_map(|row| visible_row(&participant, &reader, row, today))
-            .map(|(basis, row)| {
+        let mut entries: Vec<v1::TimelineEntry> = Vec::with_capacity(rows.len());
+        for row in rows {
+            let visible = visible_row(&participant, &reader, row, today)
+                .map_err(|error| errors::from_store(&error))?;
+            if let Some((basis, row)) = visible {
                 bases.insert(basis.log_text());
-                entry(row)
-            })
-            .collect();
+                entries.push(entry(row)?);
+            }
+        }
         crate::reading::log(
             &self.pool,
             &reader,
@@ -326,11 +348,10 @@ impl TimelineService for TimelineApi {
                 Outcome::Accepted => response.status = v1::EventStatus::Accepted as i32,
                 Outcome::Rejected { rule } => {
                     let participant_id = recorded.participant_id.0;
-                    let participant = store::participants::load(&self.pool, &[participant_id])
-                        .await
-                        .map_err(|error| errors::from_store(&error))?
-                        .remove(&participant_id)
-                        .unwrap_or_default();
+                    let participant =
+                        store::participants::load_recorded(&self.pool, participant_id)
+                            .await
+                            .map_err(|error| errors::from_store(&error))?;
                     response.status = v1::EventStatus::Rejected as i32;
                     response.rejected_rule = rule.name().to_owned();
                     response.rejected_reason = participant.refusal_explained_to(

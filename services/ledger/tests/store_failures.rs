@@ -3,7 +3,8 @@
 //! after a bounded number of attempts so the other participants of their lane go on. An outage
 //! is nobody's message's fault: it must park nothing and lose nothing, however long it lasts.
 //! A lane wedged by an outage must not keep the ledger from stopping. And an event store
-//! edited around its append-only triggers must get nothing more appended to the broken chain.
+//! edited around its append-only triggers must get nothing more appended to the broken chain,
+//! nor after an entry that lost the stream position the ledger keeps in its metadata.
 //!
 //! Each test runs its own ledger on its own database and stream; outages are made on the
 //! test's own database only (`ALLOW_CONNECTIONS false` and terminating its connections).
@@ -615,6 +616,73 @@ async fn nothing_is_appended_to_a_tampered_chain() -> anyhow::Result<()> {
             .contains("\nips_ledger_chain_broken_refusals_total 1\n"),
         "{}",
         counters.render()
+    );
+    pool.close().await;
+    under_test.stop().await;
+    Ok(())
+}
+
+/// Every entry the ledger commits keeps its stream position in its metadata, which the hash
+/// chain does not cover; the next write reads it to know which earlier messages are applied.
+/// An entry without one was not written by the ledger: the write is parked naming the entry,
+/// as for a broken chain, rather than read as position 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_without_its_stream_position_is_reported_and_gets_nothing_appended(
+) -> anyhow::Result<()> {
+    let under_test = LedgerUnderTest::start(testkit::unique_bus_config(), |_| {}).await?;
+    let edited = ParticipantId(uuid::Uuid::new_v4());
+    under_test.publish(&referral(edited, None)).await?;
+    let pool = under_test.database.pool().await?;
+    eventually(
+        &pool,
+        Duration::from_secs(20),
+        "the referral",
+        |pool| async move { Ok(stored_event_ids(&pool).await?.len() == 1) },
+    )
+    .await?;
+
+    let mut owner = pool.acquire().await?;
+    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_append_only")
+        .execute(&mut *owner)
+        .await?;
+    sqlx::query(
+        "UPDATE events SET metadata = metadata - 'stream_sequence' WHERE aggregate_id = $1 AND sequence = 1",
+    )
+    .bind(edited.to_string())
+    .execute(&mut *owner)
+    .await?;
+    sqlx::query("ALTER TABLE events ENABLE TRIGGER events_append_only")
+        .execute(&mut *owner)
+        .await?;
+    drop(owner);
+
+    let refused = under_test
+        .publish(&employer_contact(edited, "Acme Corp"))
+        .await?;
+    let behind = under_test
+        .publish(&referral(ParticipantId(uuid::Uuid::new_v4()), None))
+        .await?;
+    eventually(
+        &pool,
+        Duration::from_secs(20),
+        "the message for the edited participant is parked and the other applied",
+        |pool| async move {
+            Ok(!parked(&pool).await?.is_empty()
+                && stored_event_ids(&pool).await?.contains_key(&behind.0))
+        },
+    )
+    .await?;
+    assert!(
+        !stored_event_ids(&pool).await?.contains_key(&refused.0),
+        "nothing appended after an entry without its stream position"
+    );
+    let parked = parked(&pool).await?;
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert!(
+        parked[0].1.starts_with(&format!(
+            "stored_history_unreadable: entry 1 of participant {edited}: its metadata has no `stream_sequence`"
+        )),
+        "{parked:?}"
     );
     pool.close().await;
     under_test.stop().await;
