@@ -442,6 +442,80 @@ async fn free_text_never_crosses_a_party_boundary() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Issue 10: the shared view is an allow-list, so free text the old deny-list did not name (a
+/// programme's name, an occupation) stays with its party too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_programme_name_never_crosses_a_party_boundary() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let (participant_id, _) = participant_with_every_party(&stack).await?;
+    let coach = PARTIES[0];
+    let af = PARTIES[3];
+    let mut arbetsformedlingen = stack.arbetsformedlingen().await?;
+    arbetsformedlingen
+        .assign_programme(af.ask(v1::AssignProgrammeRequest {
+            write: write(&participant_id),
+            programme: "Förberedande insatser".into(),
+            with_activity_allowance: true,
+            period: Some(v1::Period {
+                from: today(),
+                to: days_from_today(90),
+            }),
+            ..Default::default()
+        }))
+        .await?;
+    let sequence = stack
+        .municipality()
+        .await?
+        .grant_consent(coach.ask(v1::GrantConsentRequest {
+            participant_id: participant_id.clone(),
+            discloser: v1::ConsentParty::Arbetsformedlingen as i32,
+            recipient: v1::ConsentParty::IpsUnit as i32,
+            data_categories: vec![v1::DataCategory::LabourMarket as i32],
+            valid_from: days_from_today(-1),
+            valid_to: days_from_today(365),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner()
+        .sequence;
+    let programme_as_seen_by = |entries: Vec<v1::TimelineEntry>| {
+        entries
+            .into_iter()
+            .find(|entry| entry.event_type == "ProgrammeAssigned")
+            .map(|entry| entry.body_json)
+    };
+    let own = stack
+        .timeline_as(Agency::Arbetsformedlingen)
+        .await?
+        .get_timeline(af.ask(timeline_request(&participant_id, sequence)))
+        .await?
+        .into_inner()
+        .entries;
+    let shared = stack
+        .timeline()
+        .await?
+        .get_timeline(coach.ask(timeline_request(&participant_id, sequence)))
+        .await?
+        .into_inner()
+        .entries;
+    let own = programme_as_seen_by(own).unwrap_or_default();
+    let shared = programme_as_seen_by(shared).unwrap_or_default();
+    assert!(
+        own.contains("Förberedande insatser"),
+        "AF sees its own programme: {own}"
+    );
+    assert!(
+        shared.contains("with_activity_allowance") && shared.contains("period"),
+        "the IPS unit sees the coarse facts under consent: {shared}"
+    );
+    assert!(
+        !shared.contains("Förberedande insatser") && !shared.contains("\"programme\""),
+        "the programme's name must not reach the IPS unit: {shared}"
+    );
+    stack.stop().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_read_rpc_logs_exactly_one_entry_per_participant_read() -> anyhow::Result<()> {
     let stack = Stack::start().await?;

@@ -2082,6 +2082,37 @@ fn the_shared_view_drops_free_text_and_for_a_protected_identity_location() {
 }
 
 #[test]
+fn the_shared_view_is_an_allow_list_so_occupations_programmes_and_unknown_fields_stay_home() {
+    let cases = [
+        (
+            serde_json::json!({ "type": "JobStarted", "occupation": "bagare", "hours_per_week": 20 }),
+            serde_json::json!({ "type": "JobStarted", "hours_per_week": 20 }),
+        ),
+        (
+            serde_json::json!({ "type": "StudiesStarted", "programme": "Komvux svenska", "started_on": "2026-03-02" }),
+            serde_json::json!({ "type": "StudiesStarted", "started_on": "2026-03-02" }),
+        ),
+        (
+            serde_json::json!({ "type": "ProgrammeAssigned", "programme": "Förberedande insatser", "with_activity_allowance": true }),
+            serde_json::json!({ "type": "ProgrammeAssigned", "with_activity_allowance": true }),
+        ),
+        (
+            serde_json::json!({ "type": "SipHeld", "held_on": "2026-03-02", "note": "at the clinic" }),
+            serde_json::json!({ "type": "SipHeld", "held_on": "2026-03-02" }),
+        ),
+        (
+            serde_json::json!({ "type": "ParticipantDischarged", "reason": "poor_health" }),
+            serde_json::json!({ "type": "ParticipantDischarged" }),
+        ),
+    ];
+    for (stored, expected) in cases {
+        let mut shared = stored.clone();
+        crate::visibility::shared_view(&mut shared, false);
+        assert_eq!(shared, expected, "shared view of {stored}");
+    }
+}
+
+#[test]
 fn consent_party_and_category_tokens_are_their_serialised_names() {
     for party in [
         ConsentParty::IpsUnit,

@@ -573,10 +573,10 @@ impl EventBody {
             | EventBody::ConsentWithdrawn { .. }
             | EventBody::EventCorrected { .. } => true,
             // Both FK and AF give green lights on activities.
-            EventBody::ActivityDecision { .. } => matches!(
-                agency,
-                Agency::Forsakringskassan | Agency::Arbetsformedlingen
-            ),
+            EventBody::ActivityDecision { .. } => match agency {
+                Agency::Forsakringskassan | Agency::Arbetsformedlingen => true,
+                Agency::Municipality | Agency::Psychiatry => false,
+            },
             other => other.owning_agency() == Some(agency),
         }
     }
@@ -610,7 +610,36 @@ impl EventBody {
             | EventBody::MedicalCertificateIssued { .. }
             | EventBody::AvailabilityChanged { .. }
             | EventBody::DischargeReady { .. } => Some(Agency::Psychiatry),
-            _ => Some(Agency::Municipality),
+            EventBody::ParticipantReferred { .. }
+            | EventBody::ReferralDeclined { .. }
+            | EventBody::PlacedOnWaitingList { .. }
+            | EventBody::WaitingListPlaceOffered { .. }
+            | EventBody::ParticipantEnrolled { .. }
+            | EventBody::CoachAssigned { .. }
+            | EventBody::ParticipantPaused { .. }
+            | EventBody::ParticipantResumed
+            | EventBody::ParticipantDischarged { .. }
+            | EventBody::ParticipantReEnrolled { .. }
+            | EventBody::IdentityProtected { .. }
+            | EventBody::ProfileRecorded { .. }
+            | EventBody::BenefitsCounsellingGiven { .. }
+            | EventBody::DisclosurePreferenceRecorded { .. }
+            | EventBody::EmployerContactMade { .. }
+            | EventBody::ActivityProposed { .. }
+            | EventBody::ActivityStarted { .. }
+            | EventBody::ActivityEnded { .. }
+            | EventBody::JobStarted { .. }
+            | EventBody::HoursChanged { .. }
+            | EventBody::JobEnded { .. }
+            | EventBody::StudiesStarted { .. }
+            | EventBody::StudiesEnded { .. }
+            | EventBody::FollowAlongContact { .. }
+            | EventBody::FollowUpRecorded { .. }
+            | EventBody::OutreachAttempted { .. }
+            | EventBody::SipHeld { .. }
+            | EventBody::SipEstablished { .. }
+            | EventBody::SocialAssistanceDecided { .. }
+            | EventBody::ActivityAcceptedInPlanning { .. } => Some(Agency::Municipality),
         }
     }
 

@@ -13,10 +13,13 @@
 //! - [`aggregate`]: `handle` decides (accept or record a rejection), `apply` only assigns.
 //! - [`values`]: small value types (activity kinds, benefits, subsidies, periods, limits).
 //! - [`chain`]: the canonical encoding and SHA-256 hash chain, and its verifier.
+//! - [`classification`]: every field of every event body: how it may be shared, whose record
+//!   it is, whether it survives disposal; the shared view's allow-list.
 //! - [`errors`]: the named rules a submission can break, and the input checks.
 
 pub mod aggregate;
 pub mod chain;
+pub mod classification;
 pub mod commands;
 pub mod envelope;
 pub mod errors;

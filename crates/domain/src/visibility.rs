@@ -6,10 +6,12 @@
 //! party's only under a secrecy-waiving consent in force on the day of reading for that
 //! discloser → recipient and data category; auditors see everything (and are logged like anyone).
 //!
-//! Everything that crosses a party boundary is the *shared view*: free text (reasons, notes,
-//! preferences) never crosses, so psychiatry, FK and försörjningsstöd share only their coarse
-//! facts; and for a participant with protected identity, location fields (employer, unit,
-//! referrer) are left out too. The read paths in the ledger apply these rules; the rules live
+//! Everything that crosses a party boundary is the *shared view*, an allow-list built from the
+//! field classification ([`crate::classification`]): free text (reasons, notes, preferences,
+//! occupations, programmes), the people named and sensitive codes never cross, so psychiatry,
+//! FK and försörjningsstöd share only their coarse facts; for a participant with protected
+//! identity, location fields (employer, unit, referrer) are left out too; and a field nobody
+//! classified is never shown. The read paths in the ledger apply these rules; the rules live
 //! here so they are pure and tested like the aggregate.
 
 use chrono::NaiveDate;
@@ -35,20 +37,35 @@ impl Reader {
     /// The consent party the reader acts for; `None` for auditors, who act for no party.
     ///
     /// In the municipality, coaches and team leaders are the IPS unit and case officers are
-    /// social services (IFO, försörjningsstöd).
+    /// social services (IFO, försörjningsstöd). A municipal system actor reads as the IPS unit
+    /// (the access table lets it read no participant data anyway). Every agency and role is
+    /// named, so a new one must be decided here.
     pub fn party(&self) -> Option<ConsentParty> {
-        if self.actor.role == Role::Auditor {
-            return None;
+        match (self.agency, self.actor.role) {
+            (
+                Agency::Municipality
+                | Agency::Forsakringskassan
+                | Agency::Arbetsformedlingen
+                | Agency::Psychiatry,
+                Role::Auditor,
+            ) => None,
+            (Agency::Municipality, Role::CaseOfficer) => Some(ConsentParty::SocialServices),
+            (Agency::Municipality, Role::Coach | Role::TeamLeader | Role::System) => {
+                Some(ConsentParty::IpsUnit)
+            }
+            (
+                Agency::Forsakringskassan,
+                Role::Coach | Role::TeamLeader | Role::CaseOfficer | Role::System,
+            ) => Some(ConsentParty::Forsakringskassan),
+            (
+                Agency::Arbetsformedlingen,
+                Role::Coach | Role::TeamLeader | Role::CaseOfficer | Role::System,
+            ) => Some(ConsentParty::Arbetsformedlingen),
+            (
+                Agency::Psychiatry,
+                Role::Coach | Role::TeamLeader | Role::CaseOfficer | Role::System,
+            ) => Some(ConsentParty::Psychiatry),
         }
-        Some(match self.agency {
-            Agency::Municipality => match self.actor.role {
-                Role::CaseOfficer => ConsentParty::SocialServices,
-                _ => ConsentParty::IpsUnit,
-            },
-            Agency::Forsakringskassan => ConsentParty::Forsakringskassan,
-            Agency::Arbetsformedlingen => ConsentParty::Arbetsformedlingen,
-            Agency::Psychiatry => ConsentParty::Psychiatry,
-        })
     }
 }
 
@@ -58,12 +75,78 @@ pub fn discloser_of(agency: Agency, body: &EventBody) -> ConsentParty {
         Agency::Forsakringskassan => ConsentParty::Forsakringskassan,
         Agency::Arbetsformedlingen => ConsentParty::Arbetsformedlingen,
         Agency::Psychiatry => ConsentParty::Psychiatry,
-        Agency::Municipality => match body {
-            EventBody::SocialAssistanceDecided { .. }
-            | EventBody::ActivityAcceptedInPlanning { .. } => ConsentParty::SocialServices,
-            EventBody::EventCorrected { corrected, .. } => discloser_of(agency, corrected),
-            _ => ConsentParty::IpsUnit,
-        },
+        Agency::Municipality => municipal_discloser_of(body),
+    }
+}
+
+/// Which municipal committee discloses a body the municipality recorded: social services for
+/// försörjningsstöd, the IPS unit for everything else. Every event type is named, so a new one
+/// must be decided here.
+fn municipal_discloser_of(body: &EventBody) -> ConsentParty {
+    match body {
+        EventBody::SocialAssistanceDecided { .. }
+        | EventBody::ActivityAcceptedInPlanning { .. } => ConsentParty::SocialServices,
+        EventBody::EventCorrected { corrected, .. } => municipal_discloser_of(corrected),
+        // The IPS path: referral, lifecycle, profile, activities, jobs, follow-ups, SIP.
+        EventBody::ParticipantReferred { .. }
+        | EventBody::ReferralDeclined { .. }
+        | EventBody::PlacedOnWaitingList { .. }
+        | EventBody::WaitingListPlaceOffered { .. }
+        | EventBody::ParticipantEnrolled { .. }
+        | EventBody::CoachAssigned { .. }
+        | EventBody::ParticipantPaused { .. }
+        | EventBody::ParticipantResumed
+        | EventBody::ParticipantDischarged { .. }
+        | EventBody::ParticipantReEnrolled { .. }
+        | EventBody::IdentityProtected { .. }
+        | EventBody::ProfileRecorded { .. }
+        | EventBody::BenefitsCounsellingGiven { .. }
+        | EventBody::DisclosurePreferenceRecorded { .. }
+        | EventBody::EmployerContactMade { .. }
+        | EventBody::ActivityProposed { .. }
+        | EventBody::ActivityStarted { .. }
+        | EventBody::ActivityEnded { .. }
+        | EventBody::JobStarted { .. }
+        | EventBody::HoursChanged { .. }
+        | EventBody::JobEnded { .. }
+        | EventBody::StudiesStarted { .. }
+        | EventBody::StudiesEnded { .. }
+        | EventBody::FollowAlongContact { .. }
+        | EventBody::FollowUpRecorded { .. }
+        | EventBody::OutreachAttempted { .. }
+        | EventBody::SipHeld { .. }
+        | EventBody::SipEstablished { .. } => ConsentParty::IpsUnit,
+        // A consent the municipality records is kept with the IPS unit, where consents are
+        // collected; its parties see it through `Basis::PartyToConsent` whichever they are.
+        EventBody::ConsentGranted { .. } | EventBody::ConsentWithdrawn { .. } => {
+            ConsentParty::IpsUnit
+        }
+        // Other agencies' event types: the municipality may not record them, and the aggregate
+        // rejects them (`agency_may_not_record`). The rejected submission stays in the history,
+        // with the IPS unit, as it always has.
+        EventBody::BenefitRegistered { .. }
+        | EventBody::BenefitEnded { .. }
+        | EventBody::MedicalCertificateReceived { .. }
+        | EventBody::AvstamningsmoteHeld { .. }
+        | EventBody::RehabPlanEstablished { .. }
+        | EventBody::RehabPlanRevised { .. }
+        | EventBody::ActivityDecision { .. }
+        | EventBody::ActivityAgreementMade { .. }
+        | EventBody::DormantBenefitDecided { .. }
+        | EventBody::JobSeekerRegistered { .. }
+        | EventBody::JobSeekerDeregistered { .. }
+        | EventBody::DisabilityCodingRequested { .. }
+        | EventBody::DisabilityCodingRegistered { .. }
+        | EventBody::ProgrammeAssigned { .. }
+        | EventBody::ProgrammeEnded { .. }
+        | EventBody::SiusDecided { .. }
+        | EventBody::SiusEnded { .. }
+        | EventBody::SubsidyDecided { .. }
+        | EventBody::IpsReferralSent { .. }
+        | EventBody::TreatmentTeamMeetingHeld { .. }
+        | EventBody::MedicalCertificateIssued { .. }
+        | EventBody::AvailabilityChanged { .. }
+        | EventBody::DischargeReady { .. } => ConsentParty::IpsUnit,
     }
 }
 
@@ -147,16 +230,81 @@ impl OpenRefused {
 /// correction may not move one elsewhere. Without it, the unit boundary could be stepped over
 /// by naming another unit while the participant is in none (or, through a correction, in one).
 pub fn names_own_unit(agency: Agency, actor: &Actor, body: &EventBody) -> bool {
-    if agency != Agency::Municipality || !matches!(actor.role, Role::Coach | Role::TeamLeader) {
-        return true;
+    match (agency, actor.role) {
+        (Agency::Municipality, Role::Coach | Role::TeamLeader) => body_names_unit(body, actor),
+        // Only the IPS unit places and enrols; case officers, auditors, the system and the
+        // other agencies name no IPS unit of their own (the aggregate refuses what they may
+        // not record).
+        (Agency::Municipality, Role::CaseOfficer | Role::Auditor | Role::System)
+        | (
+            Agency::Forsakringskassan | Agency::Arbetsformedlingen | Agency::Psychiatry,
+            Role::Coach | Role::TeamLeader | Role::CaseOfficer | Role::Auditor | Role::System,
+        ) => true,
     }
+}
+
+/// Whether every unit `body` names is `actor`'s. Every event type is named, so a new one that
+/// names a unit must be decided here.
+fn body_names_unit(body: &EventBody, actor: &Actor) -> bool {
     match body {
         EventBody::PlacedOnWaitingList { unit }
         | EventBody::WaitingListPlaceOffered { unit, .. }
         | EventBody::ParticipantEnrolled { unit, .. }
         | EventBody::ParticipantReEnrolled { unit, .. } => *unit == actor.unit,
-        EventBody::EventCorrected { corrected, .. } => names_own_unit(agency, actor, corrected),
-        _ => true,
+        EventBody::EventCorrected { corrected, .. } => body_names_unit(corrected, actor),
+        // Names no IPS unit (a referrer is the referring unit, not where the participant goes;
+        // the referral itself puts a coach's referral in the coach's unit).
+        EventBody::ParticipantReferred { .. }
+        | EventBody::ReferralDeclined { .. }
+        | EventBody::CoachAssigned { .. }
+        | EventBody::ParticipantPaused { .. }
+        | EventBody::ParticipantResumed
+        | EventBody::ParticipantDischarged { .. }
+        | EventBody::IdentityProtected { .. }
+        | EventBody::ConsentGranted { .. }
+        | EventBody::ConsentWithdrawn { .. }
+        | EventBody::ProfileRecorded { .. }
+        | EventBody::BenefitsCounsellingGiven { .. }
+        | EventBody::DisclosurePreferenceRecorded { .. }
+        | EventBody::EmployerContactMade { .. }
+        | EventBody::ActivityProposed { .. }
+        | EventBody::ActivityStarted { .. }
+        | EventBody::ActivityEnded { .. }
+        | EventBody::JobStarted { .. }
+        | EventBody::HoursChanged { .. }
+        | EventBody::JobEnded { .. }
+        | EventBody::StudiesStarted { .. }
+        | EventBody::StudiesEnded { .. }
+        | EventBody::FollowAlongContact { .. }
+        | EventBody::FollowUpRecorded { .. }
+        | EventBody::OutreachAttempted { .. }
+        | EventBody::SipHeld { .. }
+        | EventBody::SipEstablished { .. }
+        | EventBody::SocialAssistanceDecided { .. }
+        | EventBody::ActivityAcceptedInPlanning { .. }
+        | EventBody::BenefitRegistered { .. }
+        | EventBody::BenefitEnded { .. }
+        | EventBody::MedicalCertificateReceived { .. }
+        | EventBody::AvstamningsmoteHeld { .. }
+        | EventBody::RehabPlanEstablished { .. }
+        | EventBody::RehabPlanRevised { .. }
+        | EventBody::ActivityDecision { .. }
+        | EventBody::ActivityAgreementMade { .. }
+        | EventBody::DormantBenefitDecided { .. }
+        | EventBody::JobSeekerRegistered { .. }
+        | EventBody::JobSeekerDeregistered { .. }
+        | EventBody::DisabilityCodingRequested { .. }
+        | EventBody::DisabilityCodingRegistered { .. }
+        | EventBody::ProgrammeAssigned { .. }
+        | EventBody::ProgrammeEnded { .. }
+        | EventBody::SiusDecided { .. }
+        | EventBody::SiusEnded { .. }
+        | EventBody::SubsidyDecided { .. }
+        | EventBody::IpsReferralSent { .. }
+        | EventBody::TreatmentTeamMeetingHeld { .. }
+        | EventBody::MedicalCertificateIssued { .. }
+        | EventBody::AvailabilityChanged { .. }
+        | EventBody::DischargeReady { .. } => true,
     }
 }
 
@@ -174,24 +322,27 @@ impl Participant {
             (Agency::Municipality, Role::Coach | Role::TeamLeader) => self.ips_unit(),
             (Agency::Municipality, Role::CaseOfficer) => self.social_services_unit(),
             (Agency::Municipality, Role::Auditor | Role::System)
-            | (Agency::Forsakringskassan | Agency::Arbetsformedlingen | Agency::Psychiatry, _) => {
-                None
-            }
+            | (
+                Agency::Forsakringskassan | Agency::Arbetsformedlingen | Agency::Psychiatry,
+                Role::Coach | Role::TeamLeader | Role::CaseOfficer | Role::Auditor | Role::System,
+            ) => None,
         };
-        match participant_unit {
-            Some(unit) if *unit != actor.unit => {
-                let on_allow_list = self
-                    .protected_identity()
-                    .is_some_and(|allowed| allowed.contains(&actor.person_id));
-                if on_allow_list {
-                    Ok(())
-                } else {
-                    Err(OpenRefused::OtherUnit {
-                        unit: actor.unit.0.clone(),
-                    })
-                }
-            }
-            _ => Ok(()),
+        let Some(unit) = participant_unit else {
+            // No unit named yet, or an actor outside the municipality's units: no boundary.
+            return Ok(());
+        };
+        if *unit == actor.unit {
+            return Ok(());
+        }
+        let on_allow_list = self
+            .protected_identity()
+            .is_some_and(|allowed| allowed.contains(&actor.person_id));
+        if on_allow_list {
+            Ok(())
+        } else {
+            Err(OpenRefused::OtherUnit {
+                unit: actor.unit.0.clone(),
+            })
         }
     }
 
@@ -199,8 +350,12 @@ impl Participant {
     /// allow-list (and auditors); a municipal officer only within the unit boundary.
     pub fn may_open(&self, reader: &Reader) -> Result<(), OpenRefused> {
         self.unit_boundary(reader.agency, &reader.actor)?;
-        match self.protected_identity() {
-            Some(allowed) if reader.actor.role != Role::Auditor => {
+        let Some(allowed) = self.protected_identity() else {
+            return Ok(());
+        };
+        match reader.actor.role {
+            Role::Auditor => Ok(()),
+            Role::Coach | Role::TeamLeader | Role::CaseOfficer | Role::System => {
                 if allowed.contains(&reader.actor.person_id) {
                     Ok(())
                 } else {
@@ -209,7 +364,6 @@ impl Participant {
                     })
                 }
             }
-            _ => Ok(()),
         }
     }
 
@@ -444,32 +598,18 @@ pub fn gate_category(deciding_agency: Agency) -> DataCategory {
     }
 }
 
-/// Free-text fields: they may carry clinical detail, amounts or reasons, so they never cross a
-/// party boundary.
-pub const FREE_TEXT_FIELDS: &[&str] = &["reason", "obstacles", "helping_factors", "preferences"];
-
-/// Location fields, left out of every cross-agency view of a participant with protected
-/// identity.
-pub const LOCATION_FIELDS: &[&str] = &["employer", "unit", "referrer"];
-
-/// The shared (cross-party) view of a stored event body: free text removed, and location
-/// removed when the identity is protected. Applies to nested bodies (corrections) as well.
+/// The shared (cross-party) view of a stored event body: an allow-list built from
+/// [`crate::classification`]. Only the `type` tag and the fields classified as shared cross;
+/// location crosses unless the identity is protected; free text, identifying and sensitive
+/// fields never do; a field, or an event type, the classification does not know is left out.
+/// Applies to nested bodies (corrections) and nested structs (periods) as well.
 pub fn shared_view(body: &mut Value, protected_identity: bool) {
-    if let Value::Object(fields) = body {
-        fields.retain(|key, _| {
-            let free_text = FREE_TEXT_FIELDS.contains(&key.as_str());
-            let location = LOCATION_FIELDS.contains(&key.as_str());
-            !(free_text || protected_identity && location)
-        });
-        for value in fields.values_mut() {
-            shared_view(value, protected_identity);
-        }
-    }
+    *body = crate::classification::shared_body(body, protected_identity);
 }
 
 /// The view of a body the reader is entitled to, or `None` when the entry is hidden. Own
-/// records are shown whole, except that a protected participant's location fields are left
-/// out of anything another party wrote.
+/// records (and an auditor's read) are shown whole; anything another party wrote is the
+/// [`shared_view`].
 pub fn view_for(sight: Sight, mut body: Value, protected_identity: bool) -> Option<Value> {
     match sight {
         Sight::Full(_) => Some(body),
