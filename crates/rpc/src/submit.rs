@@ -194,6 +194,63 @@ pub fn new_participant_id(
     }
 }
 
+/// The kinds of thing a write may create and name with a minted id. Each kind hashes its own
+/// name into the derived id, so one request id never yields the same UUID for two kinds (nor
+/// for an event id or a participant id). The tokens are fixed forever: changing one would give
+/// a retried request a different id than its first attempt got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MintedKind {
+    /// A proposed activity (`ProposeActivity` without an `activity_id`).
+    Activity,
+    /// A granted consent (`GrantConsent` without a `consent_id`).
+    Consent,
+    /// An Arbetsförmedlingen programme (`AssignProgramme` without a `programme_id`).
+    Programme,
+    /// The request id of the waiting-list offer a discharge makes: the offer is a write of its
+    /// own, about another participant, that a retried discharge must not make twice.
+    WaitingListOffer,
+}
+
+impl MintedKind {
+    /// The kind's name in the derived id.
+    pub fn token(self) -> &'static str {
+        match self {
+            Self::Activity => "activity",
+            Self::Consent => "consent",
+            Self::Programme => "programme",
+            Self::WaitingListOffer => "waiting-list-offer",
+        }
+    }
+}
+
+/// The id a write mints for a new thing of `kind`: derived from the client's `request_id`
+/// when given, so a retried request names the same thing as its first attempt (the first
+/// attempt's event is the one recorded, and its id is the one the client must learn), and
+/// random otherwise. Scoped like [`event_id_for`]: agency, person and participant. Person ids
+/// and the agency token contain no `/`, so the name cannot be read two ways.
+pub fn minted_id(
+    kind: MintedKind,
+    agency: domain::Agency,
+    actor: &domain::Actor,
+    participant_id: domain::ParticipantId,
+    request_id: Option<&str>,
+) -> uuid::Uuid {
+    match request_id {
+        Some(request_id) => {
+            let name = format!(
+                "{}/{}/{}/{}/{}",
+                kind.token(),
+                agency.token(),
+                actor.person_id,
+                participant_id,
+                request_id
+            );
+            uuid::Uuid::new_v5(&REQUEST_ID_NAMESPACE, name.as_bytes())
+        }
+        None => uuid::Uuid::new_v4(),
+    }
+}
+
 /// Builds the envelope of a write from the caller, the parsed write context and the body (which
 /// decides the data category; the agency decides the record series).
 pub fn envelope(
@@ -273,6 +330,41 @@ impl AgencyEdge {
             .map(tonic::Response::new)
     }
 
+    /// The id this write about the participant named in `write` mints for a new thing of
+    /// `kind` ([`minted_id`]): the same for a retried request as for its first attempt.
+    pub fn mint(
+        &self,
+        kind: MintedKind,
+        extensions: &tonic::Extensions,
+        write: Option<&v1::ParticipantWrite>,
+    ) -> Result<uuid::Uuid, Status> {
+        let default = v1::ParticipantWrite::default();
+        let write = write.unwrap_or(&default);
+        let participant_id = crate::fields::required_participant_id(&write.participant_id)
+            .map_err(|error| errors::invalid_input(&error))?;
+        self.mint_for(kind, extensions, write.context.as_ref(), participant_id)
+    }
+
+    /// The id this write about `participant_id` mints for a new thing of `kind`.
+    pub fn mint_for(
+        &self,
+        kind: MintedKind,
+        extensions: &tonic::Extensions,
+        context: Option<&v1::WriteContext>,
+        participant_id: domain::ParticipantId,
+    ) -> Result<uuid::Uuid, Status> {
+        let actor = crate::identity::caller(extensions)?.actor;
+        let context = crate::fields::write_context(context, chrono::Utc::now())
+            .map_err(|error| errors::invalid_input(&error))?;
+        Ok(minted_id(
+            kind,
+            self.agency,
+            &actor,
+            participant_id,
+            context.request_id.as_deref(),
+        ))
+    }
+
     /// Records a correction of one of this agency's earlier events.
     pub async fn correct(
         &self,
@@ -299,7 +391,7 @@ impl AgencyEdge {
     }
 }
 
-/// Adds the id a write minted (activity, programme) to its response.
+/// Adds the id a write minted (activity, consent, programme) to its response.
 pub fn with_created_id(
     response: Result<tonic::Response<v1::WriteResponse>, Status>,
     created_id: impl ToString,

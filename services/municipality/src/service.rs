@@ -219,17 +219,18 @@ impl MunicipalityService for MunicipalityApi {
         let (_, extensions, request) = request.into_parts();
         let participant_id =
             fields::required_participant_id(&request.participant_id).map_err(invalid)?;
-        self.edge
+        let consent_id = if request.consent_id.trim().is_empty() {
+            ConsentId(uuid::Uuid::new_v4())
+        } else {
+            ConsentId::parse(&request.consent_id).map_err(invalid)?
+        };
+        let reply = self
+            .edge
             .record_for(
                 &extensions,
                 request.context.as_ref(),
                 participant_id,
                 |_| {
-                    let consent_id = if request.consent_id.trim().is_empty() {
-                        ConsentId(uuid::Uuid::new_v4())
-                    } else {
-                        ConsentId::parse(&request.consent_id)?
-                    };
                     Ok(EventBody::ConsentGranted {
                         consent_id,
                         discloser: fields::consent_party("discloser", request.discloser)?,
@@ -243,7 +244,8 @@ impl MunicipalityService for MunicipalityApi {
                     })
                 },
             )
-            .await
+            .await;
+        submit::with_created_id(reply, consent_id)
     }
 
     async fn withdraw_consent(&self, request: Request<v1::WithdrawConsentRequest>) -> Reply {
