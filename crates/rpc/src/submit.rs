@@ -206,8 +206,9 @@ pub enum MintedKind {
     Consent,
     /// An Arbetsförmedlingen programme (`AssignProgramme` without a `programme_id`).
     Programme,
-    /// The request id of the waiting-list offer a discharge makes: the offer is a write of its
-    /// own, about another participant, that a retried discharge must not make twice.
+    /// The event id of the waiting-list offer a discharge makes, keyed by the discharge's event
+    /// id: the offer is a write of its own, about another participant, that a repeated
+    /// discharge must not make twice.
     WaitingListOffer,
 }
 
@@ -317,13 +318,47 @@ impl AgencyEdge {
             &crate::fields::ParsedWriteContext,
         ) -> Result<domain::EventBody, domain::InputError>,
     ) -> Result<tonic::Response<v1::WriteResponse>, Status> {
+        self.record_under(extensions, context, participant_id, None, build)
+            .await
+    }
+
+    /// Records one event about `participant_id` under `event_id`, not the id its context would
+    /// give: for a write the service makes on its own after another (a discharge's offer of
+    /// the freed place), whose idempotency key is the write that caused it.
+    pub async fn record_derived(
+        &self,
+        extensions: &tonic::Extensions,
+        context: Option<&v1::WriteContext>,
+        participant_id: domain::ParticipantId,
+        event_id: EventId,
+        build: impl FnOnce(
+            &crate::fields::ParsedWriteContext,
+        ) -> Result<domain::EventBody, domain::InputError>,
+    ) -> Result<tonic::Response<v1::WriteResponse>, Status> {
+        self.record_under(extensions, context, participant_id, Some(event_id), build)
+            .await
+    }
+
+    async fn record_under(
+        &self,
+        extensions: &tonic::Extensions,
+        context: Option<&v1::WriteContext>,
+        participant_id: domain::ParticipantId,
+        event_id: Option<EventId>,
+        build: impl FnOnce(
+            &crate::fields::ParsedWriteContext,
+        ) -> Result<domain::EventBody, domain::InputError>,
+    ) -> Result<tonic::Response<v1::WriteResponse>, Status> {
         // The gatekeeper admitted only this agency's officers (`access::authorise`).
         let actor = crate::identity::caller(extensions)?.actor;
         let context = crate::fields::write_context(context, chrono::Utc::now())
             .map_err(|error| errors::invalid_input(&error))?;
         // `submit` validates the whole submission (envelope and body) before publishing.
         let body = build(&context).map_err(|error| errors::invalid_input(&error))?;
-        let envelope = envelope(self.agency, actor, participant_id, &context, &body);
+        let mut envelope = envelope(self.agency, actor, participant_id, &context, &body);
+        if let Some(event_id) = event_id {
+            envelope.event_id = event_id;
+        }
         self.submitter
             .submit(domain::Submission { envelope, body })
             .await
@@ -400,4 +435,92 @@ pub fn with_created_id(
         response.get_mut().created_id = created_id.to_string();
         response
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{Actor, Agency, ParticipantId, PersonId, Role, UnitId};
+
+    fn actor(person: &str) -> Actor {
+        Actor {
+            person_id: PersonId(person.into()),
+            role: Role::Coach,
+            unit: UnitId("hudiksvall-ips".into()),
+        }
+    }
+
+    const KINDS: [MintedKind; 4] = [
+        MintedKind::Activity,
+        MintedKind::Consent,
+        MintedKind::Programme,
+        MintedKind::WaitingListOffer,
+    ];
+
+    #[test]
+    fn a_minted_id_is_the_same_for_the_same_request_and_differs_by_every_part_of_its_key() {
+        let participant = ParticipantId(uuid::Uuid::from_u128(7));
+        let other_participant = ParticipantId(uuid::Uuid::from_u128(8));
+        let coach = actor("coach-17");
+        let mint = |kind, agency, actor: &Actor, participant, request: &str| {
+            minted_id(kind, agency, actor, participant, Some(request))
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for kind in KINDS {
+            let id = mint(kind, Agency::Municipality, &coach, participant, "r-1");
+            assert_eq!(
+                id,
+                mint(kind, Agency::Municipality, &coach, participant, "r-1"),
+                "{kind:?}: a repeat mints the same id"
+            );
+            for other in [
+                mint(kind, Agency::Arbetsformedlingen, &coach, participant, "r-1"),
+                mint(
+                    kind,
+                    Agency::Municipality,
+                    &actor("coach-18"),
+                    participant,
+                    "r-1",
+                ),
+                mint(kind, Agency::Municipality, &coach, other_participant, "r-1"),
+                mint(kind, Agency::Municipality, &coach, participant, "r-2"),
+            ] {
+                assert_ne!(id, other, "{kind:?}");
+            }
+            assert!(seen.insert(id), "{kind:?} shares its id with another kind");
+        }
+        // Nor does a minted id coincide with the event id or participant id of the same request.
+        let event_id = event_id_for(Agency::Municipality, &coach, participant, Some("r-1"));
+        let participant_id = new_participant_id(Agency::Municipality, &coach, Some("r-1"));
+        assert!(!seen.contains(&event_id.0) && !seen.contains(&participant_id.0));
+    }
+
+    #[test]
+    fn a_minted_id_is_stable_across_releases_and_random_without_a_request_id() {
+        let participant = ParticipantId(uuid::Uuid::from_u128(7));
+        let coach = actor("coach-17");
+        // The documented name, hashed in the fixed namespace: a retry after an upgrade must
+        // still name what its first attempt created.
+        let name = format!("activity/municipality/coach-17/{participant}/r-1");
+        assert_eq!(
+            minted_id(
+                MintedKind::Activity,
+                Agency::Municipality,
+                &coach,
+                participant,
+                Some("r-1")
+            ),
+            uuid::Uuid::new_v5(&REQUEST_ID_NAMESPACE, name.as_bytes())
+        );
+        let random = || {
+            minted_id(
+                MintedKind::Consent,
+                Agency::Municipality,
+                &coach,
+                participant,
+                None,
+            )
+        };
+        assert_ne!(random(), random());
+    }
 }
