@@ -1096,7 +1096,15 @@ async fn every_write_repeated_with_its_request_id_gets_the_first_answer() -> any
             continue;
         };
         let first = call(&stack, path, caller, &request).await?;
+        let stored_before_repeat = stack.stored_events(None).await?;
         let second = call(&stack, path, caller, &request).await?;
+        let stored_after_repeat = stack.stored_events(None).await?;
+        if stored_after_repeat != stored_before_repeat {
+            mismatches.push(format!(
+                "{path}: the repeat recorded {} event(s)",
+                stored_after_repeat - stored_before_repeat
+            ));
+        }
         let Answer::Written(written) = &first else {
             mismatches.push(format!(
                 "{path}: the first call was not accepted: {first:?}"
