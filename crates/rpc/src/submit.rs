@@ -194,6 +194,64 @@ pub fn new_participant_id(
     }
 }
 
+/// The kinds of thing a write may create and name with a minted id. Each kind hashes its own
+/// name into the derived id, so one request id never yields the same UUID for two kinds (nor
+/// for an event id or a participant id). The tokens are fixed forever: changing one would give
+/// a retried request a different id than its first attempt got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MintedKind {
+    /// A proposed activity (`ProposeActivity` without an `activity_id`).
+    Activity,
+    /// A granted consent (`GrantConsent` without a `consent_id`).
+    Consent,
+    /// An Arbetsförmedlingen programme (`AssignProgramme` without a `programme_id`).
+    Programme,
+    /// The event id of the waiting-list offer a discharge makes, keyed by the discharge's event
+    /// id: the offer is a write of its own, about another participant, that a repeated
+    /// discharge must not make twice.
+    WaitingListOffer,
+}
+
+impl MintedKind {
+    /// The kind's name in the derived id.
+    pub fn token(self) -> &'static str {
+        match self {
+            Self::Activity => "activity",
+            Self::Consent => "consent",
+            Self::Programme => "programme",
+            Self::WaitingListOffer => "waiting-list-offer",
+        }
+    }
+}
+
+/// The id a write mints for a new thing of `kind`: derived from the client's `request_id`
+/// when given, so a retried request names the same thing as its first attempt (the first
+/// attempt's event is the one recorded, and its id is the one the client must learn), and
+/// random otherwise. Scoped like [`event_id_for`]: agency, person and participant. Person ids
+/// and the agency token contain no `/`, so the name cannot be read two ways.
+pub fn minted_id(
+    kind: MintedKind,
+    agency: domain::Agency,
+    actor: &domain::Actor,
+    participant_id: domain::ParticipantId,
+    request_id: Option<&str>,
+) -> uuid::Uuid {
+    match request_id {
+        Some(request_id) => {
+            let name = format!(
+                "{}/{}/{}/{}/{}",
+                kind.token(),
+                agency.token(),
+                actor.person_id,
+                participant_id,
+                request_id
+            );
+            uuid::Uuid::new_v5(&REQUEST_ID_NAMESPACE, name.as_bytes())
+        }
+        None => uuid::Uuid::new_v4(),
+    }
+}
+
 /// Builds the envelope of a write from the caller, the parsed write context and the body (which
 /// decides the data category; the agency decides the record series).
 pub fn envelope(
@@ -260,17 +318,86 @@ impl AgencyEdge {
             &crate::fields::ParsedWriteContext,
         ) -> Result<domain::EventBody, domain::InputError>,
     ) -> Result<tonic::Response<v1::WriteResponse>, Status> {
+        self.record_under(extensions, context, participant_id, None, build)
+            .await
+    }
+
+    /// Records one event about `participant_id` under `event_id`, not the id its context would
+    /// give: for a write the service makes on its own after another (a discharge's offer of
+    /// the freed place), whose idempotency key is the write that caused it.
+    pub async fn record_derived(
+        &self,
+        extensions: &tonic::Extensions,
+        context: Option<&v1::WriteContext>,
+        participant_id: domain::ParticipantId,
+        event_id: EventId,
+        build: impl FnOnce(
+            &crate::fields::ParsedWriteContext,
+        ) -> Result<domain::EventBody, domain::InputError>,
+    ) -> Result<tonic::Response<v1::WriteResponse>, Status> {
+        self.record_under(extensions, context, participant_id, Some(event_id), build)
+            .await
+    }
+
+    async fn record_under(
+        &self,
+        extensions: &tonic::Extensions,
+        context: Option<&v1::WriteContext>,
+        participant_id: domain::ParticipantId,
+        event_id: Option<EventId>,
+        build: impl FnOnce(
+            &crate::fields::ParsedWriteContext,
+        ) -> Result<domain::EventBody, domain::InputError>,
+    ) -> Result<tonic::Response<v1::WriteResponse>, Status> {
         // The gatekeeper admitted only this agency's officers (`access::authorise`).
         let actor = crate::identity::caller(extensions)?.actor;
         let context = crate::fields::write_context(context, chrono::Utc::now())
             .map_err(|error| errors::invalid_input(&error))?;
         // `submit` validates the whole submission (envelope and body) before publishing.
         let body = build(&context).map_err(|error| errors::invalid_input(&error))?;
-        let envelope = envelope(self.agency, actor, participant_id, &context, &body);
+        let mut envelope = envelope(self.agency, actor, participant_id, &context, &body);
+        if let Some(event_id) = event_id {
+            envelope.event_id = event_id;
+        }
         self.submitter
             .submit(domain::Submission { envelope, body })
             .await
             .map(tonic::Response::new)
+    }
+
+    /// The id this write about the participant named in `write` mints for a new thing of
+    /// `kind` ([`minted_id`]): the same for a retried request as for its first attempt.
+    pub fn mint(
+        &self,
+        kind: MintedKind,
+        extensions: &tonic::Extensions,
+        write: Option<&v1::ParticipantWrite>,
+    ) -> Result<uuid::Uuid, Status> {
+        let default = v1::ParticipantWrite::default();
+        let write = write.unwrap_or(&default);
+        let participant_id = crate::fields::required_participant_id(&write.participant_id)
+            .map_err(|error| errors::invalid_input(&error))?;
+        self.mint_for(kind, extensions, write.context.as_ref(), participant_id)
+    }
+
+    /// The id this write about `participant_id` mints for a new thing of `kind`.
+    pub fn mint_for(
+        &self,
+        kind: MintedKind,
+        extensions: &tonic::Extensions,
+        context: Option<&v1::WriteContext>,
+        participant_id: domain::ParticipantId,
+    ) -> Result<uuid::Uuid, Status> {
+        let actor = crate::identity::caller(extensions)?.actor;
+        let context = crate::fields::write_context(context, chrono::Utc::now())
+            .map_err(|error| errors::invalid_input(&error))?;
+        Ok(minted_id(
+            kind,
+            self.agency,
+            &actor,
+            participant_id,
+            context.request_id.as_deref(),
+        ))
     }
 
     /// Records a correction of one of this agency's earlier events.
@@ -299,7 +426,7 @@ impl AgencyEdge {
     }
 }
 
-/// Adds the id a write minted (activity, programme) to its response.
+/// Adds the id a write minted (activity, consent, programme) to its response.
 pub fn with_created_id(
     response: Result<tonic::Response<v1::WriteResponse>, Status>,
     created_id: impl ToString,
@@ -308,4 +435,92 @@ pub fn with_created_id(
         response.get_mut().created_id = created_id.to_string();
         response
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{Actor, Agency, ParticipantId, PersonId, Role, UnitId};
+
+    fn actor(person: &str) -> Actor {
+        Actor {
+            person_id: PersonId(person.into()),
+            role: Role::Coach,
+            unit: UnitId("hudiksvall-ips".into()),
+        }
+    }
+
+    const KINDS: [MintedKind; 4] = [
+        MintedKind::Activity,
+        MintedKind::Consent,
+        MintedKind::Programme,
+        MintedKind::WaitingListOffer,
+    ];
+
+    #[test]
+    fn a_minted_id_is_the_same_for_the_same_request_and_differs_by_every_part_of_its_key() {
+        let participant = ParticipantId(uuid::Uuid::from_u128(7));
+        let other_participant = ParticipantId(uuid::Uuid::from_u128(8));
+        let coach = actor("coach-17");
+        let mint = |kind, agency, actor: &Actor, participant, request: &str| {
+            minted_id(kind, agency, actor, participant, Some(request))
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for kind in KINDS {
+            let id = mint(kind, Agency::Municipality, &coach, participant, "r-1");
+            assert_eq!(
+                id,
+                mint(kind, Agency::Municipality, &coach, participant, "r-1"),
+                "{kind:?}: a repeat mints the same id"
+            );
+            for other in [
+                mint(kind, Agency::Arbetsformedlingen, &coach, participant, "r-1"),
+                mint(
+                    kind,
+                    Agency::Municipality,
+                    &actor("coach-18"),
+                    participant,
+                    "r-1",
+                ),
+                mint(kind, Agency::Municipality, &coach, other_participant, "r-1"),
+                mint(kind, Agency::Municipality, &coach, participant, "r-2"),
+            ] {
+                assert_ne!(id, other, "{kind:?}");
+            }
+            assert!(seen.insert(id), "{kind:?} shares its id with another kind");
+        }
+        // Nor does a minted id coincide with the event id or participant id of the same request.
+        let event_id = event_id_for(Agency::Municipality, &coach, participant, Some("r-1"));
+        let participant_id = new_participant_id(Agency::Municipality, &coach, Some("r-1"));
+        assert!(!seen.contains(&event_id.0) && !seen.contains(&participant_id.0));
+    }
+
+    #[test]
+    fn a_minted_id_is_stable_across_releases_and_random_without_a_request_id() {
+        let participant = ParticipantId(uuid::Uuid::from_u128(7));
+        let coach = actor("coach-17");
+        // The documented name, hashed in the fixed namespace: a retry after an upgrade must
+        // still name what its first attempt created.
+        let name = format!("activity/municipality/coach-17/{participant}/r-1");
+        assert_eq!(
+            minted_id(
+                MintedKind::Activity,
+                Agency::Municipality,
+                &coach,
+                participant,
+                Some("r-1")
+            ),
+            uuid::Uuid::new_v5(&REQUEST_ID_NAMESPACE, name.as_bytes())
+        );
+        let random = || {
+            minted_id(
+                MintedKind::Consent,
+                Agency::Municipality,
+                &coach,
+                participant,
+                None,
+            )
+        };
+        assert_ne!(random(), random());
+    }
 }

@@ -4,6 +4,7 @@
 use domain::{EventBody, InputError, ProgrammeId};
 use proto::v1::{self, arbetsformedlingen_service_server::ArbetsformedlingenService};
 use rpc::fields::{self, required_date};
+use rpc::submit::MintedKind;
 use rpc::{errors, submit, AgencyEdge};
 use tonic::{Request, Response, Status};
 
@@ -63,7 +64,11 @@ impl ArbetsformedlingenService for ArbetsformedlingenApi {
     async fn assign_programme(&self, request: Request<v1::AssignProgrammeRequest>) -> Reply {
         let (_, extensions, request) = request.into_parts();
         let programme_id = if request.programme_id.trim().is_empty() {
-            ProgrammeId(uuid::Uuid::new_v4())
+            ProgrammeId(self.edge.mint(
+                MintedKind::Programme,
+                &extensions,
+                request.write.as_ref(),
+            )?)
         } else {
             ProgrammeId::parse(&request.programme_id)
                 .map_err(|error| errors::invalid_input(&error))?

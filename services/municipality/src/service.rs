@@ -12,11 +12,12 @@ use domain::values::{
     FollowUpStatus, JobEndReason, OutreachChannel, SocialAssistanceStatus,
 };
 use domain::{
-    ActivityId, Agency, ConsentId, EventBody, InputError, ParticipantId, PersonId, ReferralSource,
-    UnitId,
+    ActivityId, Agency, ConsentId, EventBody, EventId, InputError, ParticipantId, PersonId,
+    ReferralSource, UnitId,
 };
 use proto::v1::{self, municipality_service_server::MunicipalityService};
 use rpc::fields::{self, required_activity_id, required_date};
+use rpc::submit::MintedKind;
 use rpc::{errors, identity, submit, AgencyEdge};
 
 use crate::places::{Officer, Placing};
@@ -109,6 +110,12 @@ impl MunicipalityApi {
         ) else {
             return;
         };
+        let (Ok(caller), Ok(discharged_id)) = (
+            identity::caller(extensions),
+            ParticipantId::parse(&discharged.participant_id),
+        ) else {
+            return;
+        };
         let context = v1::WriteContext {
             causation_id: discharged.event_id.clone(),
             ..request
@@ -117,15 +124,26 @@ impl MunicipalityApi {
                 .and_then(|write| write.context.clone())
                 .unwrap_or_default()
         };
-        let context = v1::WriteContext {
-            request_id: String::new(),
-            ..context
-        };
+        // One freed place, one offer: the offer's event id is derived from the discharge's.
+        // A repeated discharge finds the next participant in line (the first is offered
+        // already) but names the same offer, which JetStream's duplicate window, and after it
+        // the events table's unique event id, records once.
+        let offer_event_id = EventId(submit::minted_id(
+            MintedKind::WaitingListOffer,
+            AGENCY,
+            &caller.actor,
+            discharged_id,
+            Some(&discharged.event_id),
+        ));
         let offered = self
             .edge
-            .record_for(extensions, Some(&context), participant_id, |_| {
-                Ok(EventBody::WaitingListPlaceOffered { unit, coach })
-            })
+            .record_derived(
+                extensions,
+                Some(&context),
+                participant_id,
+                offer_event_id,
+                |_| Ok(EventBody::WaitingListPlaceOffered { unit, coach }),
+            )
             .await;
         if let Err(status) = offered {
             tracing::warn!(code = ?status.code(), message = status.message(), "could not offer the freed place");
@@ -219,17 +237,23 @@ impl MunicipalityService for MunicipalityApi {
         let (_, extensions, request) = request.into_parts();
         let participant_id =
             fields::required_participant_id(&request.participant_id).map_err(invalid)?;
-        self.edge
+        let consent_id = if request.consent_id.trim().is_empty() {
+            ConsentId(self.edge.mint_for(
+                MintedKind::Consent,
+                &extensions,
+                request.context.as_ref(),
+                participant_id,
+            )?)
+        } else {
+            ConsentId::parse(&request.consent_id).map_err(invalid)?
+        };
+        let reply = self
+            .edge
             .record_for(
                 &extensions,
                 request.context.as_ref(),
                 participant_id,
                 |_| {
-                    let consent_id = if request.consent_id.trim().is_empty() {
-                        ConsentId(uuid::Uuid::new_v4())
-                    } else {
-                        ConsentId::parse(&request.consent_id)?
-                    };
                     Ok(EventBody::ConsentGranted {
                         consent_id,
                         discloser: fields::consent_party("discloser", request.discloser)?,
@@ -243,7 +267,8 @@ impl MunicipalityService for MunicipalityApi {
                     })
                 },
             )
-            .await
+            .await;
+        submit::with_created_id(reply, consent_id)
     }
 
     async fn withdraw_consent(&self, request: Request<v1::WithdrawConsentRequest>) -> Reply {
@@ -477,7 +502,11 @@ impl MunicipalityService for MunicipalityApi {
         let activity_id =
             match fields::optional_activity_id(&request.activity_id).map_err(invalid)? {
                 Some(activity_id) => activity_id,
-                None => ActivityId(uuid::Uuid::new_v4()),
+                None => ActivityId(self.edge.mint(
+                    MintedKind::Activity,
+                    &extensions,
+                    request.write.as_ref(),
+                )?),
             };
         let reply = self
             .edge
