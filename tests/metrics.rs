@@ -7,14 +7,26 @@ use domain::Role;
 use proto::v1;
 use testkit::{as_caller, Stack};
 
-/// The value of the sample named exactly `sample` (labels included) in a scrape.
-fn sample_value(scrape: &str, sample: &str) -> Option<f64> {
-    scrape.lines().find_map(|line| {
-        line.strip_prefix(sample)
-            .and_then(|rest| rest.strip_prefix(' '))
-            .and_then(|value| value.trim().parse().ok())
-    })
-}
+/// Every family the ledger's endpoint serves, by name and type (what dashboards and alerts
+/// depend on; a rename must change this list on purpose).
+const LEDGER_FAMILIES: [(&str, &str); 16] = [
+    ("ips_ledger_events_accepted", "counter"),
+    ("ips_ledger_events_rejected", "counter"),
+    ("ips_ledger_redeliveries_ignored", "counter"),
+    ("ips_ledger_messages_parked", "counter"),
+    ("ips_ledger_conflicts_retried", "counter"),
+    ("ips_ledger_store_failures", "counter"),
+    ("ips_ledger_store_data_refusals", "counter"),
+    ("ips_ledger_chain_broken_refusals", "counter"),
+    ("ips_ledger_handed_back_at_shutdown", "counter"),
+    ("ips_ledger_applied_from_stream", "counter"),
+    ("ips_ledger_order_reads", "counter"),
+    ("ips_ledger_store_unavailable_since_seconds", "gauge"),
+    ("ips_ledger_consumer_pending", "gauge"),
+    ("ips_ledger_consumer_ack_pending", "gauge"),
+    ("ips_access_log_entries", "counter"),
+    ("ips_calls_refused", "counter"),
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_ledgers_in_one_process_count_only_their_own_activity() -> anyhow::Result<()> {
@@ -51,21 +63,42 @@ async fn two_ledgers_in_one_process_count_only_their_own_activity() -> anyhow::R
         .entries;
     assert_eq!(entries.len(), 1);
 
-    let busy_scrape = tests::ledger_metrics(&busy).await?;
-    let idle_scrape = tests::ledger_metrics(&idle).await?;
-    for (name, busy_at_least) in [
-        ("ips_ledger_events_accepted_total", 1.0),
-        ("ips_access_log_entries_total", 1.0),
+    let (busy_head, busy_scrape) = tests::ledger_scrape(&busy).await?;
+    let (_, idle_scrape) = tests::ledger_scrape(&idle).await?;
+    assert!(
+        busy_head
+            .to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text"),
+        "{busy_head}"
+    );
+    for (family, kind) in LEDGER_FAMILIES {
+        assert_eq!(
+            busy_scrape.families.get(family).map(String::as_str),
+            Some(kind),
+            "{family} is served: {busy_scrape:?}"
+        );
+    }
+    for series in [
+        "ips_ledger_store_failures_total",
+        "ips_ledger_store_unavailable_since_seconds",
+        "ips_calls_refused_total{code=\"unauthenticated\"}",
+        "ips_calls_refused_total{code=\"permission_denied\"}",
     ] {
-        let busy_value = sample_value(&busy_scrape, name);
+        assert_eq!(busy_scrape.value(series), Some(0.0), "{series}");
+    }
+    for series in [
+        "ips_ledger_events_accepted_total",
+        "ips_access_log_entries_total",
+    ] {
+        let busy_value = busy_scrape.value(series);
         assert!(
-            busy_value.is_some_and(|value| value >= busy_at_least),
-            "{name} on the busy ledger: {busy_value:?}\n{busy_scrape}"
+            busy_value.is_some_and(|value| value >= 1.0),
+            "{series} on the busy ledger: {busy_value:?}"
         );
         assert_eq!(
-            sample_value(&idle_scrape, name),
+            idle_scrape.value(series),
             Some(0.0),
-            "{name} on the idle ledger counts only its own activity:\n{idle_scrape}"
+            "{series} on the idle ledger counts only its own activity"
         );
     }
     busy.stop().await;

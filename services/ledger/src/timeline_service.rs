@@ -18,6 +18,7 @@ use crate::config::TimelineConfig;
 /// The service implementation.
 pub struct TimelineApi {
     pub(crate) pool: PgPool,
+    pub(crate) access_log: crate::reading::AccessLog,
     pub(crate) config: TimelineConfig,
     pub(crate) projector_progress: watch::Receiver<u64>,
     pub(crate) clock: std::sync::Arc<dyn crate::clock::Clock>,
@@ -254,7 +255,7 @@ impl TimelineService for TimelineApi {
             })
             .collect();
         crate::reading::log(
-            &self.pool,
+            &self.access_log,
             &reader,
             GET_TIMELINE,
             [(
@@ -313,7 +314,7 @@ impl TimelineService for TimelineApi {
         };
         if let Some(recorded) = recorded {
             crate::reading::log(
-                &self.pool,
+                &self.access_log,
                 &reader,
                 GET_EVENT_STATUS,
                 [(recorded.participant_id.0, "own_records".to_owned())],
@@ -369,7 +370,7 @@ impl TimelineService for TimelineApi {
             "chain_verification"
         };
         crate::reading::log(
-            &self.pool,
+            &self.access_log,
             &reader,
             VERIFY_CHAIN,
             [(participant_id.0, basis.to_owned())],
