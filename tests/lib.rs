@@ -63,8 +63,8 @@ pub async fn ledger_scrape(
     let (head, body) = response
         .split_once("\r\n\r\n")
         .ok_or_else(|| anyhow::anyhow!("no end of head: {response}"))?;
-    let exposition = telemetry::parse_exposition(body)
-        .map_err(|error| anyhow::anyhow!("{error}\n{body}"))?;
+    let exposition =
+        telemetry::parse_exposition(body).map_err(|error| anyhow::anyhow!("{error}\n{body}"))?;
     Ok((head.to_owned(), exposition))
 }
 

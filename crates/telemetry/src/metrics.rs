@@ -206,7 +206,9 @@ fn sample_belongs_to(sample_name: &str, family: &str, kind: &str) -> bool {
     };
     let allowed: &[&str] = match kind {
         "counter" => &["_total", "_created"],
-        "histogram" | "gaugehistogram" => &["_bucket", "_count", "_sum", "_created", "_gcount", "_gsum"],
+        "histogram" | "gaugehistogram" => {
+            &["_bucket", "_count", "_sum", "_created", "_gcount", "_gsum"]
+        }
         "summary" => &["", "_count", "_sum", "_created"],
         "info" => &["_info"],
         _ => &[""],
@@ -228,7 +230,10 @@ fn split_sample(line: &str) -> Option<(&str, &str, &str)> {
     let (series, rest) = match line.find('{') {
         Some(open) if line[..open].find(' ').is_none() => {
             let labels_end = closing_brace(line, open)?;
-            (&line[..=labels_end], line[labels_end + 1..].strip_prefix(' ')?)
+            (
+                &line[..=labels_end],
+                line[labels_end + 1..].strip_prefix(' ')?,
+            )
         }
         _ => line.split_once(' ')?,
     };
@@ -364,7 +369,9 @@ mod tests {
         registry.register("ips_test_things", "Things counted", counter.clone());
         registry.register("ips_test_level", "A level", gauge.clone());
         let by_code = Family::<[(&'static str, &'static str); 1], Counter>::default();
-        by_code.get_or_create(&[("code", "a \"quoted\" {code}")]).inc();
+        by_code
+            .get_or_create(&[("code", "a \"quoted\" {code}")])
+            .inc();
         registry.register("ips_test_by_code", "Counted by code", by_code);
         registry
     }
@@ -433,10 +440,7 @@ mod tests {
         let mut stream = tokio::net::TcpStream::connect(address)
             .await
             .expect("connects");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .expect("writes");
+        stream.write_all(request.as_bytes()).await.expect("writes");
         let mut response = String::new();
         tokio::time::timeout(
             Duration::from_secs(10),

@@ -204,11 +204,7 @@ async fn a_clean_run_reads_nothing_back_from_the_stream() -> anyhow::Result<()> 
     }
     assert_eq!(counters.accepted.get(), 10);
     assert_eq!(counters.rejected.get(), 0);
-    assert_eq!(
-        counters.order_reads.get(),
-        0,
-        "nothing could be overtaken"
-    );
+    assert_eq!(counters.order_reads.get(), 0, "nothing could be overtaken");
     assert_eq!(counters.applied_from_stream.get(), 0);
 
     shutdown.send(true)?;
