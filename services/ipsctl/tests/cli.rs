@@ -68,6 +68,16 @@ async fn read_commands_print_json_with_stable_field_names_and_text_without() -> 
         .await?
         .into_inner();
     assert_eq!(enrolled.status, v1::WriteStatus::Accepted as i32);
+    // The reads come from the projection: wait until it has both events (`min_sequence`).
+    stack
+        .timeline()
+        .await?
+        .get_timeline(testkit::as_auditor(v1::GetTimelineRequest {
+            participant_id: participant_id.into(),
+            min_sequence: enrolled.sequence,
+            ..Default::default()
+        }))
+        .await?;
 
     let timeline = ipsctl_json(&stack, &["timeline", participant_id, "--json"]).await?;
     assert_eq!(timeline["participant_id"], participant_id);
