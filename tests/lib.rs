@@ -3,7 +3,7 @@
 //! The test files live in this folder and start whole stacks through [`testkit`]. This library
 //! holds only what several test files build the same way: a submission published straight onto
 //! the bus, as a forger or a broken client would, bypassing the agency services; a scrape of
-//! the ledger's metrics; and the access log as a test reads it.
+//! the ledger's metrics (raw, and parsed); and the access log as a test reads it.
 
 use domain::{
     Actor, Agency, DataCategory, Envelope, EventBody, EventId, ParticipantId, PersonId,
@@ -52,6 +52,20 @@ pub async fn ledger_metrics(stack: &testkit::Stack) -> anyhow::Result<String> {
     stream.read_to_string(&mut response).await?;
     anyhow::ensure!(response.starts_with("HTTP/1.1 200"), "{response}");
     Ok(response)
+}
+
+/// The stack's ledger's scrape, read strictly as OpenMetrics text (it fails if it does not
+/// parse), with the response head.
+pub async fn ledger_scrape(
+    stack: &testkit::Stack,
+) -> anyhow::Result<(String, telemetry::metrics::Exposition)> {
+    let response = ledger_metrics(stack).await?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("no end of head: {response}"))?;
+    let exposition =
+        telemetry::parse_exposition(body).map_err(|error| anyhow::anyhow!("{error}\n{body}"))?;
+    Ok((head.to_owned(), exposition))
 }
 
 /// A participant's access-log rows, oldest first: (reader person id, action, basis).

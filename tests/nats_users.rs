@@ -7,7 +7,6 @@
 //! - FK's user publishing on its own subject an envelope that claims psychiatry is parked and
 //!   reported by the ledger.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use domain::{Agency, DataCategory, EventBody, ParticipantId, Role, Submission};
@@ -118,7 +117,7 @@ async fn agencies_publish_only_under_their_own_subjects_and_forged_envelopes_are
     }
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(reasons[0].starts_with("agency_mismatch"), "{reasons:?}");
-    assert_eq!(stack.ledger_counters.parked.load(Ordering::Relaxed), 1);
+    assert_eq!(stack.ledger_counters.parked.get(), 1);
     assert_eq!(
         stack.stored_events(None).await?,
         stored_before,

@@ -1,7 +1,6 @@
 //! Messages the ledger can never apply are parked (stored with the reason) and reported, never
 //! dropped, and they do not stop the events behind them.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use domain::{Agency, DataCategory, EventBody, ParticipantId, ReferralSource, Submission};
@@ -100,7 +99,7 @@ async fn unapplicable_messages_are_parked_with_their_reason_and_the_stream_goes_
             .fetch_all(&pool)
             .await?;
     assert_eq!(payloads[0], b"not json", "the parked payload is kept whole");
-    assert_eq!(stack.ledger_counters.parked.load(Ordering::Relaxed), 3);
+    assert_eq!(stack.ledger_counters.parked.get(), 3);
     let metrics = tests::ledger_metrics(&stack).await?;
     assert!(
         metrics.contains("\nips_ledger_messages_parked_total 3\n"),

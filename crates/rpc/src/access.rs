@@ -196,35 +196,52 @@ pub struct Gatekeeper {
     pub authority: Authority,
     /// The agency a service speaks for, `None` for the ledger.
     pub service_agency: Option<Agency>,
-    /// Calls refused as `UNAUTHENTICATED` (for metrics: a burst means a misconfigured client
-    /// or someone probing).
-    pub refused_unauthenticated: std::sync::atomic::AtomicU64,
-    /// Calls refused as `PERMISSION_DENIED` by the access table.
-    pub refused_permission_denied: std::sync::atomic::AtomicU64,
+    /// Calls refused, by gRPC code: `unauthenticated` (a burst means a misconfigured client or
+    /// someone probing) and `permission_denied` (refused by the access table). This server's
+    /// own counts, exported when its owner calls [`Gatekeeper::register_metrics`].
+    pub refused_calls: RefusedCalls,
 }
 
+/// Refused calls by gRPC code (the `code` label of `ips_calls_refused_total`).
+pub type RefusedCalls = prometheus_client::metrics::family::Family<
+    [(&'static str, &'static str); 1],
+    prometheus_client::metrics::counter::Counter,
+>;
+
+/// The `code` label of a call refused as `UNAUTHENTICATED`.
+pub const REFUSED_UNAUTHENTICATED: &str = "unauthenticated";
+/// The `code` label of a call refused as `PERMISSION_DENIED`.
+pub const REFUSED_PERMISSION_DENIED: &str = "permission_denied";
+
 impl Gatekeeper {
-    /// Prometheus text for the refusal counters.
-    pub fn render_metrics(&self) -> String {
-        use std::sync::atomic::Ordering;
-        format!(
-            "# HELP ips_calls_refused_total Calls refused before any handler ran, by gRPC code.\n# TYPE ips_calls_refused_total counter\nips_calls_refused_total{{code=\"unauthenticated\"}} {}\nips_calls_refused_total{{code=\"permission_denied\"}} {}\n",
-            self.refused_unauthenticated.load(Ordering::Relaxed),
-            self.refused_permission_denied.load(Ordering::Relaxed)
-        )
+    /// Adds this server's refusal counts to its owner's registry as `ips_calls_refused_total`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "ips_calls_refused",
+            "Calls refused before any handler ran, by gRPC code",
+            self.refused_calls.clone(),
+        );
+    }
+
+    /// Calls refused so far with the `code` label `code` ([`REFUSED_UNAUTHENTICATED`] or
+    /// [`REFUSED_PERMISSION_DENIED`]).
+    pub fn refused(&self, code: &'static str) -> u64 {
+        self.refused_calls.get_or_create(&[("code", code)]).get()
     }
 
     /// Authenticates and authorises one call.
     pub fn admit(&self, request: &http::Request<Body>) -> Result<Option<Caller>, tonic::Status> {
-        use std::sync::atomic::Ordering;
         self.check(request).map_err(|refusal| match refusal {
             Refusal::Unauthenticated(error) => {
-                self.refused_unauthenticated.fetch_add(1, Ordering::Relaxed);
+                self.refused_calls
+                    .get_or_create(&[("code", REFUSED_UNAUTHENTICATED)])
+                    .inc();
                 crate::errors::unauthenticated(&error)
             }
             Refusal::Denied(error) => {
-                self.refused_permission_denied
-                    .fetch_add(1, Ordering::Relaxed);
+                self.refused_calls
+                    .get_or_create(&[("code", REFUSED_PERMISSION_DENIED)])
+                    .inc();
                 crate::errors::permission_denied(&error)
             }
         })
@@ -270,11 +287,15 @@ impl Guard {
         identity: &crate::identity::IdentityConfig,
         service_agency: Option<Agency>,
     ) -> Result<Self, String> {
+        let refused_calls = RefusedCalls::default();
+        // Both series exist from the start, so a scrape shows a zero rather than nothing.
+        for code in [REFUSED_UNAUTHENTICATED, REFUSED_PERMISSION_DENIED] {
+            let _ = refused_calls.get_or_create(&[("code", code)]);
+        }
         Ok(Self(Arc::new(Gatekeeper {
             authority: Authority::from_config(identity)?,
             service_agency,
-            refused_unauthenticated: Default::default(),
-            refused_permission_denied: Default::default(),
+            refused_calls,
         })))
     }
 

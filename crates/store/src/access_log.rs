@@ -40,9 +40,6 @@ pub struct LoggedAccess {
     pub entry: AccessEntry,
 }
 
-/// Entries this process has written (for metrics; Prometheus counters are per process).
-pub static ENTRIES_WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 /// Most entries one call writes. Every read is bounded below it (a board lists at most 1,000
 /// active participants plus its waiting list; a watch follows at most 5,000 gates), and one
 /// statement with arrays this long stays well under a millisecond per hundred rows.
@@ -75,10 +72,6 @@ pub async fn record(pool: &PgPool, entries: &[AccessEntry]) -> Result<(), StoreE
     .bind(column(|entry| &entry.basis))
     .execute(pool)
     .await?;
-    ENTRIES_WRITTEN.fetch_add(
-        u64::try_from(entries.len()).unwrap_or(u64::MAX),
-        std::sync::atomic::Ordering::Relaxed,
-    );
     Ok(())
 }
 

@@ -7,6 +7,12 @@
 //!   variables (`IPS_BUS__ACK_WAIT_MS=5000` sets `bus.ack_wait_ms`). Unknown keys are errors,
 //!   except `IPS_TEST_*`, `IPS_SETUP_*` and `IPS_DEMO_*`, which belong to the scripts.
 //! - [`shutdown_on_signal`]: a `watch` that turns true on SIGTERM or Ctrl-C.
+//! - [`metrics`]: a service's own `prometheus-client` registry served as OpenMetrics text
+//!   ([`serve_metrics`]), and a strict reader of a scrape ([`parse_exposition`]).
+
+pub mod metrics;
+
+pub use metrics::{parse_exposition, serve_metrics, MetricsEndpointLimits};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -111,63 +117,6 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// Longest HTTP request head the metrics endpoint reads.
-const METRICS_REQUEST_SIZE_MAX_BYTES: usize = 8 * 1024;
-
-/// Serves Prometheus text metrics (`render()`'s output) over plain HTTP on `listener` until
-/// `shutdown` turns true. Deliberately tiny: one GET, one response, connection closed; anything
-/// more belongs to a reverse proxy.
-pub async fn serve_metrics(
-    listener: tokio::net::TcpListener,
-    render: std::sync::Arc<dyn Fn() -> String + Send + Sync>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        };
-        let Ok((mut stream, _)) = accepted else {
-            continue;
-        };
-        let render = render.clone();
-        tokio::spawn(async move {
-            let mut head = Vec::with_capacity(512);
-            let mut buffer = [0_u8; 512];
-            let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-                while !head.windows(4).any(|window| window == b"\r\n\r\n")
-                    && head.len() < METRICS_REQUEST_SIZE_MAX_BYTES
-                {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(count) => head.extend_from_slice(&buffer[..count]),
-                    }
-                }
-            })
-            .await;
-            let response = if read.is_ok() && head.starts_with(b"GET /metrics") {
-                let body = render();
-                format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
-            } else {
-                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    .to_owned()
-            };
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        });
-    }
-}
-
-/// Appends one metric in Prometheus text format.
-pub fn write_metric(output: &mut String, name: &str, kind: &str, help: &str, value: u64) {
-    use std::fmt::Write as _;
-    let _ = writeln!(
-        output,
-        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-    );
 }
 
 #[cfg(test)]

@@ -4,8 +4,12 @@
 //! - [`demo`]: drives synthetic participants (DOMAIN.md §9 and twenty more) through the four
 //!   agencies' real gRPC APIs and prints timelines, chain checks and the caseload board.
 //! - [`print`]: renders timelines, verification results and boards as text.
+//! - [`cli`]: the command line (clap) and the read commands, as text or `--json`.
+//! - [`json`]: what `--json` prints, with stable field names.
 
+pub mod cli;
 pub mod demo;
+pub mod json;
 pub mod print;
 
 use proto::v1::arbetsformedlingen_service_client::ArbetsformedlingenServiceClient;

@@ -17,6 +17,7 @@ const GET_ACCESS_LOG_EXTRACT: &str = "ips.v1.AuditService/GetAccessLogExtract";
 /// The service implementation.
 pub struct AuditApi {
     pub(crate) pool: PgPool,
+    pub(crate) access_log: crate::reading::AccessLog,
 }
 
 #[tonic::async_trait]
@@ -72,7 +73,7 @@ impl AuditService for AuditApi {
             String::new()
         };
         crate::reading::log(
-            &self.pool,
+            &self.access_log,
             &reader,
             GET_ACCESS_LOG_EXTRACT,
             [(participant_id.0, "audit".to_owned())],

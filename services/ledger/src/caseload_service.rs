@@ -27,6 +27,7 @@ const GET_UNIT_LOAD: &str = "ips.v1.CaseloadService/GetUnitLoad";
 /// The service implementation.
 pub struct CaseloadApi {
     pub(crate) pool: PgPool,
+    pub(crate) access_log: crate::reading::AccessLog,
     pub(crate) clock: std::sync::Arc<dyn Clock>,
 }
 
@@ -115,7 +116,7 @@ impl CaseloadService for CaseloadApi {
                 .find(|participant_id| openable.contains(participant_id))
             {
                 crate::reading::log(
-                    &self.pool,
+                    &self.access_log,
                     &reader,
                     GET_UNIT_LOAD,
                     [(*next, "own_records".to_owned())],
@@ -194,7 +195,7 @@ impl CaseloadService for CaseloadApi {
             .copied()
             .collect();
         crate::reading::log(
-            &self.pool,
+            &self.access_log,
             &reader,
             GET_CASELOAD,
             shown
@@ -237,7 +238,7 @@ impl CaseloadService for CaseloadApi {
             .map_err(|error| errors::from_store(&error))?;
         let row = row.ok_or_else(|| errors::participant_not_found(&participant_id.to_string()))?;
         crate::reading::log(
-            &self.pool,
+            &self.access_log,
             &reader,
             GET_PLACEMENT,
             [(participant_id.0, "own_records".to_owned())],

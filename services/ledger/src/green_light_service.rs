@@ -71,6 +71,7 @@ fn watch_basis(
 /// The service implementation.
 pub struct GreenLightApi {
     pub(crate) pool: PgPool,
+    pub(crate) access_log: crate::reading::AccessLog,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) projector_progress: watch::Receiver<u64>,
 }
@@ -391,7 +392,7 @@ impl GreenLightService for GreenLightApi {
                 None => false,
             }
         });
-        crate::reading::log(&self.pool, &reader, PENDING_APPROVALS, shown).await?;
+        crate::reading::log(&self.access_log, &reader, PENDING_APPROVALS, shown).await?;
         let approvals = rows
             .iter()
             .map(|row| {
@@ -467,6 +468,7 @@ impl GreenLightService for GreenLightApi {
         }
         let (sender, receiver) = mpsc::channel(WATCH_QUEUE_LENGTH_MAX);
         let pool = self.pool.clone();
+        let access_log = self.access_log.clone();
         let clock = self.clock.clone();
         let mut progress = self.projector_progress.clone();
         tokio::spawn(async move {
@@ -536,7 +538,7 @@ impl GreenLightService for GreenLightApi {
                     .chain(removed.iter().map(|key| key.0))
                     .collect();
                 if let Err(status) = crate::reading::log(
-                    &pool,
+                    &access_log,
                     &reader,
                     WATCH_GREEN_LIGHT,
                     changed.into_iter().map(|participant_id| {

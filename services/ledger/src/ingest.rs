@@ -45,6 +45,9 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::EventStoreAggregateContext;
 use cqrs_es::{Aggregate, AggregateError, EventStore};
 use domain::{Participant, ParticipantCommand, ParticipantError, ParticipantId, Submission};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
@@ -53,134 +56,129 @@ use crate::clock::Clock;
 use crate::config::IngestConfig;
 use crate::verdict::{verdict_of_event, verdict_of_recorded};
 
-/// Counters an operator reads (exported as metrics).
+/// A gauge holding a non-negative integer (a count sampled, or a Unix time).
+pub type U64Gauge = Gauge<u64, AtomicU64>;
+
+/// Counters an operator reads: this ledger's own handles, exported when [`IngestCounters::register`]
+/// adds them to its registry (never a process global: two ledgers in one process count apart).
 #[derive(Debug, Default)]
 pub struct IngestCounters {
     /// Submissions recorded as accepted.
-    pub accepted: AtomicU64,
+    pub accepted: Counter,
     /// Submissions recorded as rejections.
-    pub rejected: AtomicU64,
+    pub rejected: Counter,
     /// Redeliveries of an already recorded event id (no-ops).
-    pub duplicates: AtomicU64,
+    pub duplicates: Counter,
     /// Messages parked.
-    pub parked: AtomicU64,
+    pub parked: Counter,
     /// `AggregateConflict`s retried.
-    pub conflicts: AtomicU64,
+    pub conflicts: Counter,
     /// Store calls that failed because the store was unavailable (outage, resources, a
     /// missing grant or table), retried without limit.
-    pub store_failures: AtomicU64,
+    pub store_failures: Counter,
     /// When the current store outage began (Unix seconds); 0 while the store answers.
-    pub store_unavailable_since_seconds: AtomicU64,
+    pub store_unavailable_since_seconds: U64Gauge,
     /// Attempts whose data PostgreSQL refused (SQLSTATE class 22 or 23): the message's fault.
-    pub store_data_refusals: AtomicU64,
+    pub store_data_refusals: Counter,
     /// Messages parked because their participant's stored hash chain does not verify.
-    pub chain_broken_refusals: AtomicU64,
+    pub chain_broken_refusals: Counter,
     /// Deliveries handed back (nak) unfinished at shutdown.
-    pub handed_back_at_shutdown: AtomicU64,
+    pub handed_back_at_shutdown: Counter,
     /// Messages in the stream not yet delivered to the ledger (sampled).
-    pub consumer_pending: AtomicU64,
+    pub consumer_pending: U64Gauge,
     /// Messages delivered and not yet acked (sampled).
-    pub consumer_ack_pending: AtomicU64,
+    pub consumer_ack_pending: U64Gauge,
     /// Earlier messages read from the stream and applied ahead of their own redelivery.
-    pub applied_from_stream: AtomicU64,
+    pub applied_from_stream: Counter,
     /// Deliveries preceded by a read of the participant's earlier messages from the stream.
-    pub order_reads: AtomicU64,
+    pub order_reads: Counter,
 }
 
 impl IngestCounters {
-    /// Renders the counters in Prometheus text format.
-    pub fn render(&self) -> String {
-        let mut output = String::new();
-        let metrics: [(&str, &str, &str, &AtomicU64); 14] = [
+    /// Adds the counters to `registry` under their metric names. A counter's name is given
+    /// without `_total`: the OpenMetrics encoder appends it to the sample (so the scrape shows
+    /// `ips_ledger_events_accepted_total`), and the help text gets its closing full stop there.
+    pub fn register(&self, registry: &mut Registry) {
+        let counters: [(&str, &str, &Counter); 11] = [
             (
-                "ips_ledger_events_accepted_total",
-                "counter",
-                "Submissions recorded as accepted.",
+                "ips_ledger_events_accepted",
+                "Submissions recorded as accepted",
                 &self.accepted,
             ),
             (
-                "ips_ledger_events_rejected_total",
-                "counter",
-                "Submissions recorded as rejections (a rule was broken).",
+                "ips_ledger_events_rejected",
+                "Submissions recorded as rejections (a rule was broken)",
                 &self.rejected,
             ),
             (
-                "ips_ledger_redeliveries_ignored_total",
-                "counter",
-                "Redeliveries of an already recorded event id.",
+                "ips_ledger_redeliveries_ignored",
+                "Redeliveries of an already recorded event id",
                 &self.duplicates,
             ),
             (
-                "ips_ledger_messages_parked_total",
-                "counter",
-                "Messages parked in parked_messages.",
+                "ips_ledger_messages_parked",
+                "Messages parked in parked_messages",
                 &self.parked,
             ),
             (
-                "ips_ledger_conflicts_retried_total",
-                "counter",
-                "AggregateConflicts retried.",
+                "ips_ledger_conflicts_retried",
+                "AggregateConflicts retried",
                 &self.conflicts,
             ),
             (
-                "ips_ledger_store_failures_total",
-                "counter",
-                "Store calls failed for unavailability (outage, resources, missing grant or table), retried without limit; nothing is parked for them.",
+                "ips_ledger_store_failures",
+                "Store calls failed for unavailability (outage, resources, missing grant or table), retried without limit; nothing is parked for them",
                 &self.store_failures,
             ),
             (
-                "ips_ledger_store_unavailable_since_seconds",
-                "gauge",
-                "Unix time the current store outage began; 0 while the store answers.",
-                &self.store_unavailable_since_seconds,
-            ),
-            (
-                "ips_ledger_store_data_refusals_total",
-                "counter",
-                "Attempts whose data PostgreSQL refused (SQLSTATE class 22 or 23); parked after ingest.data_error_attempts_max.",
+                "ips_ledger_store_data_refusals",
+                "Attempts whose data PostgreSQL refused (SQLSTATE class 22 or 23); parked after ingest.data_error_attempts_max",
                 &self.store_data_refusals,
             ),
             (
-                "ips_ledger_chain_broken_refusals_total",
-                "counter",
-                "Messages parked because their participant's stored hash chain does not verify.",
+                "ips_ledger_chain_broken_refusals",
+                "Messages parked because their participant's stored hash chain does not verify",
                 &self.chain_broken_refusals,
             ),
             (
-                "ips_ledger_handed_back_at_shutdown_total",
-                "counter",
-                "Deliveries handed back (nak) unfinished when the ledger stopped.",
+                "ips_ledger_handed_back_at_shutdown",
+                "Deliveries handed back (nak) unfinished when the ledger stopped",
                 &self.handed_back_at_shutdown,
             ),
             (
-                "ips_ledger_applied_from_stream_total",
-                "counter",
-                "Earlier messages read from the stream and applied ahead of their redelivery, to keep a participant's order.",
+                "ips_ledger_applied_from_stream",
+                "Earlier messages read from the stream and applied ahead of their redelivery, to keep a participant's order",
                 &self.applied_from_stream,
             ),
             (
-                "ips_ledger_order_reads_total",
-                "counter",
-                "Deliveries preceded by a read of the participant's earlier messages from the stream (after a restart, a nak, or another client's delivery).",
+                "ips_ledger_order_reads",
+                "Deliveries preceded by a read of the participant's earlier messages from the stream (after a restart, a nak, or another client's delivery)",
                 &self.order_reads,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
+        let gauges: [(&str, &str, &U64Gauge); 3] = [
+            (
+                "ips_ledger_store_unavailable_since_seconds",
+                "Unix time the current store outage began; 0 while the store answers",
+                &self.store_unavailable_since_seconds,
             ),
             (
                 "ips_ledger_consumer_pending",
-                "gauge",
-                "Stream messages not yet delivered to the ledger.",
+                "Stream messages not yet delivered to the ledger",
                 &self.consumer_pending,
             ),
             (
                 "ips_ledger_consumer_ack_pending",
-                "gauge",
-                "Messages delivered and not yet acked.",
+                "Messages delivered and not yet acked",
                 &self.consumer_ack_pending,
             ),
         ];
-        for (name, kind, help, value) in metrics {
-            telemetry::write_metric(&mut output, name, kind, help, value.load(Ordering::Relaxed));
+        for (name, help, gauge) in gauges {
+            registry.register(name, help, gauge.clone());
         }
-        output
     }
 }
 
@@ -273,7 +271,7 @@ impl Applier {
                     if newly_recorded {
                         self.after_recording(&verdict);
                     } else {
-                        self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                        self.counters.duplicates.inc();
                     }
                     verdicts::announce(
                         &self.client,
@@ -288,7 +286,7 @@ impl Applier {
                     if conflicts_retried < self.config.conflict_retries_max =>
                 {
                     conflicts_retried += 1;
-                    self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
+                    self.counters.conflicts.inc();
                 }
                 Err(ApplyFailure::Conflict) => {
                     // postgres-es reports both unique indexes as a conflict; an event id already
@@ -314,9 +312,7 @@ impl Applier {
                     return self.park(delivery, reason, shutdown).await
                 }
                 Err(ApplyFailure::ChainBroken(reason)) => {
-                    self.counters
-                        .chain_broken_refusals
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.counters.chain_broken_refusals.inc();
                     tracing::error!(
                         participant_id = %submission.envelope.participant_id,
                         event_id = %submission.envelope.event_id,
@@ -326,9 +322,7 @@ impl Applier {
                     return self.park(delivery, reason, shutdown).await;
                 }
                 Err(ApplyFailure::DataRefused { reason, earlier }) => {
-                    self.counters
-                        .store_data_refusals
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.counters.store_data_refusals.inc();
                     let refused_sequence = earlier
                         .as_ref()
                         .map_or(delivery.stream_sequence(), |earlier| {
@@ -396,13 +390,14 @@ impl Applier {
     fn note_failure(&self, failure: &ApplyFailure) -> String {
         match failure {
             ApplyFailure::StoreUnavailable { error, sqlstate } => {
-                self.counters.store_failures.fetch_add(1, Ordering::Relaxed);
+                self.counters.store_failures.inc();
                 let now_seconds = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(1, |elapsed| elapsed.as_secs().max(1));
                 if self
                     .counters
                     .store_unavailable_since_seconds
+                    .inner()
                     .compare_exchange(0, now_seconds, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok()
                 {
@@ -430,6 +425,7 @@ impl Applier {
         let since = self
             .counters
             .store_unavailable_since_seconds
+            .inner()
             .swap(0, Ordering::Relaxed);
         if since != 0 {
             tracing::warn!(
@@ -442,9 +438,7 @@ impl Applier {
     /// Hands an unfinished delivery back to JetStream (at shutdown), to be redelivered.
     pub(crate) async fn hand_back(&self, delivery: &Delivery) {
         self.order_watermark.handed_back(delivery.stream_sequence());
-        self.counters
-            .handed_back_at_shutdown
-            .fetch_add(1, Ordering::Relaxed);
+        self.counters.handed_back_at_shutdown.inc();
         if let Err(error) = delivery.nak(Duration::ZERO).await {
             tracing::warn!(%error, stream_sequence = delivery.stream_sequence(), "could not hand a delivery back; it is redelivered after ack_wait");
         }
@@ -485,7 +479,7 @@ impl Applier {
                 "a verdict of something just recorded is accepted or rejected, never unknown"
             ),
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
         self.projector_waker.notify_one();
     }
 
@@ -549,7 +543,7 @@ impl Applier {
         if stream_sequence > settled_through + 1
             && (redelivered || !self.order_watermark.nothing_overtaken(ack_floor))
         {
-            self.counters.order_reads.fetch_add(1, Ordering::Relaxed);
+            self.counters.order_reads.inc();
             context = self
                 .catch_up(participant_id, settled_through, stream_sequence, context)
                 .await?;
@@ -634,9 +628,7 @@ impl Applier {
             Ok((verdict, newly_recorded)) => {
                 if newly_recorded {
                     self.after_recording(&verdict);
-                    self.counters
-                        .applied_from_stream
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.counters.applied_from_stream.inc();
                     tracing::info!(
                         stream_sequence = earlier.stream_sequence,
                         event_id = %submission.envelope.event_id,
@@ -726,7 +718,7 @@ impl Applier {
                     self.store_answered();
                     if newly_parked {
                         tracing::error!(stream_sequence = message.stream_sequence, subject = %message.subject, %reason, "message parked");
-                        self.counters.parked.fetch_add(1, Ordering::Relaxed);
+                        self.counters.parked.inc();
                     }
                     if let Err(error) = delivery.ack().await {
                         tracing::warn!(%error, stream_sequence = message.stream_sequence, "ack failed after parking; the message comes back after ack_wait");
@@ -765,7 +757,7 @@ impl Applier {
             .map_err(|error| classify_store(&error))?;
         if newly_parked {
             tracing::error!(stream_sequence = message.stream_sequence, subject = %message.subject, %reason, "message parked");
-            self.counters.parked.fetch_add(1, Ordering::Relaxed);
+            self.counters.parked.inc();
         }
         Ok(())
     }
@@ -966,12 +958,8 @@ async fn sample_consumer(consumer: &mut IngestConsumer, applier: &Applier) {
     match consumer.state().await {
         Ok(state) => {
             let counters = &applier.counters;
-            counters
-                .consumer_pending
-                .store(state.pending, Ordering::Relaxed);
-            counters
-                .consumer_ack_pending
-                .store(state.ack_pending, Ordering::Relaxed);
+            counters.consumer_pending.set(state.pending);
+            counters.consumer_ack_pending.set(state.ack_pending);
             applier
                 .ack_floor_stream_sequence
                 .fetch_max(state.ack_floor_stream_sequence, Ordering::Relaxed);
@@ -1024,12 +1012,7 @@ pub async fn run(
             lag_sampled_at = tokio::time::Instant::now();
             sample_consumer(&mut consumer, &applier).await;
         }
-        if applier
-            .counters
-            .store_unavailable_since_seconds
-            .load(Ordering::Relaxed)
-            != 0
-        {
+        if applier.counters.store_unavailable_since_seconds.get() != 0 {
             // Pulled now, a message would only wait behind the outage, and every ack_wait it
             // waits would count as one more delivery towards park_after_deliveries (parking
             // healthy messages as poison). The lanes keep what they hold and retry themselves.
@@ -1095,10 +1078,7 @@ pub async fn run(
         workers.abort_all();
     }
     tracing::info!(
-        handed_back = applier
-            .counters
-            .handed_back_at_shutdown
-            .load(Ordering::Relaxed),
+        handed_back = applier.counters.handed_back_at_shutdown.get(),
         "ingest drained"
     );
 }

@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bus::{IngestConsumer, StreamReader, Subjects};
+use prometheus_client::registry::Registry;
 use proto::v1::caseload_service_server::CaseloadServiceServer;
 use proto::v1::green_light_service_server::GreenLightServiceServer;
 use proto::v1::timeline_service_server::TimelineServiceServer;
@@ -61,8 +62,10 @@ pub struct RunningLedger {
     pub grpc_address: SocketAddr,
     /// Where metrics are served, if they are.
     pub metrics_address: Option<SocketAddr>,
-    /// Ingest counters.
+    /// Ingest counters (this ledger's own handles, also in [`RunningLedger::metrics`]).
     pub counters: Arc<IngestCounters>,
+    /// This ledger's metrics registry: what its endpoint serves.
+    pub metrics: Arc<Registry>,
     tasks: JoinSet<()>,
     server: rpc::ServerHandle,
     shutdown: watch::Receiver<bool>,
@@ -70,6 +73,11 @@ pub struct RunningLedger {
 }
 
 impl RunningLedger {
+    /// This ledger's metrics as OpenMetrics text (what its endpoint serves).
+    pub fn render_metrics(&self) -> String {
+        telemetry::metrics::render(&self.metrics)
+    }
+
     /// Waits until every part has stopped (after shutdown was requested), but no longer than
     /// `ingest.drain_timeout_ms` plus [`ingest::DRAIN_GRACE`] after it was requested: ingest
     /// hands back what it has not finished by then, and whatever else still runs (a projector
@@ -125,7 +133,14 @@ pub async fn start(
     let subjects = Subjects::new(&config.bus.subject_prefix);
 
     let projector = store::TimelineProjector::new(pool.clone(), config.projector.clone());
+    // This ledger's own registry and handles; nothing is counted in a process global, so two
+    // ledgers in one process (the tests run whole stacks in one) count apart.
+    let mut registry = Registry::default();
     let counters = Arc::new(IngestCounters::default());
+    counters.register(&mut registry);
+    let access_log = reading::AccessLog::registered(pool.clone(), &mut registry);
+    guard.0.register_metrics(&mut registry);
+    let registry = Arc::new(registry);
     let applier = Arc::new(ingest::Applier {
         event_store: store::participant_event_store(pool.clone()),
         stream_reader,
@@ -153,20 +168,26 @@ pub async fn start(
     ));
     let timeline = timeline_service::TimelineApi {
         pool: pool.clone(),
+        access_log: access_log.clone(),
         config: config.timeline.clone(),
         projector_progress: projector.subscribe_progress(),
         clock: clock.clone(),
     };
-    let audit = audit_service::AuditApi { pool: pool.clone() };
+    let audit = audit_service::AuditApi {
+        pool: pool.clone(),
+        access_log: access_log.clone(),
+    };
     let green_light_progress = projector.subscribe_progress();
     tasks.spawn(projector.run(shutdown.clone()));
     let green_light = green_light_service::GreenLightApi {
         pool: pool.clone(),
+        access_log: access_log.clone(),
         clock: clock.clone(),
         projector_progress: green_light_progress,
     };
     let caseload = caseload_service::CaseloadApi {
         pool: pool.clone(),
+        access_log,
         clock,
     };
 
@@ -212,22 +233,10 @@ pub async fn start(
         let metrics_listener =
             tokio::net::TcpListener::bind(&config.metrics_listen_address).await?;
         metrics_address = Some(metrics_listener.local_addr()?);
-        let metrics_counters = counters.clone();
-        let metrics_gatekeeper = guard.0.clone();
         tasks.spawn(telemetry::serve_metrics(
             metrics_listener,
-            Arc::new(move || {
-                let mut text = metrics_counters.render();
-                text.push_str(&metrics_gatekeeper.render_metrics());
-                telemetry::write_metric(
-                    &mut text,
-                    "ips_access_log_entries_total",
-                    "counter",
-                    "Access-log entries written (one per participant per read).",
-                    store::access_log::ENTRIES_WRITTEN.load(std::sync::atomic::Ordering::Relaxed),
-                );
-                text
-            }),
+            registry.clone(),
+            telemetry::MetricsEndpointLimits::default(),
             shutdown.clone(),
         ));
     }
@@ -239,6 +248,7 @@ pub async fn start(
         grpc_address: server.local_address,
         metrics_address,
         counters,
+        metrics: registry,
         tasks,
         server,
         shutdown: shutdown_for_wait,

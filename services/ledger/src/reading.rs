@@ -8,6 +8,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use domain::visibility::Reader;
 use domain::Participant;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 use tonic::Status;
 use uuid::Uuid;
@@ -156,10 +158,36 @@ pub fn basis_text(bases: &BTreeSet<String>, fallback: &str) -> String {
     }
 }
 
+/// Where this ledger's read paths write the access log, and its count of the entries written
+/// (`ips_access_log_entries_total`, this ledger's own: never a process global).
+#[derive(Clone, Debug)]
+pub struct AccessLog {
+    /// The store the entries go to.
+    pub pool: PgPool,
+    /// Entries this ledger has written.
+    pub entries_written: Counter,
+}
+
+impl AccessLog {
+    /// An access log writing to `pool`, its count registered in `registry`.
+    pub fn registered(pool: PgPool, registry: &mut Registry) -> Self {
+        let entries_written = Counter::default();
+        registry.register(
+            "ips_access_log_entries",
+            "Access-log entries written (one per participant per read)",
+            entries_written.clone(),
+        );
+        Self {
+            pool,
+            entries_written,
+        }
+    }
+}
+
 /// Writes one access-log entry per `(participant, basis)` read by `reader` through `action`.
 /// Fails with `UNAVAILABLE` when the log cannot be written, so the caller returns nothing.
 pub async fn log(
-    pool: &PgPool,
+    access_log: &AccessLog,
     reader: &Reader,
     action: &str,
     reads: impl IntoIterator<Item = (Uuid, String)>,
@@ -176,11 +204,15 @@ pub async fn log(
             basis,
         })
         .collect();
-    store::access_log::record(pool, &entries)
+    store::access_log::record(&access_log.pool, &entries)
         .await
         .map_err(|error| {
             Status::unavailable(format!(
                 "the access log cannot be written, so nothing is returned: {error}"
             ))
-        })
+        })?;
+    access_log
+        .entries_written
+        .inc_by(u64::try_from(entries.len()).unwrap_or(u64::MAX));
+    Ok(())
 }

@@ -18,6 +18,7 @@ use crate::config::TimelineConfig;
 /// The service implementation.
 pub struct TimelineApi {
     pub(crate) pool: PgPool,
+    pub(crate) access_log: crate::reading::AccessLog,
     pub(crate) config: TimelineConfig,
     pub(crate) projector_progress: watch::Receiver<u64>,
     pub(crate) clock: std::sync::Arc<dyn crate::clock::Clock>,
@@ -276,7 +277,7 @@ impl TimelineService for TimelineApi {
             }
         }
         crate::reading::log(
-            &self.pool,
+            &self.access_log,
             &reader,
             GET_TIMELINE,
             [(
@@ -335,7 +336,7 @@ impl TimelineService for TimelineApi {
         };
         if let Some(recorded) = recorded {
             crate::reading::log(
-                &self.pool,
+                &self.access_log,
                 &reader,
                 GET_EVENT_STATUS,
                 [(recorded.participant_id.0, "own_records".to_owned())],
@@ -390,7 +391,7 @@ impl TimelineService for TimelineApi {
             "chain_verification"
         };
         crate::reading::log(
-            &self.pool,
+            &self.access_log,
             &reader,
             VERIFY_CHAIN,
             [(participant_id.0, basis.to_owned())],

@@ -143,13 +143,11 @@ async fn messages_overtaken_by_a_later_delivery_are_applied_first_from_the_strea
         "parked from the stream, before any delivery"
     );
     let counters = &ledger.counters;
-    let count =
-        |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(count(&counters.applied_from_stream), 1);
-    assert!(count(&counters.order_reads) >= 1);
-    assert_eq!(count(&counters.accepted), 3);
-    assert_eq!(count(&counters.rejected), 0);
-    assert_eq!(count(&counters.parked), 1);
+    assert_eq!(counters.applied_from_stream.get(), 1);
+    assert!(counters.order_reads.get() >= 1);
+    assert_eq!(counters.accepted.get(), 3);
+    assert_eq!(counters.rejected.get(), 0);
+    assert_eq!(counters.parked.get(), 1);
 
     shutdown.send(true)?;
     ledger.wait().await;
@@ -200,20 +198,14 @@ async fn a_clean_run_reads_nothing_back_from_the_stream() -> anyhow::Result<()> 
             .await?;
     }
     let counters = &ledger.counters;
-    let count =
-        |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while count(&counters.accepted) < 10 && Instant::now() < deadline {
+    while counters.accepted.get() < 10 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(count(&counters.accepted), 10);
-    assert_eq!(count(&counters.rejected), 0);
-    assert_eq!(
-        count(&counters.order_reads),
-        0,
-        "nothing could be overtaken"
-    );
-    assert_eq!(count(&counters.applied_from_stream), 0);
+    assert_eq!(counters.accepted.get(), 10);
+    assert_eq!(counters.rejected.get(), 0);
+    assert_eq!(counters.order_reads.get(), 0, "nothing could be overtaken");
+    assert_eq!(counters.applied_from_stream.get(), 0);
 
     shutdown.send(true)?;
     ledger.wait().await;
