@@ -29,6 +29,11 @@ pub struct CaseloadApi {
     pub(crate) pool: PgPool,
     pub(crate) access_log: crate::reading::AccessLog,
     pub(crate) clock: std::sync::Arc<dyn Clock>,
+    /// Moves whenever the projector commits: a placement is read from the caseload read model,
+    /// which may trail the events the caller has just been told were accepted.
+    pub(crate) projector_progress: tokio::sync::watch::Receiver<u64>,
+    /// Longest a placement read waits for the read model to reach the participant's head.
+    pub(crate) read_your_writes_wait_max_ms: u64,
 }
 
 fn time(value: Option<DateTime<Utc>>) -> String {
@@ -233,6 +238,15 @@ impl CaseloadService for CaseloadApi {
         let participant_id = fields::required_participant_id(&request.participant_id)
             .map_err(|error| errors::invalid_input(&error))?;
         crate::reading::open_one(&self.pool, &reader, participant_id.0).await?;
+        let recorded_head = crate::reading::recorded_head(&self.pool, participant_id).await?;
+        crate::reading::wait_until_projected(
+            &self.pool,
+            &self.projector_progress,
+            participant_id,
+            recorded_head,
+            std::time::Duration::from_millis(self.read_your_writes_wait_max_ms),
+        )
+        .await?;
         let row = store::caseload::participant(&self.pool, participant_id)
             .await
             .map_err(|error| errors::from_store(&error))?;

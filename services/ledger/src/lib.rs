@@ -178,6 +178,7 @@ pub async fn start(
         access_log: access_log.clone(),
     };
     let green_light_progress = projector.subscribe_progress();
+    let caseload_progress = projector.subscribe_progress();
     tasks.spawn(projector.run(shutdown.clone()));
     let green_light = green_light_service::GreenLightApi {
         pool: pool.clone(),
@@ -189,6 +190,8 @@ pub async fn start(
         pool: pool.clone(),
         access_log,
         clock,
+        projector_progress: caseload_progress,
+        read_your_writes_wait_max_ms: config.timeline.read_your_writes_wait_max_ms,
     };
 
     let (health, reflection) = rpc::server::health_and_reflection(&[

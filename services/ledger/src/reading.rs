@@ -216,3 +216,53 @@ pub async fn log(
         .inc_by(u64::try_from(entries.len()).unwrap_or(u64::MAX));
     Ok(())
 }
+
+/// Waits until the read models hold `participant_id`'s history up to `min_sequence` (the
+/// projector writes every read model and its checkpoint in one transaction, so the timeline's
+/// head stands for all of them). A read served from a read model calls this first, so a caller
+/// who has just been told ACCEPTED never reads an older state, and never `NOT_FOUND` for a
+/// participant it has just referred. `DEADLINE_EXCEEDED` after `wait_max`.
+pub async fn wait_until_projected(
+    pool: &PgPool,
+    progress: &tokio::sync::watch::Receiver<u64>,
+    participant_id: domain::ParticipantId,
+    min_sequence: u64,
+    wait_max: std::time::Duration,
+) -> Result<(), Status> {
+    if min_sequence == 0 {
+        return Ok(());
+    }
+    let deadline = tokio::time::Instant::now() + wait_max;
+    let mut progress = progress.clone();
+    loop {
+        let head = store::timeline::head_sequence(pool, participant_id)
+            .await
+            .map_err(|error| errors::from_store(&error))?;
+        if head >= min_sequence {
+            return Ok(());
+        }
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if remaining.is_zero() {
+            return Err(Status::deadline_exceeded(format!(
+                "sequence {min_sequence} is not yet in the read models (projected up to {head}); retry shortly"
+            )));
+        }
+        // Wake on the next projected batch, or re-check soon in case it was already missed.
+        let _ = tokio::time::timeout(
+            remaining.min(std::time::Duration::from_millis(50)),
+            progress.changed(),
+        )
+        .await;
+    }
+}
+
+/// The newest recorded sequence of `participant_id` (0 without history).
+pub async fn recorded_head(
+    pool: &PgPool,
+    participant_id: domain::ParticipantId,
+) -> Result<u64, Status> {
+    let heads = store::participants::heads(pool, &[participant_id.0])
+        .await
+        .map_err(|error| errors::from_store(&error))?;
+    Ok(heads.get(&participant_id.0).copied().unwrap_or(0))
+}

@@ -98,30 +98,14 @@ impl TimelineApi {
         participant_id: ParticipantId,
         min_sequence: u64,
     ) -> Result<(), Status> {
-        if min_sequence == 0 {
-            return Ok(());
-        }
-        let deadline = tokio::time::Instant::now()
-            + Duration::from_millis(self.config.read_your_writes_wait_max_ms);
-        let mut progress = self.projector_progress.clone();
-        loop {
-            let head = store::timeline::head_sequence(&self.pool, participant_id)
-                .await
-                .map_err(|error| errors::from_store(&error))?;
-            if head >= min_sequence {
-                return Ok(());
-            }
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if remaining.is_zero() {
-                return Err(Status::deadline_exceeded(format!(
-                    "sequence {min_sequence} is not yet in the timeline (projected up to {head}); retry shortly"
-                )));
-            }
-            // Wake on the next projected batch, or re-check soon in case it was already missed.
-            let _ =
-                tokio::time::timeout(remaining.min(Duration::from_millis(50)), progress.changed())
-                    .await;
-        }
+        crate::reading::wait_until_projected(
+            &self.pool,
+            &self.projector_progress,
+            participant_id,
+            min_sequence,
+            Duration::from_millis(self.config.read_your_writes_wait_max_ms),
+        )
+        .await
     }
 }
 
