@@ -1,9 +1,9 @@
 //! The participant aggregate and everything it is made of, with no I/O at all.
 //!
 //! This crate is the single place where the cross-agency rules live (consent, lifecycle, and later
-//! the green-light gates). It is pure on purpose: no tonic, no sqlx, no NATS, no clock. The ledger
-//! feeds it what it needs (the submitted event and the time it was recorded), so every rule can be
-//! tested given/when/then without a database, and replayed by an auditor to the same result.
+//! the green-light gates). It is pure on purpose: no tonic, no sqlx, no NATS, no clock reading. The
+//! ledger feeds it what it needs (the submitted event and the time it was recorded), so every rule
+//! can be tested given/when/then without a database, and replayed by an auditor to the same result.
 //!
 //! Map of the crate:
 //! - [`ids`]: newtype identifiers (participant, event, person, unit, consent).
@@ -13,10 +13,12 @@
 //! - [`aggregate`]: `handle` decides (accept or record a rejection), `apply` only assigns.
 //! - [`values`]: small value types (activity kinds, benefits, subsidies, periods, limits).
 //! - [`chain`]: the canonical encoding and SHA-256 hash chain, and its verifier.
+//! - [`clock`]: the business day (Stockholm's date, [`business_date`]) and the `Clock` trait.
 //! - [`errors`]: the named rules a submission can break, and the input checks.
 
 pub mod aggregate;
 pub mod chain;
+pub mod clock;
 pub mod commands;
 pub mod envelope;
 pub mod errors;
@@ -27,6 +29,7 @@ pub mod values;
 pub mod visibility;
 
 pub use aggregate::{Lifecycle, Participant, PARTICIPANT_EVENTS_MAX};
+pub use clock::{business_date, Clock, BUSINESS_TIME_ZONE};
 pub use commands::ParticipantCommand;
 pub use envelope::{Actor, Agency, DataCategory, Envelope, RetentionClass, Role};
 pub use errors::{InputError, ParticipantError, RuleViolation};
