@@ -86,22 +86,32 @@ pub fn from_bus(error: &bus::BusError) -> Status {
     }
 }
 
-/// The database failed.
-pub fn from_store(error: &store::StoreError) -> Status {
-    match error {
-        store::StoreError::Unavailable(_) => {
+/// What went wrong in storage, as the ledger classifies its store's errors. The classes live
+/// here, not the store's error type, so this crate (and every agency service) links no sqlx.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageFailure {
+    /// The database cannot be reached or answered with a transient error: retry later.
+    Unavailable,
+    /// A stored row no longer decodes: altered around the append-only triggers, or written by
+    /// a newer version.
+    Unreadable,
+    /// Anything else (a failed migration, a batch over its limit): a defect, not the caller's.
+    Internal,
+}
+
+/// The database failed; `error` is the store's message.
+pub fn from_storage(failure: StorageFailure, error: &dyn std::fmt::Display) -> Status {
+    match failure {
+        StorageFailure::Unavailable => {
             Status::unavailable(format!("the event store is unavailable: {error}"))
         }
-        // A stored row that no longer decodes was altered around the append-only triggers (or
-        // written by a newer version): say so, with a rule, rather than an anonymous INTERNAL.
-        store::StoreError::Unreadable(_) => with_rule(
+        // Say so, with a rule, rather than an anonymous INTERNAL.
+        StorageFailure::Unreadable => with_rule(
             Code::DataLoss,
             "stored_history_unreadable",
             &format!("stored_history_unreadable: {error}; an auditor's VerifyChain shows where the chain broke"),
         ),
-        store::StoreError::Migration(_) | store::StoreError::AccessLogBatchTooLarge { .. } => {
-            Status::internal(error.to_string())
-        }
+        StorageFailure::Internal => Status::internal(error.to_string()),
     }
 }
 
