@@ -38,7 +38,7 @@ fn time(value: Option<DateTime<Utc>>) -> String {
 
 /// When the next two-monthly follow-up is due: two months after the last one, or after enrolment.
 pub fn follow_up_due_on(row: &store::CaseloadRow) -> Option<NaiveDate> {
-    let base = row.last_follow_up_at.or(row.enrolled_at)?.date_naive();
+    let base = crate::clock::business_date(row.last_follow_up_at.or(row.enrolled_at)?);
     base.checked_add_months(Months::new(FOLLOW_UP_INTERVAL_MONTHS))
 }
 
@@ -101,7 +101,7 @@ impl CaseloadService for CaseloadApi {
             waiting_list,
         } = store::caseload::board(&self.pool, &unit.0, None, CASELOAD_PARTICIPANTS_MAX)
             .await
-            .map_err(|error| errors::from_store(&error))?;
+            .map_err(|error| crate::store_errors::from_store(&error))?;
         let mut next_waiting_participant_id = String::new();
         if request.include_next_waiting {
             let waiting: Vec<uuid::Uuid> = waiting_list
@@ -171,7 +171,7 @@ impl CaseloadService for CaseloadApi {
             CASELOAD_PARTICIPANTS_MAX,
         )
         .await
-        .map_err(|error| errors::from_store(&error))?;
+        .map_err(|error| crate::store_errors::from_store(&error))?;
         // Counts include everyone (a count identifies no one); the lists leave out participants
         // the reader may not open (protected identity).
         let listed: Vec<uuid::Uuid> = active
@@ -181,7 +181,7 @@ impl CaseloadService for CaseloadApi {
             .collect();
         let openable = crate::reading::openable(&self.pool, &reader, &listed).await?;
         let coaches = coach_loads(&active);
-        let horizon = self.clock.now().date_naive() + Duration::days(i64::from(horizon_days));
+        let horizon = self.clock.today() + Duration::days(i64::from(horizon_days));
         let mut due: Vec<&store::CaseloadRow> = active
             .iter()
             .filter(|row| follow_up_due_on(row).is_some_and(|due_on| due_on <= horizon))
@@ -234,7 +234,7 @@ impl CaseloadService for CaseloadApi {
         crate::reading::open_one(&self.pool, &reader, participant_id.0).await?;
         let row = store::caseload::participant(&self.pool, participant_id)
             .await
-            .map_err(|error| errors::from_store(&error))?;
+            .map_err(|error| crate::store_errors::from_store(&error))?;
         let row = row.ok_or_else(|| errors::participant_not_found(&participant_id.to_string()))?;
         crate::reading::log(
             &self.pool,

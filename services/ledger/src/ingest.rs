@@ -698,7 +698,7 @@ impl Applier {
                         &submission.envelope,
                         recorded,
                         &context.aggregate,
-                        recorded_at.date_naive(),
+                        crate::clock::business_date(recorded_at),
                     )
                 })
                 .ok_or_else(|| {
@@ -712,7 +712,13 @@ impl Applier {
         // changes what its submitter may see.
         let verdict = events
             .first()
-            .map(|event| verdict_of_event(event, &context.aggregate, recorded_at.date_naive()))
+            .map(|event| {
+                verdict_of_event(
+                    event,
+                    &context.aggregate,
+                    crate::clock::business_date(recorded_at),
+                )
+            })
             .ok_or_else(|| ApplyFailure::Transient("the aggregate recorded no event".into()))?;
         self.event_store
             .commit(events, context, metadata)

@@ -32,7 +32,7 @@ pub async fn open(
 ) -> Result<HashMap<Uuid, Participant>, Status> {
     let mut participants = store::participants::load(pool, participant_ids)
         .await
-        .map_err(|error| errors::from_store(&error))?;
+        .map_err(|error| crate::store_errors::from_store(&error))?;
     participants.retain(|participant_id, participant| match participant.may_open(reader) {
         Ok(()) => true,
         Err(refused) => {
@@ -52,7 +52,7 @@ pub async fn openable(
 ) -> Result<std::collections::HashSet<Uuid>, Status> {
     let protected = store::participants::with_protection_entries(pool, participant_ids)
         .await
-        .map_err(|error| errors::from_store(&error))?;
+        .map_err(|error| crate::store_errors::from_store(&error))?;
     let opened = open(pool, reader, &protected).await?;
     Ok(participant_ids
         .iter()
@@ -81,7 +81,7 @@ impl FoldedParticipants {
     ) -> Result<HashMap<Uuid, &Participant>, Status> {
         let heads = store::participants::heads(pool, participant_ids)
             .await
-            .map_err(|error| errors::from_store(&error))?;
+            .map_err(|error| crate::store_errors::from_store(&error))?;
         let stale: Vec<Uuid> = participant_ids
             .iter()
             .filter(|participant_id| {
@@ -94,7 +94,7 @@ impl FoldedParticipants {
             .collect();
         let reloaded = store::participants::load(pool, &stale)
             .await
-            .map_err(|error| errors::from_store(&error))?;
+            .map_err(|error| crate::store_errors::from_store(&error))?;
         self.folded
             .retain(|participant_id, _| heads.contains_key(participant_id));
         self.folded.extend(reloaded);
@@ -120,7 +120,7 @@ pub async fn open_one(
 ) -> Result<Participant, Status> {
     let mut loaded = store::participants::load(pool, &[participant_id])
         .await
-        .map_err(|error| errors::from_store(&error))?;
+        .map_err(|error| crate::store_errors::from_store(&error))?;
     let participant = loaded
         .remove(&participant_id)
         .ok_or_else(|| errors::participant_not_found(&participant_id.to_string()))?;
@@ -139,7 +139,7 @@ pub async fn within_unit(
 ) -> Result<bool, Status> {
     let loaded = store::participants::load(pool, &[participant_id])
         .await
-        .map_err(|error| errors::from_store(&error))?;
+        .map_err(|error| crate::store_errors::from_store(&error))?;
     Ok(loaded.get(&participant_id).is_none_or(|participant| {
         participant
             .unit_boundary(reader.agency, &reader.actor)

@@ -54,7 +54,7 @@ pub async fn run(
                 match store::participants::load(&pool, &[participant_id]).await {
                     Ok(mut participants) => {
                         let participant = participants.remove(&participant_id).unwrap_or_default();
-                        verdict_of_event(&recorded.event, &participant, clock.now().date_naive())
+                        verdict_of_event(&recorded.event, &participant, clock.today())
                     }
                     Err(error) => {
                         tracing::warn!(%error, "status look-up failed");

@@ -92,7 +92,7 @@ impl TimelineApi {
         loop {
             let head = store::timeline::head_sequence(&self.pool, participant_id)
                 .await
-                .map_err(|error| errors::from_store(&error))?;
+                .map_err(|error| crate::store_errors::from_store(&error))?;
             if head >= min_sequence {
                 return Ok(());
             }
@@ -142,14 +142,8 @@ fn timeline_filter(request: &v1::GetTimelineRequest) -> Result<store::TimelineFi
             "must be event type names such as JobStarted",
         ));
     }
-    let now = chrono::Utc::now();
-    let time = |field: &str, text: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, Status> {
-        if text.trim().is_empty() {
-            return Ok(None);
-        }
-        fields::timestamp_or(field, text, now)
-            .map(Some)
-            .map_err(|error| errors::invalid_input(&error))
+    let time = |field: &str, text: &str| {
+        fields::optional_timestamp(field, text).map_err(|error| errors::invalid_input(&error))
     };
     Ok(store::TimelineFilter {
         agencies,
@@ -222,8 +216,8 @@ impl TimelineService for TimelineApi {
         // made around the append-only triggers; only the event store shows the edit.
         let chain = store::events::verify_chain(&self.pool, participant_id)
             .await
-            .map_err(|error| errors::from_store(&error))?;
-        let today = self.clock.now().date_naive();
+            .map_err(|error| crate::store_errors::from_store(&error))?;
+        let today = self.clock.today();
         // One row more than the page tells whether another page follows.
         let mut rows = store::timeline::page(
             &self.pool,
@@ -233,7 +227,7 @@ impl TimelineService for TimelineApi {
             &filter,
         )
         .await
-        .map_err(|error| errors::from_store(&error))?;
+        .map_err(|error| crate::store_errors::from_store(&error))?;
         let next_page_token = if rows.len() > page_size as usize {
             rows.truncate(page_size as usize);
             rows.last()
@@ -292,7 +286,7 @@ impl TimelineService for TimelineApi {
             EventId::parse(&request.event_id).map_err(|error| errors::invalid_input(&error))?;
         let recorded = store::events::find_by_event_id(&self.pool, event_id)
             .await
-            .map_err(|error| errors::from_store(&error))?;
+            .map_err(|error| crate::store_errors::from_store(&error))?;
         let mut response = v1::GetEventStatusResponse {
             event_id: event_id.to_string(),
             status: v1::EventStatus::Unknown as i32,
@@ -328,16 +322,13 @@ impl TimelineService for TimelineApi {
                     let participant_id = recorded.participant_id.0;
                     let participant = store::participants::load(&self.pool, &[participant_id])
                         .await
-                        .map_err(|error| errors::from_store(&error))?
+                        .map_err(|error| crate::store_errors::from_store(&error))?
                         .remove(&participant_id)
                         .unwrap_or_default();
                     response.status = v1::EventStatus::Rejected as i32;
                     response.rejected_rule = rule.name().to_owned();
-                    response.rejected_reason = participant.refusal_explained_to(
-                        rule,
-                        &reader,
-                        self.clock.now().date_naive(),
-                    );
+                    response.rejected_reason =
+                        participant.refusal_explained_to(rule, &reader, self.clock.today());
                 }
             }
         }
@@ -359,7 +350,7 @@ impl TimelineService for TimelineApi {
         }
         let report = store::events::verify_chain(&self.pool, participant_id)
             .await
-            .map_err(|error| errors::from_store(&error))?;
+            .map_err(|error| crate::store_errors::from_store(&error))?;
         if report.verified_entries == 0 && report.is_intact() {
             return Err(errors::participant_not_found(&participant_id.to_string()));
         }
