@@ -3,7 +3,7 @@
 //! - malformed input → `INVALID_ARGUMENT`, with a `BadRequest` detail naming the field;
 //! - a broken domain rule → `FAILED_PRECONDITION`, with the rule's name in an `ErrorInfo` detail
 //!   and in the `ips-rule` metadata;
-//! - unknown participant or event → `NOT_FOUND`;
+//! - unknown participant → `NOT_FOUND` (an unknown event is a status, `UNKNOWN`, not an error);
 //! - bus or database trouble → `UNAVAILABLE` (retry later; nothing was half-done);
 //! - a stored row that no longer decodes (altered around the triggers) → `DATA_LOSS`, rule
 //!   `stored_history_unreadable`;
@@ -66,11 +66,6 @@ pub fn participant_not_found(participant_id: &str) -> Status {
     Status::not_found(format!(
         "participant {participant_id} has no recorded history"
     ))
-}
-
-/// Nothing is known of this event.
-pub fn event_not_found(event_id: &str) -> Status {
-    Status::not_found(format!("event {event_id} is not recorded"))
 }
 
 /// The bus failed.

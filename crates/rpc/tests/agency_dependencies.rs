@@ -74,7 +74,9 @@ fn no_agency_service_links_sqlx_or_the_store() {
         if let Some(first) = linked.first() {
             // The inverted tree is every path from the crate up to the service.
             let path = cargo_tree(&["--package", service, "--invert", first]);
-            found.push(format!("{service} links {linked:?}; {first} comes in by:\n{path}"));
+            found.push(format!(
+                "{service} links {linked:?}; {first} comes in by:\n{path}"
+            ));
         }
     }
     assert!(found.is_empty(), "{}", found.join("\n"));

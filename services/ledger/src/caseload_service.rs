@@ -251,3 +251,42 @@ impl CaseloadService for CaseloadApi {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enrolled_at(text: &str) -> store::CaseloadRow {
+        store::CaseloadRow {
+            participant_id: domain::ParticipantId(uuid::Uuid::from_u128(1)),
+            unit: Some("hudiksvall-ips".into()),
+            coach: Some("coach-17".into()),
+            lifecycle: "enrolled".into(),
+            enrolled_at: DateTime::parse_from_rfc3339(text)
+                .map(|time| time.with_timezone(&Utc))
+                .ok(),
+            waiting_since: None,
+            offered_coach: None,
+            last_follow_up_at: None,
+        }
+    }
+
+    #[test]
+    fn a_follow_up_is_due_two_months_after_the_swedish_day_of_enrolment() {
+        let day = |text| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok();
+        // 00:30 on 31 March in Stockholm (22:30 UTC on the 30th): due 31 May, not 30 May.
+        assert_eq!(
+            follow_up_due_on(&enrolled_at("2026-03-30T22:30:00Z")),
+            day("2026-05-31")
+        );
+        // 00:30 on 16 January in Stockholm (winter time).
+        assert_eq!(
+            follow_up_due_on(&enrolled_at("2026-01-15T23:30:00Z")),
+            day("2026-03-16")
+        );
+        assert_eq!(
+            follow_up_due_on(&enrolled_at("2026-01-15T22:30:00Z")),
+            day("2026-03-15")
+        );
+    }
+}
