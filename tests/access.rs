@@ -419,7 +419,7 @@ fn fill(
     let Some(message) = messages.get(message_type) else {
         return buf;
     };
-    let today = chrono::Utc::now().date_naive();
+    let today = domain::business_date(chrono::Utc::now());
     for field in &message.field {
         let tag = field.number() as u32;
         let name = field.name();
@@ -823,7 +823,7 @@ async fn every_rpc_taking_a_participant_id_refuses_another_units_officers_with_o
 
     // A watch by coach: another unit's officer asking for this unit's coach is refused once the
     // coach has a light to show (the own coach's first update proves it is on the board).
-    let today = chrono::Utc::now().date_naive();
+    let today = domain::business_date(chrono::Utc::now());
     stack
         .municipality()
         .await?

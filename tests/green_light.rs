@@ -11,7 +11,7 @@ use testkit::{as_coach, Stack};
 use tokio_stream::StreamExt;
 
 fn today() -> NaiveDate {
-    Utc::now().date_naive()
+    domain::business_date(Utc::now())
 }
 
 fn at(days_from_today: i64) -> String {

@@ -20,7 +20,7 @@ fn availability_claiming(agency: Agency, participant_id: ParticipantId) -> Submi
         DataCategory::HealthCoarse,
         EventBody::AvailabilityChanged {
             availability: domain::values::Availability::TemporarilyUnavailable,
-            from: chrono::Utc::now().date_naive(),
+            from: domain::business_date(chrono::Utc::now()),
         },
     )
 }
@@ -60,7 +60,7 @@ async fn agencies_publish_only_under_their_own_subjects_and_forged_envelopes_are
                     participant_id: referred.participant_id.clone(),
                 }),
                 availability: v1::Availability::Available as i32,
-                from: chrono::Utc::now().date_naive().to_string(),
+                from: domain::business_date(chrono::Utc::now()).to_string(),
             },
             Agency::Psychiatry,
             "rehab-coordinator-2",
@@ -242,8 +242,9 @@ async fn an_agency_hears_only_its_own_verdicts_and_replies_and_asks_only_about_i
             benefit: v1::BenefitKind::Sjukpenning as i32,
             degree_percent: 100,
             period: Some(v1::Period {
-                from: chrono::Utc::now().date_naive().to_string(),
-                to: (chrono::Utc::now().date_naive() + chrono::Duration::days(90)).to_string(),
+                from: domain::business_date(chrono::Utc::now()).to_string(),
+                to: (domain::business_date(chrono::Utc::now()) + chrono::Duration::days(90))
+                    .to_string(),
             }),
             employed: false,
         }))

@@ -91,11 +91,11 @@ fn auditor<T>(message: T) -> tonic::Request<T> {
 }
 
 fn today() -> String {
-    Utc::now().date_naive().to_string()
+    domain::business_date(Utc::now()).to_string()
 }
 
 fn days_from_today(days: i64) -> String {
-    (Utc::now().date_naive() + chrono::Duration::days(days)).to_string()
+    (domain::business_date(Utc::now()) + chrono::Duration::days(days)).to_string()
 }
 
 fn write(participant_id: &str) -> Option<v1::ParticipantWrite> {

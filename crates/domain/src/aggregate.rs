@@ -884,9 +884,10 @@ impl Aggregate for Participant {
             {
                 self.unit = Some(event.envelope.actor.unit.clone());
             }
+            // The business day it happened on (Stockholm's date), as every rule counts days.
             let (agency, occurred_on) = (
                 event.envelope.agency,
-                event.envelope.occurred_at.date_naive(),
+                crate::clock::business_date(event.envelope.occurred_at),
             );
             self.assign(event.body, agency, occurred_on);
         }

@@ -2376,3 +2376,69 @@ fn a_coach_or_team_leader_places_and_enrols_only_in_their_own_unit() {
         rejected(RuleViolation::OtherUnit),
     );
 }
+
+// ---- The business day: an event's day is its Stockholm date, not its UTC date ----
+
+/// `body` as it happened at `occurred_at` (a submission's own instant, not `at(number)`).
+fn submission_at(number: u128, occurred_at: DateTime<Utc>, body: EventBody) -> Submission {
+    let mut submission = submission(number, Agency::Municipality, body);
+    submission.envelope.occurred_at = occurred_at;
+    submission
+}
+
+#[test]
+fn an_event_recorded_after_stockholm_midnight_counts_on_the_swedish_day() {
+    // 22:30 UTC on 30 March 2026 is 00:30 on 31 March in Stockholm (summer time).
+    let after_midnight = Utc
+        .with_ymd_and_hms(2026, 3, 30, 22, 30, 0)
+        .single()
+        .unwrap_or_default();
+    let history = enrolled_history()
+        .accepted(submission(
+            3,
+            Agency::Municipality,
+            EventBody::SocialAssistanceDecided {
+                status: SocialAssistanceStatus::Granted,
+            },
+        ))
+        .accepted(submission_at(
+            4,
+            after_midnight,
+            EventBody::ActivityProposed {
+                activity_id: activity(1),
+                kind: ActivityKind::OtherOccupation,
+                employer: None,
+                hours_per_week: 10,
+                planned_start: date(2026, 3, 30),
+                planned_end: None,
+                subsidy: None,
+                at_own_employer: false,
+            },
+        ))
+        .accepted(submission_at(
+            5,
+            after_midnight,
+            EventBody::ActivityAcceptedInPlanning {
+                activity_id: activity(1),
+            },
+        ));
+    let mut participant = Participant::default();
+    for entry in history.given() {
+        participant.apply(entry);
+    }
+    // Waiting time counts from the Swedish day it was proposed on.
+    assert_eq!(
+        participant
+            .activities()
+            .get(&activity(1))
+            .map(|record| record.proposed_on),
+        Some(date(2026, 3, 31))
+    );
+    // Accepted in the planning from 31 March: a start on 30 March was not covered.
+    check(
+        history.clone_history(),
+        started(6, 1, date(2026, 3, 30)),
+        not_green(&["social_services_planning"]),
+    );
+    check(history, started(6, 1, date(2026, 3, 31)), Outcome::Accepted);
+}

@@ -20,9 +20,6 @@ macro_rules! uuid_id {
         pub struct $name(pub Uuid);
 
         impl $name {
-            /// The field name used in input errors for this id.
-            pub const FIELD: &'static str = $field;
-
             /// Parses the canonical hyphenated form; the nil UUID is refused because it is what
             /// an unset protobuf field decodes to.
             pub fn parse(text: &str) -> Result<Self, InputError> {
@@ -84,8 +81,6 @@ macro_rules! text_id {
         pub struct $name(pub String);
 
         impl $name {
-            /// The field name used in input errors for this id.
-            pub const FIELD: &'static str = $field;
             /// Longest accepted id, in bytes: pseudo-ids are short tokens, not free text.
             pub const LENGTH_MAX_BYTES: usize = 64;
 

@@ -1,9 +1,9 @@
 //! The participant aggregate and everything it is made of, with no I/O at all.
 //!
 //! This crate is the single place where the cross-agency rules live (consent, lifecycle, and later
-//! the green-light gates). It is pure on purpose: no tonic, no sqlx, no NATS, no clock. The ledger
-//! feeds it what it needs (the submitted event and the time it was recorded), so every rule can be
-//! tested given/when/then without a database, and replayed by an auditor to the same result.
+//! the green-light gates). It is pure on purpose: no tonic, no sqlx, no NATS, no clock reading. The
+//! ledger feeds it what it needs (the submitted event and the time it was recorded), so every rule
+//! can be tested given/when/then without a database, and replayed by an auditor to the same result.
 //!
 //! Map of the crate:
 //! - [`ids`]: newtype identifiers (participant, event, person, unit, consent).
@@ -15,11 +15,13 @@
 //! - [`chain`]: the canonical encoding and SHA-256 hash chain, and its verifier.
 //! - [`classification`]: every field of every event body: how it may be shared, whose record
 //!   it is, whether it survives disposal; the shared view's allow-list.
+//! - [`clock`]: the business day (Stockholm's date, [`business_date`]) and the `Clock` trait.
 //! - [`errors`]: the named rules a submission can break, and the input checks.
 
 pub mod aggregate;
 pub mod chain;
 pub mod classification;
+pub mod clock;
 pub mod commands;
 pub mod envelope;
 pub mod errors;
@@ -30,6 +32,7 @@ pub mod values;
 pub mod visibility;
 
 pub use aggregate::{Lifecycle, Participant, PARTICIPANT_EVENTS_MAX};
+pub use clock::{business_date, Clock, BUSINESS_TIME_ZONE};
 pub use commands::ParticipantCommand;
 pub use envelope::{Actor, Agency, DataCategory, Envelope, RetentionClass, Role};
 pub use errors::{InputError, ParticipantError, RuleViolation};

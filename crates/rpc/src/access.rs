@@ -269,7 +269,9 @@ impl Gatekeeper {
             .authenticate(
                 authorization,
                 certificate_organisation,
-                chrono::Utc::now().timestamp(),
+                // Real time, never a service's injected clock: the issuer stamps tokens with
+                // real time, and a test that moves business time keeps its credentials.
+                crate::clock::Clock::now(&crate::clock::SystemClock).timestamp(),
             )
             .map_err(Refusal::Unauthenticated)?;
         authorise(path, &caller, self.service_agency).map_err(Refusal::Denied)?;

@@ -3,12 +3,14 @@
 //! adds its own gRPC service to the router.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tonic::transport::server::Router;
 
 use crate::access::Guard;
+use crate::clock::Clock;
 use crate::server::{ReflectionError, ServerConfig, ServerHandle};
 use crate::submit::{AgencyEdge, AgencySubmitter, SubmitConfig};
 
@@ -79,12 +81,14 @@ impl RunningService {
 }
 
 /// Connects to NATS and serves `add_service`'s service (plus health and reflection) until
-/// `shutdown` turns true; in-flight calls finish first.
+/// `shutdown` turns true; in-flight calls finish first. `clock` is the service's "now" (the
+/// system clock in production).
 pub async fn start(
     config: AgencyServiceConfig,
     agency: domain::Agency,
     service_name: &str,
     add_service: impl FnOnce(Router, AgencyEdge, &ServerConfig, &Guard) -> Router,
+    clock: Arc<dyn Clock>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunningService, StartError> {
     config.validate().map_err(StartError::Config)?;
@@ -100,7 +104,11 @@ pub async fn start(
         .add_service(reflection);
     let router = add_service(
         router,
-        AgencyEdge { agency, submitter },
+        AgencyEdge {
+            agency,
+            submitter,
+            clock,
+        },
         &config.server,
         &guard,
     );

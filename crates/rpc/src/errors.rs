@@ -3,7 +3,7 @@
 //! - malformed input → `INVALID_ARGUMENT`, with a `BadRequest` detail naming the field;
 //! - a broken domain rule → `FAILED_PRECONDITION`, with the rule's name in an `ErrorInfo` detail
 //!   and in the `ips-rule` metadata;
-//! - unknown participant or event → `NOT_FOUND`;
+//! - unknown participant → `NOT_FOUND` (an unknown event is a status, `UNKNOWN`, not an error);
 //! - bus or database trouble → `UNAVAILABLE` (retry later; nothing was half-done);
 //! - a stored row that no longer decodes (altered around the triggers) → `DATA_LOSS`, rule
 //!   `stored_history_unreadable`;
@@ -68,11 +68,6 @@ pub fn participant_not_found(participant_id: &str) -> Status {
     ))
 }
 
-/// Nothing is known of this event.
-pub fn event_not_found(event_id: &str) -> Status {
-    Status::not_found(format!("event {event_id} is not recorded"))
-}
-
 /// The bus failed.
 pub fn from_bus(error: &bus::BusError) -> Status {
     match error {
@@ -88,22 +83,32 @@ pub fn from_bus(error: &bus::BusError) -> Status {
     }
 }
 
-/// The database failed.
-pub fn from_store(error: &store::StoreError) -> Status {
-    match error {
-        store::StoreError::Unavailable(_) => {
+/// What went wrong in storage, as the ledger classifies its store's errors. The classes live
+/// here, not the store's error type, so this crate (and every agency service) links no sqlx.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageFailure {
+    /// The database cannot be reached or answered with a transient error: retry later.
+    Unavailable,
+    /// A stored row no longer decodes: altered around the append-only triggers, or written by
+    /// a newer version.
+    Unreadable,
+    /// Anything else (a failed migration, a batch over its limit): a defect, not the caller's.
+    Internal,
+}
+
+/// The database failed; `error` is the store's message.
+pub fn from_storage(failure: StorageFailure, error: &dyn std::fmt::Display) -> Status {
+    match failure {
+        StorageFailure::Unavailable => {
             Status::unavailable(format!("the event store is unavailable: {error}"))
         }
-        // A stored row that no longer decodes was altered around the append-only triggers (or
-        // written by a newer version): say so, with a rule, rather than an anonymous INTERNAL.
-        store::StoreError::Unreadable(_) => with_rule(
+        // Say so, with a rule, rather than an anonymous INTERNAL.
+        StorageFailure::Unreadable => with_rule(
             Code::DataLoss,
             "stored_history_unreadable",
             &format!("stored_history_unreadable: {error}; an auditor's VerifyChain shows where the chain broke"),
         ),
-        store::StoreError::Migration(_)
-        | store::StoreError::ValueOutOfRange { .. }
-        | store::StoreError::AccessLogBatchTooLarge { .. } => Status::internal(error.to_string()),
+        StorageFailure::Internal => Status::internal(error.to_string()),
     }
 }
 

@@ -28,8 +28,15 @@ pub fn timestamp_or(
     text: &str,
     default: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, InputError> {
+    Ok(optional_timestamp(field, text)?.unwrap_or(default))
+}
+
+/// An optional RFC 3339 timestamp (empty means none) whose UTC date and business day both lie
+/// in [`domain::values::DATE_EARLIEST`]..=`DATE_LATEST` (the day a rule takes from it is the
+/// business day, which may be the next UTC date).
+pub fn optional_timestamp(field: &str, text: &str) -> Result<Option<DateTime<Utc>>, InputError> {
     if text.trim().is_empty() {
-        return Ok(default);
+        return Ok(None);
     }
     let time = DateTime::parse_from_rfc3339(text.trim())
         .map(|time| time.with_timezone(&Utc))
@@ -40,7 +47,8 @@ pub fn timestamp_or(
             )
         })?;
     domain::values::validate_date_range(field, time.date_naive())?;
-    Ok(time)
+    domain::values::validate_date_range(field, domain::business_date(time))?;
+    Ok(Some(time))
 }
 
 /// A required `YYYY-MM-DD` date, in [`domain::values::DATE_EARLIEST`]..=`DATE_LATEST` (chrono's
@@ -368,6 +376,15 @@ mod tests {
         );
         check(
             timestamp_or("context.occurred_at", "1899-12-31T23:59:59Z", now),
+            Some("context.occurred_at"),
+        );
+        // 23:30 UTC on the last day is already 2200-01-01 in Stockholm.
+        check(
+            timestamp_or("context.occurred_at", "2199-12-31T22:30:00Z", now),
+            None,
+        );
+        check(
+            timestamp_or("context.occurred_at", "2199-12-31T23:30:00Z", now),
             Some("context.occurred_at"),
         );
         let context = v1::WriteContext {

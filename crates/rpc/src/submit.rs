@@ -288,6 +288,8 @@ pub struct AgencyEdge {
     pub agency: domain::Agency,
     /// Publishes and waits for verdicts.
     pub submitter: AgencySubmitter,
+    /// Fills a missing `occurred_at` and bounds one in the future.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
 }
 
 impl AgencyEdge {
@@ -351,7 +353,7 @@ impl AgencyEdge {
     ) -> Result<tonic::Response<v1::WriteResponse>, Status> {
         // The gatekeeper admitted only this agency's officers (`access::authorise`).
         let actor = crate::identity::caller(extensions)?.actor;
-        let context = crate::fields::write_context(context, chrono::Utc::now())
+        let context = crate::fields::write_context(context, self.clock.now())
             .map_err(|error| errors::invalid_input(&error))?;
         // `submit` validates the whole submission (envelope and body) before publishing.
         let body = build(&context).map_err(|error| errors::invalid_input(&error))?;

@@ -57,18 +57,6 @@ pub async fn find_by_event_id(
     }))
 }
 
-/// Whether the participant has any stored entry.
-pub async fn participant_exists(
-    pool: &PgPool,
-    participant_id: ParticipantId,
-) -> Result<bool, StoreError> {
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_type = 'Participant' AND aggregate_id = $1)")
-        .bind(participant_id.to_string())
-        .fetch_one(pool)
-        .await?;
-    Ok(exists)
-}
-
 /// Recomputes a participant's hash chain from the stored rows, streaming, in constant memory.
 pub async fn verify_chain(
     pool: &PgPool,

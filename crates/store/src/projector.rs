@@ -77,7 +77,8 @@ pub struct TimelineProjector {
 }
 
 impl TimelineProjector {
-    /// A projector over `pool`. Call [`TimelineProjector::wake`] after commits for low latency.
+    /// A projector over `pool`. Notify its [`TimelineProjector::waker`] after commits for low
+    /// latency (cheap; coalesces).
     pub fn new(pool: PgPool, config: ProjectorConfig) -> Self {
         let (projected, _) = watch::channel(0);
         Self {
@@ -86,11 +87,6 @@ impl TimelineProjector {
             wake: Arc::new(Notify::new()),
             projected,
         }
-    }
-
-    /// Wakes the projector (e.g. right after the ledger committed). Cheap; coalesces.
-    pub fn wake(&self) {
-        self.wake.notify_one();
     }
 
     /// A handle that wakes the projector.

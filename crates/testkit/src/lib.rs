@@ -222,6 +222,9 @@ pub struct StackOptions {
     pub coach_active_participants_max: u32,
     /// The ledger's clock (the system clock unless a test needs to move time).
     pub ledger_clock: Arc<dyn ledger::clock::Clock>,
+    /// The four agency services' clock: fills a write's missing `occurred_at` (the system
+    /// clock unless a test needs to move time).
+    pub agency_clock: Arc<dyn rpc::clock::Clock>,
     /// Run on this nats-server with per-agency users (`deploy/nats/agency-users.conf`)
     /// instead of the shared open one.
     pub nats_with_users: Option<Arc<NatsWithUsers>>,
@@ -232,6 +235,7 @@ impl Default for StackOptions {
         Self {
             coach_active_participants_max: 20,
             ledger_clock: Arc::new(ledger::clock::SystemClock),
+            agency_clock: Arc::new(rpc::clock::SystemClock),
             nats_with_users: None,
         }
     }
@@ -324,12 +328,27 @@ impl Stack {
             identity: identity_config(),
             ..Default::default()
         };
-        let municipality = municipality::start(municipality_config, receiver.clone()).await?;
-        let forsakringskassan =
-            forsakringskassan::start(agency_config(&as_user("fk")), receiver.clone()).await?;
-        let arbetsformedlingen =
-            arbetsformedlingen::start(agency_config(&as_user("af")), receiver.clone()).await?;
-        let psychiatry = psychiatry::start(agency_config(&as_user("psychiatry")), receiver).await?;
+        let clock = &options.agency_clock;
+        let municipality =
+            municipality::start(municipality_config, clock.clone(), receiver.clone()).await?;
+        let forsakringskassan = forsakringskassan::start(
+            agency_config(&as_user("fk")),
+            clock.clone(),
+            receiver.clone(),
+        )
+        .await?;
+        let arbetsformedlingen = arbetsformedlingen::start(
+            agency_config(&as_user("af")),
+            clock.clone(),
+            receiver.clone(),
+        )
+        .await?;
+        let psychiatry = psychiatry::start(
+            agency_config(&as_user("psychiatry")),
+            clock.clone(),
+            receiver,
+        )
+        .await?;
         Ok(Self {
             database,
             bus_config,

@@ -573,7 +573,7 @@ pub async fn run(clients: &mut Clients) -> anyhow::Result<String> {
     let mut output = String::from(
         "IPS Samverkan demo: 20 synthetic participants through the four agencies' gRPC APIs\n",
     );
-    let today = Utc::now().date_naive();
+    let today = domain::business_date(Utc::now());
     let mut demo = Demo { clients, today };
     let mut participants = Vec::with_capacity(PARTICIPANTS);
     for index in 0..PARTICIPANTS {

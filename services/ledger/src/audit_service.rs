@@ -62,7 +62,7 @@ impl AuditService for AuditApi {
             i64::from(page_size) + 1,
         )
         .await
-        .map_err(|error| errors::from_store(&error))?;
+        .map_err(|error| crate::store_errors::from_store(&error))?;
         let next_page_token = if rows.len() > page_size as usize {
             rows.truncate(page_size as usize);
             let last = rows

@@ -44,7 +44,7 @@ fn time(value: Option<DateTime<Utc>>) -> String {
 
 /// When the next two-monthly follow-up is due: two months after the last one, or after enrolment.
 pub fn follow_up_due_on(row: &store::CaseloadRow) -> Option<NaiveDate> {
-    let base = row.last_follow_up_at.or(row.enrolled_at)?.date_naive();
+    let base = crate::clock::business_date(row.last_follow_up_at.or(row.enrolled_at)?);
     base.checked_add_months(Months::new(FOLLOW_UP_INTERVAL_MONTHS))
 }
 
@@ -107,7 +107,7 @@ impl CaseloadService for CaseloadApi {
             waiting_list,
         } = store::caseload::board(&self.pool, &unit.0, None, CASELOAD_PARTICIPANTS_MAX)
             .await
-            .map_err(|error| errors::from_store(&error))?;
+            .map_err(|error| crate::store_errors::from_store(&error))?;
         let mut next_waiting_participant_id = String::new();
         if request.include_next_waiting {
             let waiting: Vec<uuid::Uuid> = waiting_list
@@ -177,7 +177,7 @@ impl CaseloadService for CaseloadApi {
             CASELOAD_PARTICIPANTS_MAX,
         )
         .await
-        .map_err(|error| errors::from_store(&error))?;
+        .map_err(|error| crate::store_errors::from_store(&error))?;
         // Counts include everyone (a count identifies no one); the lists leave out participants
         // the reader may not open (protected identity).
         let listed: Vec<uuid::Uuid> = active
@@ -187,7 +187,7 @@ impl CaseloadService for CaseloadApi {
             .collect();
         let openable = crate::reading::openable(&self.pool, &reader, &listed).await?;
         let coaches = coach_loads(&active);
-        let horizon = self.clock.now().date_naive() + Duration::days(i64::from(horizon_days));
+        let horizon = self.clock.today() + Duration::days(i64::from(horizon_days));
         let mut due: Vec<&store::CaseloadRow> = active
             .iter()
             .filter(|row| follow_up_due_on(row).is_some_and(|due_on| due_on <= horizon))
@@ -249,7 +249,7 @@ impl CaseloadService for CaseloadApi {
         .await?;
         let row = store::caseload::participant(&self.pool, participant_id)
             .await
-            .map_err(|error| errors::from_store(&error))?;
+            .map_err(|error| crate::store_errors::from_store(&error))?;
         let row = row.ok_or_else(|| errors::participant_not_found(&participant_id.to_string()))?;
         crate::reading::log(
             &self.access_log,
@@ -264,5 +264,44 @@ impl CaseloadService for CaseloadApi {
             coach_person_id: row.coach.unwrap_or_default(),
             lifecycle: row.lifecycle,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enrolled_at(text: &str) -> store::CaseloadRow {
+        store::CaseloadRow {
+            participant_id: domain::ParticipantId(uuid::Uuid::from_u128(1)),
+            unit: Some("hudiksvall-ips".into()),
+            coach: Some("coach-17".into()),
+            lifecycle: "enrolled".into(),
+            enrolled_at: DateTime::parse_from_rfc3339(text)
+                .map(|time| time.with_timezone(&Utc))
+                .ok(),
+            waiting_since: None,
+            offered_coach: None,
+            last_follow_up_at: None,
+        }
+    }
+
+    #[test]
+    fn a_follow_up_is_due_two_months_after_the_swedish_day_of_enrolment() {
+        let day = |text| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok();
+        // 00:30 on 31 March in Stockholm (22:30 UTC on the 30th): due 31 May, not 30 May.
+        assert_eq!(
+            follow_up_due_on(&enrolled_at("2026-03-30T22:30:00Z")),
+            day("2026-05-31")
+        );
+        // 00:30 on 16 January in Stockholm (winter time).
+        assert_eq!(
+            follow_up_due_on(&enrolled_at("2026-01-15T23:30:00Z")),
+            day("2026-03-16")
+        );
+        assert_eq!(
+            follow_up_due_on(&enrolled_at("2026-01-15T22:30:00Z")),
+            day("2026-03-15")
+        );
     }
 }

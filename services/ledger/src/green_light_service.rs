@@ -356,7 +356,7 @@ impl GreenLightService for GreenLightApi {
             size => size,
         };
         let after = parse_page_token(&request.page_token)?;
-        let today = self.clock.now().date_naive();
+        let today = self.clock.today();
         let mut rows = store::green_light::pending(
             &self.pool,
             agency,
@@ -366,7 +366,7 @@ impl GreenLightService for GreenLightApi {
             i64::from(page_size) + 1,
         )
         .await
-        .map_err(|error| errors::from_store(&error))?;
+        .map_err(|error| crate::store_errors::from_store(&error))?;
         let next_page_token = if rows.len() > page_size as usize {
             rows.truncate(page_size as usize);
             rows.last().map(page_token).unwrap_or_default()
@@ -476,7 +476,7 @@ impl GreenLightService for GreenLightApi {
             let mut initial = true;
             let mut folded = crate::reading::FoldedParticipants::default();
             loop {
-                let today = clock.now().date_naive();
+                let today = clock.today();
                 let rows = match store::green_light::open_gates(
                     &pool,
                     coach.as_ref().map(|coach| coach.0.as_str()),
@@ -488,7 +488,9 @@ impl GreenLightService for GreenLightApi {
                 {
                     Ok(rows) => rows,
                     Err(error) => {
-                        let _ = sender.send(Err(errors::from_store(&error))).await;
+                        let _ = sender
+                            .send(Err(crate::store_errors::from_store(&error)))
+                            .await;
                         return;
                     }
                 };
@@ -609,7 +611,7 @@ impl GreenLightService for GreenLightApi {
         }
         let rows = store::green_light::lead_times(&self.pool, from, to)
             .await
-            .map_err(|error| errors::from_store(&error))?;
+            .map_err(|error| crate::store_errors::from_store(&error))?;
         Ok(Response::new(v1::GateLeadTimesResponse {
             lead_times: rows
                 .into_iter()

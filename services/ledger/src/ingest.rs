@@ -688,13 +688,17 @@ impl Applier {
                 &submission.envelope,
                 recorded,
                 &context.aggregate,
-                recorded_at.date_naive(),
+                crate::clock::business_date(recorded_at),
             );
             return Ok((verdict, false));
         };
         // Explained before the commit takes the aggregate: a rejection records nothing that
         // changes what its submitter may see.
-        let verdict = verdict_of_event(event, &context.aggregate, recorded_at.date_naive());
+        let verdict = verdict_of_event(
+            event,
+            &context.aggregate,
+            crate::clock::business_date(recorded_at),
+        );
         self.event_store
             .commit(events, context, metadata)
             .await

@@ -14,6 +14,7 @@ pub mod green_light_service;
 pub mod ingest;
 pub mod reading;
 pub mod status_responder;
+pub mod store_errors;
 pub mod timeline_service;
 pub mod verdict;
 

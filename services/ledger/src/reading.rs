@@ -34,7 +34,7 @@ pub async fn open(
 ) -> Result<HashMap<Uuid, Participant>, Status> {
     let mut participants = store::participants::load(pool, participant_ids)
         .await
-        .map_err(|error| errors::from_store(&error))?;
+        .map_err(|error| crate::store_errors::from_store(&error))?;
     participants.retain(|participant_id, participant| match participant.may_open(reader) {
         Ok(()) => true,
         Err(refused) => {
@@ -54,7 +54,7 @@ pub async fn openable(
 ) -> Result<std::collections::HashSet<Uuid>, Status> {
     let protected = store::participants::with_protection_entries(pool, participant_ids)
         .await
-        .map_err(|error| errors::from_store(&error))?;
+        .map_err(|error| crate::store_errors::from_store(&error))?;
     let opened = open(pool, reader, &protected).await?;
     Ok(participant_ids
         .iter()
@@ -83,7 +83,7 @@ impl FoldedParticipants {
     ) -> Result<HashMap<Uuid, &Participant>, Status> {
         let heads = store::participants::heads(pool, participant_ids)
             .await
-            .map_err(|error| errors::from_store(&error))?;
+            .map_err(|error| crate::store_errors::from_store(&error))?;
         let stale: Vec<Uuid> = participant_ids
             .iter()
             .filter(|participant_id| {
@@ -96,7 +96,7 @@ impl FoldedParticipants {
             .collect();
         let reloaded = store::participants::load(pool, &stale)
             .await
-            .map_err(|error| errors::from_store(&error))?;
+            .map_err(|error| crate::store_errors::from_store(&error))?;
         self.folded
             .retain(|participant_id, _| heads.contains_key(participant_id));
         self.folded.extend(reloaded);
@@ -122,7 +122,7 @@ pub async fn open_one(
 ) -> Result<Participant, Status> {
     let mut loaded = store::participants::load(pool, &[participant_id])
         .await
-        .map_err(|error| errors::from_store(&error))?;
+        .map_err(|error| crate::store_errors::from_store(&error))?;
     let participant = loaded
         .remove(&participant_id)
         .ok_or_else(|| errors::participant_not_found(&participant_id.to_string()))?;
@@ -141,7 +141,7 @@ pub async fn within_unit(
 ) -> Result<bool, Status> {
     let loaded = store::participants::load(pool, &[participant_id])
         .await
-        .map_err(|error| errors::from_store(&error))?;
+        .map_err(|error| crate::store_errors::from_store(&error))?;
     Ok(loaded.get(&participant_id).is_none_or(|participant| {
         participant
             .unit_boundary(reader.agency, &reader.actor)
@@ -237,7 +237,7 @@ pub async fn wait_until_projected(
     loop {
         let head = store::timeline::head_sequence(pool, participant_id)
             .await
-            .map_err(|error| errors::from_store(&error))?;
+            .map_err(|error| crate::store_errors::from_store(&error))?;
         if head >= min_sequence {
             return Ok(());
         }
@@ -263,6 +263,6 @@ pub async fn recorded_head(
 ) -> Result<u64, Status> {
     let heads = store::participants::heads(pool, &[participant_id.0])
         .await
-        .map_err(|error| errors::from_store(&error))?;
+        .map_err(|error| crate::store_errors::from_store(&error))?;
     Ok(heads.get(&participant_id.0).copied().unwrap_or(0))
 }

@@ -62,7 +62,7 @@ pub async fn run(
                 let participant_id = recorded.participant_id.0;
                 match store::participants::load_recorded(&pool, participant_id).await {
                     Ok(participant) => {
-                        verdict_of_event(&recorded.event, &participant, clock.now().date_naive())
+                        verdict_of_event(&recorded.event, &participant, clock.today())
                     }
                     Err(error) => {
                         tracing::warn!(%error, "status look-up failed");

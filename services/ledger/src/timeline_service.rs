@@ -141,14 +141,8 @@ fn timeline_filter(request: &v1::GetTimelineRequest) -> Result<store::TimelineFi
             "must be event type names such as JobStarted",
         ));
     }
-    let now = chrono::Utc::now();
-    let time = |field: &str, text: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, Status> {
-        if text.trim().is_empty() {
-            return Ok(None);
-        }
-        fields::timestamp_or(field, text, now)
-            .map(Some)
-            .map_err(|error| errors::invalid_input(&error))
+    let time = |field: &str, text: &str| {
+        fields::optional_timestamp(field, text).map_err(|error| errors::invalid_input(&error))
     };
     Ok(store::TimelineFilter {
         agencies,
@@ -160,7 +154,7 @@ fn timeline_filter(request: &v1::GetTimelineRequest) -> Result<store::TimelineFi
 
 fn entry(row: store::TimelineRow) -> Result<v1::TimelineEntry, Status> {
     let schema_version = u32::try_from(row.schema_version).map_err(|_| {
-        errors::from_store(&store::StoreError::Unreadable(format!(
+        crate::store_errors::from_store(&store::StoreError::Unreadable(format!(
             "timeline entry {}: schema version {} is negative",
             row.sequence, row.schema_version
         )))
@@ -227,8 +221,8 @@ impl TimelineService for TimelineApi {
         // made around the append-only triggers; only the event store shows the edit.
         let chain = store::events::verify_chain(&self.pool, participant_id)
             .await
-            .map_err(|error| errors::from_store(&error))?;
-        let today = self.clock.now().date_naive();
+            .map_err(|error| crate::store_errors::from_store(&error))?;
+        let today = self.clock.today();
         // One row more than the page tells whether another page follows.
         let mut rows = store::timeline::page(
             &self.pool,
@@ -238,7 +232,7 @@ impl TimelineService for TimelineApi {
             &filter,
         )
         .await
-        .map_err(|error| errors::from_store(&error))?;
+        .map_err(|error| crate::store_errors::from_store(&error))?;
         let next_page_token = if rows.len() > page_size as usize {
             rows.truncate(page_size as usize);
             let last = rows
@@ -254,7 +248,7 @@ impl TimelineService for TimelineApi {
         let mut entries: Vec<v1::TimelineEntry> = Vec::with_capacity(rows.len());
         for row in rows {
             let visible = visible_row(&participant, &reader, row, today)
-                .map_err(|error| errors::from_store(&error))?;
+                .map_err(|error| crate::store_errors::from_store(&error))?;
             if let Some((basis, row)) = visible {
                 bases.insert(basis.log_text());
                 entries.push(entry(row)?);
@@ -299,7 +293,7 @@ impl TimelineService for TimelineApi {
             EventId::parse(&request.event_id).map_err(|error| errors::invalid_input(&error))?;
         let recorded = store::events::find_by_event_id(&self.pool, event_id)
             .await
-            .map_err(|error| errors::from_store(&error))?;
+            .map_err(|error| crate::store_errors::from_store(&error))?;
         let mut response = v1::GetEventStatusResponse {
             event_id: event_id.to_string(),
             status: v1::EventStatus::Unknown as i32,
@@ -336,14 +330,11 @@ impl TimelineService for TimelineApi {
                     let participant =
                         store::participants::load_recorded(&self.pool, participant_id)
                             .await
-                            .map_err(|error| errors::from_store(&error))?;
+                            .map_err(|error| crate::store_errors::from_store(&error))?;
                     response.status = v1::EventStatus::Rejected as i32;
                     response.rejected_rule = rule.name().to_owned();
-                    response.rejected_reason = participant.refusal_explained_to(
-                        rule,
-                        &reader,
-                        self.clock.now().date_naive(),
-                    );
+                    response.rejected_reason =
+                        participant.refusal_explained_to(rule, &reader, self.clock.today());
                 }
             }
         }
@@ -365,7 +356,7 @@ impl TimelineService for TimelineApi {
         }
         let report = store::events::verify_chain(&self.pool, participant_id)
             .await
-            .map_err(|error| errors::from_store(&error))?;
+            .map_err(|error| crate::store_errors::from_store(&error))?;
         if report.verified_entries == 0 && report.is_intact() {
             return Err(errors::participant_not_found(&participant_id.to_string()));
         }

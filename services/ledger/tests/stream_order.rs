@@ -90,8 +90,8 @@ async fn messages_overtaken_by_a_later_delivery_are_applied_first_from_the_strea
             discloser: ConsentParty::Forsakringskassan,
             recipient: ConsentParty::IpsUnit,
             data_categories: vec![DataCategory::BenefitDecisions],
-            valid_from: Utc::now().date_naive(),
-            valid_to: Utc::now().date_naive() + chrono::Days::new(365),
+            valid_from: domain::business_date(Utc::now()),
+            valid_to: domain::business_date(Utc::now()) + chrono::Days::new(365),
         },
     );
     let enrolment_sequence = publish(serde_json::to_vec(&enrolment)?).await?;

@@ -47,9 +47,11 @@ impl Default for MunicipalityConfig {
     }
 }
 
-/// Connects to NATS and serves until `shutdown` turns true.
+/// Connects to NATS and serves until `shutdown` turns true, reading "now" from `clock` (the
+/// system clock in production).
 pub async fn start(
     config: MunicipalityConfig,
+    clock: std::sync::Arc<dyn rpc::clock::Clock>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunningService, StartError> {
     config.places.validate().map_err(StartError::Config)?;
@@ -73,6 +75,7 @@ pub async fn start(
                 ),
             )
         },
+        clock,
         shutdown,
     )
     .await

@@ -5,7 +5,6 @@
 //! ledger's verdict. The cross-agency rules (enrolment needs a referral, an end never before its
 //! start, ...) are the aggregate's, and come back as `FAILED_PRECONDITION` naming the rule.
 
-use chrono::Utc;
 use domain::values::BenefitKind;
 use domain::values::{
     validate_text, CounselledBenefit, DischargeReason, DisclosurePreference, EducationLevel,
@@ -157,8 +156,8 @@ impl MunicipalityService for MunicipalityApi {
         let (_, extensions, request) = request.into_parts();
         let participant_id = if request.participant_id.trim().is_empty() {
             let actor = identity::caller(&extensions)?.actor;
-            let context =
-                fields::write_context(request.context.as_ref(), Utc::now()).map_err(invalid)?;
+            let context = fields::write_context(request.context.as_ref(), self.edge.clock.now())
+                .map_err(invalid)?;
             submit::new_participant_id(AGENCY, &actor, context.request_id.as_deref())
         } else {
             ParticipantId::parse(&request.participant_id).map_err(invalid)?
@@ -292,7 +291,7 @@ impl MunicipalityService for MunicipalityApi {
                             "effective_from",
                             &request.effective_from,
                         )?
-                        .unwrap_or(context.occurred_at.date_naive()),
+                        .unwrap_or(domain::business_date(context.occurred_at)),
                     })
                 },
             )

@@ -20,9 +20,11 @@ pub fn default_config() -> AgencyServiceConfig {
     AgencyServiceConfig::listening_on(DEFAULT_LISTEN_ADDRESS)
 }
 
-/// Connects to NATS and serves until `shutdown` turns true.
+/// Connects to NATS and serves until `shutdown` turns true, reading "now" from `clock` (the
+/// system clock in production).
 pub async fn start(
     config: AgencyServiceConfig,
+    clock: std::sync::Arc<dyn rpc::clock::Clock>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunningService, StartError> {
     rpc::agency::start(
@@ -37,6 +39,7 @@ pub async fn start(
                 ),
             )
         },
+        clock,
         shutdown,
     )
     .await

@@ -33,7 +33,7 @@ fn as_caller<T>(message: T, person: &str, role: Role) -> tonic::Request<T> {
 }
 
 fn at(days_from_today: i64) -> String {
-    (Utc::now().date_naive() + chrono::Duration::days(days_from_today)).to_string()
+    (domain::business_date(Utc::now()) + chrono::Duration::days(days_from_today)).to_string()
 }
 
 /// Makes one participant with an open FK gate; returns (participant, activity).
