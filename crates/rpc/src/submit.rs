@@ -391,7 +391,7 @@ impl AgencyEdge {
         participant_id: domain::ParticipantId,
     ) -> Result<uuid::Uuid, Status> {
         let actor = crate::identity::caller(extensions)?.actor;
-        let context = crate::fields::write_context(context, chrono::Utc::now())
+        let context = crate::fields::write_context(context, self.clock.now())
             .map_err(|error| errors::invalid_input(&error))?;
         Ok(minted_id(
             kind,
