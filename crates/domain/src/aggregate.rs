@@ -143,6 +143,15 @@ pub struct ConsentRecord {
 }
 
 impl ConsentRecord {
+    /// The categories of this consent in force on `on` (within its validity, not withdrawn).
+    pub fn categories_in_force(&self, on: NaiveDate) -> Vec<DataCategory> {
+        self.data_categories
+            .iter()
+            .copied()
+            .filter(|category| self.covers(self.discloser, self.recipient, *category, on))
+            .collect()
+    }
+
     fn covers(
         &self,
         discloser: ConsentParty,
@@ -281,6 +290,12 @@ impl Participant {
     /// The social-services unit: the unit of the first case officer whose event was accepted.
     pub fn social_services_unit(&self) -> Option<&UnitId> {
         self.social_services_unit.as_ref()
+    }
+
+    /// Every consent granted, with what has been withdrawn from it (for an auditor's replay;
+    /// decisions ask [`Participant::consent_in_force_id`]).
+    pub fn consents(&self) -> &[ConsentRecord] {
+        &self.consents
     }
 
     /// The allow-list when the participant's identity is protected.

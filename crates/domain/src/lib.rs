@@ -14,15 +14,20 @@
 //! - [`values`]: small value types (activity kinds, benefits, subsidies, periods, limits).
 //! - [`chain`]: the canonical encoding and SHA-256 hash chain, and its verifier.
 //! - [`errors`]: the named rules a submission can break, and the input checks.
+//! - [`entry_view`]: what a reader is shown of one entry, the one decision of live reads and
+//!   replays alike.
+//! - [`replay`]: a history cut on both time axes (recorded at T, occurred at T') and folded.
 
 pub mod aggregate;
 pub mod chain;
 pub mod commands;
+pub mod entry_view;
 pub mod envelope;
 pub mod errors;
 pub mod events;
 pub mod gates;
 pub mod ids;
+pub mod replay;
 pub mod values;
 pub mod visibility;
 

@@ -13,6 +13,8 @@ pub mod config;
 pub mod green_light_service;
 pub mod ingest;
 pub mod reading;
+pub mod reconstruct;
+pub mod replay;
 pub mod status_responder;
 pub mod timeline_service;
 pub mod verdict;
@@ -157,7 +159,11 @@ pub async fn start(
         projector_progress: projector.subscribe_progress(),
         clock: clock.clone(),
     };
-    let audit = audit_service::AuditApi { pool: pool.clone() };
+    let audit = audit_service::AuditApi {
+        pool: pool.clone(),
+        config: config.audit.clone(),
+        clock: clock.clone(),
+    };
     let green_light_progress = projector.subscribe_progress();
     tasks.spawn(projector.run(shutdown.clone()));
     let green_light = green_light_service::GreenLightApi {

@@ -1,0 +1,624 @@
+//! The auditor's replay and the rebuilt read (issue 11), through the public gRPC API.
+//!
+//! - A replay as recorded at T holds exactly the entries recorded by T, and ends with the
+//!   participant as folded then: gates with the status they had on the replay's business day,
+//!   not today's; a business-time cut leaves out what occurred later.
+//! - Through a party's eyes, a replay at T shows exactly what that party's live `GetTimeline`
+//!   returned at T, field by field, before a consent, under it and after its withdrawal (free
+//!   text left out across parties as live); another unit's coach could not open it at all.
+//! - Every replay is a read: logged for the auditor with the basis `audit`, and listed in the
+//!   participant's access-log extract.
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::{Agency, Role};
+use proto::v1;
+use testkit::{as_auditor, as_coach, Stack};
+
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+fn at(days_from_today: i64) -> String {
+    (today() + chrono::Duration::days(days_from_today)).to_string()
+}
+
+fn context(days_from_today: i64) -> Option<v1::WriteContext> {
+    Some(v1::WriteContext {
+        occurred_at: format!("{}T09:00:00Z", at(days_from_today)),
+        ..Default::default()
+    })
+}
+
+fn write(participant_id: &str, days_from_today: i64) -> Option<v1::ParticipantWrite> {
+    Some(v1::ParticipantWrite {
+        context: context(days_from_today),
+        participant_id: participant_id.to_owned(),
+    })
+}
+
+fn stamp(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn fk_officer<T>(message: T) -> tonic::Request<T> {
+    testkit::as_fk_officer(message)
+}
+
+/// A replay of `participant_id` as recorded at `recorded_at`.
+fn as_recorded_at(
+    participant_id: &str,
+    recorded_at: DateTime<Utc>,
+) -> v1::ReplayParticipantRequest {
+    v1::ReplayParticipantRequest {
+        participant_id: participant_id.to_owned(),
+        recorded_at: stamp(recorded_at),
+        ..Default::default()
+    }
+}
+
+/// The coach of the Hudiksvall IPS unit, as a replay's reader.
+fn coach_reader() -> v1::ReplayReader {
+    v1::ReplayReader {
+        party: v1::ConsentParty::IpsUnit as i32,
+        role: "coach".into(),
+        unit: "hudiksvall-ips".into(),
+        person_id: "coach-17".into(),
+    }
+}
+
+/// Försäkringskassan's case officer, as a replay's reader.
+fn fk_reader() -> v1::ReplayReader {
+    v1::ReplayReader {
+        party: v1::ConsentParty::Forsakringskassan as i32,
+        role: "case_officer".into(),
+        unit: "fk-lfc-gavleborg".into(),
+        person_id: "fk-officer-4".into(),
+    }
+}
+
+/// Runs a replay as the auditor and collects its stream: every entry, and the final state.
+async fn replay(
+    stack: &Stack,
+    request: v1::ReplayParticipantRequest,
+) -> anyhow::Result<(Vec<v1::ReplayEntry>, v1::ReplayState)> {
+    let mut stream = stack
+        .audit_as(Agency::Municipality)
+        .await?
+        .replay_participant(as_auditor(request))
+        .await?
+        .into_inner();
+    let mut entries = Vec::new();
+    let mut state = None;
+    while let Some(message) = stream.message().await? {
+        anyhow::ensure!(state.is_none(), "the state comes last");
+        entries.extend(message.entries);
+        state = message.state;
+    }
+    Ok((entries, state.ok_or_else(|| anyhow::anyhow!("no state"))?))
+}
+
+/// The timeline entries of a replay, as a live read would carry them.
+fn timeline_entries(entries: &[v1::ReplayEntry]) -> Vec<v1::TimelineEntry> {
+    entries
+        .iter()
+        .filter_map(|entry| entry.entry.clone())
+        .collect()
+}
+
+/// A live `GetTimeline` by `ask`'s reader, waiting for `min_sequence` to be projected.
+async fn live_timeline(
+    stack: &Stack,
+    agency: Agency,
+    ask: fn(v1::GetTimelineRequest) -> tonic::Request<v1::GetTimelineRequest>,
+    participant_id: &str,
+    min_sequence: u64,
+) -> anyhow::Result<v1::GetTimelineResponse> {
+    Ok(stack
+        .timeline_as(agency)
+        .await?
+        .get_timeline(ask(v1::GetTimelineRequest {
+            participant_id: participant_id.to_owned(),
+            min_sequence,
+            ..Default::default()
+        }))
+        .await?
+        .into_inner())
+}
+
+/// A referred and enrolled participant of the coach's unit. Returns it and the newest sequence.
+async fn enrolled(stack: &Stack) -> anyhow::Result<(String, u64)> {
+    let mut municipality = stack.municipality().await?;
+    let participant_id = municipality
+        .refer_participant(as_coach(v1::ReferParticipantRequest {
+            context: context(-30),
+            source: v1::ReferralSource::Vuxenpsykiatri as i32,
+            ..Default::default()
+        }))
+        .await?
+        .into_inner()
+        .participant_id;
+    let enrolment = municipality
+        .enroll_participant(as_coach(v1::EnrollParticipantRequest {
+            context: context(-30),
+            participant_id: participant_id.clone(),
+            unit: "hudiksvall-ips".into(),
+            coach_person_id: "coach-17".into(),
+        }))
+        .await?
+        .into_inner();
+    Ok((participant_id, enrolment.sequence))
+}
+
+async fn grant(
+    stack: &Stack,
+    participant_id: &str,
+    discloser: v1::ConsentParty,
+    recipient: v1::ConsentParty,
+    category: v1::DataCategory,
+) -> anyhow::Result<u64> {
+    Ok(stack
+        .municipality()
+        .await?
+        .grant_consent(as_coach(v1::GrantConsentRequest {
+            context: context(-30),
+            participant_id: participant_id.to_owned(),
+            discloser: discloser as i32,
+            recipient: recipient as i32,
+            data_categories: vec![category as i32],
+            valid_from: at(-30),
+            valid_to: at(300),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner()
+        .sequence)
+}
+
+/// A participant on sjukpenning with an arbetsträning proposed 21 days ago for a start in a
+/// week, every consent in place: FK's gate is open. Returns (participant, activity, sequence).
+async fn waiting_on_fk(stack: &Stack) -> anyhow::Result<(String, String, u64)> {
+    let (participant_id, _) = enrolled(stack).await?;
+    for (discloser, recipient, category) in [
+        (
+            v1::ConsentParty::Forsakringskassan,
+            v1::ConsentParty::IpsUnit,
+            v1::DataCategory::BenefitDecisions,
+        ),
+        (
+            v1::ConsentParty::IpsUnit,
+            v1::ConsentParty::Forsakringskassan,
+            v1::DataCategory::ActivitiesAndWork,
+        ),
+        (
+            v1::ConsentParty::Arbetsformedlingen,
+            v1::ConsentParty::IpsUnit,
+            v1::DataCategory::LabourMarket,
+        ),
+        (
+            v1::ConsentParty::Psychiatry,
+            v1::ConsentParty::IpsUnit,
+            v1::DataCategory::HealthCoarse,
+        ),
+        (
+            v1::ConsentParty::SocialServices,
+            v1::ConsentParty::IpsUnit,
+            v1::DataCategory::SocialAssistanceStatus,
+        ),
+    ] {
+        grant(stack, &participant_id, discloser, recipient, category).await?;
+    }
+    stack
+        .forsakringskassan()
+        .await?
+        .register_benefit(fk_officer(v1::RegisterBenefitRequest {
+            write: write(&participant_id, -30),
+            benefit: v1::BenefitKind::Sjukpenning as i32,
+            degree_percent: 100,
+            period: Some(v1::Period {
+                from: at(-60),
+                to: at(300),
+            }),
+            employed: false,
+        }))
+        .await?;
+    let proposal = stack
+        .municipality()
+        .await?
+        .propose_activity(as_coach(v1::ProposeActivityRequest {
+            write: write(&participant_id, -21),
+            kind: v1::ActivityKind::Arbetstraning as i32,
+            employer: "Hudiksvalls bageri".into(),
+            hours_per_week: 20,
+            planned_start: at(7),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    Ok((participant_id, proposal.created_id, proposal.sequence))
+}
+
+async fn fk_approves(
+    stack: &Stack,
+    participant_id: &str,
+    activity_id: &str,
+    valid_from: i64,
+    valid_to: i64,
+) -> anyhow::Result<u64> {
+    Ok(stack
+        .forsakringskassan()
+        .await?
+        .decide_activity(fk_officer(v1::ActivityDecisionRequest {
+            write: write(participant_id, 0),
+            activity_id: activity_id.into(),
+            outcome: v1::DecisionOutcome::Approved as i32,
+            valid: Some(v1::Period {
+                from: at(valid_from),
+                to: at(valid_to),
+            }),
+            reason: "rehabilitation plan".into(),
+        }))
+        .await?
+        .into_inner()
+        .sequence)
+}
+
+/// The one gate of the replayed state's one activity: (status, waiting days), and the light.
+fn only_gate(state: &v1::ReplayState) -> anyhow::Result<(v1::GateStatus, u32, v1::Light)> {
+    let [activity] = state.activities.as_slice() else {
+        anyhow::bail!("one activity expected: {:?}", state.activities);
+    };
+    let light = activity
+        .light
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no light"))?;
+    let [gate] = light.gates.as_slice() else {
+        anyhow::bail!("one gate expected: {:?}", light.gates);
+    };
+    Ok((gate.status(), gate.waiting_days, light.light()))
+}
+
+/// A moment strictly after everything recorded so far (the ledger stamps at commit, to the
+/// microsecond, from the same clock the test reads).
+async fn now_after_recording() -> DateTime<Utc> {
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let now = Utc::now();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    now
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_as_recorded_at_t_holds_what_was_recorded_by_t_and_the_gates_of_its_day(
+) -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let (participant_id, activity_id, proposed) = waiting_on_fk(&stack).await?;
+    let before_decision = now_after_recording().await;
+    let decided = fk_approves(&stack, &participant_id, &activity_id, -5, 10).await?;
+    let after_decision = now_after_recording().await;
+
+    // As recorded before FK's decision: the request waits, 21 days after the proposal.
+    let (entries, state) = replay(&stack, as_recorded_at(&participant_id, before_decision)).await?;
+    assert_eq!(entries.len() as u64, proposed);
+    assert_eq!(state.entries_recorded, proposed);
+    assert_eq!(state.head_sequence, proposed);
+    assert!(state.opened);
+    assert_eq!(
+        only_gate(&state)?,
+        (v1::GateStatus::Requested, 21, v1::Light::Waiting)
+    );
+    assert_eq!(state.lifecycle, "enrolled");
+    assert_eq!(state.unit, "hudiksvall-ips");
+    assert_eq!(state.coach_person_id, "coach-17");
+    assert_eq!(state.consents_in_force.len(), 5);
+    assert_eq!(state.business_date, today().to_string());
+    assert!(entries
+        .iter()
+        .all(|entry| entry.basis == "audit" && entry.entry.is_some()));
+
+    // As recorded after it: approved, and the light is green for the planned start.
+    let (entries, state) = replay(&stack, as_recorded_at(&participant_id, after_decision)).await?;
+    assert_eq!(entries.len() as u64, decided);
+    assert_eq!(
+        entries
+            .last()
+            .map(|entry| entry.entry.clone().unwrap_or_default().event_type),
+        Some("ActivityDecision".to_owned())
+    );
+    assert_eq!(
+        only_gate(&state)?,
+        (v1::GateStatus::Approved, 0, v1::Light::Green)
+    );
+
+    // On a business day after the approval's end, the same facts make the gate EXPIRED (not
+    // today's APPROVED); before the proposal occurred, there is no activity at all.
+    let (_, state) = replay(
+        &stack,
+        v1::ReplayParticipantRequest {
+            occurred_at: format!("{}T23:59:59Z", at(11)),
+            ..as_recorded_at(&participant_id, after_decision)
+        },
+    )
+    .await?;
+    assert_eq!(state.business_date, at(11));
+    assert_eq!(only_gate(&state)?.0, v1::GateStatus::Expired);
+    let (entries, state) = replay(
+        &stack,
+        v1::ReplayParticipantRequest {
+            occurred_at: format!("{}T23:59:59Z", at(-22)),
+            ..as_recorded_at(&participant_id, after_decision)
+        },
+    )
+    .await?;
+    assert!(state.activities.is_empty(), "{:?}", state.activities);
+    assert_eq!(state.entries_in_cut, entries.len() as u64);
+    assert!(state.entries_in_cut < state.entries_recorded);
+
+    // A replay as recorded at a moment that has not come is refused: what is recorded later
+    // would still join it.
+    let future = stack
+        .audit_as(Agency::Municipality)
+        .await?
+        .replay_participant(as_auditor(as_recorded_at(
+            &participant_id,
+            Utc::now() + chrono::Duration::hours(1),
+        )))
+        .await;
+    assert_eq!(
+        future.err().map(|status| status.code()),
+        Some(tonic::Code::InvalidArgument)
+    );
+
+    // Every replay is the auditor's read of the participant, listed in their extract.
+    let extract = stack
+        .audit_as(Agency::Municipality)
+        .await?
+        .get_access_log_extract(as_auditor(v1::GetAccessLogExtractRequest {
+            participant_id: participant_id.clone(),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    let replays: Vec<&v1::AccessLogEntry> = extract
+        .entries
+        .iter()
+        .filter(|entry| entry.action == "ips.v1.AuditService/ReplayParticipant")
+        .collect();
+    assert_eq!(replays.len(), 4, "{:?}", extract.entries);
+    assert!(replays.iter().all(|entry| entry.basis == "audit"
+        && entry
+            .reader
+            .as_ref()
+            .map(|reader| reader.person_id.as_str())
+            == Some("auditor-1")));
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_through_a_party_s_eyes_shows_exactly_what_its_live_read_showed(
+) -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let (participant_id, _) = enrolled(&stack).await?;
+    // The profile's preferences are free text: FK is shown the profile without them.
+    grant(
+        &stack,
+        &participant_id,
+        v1::ConsentParty::IpsUnit,
+        v1::ConsentParty::Forsakringskassan,
+        v1::DataCategory::VocationalProfile,
+    )
+    .await?;
+    stack
+        .municipality()
+        .await?
+        .record_profile(as_coach(v1::RecordProfileRequest {
+            write: write(&participant_id, -29),
+            preferences: "outdoor work, mornings".into(),
+            hours_per_week_wanted: 20,
+            education_level: v1::EducationLevel::UpperSecondary as i32,
+        }))
+        .await?;
+    // FK's benefit is recorded before any consent to show it to the IPS unit.
+    let benefit = stack
+        .forsakringskassan()
+        .await?
+        .register_benefit(fk_officer(v1::RegisterBenefitRequest {
+            write: write(&participant_id, -28),
+            benefit: v1::BenefitKind::Sjukpenning as i32,
+            degree_percent: 100,
+            period: Some(v1::Period {
+                from: at(-60),
+                to: at(300),
+            }),
+            employed: false,
+        }))
+        .await?
+        .into_inner();
+
+    let mut live = Vec::new();
+    let coach_before = live_timeline(
+        &stack,
+        Agency::Municipality,
+        as_coach,
+        &participant_id,
+        benefit.sequence,
+    )
+    .await?;
+    let fk_before = live_timeline(
+        &stack,
+        Agency::Forsakringskassan,
+        fk_officer,
+        &participant_id,
+        benefit.sequence,
+    )
+    .await?;
+    live.push((
+        "before the grant",
+        now_after_recording().await,
+        coach_before,
+        Some(fk_before),
+    ));
+
+    let granted = grant(
+        &stack,
+        &participant_id,
+        v1::ConsentParty::Forsakringskassan,
+        v1::ConsentParty::IpsUnit,
+        v1::DataCategory::BenefitDecisions,
+    )
+    .await?;
+    let coach_under = live_timeline(
+        &stack,
+        Agency::Municipality,
+        as_coach,
+        &participant_id,
+        granted,
+    )
+    .await?;
+    live.push((
+        "under the consent",
+        now_after_recording().await,
+        coach_under,
+        None,
+    ));
+
+    let withdrawn = stack
+        .municipality()
+        .await?
+        .withdraw_consent(as_coach(v1::WithdrawConsentRequest {
+            context: context(0),
+            participant_id: participant_id.clone(),
+            discloser: v1::ConsentParty::Forsakringskassan as i32,
+            recipient: v1::ConsentParty::IpsUnit as i32,
+            data_categories: vec![v1::DataCategory::BenefitDecisions as i32],
+            effective_from: at(0),
+        }))
+        .await?
+        .into_inner()
+        .sequence;
+    let coach_after = live_timeline(
+        &stack,
+        Agency::Municipality,
+        as_coach,
+        &participant_id,
+        withdrawn,
+    )
+    .await?;
+    live.push((
+        "after the withdrawal",
+        now_after_recording().await,
+        coach_after,
+        None,
+    ));
+
+    let benefit_shown = |entries: &[v1::TimelineEntry]| {
+        entries
+            .iter()
+            .any(|entry| entry.event_type == "BenefitRegistered")
+    };
+    // The live reads themselves: hidden before the grant, shown under it, hidden after.
+    assert_eq!(
+        live.iter()
+            .map(|(_, _, coach, _)| benefit_shown(&coach.entries))
+            .collect::<Vec<_>>(),
+        [false, true, false]
+    );
+    for (moment, read_at, coach, fk) in &live {
+        let (entries, state) = replay(
+            &stack,
+            v1::ReplayParticipantRequest {
+                as_reader: Some(coach_reader()),
+                ..as_recorded_at(&participant_id, *read_at)
+            },
+        )
+        .await?;
+        assert!(state.opened, "{moment}");
+        assert_eq!(
+            timeline_entries(&entries),
+            coach.entries,
+            "the coach's replay {moment} is their live read, field by field"
+        );
+        if let Some(fk) = fk {
+            let (entries, _) = replay(
+                &stack,
+                v1::ReplayParticipantRequest {
+                    as_reader: Some(fk_reader()),
+                    ..as_recorded_at(&participant_id, *read_at)
+                },
+            )
+            .await?;
+            assert_eq!(timeline_entries(&entries), fk.entries, "FK {moment}");
+            let profile = entries
+                .iter()
+                .filter_map(|entry| entry.entry.as_ref())
+                .find(|entry| entry.event_type == "ProfileRecorded")
+                .ok_or_else(|| anyhow::anyhow!("FK is shown the profile under consent"))?;
+            assert!(
+                !profile.body_json.contains("preferences"),
+                "{}",
+                profile.body_json
+            );
+        }
+    }
+    // The auditor's replay at the same moment shows the benefit the coach no longer sees.
+    let (entries, _) = replay(&stack, as_recorded_at(&participant_id, live[2].1)).await?;
+    assert!(benefit_shown(&timeline_entries(&entries)));
+
+    // Another unit's coach could not open the participant at all.
+    let (entries, state) = replay(
+        &stack,
+        v1::ReplayParticipantRequest {
+            as_reader: Some(v1::ReplayReader {
+                unit: "bollnas-ips".into(),
+                person_id: "coach-99".into(),
+                ..coach_reader()
+            }),
+            ..as_recorded_at(&participant_id, live[2].1)
+        },
+    )
+    .await?;
+    assert!(!state.opened);
+    assert_eq!(state.refused_rule, "other_unit");
+    assert!(entries.is_empty());
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_auditors_replay_and_a_reader_s_role_must_fit_their_party() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let (participant_id, _) = enrolled(&stack).await?;
+    let request = as_recorded_at(&participant_id, now_after_recording().await);
+    let as_team_leader = stack
+        .audit_as(Agency::Municipality)
+        .await?
+        .replay_participant(testkit::as_caller(
+            request.clone(),
+            "team-leader-1",
+            Role::TeamLeader,
+            "hudiksvall-ips",
+        ))
+        .await;
+    assert_eq!(
+        as_team_leader.err().map(|status| status.code()),
+        Some(tonic::Code::PermissionDenied)
+    );
+    let case_officer_as_ips_unit = stack
+        .audit_as(Agency::Municipality)
+        .await?
+        .replay_participant(as_auditor(v1::ReplayParticipantRequest {
+            as_reader: Some(v1::ReplayReader {
+                role: "case_officer".into(),
+                ..coach_reader()
+            }),
+            ..request
+        }))
+        .await;
+    assert_eq!(
+        case_officer_as_ips_unit.err().map(|status| status.code()),
+        Some(tonic::Code::InvalidArgument)
+    );
+    stack.stop().await;
+    Ok(())
+}
