@@ -622,3 +622,139 @@ async fn only_auditors_replay_and_a_reader_s_role_must_fit_their_party() -> anyh
     stack.stop().await;
     Ok(())
 }
+
+/// Corrects the activity proposal `supersedes` to `hours_per_week`, by the coach.
+async fn correct_hours(
+    stack: &Stack,
+    participant_id: &str,
+    supersedes: &v1::TimelineEntry,
+    hours_per_week: u32,
+) -> anyhow::Result<v1::WriteResponse> {
+    let mut corrected: serde_json::Value = serde_json::from_str(&supersedes.body_json)?;
+    corrected["hours_per_week"] = serde_json::json!(hours_per_week);
+    Ok(stack
+        .municipality()
+        .await?
+        .correct_event(as_coach(v1::CorrectEventRequest {
+            write: write(participant_id, -20),
+            supersedes_event_id: supersedes.event_id.clone(),
+            reason: format!("the hours were {hours_per_week}"),
+            corrected_body_json: corrected.to_string(),
+        }))
+        .await?
+        .into_inner())
+}
+
+fn hours_in(entry: &v1::ReplayEntry) -> Option<u64> {
+    let body: serde_json::Value = serde_json::from_str(&entry.entry.as_ref()?.body_json).ok()?;
+    body.get("hours_per_week")?.as_u64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrections_replay_as_recorded_and_as_corrected() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let (participant_id, _, _) = waiting_on_fk(&stack).await?;
+    let (entries, _) = replay(
+        &stack,
+        as_recorded_at(&participant_id, now_after_recording().await),
+    )
+    .await?;
+    let proposal = timeline_entries(&entries)
+        .into_iter()
+        .find(|entry| entry.event_type == "ActivityProposed")
+        .ok_or_else(|| anyhow::anyhow!("the proposal"))?;
+    let first = correct_hours(&stack, &participant_id, &proposal, 25).await?;
+    let between = now_after_recording().await;
+    let second = correct_hours(&stack, &participant_id, &proposal, 30).await?;
+    let after = now_after_recording().await;
+    let as_corrected = |recorded_at, as_reader| v1::ReplayParticipantRequest {
+        corrections: v1::CorrectionView::AsCorrected as i32,
+        as_reader,
+        ..as_recorded_at(&participant_id, recorded_at)
+    };
+    let proposal_in = |entries: &[v1::ReplayEntry]| {
+        entries
+            .iter()
+            .find(|entry| {
+                entry.entry.as_ref().map(|entry| entry.event_id.as_str())
+                    == Some(proposal.event_id.as_str())
+            })
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("the proposal is replayed"))
+    };
+
+    // As recorded: the original, then each correction as an entry of its own; the original
+    // names the latest correction that supersedes it.
+    let (recorded, state) = replay(&stack, as_recorded_at(&participant_id, after)).await?;
+    assert_eq!(recorded.len() as u64, second.sequence);
+    let original = proposal_in(&recorded)?;
+    assert_eq!(hours_in(&original), Some(20));
+    assert_eq!(original.superseded_by_event_id, second.event_id);
+    assert!(original.correction.is_none());
+    let corrections: Vec<&str> = recorded
+        .iter()
+        .filter_map(|entry| entry.entry.as_ref())
+        .filter(|entry| entry.event_type == "EventCorrected")
+        .map(|entry| entry.event_id.as_str())
+        .collect();
+    assert_eq!(
+        corrections,
+        [first.event_id.as_str(), second.event_id.as_str()]
+    );
+    assert_eq!(
+        state
+            .activities
+            .first()
+            .map(|activity| activity.hours_per_week),
+        Some(30)
+    );
+
+    // As corrected: the current version in the original's place, with the correction's author,
+    // time and reason; the corrections are not listed again.
+    let (corrected, _) = replay(&stack, as_corrected(after, None)).await?;
+    assert_eq!(corrected.len(), recorded.len() - 2);
+    let current = proposal_in(&corrected)?;
+    assert_eq!(hours_in(&current), Some(30));
+    let correction = current
+        .correction
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the correction is named"))?;
+    assert_eq!(correction.event_id, second.event_id);
+    assert_eq!(correction.sequence, second.sequence);
+    assert_eq!(
+        correction.author.map(|author| author.person_id),
+        Some("coach-17".to_owned())
+    );
+    assert_eq!(correction.reason, "the hours were 30");
+    let correction_entry = recorded
+        .iter()
+        .filter_map(|entry| entry.entry.as_ref())
+        .find(|entry| entry.event_id == second.event_id)
+        .ok_or_else(|| anyhow::anyhow!("the second correction"))?;
+    assert_eq!(correction.recorded_at, correction_entry.recorded_at);
+    assert_eq!(
+        current.entry.as_ref().map(|entry| entry.hash.as_str()),
+        Some(proposal.hash.as_str())
+    );
+
+    // As corrected at a moment between the two corrections: the first one's values.
+    let (corrected, _) = replay(&stack, as_corrected(between, None)).await?;
+    let current = proposal_in(&corrected)?;
+    assert_eq!(hours_in(&current), Some(25));
+    assert_eq!(
+        current.correction.map(|correction| correction.event_id),
+        Some(first.event_id.clone())
+    );
+
+    // Through FK's eyes (consent IPS unit → FK for activities): the corrected values, but not
+    // the correction's reason, which is free text.
+    let (corrected, _) = replay(&stack, as_corrected(after, Some(fk_reader()))).await?;
+    let current = proposal_in(&corrected)?;
+    assert_eq!(hours_in(&current), Some(30));
+    assert_eq!(
+        current.correction.map(|correction| correction.reason),
+        Some(String::new())
+    );
+    stack.stop().await;
+    Ok(())
+}
