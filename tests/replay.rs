@@ -179,17 +179,30 @@ async fn grant(
 /// A participant on sjukpenning with an arbetsträning proposed 21 days ago for a start in a
 /// week, every consent in place: FK's gate is open. Returns (participant, activity, sequence).
 async fn waiting_on_fk(stack: &Stack) -> anyhow::Result<(String, String, u64)> {
+    waiting_on_fk_with(stack, true).await
+}
+
+/// [`waiting_on_fk`], with or without the consent IPS unit → FK that shows FK the request.
+async fn waiting_on_fk_with(
+    stack: &Stack,
+    request_shown_to_fk: bool,
+) -> anyhow::Result<(String, String, u64)> {
     let (participant_id, _) = enrolled(stack).await?;
+    if request_shown_to_fk {
+        grant(
+            stack,
+            &participant_id,
+            v1::ConsentParty::IpsUnit,
+            v1::ConsentParty::Forsakringskassan,
+            v1::DataCategory::ActivitiesAndWork,
+        )
+        .await?;
+    }
     for (discloser, recipient, category) in [
         (
             v1::ConsentParty::Forsakringskassan,
             v1::ConsentParty::IpsUnit,
             v1::DataCategory::BenefitDecisions,
-        ),
-        (
-            v1::ConsentParty::IpsUnit,
-            v1::ConsentParty::Forsakringskassan,
-            v1::DataCategory::ActivitiesAndWork,
         ),
         (
             v1::ConsentParty::Arbetsformedlingen,
@@ -755,6 +768,316 @@ async fn corrections_replay_as_recorded_and_as_corrected() -> anyhow::Result<()>
         current.correction.map(|correction| correction.reason),
         Some(String::new())
     );
+    stack.stop().await;
+    Ok(())
+}
+
+const GET_TIMELINE: &str = "ips.v1.TimelineService/GetTimeline";
+const PENDING_APPROVALS: &str = "ips.v1.GreenLightService/PendingApprovals";
+const WATCH_GREEN_LIGHT: &str = "ips.v1.GreenLightService/WatchGreenLight";
+
+/// The newest access-log position of `reader`'s reads through `action` (0 when none).
+async fn newest_position(stack: &Stack, reader: &str, action: &str) -> anyhow::Result<i64> {
+    let pool = stack.database.pool().await?;
+    let position: Option<i64> = sqlx::query_scalar(
+        "SELECT max(position) FROM access_log WHERE reader_person_id = $1 AND action = $2",
+    )
+    .bind(reader)
+    .bind(action)
+    .fetch_one(&pool)
+    .await?;
+    pool.close().await;
+    Ok(position.unwrap_or(0))
+}
+
+/// The access-log position of the read `read` just made (it must have logged one).
+async fn logged<T>(
+    stack: &Stack,
+    reader: &str,
+    action: &str,
+    read: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(T, i64)> {
+    let before = newest_position(stack, reader, action).await?;
+    let response = read.await?;
+    let position = newest_position(stack, reader, action).await?;
+    anyhow::ensure!(position > before, "{action} by {reader} logged nothing");
+    Ok((response, position))
+}
+
+async fn reconstruct(
+    stack: &Stack,
+    position: i64,
+) -> Result<v1::ReconstructReadResponse, tonic::Status> {
+    stack
+        .audit_as(Agency::Municipality)
+        .await
+        .map_err(|error| tonic::Status::internal(error.to_string()))?
+        .reconstruct_read(as_auditor(v1::ReconstructReadRequest {
+            access_log_position: u64::try_from(position).unwrap_or(0),
+        }))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn pending_page(
+    stack: &Stack,
+    page_size: u32,
+    page_token: String,
+) -> anyhow::Result<v1::PendingApprovalsResponse> {
+    Ok(stack
+        .green_light_as(Agency::Forsakringskassan)
+        .await?
+        .pending_approvals(fk_officer(v1::PendingApprovalsRequest {
+            agency: v1::Agency::Forsakringskassan as i32,
+            unit: "hudiksvall-ips".into(),
+            page_size,
+            page_token,
+        }))
+        .await?
+        .into_inner())
+}
+
+/// Every update the watch pushes until it has been quiet for `quiet`.
+async fn updates_until_quiet(
+    watch: &mut tonic::Streaming<v1::GreenLightUpdate>,
+    quiet: Duration,
+) -> anyhow::Result<Vec<v1::GreenLightUpdate>> {
+    let mut updates = Vec::new();
+    while let Ok(update) = tokio::time::timeout(quiet, watch.message()).await {
+        match update? {
+            Some(update) => updates.push(update),
+            None => break,
+        }
+    }
+    Ok(updates)
+}
+
+/// Reads pending approvals until the read model shows `count` of them.
+async fn pending_count(stack: &Stack, count: usize) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while pending_page(stack, 1000, String::new())
+        .await?
+        .approvals
+        .len()
+        != count
+    {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{count} pending approvals never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_logged_read_is_rebuilt_exactly_after_the_history_moved_on() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    // Two participants whose FK gate FK sees, and one whose request FK may not see (no consent
+    // IPS unit → FK): its row is scanned by FK's pages but not shown.
+    let (first, first_activity, first_sequence) = waiting_on_fk(&stack).await?;
+    let (second, _, _) = waiting_on_fk(&stack).await?;
+    let (hidden, _, _) = waiting_on_fk_with(&stack, false).await?;
+    pending_count(&stack, 2).await?;
+
+    let mut watch = stack
+        .green_light()
+        .await?
+        .watch_green_light(as_coach(v1::WatchGreenLightRequest {
+            coach_person_id: "coach-17".into(),
+            participant_id: String::new(),
+        }))
+        .await?
+        .into_inner();
+    let mut pushed = updates_until_quiet(&mut watch, Duration::from_millis(1_500)).await?;
+    assert_eq!(pushed.len(), 3, "the initial board: {pushed:?}");
+
+    // Live reads, each with its access-log position.
+    let mut timelines = Vec::new();
+    let timeline_read = |page_token: String, agencies: Vec<i32>| v1::GetTimelineRequest {
+        participant_id: first.clone(),
+        min_sequence: first_sequence,
+        page_size: 4,
+        page_token,
+        agencies,
+        ..Default::default()
+    };
+    let mut coach_timeline = stack.timeline().await?;
+    let (page, position) = logged(&stack, "coach-17", GET_TIMELINE, async {
+        Ok(coach_timeline
+            .get_timeline(as_coach(timeline_read(String::new(), Vec::new())))
+            .await?
+            .into_inner())
+    })
+    .await?;
+    let next = page.next_page_token.clone();
+    assert!(!next.is_empty());
+    timelines.push((page, position));
+    let (page, position) = logged(&stack, "coach-17", GET_TIMELINE, async {
+        Ok(coach_timeline
+            .get_timeline(as_coach(timeline_read(next.clone(), Vec::new())))
+            .await?
+            .into_inner())
+    })
+    .await?;
+    timelines.push((page, position));
+    let mut fk_timeline = stack.timeline_as(Agency::Forsakringskassan).await?;
+    let (page, position) = logged(&stack, "fk-officer-4", GET_TIMELINE, async {
+        Ok(fk_timeline
+            .get_timeline(fk_officer(v1::GetTimelineRequest {
+                page_size: 100,
+                ..timeline_read(
+                    String::new(),
+                    vec![
+                        v1::Agency::Forsakringskassan as i32,
+                        v1::Agency::Municipality as i32,
+                    ],
+                )
+            }))
+            .await?
+            .into_inner())
+    })
+    .await?;
+    timelines.push((page, position));
+
+    let mut pages = Vec::new();
+    for page_size in [2, 1000] {
+        let (page, position) = logged(&stack, "fk-officer-4", PENDING_APPROVALS, async {
+            pending_page(&stack, page_size, String::new()).await
+        })
+        .await?;
+        if !page.next_page_token.is_empty() {
+            let token = page.next_page_token.clone();
+            let before = newest_position(&stack, "fk-officer-4", PENDING_APPROVALS).await?;
+            let rest = pending_page(&stack, page_size, token).await?;
+            let after = newest_position(&stack, "fk-officer-4", PENDING_APPROVALS).await?;
+            if after > before {
+                pages.push((rest, after));
+            }
+        }
+        pages.push((page, position));
+    }
+    assert!(pages.iter().any(|(page, _)| page.approvals.len() == 2));
+
+    // The history moves on: FK approves the first request, the first participant withdraws
+    // consent FK → IPS unit, the hidden participant's request is shown to FK, the second gets
+    // another proposal.
+    fk_approves(&stack, &first, &first_activity, -5, 10).await?;
+    stack
+        .municipality()
+        .await?
+        .withdraw_consent(as_coach(v1::WithdrawConsentRequest {
+            context: context(0),
+            participant_id: first.clone(),
+            discloser: v1::ConsentParty::Forsakringskassan as i32,
+            recipient: v1::ConsentParty::IpsUnit as i32,
+            data_categories: vec![v1::DataCategory::BenefitDecisions as i32],
+            effective_from: at(0),
+        }))
+        .await?;
+    grant(
+        &stack,
+        &hidden,
+        v1::ConsentParty::IpsUnit,
+        v1::ConsentParty::Forsakringskassan,
+        v1::DataCategory::ActivitiesAndWork,
+    )
+    .await?;
+    stack
+        .municipality()
+        .await?
+        .propose_activity(as_coach(v1::ProposeActivityRequest {
+            write: write(&second, -1),
+            kind: v1::ActivityKind::Praktik as i32,
+            employer: "Hudiksvalls bibliotek".into(),
+            hours_per_week: 10,
+            planned_start: at(14),
+            ..Default::default()
+        }))
+        .await?;
+    pending_count(&stack, 3).await?;
+    pushed.extend(updates_until_quiet(&mut watch, Duration::from_millis(2_500)).await?);
+    drop(watch);
+    assert!(pushed.len() > 3, "the watch pushed the changes: {pushed:?}");
+    // What a fresh read shows now differs from what was recorded (so the rebuild cannot just
+    // re-read today's state).
+    let now = pending_page(&stack, 1000, String::new()).await?;
+    assert_ne!(Some(&now), pages.last().map(|(page, _)| page));
+
+    for (recorded, position) in &timelines {
+        let rebuilt = reconstruct(&stack, *position).await?;
+        assert_eq!(
+            rebuilt.read,
+            Some(v1::reconstruct_read_response::Read::Timeline(
+                recorded.clone()
+            )),
+            "GetTimeline at {position}"
+        );
+        assert_eq!(rebuilt.business_date, today().to_string());
+        assert_eq!(rebuilt.participant_ids, [first.clone()]);
+    }
+    for (recorded, position) in &pages {
+        let rebuilt = reconstruct(&stack, *position).await?;
+        assert_eq!(
+            rebuilt.read,
+            Some(v1::reconstruct_read_response::Read::PendingApprovals(
+                recorded.clone()
+            )),
+            "PendingApprovals at {position}"
+        );
+    }
+    // Every push of the watch, evaluation by evaluation, in the order it was pushed.
+    let pool = stack.database.pool().await?;
+    let evaluations: Vec<i64> = sqlx::query_scalar(
+        "SELECT min(position) FROM access_log WHERE reader_person_id = 'coach-17' AND action = $1
+         GROUP BY read_id ORDER BY min(position)",
+    )
+    .bind(WATCH_GREEN_LIGHT)
+    .fetch_all(&pool)
+    .await?;
+    pool.close().await;
+    let mut rebuilt_pushes = Vec::new();
+    for position in evaluations {
+        match reconstruct(&stack, position).await?.read {
+            Some(v1::reconstruct_read_response::Read::GreenLightPush(push)) => {
+                rebuilt_pushes.extend(push.updates)
+            }
+            other => anyhow::bail!("a watch push rebuilt as {other:?}"),
+        }
+    }
+    assert_eq!(rebuilt_pushes, pushed, "every push, field by field");
+
+    // A read whose path keeps no context says so; the rebuilds are audits of each participant.
+    stack
+        .caseload()
+        .await?
+        .get_caseload(as_coach(v1::GetCaseloadRequest {
+            unit: "hudiksvall-ips".into(),
+            ..Default::default()
+        }))
+        .await?;
+    let caseload =
+        newest_position(&stack, "coach-17", "ips.v1.CaseloadService/GetCaseload").await?;
+    let refused = reconstruct(&stack, caseload).await.err();
+    assert_eq!(
+        refused.as_ref().map(tonic::Status::code),
+        Some(tonic::Code::FailedPrecondition)
+    );
+    assert_eq!(
+        refused
+            .as_ref()
+            .and_then(|status| status.metadata().get("ips-rule"))
+            .and_then(|value| value.to_str().ok()),
+        Some("read_not_reconstructible")
+    );
+    let audits = tests::reads_by(
+        &stack,
+        &first,
+        "auditor-1",
+        "ips.v1.AuditService/ReconstructRead",
+    )
+    .await?;
+    assert!(audits >= 3, "{audits}");
     stack.stop().await;
     Ok(())
 }
