@@ -1014,7 +1014,7 @@ async fn each_logged_read_is_rebuilt_exactly_after_the_history_moved_on() -> any
             "GetTimeline at {position}"
         );
         assert_eq!(rebuilt.business_date, today().to_string());
-        assert_eq!(rebuilt.participant_ids, [first.clone()]);
+        assert_eq!(rebuilt.participant_ids, std::slice::from_ref(&first));
     }
     for (recorded, position) in &pages {
         let rebuilt = reconstruct(&stack, *position).await?;
