@@ -1081,3 +1081,88 @@ async fn each_logged_read_is_rebuilt_exactly_after_the_history_moved_on() -> any
     stack.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipsctl_replays_and_rebuilds_a_read() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let (participant_id, _, sequence) = waiting_on_fk(&stack).await?;
+    let (_, position) = logged(&stack, "coach-17", GET_TIMELINE, async {
+        live_timeline(
+            &stack,
+            Agency::Municipality,
+            as_coach,
+            &participant_id,
+            sequence,
+        )
+        .await
+    })
+    .await?;
+    let recorded_at = stamp(now_after_recording().await);
+    let addresses = ipsctl::Addresses {
+        ledger: format!("https://{}", stack.ledger_address),
+        municipality: format!("https://{}", stack.municipality_address),
+        forsakringskassan: format!("https://{}", stack.forsakringskassan_address),
+        arbetsformedlingen: format!("https://{}", stack.arbetsformedlingen_address),
+        psychiatry: format!("https://{}", stack.psychiatry_address),
+    };
+    let mut clients = ipsctl::Clients::connect(&addresses, &testkit::test_pki().directory).await?;
+
+    let arguments =
+        ipsctl::audit::ReplayArguments::parse(&[&participant_id, "--recorded-at", &recorded_at])?;
+    let text = ipsctl::audit::replay(&mut clients, &arguments).await?;
+    assert!(
+        text.contains(&format!("{sequence} entries recorded by then")),
+        "{text}"
+    );
+    assert!(
+        text.contains("fk_activity_decision (fk): REQUESTED"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lifecycle enrolled, IPS unit hudiksvall-ips"),
+        "{text}"
+    );
+
+    let arguments = ipsctl::audit::ReplayArguments::parse(&[
+        &participant_id,
+        "--recorded-at",
+        &recorded_at,
+        "--as",
+        "ips_unit:coach:bollnas-ips:coach-99",
+        "--json",
+    ])?;
+    let json: serde_json::Value =
+        serde_json::from_str(&ipsctl::audit::replay(&mut clients, &arguments).await?)?;
+    assert_eq!(json["state"]["opened"], serde_json::json!(false));
+    assert_eq!(
+        json["state"]["refused_rule"],
+        serde_json::json!("other_unit")
+    );
+
+    let text = ipsctl::audit::read(&mut clients, u64::try_from(position)?, false).await?;
+    assert!(
+        text.contains("ips.v1.TimelineService/GetTimeline"),
+        "{text}"
+    );
+    assert!(text.contains("What the read returned"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(
+        &ipsctl::audit::read(&mut clients, u64::try_from(position)?, true).await?,
+    )?;
+    assert_eq!(
+        json["read"]["timeline"]["entries"].as_array().map(Vec::len),
+        Some(usize::try_from(sequence)?)
+    );
+    // The CLI's audits are logged under its auditor.
+    assert_eq!(
+        tests::reads_by(
+            &stack,
+            &participant_id,
+            ipsctl::audit::AUDITOR,
+            "ips.v1.AuditService/ReplayParticipant"
+        )
+        .await?,
+        2
+    );
+    stack.stop().await;
+    Ok(())
+}

@@ -4,7 +4,9 @@
 //! - [`demo`]: drives synthetic participants (DOMAIN.md §9 and twenty more) through the four
 //!   agencies' real gRPC APIs and prints timelines, chain checks and the caseload board.
 //! - [`print`]: renders timelines, verification results and boards as text.
+//! - [`audit`]: the auditor's replay and rebuilt reads (`ipsctl audit replay | read`).
 
+pub mod audit;
 pub mod demo;
 pub mod print;
 

@@ -9,6 +9,9 @@
 //!   ipsctl status <event-id>
 //!   ipsctl caseload <unit>
 //!   ipsctl access-log <participant-id>   (who read the participant's data, when, and why)
+//!   ipsctl audit replay <participant-id> --recorded-at <T> [--occurred-at <T'>]
+//!         [--as <party>:<role>:<unit>[:<person>]] [--as-corrected] [--json]
+//!   ipsctl audit read <access-log-position> [--json]   (what that read returned, rebuilt)
 //! Addresses: IPS_LEDGER_ADDRESS, IPS_MUNICIPALITY_ADDRESS, IPS_FK_ADDRESS, IPS_AF_ADDRESS and
 //! IPS_PSYCHIATRY_ADDRESS (defaults https://127.0.0.1:7400 to :7404); the PKI from IPS_PKI_DIRECTORY
 //! (default deploy/.local/pki).
@@ -28,7 +31,7 @@ fn auditor<T>(message: T) -> tonic::Request<T> {
     )
 }
 
-const USAGE: &str = "usage: ipsctl dev-pki <directory> | token <organisation> <person> <role> <unit> | demo | timeline <participant-id> | verify <participant-id> | status <event-id> | caseload <unit> | access-log <participant-id>";
+const USAGE: &str = "usage: ipsctl dev-pki <directory> | token <organisation> <person> <role> <unit> | demo | timeline <participant-id> | verify <participant-id> | status <event-id> | caseload <unit> | access-log <participant-id> | audit replay <participant-id> --recorded-at <T> [--occurred-at <T'>] [--as <party>:<role>:<unit>[:<person>]] [--as-corrected] [--json] | audit read <access-log-position> [--json]";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -142,6 +145,24 @@ async fn main() -> anyhow::Result<()> {
             if !extract.next_page_token.is_empty() {
                 println!("  (more: the extract has further pages)");
             }
+        }
+        ["audit", "replay", arguments @ ..] => {
+            let arguments = ipsctl::audit::ReplayArguments::parse(arguments)?;
+            print!("{}", ipsctl::audit::replay(&mut clients, &arguments).await?);
+        }
+        ["audit", "read", position, flags @ ..] => {
+            let position = position
+                .parse()
+                .with_context(|| format!("`{position}` is not an access-log position"))?;
+            let json = match flags {
+                [] => false,
+                ["--json"] => true,
+                _ => anyhow::bail!(USAGE),
+            };
+            print!(
+                "{}",
+                ipsctl::audit::read(&mut clients, position, json).await?
+            );
         }
         _ => anyhow::bail!(USAGE),
     }
