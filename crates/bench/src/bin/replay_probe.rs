@@ -187,7 +187,11 @@ fn ratio(measured: Duration, ceiling: Duration) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let runs = bench::numeric_arguments().first().copied().unwrap_or(20).max(1);
+    let runs = bench::numeric_arguments()
+        .first()
+        .copied()
+        .unwrap_or(20)
+        .max(1);
     let stack = testkit::Stack::start().await?;
     let owner = stack.database.pool().await?;
     let pool = sqlx::postgres::PgPoolOptions::new()
@@ -277,7 +281,10 @@ async fn main() -> anyhow::Result<()> {
         );
         for (name, samples) in [
             ("ReplayParticipant over gRPC, as the auditor", replay),
-            ("ReplayParticipant over gRPC, through the coach's eyes", replay_as_coach),
+            (
+                "ReplayParticipant over gRPC, through the coach's eyes",
+                replay_as_coach,
+            ),
             ("the replay's own work in process (no gRPC)", in_process),
         ] {
             let measured = p50(samples);
