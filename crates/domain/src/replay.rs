@@ -69,8 +69,16 @@ pub struct ReplayedHistory {
     pub recorded_entries: usize,
     /// Everything recorded by T, folded: what a read at T decided visibility on.
     pub as_recorded: Participant,
-    /// The replay's entries folded: the participant on the business day of the cut.
-    pub as_of_cut: Participant,
+    /// The replay's entries folded, when a business-time cut left some out.
+    cut_fold: Option<Participant>,
+}
+
+impl ReplayedHistory {
+    /// The replay's entries folded: the participant on the business day of the cut (the same
+    /// as [`ReplayedHistory::as_recorded`] without a business-time cut).
+    pub fn as_of_cut(&self) -> &Participant {
+        self.cut_fold.as_ref().unwrap_or(&self.as_recorded)
+    }
 }
 
 /// Cuts `history` (a participant's entries in sequence order, possibly already limited to those
@@ -89,20 +97,18 @@ pub fn replay(history: Vec<ParticipantEvent>, cut: &ReplayCut) -> ReplayedHistor
             entries.push(entry);
         }
     }
-    let as_of_cut = if cut.occurred_at.is_none() {
-        as_recorded.clone()
-    } else {
+    let cut_fold = cut.occurred_at.map(|_| {
         let mut folded = Participant::default();
         for entry in &entries {
             folded.apply(entry.clone());
         }
         folded
-    };
+    });
     ReplayedHistory {
         entries,
         recorded_entries,
         as_recorded,
-        as_of_cut,
+        cut_fold,
     }
 }
 

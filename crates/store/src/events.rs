@@ -179,27 +179,31 @@ pub async fn load_verified_history(
 }
 
 /// A participant's entries recorded at or before `recorded_by` (the payload's `recorded_at`,
-/// the ledger's stamp, which is part of the hashed link), in sequence order, at most `limit`,
-/// decoded straight from the rows: an auditor's replay "as recorded at T". One indexed scan of
-/// the participant.
+/// the ledger's stamp, which is part of the hashed link), in sequence order, at most `limit`:
+/// an auditor's replay "as recorded at T". One indexed scan of the participant; the cut is
+/// made on the decoded entries (PostgreSQL would have to take every payload apart to make it,
+/// which costs more than decoding the few entries a past T leaves out).
 pub async fn history_recorded_by(
     pool: &PgPool,
     participant_id: ParticipantId,
     recorded_by: chrono::DateTime<chrono::Utc>,
-    limit: i64,
+    limit: usize,
 ) -> Result<Vec<ParticipantEvent>, StoreError> {
     let mut rows = sqlx::query(
         "SELECT sequence, payload FROM events WHERE aggregate_type = 'Participant' AND aggregate_id = $1
-           AND (payload ->> 'recorded_at')::timestamptz <= $2
-         ORDER BY sequence LIMIT $3",
+         ORDER BY sequence",
     )
     .bind(participant_id.to_string())
-    .bind(recorded_by)
-    .bind(limit)
     .fetch(pool);
     let mut entries = Vec::new();
     while let Some(row) = rows.try_next().await? {
-        entries.push(decoded_entry(&row, participant_id)?);
+        let entry = decoded_entry(&row, participant_id)?;
+        if entry.recorded_at <= recorded_by {
+            if entries.len() == limit {
+                break;
+            }
+            entries.push(entry);
+        }
     }
     Ok(entries)
 }

@@ -50,6 +50,9 @@ pub(crate) fn access_log_entry(row: store::access_log::LoggedAccess) -> v1::Acce
     }
 }
 
+/// Replay pages rendered ahead of the client.
+const REPLAY_PAGES_QUEUED_MAX: usize = 2;
+
 /// The basis of every audit read.
 const AUDIT_BASIS: &str = "audit";
 
@@ -119,7 +122,7 @@ impl AuditService for AuditApi {
     }
 
     type ReplayParticipantStream =
-        tokio_stream::Iter<std::vec::IntoIter<Result<v1::ReplayParticipantResponse, Status>>>;
+        tokio_stream::wrappers::ReceiverStream<Result<v1::ReplayParticipantResponse, Status>>;
 
     async fn replay_participant(
         &self,
@@ -135,9 +138,7 @@ impl AuditService for AuditApi {
             &self.pool,
             participant_id,
             replay_request.cut.recorded_at,
-            i64::try_from(entries_max)
-                .unwrap_or(i64::MAX)
-                .saturating_add(1),
+            entries_max.saturating_add(1),
         )
         .await
         .map_err(|error| errors::from_store(&error))?;
@@ -151,41 +152,64 @@ impl AuditService for AuditApi {
         {
             return Err(errors::participant_not_found(&participant_id.to_string()));
         }
-        let replay = crate::replay::replay(history, &replay_request, &auditor);
-        let state = replay.state;
-        crate::reading::log_read(
-            &self.pool,
-            &auditor,
-            REPLAY_PARTICIPANT,
-            &crate::reading::ReadContext {
-                request: replay_request.record(),
-                business_date: replay_request.cut.business_date(),
-                projector_checkpoint: None,
-            },
-            [crate::reading::ParticipantRead {
-                participant_id: participant_id.0,
-                basis: AUDIT_BASIS.to_owned(),
-                history_sequence: Some(state.head_sequence),
-                read_model_sequence: None,
-                shown: None,
-            }],
-        )
-        .await?;
         let page_size = replay_request.page_size as usize;
-        let mut messages: Vec<Result<v1::ReplayParticipantResponse, Status>> = Vec::new();
-        let mut entries = replay.entries.into_iter().peekable();
-        while entries.peek().is_some() {
-            let page: Vec<v1::ReplayEntry> = entries.by_ref().take(page_size).collect();
-            messages.push(Ok(v1::ReplayParticipantResponse {
-                entries: page,
-                state: None,
-            }));
-        }
-        messages.push(Ok(v1::ReplayParticipantResponse {
-            entries: Vec::new(),
-            state: Some(state),
-        }));
-        Ok(Response::new(tokio_stream::iter(messages)))
+        let context = crate::reading::ReadContext {
+            request: replay_request.record(),
+            business_date: replay_request.cut.business_date(),
+            projector_checkpoint: None,
+        };
+        let prepared = crate::replay::prepare(history, replay_request, &auditor);
+        let read = crate::reading::ParticipantRead {
+            participant_id: participant_id.0,
+            basis: AUDIT_BASIS.to_owned(),
+            history_sequence: Some(prepared.head_sequence()),
+            read_model_sequence: None,
+            shown: None,
+        };
+        let pool = self.pool.clone();
+        let logged = tokio::spawn(async move {
+            crate::reading::log_read(&pool, &auditor, REPLAY_PARTICIPANT, &context, [read]).await
+        });
+        // Pages are rendered as they are sent, so the client decodes one while the next is
+        // rendered, and a long history is never held twice. The first is rendered while the
+        // access-log entry is written, and nothing leaves before that write succeeded.
+        let (sender, receiver) = tokio::sync::mpsc::channel(REPLAY_PAGES_QUEUED_MAX);
+        tokio::spawn(async move {
+            let mut shown = 0;
+            {
+                let mut entries = prepared.entries();
+                let mut page: Vec<v1::ReplayEntry> = entries.by_ref().take(page_size).collect();
+                let logged = match logged.await {
+                    Ok(logged) => logged,
+                    Err(_) => Err(Status::unavailable(
+                        "the access log cannot be written, so nothing is returned",
+                    )),
+                };
+                if let Err(status) = logged {
+                    let _ = sender.send(Err(status)).await;
+                    return;
+                }
+                while !page.is_empty() {
+                    shown += page.len();
+                    let message = v1::ReplayParticipantResponse {
+                        entries: page,
+                        state: None,
+                    };
+                    if sender.send(Ok(message)).await.is_err() {
+                        return;
+                    }
+                    page = entries.by_ref().take(page_size).collect();
+                }
+            }
+            let last = v1::ReplayParticipantResponse {
+                entries: Vec::new(),
+                state: Some(prepared.state(shown)),
+            };
+            let _ = sender.send(Ok(last)).await;
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            receiver,
+        )))
     }
 
     async fn reconstruct_read(

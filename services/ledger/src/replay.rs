@@ -193,7 +193,7 @@ fn replay_reader(reader: &v1::ReplayReader) -> Result<Reader, InputError> {
     })
 }
 
-/// A replay, ready to stream: the entries shown, in sequence order, and the state at the cut.
+/// A replay, collected: the entries shown, in sequence order, and the state at the cut.
 #[derive(Clone, Debug)]
 pub struct Replay {
     /// The entries, as the reader was shown them.
@@ -202,8 +202,177 @@ pub struct Replay {
     pub state: v1::ReplayState,
 }
 
+/// A replay folded and decided, whose entries are rendered page by page as they are streamed
+/// (the client decodes one page while the next is rendered).
+pub struct PreparedReplay {
+    request: ReplayRequest,
+    replayed: ReplayedHistory,
+    reader: Reader,
+    refused: Option<domain::visibility::OpenRefused>,
+    /// Each corrected entry's latest correction (index into the entries).
+    corrections: HashMap<domain::EventId, usize>,
+}
+
+/// Folds `history` (the participant's entries recorded by T, in sequence order) for `request`;
+/// `auditor` is the caller, whose view it is when the request names no reader.
+pub fn prepare(
+    history: Vec<ParticipantEvent>,
+    request: ReplayRequest,
+    auditor: &Reader,
+) -> PreparedReplay {
+    let replayed = domain::replay::replay(history, &request.cut);
+    let reader = request.as_reader.clone().unwrap_or_else(|| auditor.clone());
+    let refused = replayed.as_recorded.may_open(&reader).err();
+    let corrections = domain::replay::latest_corrections(&replayed.entries);
+    PreparedReplay {
+        request,
+        replayed,
+        reader,
+        refused,
+        corrections,
+    }
+}
+
+/// Replays `history` for `request` and collects every entry and the state.
+pub fn replay(history: Vec<ParticipantEvent>, request: &ReplayRequest, auditor: &Reader) -> Replay {
+    let prepared = prepare(history, request.clone(), auditor);
+    let entries: Vec<v1::ReplayEntry> = prepared.entries().collect();
+    let state = prepared.state(entries.len());
+    Replay { entries, state }
+}
+
+impl PreparedReplay {
+    /// The chain head as recorded by T.
+    pub fn head_sequence(&self) -> u64 {
+        self.replayed.as_recorded.chain_head().0
+    }
+
+    /// The entries as the reader was shown them, rendered as they are taken.
+    pub fn entries(&self) -> Box<dyn Iterator<Item = v1::ReplayEntry> + Send + '_> {
+        if self.refused.is_some() {
+            return Box::new(std::iter::empty());
+        }
+        let viewer = Viewer {
+            participant: &self.replayed.as_recorded,
+            reader: &self.reader,
+            on: self.request.cut.reading_date(),
+        };
+        let entries = &self.replayed.entries;
+        if self.request.as_corrected {
+            Box::new(
+                entries
+                    .iter()
+                    .filter(|entry| !self.folded_into_its_original(entry))
+                    .filter_map(move |entry| self.as_corrected(&viewer, entry)),
+            )
+        } else {
+            Box::new(
+                entries
+                    .iter()
+                    .filter_map(move |entry| self.as_recorded(&viewer, entry)),
+            )
+        }
+    }
+
+    /// The participant at the cut, after `entries_shown` entries were shown.
+    pub fn state(&self, entries_shown: usize) -> v1::ReplayState {
+        state(
+            &self.request,
+            &self.replayed,
+            &self.reader,
+            self.refused.as_ref(),
+            entries_shown,
+        )
+    }
+
+    /// An accepted correction whose original is in the replay: as corrected, it is shown in
+    /// its original's place, not on its own.
+    fn folded_into_its_original(&self, entry: &ParticipantEvent) -> bool {
+        match &entry.body {
+            domain::EventBody::EventCorrected { supersedes, .. } => {
+                entry.is_accepted() && self.corrections.contains_key(supersedes)
+            }
+            _ => false,
+        }
+    }
+
+    /// As recorded: the entry, naming the latest correction the reader could see that
+    /// supersedes it.
+    fn as_recorded(
+        &self,
+        viewer: &Viewer<'_>,
+        entry: &ParticipantEvent,
+    ) -> Option<v1::ReplayEntry> {
+        let (basis, row) = viewer.view(entry)?;
+        let superseded_by_event_id = self
+            .corrections
+            .get(&entry.envelope.event_id)
+            .map(|index| &self.replayed.entries[*index])
+            .filter(|correction| viewer.view(correction).is_some())
+            .map(|correction| correction.envelope.event_id.to_string())
+            .unwrap_or_default();
+        Some(v1::ReplayEntry {
+            entry: Some(crate::timeline_service::entry(row)),
+            basis: basis.log_text(),
+            superseded_by_event_id,
+            correction: None,
+        })
+    }
+
+    /// As corrected: the entry carrying its latest correction's values (as the reader may see
+    /// them) with the correction's author, time and reason.
+    fn as_corrected(
+        &self,
+        viewer: &Viewer<'_>,
+        entry: &ParticipantEvent,
+    ) -> Option<v1::ReplayEntry> {
+        let (basis, mut row) = viewer.view(entry)?;
+        let correction = self
+            .corrections
+            .get(&entry.envelope.event_id)
+            .map(|index| &self.replayed.entries[*index])
+            .and_then(|correction| {
+                let (_, correction_row) = viewer.view(correction)?;
+                Some((correction, correction_row))
+            })
+            .map(|(correction, correction_row)| {
+                let mut body = correction_row.body;
+                let reason = body
+                    .get("reason")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                row.body = body
+                    .get_mut("corrected")
+                    .map(serde_json::Value::take)
+                    .unwrap_or_default();
+                let envelope = &correction.envelope;
+                v1::ReplayCorrection {
+                    event_id: envelope.event_id.to_string(),
+                    sequence: correction.sequence,
+                    agency: fields::agency_to_wire(envelope.agency.token()),
+                    author: Some(v1::Actor {
+                        person_id: envelope.actor.person_id.0.clone(),
+                        role: envelope.actor.role.token().to_owned(),
+                        unit: envelope.actor.unit.0.clone(),
+                    }),
+                    occurred_at: timestamp(envelope.occurred_at),
+                    recorded_at: timestamp(correction.recorded_at),
+                    reason,
+                }
+            });
+        Some(v1::ReplayEntry {
+            entry: Some(crate::timeline_service::entry(row)),
+            basis: basis.log_text(),
+            superseded_by_event_id: String::new(),
+            correction,
+        })
+    }
+}
+
 /// What one reader is shown of the replayed entries: the live reads' decision, against the
 /// participant as recorded by T, on T's date.
+#[derive(Clone, Copy)]
 struct Viewer<'a> {
     participant: &'a Participant,
     reader: &'a Reader,
@@ -247,120 +416,6 @@ fn consent_party_to_wire(party: domain::ConsentParty) -> i32 {
     }
 }
 
-/// Replays `history` (the participant's entries recorded by T, in sequence order) for
-/// `request`; `auditor` is the caller, whose view it is when the request names no reader.
-pub fn replay(history: Vec<ParticipantEvent>, request: &ReplayRequest, auditor: &Reader) -> Replay {
-    let replayed = domain::replay::replay(history, &request.cut);
-    let reader = request.as_reader.as_ref().unwrap_or(auditor);
-    let refused = replayed.as_recorded.may_open(reader).err();
-    let viewer = Viewer {
-        participant: &replayed.as_recorded,
-        reader,
-        on: request.cut.reading_date(),
-    };
-    let entries = if refused.is_some() {
-        Vec::new()
-    } else if request.as_corrected {
-        entries_as_corrected(&replayed, &viewer)
-    } else {
-        entries_as_recorded(&replayed, &viewer)
-    };
-    let state = state(request, &replayed, reader, refused.as_ref(), entries.len());
-    Replay { entries, state }
-}
-
-/// Every entry, corrections as entries of their own; a corrected entry names the latest
-/// correction the reader could see that supersedes it.
-fn entries_as_recorded(replayed: &ReplayedHistory, viewer: &Viewer<'_>) -> Vec<v1::ReplayEntry> {
-    let corrections = domain::replay::latest_corrections(&replayed.entries);
-    replayed
-        .entries
-        .iter()
-        .filter_map(|entry| {
-            let (basis, row) = viewer.view(entry)?;
-            let superseded_by_event_id = corrections
-                .get(&entry.envelope.event_id)
-                .map(|index| &replayed.entries[*index])
-                .filter(|correction| viewer.view(correction).is_some())
-                .map(|correction| correction.envelope.event_id.to_string())
-                .unwrap_or_default();
-            Some(v1::ReplayEntry {
-                entry: Some(crate::timeline_service::entry(row)),
-                basis: basis.log_text(),
-                superseded_by_event_id,
-                correction: None,
-            })
-        })
-        .collect()
-}
-
-/// The current version of each fact: a corrected entry carries its latest correction's values
-/// (as the reader may see them) with the correction's author and time; the corrections that
-/// are folded into their originals are not listed on their own.
-fn entries_as_corrected(replayed: &ReplayedHistory, viewer: &Viewer<'_>) -> Vec<v1::ReplayEntry> {
-    let corrections = domain::replay::latest_corrections(&replayed.entries);
-    let folded: std::collections::HashSet<usize> = replayed
-        .entries
-        .iter()
-        .enumerate()
-        .filter(|(_, entry)| match &entry.body {
-            domain::EventBody::EventCorrected { supersedes, .. } => {
-                entry.is_accepted() && corrections.contains_key(supersedes)
-            }
-            _ => false,
-        })
-        .map(|(index, _)| index)
-        .collect();
-    replayed
-        .entries
-        .iter()
-        .enumerate()
-        .filter(|(index, _)| !folded.contains(index))
-        .filter_map(|(_, entry)| {
-            let (basis, mut row) = viewer.view(entry)?;
-            let correction = corrections
-                .get(&entry.envelope.event_id)
-                .map(|index| &replayed.entries[*index])
-                .and_then(|correction| {
-                    let (_, correction_row) = viewer.view(correction)?;
-                    Some((correction, correction_row))
-                })
-                .map(|(correction, correction_row)| {
-                    let mut body = correction_row.body;
-                    let reason = body
-                        .get("reason")
-                        .and_then(serde_json::Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned();
-                    row.body = body
-                        .get_mut("corrected")
-                        .map(serde_json::Value::take)
-                        .unwrap_or_default();
-                    let envelope = &correction.envelope;
-                    v1::ReplayCorrection {
-                        event_id: envelope.event_id.to_string(),
-                        sequence: correction.sequence,
-                        agency: fields::agency_to_wire(envelope.agency.token()),
-                        author: Some(v1::Actor {
-                            person_id: envelope.actor.person_id.0.clone(),
-                            role: envelope.actor.role.token().to_owned(),
-                            unit: envelope.actor.unit.0.clone(),
-                        }),
-                        occurred_at: timestamp(envelope.occurred_at),
-                        recorded_at: timestamp(correction.recorded_at),
-                        reason,
-                    }
-                });
-            Some(v1::ReplayEntry {
-                entry: Some(crate::timeline_service::entry(row)),
-                basis: basis.log_text(),
-                superseded_by_event_id: String::new(),
-                correction,
-            })
-        })
-        .collect()
-}
-
 /// The participant at the cut. The auditor's view is the whole fold; a reader's is what their
 /// live board showed: the green lights of the activities on it, gates of agencies they had no
 /// consent from left UNKNOWN.
@@ -394,7 +449,7 @@ fn state(
         return state;
     }
     let through_readers_eyes = request.as_reader.is_some();
-    let at_cut = &replayed.as_of_cut;
+    let at_cut = replayed.as_of_cut();
     let ends_by = crate::green_light_service::running_approvals_ending_by(business_date);
     let rows: Vec<store::green_light::GateRow> =
         store::green_light::gate_rows(participant_id, at_cut)
