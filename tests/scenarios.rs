@@ -12,6 +12,11 @@
 //! The ledger's clock is the scenario's: it stands at noon of each step's day when the step
 //! runs, so consent "in force today" is judged on the scenario's dates, not on the day the
 //! suite happens to run (a consent valid for a year would otherwise lapse under the tests).
+//!
+//! `replays` are an auditor's replays (issue 11) on both time axes: `recorded_on_day` N is the
+//! moment right after the last step dated day N or earlier was recorded (the steps are recorded
+//! in day order, so it is "as recorded on day N"); `occurred_by_day` cuts at the end of that
+//! business day, which is then the day gate statuses are judged on.
 
 use std::collections::HashMap;
 
@@ -44,6 +49,49 @@ struct Scenario {
     /// Who reads the timeline at the end, and what they get.
     #[serde(default)]
     reads: Vec<ReadCheck>,
+    /// An auditor's replays, and what each shows.
+    #[serde(default)]
+    replays: Vec<ReplayCheck>,
+}
+
+/// One `ReplayParticipant` at the end of a scenario.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayCheck {
+    /// As recorded right after the last step of this day (or an earlier one).
+    recorded_on_day: i64,
+    /// Cut at the end of this business day, which gates are then judged on.
+    #[serde(default)]
+    occurred_by_day: Option<i64>,
+    /// Through this reader's eyes (`<party>:<role>:<unit>:<person>`); absent: the auditor's.
+    #[serde(default, rename = "as")]
+    reader: Option<String>,
+    /// Event types the replay must show.
+    #[serde(default)]
+    shows: Vec<String>,
+    /// Event types the replay must not show.
+    #[serde(default)]
+    hides: Vec<String>,
+    /// Keys that must not appear in any body the replay shows (free text, location).
+    #[serde(default)]
+    no_keys: Vec<String>,
+    /// The rule by which the reader could not open the participant at all.
+    #[serde(default)]
+    refused: Option<String>,
+    /// Gates of the replayed state: activity name, gate token and status (e.g. `REQUESTED`),
+    /// and optionally the waiting days.
+    #[serde(default)]
+    gates: Vec<GateCheck>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GateCheck {
+    activity: String,
+    gate: String,
+    status: String,
+    #[serde(default)]
+    waiting_days: Option<u32>,
 }
 
 /// One reader's GetTimeline at the end of a scenario.
@@ -237,6 +285,8 @@ struct Runner<'a> {
     activities: HashMap<String, String>,
     /// The employer each proposal named: a job starts at the employer it was proposed for.
     proposed_employers: HashMap<String, String>,
+    /// When each scenario day's last step had been recorded (system time), for replays.
+    recorded_through_day: std::collections::BTreeMap<i64, chrono::DateTime<chrono::Utc>>,
 }
 
 impl Runner<'_> {
@@ -719,6 +769,10 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
         participant_id: uuid::Uuid::new_v4().to_string(),
         activities: HashMap::new(),
         proposed_employers: HashMap::new(),
+        recorded_through_day: std::collections::BTreeMap::from([(
+            i64::MIN,
+            Runner::noon(scenario.first_day, 0) - chrono::Duration::seconds(1),
+        )]),
     };
     let mut skipped = Vec::new();
     for (index, step) in scenario.steps.iter().enumerate() {
@@ -767,6 +821,11 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
         }
         let answer = runner.run(step).await;
         runner.recorded_entries += 1;
+        // The ledger stamps a day's entries at its clock's noon, then 1 µs apart: a second
+        // later is after all of them and before the next day's.
+        runner
+            .recorded_through_day
+            .insert(step.day, runner.clock.now() + chrono::Duration::seconds(1));
         match (&step.expect, answer) {
             (None, Ok(response)) => assert_eq!(
                 response.get_ref().status,
@@ -862,6 +921,7 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
         verified.verified_entries,
     )
     .await?;
+    check_replays(&stack, &scenario, &runner).await?;
     if !scenario.lead_times_days.is_empty() {
         let last_day = scenario
             .steps
@@ -1094,6 +1154,124 @@ async fn check_reads(
     Ok(())
 }
 
+/// Runs the scenario's replay checks as the auditor.
+async fn check_replays(
+    stack: &Stack,
+    scenario: &Scenario,
+    runner: &Runner<'_>,
+) -> anyhow::Result<()> {
+    // A replay may not ask about a moment after the ledger's clock (entries could still join
+    // it); the last day's moment lies a second after its noon, so the clock moves on a day.
+    runner.clock.advance(chrono::Duration::days(1));
+    let mut audit = stack.audit_as(Agency::Municipality).await?;
+    for replay in &scenario.replays {
+        let label = format!(
+            "{}: replay as recorded on day {}{}{}",
+            scenario.name,
+            replay.recorded_on_day,
+            replay
+                .occurred_by_day
+                .map(|day| format!(", occurred by day {day}"))
+                .unwrap_or_default(),
+            replay
+                .reader
+                .as_ref()
+                .map(|reader| format!(", as {reader}"))
+                .unwrap_or_default()
+        );
+        let recorded_at = runner
+            .recorded_through_day
+            .range(..=replay.recorded_on_day)
+            .next_back()
+            .map(|(_, moment)| *moment)
+            .ok_or_else(|| anyhow::anyhow!("{label}: no moment"))?;
+        let request = v1::ReplayParticipantRequest {
+            participant_id: runner.participant_id.clone(),
+            recorded_at: recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            occurred_at: replay
+                .occurred_by_day
+                .map(|day| end_of_business_day(runner.first_day + Duration::days(day)))
+                .unwrap_or_default(),
+            as_reader: replay
+                .reader
+                .as_deref()
+                .map(ipsctl::audit::parse_reader)
+                .transpose()?,
+            ..Default::default()
+        };
+        let mut stream = audit
+            .replay_participant(testkit::as_auditor(request))
+            .await?
+            .into_inner();
+        let (mut entries, mut state) = (Vec::new(), None);
+        while let Some(message) = stream.message().await? {
+            entries.extend(message.entries.into_iter().filter_map(|entry| entry.entry));
+            state = message.state.or(state);
+        }
+        let state = state.ok_or_else(|| anyhow::anyhow!("{label}: no state"))?;
+        let types: Vec<String> = entries
+            .iter()
+            .map(|entry| entry.event_type.clone())
+            .collect();
+        assert_eq!(
+            (!state.opened).then_some(state.refused_rule.as_str()),
+            replay.refused.as_deref(),
+            "{label}: opened"
+        );
+        for entry in &entries {
+            let body: serde_json::Value = serde_json::from_str(&entry.body_json)?;
+            for key in &replay.no_keys {
+                assert!(
+                    !json_has_key(&body, key),
+                    "{label}: `{key}` in {}",
+                    entry.body_json
+                );
+            }
+        }
+        for shown in &replay.shows {
+            assert!(
+                types.contains(shown),
+                "{label}: {shown} not shown in {types:?}"
+            );
+        }
+        for hidden in &replay.hides {
+            assert!(!types.contains(hidden), "{label}: {hidden} shown");
+        }
+        for expected in &replay.gates {
+            let activity_id = runner
+                .activities
+                .get(&expected.activity)
+                .ok_or_else(|| anyhow::anyhow!("{label}: no activity {}", expected.activity))?;
+            let gate = state
+                .activities
+                .iter()
+                .filter(|activity| &activity.activity_id == activity_id)
+                .filter_map(|activity| activity.light.as_ref())
+                .flat_map(|light| &light.gates)
+                .find(|gate| gate.gate == expected.gate)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{label}: no gate {} on {}",
+                        expected.gate,
+                        expected.activity
+                    )
+                })?;
+            assert_eq!(
+                gate.status().as_str_name(),
+                format!("GATE_STATUS_{}", expected.status),
+                "{label}: {} of {} on {}",
+                expected.gate,
+                expected.activity,
+                state.business_date
+            );
+            if let Some(waiting_days) = expected.waiting_days {
+                assert_eq!(gate.waiting_days, waiting_days, "{label}: waiting days");
+            }
+        }
+    }
+    Ok(())
+}
+
 fn json_has_key(value: &serde_json::Value, key: &str) -> bool {
     match value {
         serde_json::Value::Object(fields) => fields
@@ -1134,4 +1312,18 @@ async fn greta() -> anyhow::Result<()> {
         println!("skipped: {skipped}");
     }
     Ok(())
+}
+
+/// The last second of `date` in Stockholm (the business day), in RFC 3339.
+fn end_of_business_day(date: chrono::NaiveDate) -> String {
+    use chrono::TimeZone as _;
+    let local = date
+        .and_hms_opt(23, 59, 59)
+        .expect("23:59:59 is a time of day");
+    domain::clock::BUSINESS_TIME_ZONE
+        .from_local_datetime(&local)
+        .earliest()
+        .expect("23:59:59 exists on every day in Stockholm")
+        .with_timezone(&chrono::Utc)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

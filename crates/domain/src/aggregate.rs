@@ -6,7 +6,7 @@
 //! durable as an acceptance, an auditor sees every attempt, and a redelivery of the same event id
 //! is a no-op either way. Only when nothing at all can be recorded does `handle` return an error.
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, SubsecRound, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,10 @@ use crate::values::{
 /// 32-bit integer; a real participant has hundreds of entries, so this leaves room for decades
 /// while keeping every history loadable in one read.
 pub const PARTICIPANT_EVENTS_MAX: u64 = 1_000_000;
+
+/// How far after the previous entry's `recorded_at` the next one is stamped when the ledger
+/// clock does not read later than it (see [`Participant::next_recorded_at`]).
+pub const RECORDED_AT_STEP: chrono::Duration = chrono::Duration::microseconds(1);
 
 /// Where the participant is on the IPS path.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +143,15 @@ pub struct ConsentRecord {
 }
 
 impl ConsentRecord {
+    /// The categories of this consent in force on `on` (within its validity, not withdrawn).
+    pub fn categories_in_force(&self, on: NaiveDate) -> Vec<DataCategory> {
+        self.data_categories
+            .iter()
+            .copied()
+            .filter(|category| self.covers(self.discloser, self.recipient, *category, on))
+            .collect()
+    }
+
     fn covers(
         &self,
         discloser: ConsentParty,
@@ -194,6 +207,9 @@ pub struct Participant {
     recorded: BTreeMap<EventId, RecordedVerdict>,
     last_sequence: u64,
     last_hash: String,
+    /// The latest system time stamped on any entry so far: the next entry is stamped after it.
+    #[serde(default)]
+    last_recorded_at: Option<DateTime<Utc>>,
 }
 
 impl Default for Participant {
@@ -211,6 +227,7 @@ impl Default for Participant {
             recorded: BTreeMap::new(),
             last_sequence: 0,
             last_hash: GENESIS_HASH.to_owned(),
+            last_recorded_at: None,
         }
     }
 }
@@ -246,6 +263,25 @@ impl Participant {
         (self.last_sequence, &self.last_hash)
     }
 
+    /// The latest system time stamped on an entry (`None` when empty).
+    pub fn last_recorded_at(&self) -> Option<DateTime<Utc>> {
+        self.last_recorded_at
+    }
+
+    /// The system time the next entry is stamped with, given the ledger clock's reading taken
+    /// when it is decided: the reading (to the microsecond, PostgreSQL's and the wire's
+    /// precision), unless that is not after the latest entry's stamp, in which case that stamp
+    /// plus [`RECORDED_AT_STEP`]. So `recorded_at` increases strictly along a participant's
+    /// chain even when the ledger hosts' clocks disagree or one steps back, and "as recorded
+    /// at T" cuts every history at one clean point.
+    pub fn next_recorded_at(&self, clock_reading: DateTime<Utc>) -> DateTime<Utc> {
+        let reading = clock_reading.trunc_subsecs(6);
+        match self.last_recorded_at {
+            Some(latest) if reading <= latest => latest + RECORDED_AT_STEP,
+            _ => reading,
+        }
+    }
+
     /// The IPS unit (waiting list or enrolment), if any yet.
     pub fn ips_unit(&self) -> Option<&UnitId> {
         self.unit.as_ref()
@@ -254,6 +290,12 @@ impl Participant {
     /// The social-services unit: the unit of the first case officer whose event was accepted.
     pub fn social_services_unit(&self) -> Option<&UnitId> {
         self.social_services_unit.as_ref()
+    }
+
+    /// Every consent granted, with what has been withdrawn from it (for an auditor's replay;
+    /// decisions ask [`Participant::consent_in_force_id`]).
+    pub fn consents(&self) -> &[ConsentRecord] {
+        &self.consents
     }
 
     /// The allow-list when the participant's identity is protected.
@@ -845,7 +887,7 @@ impl Aggregate for Participant {
         };
         let event = ParticipantEvent::link(
             submission,
-            recorded_at,
+            self.next_recorded_at(recorded_at),
             outcome,
             self.last_sequence + 1,
             &self.last_hash,
@@ -858,6 +900,10 @@ impl Aggregate for Participant {
         self.participant_id = Some(event.envelope.participant_id);
         self.last_sequence = event.sequence;
         self.last_hash.clone_from(&event.hash);
+        self.last_recorded_at = Some(
+            self.last_recorded_at
+                .map_or(event.recorded_at, |latest| latest.max(event.recorded_at)),
+        );
         self.recorded.insert(
             event.envelope.event_id,
             RecordedVerdict {

@@ -8,7 +8,7 @@ use super::*;
 use crate::chain::ChainVerifier;
 use crate::envelope::{Actor, Agency, Envelope, RetentionClass, Role};
 use crate::events::{ReferralSource, CURRENT_SCHEMA_VERSION};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, SubsecRound, TimeZone, Utc};
 use cqrs_es::test::TestFramework;
 use uuid::Uuid;
 
@@ -122,6 +122,33 @@ impl History {
         entry
     }
 
+    /// The next entry as the aggregate stamps it when the ledger clock reads `clock_reading`.
+    fn next_read_at(
+        &mut self,
+        submission: Submission,
+        clock_reading: DateTime<Utc>,
+    ) -> ParticipantEvent {
+        let previous = self.entries.last().map(|entry| entry.recorded_at);
+        let reading = clock_reading.trunc_subsecs(6);
+        let recorded_at = match previous {
+            Some(previous) if reading <= previous => previous + chrono::Duration::microseconds(1),
+            _ => reading,
+        };
+        let prev_hash = self
+            .entries
+            .last()
+            .map_or(GENESIS_HASH.to_owned(), |entry| entry.hash.clone());
+        let entry = ParticipantEvent::link(
+            submission,
+            recorded_at,
+            Outcome::Accepted,
+            self.entries.len() as u64 + 1,
+            &prev_hash,
+        );
+        self.entries.push(entry.clone());
+        entry
+    }
+
     fn accepted(mut self, submission: Submission) -> Self {
         self.next(submission, Outcome::Accepted);
         self
@@ -149,6 +176,59 @@ fn check(mut history: History, when: Submission, expected: Outcome) {
         .given(given)
         .when(record(when))
         .then_expect_events(vec![then]);
+}
+
+/// Records `when` with the ledger clock reading `clock_reading`, after `history`; returns the
+/// entry and checks it is exactly the expected link (stamp included).
+fn record_read_at(
+    mut history: History,
+    when: Submission,
+    clock_reading: DateTime<Utc>,
+) -> ParticipantEvent {
+    let given = history.given();
+    let then = history.next_read_at(when.clone(), clock_reading);
+    ParticipantTest::with(())
+        .given(given)
+        .when(ParticipantCommand::Record {
+            submission: when,
+            recorded_at: clock_reading,
+        })
+        .then_expect_events(vec![then.clone()]);
+    then
+}
+
+#[test]
+fn recorded_at_increases_strictly_along_the_chain_whatever_the_clock_reads() {
+    let history = referred_history();
+    let previous = history.entries[0].recorded_at;
+    let enrolment = || submission(2, Agency::Municipality, enrolled());
+    // A ledger host whose clock is an hour behind the one that stamped the previous entry.
+    let behind = record_read_at(
+        referred_history(),
+        enrolment(),
+        previous - chrono::Duration::hours(1),
+    );
+    assert_eq!(
+        behind.recorded_at,
+        previous + chrono::Duration::microseconds(1)
+    );
+    // The same reading as the previous entry's.
+    let same = record_read_at(referred_history(), enrolment(), previous);
+    assert!(same.recorded_at > previous, "{same:?}");
+    // A later reading is taken as it is, to the microsecond.
+    let later = previous + chrono::Duration::nanoseconds(2_500_999);
+    let taken = record_read_at(referred_history(), enrolment(), later);
+    assert_eq!(
+        taken.recorded_at,
+        previous + chrono::Duration::microseconds(2_500)
+    );
+    // Each stamp is part of the hashed link: the chain still verifies end to end.
+    let mut verifier = ChainVerifier::default();
+    for (sequence, entry) in [history.entries[0].clone(), behind].iter().enumerate() {
+        let stored = serde_json::to_value(entry).unwrap_or_default();
+        verifier.push(sequence as u64 + 1, &stored);
+    }
+    assert!(verifier.finish().is_intact());
 }
 
 #[test]

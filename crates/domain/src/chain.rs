@@ -18,40 +18,47 @@ use std::fmt::Write as _;
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Writes `value` in canonical form: keys sorted by their UTF-8 bytes, no insignificant
-/// whitespace, strings escaped as serde_json escapes them.
+/// whitespace, strings escaped as serde_json escapes them. Written straight into one buffer:
+/// every read of a timeline and every replay prints each entry's body this way.
 pub fn canonical_json(value: &Value) -> String {
-    let mut output = String::new();
+    let mut output = Vec::with_capacity(256);
     write_canonical(value, &mut output);
-    output
+    // serde_json writes UTF-8 only, so the conversion cannot fail.
+    String::from_utf8(output)
+        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }
 
-fn write_canonical(value: &Value, output: &mut String) {
+fn write_canonical(value: &Value, output: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            output.push('{');
-            for (index, key) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            // Keys are unique, so an unstable sort is deterministic.
+            entries.sort_unstable_by(|left, right| left.0.cmp(right.0));
+            output.push(b'{');
+            for (index, (key, item)) in entries.into_iter().enumerate() {
                 if index > 0 {
-                    output.push(',');
+                    output.push(b',');
                 }
-                output.push_str(&Value::String(key.clone()).to_string());
-                output.push(':');
-                write_canonical(&map[key], output);
+                // Writing into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *output, key);
+                output.push(b':');
+                write_canonical(item, output);
             }
-            output.push('}');
+            output.push(b'}');
         }
         Value::Array(items) => {
-            output.push('[');
+            output.push(b'[');
             for (index, item) in items.iter().enumerate() {
                 if index > 0 {
-                    output.push(',');
+                    output.push(b',');
                 }
                 write_canonical(item, output);
             }
-            output.push(']');
+            output.push(b']');
         }
-        scalar => output.push_str(&scalar.to_string()),
+        scalar => {
+            let _ = serde_json::to_writer(&mut *output, scalar);
+        }
     }
 }
 
@@ -212,6 +219,55 @@ impl ChainVerifier {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The canonical form as first written (a key and a scalar printed through `Value`'s
+    /// `Display`): the faster writer must print exactly the same, or stored hashes break.
+    fn reference_canonical_json(value: &Value) -> String {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                let fields: Vec<String> = keys
+                    .into_iter()
+                    .map(|key| {
+                        format!(
+                            "{}:{}",
+                            Value::String(key.clone()),
+                            reference_canonical_json(&map[key])
+                        )
+                    })
+                    .collect();
+                format!("{{{}}}", fields.join(","))
+            }
+            Value::Array(items) => format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(reference_canonical_json)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            scalar => scalar.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_canonical_writer_prints_exactly_the_reference_form() {
+        let values = [
+            json!({"b": 1, "a": {"d": [true, null, "x"], "c": "å"}}),
+            json!({"é": "\u{0}\t\n\"\\/", "Z": -17, "a": [[], {}, [{"y": 0, "x": 1}]], "": "empty key"}),
+            json!({"emoji 🦀": "🦀", "bidi": "\u{202E}", "big": 9_007_199_254_740_993_u64, "neg": i64::MIN}),
+            json!([1, "two", {"three": 3}, null, false]),
+            json!("a lone string with \u{7f} and \u{1f}"),
+        ];
+        for value in &values {
+            assert_eq!(
+                canonical_json(value),
+                reference_canonical_json(value),
+                "{value}"
+            );
+        }
+    }
 
     #[test]
     fn a_broken_link_reason_is_named_as_it_is_stored() {

@@ -2,8 +2,8 @@
 //!
 //! Agency services own the imperative RPCs (ReferParticipant, EnrollParticipant, ...); each turns
 //! into a [`Submission`] on the bus. The ledger then has one thing to ask of the aggregate:
-//! record this submission, stamped with the time the ledger received it. Keeping the clock out
-//! here is what keeps the domain pure and replayable.
+//! record this submission, with the ledger clock's reading when it decides. Keeping the clock
+//! out here is what keeps the domain pure and replayable.
 
 use chrono::{DateTime, Utc};
 
@@ -17,7 +17,9 @@ pub enum ParticipantCommand {
     Record {
         /// The agency's submission, as received from the bus.
         submission: Submission,
-        /// The ledger's system time for this entry.
+        /// The ledger clock's reading, taken for this attempt (never reused for a retry). The
+        /// entry is stamped with it, or just after the previous entry when it is not later
+        /// ([`crate::Participant::next_recorded_at`]).
         recorded_at: DateTime<Utc>,
     },
 }

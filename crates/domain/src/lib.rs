@@ -17,17 +17,22 @@
 //!   it is, whether it survives disposal; the shared view's allow-list.
 //! - [`clock`]: the business day (Stockholm's date, [`business_date`]) and the `Clock` trait.
 //! - [`errors`]: the named rules a submission can break, and the input checks.
+//! - [`entry_view`]: what a reader is shown of one entry, the one decision of live reads and
+//!   replays alike.
+//! - [`replay`]: a history cut on both time axes (recorded at T, occurred at T') and folded.
 
 pub mod aggregate;
 pub mod chain;
 pub mod classification;
 pub mod clock;
 pub mod commands;
+pub mod entry_view;
 pub mod envelope;
 pub mod errors;
 pub mod events;
 pub mod gates;
 pub mod ids;
+pub mod replay;
 pub mod values;
 pub mod visibility;
 

@@ -134,7 +134,10 @@ pub fn allowed_roles(service: &str, method: &str) -> Option<&'static [Role]> {
         ("ips.v1.GreenLightService", "PendingApprovals") => CASE_OFFICER,
         ("ips.v1.GreenLightService", "WatchGreenLight") => IPS,
         ("ips.v1.GreenLightService", "GateLeadTimes") => AUDIT,
-        ("ips.v1.AuditService", "GetAccessLogExtract") => AUDITOR,
+        (
+            "ips.v1.AuditService",
+            "GetAccessLogExtract" | "ReplayParticipant" | "ReconstructRead",
+        ) => AUDITOR,
         _ => return None,
     };
     Some(roles)

@@ -16,6 +16,8 @@
 //! - text with a character its class refuses (`domain::values::TextClass`: NUL and other
 //!   controls, bidi overrides and zero-width characters in names) or a date outside
 //!   1900-01-01..=2199-12-31 → `INVALID_ARGUMENT` naming the field, like any malformed input;
+//! - an auditor's rebuild of a read the access log kept too little about → `FAILED_PRECONDITION`,
+//!   rule `read_not_reconstructible`; an audit over its configured size → `RESOURCE_EXHAUSTED`;
 //! - no valid certificate or token → `UNAUTHENTICATED`; a role, agency or allow-list that does
 //!   not admit the caller → `PERMISSION_DENIED`; both name the rule like a broken domain rule.
 
@@ -130,6 +132,27 @@ pub fn permission_denied(error: &crate::access::AccessDenied) -> Status {
 /// The caller may not do this under `rule` (participant-level decisions: protected identity).
 pub fn denied(rule: &str, message: &str) -> Status {
     with_rule(Code::PermissionDenied, rule, message)
+}
+
+/// An auditor asked to rebuild a read the access log kept too little about (written before
+/// reads kept their context, or a read path that keeps none): `FAILED_PRECONDITION`, rule
+/// `read_not_reconstructible`.
+pub fn read_not_reconstructible(reason: &str) -> Status {
+    with_rule(
+        Code::FailedPrecondition,
+        "read_not_reconstructible",
+        &format!("read_not_reconstructible: {reason}"),
+    )
+}
+
+/// No access-log entry at this position.
+pub fn access_log_entry_not_found(position: u64) -> Status {
+    Status::not_found(format!("no access-log entry at position {position}"))
+}
+
+/// An audit would hold more than its configured limit (`what` names the limit's key).
+pub fn audit_too_large(what: &str) -> Status {
+    Status::resource_exhausted(format!("the audit is larger than {what} allows"))
 }
 
 /// A status with `code` naming `rule` in an `ErrorInfo` detail and the `ips-rule` metadata.

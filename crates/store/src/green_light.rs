@@ -38,11 +38,49 @@ pub(crate) async fn refresh(
     .bind(participant_id.0)
     .execute(&mut **transaction)
     .await?;
+    for row in gate_rows(participant_id, &participant) {
+        sqlx::query(
+            "INSERT INTO green_light_gates (participant_id, activity_id, gate, deciding_agency, unit, coach, activity_kind,
+                 planned_start, requested_on, open, decision, decided_on, valid_from, valid_to, running, through_sequence)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $14, $10, $11, $12, $13, $15, $16)
+             ON CONFLICT (participant_id, activity_id, gate) DO UPDATE SET
+                 deciding_agency = $4, unit = $5, coach = $6, activity_kind = $7, planned_start = $8, requested_on = $9,
+                 open = $14, decision = $10, decided_on = $11, valid_from = $12, valid_to = $13, running = $15,
+                 through_sequence = $16",
+        )
+        .bind(row.participant_id)
+        .bind(row.activity_id)
+        .bind(&row.gate)
+        .bind(&row.deciding_agency)
+        .bind(&row.unit)
+        .bind(&row.coach)
+        .bind(&row.activity_kind)
+        .bind(row.planned_start)
+        .bind(row.requested_on)
+        .bind(row.decision.map(StoredDecision::token))
+        .bind(row.decided_on)
+        .bind(row.valid_from)
+        .bind(row.valid_to)
+        .bind(row.open)
+        .bind(row.running)
+        .bind(i64::try_from(row.through_sequence).unwrap_or(i64::MAX))
+        .execute(&mut **transaction)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The rows [`refresh`] writes for a participant folded through some entry: the one mapping
+/// from the aggregate's gates to the read model, used by the projector and by an auditor
+/// rebuilding a read of the read model from the events.
+pub fn gate_rows(participant_id: ParticipantId, participant: &Participant) -> Vec<GateRow> {
     let (unit, coach) = participant
         .unit_and_coach()
         .map_or((None, None), |(unit, coach)| {
             (Some(unit.0.clone()), Some(coach.0.clone()))
         });
+    let through_sequence = participant.chain_head().0;
+    let mut rows = Vec::new();
     for request in gates::requests(participant.activities(), participant.situation()) {
         // An activity that needs no gate still has its row (gate `NO_GATE`), so it is on the
         // board like any other: whether an activity shows must not tell a reader without
@@ -85,34 +123,27 @@ pub(crate) async fn refresh(
                     ),
                 },
             };
-            sqlx::query(
-                "INSERT INTO green_light_gates (participant_id, activity_id, gate, deciding_agency, unit, coach, activity_kind,
-                     planned_start, requested_on, open, decision, decided_on, valid_from, valid_to, running)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $14, $10, $11, $12, $13, $15)
-                 ON CONFLICT (participant_id, activity_id, gate) DO UPDATE SET
-                     deciding_agency = $4, unit = $5, coach = $6, activity_kind = $7, planned_start = $8, requested_on = $9,
-                     open = $14, decision = $10, decided_on = $11, valid_from = $12, valid_to = $13, running = $15",
-            )
-            .bind(participant_id.0)
-            .bind(request.activity_id.0)
-            .bind(gate_token)
-            .bind(deciding_agency)
-            .bind(&unit)
-            .bind(&coach)
-            .bind(activity_kind_token(request.kind))
-            .bind(request.planned_start)
-            .bind(request.proposed_on)
-            .bind(decision.map(StoredDecision::token))
-            .bind(decided_on)
-            .bind(valid_from.map(clamp_date))
-            .bind(valid_to.map(clamp_date))
-            .bind(request.open)
-            .bind(request.running)
-            .execute(&mut **transaction)
-            .await?;
+            rows.push(GateRow {
+                participant_id: participant_id.0,
+                activity_id: request.activity_id.0,
+                gate: gate_token.to_owned(),
+                deciding_agency: deciding_agency.to_owned(),
+                unit: unit.clone(),
+                coach: coach.clone(),
+                activity_kind: activity_kind_token(request.kind),
+                planned_start: request.planned_start,
+                requested_on: request.proposed_on,
+                decision,
+                decided_on,
+                valid_from: valid_from.map(clamp_date),
+                valid_to: valid_to.map(clamp_date),
+                open: request.open,
+                running: request.running,
+                through_sequence,
+            });
         }
     }
-    Ok(())
+    rows
 }
 
 /// PostgreSQL's `date` ends at year 5874897; an open-ended approval is stored as 9999-12-31.
@@ -193,11 +224,58 @@ pub struct GateRow {
     pub valid_from: Option<NaiveDate>,
     /// Approval validity.
     pub valid_to: Option<NaiveDate>,
+    /// Proposed and not yet started: its gates are still awaited.
+    pub open: bool,
     /// The activity has started and not ended (the row is listed for an approval that ends).
     pub running: bool,
+    /// The participant's entry the row was folded through (its chain head then).
+    pub through_sequence: u64,
 }
 
-const COLUMNS: &str = "participant_id, activity_id, gate, deciding_agency, unit, coach, activity_kind, planned_start, requested_on, decision, decided_on, valid_from, valid_to, running";
+impl GateRow {
+    /// Whether [`pending`] lists the row for `agency` (and `unit`), exactly as its WHERE clause
+    /// decides (the cursor and the order aside): for rebuilding a page from the events.
+    pub fn is_pending_for(
+        &self,
+        agency: &str,
+        unit: Option<&str>,
+        running_approvals_ending_by: NaiveDate,
+    ) -> bool {
+        self.deciding_agency == agency
+            && unit.is_none_or(|unit| self.unit.as_deref() == Some(unit))
+            && ((self.open
+                && matches!(
+                    self.decision,
+                    None | Some(StoredDecision::InformationNeeded)
+                ))
+                || self.is_renewal_due(running_approvals_ending_by))
+    }
+
+    /// Whether [`open_gates`] lists the row (its participant or coach filter aside).
+    pub fn is_on_board(&self, running_approvals_ending_by: NaiveDate) -> bool {
+        self.open || self.is_renewal_due(running_approvals_ending_by)
+    }
+
+    fn is_renewal_due(&self, running_approvals_ending_by: NaiveDate) -> bool {
+        self.running
+            && self.decision == Some(StoredDecision::Approved)
+            && self
+                .valid_to
+                .is_some_and(|valid_to| valid_to <= running_approvals_ending_by)
+    }
+
+    /// The page order of [`pending`] (and its continuation token).
+    pub fn pending_order(&self) -> (NaiveDate, uuid::Uuid, uuid::Uuid, &str) {
+        (
+            self.requested_on,
+            self.participant_id,
+            self.activity_id,
+            &self.gate,
+        )
+    }
+}
+
+const COLUMNS: &str = "participant_id, activity_id, gate, deciding_agency, unit, coach, activity_kind, planned_start, requested_on, decision, decided_on, valid_from, valid_to, open, running, through_sequence";
 
 fn gate_row(row: &sqlx::postgres::PgRow) -> Result<GateRow, StoreError> {
     let participant_id: uuid::Uuid = row.try_get("participant_id")?;
@@ -227,7 +305,9 @@ fn gate_row(row: &sqlx::postgres::PgRow) -> Result<GateRow, StoreError> {
         decided_on: row.try_get("decided_on")?,
         valid_from: row.try_get("valid_from")?,
         valid_to: row.try_get("valid_to")?,
+        open: row.try_get("open")?,
         running: row.try_get("running")?,
+        through_sequence: u64::try_from(row.try_get::<i64, _>("through_sequence")?).unwrap_or(0),
     })
 }
 

@@ -26,7 +26,7 @@ use sqlx::PgPool;
 pub use caseload::CaseloadRow;
 pub use events::{participant_event_store, ParkedMessage, ParticipantEventStore, RecordedEvent};
 pub use projector::{ProjectorConfig, TimelineProjector};
-pub use timeline::{TimelineFilter, TimelineRow};
+pub use timeline::{TimelineFilter, TimelinePage, TimelineRow};
 
 /// Database configuration (section `store`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

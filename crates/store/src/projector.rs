@@ -195,6 +195,18 @@ impl TimelineProjector {
     }
 }
 
+/// Where the projector stands: the global position of the last event it projected (0 before
+/// the first). Kept with a read in the access log, beside the participant's own heads.
+pub async fn checkpoint_position(pool: &PgPool) -> Result<i64, StoreError> {
+    let position: Option<i64> = sqlx::query_scalar(
+        "SELECT last_global_position FROM projector_checkpoints WHERE projector_name = $1",
+    )
+    .bind(TIMELINE_PROJECTOR)
+    .fetch_optional(pool)
+    .await?;
+    Ok(position.unwrap_or(0))
+}
+
 fn parse_tx_id(text: &str) -> Result<u64, StoreError> {
     text.parse()
         .map_err(|_| StoreError::Unreadable(format!("transaction id `{text}` is not a number")))

@@ -3,7 +3,7 @@
 //! Written only by the projector (inside its checkpoint transaction); read by the ledger's
 //! `TimelineService`. It keeps what a reader needs without parsing the stored payload again.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use domain::{Outcome, ParticipantEvent, ParticipantId};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
@@ -49,51 +49,74 @@ pub struct TimelineRow {
     pub hash: String,
 }
 
+impl TimelineRow {
+    /// The row the projector writes for `event`: the one mapping from a stored entry to the
+    /// timeline, used by the projector and by an auditor rebuilding a read from the events.
+    pub fn from_event(event: &ParticipantEvent) -> Result<TimelineRow, StoreError> {
+        let envelope = &event.envelope;
+        Ok(TimelineRow {
+            sequence: event.sequence,
+            event_id: envelope.event_id.0,
+            event_type: event.stored_event_type().to_owned(),
+            agency: envelope.agency.token().to_owned(),
+            actor_person_id: envelope.actor.person_id.0.clone(),
+            actor_role: envelope.actor.role.token().to_owned(),
+            actor_unit: envelope.actor.unit.0.clone(),
+            // As PostgreSQL keeps them: sqlx binds a timestamp as whole microseconds.
+            occurred_at: envelope.occurred_at.trunc_subsecs(6),
+            recorded_at: event.recorded_at.trunc_subsecs(6),
+            correlation_id: envelope.correlation_id.map(|id| id.0),
+            causation_id: envelope.causation_id.map(|id| id.0),
+            data_category: envelope.data_category.token().to_owned(),
+            schema_version: i32::try_from(envelope.schema_version).map_err(|_| {
+                StoreError::ValueOutOfRange {
+                    column: "timeline_entries.schema_version",
+                    value: u64::from(envelope.schema_version),
+                }
+            })?,
+            body: serde_json::to_value(&event.body)
+                .map_err(|error| StoreError::Unreadable(error.to_string()))?,
+            rejected_rule: match &event.outcome {
+                Outcome::Accepted => None,
+                Outcome::Rejected { rule } => Some(rule.name().to_owned()),
+            },
+            prev_hash: event.prev_hash.clone(),
+            hash: event.hash.clone(),
+        })
+    }
+}
+
 /// Inserts one entry inside the projector's transaction.
 pub(crate) async fn insert_entry(
     transaction: &mut Transaction<'_, Postgres>,
     event: &ParticipantEvent,
     global_position: i64,
 ) -> Result<(), StoreError> {
-    let envelope = &event.envelope;
-    let rejected_rule = match &event.outcome {
-        Outcome::Accepted => None,
-        Outcome::Rejected { rule } => Some(rule.name()),
-    };
-    let body = serde_json::to_value(&event.body)
-        .map_err(|error| StoreError::Unreadable(error.to_string()))?;
+    let row = TimelineRow::from_event(event)?;
     sqlx::query(
         "INSERT INTO timeline_entries (participant_id, sequence, event_id, event_type, agency, actor_person_id,
              actor_role, actor_unit, occurred_at, recorded_at, correlation_id, causation_id, data_category,
              schema_version, body, rejected_rule, prev_hash, hash, global_position)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
-    .bind(envelope.participant_id.0)
-    .bind(crate::storable_i64(
-        "timeline_entries.sequence",
-        event.sequence,
-    )?)
-    .bind(envelope.event_id.0)
-    .bind(event.stored_event_type())
-    .bind(envelope.agency.token())
-    .bind(&envelope.actor.person_id.0)
-    .bind(envelope.actor.role.token())
-    .bind(&envelope.actor.unit.0)
-    .bind(envelope.occurred_at)
-    .bind(event.recorded_at)
-    .bind(envelope.correlation_id.map(|id| id.0))
-    .bind(envelope.causation_id.map(|id| id.0))
-    .bind(envelope.data_category.token())
-    .bind(i32::try_from(envelope.schema_version).map_err(|_| {
-        StoreError::ValueOutOfRange {
-            column: "timeline_entries.schema_version",
-            value: u64::from(envelope.schema_version),
-        }
-    })?)
-    .bind(body)
-    .bind(rejected_rule)
-    .bind(&event.prev_hash)
-    .bind(&event.hash)
+    .bind(event.envelope.participant_id.0)
+    .bind(crate::storable_i64("timeline_entries.sequence", row.sequence)?)
+    .bind(row.event_id)
+    .bind(&row.event_type)
+    .bind(&row.agency)
+    .bind(&row.actor_person_id)
+    .bind(&row.actor_role)
+    .bind(&row.actor_unit)
+    .bind(row.occurred_at)
+    .bind(row.recorded_at)
+    .bind(row.correlation_id)
+    .bind(row.causation_id)
+    .bind(&row.data_category)
+    .bind(row.schema_version)
+    .bind(&row.body)
+    .bind(&row.rejected_rule)
+    .bind(&row.prev_hash)
+    .bind(&row.hash)
     .bind(global_position)
     .execute(&mut **transaction)
     .await?;
@@ -113,25 +136,52 @@ pub struct TimelineFilter {
     pub occurred_to: Option<DateTime<Utc>>,
 }
 
-/// Up to `limit` entries after `after_sequence` that match `filter`, in order.
+impl TimelineFilter {
+    /// Whether `row` matches, exactly as [`page`]'s WHERE clause decides: for rebuilding a page
+    /// from the events.
+    pub fn matches(&self, row: &TimelineRow) -> bool {
+        (self.agencies.is_empty() || self.agencies.contains(&row.agency))
+            && (self.event_types.is_empty() || self.event_types.contains(&row.event_type))
+            && self
+                .occurred_from
+                .is_none_or(|from| row.occurred_at >= from)
+            && self.occurred_to.is_none_or(|to| row.occurred_at < to)
+    }
+}
+
+/// One page of a participant's timeline and where the read model stood when it was read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimelinePage {
+    /// The rows, in sequence order.
+    pub rows: Vec<TimelineRow>,
+    /// The participant's highest projected sequence, read in the same statement as the rows
+    /// (0 when none): the page is exactly the matching rows up to it.
+    pub head_sequence: u64,
+}
+
+/// Up to `limit` entries after `after_sequence` that match `filter`, in order, with the
+/// participant's head in the read model as of the same snapshot.
 pub async fn page(
     pool: &PgPool,
     participant_id: ParticipantId,
     after_sequence: u64,
     limit: i64,
     filter: &TimelineFilter,
-) -> Result<Vec<TimelineRow>, StoreError> {
+) -> Result<TimelinePage, StoreError> {
     let rows = sqlx::query(
-        "SELECT sequence, event_id, event_type, agency, actor_person_id, actor_role, actor_unit, occurred_at,
-                recorded_at, correlation_id, causation_id, data_category, schema_version, body, rejected_rule,
-                prev_hash, hash
-         FROM timeline_entries
-         WHERE participant_id = $1 AND sequence > $2
-           AND (cardinality($4::text[]) = 0 OR agency = ANY($4))
-           AND (cardinality($5::text[]) = 0 OR event_type = ANY($5))
-           AND ($6::timestamptz IS NULL OR occurred_at >= $6)
-           AND ($7::timestamptz IS NULL OR occurred_at < $7)
-         ORDER BY sequence LIMIT $3",
+        "WITH head AS (SELECT coalesce(max(sequence), 0) AS head_sequence FROM timeline_entries WHERE participant_id = $1)
+         SELECT head.head_sequence, page.* FROM head LEFT JOIN LATERAL (
+             SELECT sequence, event_id, event_type, agency, actor_person_id, actor_role, actor_unit, occurred_at,
+                    recorded_at, correlation_id, causation_id, data_category, schema_version, body, rejected_rule,
+                    prev_hash, hash
+             FROM timeline_entries
+             WHERE participant_id = $1 AND sequence > $2
+               AND (cardinality($4::text[]) = 0 OR agency = ANY($4))
+               AND (cardinality($5::text[]) = 0 OR event_type = ANY($5))
+               AND ($6::timestamptz IS NULL OR occurred_at >= $6)
+               AND ($7::timestamptz IS NULL OR occurred_at < $7)
+             ORDER BY sequence LIMIT $3) page ON true
+         ORDER BY page.sequence",
     )
     .bind(participant_id.0)
     // No stored sequence lies beyond i64::MAX, so "after" a larger one is exactly "after all".
@@ -143,7 +193,15 @@ pub async fn page(
     .bind(filter.occurred_to)
     .fetch_all(pool)
     .await?;
-    rows.iter()
+    let head_sequence = rows
+        .first()
+        .map(|row| row.try_get::<i64, _>("head_sequence"))
+        .transpose()?
+        .and_then(|head| u64::try_from(head).ok())
+        .unwrap_or(0);
+    let rows = rows
+        .iter()
+        .filter(|row| matches!(row.try_get::<Option<i64>, _>("sequence"), Ok(Some(_))))
         .map(|row| {
             Ok(TimelineRow {
                 sequence: crate::stored_u64("timeline_entries.sequence", row.try_get("sequence")?)?,
@@ -165,7 +223,11 @@ pub async fn page(
                 hash: row.try_get("hash")?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(TimelinePage {
+        rows,
+        head_sequence,
+    })
 }
 
 /// The highest projected sequence for a participant (0 when none).

@@ -141,6 +141,25 @@ pub enum Command {
     /// Prints a participant's access-log extract (who read their data, when, what and why; first
     /// 1,000 entries) as the municipality's auditor.
     AccessLog(ParticipantRead),
+    /// The auditor's replay and rebuilt reads (as the municipality's auditor).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `ipsctl audit …`.
+#[derive(Clone, Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Replays a participant's history as recorded at T, optionally cut at business time T' and
+    /// seen through a party's eyes, ending with the folded state at that point.
+    Replay(crate::audit::ReplayArguments),
+    /// Rebuilds exactly what one logged read returned, from the events and the access log.
+    Read {
+        /// The access-log position of the read (`ipsctl access-log` prints it).
+        position: u64,
+        /// Prints JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// A read of one participant.
@@ -201,6 +220,12 @@ pub async fn run_connected(
         Command::Status { event_id, json } => status(clients, event_id, *json).await?,
         Command::Caseload { unit, json } => caseload(clients, unit, *json).await?,
         Command::AccessLog(read) => access_log(clients, read).await?,
+        Command::Audit(AuditCommand::Replay(arguments)) => {
+            crate::audit::replay(clients, arguments).await?
+        }
+        Command::Audit(AuditCommand::Read { position, json }) => {
+            crate::audit::read(clients, *position, *json).await?
+        }
     };
     Ok(Some(output))
 }

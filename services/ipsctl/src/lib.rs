@@ -4,9 +4,11 @@
 //! - [`demo`]: drives synthetic participants (DOMAIN.md §9 and twenty more) through the four
 //!   agencies' real gRPC APIs and prints timelines, chain checks and the caseload board.
 //! - [`print`]: renders timelines, verification results and boards as text.
+//! - [`audit`]: the auditor's replay and rebuilt reads (`ipsctl audit replay | read`).
 //! - [`cli`]: the command line (clap) and the read commands, as text or `--json`.
 //! - [`json`]: what `--json` prints, with stable field names.
 
+pub mod audit;
 pub mod cli;
 pub mod demo;
 pub mod json;

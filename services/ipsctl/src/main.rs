@@ -60,7 +60,8 @@ async fn main() -> anyhow::Result<()> {
         | Command::Verify(_)
         | Command::Status { .. }
         | Command::Caseload { .. }
-        | Command::AccessLog(_) => {}
+        | Command::AccessLog(_)
+        | Command::Audit(_) => {}
     }
     let mut clients =
         ipsctl::Clients::connect(&cli.connection.addresses(), &cli.connection.pki_directory)

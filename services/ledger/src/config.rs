@@ -66,6 +66,33 @@ impl Default for TimelineConfig {
     }
 }
 
+/// Auditors' API limits (section `audit`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Entries per streamed replay message when the caller does not say.
+    pub replay_page_size_default: u32,
+    /// Most entries per streamed replay message.
+    pub replay_page_size_max: u32,
+    /// Most entries one replay holds (the participant's history as recorded at T is folded
+    /// whole before anything is shown, since what a reader saw depends on all of it); a longer
+    /// history is refused with RESOURCE_EXHAUSTED rather than risking the ledger's memory.
+    pub replay_entries_max: usize,
+    /// Most participants one rebuilt read may hold (a pending-approvals page lists up to 1,000).
+    pub reconstruct_participants_max: i64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            replay_page_size_default: 100,
+            replay_page_size_max: 1_000,
+            replay_entries_max: 200_000,
+            reconstruct_participants_max: 1_000,
+        }
+    }
+}
+
 /// The whole ledger configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -82,6 +109,8 @@ pub struct LedgerConfig {
     pub ingest: IngestConfig,
     /// Read API.
     pub timeline: TimelineConfig,
+    /// Auditors' API.
+    pub audit: AuditConfig,
     /// Where Prometheus metrics are served (`GET /metrics`); empty turns them off.
     pub metrics_listen_address: String,
     /// mTLS certificates and token keys.
@@ -100,6 +129,7 @@ impl Default for LedgerConfig {
             projector: store::ProjectorConfig::default(),
             ingest: IngestConfig::default(),
             timeline: TimelineConfig::default(),
+            audit: AuditConfig::default(),
             metrics_listen_address: "127.0.0.1:9650".into(),
             identity: rpc::identity::IdentityConfig::default(),
         }
@@ -174,6 +204,21 @@ impl LedgerConfig {
         if timeline.read_your_writes_wait_max_ms > 60_000 {
             return Err("timeline.read_your_writes_wait_max_ms must be at most 60000".into());
         }
+        let audit = &self.audit;
+        if !(1..=audit.replay_page_size_max).contains(&audit.replay_page_size_default)
+            || audit.replay_page_size_max > 10_000
+        {
+            return Err(
+                "audit.replay_page_size_default must be between 1 and replay_page_size_max (at most 10000)"
+                    .into(),
+            );
+        }
+        if !(1..=domain::PARTICIPANT_EVENTS_MAX as usize).contains(&audit.replay_entries_max) {
+            return Err("audit.replay_entries_max must be between 1 and 1000000".into());
+        }
+        if !(1..=10_000).contains(&audit.reconstruct_participants_max) {
+            return Err("audit.reconstruct_participants_max must be between 1 and 10000".into());
+        }
         Ok(())
     }
 }
@@ -233,6 +278,14 @@ mod tests {
         check(
             |config| config.timeline.page_size_default = 0,
             Some("timeline.page_size_default"),
+        );
+        check(
+            |config| config.audit.replay_page_size_default = 0,
+            Some("audit.replay_page_size_default"),
+        );
+        check(
+            |config| config.audit.replay_entries_max = 0,
+            Some("audit.replay_entries_max"),
         );
     }
 }

@@ -27,7 +27,7 @@ pub const EXPIRING_WITHIN_DAYS: i64 = 5;
 /// The last end of validity from which a running activity's approval is listed again (on the
 /// coach's board and the deciding agency's list): expired, or expiring within
 /// [`EXPIRING_WITHIN_DAYS`].
-fn running_approvals_ending_by(today: NaiveDate) -> NaiveDate {
+pub(crate) fn running_approvals_ending_by(today: NaiveDate) -> NaiveDate {
     today + chrono::Duration::days(EXPIRING_WITHIN_DAYS)
 }
 
@@ -38,12 +38,12 @@ pub const WATCH_QUEUE_LENGTH_MAX: usize = 256;
 /// How often a watch re-evaluates time-dependent statuses without any new event.
 pub const WATCH_REEVALUATION_INTERVAL: Duration = Duration::from_secs(1);
 
-const PENDING_APPROVALS: &str = "ips.v1.GreenLightService/PendingApprovals";
-const WATCH_GREEN_LIGHT: &str = "ips.v1.GreenLightService/WatchGreenLight";
+pub(crate) const PENDING_APPROVALS: &str = "ips.v1.GreenLightService/PendingApprovals";
+pub(crate) const WATCH_GREEN_LIGHT: &str = "ips.v1.GreenLightService/WatchGreenLight";
 
 /// The basis of a green-light read: the activity is the IPS unit's own record; gates of other
 /// agencies are shown under the consents that make them visible.
-fn watch_basis(
+pub(crate) fn watch_basis(
     reader: &domain::Reader,
     participants: &std::collections::HashMap<uuid::Uuid, &domain::Participant>,
     participant_id: uuid::Uuid,
@@ -68,6 +68,94 @@ fn watch_basis(
     crate::reading::basis_text(&bases, "own_records")
 }
 
+/// A `PendingApprovals` request as the read path took it: what the access log keeps so the page
+/// can be rebuilt (issue 11).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PendingRequestRecord {
+    pub agency: String,
+    pub unit: Option<String>,
+    pub page_size: u32,
+    /// The page token the read continued from (empty: the first page).
+    pub after: String,
+}
+
+/// A `WatchGreenLight` request as the read path took it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct WatchRequestRecord {
+    pub coach_person_id: Option<String>,
+    pub participant_id: Option<uuid::Uuid>,
+}
+
+/// One `PendingApprovals` page as its reader sees it.
+pub(crate) struct PendingPage {
+    pub response: v1::PendingApprovalsResponse,
+    /// Each participant shown, with the basis it was shown under.
+    pub bases: BTreeMap<uuid::Uuid, String>,
+    /// Each participant shown, with the entry its read-model rows were folded through.
+    pub read_model_sequences: BTreeMap<uuid::Uuid, u64>,
+}
+
+/// A pending-approvals page from the rows the page query returned (one more than `page_size`
+/// tells whether another page follows), as `reader` may see it on `today`: a request is the
+/// IPS unit's activity, so the deciding party sees it only under the participant's consent
+/// IPS unit → that party (the coach's watch says so when missing). Hidden rows still advance
+/// the page token, so a page may be short. Shared by the live read and its rebuild.
+pub(crate) fn pending_page(
+    mut rows: Vec<store::green_light::GateRow>,
+    page_size: u32,
+    today: NaiveDate,
+    reader: &domain::Reader,
+    openable: &std::collections::HashMap<uuid::Uuid, domain::Participant>,
+) -> PendingPage {
+    let next_page_token = if rows.len() > page_size as usize {
+        rows.truncate(page_size as usize);
+        rows.last().map(page_token).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let party = reader.party();
+    let mut bases: BTreeMap<uuid::Uuid, String> = BTreeMap::new();
+    let mut read_model_sequences = BTreeMap::new();
+    rows.retain(|row| {
+        let basis = openable.get(&row.participant_id).and_then(|participant| {
+            party.and_then(|party| participant.requests_visible_to(party, today).ok())
+        });
+        match basis {
+            Some(basis) => {
+                bases.insert(row.participant_id, basis.log_text());
+                read_model_sequences.insert(row.participant_id, row.through_sequence);
+                true
+            }
+            None => false,
+        }
+    });
+    let approvals = rows
+        .iter()
+        .map(|row| {
+            let state = gate_state(row, today);
+            v1::PendingApproval {
+                participant_id: row.participant_id.to_string(),
+                activity_id: row.activity_id.to_string(),
+                activity_kind: row.activity_kind.clone(),
+                planned_start: row.planned_start.to_string(),
+                gate: row.gate.clone(),
+                status: state.status,
+                requested_on: row.requested_on.to_string(),
+                waiting_days: state.waiting_days,
+                running: row.running,
+            }
+        })
+        .collect();
+    PendingPage {
+        response: v1::PendingApprovalsResponse {
+            approvals,
+            next_page_token,
+        },
+        bases,
+        read_model_sequences,
+    }
+}
+
 /// The service implementation.
 pub struct GreenLightApi {
     pub(crate) pool: PgPool,
@@ -85,7 +173,7 @@ fn agency_wire(token: &str) -> i32 {
 }
 
 /// A gate's status on `today`.
-fn gate_state(row: &store::green_light::GateRow, today: NaiveDate) -> v1::GateState {
+pub(crate) fn gate_state(row: &store::green_light::GateRow, today: NaiveDate) -> v1::GateState {
     let (status, expiring) = match row.decision {
         None => (v1::GateStatus::Requested, false),
         Some(StoredDecision::InformationNeeded) => (v1::GateStatus::InfoNeeded, false),
@@ -233,7 +321,7 @@ fn hide_gates_of_agencies_without_consent(
 
 /// Groups gate rows (ordered by participant, activity) into activity lights as `reader` may
 /// see them; participants missing from `participants` (not openable) are left out.
-fn lights(
+pub(crate) fn lights(
     rows: &[store::green_light::GateRow],
     today: NaiveDate,
     reader: &domain::Reader,
@@ -275,14 +363,14 @@ fn lights(
         .collect()
 }
 
-fn page_token(row: &store::green_light::GateRow) -> String {
+pub(crate) fn page_token(row: &store::green_light::GateRow) -> String {
     format!(
         "{}/{}/{}/{}",
         row.requested_on, row.participant_id, row.activity_id, row.gate
     )
 }
 
-fn parse_page_token(
+pub(crate) fn parse_page_token(
     token: &str,
 ) -> Result<Option<(NaiveDate, uuid::Uuid, uuid::Uuid, String)>, Status> {
     if token.is_empty() {
@@ -357,7 +445,8 @@ impl GreenLightService for GreenLightApi {
         };
         let after = parse_page_token(&request.page_token)?;
         let today = self.clock.today();
-        let mut rows = store::green_light::pending(
+        let projector_checkpoint = crate::reading::projector_checkpoint(&self.pool).await;
+        let rows = store::green_light::pending(
             &self.pool,
             agency,
             unit.as_ref().map(|unit| unit.0.as_str()),
@@ -367,53 +456,40 @@ impl GreenLightService for GreenLightApi {
         )
         .await
         .map_err(|error| crate::store_errors::from_store(&error))?;
-        let next_page_token = if rows.len() > page_size as usize {
-            rows.truncate(page_size as usize);
-            rows.last().map(page_token).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        // A request is the IPS unit's activity: the deciding party sees it only under the
-        // participant's consent IPS unit → that party (the coach's watch says so when missing).
-        // Hidden rows still advance the page token, so a page may be short.
         let listed: Vec<uuid::Uuid> = rows.iter().map(|row| row.participant_id).collect();
         let openable = crate::reading::open(&self.pool, &reader, &listed).await?;
-        let party = reader.party();
-        let mut shown: BTreeMap<uuid::Uuid, String> = BTreeMap::new();
-        rows.retain(|row| {
-            let basis = openable.get(&row.participant_id).and_then(|participant| {
-                party.and_then(|party| participant.requests_visible_to(party, today).ok())
-            });
-            match basis {
-                Some(basis) => {
-                    shown.insert(row.participant_id, basis.log_text());
-                    true
-                }
-                None => false,
-            }
-        });
-        crate::reading::log(&self.access_log, &reader, PENDING_APPROVALS, shown).await?;
-        let approvals = rows
-            .iter()
-            .map(|row| {
-                let state = gate_state(row, today);
-                v1::PendingApproval {
-                    participant_id: row.participant_id.to_string(),
-                    activity_id: row.activity_id.to_string(),
-                    activity_kind: row.activity_kind.clone(),
-                    planned_start: row.planned_start.to_string(),
-                    gate: row.gate.clone(),
-                    status: state.status,
-                    requested_on: row.requested_on.to_string(),
-                    waiting_days: state.waiting_days,
-                    running: row.running,
-                }
-            })
-            .collect();
-        Ok(Response::new(v1::PendingApprovalsResponse {
-            approvals,
-            next_page_token,
-        }))
+        let page = pending_page(rows, page_size, today, &reader, &openable);
+        let request_record = PendingRequestRecord {
+            agency: agency.to_owned(),
+            unit: unit.map(|unit| unit.0),
+            page_size,
+            after: request.page_token.clone(),
+        };
+        let context = crate::reading::ReadContext {
+            request: serde_json::to_value(&request_record).unwrap_or_default(),
+            business_date: today,
+            projector_checkpoint,
+        };
+        let shown = serde_json::json!({ "next_page_token": page.response.next_page_token });
+        crate::reading::log_read(
+            &self.access_log,
+            &reader,
+            PENDING_APPROVALS,
+            &context,
+            page.bases
+                .into_iter()
+                .map(|(participant_id, basis)| crate::reading::ParticipantRead {
+                    participant_id,
+                    basis,
+                    history_sequence: openable
+                        .get(&participant_id)
+                        .map(|participant| participant.chain_head().0),
+                    read_model_sequence: page.read_model_sequences.get(&participant_id).copied(),
+                    shown: Some(shown.clone()),
+                }),
+        )
+        .await?;
+        Ok(Response::new(page.response))
     }
 
     type WatchGreenLightStream = ReceiverStream<Result<v1::GreenLightUpdate, Status>>;
@@ -466,6 +542,10 @@ impl GreenLightService for GreenLightApi {
                 }
             }
         }
+        let request_record = WatchRequestRecord {
+            coach_person_id: coach.as_ref().map(|coach| coach.0.clone()),
+            participant_id: participant.map(|participant_id| participant_id.0),
+        };
         let (sender, receiver) = mpsc::channel(WATCH_QUEUE_LENGTH_MAX);
         let pool = self.pool.clone();
         let access_log = self.access_log.clone();
@@ -477,6 +557,7 @@ impl GreenLightService for GreenLightApi {
             let mut folded = crate::reading::FoldedParticipants::default();
             loop {
                 let today = clock.today();
+                let projector_checkpoint = crate::reading::projector_checkpoint(&pool).await;
                 let rows = match store::green_light::open_gates(
                     &pool,
                     coach.as_ref().map(|coach| coach.0.as_str()),
@@ -532,22 +613,49 @@ impl GreenLightService for GreenLightApi {
                     .filter(|key| !current.contains_key(*key))
                     .copied()
                     .collect();
-                // Every update is a read: log one entry per participant about to be pushed.
-                let changed: std::collections::BTreeSet<uuid::Uuid> = current
-                    .iter()
-                    .filter(|(key, light)| sent.get(*key) != Some(*light))
-                    .map(|(key, _)| key.0)
-                    .chain(removed.iter().map(|key| key.0))
-                    .collect();
-                if let Err(status) = crate::reading::log(
+                // Every update is a read: log one entry per participant about to be pushed, with
+                // the activities pushed (ids only) so the push can be rebuilt from the events.
+                let mut pushed: BTreeMap<uuid::Uuid, Vec<serde_json::Value>> = BTreeMap::new();
+                for key in &removed {
+                    pushed
+                        .entry(key.0)
+                        .or_default()
+                        .push(serde_json::json!({ "activity_id": key.1, "removed": true }));
+                }
+                for (key, light) in &current {
+                    if sent.get(key) != Some(light) {
+                        pushed
+                            .entry(key.0)
+                            .or_default()
+                            .push(serde_json::json!({ "activity_id": key.1, "removed": false }));
+                    }
+                }
+                let mut read_model_sequences: BTreeMap<uuid::Uuid, u64> = BTreeMap::new();
+                for row in &rows {
+                    read_model_sequences.insert(row.participant_id, row.through_sequence);
+                }
+                let context = crate::reading::ReadContext {
+                    request: serde_json::to_value(&request_record).unwrap_or_default(),
+                    business_date: today,
+                    projector_checkpoint,
+                };
+                if let Err(status) = crate::reading::log_read(
                     &access_log,
                     &reader,
                     WATCH_GREEN_LIGHT,
-                    changed.into_iter().map(|participant_id| {
-                        (
+                    &context,
+                    pushed.into_iter().map(|(participant_id, updates)| {
+                        crate::reading::ParticipantRead {
                             participant_id,
-                            watch_basis(&reader, &participants, participant_id, today),
-                        )
+                            basis: watch_basis(&reader, &participants, participant_id, today),
+                            history_sequence: participants
+                                .get(&participant_id)
+                                .map(|participant| participant.chain_head().0),
+                            read_model_sequence: read_model_sequences.get(&participant_id).copied(),
+                            shown: Some(
+                                serde_json::json!({ "initial": initial, "updates": updates }),
+                            ),
+                        }
                     }),
                 )
                 .await
@@ -654,7 +762,9 @@ mod tests {
             decided_on: decision.map(|_| date(5)),
             valid_from: valid.map(|(from, _)| date(from)),
             valid_to: valid.map(|(_, to)| date(to)),
+            open: true,
             running: false,
+            through_sequence: 1,
         }
     }
 

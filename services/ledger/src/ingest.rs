@@ -246,7 +246,6 @@ impl Applier {
             );
             return self.park(delivery, reason, shutdown).await;
         }
-        let recorded_at = self.clock.now();
         let metadata = stream_metadata(delivery.stream_sequence(), delivery.subject());
         let mut conflicts_retried = 0;
         let mut backoff = Duration::from_millis(self.config.store_retry_backoff_ms);
@@ -258,7 +257,6 @@ impl Applier {
                     &submission,
                     delivery.stream_sequence(),
                     delivery.delivered_count() > 1,
-                    recorded_at,
                     metadata.clone(),
                 )
                 .await
@@ -533,7 +531,6 @@ impl Applier {
         submission: &Submission,
         stream_sequence: u64,
         redelivered: bool,
-        recorded_at: chrono::DateTime<chrono::Utc>,
         metadata: HashMap<String, String>,
     ) -> Result<(Verdict, bool), ApplyFailure> {
         let participant_id = submission.envelope.participant_id;
@@ -548,8 +545,7 @@ impl Applier {
                 .catch_up(participant_id, settled_through, stream_sequence, context)
                 .await?;
         }
-        self.decide_and_commit(submission, context, recorded_at, metadata)
-            .await
+        self.decide_and_commit(submission, context, metadata).await
     }
 
     /// Applies, in stream order, the participant's messages after `settled_through` and before
@@ -621,10 +617,7 @@ impl Applier {
             return Ok(context);
         }
         let metadata = stream_metadata(earlier.stream_sequence, &earlier.subject);
-        match self
-            .decide_and_commit(&submission, context, self.clock.now(), metadata)
-            .await
-        {
+        match self.decide_and_commit(&submission, context, metadata).await {
             Ok((verdict, newly_recorded)) => {
                 if newly_recorded {
                     self.after_recording(&verdict);
@@ -660,18 +653,23 @@ impl Applier {
 
     /// Decides on one submission against a loaded aggregate and commits what it records.
     /// Returns the verdict and whether anything new was recorded (false for a redelivery).
+    ///
+    /// The clock is read here, on every attempt, after the history is loaded: an entry is
+    /// stamped when the attempt that commits it decides, never with the time an earlier attempt
+    /// (before a conflict or a store outage) read, and the aggregate stamps it after the
+    /// previous entry whatever this host's clock says.
     async fn decide_and_commit(
         &self,
         submission: &Submission,
         mut context: ParticipantContext,
-        recorded_at: chrono::DateTime<chrono::Utc>,
         metadata: HashMap<String, String>,
     ) -> Result<(Verdict, bool), ApplyFailure> {
+        let clock_reading = self.clock.now();
         let event_id = submission.envelope.event_id;
         let sink = EventSink::default();
         let command = ParticipantCommand::Record {
             submission: submission.clone(),
-            recorded_at,
+            recorded_at: clock_reading,
         };
         context
             .aggregate
@@ -688,7 +686,7 @@ impl Applier {
                 &submission.envelope,
                 recorded,
                 &context.aggregate,
-                crate::clock::business_date(recorded_at),
+                crate::clock::business_date(clock_reading),
             );
             return Ok((verdict, false));
         };
@@ -697,7 +695,7 @@ impl Applier {
         let verdict = verdict_of_event(
             event,
             &context.aggregate,
-            crate::clock::business_date(recorded_at),
+            crate::clock::business_date(clock_reading),
         );
         self.event_store
             .commit(events, context, metadata)

@@ -13,6 +13,8 @@ pub mod config;
 pub mod green_light_service;
 pub mod ingest;
 pub mod reading;
+pub mod reconstruct;
+pub mod replay;
 pub mod status_responder;
 pub mod store_errors;
 pub mod timeline_service;
@@ -177,6 +179,8 @@ pub async fn start(
     let audit = audit_service::AuditApi {
         pool: pool.clone(),
         access_log: access_log.clone(),
+        config: config.audit.clone(),
+        clock: clock.clone(),
     };
     let green_light_progress = projector.subscribe_progress();
     let caseload_progress = projector.subscribe_progress();

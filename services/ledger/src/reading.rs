@@ -192,17 +192,99 @@ pub async fn log(
     action: &str,
     reads: impl IntoIterator<Item = (Uuid, String)>,
 ) -> Result<(), Status> {
+    record(
+        access_log,
+        reader,
+        action,
+        reads
+            .into_iter()
+            .map(|(participant_id, basis)| (participant_id, basis, None))
+            .collect(),
+    )
+    .await
+}
+
+/// What a read that can be rebuilt shares among the participants it returns: the request as
+/// the read path took it, the day it judged on, and where the projector stood.
+#[derive(Clone, Debug)]
+pub struct ReadContext {
+    /// The request's parameters.
+    pub request: serde_json::Value,
+    /// The day consents and time-dependent statuses were judged on.
+    pub business_date: chrono::NaiveDate,
+    /// The projector's checkpoint when the read began.
+    pub projector_checkpoint: Option<i64>,
+}
+
+/// One participant a rebuildable read returned: the basis, and where its history and the read
+/// model stood for this read.
+#[derive(Clone, Debug)]
+pub struct ParticipantRead {
+    /// Whose data.
+    pub participant_id: Uuid,
+    /// The access log's basis.
+    pub basis: String,
+    /// The event-store head the read folded.
+    pub history_sequence: Option<u64>,
+    /// The read-model head the data came from.
+    pub read_model_sequence: Option<u64>,
+    /// What the read handed out beyond the events (ids only).
+    pub shown: Option<serde_json::Value>,
+}
+
+/// [`log`] for a read that can be rebuilt (issue 11): each entry also keeps the read's
+/// context and the participant's positions, under one read id.
+pub async fn log_read(
+    access_log: &AccessLog,
+    reader: &Reader,
+    action: &str,
+    context: &ReadContext,
+    reads: impl IntoIterator<Item = ParticipantRead>,
+) -> Result<(), Status> {
+    let read_id = Uuid::now_v7();
+    record(
+        access_log,
+        reader,
+        action,
+        reads
+            .into_iter()
+            .map(|read| {
+                let record = store::access_log::ReadRecord {
+                    read_id,
+                    request: context.request.clone(),
+                    business_date: context.business_date,
+                    history_sequence: read.history_sequence,
+                    read_model_sequence: read.read_model_sequence,
+                    projector_checkpoint: context.projector_checkpoint,
+                    shown: read.shown,
+                };
+                (read.participant_id, read.basis, Some(record))
+            })
+            .collect(),
+    )
+    .await
+}
+
+async fn record(
+    access_log: &AccessLog,
+    reader: &Reader,
+    action: &str,
+    reads: Vec<(Uuid, String, Option<store::access_log::ReadRecord>)>,
+) -> Result<(), Status> {
     let entries: Vec<store::access_log::AccessEntry> = reads
         .into_iter()
-        .map(|(participant_id, basis)| store::access_log::AccessEntry {
-            reader_person_id: reader.actor.person_id.0.clone(),
-            reader_role: reader.actor.role.token().to_owned(),
-            reader_unit: reader.actor.unit.0.clone(),
-            reader_agency: reader.agency.token().to_owned(),
-            participant_id,
-            action: action.to_owned(),
-            basis,
-        })
+        .map(
+            |(participant_id, basis, read)| store::access_log::AccessEntry {
+                reader_person_id: reader.actor.person_id.0.clone(),
+                reader_role: reader.actor.role.token().to_owned(),
+                reader_unit: reader.actor.unit.0.clone(),
+                reader_agency: reader.agency.token().to_owned(),
+                participant_id,
+                action: action.to_owned(),
+                basis,
+                read,
+            },
+        )
         .collect();
     store::access_log::record(&access_log.pool, &entries)
         .await
@@ -265,4 +347,10 @@ pub async fn recorded_head(
         .await
         .map_err(|error| crate::store_errors::from_store(&error))?;
     Ok(heads.get(&participant_id.0).copied().unwrap_or(0))
+}
+
+/// Where the projector stands, for a read's context (`None` when it cannot be read: the read
+/// then goes on, and its rebuild says the checkpoint is unknown).
+pub async fn projector_checkpoint(pool: &PgPool) -> Option<i64> {
+    store::projector::checkpoint_position(pool).await.ok()
 }

@@ -25,14 +25,13 @@ pub struct TimelineApi {
 }
 
 /// The access log's name for each read.
-const GET_TIMELINE: &str = "ips.v1.TimelineService/GetTimeline";
+pub(crate) const GET_TIMELINE: &str = "ips.v1.TimelineService/GetTimeline";
 const GET_EVENT_STATUS: &str = "ips.v1.TimelineService/GetEventStatus";
 const VERIFY_CHAIN: &str = "ips.v1.TimelineService/VerifyChain";
 
-/// What `reader` sees of one timeline row, and the row as they may see it (`None`: hidden).
-///
-/// Who may see a row is decided from its agency, category and body, so a row whose stored
-/// values do not read as those is reported (`stored_history_unreadable`), never shown or
+/// What `reader` sees of one timeline row, and the row as they may see it: the domain's one
+/// entry decision (`Participant::view_of_entry`), which an auditor's replay uses too. A row
+/// whose stored values do not read is reported (`stored_history_unreadable`), never shown or
 /// hidden on a guess.
 fn visible_row(
     participant: &domain::Participant,
@@ -40,32 +39,103 @@ fn visible_row(
     mut row: store::TimelineRow,
     today: chrono::NaiveDate,
 ) -> Result<Option<(domain::Basis, store::TimelineRow)>, store::StoreError> {
-    let unreadable = |what: String| {
-        store::StoreError::Unreadable(format!("timeline entry {}: {what}", row.sequence))
+    let view = participant
+        .view_of_stored_entry(
+            reader,
+            &row.agency,
+            &row.data_category,
+            std::mem::take(&mut row.body),
+            today,
+        )
+        .map_err(|unreadable| {
+            store::StoreError::Unreadable(format!("timeline entry {}: {unreadable}", row.sequence))
+        })?;
+    Ok(view.map(|view| {
+        row.body = view.body;
+        (view.basis, row)
+    }))
+}
+
+/// A `GetTimeline` request as the read path took it: what the access log keeps so the page can
+/// be rebuilt (issue 11).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct TimelineRequestRecord {
+    pub participant_id: uuid::Uuid,
+    pub page_size: u32,
+    pub after_sequence: u64,
+    pub agencies: Vec<String>,
+    pub event_types: Vec<String>,
+    pub occurred_from: Option<chrono::DateTime<chrono::Utc>>,
+    pub occurred_to: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl TimelineRequestRecord {
+    pub(crate) fn filter(&self) -> store::TimelineFilter {
+        store::TimelineFilter {
+            agencies: self.agencies.clone(),
+            event_types: self.event_types.clone(),
+            occurred_from: self.occurred_from,
+            occurred_to: self.occurred_to,
+        }
+    }
+}
+
+/// A timeline page as `reader` sees it on `today`, from the rows the page query returned (one
+/// more than `page_size` tells whether another page follows), and the bases it was shown
+/// under. Shared by the live read and its rebuild.
+pub(crate) fn timeline_page(
+    participant_id: ParticipantId,
+    participant: &domain::Participant,
+    reader: &domain::Reader,
+    today: chrono::NaiveDate,
+    mut rows: Vec<store::TimelineRow>,
+    page_size: u32,
+    chain: &domain::chain::ChainReport,
+) -> Result<(v1::GetTimelineResponse, std::collections::BTreeSet<String>), Status> {
+    let next_page_token = if rows.len() > page_size as usize {
+        rows.truncate(page_size as usize);
+        let last = rows
+            .last()
+            .expect("a page size is at least 1, so a truncated page keeps a row");
+        page_token(last.sequence)
+    } else {
+        String::new()
     };
-    let agency = domain::Agency::from_token(&row.agency)
-        .ok_or_else(|| unreadable(format!("agency `{}` is no agency", row.agency)))?;
-    let category = domain::DataCategory::from_token(&row.data_category).ok_or_else(|| {
-        unreadable(format!(
-            "data category `{}` is no data category",
-            row.data_category
-        ))
-    })?;
-    // A rejected submission's body is the submitted body; both parse as an event body.
-    let body = <domain::EventBody as serde::Deserialize>::deserialize(&row.body)
-        .map_err(|error| unreadable(format!("its body is no event body ({error})")))?;
-    let sight = participant.sight(reader, agency, &body, category, today);
-    let protected = participant.protected_identity().is_some();
-    let basis = match sight {
-        domain::Sight::Full(basis) | domain::Sight::Shared(basis) => basis,
-        domain::Sight::Hidden => return Ok(None),
+    // A page may hold fewer entries than page_size when some are not visible to this
+    // reader; the token continues after the last row scanned, shown or not.
+    let mut bases = std::collections::BTreeSet::new();
+    let mut entries: Vec<v1::TimelineEntry> = Vec::with_capacity(rows.len());
+    for row in rows {
+        let visible = visible_row(participant, reader, row, today)
+            .map_err(|error| crate::store_errors::from_store(&error))?;
+        if let Some((basis, row)) = visible {
+            bases.insert(basis.log_text());
+            entries.push(entry(row)?);
+        }
+    }
+    let response = v1::GetTimelineResponse {
+        participant_id: participant_id.to_string(),
+        entries,
+        next_page_token,
+        chain_broken_at_sequence: chain
+            .first_broken_link
+            .as_ref()
+            .map_or(0, |link| link.sequence),
+        chain_broken_reason: chain
+            .first_broken_link
+            .as_ref()
+            .map(broken_reason)
+            .unwrap_or_default(),
     };
-    let Some(body) = domain::visibility::view_for(sight, std::mem::take(&mut row.body), protected)
-    else {
-        return Ok(None);
-    };
-    row.body = body;
-    Ok(Some((basis, row)))
+    Ok((response, bases))
+}
+
+/// The last entry a chain verification looked at: every verified one, and the broken one.
+pub(crate) fn chain_checked_through(chain: &domain::chain::ChainReport) -> u64 {
+    chain
+        .first_broken_link
+        .as_ref()
+        .map_or(chain.verified_entries, |link| link.sequence)
 }
 
 /// A broken link's reason as its stored name (`hash_mismatch`, ...).
@@ -73,11 +143,11 @@ fn broken_reason(link: &domain::chain::BrokenLink) -> String {
     link.reason.name().to_owned()
 }
 
-fn page_token(after_sequence: u64) -> String {
+pub(crate) fn page_token(after_sequence: u64) -> String {
     format!("after:{after_sequence}")
 }
 
-fn parse_page_token(token: &str) -> Result<u64, Status> {
+pub(crate) fn parse_page_token(token: &str) -> Result<u64, Status> {
     if token.is_empty() {
         return Ok(0);
     }
@@ -152,7 +222,7 @@ fn timeline_filter(request: &v1::GetTimelineRequest) -> Result<store::TimelineFi
     })
 }
 
-fn entry(row: store::TimelineRow) -> Result<v1::TimelineEntry, Status> {
+pub(crate) fn entry(row: store::TimelineRow) -> Result<v1::TimelineEntry, Status> {
     let schema_version = u32::try_from(row.schema_version).map_err(|_| {
         crate::store_errors::from_store(&store::StoreError::Unreadable(format!(
             "timeline entry {}: schema version {} is negative",
@@ -223,8 +293,9 @@ impl TimelineService for TimelineApi {
             .await
             .map_err(|error| crate::store_errors::from_store(&error))?;
         let today = self.clock.today();
+        let projector_checkpoint = crate::reading::projector_checkpoint(&self.pool).await;
         // One row more than the page tells whether another page follows.
-        let mut rows = store::timeline::page(
+        let page = store::timeline::page(
             &self.pool,
             participant_id,
             after_sequence,
@@ -233,54 +304,48 @@ impl TimelineService for TimelineApi {
         )
         .await
         .map_err(|error| crate::store_errors::from_store(&error))?;
-        let next_page_token = if rows.len() > page_size as usize {
-            rows.truncate(page_size as usize);
-            let last = rows
-                .last()
-                .expect("a page size is at least 1, so a truncated page keeps a row");
-            page_token(last.sequence)
-        } else {
-            String::new()
+        let (response, bases) = timeline_page(
+            participant_id,
+            &participant,
+            &reader,
+            today,
+            page.rows,
+            page_size,
+            &chain,
+        )?;
+        let request_record = TimelineRequestRecord {
+            participant_id: participant_id.0,
+            page_size,
+            after_sequence,
+            agencies: filter.agencies,
+            event_types: filter.event_types,
+            occurred_from: filter.occurred_from,
+            occurred_to: filter.occurred_to,
         };
-        // A page may hold fewer entries than page_size when some are not visible to this
-        // reader; the token continues after the last row scanned, shown or not.
-        let mut bases = std::collections::BTreeSet::new();
-        let mut entries: Vec<v1::TimelineEntry> = Vec::with_capacity(rows.len());
-        for row in rows {
-            let visible = visible_row(&participant, &reader, row, today)
-                .map_err(|error| crate::store_errors::from_store(&error))?;
-            if let Some((basis, row)) = visible {
-                bases.insert(basis.log_text());
-                entries.push(entry(row)?);
-            }
-        }
-        crate::reading::log(
+        crate::reading::log_read(
             &self.access_log,
             &reader,
             GET_TIMELINE,
-            [(
-                participant_id.0,
-                crate::reading::basis_text(&bases, "nothing_visible"),
-            )],
+            &crate::reading::ReadContext {
+                request: serde_json::to_value(&request_record).unwrap_or_default(),
+                business_date: today,
+                projector_checkpoint,
+            },
+            [crate::reading::ParticipantRead {
+                participant_id: participant_id.0,
+                basis: crate::reading::basis_text(&bases, "nothing_visible"),
+                history_sequence: Some(participant.chain_head().0),
+                read_model_sequence: Some(page.head_sequence),
+                shown: Some(serde_json::json!({
+                    "chain_checked_through": chain_checked_through(&chain),
+                })),
+            }],
         )
         .await?;
         if let Some(link) = &chain.first_broken_link {
             tracing::error!(%participant_id, sequence = link.sequence, reason = broken_reason(link), "timeline read of a broken hash chain");
         }
-        Ok(Response::new(v1::GetTimelineResponse {
-            participant_id: participant_id.to_string(),
-            entries,
-            next_page_token,
-            chain_broken_at_sequence: chain
-                .first_broken_link
-                .as_ref()
-                .map_or(0, |link| link.sequence),
-            chain_broken_reason: chain
-                .first_broken_link
-                .as_ref()
-                .map(broken_reason)
-                .unwrap_or_default(),
-        }))
+        Ok(Response::new(response))
     }
 
     async fn get_event_status(

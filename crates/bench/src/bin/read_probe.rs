@@ -146,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
             participant_id: participant_id.0,
             action: "probe".into(),
             basis: "own_records".into(),
+            read: None,
         };
         let started = Instant::now();
         store::access_log::record(&pool, &[entry]).await?;
