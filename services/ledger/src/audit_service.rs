@@ -35,7 +35,7 @@ pub struct AuditApi {
 /// One access-log entry on the wire.
 pub(crate) fn access_log_entry(row: store::access_log::LoggedAccess) -> v1::AccessLogEntry {
     v1::AccessLogEntry {
-        position: u64::try_from(row.position).unwrap_or(0),
+        position: row.position,
         read_at: row
             .read_at
             .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
