@@ -110,7 +110,13 @@ impl History {
             .entries
             .last()
             .map_or(GENESIS_HASH.to_owned(), |entry| entry.hash.clone());
-        let recorded_at = submission.envelope.occurred_at + chrono::Duration::minutes(1);
+        // `record` has the ledger clock read a minute after the event occurred; the aggregate
+        // keeps the stamps strictly increasing along the chain.
+        let reading = submission.envelope.occurred_at + chrono::Duration::minutes(1);
+        let recorded_at = match self.entries.last().map(|entry| entry.recorded_at) {
+            Some(previous) if reading <= previous => previous + chrono::Duration::microseconds(1),
+            _ => reading,
+        };
         let entry = ParticipantEvent::link(
             submission,
             recorded_at,
