@@ -479,3 +479,7 @@ pub fn client_tls_from_files(
         &read_text(private_key.0, private_key.1)?,
     ))
 }
+
+#[cfg(test)]
+#[path = "identity_tests.rs"]
+mod tests;
