@@ -2,7 +2,7 @@
 //!
 //! Usage:
 //!   ipsctl dev-pki <directory>   (what deploy/dev-pki.sh runs)
-//!   ipsctl token <organisation> <person> <role> <unit>   (an officer token, e.g. for grpcurl)
+//!   ipsctl token <organisation> <person> <role> <unit>   (an officer token, a JWT, e.g. for grpcurl)
 //!   ipsctl demo
 //!   ipsctl timeline <participant-id>
 //!   ipsctl verify <participant-id>
@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(|error| anyhow::anyhow!(error))?;
             println!(
                 "{}",
-                signer.officer_token(person, role, unit, ipsctl::TOKEN_LIFETIME_S)
+                signer.officer_token(person, role, unit, ipsctl::TOKEN_LIFETIME_S)?
             );
             return Ok(());
         }
