@@ -216,18 +216,50 @@ async fn a_caller_who_cannot_prove_who_they_are_is_unauthenticated_naming_the_ru
 ) -> anyhow::Result<()> {
     let stack = Stack::start().await?;
     let now = chrono::Utc::now().timestamp();
-    let claims = |organisation: &str, role: &str, issued_at_s: i64, expires_at_s: i64| {
-        rpc::identity::TokenClaims {
-            organisation: organisation.into(),
-            person_id: "coach-17".into(),
-            role: role.into(),
-            unit: "hudiksvall-ips".into(),
+    let pki = testkit::test_pki();
+    // A signer over `agency`'s signing key (owned, so a test can rename its key id).
+    let signer_of = |agency: Agency| {
+        rpc::identity::TokenSigner::from_pkcs8(
+            agency,
+            &pki.material.organisations[&agency].token_signing_key_pkcs8,
+        )
+        .map_err(|error| anyhow::anyhow!(error))
+    };
+    let claims = |signer: &rpc::identity::TokenSigner,
+                  organisation: &str,
+                  role: &str,
+                  issued_at_s: i64,
+                  expires_at_s: i64| {
+        let mut claims = signer.claims(
+            "coach-17",
+            Role::Coach,
+            "hudiksvall-ips",
             issued_at_s,
-            expires_at_s,
-        }
+            expires_at_s - issued_at_s,
+        );
+        organisation.clone_into(&mut claims.organisation);
+        role.clone_into(&mut claims.role);
+        claims
+    };
+    let base64url = |bytes: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     };
     let municipality = testkit::signer(Agency::Municipality);
     let fk = testkit::signer(Agency::Forsakringskassan);
+    let coach = claims(municipality, "municipality", "coach", now, now + 600);
+    let genuine = municipality.sign(&coach)?;
+    let (header_part, rest) = genuine.split_once('.').expect("a JWT");
+    let (_, signature_part) = rest.split_once('.').expect("a JWT");
+    let mut promoted = coach.clone();
+    promoted.role = "auditor".into();
+    let unsigned_header = serde_json::json!({"alg": "none", "kid": municipality.key_id()});
+    let mut hs256_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs256_header.kid = Some(municipality.key_id().to_owned());
+    let mut other_issuer = coach.clone();
+    other_issuer.issuer = "https://idp.example.invalid".into();
+    let mut other_audience = coach.clone();
+    other_audience.audience = rpc::identity::TokenAudience::One("another-federation".into());
     let cases: Vec<(&str, Option<String>, Agency, &str)> = vec![
         ("no token", None, Agency::Municipality, "token_missing"),
         (
@@ -237,26 +269,116 @@ async fn a_caller_who_cannot_prove_who_they_are_is_unauthenticated_naming_the_ru
             "token_malformed",
         ),
         (
-            "municipality claims signed with FK's key",
-            Some(fk.sign(&claims("municipality", "coach", now, now + 600))),
+            "municipality claims signed with FK's key under the municipality's key id",
+            Some(
+                signer_of(Agency::Forsakringskassan)?
+                    .with_key_id(municipality.key_id())
+                    .sign(&coach)?,
+            ),
             Agency::Municipality,
             "token_signature_invalid",
         ),
         (
+            "claims altered after signing",
+            Some(format!(
+                "{header_part}.{}.{signature_part}",
+                base64url(&serde_json::to_vec(&promoted)?)
+            )),
+            Agency::Municipality,
+            "token_signature_invalid",
+        ),
+        (
+            "claims that are not JSON, under a signature that is not the key's",
+            Some(format!(
+                "{header_part}.{}.{signature_part}",
+                base64url(b"not json")
+            )),
+            Agency::Municipality,
+            "token_signature_invalid",
+        ),
+        (
+            "alg none",
+            Some(format!(
+                "{}.{}.",
+                base64url(unsigned_header.to_string().as_bytes()),
+                base64url(&serde_json::to_vec(&coach)?)
+            )),
+            Agency::Municipality,
+            "token_algorithm_refused",
+        ),
+        (
+            "HS256 keyed with the municipality's public key",
+            Some(jsonwebtoken::encode(
+                &hs256_header,
+                &coach,
+                &jsonwebtoken::EncodingKey::from_secret(
+                    &pki.material.organisations[&Agency::Municipality].token_verifying_key,
+                ),
+            )?),
+            Agency::Municipality,
+            "token_algorithm_refused",
+        ),
+        (
+            "a key id no organisation publishes",
+            Some(
+                signer_of(Agency::Municipality)?
+                    .with_key_id("municipality-retired-2024")
+                    .sign(&coach)?,
+            ),
+            Agency::Municipality,
+            "token_key_unknown",
+        ),
+        (
+            "another issuer",
+            Some(municipality.sign(&other_issuer)?),
+            Agency::Municipality,
+            "token_issuer_invalid",
+        ),
+        (
+            "another audience",
+            Some(municipality.sign(&other_audience)?),
+            Agency::Municipality,
+            "token_audience_invalid",
+        ),
+        (
+            "FK's key vouching for a municipality officer",
+            Some(fk.sign(&claims(fk, "municipality", "coach", now, now + 600))?),
+            Agency::Municipality,
+            "token_organisation_not_the_signers",
+        ),
+        (
             "expired",
-            Some(municipality.sign(&claims("municipality", "coach", now - 7200, now - 3600))),
+            Some(municipality.sign(&claims(
+                municipality,
+                "municipality",
+                "coach",
+                now - 7200,
+                now - 3600,
+            ))?),
             Agency::Municipality,
             "token_expired",
         ),
         (
             "not yet valid",
-            Some(municipality.sign(&claims("municipality", "coach", now + 3600, now + 4000))),
+            Some(municipality.sign(&claims(
+                municipality,
+                "municipality",
+                "coach",
+                now + 3600,
+                now + 4000,
+            ))?),
             Agency::Municipality,
             "token_expired",
         ),
         (
             "valid for too long",
-            Some(municipality.sign(&claims("municipality", "coach", now, now + 13 * 3600))),
+            Some(municipality.sign(&claims(
+                municipality,
+                "municipality",
+                "coach",
+                now,
+                now + 13 * 3600,
+            ))?),
             Agency::Municipality,
             "token_lifetime_too_long",
         ),
@@ -273,17 +395,24 @@ async fn a_caller_who_cannot_prove_who_they_are_is_unauthenticated_naming_the_ru
         ),
         (
             "an unknown organisation",
-            Some(municipality.sign(&claims("region-x", "coach", now, now + 600))),
+            Some(municipality.sign(&claims(municipality, "region-x", "coach", now, now + 600))?),
             Agency::Municipality,
             "token_organisation_unknown",
         ),
         (
             "an unknown role",
-            Some(municipality.sign(&claims("municipality", "mayor", now, now + 600))),
+            Some(municipality.sign(&claims(
+                municipality,
+                "municipality",
+                "mayor",
+                now,
+                now + 600,
+            ))?),
             Agency::Municipality,
             "token_claim_invalid",
         ),
     ];
+    let refusals = cases.len();
     for (name, token, certificate, rule) in cases {
         let channel = testkit::channel_as(stack.ledger_address, certificate).await?;
         let got = call(
@@ -299,12 +428,13 @@ async fn a_caller_who_cannot_prove_who_they_are_is_unauthenticated_naming_the_ru
     // Each refusal is counted for the operator.
     let metrics = tests::ledger_metrics(&stack).await?;
     assert!(
-        metrics.contains("\nips_calls_refused_total{code=\"unauthenticated\"} 9\n"),
+        metrics.contains(&format!(
+            "\nips_calls_refused_total{{code=\"unauthenticated\"}} {refusals}\n"
+        )),
         "{metrics}"
     );
 
     // Without a client certificate the TLS handshake itself fails: no call reaches a service.
-    let pki = testkit::test_pki();
     let no_certificate = tonic::transport::ClientTlsConfig::new()
         .ca_certificate(tonic::transport::Certificate::from_pem(
             &pki.material.ca_certificate_pem,

@@ -1,6 +1,7 @@
 //! The development PKI: a local certificate authority, one server certificate, and per
 //! organisation (agency) a client certificate for mTLS and an Ed25519 key pair for signing
-//! officer tokens.
+//! officer tokens (JWTs), the public half published as the organisation's JSON Web Key Set
+//! under its key id, as an identity provider would.
 //!
 //! There is no "auth off" switch, so development, the demo and the tests need real keys; they
 //! are generated locally, never committed, and never used outside a developer's machine. In
@@ -29,6 +30,9 @@ pub enum PkiError {
     /// Key generation failed.
     #[error("Ed25519 key generation failed")]
     SigningKey,
+    /// A key set could not be written as JSON.
+    #[error("key set: {0}")]
+    KeySet(serde_json::Error),
     /// Writing or reading a file failed.
     #[error("{path}: {source}")]
     File {
@@ -57,6 +61,20 @@ pub struct OrganisationMaterial {
     pub token_signing_key_pkcs8: Vec<u8>,
     /// The matching public key, 32 raw bytes.
     pub token_verifying_key: Vec<u8>,
+    /// The key id tokens signed with it name (`rpc::identity::development_key_id`).
+    pub token_key_id: String,
+}
+
+impl OrganisationMaterial {
+    /// The organisation's published key set: its one verifying key under its key id.
+    pub fn token_verifying_key_set(&self) -> rpc::identity::VerifyingKeySet {
+        rpc::identity::VerifyingKeySet {
+            keys: vec![rpc::identity::VerifyingJwk::ed25519(
+                &self.token_key_id,
+                &self.token_verifying_key,
+            )],
+        }
+    }
 }
 
 /// A whole development PKI.
@@ -137,6 +155,7 @@ pub fn generate() -> Result<DevelopmentPki, PkiError> {
             OrganisationMaterial {
                 client: client_certificate(agency, &issuer)?,
                 token_signing_key_pkcs8: pkcs8.as_ref().to_vec(),
+                token_key_id: rpc::identity::development_key_id(agency, &verifying),
                 token_verifying_key: verifying,
             },
         );
@@ -166,6 +185,12 @@ fn write(directory: &Path, name: &str, contents: &[u8], secret: bool) -> Result<
     #[cfg(not(unix))]
     let _ = secret;
     Ok(())
+}
+
+fn key_set_json(key_set: &rpc::identity::VerifyingKeySet) -> Result<Vec<u8>, PkiError> {
+    let mut json = serde_json::to_vec_pretty(key_set).map_err(PkiError::KeySet)?;
+    json.push(b'\n');
+    Ok(json)
 }
 
 impl DevelopmentPki {
@@ -217,8 +242,8 @@ impl DevelopmentPki {
             )?;
             write(
                 directory,
-                &file_names::token_verifying_key(token),
-                engine.encode(&material.token_verifying_key).as_bytes(),
+                &file_names::token_verifying_key_set(token),
+                &key_set_json(&material.token_verifying_key_set())?,
                 false,
             )?;
         }

@@ -577,7 +577,9 @@ pub fn identity_config() -> rpc::identity::IdentityConfig {
 
 /// A token signed by `agency`'s key, valid for ten minutes.
 pub fn token(agency: Agency, person_id: &str, role: Role, unit: &str) -> String {
-    test_pki().signers[&agency].officer_token(person_id, role, unit, 600)
+    test_pki().signers[&agency]
+        .officer_token(person_id, role, unit, 600)
+        .expect("sign a test token")
 }
 
 /// A signer for `agency` (tests that forge claims).

@@ -41,9 +41,12 @@ pub fn as_officer<T>(
     unit: &str,
 ) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
+    // Without a signer, or should signing fail, the request goes without a token and the
+    // service refuses it as `token_missing`, which names the problem.
     if let Some(signer) = SIGNERS.get().and_then(|signers| signers.get(&agency)) {
-        let token = signer.officer_token(person_id, role, unit, TOKEN_LIFETIME_S);
-        rpc::identity::attach_token(request.metadata_mut(), &token);
+        if let Ok(token) = signer.officer_token(person_id, role, unit, TOKEN_LIFETIME_S) {
+            rpc::identity::attach_token(request.metadata_mut(), &token);
+        }
     }
     request
 }

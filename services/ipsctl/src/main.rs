@@ -1,4 +1,5 @@
-//! The `ipsctl` binary: parses the command line ([`ipsctl::cli`]) and prints; the work is in the
+//! The `ipsctl` binary: parses the command line ([`ipsctl::cli`]) and prints (`ipsctl token` prints a
+//! development JWT); the work is in the
 //! library. `ipsctl --help` lists the commands, `ipsctl <command> --help` explains one. Service
 //! addresses and the PKI directory come from options or their environment variables
 //! (IPS_LEDGER_ADDRESS, IPS_MUNICIPALITY_ADDRESS, IPS_FK_ADDRESS, IPS_AF_ADDRESS,
@@ -27,7 +28,7 @@ fn print_token(
         .map_err(|error| anyhow::anyhow!(error))?;
     println!(
         "{}",
-        signer.officer_token(person, role, unit, ipsctl::TOKEN_LIFETIME_S)
+        signer.officer_token(person, role, unit, ipsctl::TOKEN_LIFETIME_S)?
     );
     Ok(())
 }
