@@ -247,7 +247,10 @@ fn stored_value_names_are_pinned() {
             CounselledBenefit::Forsorjningsstod,
             Value::from("forsorjningsstod"),
         ),
-        (CounselledBenefit::Aktivitetsstod, Value::from("aktivitetsstod")),
+        (
+            CounselledBenefit::Aktivitetsstod,
+            Value::from("aktivitetsstod"),
+        ),
         (CounselledBenefit::Akassa, Value::from("akassa")),
         (CounselledBenefit::Studiestod, Value::from("studiestod")),
     ];
@@ -702,6 +705,9 @@ fn rule_names_are_pinned() {
                 .and_then(|value| value.get("rule").cloned()),
             Some(Value::from(pinned))
         );
-        assert!(rule.to_string().starts_with(&format!("{pinned}: ")), "{rule}");
+        assert!(
+            rule.to_string().starts_with(&format!("{pinned}: ")),
+            "{rule}"
+        );
     }
 }
