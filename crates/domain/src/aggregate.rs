@@ -765,7 +765,7 @@ impl Participant {
     ) -> Result<&ActivityRecord, RuleViolation> {
         let activity = self.activity(activity_id)?;
         if activity.kind != kind {
-            return Err(wrong_kind(kind_name(kind), activity.kind));
+            return Err(wrong_kind(kind.token(), activity.kind));
         }
         Ok(activity)
     }
@@ -798,22 +798,10 @@ fn require_job_as_proposed(
     Ok(())
 }
 
-fn kind_name(kind: ActivityKind) -> &'static str {
-    match kind {
-        ActivityKind::Arbetsprovning => "arbetsprovning",
-        ActivityKind::Arbetstraning => "arbetstraning",
-        ActivityKind::Praktik => "praktik",
-        ActivityKind::Studies => "studies",
-        ActivityKind::SocialTraining => "social_training",
-        ActivityKind::OtherOccupation => "other_occupation",
-        ActivityKind::Job => "job",
-    }
-}
-
 fn wrong_kind(expected: &str, actual: ActivityKind) -> RuleViolation {
     RuleViolation::WrongActivityKind {
         expected: expected.to_owned(),
-        actual: kind_name(actual).to_owned(),
+        actual: actual.token().to_owned(),
     }
 }
 

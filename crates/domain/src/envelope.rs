@@ -16,14 +16,34 @@ use crate::events::CURRENT_SCHEMA_VERSION;
 use crate::ids::{CorrelationId, EventId, ParticipantId, PersonId, UnitId};
 
 /// The four controllers (personuppgiftsansvariga) that emit events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Two names: the serde name (inside stored envelopes: `forsakringskassan`) and the shorter
+/// token (bus subjects, configuration, token claims, read-model columns: `fk`), both derived.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Agency {
     /// The municipality: IPS unit, socialpsykiatri, IFO / försörjningsstöd, AME.
     Municipality,
     /// Försäkringskassan.
+    #[strum(serialize = "fk")]
     Forsakringskassan,
     /// Arbetsförmedlingen.
+    #[strum(serialize = "af")]
     Arbetsformedlingen,
     /// The region's psychiatry.
     Psychiatry,
@@ -40,19 +60,12 @@ impl Agency {
 
     /// The short, stable token used in bus subjects and configuration.
     pub fn token(self) -> &'static str {
-        match self {
-            Agency::Municipality => "municipality",
-            Agency::Forsakringskassan => "fk",
-            Agency::Arbetsformedlingen => "af",
-            Agency::Psychiatry => "psychiatry",
-        }
+        self.into()
     }
 
     /// The inverse of [`Agency::token`].
     pub fn from_token(token: &str) -> Option<Agency> {
-        Agency::ALL
-            .into_iter()
-            .find(|agency| agency.token() == token)
+        token.parse().ok()
     }
 }
 
@@ -63,8 +76,23 @@ impl fmt::Display for Agency {
 }
 
 /// What the acting person does; decides which commands they may give (issue 5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Role {
     /// IPS coach (arbetsspecialist).
     Coach,
@@ -81,26 +109,12 @@ pub enum Role {
 impl Role {
     /// The stable token used in configuration and request metadata.
     pub fn token(self) -> &'static str {
-        match self {
-            Role::Coach => "coach",
-            Role::TeamLeader => "team_leader",
-            Role::CaseOfficer => "case_officer",
-            Role::Auditor => "auditor",
-            Role::System => "system",
-        }
+        self.into()
     }
 
     /// The inverse of [`Role::token`].
     pub fn from_token(token: &str) -> Option<Role> {
-        [
-            Role::Coach,
-            Role::TeamLeader,
-            Role::CaseOfficer,
-            Role::Auditor,
-            Role::System,
-        ]
-        .into_iter()
-        .find(|role| role.token() == token)
+        token.parse().ok()
     }
 }
 
@@ -117,8 +131,23 @@ pub struct Actor {
 
 /// The data category (and so the secrecy class) of an event. Consent is granted per category,
 /// so this is what consent-scoped reads filter on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum DataCategory {
     /// Referral, enrolment, waiting list, coach, pause and discharge.
     Participation,
@@ -143,17 +172,7 @@ pub enum DataCategory {
 impl DataCategory {
     /// The stable token used in configuration and on the wire.
     pub fn token(self) -> &'static str {
-        match self {
-            DataCategory::Participation => "participation",
-            DataCategory::Consent => "consent",
-            DataCategory::VocationalProfile => "vocational_profile",
-            DataCategory::ActivitiesAndWork => "activities_and_work",
-            DataCategory::BenefitDecisions => "benefit_decisions",
-            DataCategory::LabourMarket => "labour_market",
-            DataCategory::HealthCoarse => "health_coarse",
-            DataCategory::SocialAssistanceStatus => "social_assistance_status",
-            DataCategory::FollowUpNotes => "follow_up_notes",
-        }
+        self.into()
     }
 
     /// Every category, in a fixed order.
@@ -171,9 +190,7 @@ impl DataCategory {
 
     /// The inverse of [`DataCategory::token`].
     pub fn from_token(token: &str) -> Option<DataCategory> {
-        DataCategory::ALL
-            .into_iter()
-            .find(|category| category.token() == token)
+        token.parse().ok()
     }
 }
 

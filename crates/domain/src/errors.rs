@@ -33,8 +33,11 @@ impl InputError {
 
 /// A cross-agency rule the participant's recorded situation does not allow. Stored inside the
 /// recorded rejection, so the variant names are part of the stored schema: add, never rename.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize, strum::IntoStaticStr,
+)]
 #[serde(tag = "rule", rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RuleViolation {
     /// The submission failed the same input checks a service runs (defence in depth: the bus
     /// may carry anything).
@@ -188,50 +191,7 @@ pub enum RuleViolation {
 impl RuleViolation {
     /// The rule's stable name, as sent to callers (`FAILED_PRECONDITION` details).
     pub fn name(&self) -> &'static str {
-        match self {
-            RuleViolation::InvalidInput { .. } => "invalid_input",
-            RuleViolation::AgencyMayNotRecord { .. } => "agency_may_not_record",
-            RuleViolation::ParticipantNotReferred => "participant_not_referred",
-            RuleViolation::ParticipantAlreadyReferred => "participant_already_referred",
-            RuleViolation::EnrolmentNeedsReferral => "enrolment_needs_referral",
-            RuleViolation::ParticipantAlreadyEnrolled => "participant_already_enrolled",
-            RuleViolation::ConsentIdAlreadyUsed => "consent_id_already_used",
-            RuleViolation::ConsentNotInForce => "consent_not_in_force",
-            RuleViolation::ParticipantDischarged => "participant_discharged",
-            RuleViolation::ReferralNotPending => "referral_not_pending",
-            RuleViolation::AlreadyOnWaitingList => "already_on_waiting_list",
-            RuleViolation::NotOnWaitingList => "not_on_waiting_list",
-            RuleViolation::ParticipantNotEnrolled => "participant_not_enrolled",
-            RuleViolation::ParticipantPaused => "participant_paused",
-            RuleViolation::ParticipantAlreadyPaused => "participant_already_paused",
-            RuleViolation::ParticipantNotPaused => "participant_not_paused",
-            RuleViolation::ParticipantNotDischarged => "participant_not_discharged",
-            RuleViolation::CoachAlreadyAssigned => "coach_already_assigned",
-            RuleViolation::ActivityIdAlreadyUsed => "activity_id_already_used",
-            RuleViolation::UnknownActivity => "unknown_activity",
-            RuleViolation::WrongActivityKind { .. } => "wrong_activity_kind",
-            RuleViolation::ActivityNotStarted => "activity_not_started",
-            RuleViolation::ActivityAlreadyStarted => "activity_already_started",
-            RuleViolation::ActivityAlreadyEnded => "activity_already_ended",
-            RuleViolation::EndBeforeStart => "end_before_start",
-            RuleViolation::UnknownBenefit => "unknown_benefit",
-            RuleViolation::NoRehabilitationPlan => "no_rehabilitation_plan",
-            RuleViolation::JobSeekerNotRegistered => "job_seeker_not_registered",
-            RuleViolation::ProgrammeIdAlreadyUsed => "programme_id_already_used",
-            RuleViolation::UnknownProgramme => "unknown_programme",
-            RuleViolation::SiusNotActive => "sius_not_active",
-            RuleViolation::UnknownCorrectedEvent => "unknown_corrected_event",
-            RuleViolation::CorrectionByAnotherAgency => "correction_by_another_agency",
-            RuleViolation::CorrectionChangesType => "correction_changes_type",
-            RuleViolation::GateNotGreen { .. } => "gate_not_green",
-            RuleViolation::StartDiffersFromProposal { .. } => "start_differs_from_proposal",
-            RuleViolation::OtherUnit => "other_unit",
-            RuleViolation::OwnEmployerTrialRuleNotInForce => "own_employer_trial_rule_not_in_force",
-            RuleViolation::OwnEmployerTrialNeedsEmploymentAndFullSjukpenning => {
-                "own_employer_trial_needs_employment_and_full_sjukpenning"
-            }
-            RuleViolation::OwnEmployerTrialLimitReached => "own_employer_trial_limit_reached",
-        }
+        self.into()
     }
 }
 

@@ -31,7 +31,7 @@ pub const CONSENT_PERIOD_DAYS_MAX: i64 = 5 * 366;
 pub const ALLOWED_READERS_MAX: usize = 50;
 
 /// Who referred the participant to IPS (aktualisering).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
 pub enum ReferralSource {
     /// Adult psychiatry (vuxenpsykiatri).
@@ -50,8 +50,23 @@ pub enum ReferralSource {
 
 /// A party to a secrecy-waiving consent: finer than an agency, because secrecy applies even
 /// between municipal committees (the IPS unit and IFO are different parties).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ConsentParty {
     /// The municipality's IPS unit.
     IpsUnit,
@@ -68,22 +83,22 @@ pub enum ConsentParty {
 impl ConsentParty {
     /// The stable token (as serialised), used in guidance and on the wire.
     pub fn token(self) -> &'static str {
-        match self {
-            ConsentParty::IpsUnit => "ips_unit",
-            ConsentParty::SocialServices => "social_services",
-            ConsentParty::Forsakringskassan => "forsakringskassan",
-            ConsentParty::Arbetsformedlingen => "arbetsformedlingen",
-            ConsentParty::Psychiatry => "psychiatry",
-        }
+        self.into()
+    }
+
+    /// The inverse of [`ConsentParty::token`].
+    pub fn from_token(token: &str) -> Option<ConsentParty> {
+        token.parse().ok()
     }
 }
 
-/// What happened. Tagged by `type`, which is also the stored `event_type`.
+/// What happened. Tagged by `type`, which is also the stored `event_type`: the variant's name,
+/// derived once for serde and [`EventBody::event_type`] (pinned by `tests/stored_names.rs`).
 ///
 /// Grouped by the agency that records it (see [`EventBody::recorded_by`]). Free-text fields are
 /// bounded; personal free text (obstacles, helping factors, preferences) is what crypto-shredding
 /// will encrypt.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "type")]
 pub enum EventBody {
     // ---- Municipality: intake and lifecycle ----
@@ -506,64 +521,7 @@ pub enum EventBody {
 impl EventBody {
     /// The stored event type (the serde tag).
     pub fn event_type(&self) -> &'static str {
-        match self {
-            EventBody::ParticipantReferred { .. } => "ParticipantReferred",
-            EventBody::ReferralDeclined { .. } => "ReferralDeclined",
-            EventBody::PlacedOnWaitingList { .. } => "PlacedOnWaitingList",
-            EventBody::WaitingListPlaceOffered { .. } => "WaitingListPlaceOffered",
-            EventBody::ParticipantEnrolled { .. } => "ParticipantEnrolled",
-            EventBody::CoachAssigned { .. } => "CoachAssigned",
-            EventBody::ParticipantPaused { .. } => "ParticipantPaused",
-            EventBody::ParticipantResumed => "ParticipantResumed",
-            EventBody::IdentityProtected { .. } => "IdentityProtected",
-            EventBody::ParticipantDischarged { .. } => "ParticipantDischarged",
-            EventBody::ParticipantReEnrolled { .. } => "ParticipantReEnrolled",
-            EventBody::ConsentGranted { .. } => "ConsentGranted",
-            EventBody::ConsentWithdrawn { .. } => "ConsentWithdrawn",
-            EventBody::ProfileRecorded { .. } => "ProfileRecorded",
-            EventBody::BenefitsCounsellingGiven { .. } => "BenefitsCounsellingGiven",
-            EventBody::DisclosurePreferenceRecorded { .. } => "DisclosurePreferenceRecorded",
-            EventBody::EmployerContactMade { .. } => "EmployerContactMade",
-            EventBody::ActivityProposed { .. } => "ActivityProposed",
-            EventBody::ActivityStarted { .. } => "ActivityStarted",
-            EventBody::ActivityEnded { .. } => "ActivityEnded",
-            EventBody::JobStarted { .. } => "JobStarted",
-            EventBody::HoursChanged { .. } => "HoursChanged",
-            EventBody::JobEnded { .. } => "JobEnded",
-            EventBody::StudiesStarted { .. } => "StudiesStarted",
-            EventBody::StudiesEnded { .. } => "StudiesEnded",
-            EventBody::FollowAlongContact { .. } => "FollowAlongContact",
-            EventBody::FollowUpRecorded { .. } => "FollowUpRecorded",
-            EventBody::OutreachAttempted { .. } => "OutreachAttempted",
-            EventBody::SipHeld { .. } => "SipHeld",
-            EventBody::SipEstablished { .. } => "SipEstablished",
-            EventBody::SocialAssistanceDecided { .. } => "SocialAssistanceDecided",
-            EventBody::ActivityAcceptedInPlanning { .. } => "ActivityAcceptedInPlanning",
-            EventBody::BenefitRegistered { .. } => "BenefitRegistered",
-            EventBody::BenefitEnded { .. } => "BenefitEnded",
-            EventBody::MedicalCertificateReceived { .. } => "MedicalCertificateReceived",
-            EventBody::AvstamningsmoteHeld { .. } => "AvstamningsmoteHeld",
-            EventBody::RehabPlanEstablished { .. } => "RehabPlanEstablished",
-            EventBody::RehabPlanRevised { .. } => "RehabPlanRevised",
-            EventBody::ActivityDecision { .. } => "ActivityDecision",
-            EventBody::ActivityAgreementMade { .. } => "ActivityAgreementMade",
-            EventBody::DormantBenefitDecided { .. } => "DormantBenefitDecided",
-            EventBody::JobSeekerRegistered { .. } => "JobSeekerRegistered",
-            EventBody::JobSeekerDeregistered { .. } => "JobSeekerDeregistered",
-            EventBody::DisabilityCodingRequested { .. } => "DisabilityCodingRequested",
-            EventBody::DisabilityCodingRegistered { .. } => "DisabilityCodingRegistered",
-            EventBody::ProgrammeAssigned { .. } => "ProgrammeAssigned",
-            EventBody::ProgrammeEnded { .. } => "ProgrammeEnded",
-            EventBody::SiusDecided { .. } => "SiusDecided",
-            EventBody::SiusEnded { .. } => "SiusEnded",
-            EventBody::SubsidyDecided { .. } => "SubsidyDecided",
-            EventBody::IpsReferralSent { .. } => "IpsReferralSent",
-            EventBody::TreatmentTeamMeetingHeld { .. } => "TreatmentTeamMeetingHeld",
-            EventBody::MedicalCertificateIssued { .. } => "MedicalCertificateIssued",
-            EventBody::AvailabilityChanged { .. } => "AvailabilityChanged",
-            EventBody::DischargeReady { .. } => "DischargeReady",
-            EventBody::EventCorrected { .. } => "EventCorrected",
-        }
+        self.into()
     }
 
     /// Which agency records this kind of event. Consents and corrections: any agency.

@@ -15,8 +15,23 @@ use crate::ids::ActivityId;
 use crate::values::{ActivityKind, Availability, BenefitKind, Period, SocialAssistanceStatus};
 
 /// One agency decision a start may need.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum GateKind {
     /// Försäkringskassan's decision that the activity is compatible with sjukpenning /
     /// rehabiliteringspenning (with the rehabilitation plan).
@@ -49,20 +64,12 @@ impl GateKind {
 
     /// The stable token used in errors and read models.
     pub fn token(self) -> &'static str {
-        match self {
-            GateKind::FkActivityDecision => "fk_activity_decision",
-            GateKind::FkActivityAgreement => "fk_activity_agreement",
-            GateKind::FkDormantBenefit => "fk_dormant_benefit",
-            GateKind::SocialServicesPlanning => "social_services_planning",
-            GateKind::AfActivityDecision => "af_activity_decision",
-            GateKind::AfSubsidyDecision => "af_subsidy_decision",
-            GateKind::PsychiatryAvailability => "psychiatry_availability",
-        }
+        self.into()
     }
 
     /// The gate named by `token`, if any.
     pub fn from_token(token: &str) -> Option<GateKind> {
-        GateKind::ALL.into_iter().find(|gate| gate.token() == token)
+        token.parse().ok()
     }
 
     /// The agency whose decision resolves the gate.

@@ -14,8 +14,22 @@ pub const HOURS_PER_WEEK_MAX: u8 = 60;
 pub const FREE_TEXT_LENGTH_MAX_BYTES: usize = 2_000;
 
 /// What kind of activity a coach proposes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ActivityKind {
     /// Work trial (arbetsprövning).
     Arbetsprovning,
@@ -33,8 +47,27 @@ pub enum ActivityKind {
     Job,
 }
 
+impl ActivityKind {
+    /// The stable token, the same as the serde name (used in rule reasons and read models).
+    pub fn token(self) -> &'static str {
+        self.into()
+    }
+}
+
 /// A wage subsidy decided by Arbetsförmedlingen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Subsidy {
     /// Lönebidrag.
@@ -46,7 +79,19 @@ pub enum Subsidy {
 }
 
 /// A Försäkringskassan benefit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BenefitKind {
     /// Sickness benefit.
@@ -76,7 +121,7 @@ pub enum CounselledBenefit {
 }
 
 /// What the participant wants an employer told.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
 pub enum DisclosurePreference {
     /// Nothing.
@@ -88,7 +133,7 @@ pub enum DisclosurePreference {
 }
 
 /// Education level (SUS categories).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
 pub enum EducationLevel {
     /// Not completed compulsory school.
@@ -102,7 +147,7 @@ pub enum EducationLevel {
 }
 
 /// An agency's answer on an activity (the green light, or not).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
 pub enum DecisionOutcome {
     /// Approved.
@@ -126,7 +171,7 @@ impl DecisionOutcome {
 }
 
 /// Social assistance status, coarse on purpose: never amounts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
 pub enum SocialAssistanceStatus {
     /// Granted.
@@ -138,7 +183,7 @@ pub enum SocialAssistanceStatus {
 }
 
 /// The only availability fact that leaves psychiatry: never the cause.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
 pub enum Availability {
     /// Available for activities.
@@ -148,7 +193,7 @@ pub enum Availability {
 }
 
 /// Why a participant left IPS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
 pub enum DischargeReason {
     /// Employed and stable.
@@ -168,7 +213,7 @@ pub enum DischargeReason {
 }
 
 /// Why a job ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
 pub enum JobEndReason {
     /// The participant resigned.
@@ -184,7 +229,7 @@ pub enum JobEndReason {
 }
 
 /// How an outreach attempt was made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
 pub enum OutreachChannel {
     /// Phone.
@@ -200,7 +245,7 @@ pub enum OutreachChannel {
 }
 
 /// The status part of a two-monthly follow-up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
 pub enum FollowUpStatus {
     /// Searching for work or studies.

@@ -19,6 +19,7 @@ use domain::{
     ProgrammeId, ReferralSource, RetentionClass, Role, RuleViolation, UnitId,
 };
 use serde_json::Value;
+use strum::IntoEnumIterator;
 
 /// `(variant, pinned name)` for every variant of a fieldless enum, from one exhaustive match.
 macro_rules! pin {
@@ -45,6 +46,7 @@ fn agency_tokens_are_pinned() {
         Psychiatry => "psychiatry",
     });
     assert_eq!(pinned.map(|(agency, _)| agency), Agency::ALL);
+    assert_eq!(Agency::iter().collect::<Vec<_>>(), Agency::ALL);
     for (agency, token) in pinned {
         assert_eq!(agency.token(), token);
         assert_eq!(agency.to_string(), token);
@@ -98,6 +100,7 @@ fn data_category_tokens_are_pinned() {
         FollowUpNotes => "follow_up_notes",
     });
     assert_eq!(pinned.map(|(category, _)| category), DataCategory::ALL);
+    assert_eq!(DataCategory::iter().collect::<Vec<_>>(), DataCategory::ALL);
     for (category, token) in pinned {
         assert_eq!(category.token(), token);
         assert_eq!(DataCategory::from_token(token), Some(category));
@@ -117,6 +120,7 @@ fn consent_party_tokens_are_pinned() {
     });
     for (party, token) in pinned {
         assert_eq!(party.token(), token);
+        assert_eq!(ConsentParty::from_token(token), Some(party));
         assert_eq!(serde_name(party), Some(Value::from(token)));
     }
 }
@@ -133,6 +137,7 @@ fn gate_tokens_are_pinned() {
         PsychiatryAvailability => "psychiatry_availability",
     });
     assert_eq!(pinned.map(|(gate, _)| gate), GateKind::ALL);
+    assert_eq!(GateKind::iter().collect::<Vec<_>>(), GateKind::ALL);
     for (gate, token) in pinned {
         assert_eq!(gate.token(), token);
         assert_eq!(GateKind::from_token(token), Some(gate));
@@ -149,7 +154,7 @@ fn stored_value_names_are_pinned() {
             assert_eq!(serde_name(*value), Some(Value::from(*name)), "{value:?}");
         }
     }
-    check(&pin!(ActivityKind {
+    let activity_kinds = pin!(ActivityKind {
         Arbetsprovning => "arbetsprovning",
         Arbetstraning => "arbetstraning",
         Praktik => "praktik",
@@ -157,7 +162,12 @@ fn stored_value_names_are_pinned() {
         SocialTraining => "social_training",
         OtherOccupation => "other_occupation",
         Job => "job",
-    }));
+    });
+    check(&activity_kinds);
+    // The token (in `wrong_activity_kind` reasons) is the serde name.
+    for (kind, name) in activity_kinds {
+        assert_eq!(kind.token(), name);
+    }
     check(&pin!(Subsidy {
         Lonebidrag => "lonebidrag",
         Nystartsjobb => "nystartsjobb",
