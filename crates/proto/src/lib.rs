@@ -1,12 +1,14 @@
 //! Generated gRPC types and stubs for `ips.v1`, the only wire contract of IPS Samverkan.
 //!
-//! Generated from `proto/` at build time; nothing here is hand-written except this wrapper and
-//! [`codec`], the codec the generated code uses.
+//! Generated from `proto/` at build time; nothing here is hand-written except this wrapper,
+//! [`codec`] (the codec the generated code uses) and [`wire`] (the one mapping between the wire
+//! enums and the domain's).
 //! Keep these types at the service edge: the domain has its own types (DESIGN.md §7, invariant 8).
 
 #![allow(missing_docs, clippy::all, clippy::pedantic, unused_qualifications)]
 
 pub mod codec;
+pub mod wire;
 
 /// Package `ips.v1`.
 pub mod ips {
