@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BusConfig {
-    /// NATS server URL.
+    /// NATS server URL, or several separated by commas (the nodes of a cluster; the client also
+    /// learns the others from the server it reaches, and reconnects to any of them).
     pub nats_url: String,
     /// Optional NATS user and password (issue 5 gives each agency its own).
     pub nats_user: Option<String>,
@@ -26,6 +27,11 @@ pub struct BusConfig {
     pub stream_max_age_ms: u64,
     /// Largest the stream may grow; publishing fails beyond it (discard new), never drops.
     pub stream_max_bytes: i64,
+    /// How many servers hold a copy of the stream: 1 on a single server, 3 on the project's
+    /// cluster (deploy/nats/cluster/). With 3, a write is acknowledged only once a majority has
+    /// it, each having synced it to disk (`sync_interval: always`), so an ACCEPTED or PENDING
+    /// survives the loss of any one server.
+    pub stream_replicas: usize,
     /// Largest single encoded submission.
     pub message_size_max_bytes: usize,
     /// How long a publisher waits for the stream's ack before retrying with the same id.
@@ -60,6 +66,7 @@ impl Default for BusConfig {
             duplicate_window_ms: 2 * 60 * 60 * 1000,
             stream_max_age_ms: 30 * 24 * 60 * 60 * 1000,
             stream_max_bytes: 8 * 1024 * 1024 * 1024,
+            stream_replicas: 1,
             message_size_max_bytes: 64 * 1024,
             publish_ack_timeout_ms: 2_000,
             publish_attempts_max: 5,
@@ -103,12 +110,17 @@ fn is_subject_token(text: &str) -> bool {
 }
 
 impl BusConfig {
+    /// The server URLs of `nats_url`, trimmed.
+    pub fn nats_urls(&self) -> impl Iterator<Item = &str> {
+        self.nats_url.split(',').map(str::trim)
+    }
+
     /// Checks every value at start-up, so a bad one stops the service with a clear message.
     pub fn validate(&self) -> Result<(), ConfigError> {
         require(
-            self.nats_url.starts_with("nats://") || self.nats_url.starts_with("tls://"),
+            self.nats_urls().all(|url| url.starts_with("nats://") || url.starts_with("tls://")),
             "nats_url",
-            "must start with nats:// or tls://",
+            "each comma-separated URL must start with nats:// or tls://",
         )?;
         require(
             self.nats_user.is_some() == self.nats_password.is_some(),
@@ -144,6 +156,11 @@ impl BusConfig {
             self.stream_max_bytes >= 1024 * 1024,
             "stream_max_bytes",
             "must be at least 1 MiB",
+        )?;
+        require(
+            [1, 3, 5].contains(&self.stream_replicas),
+            "stream_replicas",
+            "must be 1, 3 or 5 (an even count tolerates no more failures than one fewer)",
         )?;
         require(
             (1024..=1024 * 1024).contains(&self.message_size_max_bytes),
@@ -230,5 +247,23 @@ mod tests {
             Err("nats_password"),
         );
         check(|config| config.fetch_wait_ms = 40_000, Err("fetch_wait_ms"));
+        check(|config| config.stream_replicas = 2, Err("stream_replicas"));
+        check(|config| config.stream_replicas = 0, Err("stream_replicas"));
+        check(
+            |config| config.nats_url = "nats://127.0.0.1:4251,127.0.0.1:4252".into(),
+            Err("nats_url"),
+        );
+    }
+
+    #[test]
+    fn a_cluster_is_a_list_of_urls_with_three_replicas() {
+        check(
+            |config| {
+                config.nats_url =
+                    "nats://127.0.0.1:4251, nats://127.0.0.1:4252,nats://127.0.0.1:4253".into();
+                config.stream_replicas = 3;
+            },
+            Ok(()),
+        );
     }
 }

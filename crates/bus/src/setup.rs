@@ -46,8 +46,9 @@ async fn connect_with(
     }
     // retry_on_initial_connect makes connect return at once; wait for the first connection so
     // a wrong URL fails start-up instead of every later request.
+    let urls: Vec<&str> = config.nats_urls().collect();
     let client = options
-        .connect(&config.nats_url)
+        .connect(urls.as_slice())
         .await
         .map_err(|error| BusError::Unavailable(error.to_string()))?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -75,7 +76,7 @@ pub fn stream_config(config: &BusConfig) -> stream::Config {
         max_age: Duration::from_millis(config.stream_max_age_ms),
         max_bytes: config.stream_max_bytes,
         max_message_size: i32::try_from(config.message_size_max_bytes + 4096).unwrap_or(i32::MAX),
-        num_replicas: 1,
+        num_replicas: config.stream_replicas,
         ..Default::default()
     }
 }
@@ -102,6 +103,15 @@ pub async fn ensure_stream(
         return Err(BusError::Setup(format!(
             "stream {} exists with subjects {:?}, expected {:?}",
             config.stream_name, existing_subjects, wanted_subjects
+        )));
+    }
+    // Fewer copies than configured would be a durability promise silently not kept; more would
+    // be harmless but is still not what the operator asked for. Changing it is an operator's
+    // decision (`nats stream edit --replicas`), not something a service start does quietly.
+    if info.config.num_replicas != config.stream_replicas {
+        return Err(BusError::Setup(format!(
+            "stream {} exists with {} replicas, bus.stream_replicas is {}",
+            config.stream_name, info.config.num_replicas, config.stream_replicas
         )));
     }
     Ok(stream)

@@ -6,7 +6,10 @@
 //! Services start on port 0 through the same `start` functions the binaries use.
 //!
 //! Connection defaults match the dev machines and CI; override with `IPS_TEST_DATABASE_URL`
-//! (an admin connection, used to create databases) and `IPS_TEST_NATS_URL`.
+//! (an admin connection, used to create databases) and `IPS_TEST_NATS_URL` (default: the
+//! project's own nats-server that `deploy/setup.sh` starts on 4250, with
+//! `sync_interval: always`). Tests that need a server or a cluster of their own start one from
+//! the pinned binary (`nats.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +25,14 @@ use sqlx::Connection;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
+mod nats;
+mod postgres;
+pub use postgres::PrivatePostgres;
+pub use nats::{
+    nats_server_binary, repository_root, FsyncPolicy, NatsCluster, NatsServer, NatsWithUsers,
+    NATS_CLUSTER_NODES, NATS_USERS, PINNED_NATS_SERVER_VERSION,
+};
+
 /// How old a leftover test database or stream must be before a new run sweeps it.
 const LEFTOVER_AGE_SWEEP_SECONDS: i64 = 6 * 60 * 60;
 
@@ -33,7 +44,7 @@ pub fn admin_database_url() -> String {
 
 /// The NATS URL for tests.
 pub fn nats_url() -> String {
-    std::env::var("IPS_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+    std::env::var("IPS_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4250".into())
 }
 
 fn unique_suffix() -> String {
@@ -54,7 +65,12 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates an empty database (migrations are the service's job, as in production).
     pub async fn create() -> anyhow::Result<Self> {
-        let admin_url = admin_database_url();
+        Self::create_on(&admin_database_url()).await
+    }
+
+    /// Creates an empty database on the server of `admin_url` (a [`PrivatePostgres`]'s).
+    pub async fn create_on(admin_url: &str) -> anyhow::Result<Self> {
+        let admin_url = admin_url.to_owned();
         let mut admin = sqlx::PgConnection::connect(&admin_url)
             .await
             .with_context(|| format!("cannot reach PostgreSQL at {admin_url}"))?;
@@ -170,7 +186,8 @@ pub fn unique_bus_config() -> bus::BusConfig {
 
 /// Deletes a test's stream, and any leftover test streams older than a few hours.
 pub async fn delete_streams(bus_config: &bus::BusConfig) {
-    let Ok(client) = async_nats::connect(&bus_config.nats_url).await else {
+    let urls: Vec<&str> = bus_config.nats_urls().collect();
+    let Ok(client) = async_nats::connect(urls.as_slice()).await else {
         return;
     };
     let jetstream = async_nats::jetstream::new(client);
@@ -228,6 +245,11 @@ pub struct StackOptions {
     /// Run on this nats-server with per-agency users (`deploy/nats/agency-users.conf`)
     /// instead of the shared open one.
     pub nats_with_users: Option<Arc<NatsWithUsers>>,
+    /// Run on these servers (one URL, or a cluster's comma-separated list) instead of the
+    /// shared one, with a stream of `stream_replicas` copies.
+    pub nats_url: Option<String>,
+    /// The stream's replicas (`bus.stream_replicas`): 3 on a [`NatsCluster`].
+    pub stream_replicas: usize,
 }
 
 impl Default for StackOptions {
@@ -237,6 +259,8 @@ impl Default for StackOptions {
             ledger_clock: Arc::new(ledger::clock::SystemClock),
             agency_clock: Arc::new(rpc::clock::SystemClock),
             nats_with_users: None,
+            nats_url: None,
+            stream_replicas: 1,
         }
     }
 }
@@ -279,6 +303,10 @@ impl Stack {
         telemetry::init_logging_with_default("test", "warn");
         let database = TestDatabase::create().await?;
         let mut bus_config = unique_bus_config();
+        if let Some(url) = &options.nats_url {
+            bus_config.nats_url = url.clone();
+        }
+        bus_config.stream_replicas = options.stream_replicas;
         if let Some(nats) = &options.nats_with_users {
             // The users' permissions name the production prefix; this server is the test's own.
             bus_config.nats_url = nats.url.clone();
@@ -655,110 +683,4 @@ pub fn as_fk_officer<T>(message: T) -> tonic::Request<T> {
         Role::CaseOfficer,
         "fk-lfc-gavleborg",
     )
-}
-
-/// A nats-server of the test's own, with JetStream and the per-agency users of
-/// `deploy/nats/agency-users.conf` (random passwords). Stopped when dropped.
-pub struct NatsWithUsers {
-    /// `nats://127.0.0.1:<port>`.
-    pub url: String,
-    passwords: std::collections::BTreeMap<String, String>,
-    child: std::sync::Mutex<std::process::Child>,
-    store_directory: std::path::PathBuf,
-}
-
-/// The users `deploy/nats/agency-users.conf` defines.
-pub const NATS_USERS: [&str; 5] = ["municipality", "fk", "af", "psychiatry", "ledger"];
-
-impl NatsWithUsers {
-    /// Starts `nats-server` (from `IPS_TEST_NATS_SERVER`, default `/usr/sbin/nats-server`) on a
-    /// free port with the repository's users file.
-    pub async fn start() -> anyhow::Result<Arc<Self>> {
-        let binary = std::env::var("IPS_TEST_NATS_SERVER")
-            .unwrap_or_else(|_| "/usr/sbin/nats-server".into());
-        let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../deploy/nats/agency-users.conf");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let store_directory =
-            std::env::temp_dir().join(format!("ips-test-nats-{}", unique_suffix()));
-        let passwords: std::collections::BTreeMap<String, String> = NATS_USERS
-            .iter()
-            // nats-server parses an environment value as config syntax: start with a letter.
-            .map(|user| {
-                (
-                    (*user).to_owned(),
-                    format!("pw{}", uuid::Uuid::new_v4().simple()),
-                )
-            })
-            .collect();
-        let mut command = std::process::Command::new(&binary);
-        command
-            .arg("-c")
-            .arg(&config)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(&store_directory)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(
-                store_directory.with_extension("log"),
-            )?);
-        for (user, password) in &passwords {
-            command.env(
-                format!("IPS_NATS_PASSWORD_{}", user.to_uppercase()),
-                password,
-            );
-        }
-        let child = command
-            .spawn()
-            .with_context(|| format!("cannot start {binary}"))?;
-        let nats = Arc::new(Self {
-            url: format!("nats://127.0.0.1:{port}"),
-            passwords,
-            child: std::sync::Mutex::new(child),
-            store_directory,
-        });
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            anyhow::ensure!(
-                tokio::time::Instant::now() < deadline,
-                "nats-server did not listen on {port} within 10 s; its log: {}",
-                std::fs::read_to_string(nats.store_directory.with_extension("log"))
-                    .unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(nats)
-    }
-
-    /// The password of one of [`NATS_USERS`].
-    pub fn password(&self, user: &str) -> String {
-        self.passwords.get(user).cloned().unwrap_or_default()
-    }
-
-    /// A client connected as `user`; an agency's user gets its agency's inbox prefix, the only
-    /// one it may hear replies on.
-    pub async fn connect_as(&self, user: &str) -> anyhow::Result<async_nats::Client> {
-        let mut options = async_nats::ConnectOptions::new()
-            .user_and_password(user.to_owned(), self.password(user));
-        if let Some(agency) = domain::Agency::from_token(user) {
-            options =
-                options.custom_inbox_prefix(bus::Subjects::new("ips.v1").inbox_prefix(agency));
-        }
-        Ok(options.connect(&self.url).await?)
-    }
-}
-
-impl Drop for NatsWithUsers {
-    fn drop(&mut self) {
-        if let Ok(mut child) = self.child.lock() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.store_directory);
-        let _ = std::fs::remove_file(self.store_directory.with_extension("log"));
-    }
 }
