@@ -375,11 +375,14 @@ impl NatsCluster {
         let jetstream = async_nats::jetstream::new(client);
         let deadline = tokio::time::Instant::now() + NATS_READY_WAIT;
         loop {
-            match jetstream.query_account().await {
-                Ok(_) => return Ok(()),
-                Err(error) => anyhow::ensure!(
+            // A short bound per ask: a request made before the meta leader is known can go
+            // unanswered for the client's whole default timeout (10 s).
+            match tokio::time::timeout(Duration::from_millis(500), jetstream.query_account()).await
+            {
+                Ok(Ok(_)) => return Ok(()),
+                outcome => anyhow::ensure!(
                     tokio::time::Instant::now() < deadline,
-                    "node {node}'s JetStream did not answer within {NATS_READY_WAIT:?}: {error}"
+                    "node {node}'s JetStream did not answer within {NATS_READY_WAIT:?}: {outcome:?}"
                 ),
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
