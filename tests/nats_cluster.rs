@@ -77,8 +77,8 @@ async fn write_until_acknowledged(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn killing_a_node_and_then_the_stream_leader_loses_nothing_acknowledged(
-) -> anyhow::Result<()> {
+async fn killing_a_node_and_then_the_stream_leader_loses_nothing_acknowledged() -> anyhow::Result<()>
+{
     let cluster = NatsCluster::start().await?;
     let stack = Stack::start_with(StackOptions {
         nats_url: Some(cluster.url()),

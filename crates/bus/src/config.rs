@@ -118,7 +118,8 @@ impl BusConfig {
     /// Checks every value at start-up, so a bad one stops the service with a clear message.
     pub fn validate(&self) -> Result<(), ConfigError> {
         require(
-            self.nats_urls().all(|url| url.starts_with("nats://") || url.starts_with("tls://")),
+            self.nats_urls()
+                .all(|url| url.starts_with("nats://") || url.starts_with("tls://")),
             "nats_url",
             "each comma-separated URL must start with nats:// or tls://",
         )?;

@@ -27,11 +27,11 @@ use tonic::transport::Channel;
 
 mod nats;
 mod postgres;
-pub use postgres::PrivatePostgres;
 pub use nats::{
     nats_server_binary, repository_root, FsyncPolicy, NatsCluster, NatsServer, NatsWithUsers,
     NATS_CLUSTER_NODES, NATS_USERS, PINNED_NATS_SERVER_VERSION,
 };
+pub use postgres::PrivatePostgres;
 
 /// How old a leftover test database or stream must be before a new run sweeps it.
 const LEFTOVER_AGE_SWEEP_SECONDS: i64 = 6 * 60 * 60;

@@ -34,7 +34,10 @@ fn postgres_binaries() -> anyhow::Result<PathBuf> {
         .filter_map(|entry| {
             let version = entry.file_name().to_str()?.parse().ok()?;
             let binaries = entry.path().join("bin");
-            binaries.join("initdb").exists().then_some((version, binaries))
+            binaries
+                .join("initdb")
+                .exists()
+                .then_some((version, binaries))
         })
         .collect();
     versions.sort();

@@ -60,7 +60,10 @@ async fn a_postgres_crash_and_restart_under_load_loses_nothing() -> anyhow::Resu
     // Crash it once the ledger is busy applying.
     let deadline = Instant::now() + Duration::from_secs(20);
     while counters.accepted.get() < (EVENTS / 5) as u64 {
-        anyhow::ensure!(Instant::now() < deadline, "the ledger did not start applying");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the ledger did not start applying"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     postgres.crash()?;
@@ -99,13 +102,19 @@ async fn a_postgres_crash_and_restart_under_load_loses_nothing() -> anyhow::Resu
         sqlx::query_as("SELECT event_id, count(*) FROM events GROUP BY event_id")
             .fetch_all(&pool)
             .await?;
-    let stored_once: std::collections::HashMap<uuid::Uuid, i64> =
-        stored_once.into_iter().collect();
+    let stored_once: std::collections::HashMap<uuid::Uuid, i64> = stored_once.into_iter().collect();
     for event_id in &published {
-        assert_eq!(stored_once.get(event_id), Some(&1), "{event_id} stored once");
+        assert_eq!(
+            stored_once.get(event_id),
+            Some(&1),
+            "{event_id} stored once"
+        );
     }
     assert_eq!(stored as usize, EVENTS);
-    assert_eq!(projected, stored, "the projector caught up after the restart");
+    assert_eq!(
+        projected, stored,
+        "the projector caught up after the restart"
+    );
     let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM parked_messages")
         .fetch_one(&pool)
         .await?;
