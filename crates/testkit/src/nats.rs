@@ -424,37 +424,38 @@ mod tests {
     /// The pinned version lives in `deploy/setup.sh` (with its checksums); the scripts that run
     /// the binary and this crate name the same one.
     #[test]
-    fn every_script_names_the_version_setup_pins() {
+    fn every_script_names_the_version_setup_pins() -> anyhow::Result<()> {
         let root = repository_root();
-        let setup = std::fs::read_to_string(root.join("deploy/setup.sh")).unwrap();
+        let setup = std::fs::read_to_string(root.join("deploy/setup.sh"))?;
         assert!(
             setup.contains(&format!("\nNATS_VERSION={PINNED_NATS_SERVER_VERSION}\n")),
             "deploy/setup.sh pins another nats-server than testkit's {PINNED_NATS_SERVER_VERSION}"
         );
         for script in ["deploy/demo.sh", "deploy/nats-cluster.sh"] {
-            let text = std::fs::read_to_string(root.join(script)).unwrap();
+            let text = std::fs::read_to_string(root.join(script))?;
             assert!(
                 text.contains(&format!("nats-server-{PINNED_NATS_SERVER_VERSION}"))
                     || text.contains(&format!("NATS_VERSION={PINNED_NATS_SERVER_VERSION}")),
                 "{script} runs another nats-server than the pinned {PINNED_NATS_SERVER_VERSION}"
             );
         }
+        Ok(())
     }
 
     /// Every server configuration the project ships fsyncs before acknowledging.
     #[test]
-    fn every_shipped_server_config_syncs_always() {
+    fn every_shipped_server_config_syncs_always() -> anyhow::Result<()> {
         let root = repository_root();
         let mut configs = vec![
             root.join("deploy/nats/single.conf"),
             root.join("deploy/nats/agency-users.conf"),
         ];
-        for entry in std::fs::read_dir(root.join("deploy/nats/cluster")).unwrap() {
-            configs.push(entry.unwrap().path());
+        for entry in std::fs::read_dir(root.join("deploy/nats/cluster"))? {
+            configs.push(entry?.path());
         }
         assert_eq!(configs.len(), 2 + NATS_CLUSTER_NODES);
         for config in configs {
-            let text = std::fs::read_to_string(&config).unwrap();
+            let text = std::fs::read_to_string(&config)?;
             assert!(
                 text.lines()
                     .any(|line| line.trim() == "sync_interval: always"),
@@ -462,5 +463,6 @@ mod tests {
                 config.display()
             );
         }
+        Ok(())
     }
 }
