@@ -484,7 +484,7 @@ fn activities_and_jobs_are_parsed() {
     );
     assert_eq!(
         failed_field(start_job(&v1::StartJobRequest {
-            occupation: "line\nbreak".into(),
+            occupation: "x".repeat(2_001),
             ..job
         })),
         "occupation"
