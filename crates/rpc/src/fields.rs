@@ -146,11 +146,6 @@ pub fn data_categories(field: &str, values: &[i32]) -> Result<Vec<DataCategory>,
         .collect()
 }
 
-// The ledger still calls these by their old names; the mapping itself is `proto::wire`'s.
-pub use proto::wire::{
-    agency_token_to_wire as agency_to_wire, data_category_token_to_wire as data_category_to_wire,
-};
-
 /// A required closed period.
 pub fn required_period(field: &str, period: Option<&v1::Period>) -> Result<Period, InputError> {
     let period = period.ok_or_else(|| InputError::new(field, "is required"))?;
