@@ -38,8 +38,22 @@ pub struct BusConfig {
     pub publish_ack_timeout_ms: u64,
     /// How many times a publisher tries (same message id each time).
     pub publish_attempts_max: u32,
-    /// The ledger's durable consumer name.
+    /// How many partitions the stream maps participants onto (`partition(N, participant)` in the
+    /// stream's subject transform). Each partition has its own durable consumer, applied by one
+    /// ledger at a time. Fixed for a stream's life: changing it moves participants between
+    /// partitions, so it is done only by a migration (stop every ledger, drain, recreate the
+    /// stream's transform and the consumers), never by a restart with a new value; the ledger
+    /// refuses to start when the stream's transform names another count.
+    pub partitions: u32,
+    /// The ledger's durable consumers' name; partition `k`'s consumer is `<name>-p<k>`.
     pub consumer_name: String,
+    /// How long a partition stays pinned to a ledger that has stopped pulling before the server
+    /// hands it to a waiting ledger (the priority group's `priority_timeout`; the server's
+    /// default is 2 minutes). It is the failover time after a ledger dies. A live ledger renews
+    /// its pin with every pull (one per `fetch_wait_ms` at the least), so this must be several
+    /// pulls long; shorter only risks a pin moving from a slow but live ledger, which the
+    /// ledger's own ordering and the optimistic check make safe, not wrong.
+    pub pinned_client_timeout_ms: u64,
     /// How long the server waits for an ack before redelivering.
     pub ack_wait_ms: u64,
     /// Deliveries after which the server stops redelivering. The ledger parks a message well
@@ -70,7 +84,9 @@ impl Default for BusConfig {
             message_size_max_bytes: 64 * 1024,
             publish_ack_timeout_ms: 2_000,
             publish_attempts_max: 5,
+            partitions: 8,
             consumer_name: "ledger".into(),
+            pinned_client_timeout_ms: 10_000,
             ack_wait_ms: 30_000,
             max_deliver: 100,
             park_after_deliveries: 20,
@@ -80,6 +96,12 @@ impl Default for BusConfig {
         }
     }
 }
+
+/// The most partitions a stream may have: each is a consumer every ledger pulls from.
+pub const PARTITIONS_MAX: u32 = 1_024;
+
+/// What a pull's round trip may add to `fetch_wait_ms` between two pulls of a live ledger.
+const PULL_GAP_ALLOWANCE_MS: u64 = 500;
 
 /// A configuration value that cannot work.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -142,6 +164,21 @@ impl BusConfig {
             is_subject_token(&self.consumer_name),
             "consumer_name",
             "must be letters, digits, '-' or '_'",
+        )?;
+        require(
+            (1..=PARTITIONS_MAX).contains(&self.partitions),
+            "partitions",
+            "must be between 1 and 1024",
+        )?;
+        require(
+            (1_000..=600_000).contains(&self.pinned_client_timeout_ms),
+            "pinned_client_timeout_ms",
+            "must be between 1000 and 600000",
+        )?;
+        require(
+            self.pinned_client_timeout_ms >= 2 * (self.fetch_wait_ms + PULL_GAP_ALLOWANCE_MS),
+            "pinned_client_timeout_ms",
+            "must be at least twice fetch_wait_ms plus 500, so a live ledger's pulls keep its pin",
         )?;
         require(
             self.duplicate_window_ms >= 1_000,
@@ -249,6 +286,12 @@ mod tests {
         );
         check(|config| config.fetch_wait_ms = 40_000, Err("fetch_wait_ms"));
         check(|config| config.stream_replicas = 2, Err("stream_replicas"));
+        check(|config| config.partitions = 0, Err("partitions"));
+        check(|config| config.partitions = 1_025, Err("partitions"));
+        check(
+            |config| config.pinned_client_timeout_ms = 1_500,
+            Err("pinned_client_timeout_ms"),
+        );
         check(|config| config.stream_replicas = 0, Err("stream_replicas"));
         check(
             |config| config.nats_url = "nats://127.0.0.1:4251,127.0.0.1:4252".into(),

@@ -19,7 +19,9 @@ pub mod subjects;
 pub mod verdicts;
 
 pub use config::{BusConfig, ConfigError};
-pub use ingest::{ConsumerState, Delivery, IngestConsumer, Pull, StoredMessage, StreamReader};
+pub use ingest::{
+    ConsumerState, Deliveries, Delivery, IngestConsumer, Pull, StoredMessage, StreamReader,
+};
 pub use publisher::{PublishReceipt, SubmissionPublisher};
 pub use setup::{connect, connect_as_agency};
 pub use subjects::Subjects;
