@@ -176,11 +176,6 @@ impl BusConfig {
             "must be between 1000 and 600000",
         )?;
         require(
-            self.pinned_client_timeout_ms >= 2 * (self.fetch_wait_ms + PULL_GAP_ALLOWANCE_MS),
-            "pinned_client_timeout_ms",
-            "must be at least twice fetch_wait_ms plus 500, so a live ledger's pulls keep its pin",
-        )?;
-        require(
             self.duplicate_window_ms >= 1_000,
             "duplicate_window_ms",
             "must be at least 1000",
@@ -249,6 +244,11 @@ impl BusConfig {
             self.fetch_wait_ms < self.ack_wait_ms,
             "fetch_wait_ms",
             "must be shorter than ack_wait_ms",
+        )?;
+        require(
+            self.pinned_client_timeout_ms >= 2 * (self.fetch_wait_ms + PULL_GAP_ALLOWANCE_MS),
+            "pinned_client_timeout_ms",
+            "must be at least twice (fetch_wait_ms + 500), so a live ledger's pulls keep its pin",
         )?;
         Ok(())
     }
