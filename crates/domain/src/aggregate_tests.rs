@@ -6,9 +6,13 @@
 
 use super::*;
 use crate::chain::ChainVerifier;
+use crate::chain::GENESIS_HASH;
+use crate::envelope::DataCategory;
 use crate::envelope::{Actor, Agency, Envelope, RetentionClass, Role};
-use crate::events::{ReferralSource, CURRENT_SCHEMA_VERSION};
-use chrono::{DateTime, SubsecRound, TimeZone, Utc};
+use crate::errors::RuleViolation;
+use crate::events::{ConsentParty, ReferralSource, Submission, CURRENT_SCHEMA_VERSION};
+use crate::ids::{ConsentId, EventId, ParticipantId, PersonId, UnitId};
+use chrono::{DateTime, NaiveDate, SubsecRound, TimeZone, Utc};
 use cqrs_es::test::TestFramework;
 use uuid::Uuid;
 
