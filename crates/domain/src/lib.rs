@@ -8,9 +8,13 @@
 //! Map of the crate:
 //! - [`ids`]: newtype identifiers (participant, event, person, unit, consent).
 //! - [`envelope`]: the common envelope every agency event carries (DESIGN.md §3).
-//! - [`events`]: the event bodies (past tense) and the recorded event with its hash-chain link.
+//! - [`events`]: the submission and the recorded event with its hash-chain link; in it,
+//!   `bodies` (the event bodies, past tense), `catalogue` (each body's type name, recording
+//!   agency and data category) and `validation` (the input checks that need no history).
 //! - [`commands`]: what the ledger asks the aggregate to do with a submission.
-//! - [`aggregate`]: `handle` decides (accept or record a rejection), `apply` only assigns.
+//! - [`aggregate`]: `handle` decides (accept or record a rejection), `apply` only assigns; in
+//!   it, `state` (the folded state and its accessors), `rules` (`decide` and its checks) and
+//!   `assign` (the state change each accepted body makes).
 //! - [`values`]: small value types (activity kinds, benefits, subsidies, periods, limits).
 //! - [`chain`]: the canonical encoding and SHA-256 hash chain, and its verifier.
 //! - [`classification`]: every field of every event body: how it may be shared, whose record
