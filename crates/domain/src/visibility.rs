@@ -163,6 +163,16 @@ pub fn inpatient_fact(body: &EventBody) -> Option<&EventBody> {
     }
 }
 
+/// The stored event types a reader may be shown as `event_type` (an inpatient stay is shown to
+/// the IPS unit as `AvailabilityChanged`): a read filtering on a type must fetch these too and
+/// then keep what is shown as the type asked for, so a filter cannot tell the two apart.
+pub fn stored_types_shown_as(event_type: &str) -> &'static [&'static str] {
+    match event_type {
+        "AvailabilityChanged" => &["InpatientAdmitted", "InpatientDischarged"],
+        _ => &[],
+    }
+}
+
 /// The party that decides a gate of `deciding_agency` (FK and AF decide; social services
 /// accept activities into the plan).
 pub fn deciding_party(deciding_agency: Agency) -> ConsentParty {

@@ -236,6 +236,7 @@ async fn timeline(
         rows,
         request.page_size,
         &chain,
+        &request.event_types,
     )?
     .0)
 }

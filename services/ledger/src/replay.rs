@@ -400,6 +400,7 @@ impl Viewer<'_> {
             std::mem::take(&mut row.body),
             self.on,
         )?;
+        row.event_type = view.shown_event_type(&row.event_type);
         row.body = view.body;
         Some((view.basis, row))
     }

@@ -51,6 +51,7 @@ fn visible_row(
             store::StoreError::Unreadable(format!("timeline entry {}: {unreadable}", row.sequence))
         })?;
     Ok(view.map(|view| {
+        row.event_type = view.shown_event_type(&row.event_type);
         row.body = view.body;
         (view.basis, row)
     }))
@@ -70,14 +71,30 @@ pub(crate) struct TimelineRequestRecord {
 }
 
 impl TimelineRequestRecord {
+    /// The rows to fetch: the types asked for, and the types that may be shown as one of
+    /// them ([`domain::visibility::stored_types_shown_as`]); `timeline_page` then keeps what is
+    /// shown as a type asked for.
     pub(crate) fn filter(&self) -> store::TimelineFilter {
         store::TimelineFilter {
             agencies: self.agencies.clone(),
-            event_types: self.event_types.clone(),
+            event_types: fetched_event_types(&self.event_types),
             occurred_from: self.occurred_from,
             occurred_to: self.occurred_to,
         }
     }
+}
+
+/// The stored types to fetch for a filter on `asked` (empty: any).
+fn fetched_event_types(asked: &[String]) -> Vec<String> {
+    let mut fetched = asked.to_vec();
+    for event_type in asked {
+        for stored in domain::visibility::stored_types_shown_as(event_type) {
+            if !fetched.iter().any(|already| already == stored) {
+                fetched.push((*stored).to_owned());
+            }
+        }
+    }
+    fetched
 }
 
 /// A timeline page as `reader` sees it on `today`, from the rows the page query returned (one
@@ -91,6 +108,7 @@ pub(crate) fn timeline_page(
     mut rows: Vec<store::TimelineRow>,
     page_size: u32,
     chain: &domain::chain::ChainReport,
+    asked_event_types: &[String],
 ) -> Result<(v1::GetTimelineResponse, std::collections::BTreeSet<String>), Status> {
     let next_page_token = if rows.len() > page_size as usize {
         rows.truncate(page_size as usize);
@@ -109,6 +127,11 @@ pub(crate) fn timeline_page(
         let visible = visible_row(participant, reader, row, today)
             .map_err(|error| crate::store_errors::from_store(&error))?;
         if let Some((basis, row)) = visible {
+            // Kept only when shown as a type asked for: a stay shown to the IPS unit as
+            // `AvailabilityChanged` answers a filter on that type, not on its stored one.
+            if !asked_event_types.is_empty() && !asked_event_types.contains(&row.event_type) {
+                continue;
+            }
             bases.insert(basis.log_text());
             entries.push(entry(row)?);
         }
@@ -300,7 +323,10 @@ impl TimelineService for TimelineApi {
             participant_id,
             after_sequence,
             i64::from(page_size) + 1,
-            &filter,
+            &store::TimelineFilter {
+                event_types: fetched_event_types(&filter.event_types),
+                ..filter.clone()
+            },
         )
         .await
         .map_err(|error| crate::store_errors::from_store(&error))?;
@@ -312,6 +338,7 @@ impl TimelineService for TimelineApi {
             page.rows,
             page_size,
             &chain,
+            &filter.event_types,
         )?;
         let request_record = TimelineRequestRecord {
             participant_id: participant_id.0,

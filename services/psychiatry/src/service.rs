@@ -2,9 +2,10 @@
 //! hands it to the shared [`rpc::AgencyEdge`]. The wire has no field for a diagnosis or a cause,
 //! so none can leave psychiatry through it.
 
-use domain::values::Availability;
+use domain::values::{Availability, CareForm};
 use domain::{EventBody, InputError};
 use proto::v1::{self, psychiatry_service_server::PsychiatryService};
+use proto::wire::WireEnum;
 use rpc::fields::{self, required_date};
 use rpc::AgencyEdge;
 use tonic::{Request, Response, Status};
@@ -92,6 +93,34 @@ impl PsychiatryService for PsychiatryApi {
             .record(&extensions, request.write.as_ref(), |_| {
                 Ok(EventBody::DischargeReady {
                     ready_on: required_date("date", &request.date)?,
+                })
+            })
+            .await
+    }
+
+    async fn record_inpatient_admission(
+        &self,
+        request: Request<v1::InpatientAdmissionRequest>,
+    ) -> Reply {
+        let (_, extensions, request) = request.into_parts();
+        self.edge
+            .record(&extensions, request.write.as_ref(), |_| {
+                let care_form = CareForm::from_wire(request.care_form)
+                    .map_err(|_| InputError::new("care_form", "must be voluntary or compulsory"))?;
+                Ok(EventBody::InpatientAdmitted {
+                    admitted_on: required_date("admitted_on", &request.admitted_on)?,
+                    care_form,
+                })
+            })
+            .await
+    }
+
+    async fn record_inpatient_discharge(&self, request: Request<v1::DateRequest>) -> Reply {
+        let (_, extensions, request) = request.into_parts();
+        self.edge
+            .record(&extensions, request.write.as_ref(), |_| {
+                Ok(EventBody::InpatientDischarged {
+                    discharged_on: required_date("date", &request.date)?,
                 })
             })
             .await
