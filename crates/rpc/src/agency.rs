@@ -6,8 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
 use tokio::sync::watch;
-use tonic::transport::server::Router;
+use tonic::body::Body;
+use tonic::codegen::{http, Service};
+use tonic::server::NamedService;
 
 use crate::access::Guard;
 use crate::clock::Clock;
@@ -80,38 +83,43 @@ impl RunningService {
     }
 }
 
-/// Connects to NATS and serves `add_service`'s service (plus health and reflection) until
-/// `shutdown` turns true; in-flight calls finish first. `clock` is the service's "now" (the
-/// system clock in production).
-pub async fn start(
+/// Connects to NATS and serves the agency's gRPC service, which `service` builds around the
+/// agency's [`AgencyEdge`] (within the server's limits), behind the gatekeeper, plus health and
+/// reflection, until `shutdown` turns true; in-flight calls finish first. `clock` is the
+/// service's "now" (the system clock in production).
+pub async fn start<S>(
     config: AgencyServiceConfig,
     agency: domain::Agency,
-    service_name: &str,
-    add_service: impl FnOnce(Router, AgencyEdge, &ServerConfig, &Guard) -> Router,
+    service: impl FnOnce(AgencyEdge, &ServerConfig) -> S,
     clock: Arc<dyn Clock>,
     shutdown: watch::Receiver<bool>,
-) -> Result<RunningService, StartError> {
+) -> Result<RunningService, StartError>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
     config.validate().map_err(StartError::Config)?;
     let guard = Guard::from_config(&config.identity, Some(agency)).map_err(StartError::Config)?;
     let client = bus::connect_as_agency(&config.bus, agency).await?;
     let submitter = AgencySubmitter::new(client, &config.bus, config.submit.clone());
-    let (health, reflection) = crate::server::health_and_reflection(&[service_name]).await?;
+    let (health, reflection) = crate::server::health_and_reflection(&[S::NAME]).await?;
     let router = config
         .server
         .builder(&config.identity)
         .map_err(StartError::Config)?
         .add_service(health)
         .add_service(reflection);
-    let router = add_service(
-        router,
-        AgencyEdge {
-            agency,
-            submitter,
-            clock,
-        },
-        &config.server,
-        &guard,
-    );
+    let edge = AgencyEdge {
+        agency,
+        submitter,
+        clock,
+    };
+    let router = router.add_service(guard.wrap(service(edge, &config.server)));
     let listener = crate::server::bind(&config.server).await?;
     let server = crate::server::serve(router, listener, shutdown)?;
     tracing::info!(agency = agency.token(), grpc_address = %server.local_address, "agency service started");

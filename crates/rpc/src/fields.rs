@@ -6,10 +6,10 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::values::{ActivityKind, BenefitKind, DecisionOutcome, Period, Subsidy};
 use domain::{
-    ActivityId, Agency, ConsentParty, CorrelationId, DataCategory, EventId, InputError,
-    ParticipantId,
+    ActivityId, ConsentParty, CorrelationId, DataCategory, EventId, InputError, ParticipantId,
 };
 use proto::v1;
+use proto::wire::{WireEnum, WireEnumError};
 
 /// Longest accepted `request_id`, in bytes.
 pub const REQUEST_ID_LENGTH_MAX_BYTES: usize = 128;
@@ -116,36 +116,20 @@ pub fn write_context(
     })
 }
 
+/// A required wire enum value (not unspecified, and known to this build) as its domain value;
+/// `message` says what the field must name.
+pub fn required_enum<D: WireEnum>(field: &str, value: i32, message: &str) -> Result<D, InputError> {
+    D::from_wire(value).map_err(|_| InputError::new(field, message))
+}
+
 /// A required consent party.
 pub fn consent_party(field: &str, value: i32) -> Result<ConsentParty, InputError> {
-    match v1::ConsentParty::try_from(value) {
-        Ok(v1::ConsentParty::IpsUnit) => Ok(ConsentParty::IpsUnit),
-        Ok(v1::ConsentParty::SocialServices) => Ok(ConsentParty::SocialServices),
-        Ok(v1::ConsentParty::Forsakringskassan) => Ok(ConsentParty::Forsakringskassan),
-        Ok(v1::ConsentParty::Arbetsformedlingen) => Ok(ConsentParty::Arbetsformedlingen),
-        Ok(v1::ConsentParty::Psychiatry) => Ok(ConsentParty::Psychiatry),
-        Ok(v1::ConsentParty::Unspecified) | Err(_) => {
-            Err(InputError::new(field, "must name a consent party"))
-        }
-    }
+    required_enum(field, value, "must name a consent party")
 }
 
 /// Data category from its wire enum.
 pub fn data_category(field: &str, value: i32) -> Result<DataCategory, InputError> {
-    match v1::DataCategory::try_from(value) {
-        Ok(v1::DataCategory::Participation) => Ok(DataCategory::Participation),
-        Ok(v1::DataCategory::Consent) => Ok(DataCategory::Consent),
-        Ok(v1::DataCategory::VocationalProfile) => Ok(DataCategory::VocationalProfile),
-        Ok(v1::DataCategory::ActivitiesAndWork) => Ok(DataCategory::ActivitiesAndWork),
-        Ok(v1::DataCategory::BenefitDecisions) => Ok(DataCategory::BenefitDecisions),
-        Ok(v1::DataCategory::LabourMarket) => Ok(DataCategory::LabourMarket),
-        Ok(v1::DataCategory::HealthCoarse) => Ok(DataCategory::HealthCoarse),
-        Ok(v1::DataCategory::SocialAssistanceStatus) => Ok(DataCategory::SocialAssistanceStatus),
-        Ok(v1::DataCategory::FollowUpNotes) => Ok(DataCategory::FollowUpNotes),
-        Ok(v1::DataCategory::Unspecified) | Err(_) => {
-            Err(InputError::new(field, "must name a data category"))
-        }
-    }
+    required_enum(field, value, "must name a data category")
 }
 
 /// A non-empty list of data categories.
@@ -160,36 +144,6 @@ pub fn data_categories(field: &str, values: &[i32]) -> Result<Vec<DataCategory>,
         .iter()
         .map(|value| data_category(field, *value))
         .collect()
-}
-
-/// Domain data category to wire enum.
-pub fn data_category_to_wire(category: &str) -> i32 {
-    let category = DataCategory::from_token(category);
-    let wire = match category {
-        Some(DataCategory::Participation) => v1::DataCategory::Participation,
-        Some(DataCategory::Consent) => v1::DataCategory::Consent,
-        Some(DataCategory::VocationalProfile) => v1::DataCategory::VocationalProfile,
-        Some(DataCategory::ActivitiesAndWork) => v1::DataCategory::ActivitiesAndWork,
-        Some(DataCategory::BenefitDecisions) => v1::DataCategory::BenefitDecisions,
-        Some(DataCategory::LabourMarket) => v1::DataCategory::LabourMarket,
-        Some(DataCategory::HealthCoarse) => v1::DataCategory::HealthCoarse,
-        Some(DataCategory::SocialAssistanceStatus) => v1::DataCategory::SocialAssistanceStatus,
-        Some(DataCategory::FollowUpNotes) => v1::DataCategory::FollowUpNotes,
-        None => v1::DataCategory::Unspecified,
-    };
-    wire as i32
-}
-
-/// Agency token to wire enum.
-pub fn agency_to_wire(token: &str) -> i32 {
-    let wire = match Agency::from_token(token) {
-        Some(Agency::Municipality) => v1::Agency::Municipality,
-        Some(Agency::Forsakringskassan) => v1::Agency::Forsakringskassan,
-        Some(Agency::Arbetsformedlingen) => v1::Agency::Arbetsformedlingen,
-        Some(Agency::Psychiatry) => v1::Agency::Psychiatry,
-        None => v1::Agency::Unspecified,
-    };
-    wire as i32
 }
 
 /// A required closed period.
@@ -257,28 +211,15 @@ pub fn degree_percent(field: &str, degree: u32) -> Result<u8, InputError> {
 
 /// A required activity kind.
 pub fn activity_kind(field: &str, value: i32) -> Result<ActivityKind, InputError> {
-    match v1::ActivityKind::try_from(value) {
-        Ok(v1::ActivityKind::Arbetsprovning) => Ok(ActivityKind::Arbetsprovning),
-        Ok(v1::ActivityKind::Arbetstraning) => Ok(ActivityKind::Arbetstraning),
-        Ok(v1::ActivityKind::Praktik) => Ok(ActivityKind::Praktik),
-        Ok(v1::ActivityKind::Studies) => Ok(ActivityKind::Studies),
-        Ok(v1::ActivityKind::SocialTraining) => Ok(ActivityKind::SocialTraining),
-        Ok(v1::ActivityKind::OtherOccupation) => Ok(ActivityKind::OtherOccupation),
-        Ok(v1::ActivityKind::Job) => Ok(ActivityKind::Job),
-        Ok(v1::ActivityKind::Unspecified) | Err(_) => {
-            Err(InputError::new(field, "must name a kind of activity"))
-        }
-    }
+    required_enum(field, value, "must name a kind of activity")
 }
 
 /// An optional subsidy (unspecified means none).
 pub fn optional_subsidy(field: &str, value: i32) -> Result<Option<Subsidy>, InputError> {
-    match v1::Subsidy::try_from(value) {
-        Ok(v1::Subsidy::Unspecified) => Ok(None),
-        Ok(v1::Subsidy::Lonebidrag) => Ok(Some(Subsidy::Lonebidrag)),
-        Ok(v1::Subsidy::Nystartsjobb) => Ok(Some(Subsidy::Nystartsjobb)),
-        Ok(v1::Subsidy::Introduktionsjobb) => Ok(Some(Subsidy::Introduktionsjobb)),
-        Err(_) => Err(InputError::new(field, "is not a known subsidy")),
+    match Subsidy::from_wire(value) {
+        Ok(subsidy) => Ok(Some(subsidy)),
+        Err(WireEnumError::Unspecified) => Ok(None),
+        Err(WireEnumError::Unknown(_)) => Err(InputError::new(field, "is not a known subsidy")),
     }
 }
 
@@ -289,32 +230,12 @@ pub fn required_subsidy(field: &str, value: i32) -> Result<Subsidy, InputError> 
 
 /// A required benefit kind.
 pub fn benefit_kind(field: &str, value: i32) -> Result<BenefitKind, InputError> {
-    match v1::BenefitKind::try_from(value) {
-        Ok(v1::BenefitKind::Sjukpenning) => Ok(BenefitKind::Sjukpenning),
-        Ok(v1::BenefitKind::Rehabiliteringspenning) => Ok(BenefitKind::Rehabiliteringspenning),
-        Ok(v1::BenefitKind::Aktivitetsersattning) => Ok(BenefitKind::Aktivitetsersattning),
-        Ok(v1::BenefitKind::Sjukersattning) => Ok(BenefitKind::Sjukersattning),
-        Ok(v1::BenefitKind::Unspecified) | Err(_) => {
-            Err(InputError::new(field, "must name a benefit"))
-        }
-    }
+    required_enum(field, value, "must name a benefit")
 }
 
 /// A required decision outcome.
 pub fn decision_outcome(field: &str, value: i32) -> Result<DecisionOutcome, InputError> {
-    match v1::DecisionOutcome::try_from(value) {
-        Ok(v1::DecisionOutcome::Approved) => Ok(DecisionOutcome::Approved),
-        Ok(v1::DecisionOutcome::ApprovedWithConditions) => {
-            Ok(DecisionOutcome::ApprovedWithConditions)
-        }
-        Ok(v1::DecisionOutcome::Rejected) => Ok(DecisionOutcome::Rejected),
-        Ok(v1::DecisionOutcome::MoreInformationNeeded) => {
-            Ok(DecisionOutcome::MoreInformationNeeded)
-        }
-        Ok(v1::DecisionOutcome::Unspecified) | Err(_) => {
-            Err(InputError::new(field, "must name a decision"))
-        }
-    }
+    required_enum(field, value, "must name a decision")
 }
 
 /// The body of an activity decision, shared by FK and AF.
@@ -326,6 +247,27 @@ pub fn activity_decision(
         outcome: decision_outcome("outcome", request.outcome)?,
         valid: optional_period("valid", request.valid.as_ref())?,
         reason: request.reason.trim().to_owned(),
+    })
+}
+
+/// The body of a correction, shared by every agency: the event it supersedes, why, and the
+/// corrected body (whether it may correct that event is the aggregate's rule).
+pub fn event_correction(
+    request: &v1::CorrectEventRequest,
+) -> Result<domain::EventBody, InputError> {
+    let supersedes = EventId::parse(&request.supersedes_event_id)
+        .map_err(|error| InputError::new("supersedes_event_id", error.reason))?;
+    let corrected: domain::EventBody =
+        serde_json::from_str(&request.corrected_body_json).map_err(|error| {
+            InputError::new(
+                "corrected_body_json",
+                format!("is not an event body: {error}"),
+            )
+        })?;
+    Ok(domain::EventBody::EventCorrected {
+        supersedes,
+        reason: request.reason.trim().to_owned(),
+        corrected: Box::new(corrected),
     })
 }
 

@@ -281,7 +281,8 @@ pub fn envelope(
 }
 
 /// One agency's write path: caller, context, participant, body, submit. Every agency service's
-/// handlers are a field-parsing closure handed to [`AgencyEdge::record`].
+/// handler hands a pure body function (its crate's `bodies`) to [`AgencyEdge::write`] or
+/// [`AgencyEdge::record`].
 #[derive(Clone)]
 pub struct AgencyEdge {
     /// The agency this service speaks for.
@@ -402,31 +403,81 @@ impl AgencyEdge {
         ))
     }
 
-    /// Records a correction of one of this agency's earlier events.
-    pub async fn correct(
+    /// A handler's whole work for a request about an existing participant: records the event
+    /// `body` builds from the request alone (an agency's pure `bodies` function).
+    pub async fn write<R: ParticipantWriteRequest>(
         &self,
-        extensions: &tonic::Extensions,
-        request: &v1::CorrectEventRequest,
+        request: tonic::Request<R>,
+        body: impl FnOnce(&R) -> Result<domain::EventBody, domain::InputError>,
     ) -> Result<tonic::Response<v1::WriteResponse>, Status> {
-        self.record(extensions, request.write.as_ref(), |_| {
-            let supersedes = EventId::parse(&request.supersedes_event_id)
-                .map_err(|error| domain::InputError::new("supersedes_event_id", error.reason))?;
-            let corrected: domain::EventBody = serde_json::from_str(&request.corrected_body_json)
-                .map_err(|error| {
-                domain::InputError::new(
-                    "corrected_body_json",
-                    format!("is not an event body: {error}"),
-                )
-            })?;
-            Ok(domain::EventBody::EventCorrected {
-                supersedes,
-                reason: request.reason.trim().to_owned(),
-                corrected: Box::new(corrected),
-            })
-        })
-        .await
+        let (_, extensions, request) = request.into_parts();
+        self.record(&extensions, request.participant_write(), |_| body(&request))
+            .await
     }
 }
+
+/// A write request about an existing participant, named with its write context in a
+/// `ParticipantWrite` (the requests that create a participant or name one directly are
+/// recorded with [`AgencyEdge::record_for`]).
+pub trait ParticipantWriteRequest {
+    /// The participant and write context, if the client sent them.
+    fn participant_write(&self) -> Option<&v1::ParticipantWrite>;
+}
+
+impl ParticipantWriteRequest for v1::ParticipantWrite {
+    fn participant_write(&self) -> Option<&v1::ParticipantWrite> {
+        Some(self)
+    }
+}
+
+/// Every request message with a `write: ParticipantWrite` field.
+macro_rules! participant_write_requests {
+    ($($request:ident),+ $(,)?) => {
+        $(impl ParticipantWriteRequest for v1::$request {
+            fn participant_write(&self) -> Option<&v1::ParticipantWrite> {
+                self.write.as_ref()
+            }
+        })+
+    };
+}
+
+participant_write_requests!(
+    ActivityDateRequest,
+    ActivityDecisionRequest,
+    ActivityPeriodRequest,
+    ActivityRequest,
+    AssignCoachRequest,
+    AssignProgrammeRequest,
+    ChangeAvailabilityRequest,
+    InpatientAdmissionRequest,
+    ChangeHoursRequest,
+    CorrectEventRequest,
+    DateRequest,
+    DecideSubsidyRequest,
+    DeclineReferralRequest,
+    DischargeParticipantRequest,
+    EndBenefitRequest,
+    EndJobRequest,
+    EndProgrammeRequest,
+    IssueMedicalCertificateRequest,
+    MedicalCertificateRequest,
+    PauseParticipantRequest,
+    PeriodRequest,
+    ProposeActivityRequest,
+    ProtectIdentityRequest,
+    RecordBenefitsCounsellingRequest,
+    RecordDisclosurePreferenceRequest,
+    RecordEmployerContactRequest,
+    RecordFollowAlongContactRequest,
+    RecordFollowUpRequest,
+    RecordOutreachAttemptRequest,
+    RecordProfileRequest,
+    RecordSocialAssistanceRequest,
+    RegisterBenefitRequest,
+    StartJobRequest,
+    StartStudiesRequest,
+    TreatmentTeamMeetingRequest,
+);
 
 /// Adds the id a write minted (activity, consent, programme) to its response.
 pub fn with_created_id(

@@ -5,6 +5,7 @@
 //! publishes it to JetStream and waits (bounded) for the ledger's verdict. [`start`] wires it
 //! for the binary and for tests.
 
+pub mod bodies;
 pub mod service;
 
 use proto::v1::arbetsformedlingen_service_server::ArbetsformedlingenServiceServer;
@@ -30,14 +31,9 @@ pub async fn start(
     rpc::agency::start(
         config,
         domain::Agency::Arbetsformedlingen,
-        "ips.v1.ArbetsformedlingenService",
-        |router, edge, server, guard| {
-            router.add_service(
-                guard.wrap(
-                    ArbetsformedlingenServiceServer::new(service::ArbetsformedlingenApi { edge })
-                        .max_decoding_message_size(server.request_size_max_bytes),
-                ),
-            )
+        |edge, server| {
+            ArbetsformedlingenServiceServer::new(service::ArbetsformedlingenApi { edge })
+                .max_decoding_message_size(server.request_size_max_bytes)
         },
         clock,
         shutdown,

@@ -5,6 +5,7 @@
 //! publishes it to JetStream and waits (bounded) for the ledger's verdict. [`start`] wires it
 //! for the binary and for tests.
 
+pub mod bodies;
 pub mod service;
 
 use proto::v1::forsakringskassan_service_server::ForsakringskassanServiceServer;
@@ -30,14 +31,9 @@ pub async fn start(
     rpc::agency::start(
         config,
         domain::Agency::Forsakringskassan,
-        "ips.v1.ForsakringskassanService",
-        |router, edge, server, guard| {
-            router.add_service(
-                guard.wrap(
-                    ForsakringskassanServiceServer::new(service::ForsakringskassanApi { edge })
-                        .max_decoding_message_size(server.request_size_max_bytes),
-                ),
-            )
+        |edge, server| {
+            ForsakringskassanServiceServer::new(service::ForsakringskassanApi { edge })
+                .max_decoding_message_size(server.request_size_max_bytes)
         },
         clock,
         shutdown,

@@ -9,7 +9,9 @@
 use std::fmt::Write as _;
 
 use anyhow::Context;
+use domain::{Agency, ConsentParty, DataCategory};
 use proto::v1;
+use proto::wire::{WireEnum, WireEnumError};
 use serde_json::{json, Value};
 
 use crate::Clients;
@@ -94,18 +96,19 @@ pub fn parse_reader(text: &str) -> anyhow::Result<v1::ReplayReader> {
         [party, role, unit, person] => (*party, *role, *unit, *person),
         _ => anyhow::bail!("--as takes <party>:<role>:<unit>[:<person>], got {text}"),
     };
-    let party = match party {
-        "ips_unit" => v1::ConsentParty::IpsUnit,
-        "social_services" => v1::ConsentParty::SocialServices,
-        "forsakringskassan" | "fk" => v1::ConsentParty::Forsakringskassan,
-        "arbetsformedlingen" | "af" => v1::ConsentParty::Arbetsformedlingen,
-        "psychiatry" => v1::ConsentParty::Psychiatry,
-        other => anyhow::bail!(
-            "unknown party {other} (ips_unit, social_services, forsakringskassan, arbetsformedlingen, psychiatry)"
-        ),
+    // A party's token, or the agency token of the two authorities that are parties whole.
+    let token = match party {
+        "fk" => "forsakringskassan",
+        "af" => "arbetsformedlingen",
+        other => other,
+    };
+    let Some(party) = ConsentParty::from_token(token) else {
+        anyhow::bail!(
+            "unknown party {party} (ips_unit, social_services, forsakringskassan, arbetsformedlingen, psychiatry)"
+        );
     };
     Ok(v1::ReplayReader {
-        party: party as i32,
+        party: party.to_wire(),
         role: role.to_owned(),
         unit: unit.to_owned(),
         person_id: person_id.to_owned(),
@@ -158,23 +161,19 @@ pub async fn read(clients: &mut Clients, position: u64, json: bool) -> anyhow::R
 }
 
 fn agency_token(agency: i32) -> &'static str {
-    match v1::Agency::try_from(agency) {
-        Ok(v1::Agency::Municipality) => "municipality",
-        Ok(v1::Agency::Forsakringskassan) => "fk",
-        Ok(v1::Agency::Arbetsformedlingen) => "af",
-        Ok(v1::Agency::Psychiatry) => "psychiatry",
-        _ => "unknown",
-    }
+    Agency::from_wire(agency).map_or("unknown", Agency::token)
 }
 
 fn party_token(party: i32) -> &'static str {
-    match v1::ConsentParty::try_from(party) {
-        Ok(v1::ConsentParty::IpsUnit) => "ips_unit",
-        Ok(v1::ConsentParty::SocialServices) => "social_services",
-        Ok(v1::ConsentParty::Forsakringskassan) => "forsakringskassan",
-        Ok(v1::ConsentParty::Arbetsformedlingen) => "arbetsformedlingen",
-        Ok(v1::ConsentParty::Psychiatry) => "psychiatry",
-        _ => "unknown",
+    ConsentParty::from_wire(party).map_or("unknown", ConsentParty::token)
+}
+
+/// A category's token; an unset one is `unspecified` and one this build does not know empty.
+fn category_token(category: i32) -> String {
+    match DataCategory::from_wire(category) {
+        Ok(category) => category.token().to_owned(),
+        Err(WireEnumError::Unspecified) => "unspecified".to_owned(),
+        Err(WireEnumError::Unknown(_)) => String::new(),
     }
 }
 
@@ -283,11 +282,7 @@ fn state_json(state: &v1::ReplayState) -> Value {
             "consent_id": consent.consent_id,
             "discloser": party_token(consent.discloser),
             "recipient": party_token(consent.recipient),
-            "data_categories": consent.data_categories.iter().map(|category| {
-                v1::DataCategory::try_from(*category)
-                    .map(|category| category.as_str_name().trim_start_matches("DATA_CATEGORY_").to_lowercase())
-                    .unwrap_or_default()
-            }).collect::<Vec<_>>(),
+            "data_categories": consent.data_categories.iter().map(|category| category_token(*category)).collect::<Vec<_>>(),
             "valid_from": consent.valid_from,
             "valid_to": consent.valid_to,
         })).collect::<Vec<_>>(),

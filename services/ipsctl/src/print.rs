@@ -2,15 +2,18 @@
 
 use std::fmt::Write as _;
 
+use domain::Agency;
 use proto::v1;
+use proto::wire::WireEnum;
 
+/// The agency as the terminal tables name it (the authorities by their usual abbreviations).
 fn agency_name(agency: i32) -> &'static str {
-    match v1::Agency::try_from(agency) {
-        Ok(v1::Agency::Municipality) => "municipality",
-        Ok(v1::Agency::Forsakringskassan) => "FK",
-        Ok(v1::Agency::Arbetsformedlingen) => "AF",
-        Ok(v1::Agency::Psychiatry) => "psychiatry",
-        _ => "?",
+    match Agency::from_wire(agency) {
+        Ok(Agency::Municipality) => "municipality",
+        Ok(Agency::Forsakringskassan) => "FK",
+        Ok(Agency::Arbetsformedlingen) => "AF",
+        Ok(Agency::Psychiatry) => "psychiatry",
+        Err(_) => "?",
     }
 }
 

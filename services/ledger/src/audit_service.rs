@@ -44,7 +44,7 @@ pub(crate) fn access_log_entry(row: store::access_log::LoggedAccess) -> v1::Acce
             role: row.entry.reader_role,
             unit: row.entry.reader_unit,
         }),
-        reader_agency: fields::agency_to_wire(&row.entry.reader_agency),
+        reader_agency: proto::wire::agency_token_to_wire(&row.entry.reader_agency),
         participant_id: row.entry.participant_id.to_string(),
         action: row.entry.action,
         basis: row.entry.basis,

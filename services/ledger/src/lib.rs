@@ -11,6 +11,7 @@ pub mod caseload_service;
 pub mod clock;
 pub mod config;
 pub mod green_light_service;
+pub mod green_light_view;
 pub mod ingest;
 pub mod reading;
 pub mod reconstruct;

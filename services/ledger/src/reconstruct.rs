@@ -251,7 +251,7 @@ fn pending_approvals(
 ) -> Result<v1::PendingApprovalsResponse, Status> {
     let request: PendingRequestRecord = serde_json::from_value(read.request.clone())
         .map_err(|error| unreadable_record("request", error))?;
-    let after = crate::green_light_service::parse_page_token(&request.after)?;
+    let after = crate::green_light_view::parse_page_token(&request.after)?;
     let next_page_token = read
         .shown
         .as_ref()
@@ -259,8 +259,8 @@ fn pending_approvals(
         .and_then(serde_json::Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let until = crate::green_light_service::parse_page_token(&next_page_token)?;
-    let ends_by = crate::green_light_service::running_approvals_ending_by(read.business_date);
+    let until = crate::green_light_view::parse_page_token(&next_page_token)?;
+    let ends_by = crate::green_light_view::running_approvals_ending_by(read.business_date);
     let mut rows: Vec<store::green_light::GateRow> = participants
         .iter()
         .flat_map(|participant| {
@@ -287,7 +287,7 @@ fn pending_approvals(
         .iter()
         .map(|participant| (participant.participant_id.0, participant.as_read.clone()))
         .collect();
-    let mut page = crate::green_light_service::pending_page(
+    let mut page = crate::green_light_view::pending_page(
         rows,
         request.page_size,
         read.business_date,
@@ -310,7 +310,7 @@ fn green_light_push(
 ) -> Result<v1::GreenLightPush, Status> {
     let request: WatchRequestRecord = serde_json::from_value(read.request.clone())
         .map_err(|error| unreadable_record("request", error))?;
-    let ends_by = crate::green_light_service::running_approvals_ending_by(read.business_date);
+    let ends_by = crate::green_light_view::running_approvals_ending_by(read.business_date);
     let rows: Vec<store::green_light::GateRow> = participants
         .iter()
         .flat_map(|participant| {
@@ -328,7 +328,7 @@ fn green_light_push(
         .iter()
         .map(|participant| (participant.participant_id.0, &participant.as_read))
         .collect();
-    let current = crate::green_light_service::lights(&rows, read.business_date, reader, &folded);
+    let current = crate::green_light_view::lights(&rows, read.business_date, reader, &folded);
     let mut removed = BTreeMap::new();
     let mut changed = BTreeMap::new();
     for participant in participants {
@@ -354,18 +354,7 @@ fn green_light_push(
                 .ok_or_else(|| not_reconstructible("a pushed activity id does not decode"))?;
             let key = (participant.participant_id.0, activity_id);
             if update.get("removed").and_then(serde_json::Value::as_bool) == Some(true) {
-                removed.insert(
-                    key,
-                    v1::GreenLightUpdate {
-                        activity: Some(v1::ActivityLight {
-                            participant_id: key.0.to_string(),
-                            activity_id: key.1.to_string(),
-                            ..Default::default()
-                        }),
-                        initial: false,
-                        removed: true,
-                    },
-                );
+                removed.insert(key, crate::green_light_view::removal(key));
             } else {
                 let light = current.get(&key).cloned().ok_or_else(|| {
                     not_reconstructible(&format!(

@@ -15,6 +15,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use domain::replay::{ReplayCut, ReplayedHistory};
 use domain::{InputError, Participant, ParticipantEvent, ParticipantId, Reader};
 use proto::v1;
+use proto::wire::WireEnum;
 use rpc::{errors, fields};
 use tonic::Status;
 
@@ -145,7 +146,8 @@ pub fn parse_request(
 /// and the role must be one that party's officers have.
 fn replay_reader(reader: &v1::ReplayReader) -> Result<Reader, InputError> {
     use domain::{Agency, ConsentParty, Role};
-    let party = fields::consent_party("as_reader.party", reader.party)?;
+    let party = ConsentParty::from_wire(reader.party)
+        .map_err(|_| InputError::new("as_reader.party", "must name a consent party"))?;
     let role = domain::Role::from_token(reader.role.trim()).ok_or_else(|| {
         InputError::new(
             "as_reader.role",
@@ -355,7 +357,7 @@ impl PreparedReplay {
                 v1::ReplayCorrection {
                     event_id: envelope.event_id.to_string(),
                     sequence: correction.sequence,
-                    agency: fields::agency_to_wire(envelope.agency.token()),
+                    agency: envelope.agency.to_wire(),
                     author: Some(v1::Actor {
                         person_id: envelope.actor.person_id.0.clone(),
                         role: envelope.actor.role.token().to_owned(),
@@ -417,16 +419,6 @@ fn token(value: impl serde::Serialize) -> String {
         .unwrap_or_default()
 }
 
-fn consent_party_to_wire(party: domain::ConsentParty) -> i32 {
-    match party {
-        domain::ConsentParty::IpsUnit => v1::ConsentParty::IpsUnit as i32,
-        domain::ConsentParty::SocialServices => v1::ConsentParty::SocialServices as i32,
-        domain::ConsentParty::Forsakringskassan => v1::ConsentParty::Forsakringskassan as i32,
-        domain::ConsentParty::Arbetsformedlingen => v1::ConsentParty::Arbetsformedlingen as i32,
-        domain::ConsentParty::Psychiatry => v1::ConsentParty::Psychiatry as i32,
-    }
-}
-
 /// The participant at the cut. The auditor's view is the whole fold; a reader's is what their
 /// live board showed: the green lights of the activities on it, gates of agencies they had no
 /// consent from left UNKNOWN.
@@ -461,7 +453,7 @@ fn state(
     }
     let through_readers_eyes = request.as_reader.is_some();
     let at_cut = replayed.as_of_cut();
-    let ends_by = crate::green_light_service::running_approvals_ending_by(business_date);
+    let ends_by = crate::green_light_view::running_approvals_ending_by(business_date);
     let rows: Vec<store::green_light::GateRow> =
         store::green_light::gate_rows(participant_id, at_cut)
             .into_iter()
@@ -469,8 +461,7 @@ fn state(
             .collect();
     let participants: HashMap<uuid::Uuid, &Participant> =
         HashMap::from([(participant_id.0, &replayed.as_recorded)]);
-    let mut lights =
-        crate::green_light_service::lights(&rows, business_date, reader, &participants);
+    let mut lights = crate::green_light_view::lights(&rows, business_date, reader, &participants);
     if through_readers_eyes {
         state.activities = lights
             .into_values()
@@ -504,12 +495,9 @@ fn state(
             let in_force = consent.categories_in_force(business_date);
             (!in_force.is_empty()).then(|| v1::ReplayConsent {
                 consent_id: consent.consent_id.0.to_string(),
-                discloser: consent_party_to_wire(consent.discloser),
-                recipient: consent_party_to_wire(consent.recipient),
-                data_categories: in_force
-                    .into_iter()
-                    .map(|category| fields::data_category_to_wire(category.token()))
-                    .collect(),
+                discloser: consent.discloser.to_wire(),
+                recipient: consent.recipient.to_wire(),
+                data_categories: in_force.into_iter().map(WireEnum::to_wire).collect(),
                 valid_from: consent.valid_from.to_string(),
                 valid_to: consent.valid_to.to_string(),
             })

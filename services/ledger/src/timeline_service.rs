@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use domain::{EventId, Outcome, ParticipantId};
 use proto::v1::{self, timeline_service_server::TimelineService};
+use proto::wire::{agency_token_to_wire, data_category_token_to_wire, WireEnum};
 use rpc::{errors, fields};
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -211,12 +212,10 @@ fn timeline_filter(request: &v1::GetTimelineRequest) -> Result<store::TimelineFi
     let agencies = request
         .agencies
         .iter()
-        .map(|value| match v1::Agency::try_from(*value) {
-            Ok(v1::Agency::Municipality) => Ok("municipality".to_owned()),
-            Ok(v1::Agency::Forsakringskassan) => Ok("fk".to_owned()),
-            Ok(v1::Agency::Arbetsformedlingen) => Ok("af".to_owned()),
-            Ok(v1::Agency::Psychiatry) => Ok("psychiatry".to_owned()),
-            _ => Err(invalid("agencies", "must name agencies")),
+        .map(|value| {
+            domain::Agency::from_wire(*value)
+                .map(|agency| agency.token().to_owned())
+                .map_err(|_| invalid("agencies", "must name agencies"))
         })
         .collect::<Result<Vec<_>, _>>()?;
     if request.event_types.len() > EVENT_TYPE_FILTERS_MAX {
@@ -256,7 +255,7 @@ pub(crate) fn entry(row: store::TimelineRow) -> Result<v1::TimelineEntry, Status
         sequence: row.sequence,
         event_id: row.event_id.to_string(),
         event_type: row.event_type,
-        agency: fields::agency_to_wire(&row.agency),
+        agency: agency_token_to_wire(&row.agency),
         actor: Some(v1::Actor {
             person_id: row.actor_person_id,
             role: row.actor_role,
@@ -276,7 +275,7 @@ pub(crate) fn entry(row: store::TimelineRow) -> Result<v1::TimelineEntry, Status
             .causation_id
             .map(|id| id.to_string())
             .unwrap_or_default(),
-        data_category: fields::data_category_to_wire(&row.data_category),
+        data_category: data_category_token_to_wire(&row.data_category),
         body_json: domain::chain::canonical_json(&row.body),
         rejected_rule: row.rejected_rule.unwrap_or_default(),
         prev_hash: row.prev_hash,

@@ -6,6 +6,7 @@
 //! participant on the waiting list, and a discharge offers the freed place to the
 //! longest-waiting. [`start`] wires it for the binary and for tests.
 
+pub mod bodies;
 pub mod places;
 pub mod service;
 
@@ -66,14 +67,9 @@ pub async fn start(
     rpc::agency::start(
         agency,
         domain::Agency::Municipality,
-        "ips.v1.MunicipalityService",
-        |router, edge, server, guard| {
-            router.add_service(
-                guard.wrap(
-                    MunicipalityServiceServer::new(service::MunicipalityApi { edge, places })
-                        .max_decoding_message_size(server.request_size_max_bytes),
-                ),
-            )
+        |edge, server| {
+            MunicipalityServiceServer::new(service::MunicipalityApi { edge, places })
+                .max_decoding_message_size(server.request_size_max_bytes)
         },
         clock,
         shutdown,

@@ -1,24 +1,19 @@
 //! `ips.v1.MunicipalityService`: the IPS unit's and social services' process steps.
 //!
-//! Each handler parses its fields (naming the bad one) into one domain event body and hands it to
-//! the shared [`rpc::AgencyEdge`], which adds caller and envelope, publishes, and waits for the
-//! ledger's verdict. The cross-agency rules (enrolment needs a referral, an end never before its
+//! Each handler has its request's fields parsed (naming the bad one) into one domain event body
+//! by [`crate::bodies`] and hands it to the shared [`rpc::AgencyEdge`], which adds caller and
+//! envelope, publishes, and waits for the ledger's verdict. The cross-agency rules (enrolment needs a referral, an end never before its
 //! start, ...) are the aggregate's, and come back as `FAILED_PRECONDITION` naming the rule.
 
-use domain::values::BenefitKind;
-use domain::values::{
-    validate_text, CounselledBenefit, DischargeReason, DisclosurePreference, EducationLevel,
-    FollowUpStatus, JobEndReason, OutreachChannel, SocialAssistanceStatus,
-};
 use domain::{
-    ActivityId, Agency, ConsentId, EventBody, EventId, InputError, ParticipantId, PersonId,
-    ReferralSource, UnitId,
+    ActivityId, Agency, ConsentId, EventBody, EventId, InputError, ParticipantId, PersonId, UnitId,
 };
 use proto::v1::{self, municipality_service_server::MunicipalityService};
-use rpc::fields::{self, required_activity_id, required_date};
+use rpc::fields;
 use rpc::submit::MintedKind;
 use rpc::{errors, identity, submit, AgencyEdge};
 
+use crate::bodies;
 use crate::places::{Officer, Placing};
 use tonic::{Request, Response, Status};
 
@@ -34,52 +29,6 @@ const AGENCY: Agency = Agency::Municipality;
 
 fn invalid(error: InputError) -> Status {
     errors::invalid_input(&error)
-}
-
-/// Maps a wire enum value to a domain value, naming the field when it is unset or unknown.
-fn pick<W, D: Copy>(
-    field: &str,
-    wire: Result<W, prost::UnknownEnumValue>,
-    table: &[(W, D)],
-) -> Result<D, InputError>
-where
-    W: PartialEq,
-{
-    let wire = wire.map_err(|_| InputError::new(field, "is not a known value"))?;
-    table
-        .iter()
-        .find(|(candidate, _)| *candidate == wire)
-        .map(|(_, value)| *value)
-        .ok_or_else(|| InputError::new(field, "is required"))
-}
-
-fn referral_source(value: i32) -> Result<ReferralSource, InputError> {
-    use v1::ReferralSource as W;
-    pick(
-        "source",
-        W::try_from(value),
-        &[
-            (W::Vuxenpsykiatri, ReferralSource::Vuxenpsykiatri),
-            (W::Socialpsykiatri, ReferralSource::Socialpsykiatri),
-            (W::Ifo, ReferralSource::Ifo),
-            (W::Forsakringskassan, ReferralSource::Forsakringskassan),
-            (W::Arbetsformedlingen, ReferralSource::Arbetsformedlingen),
-            (W::OwnInitiative, ReferralSource::OwnInitiative),
-        ],
-    )
-}
-
-fn person(field: &str, text: &str) -> Result<PersonId, InputError> {
-    PersonId::parse(text).map_err(|error| InputError::new(field, error.reason))
-}
-
-fn unit(text: &str) -> Result<UnitId, InputError> {
-    UnitId::parse(text)
-}
-
-fn trimmed(field: &str, text: &str) -> Result<String, InputError> {
-    validate_text(field, text)?;
-    Ok(text.trim().to_owned())
 }
 
 impl MunicipalityApi {
@@ -167,20 +116,7 @@ impl MunicipalityService for MunicipalityApi {
                 &extensions,
                 request.context.as_ref(),
                 participant_id,
-                |_| {
-                    let referrer = if request.referrer_unit.trim().is_empty() {
-                        None
-                    } else {
-                        Some(
-                            UnitId::parse(&request.referrer_unit)
-                                .map_err(|error| InputError::new("referrer_unit", error.reason))?,
-                        )
-                    };
-                    Ok(EventBody::ParticipantReferred {
-                        source: referral_source(request.source)?,
-                        referrer,
-                    })
-                },
+                |_| bodies::refer_participant(&request),
             )
             .await
     }
@@ -190,11 +126,10 @@ impl MunicipalityService for MunicipalityApi {
         let officer = Officer::from_metadata(&metadata);
         let participant_id =
             fields::required_participant_id(&request.participant_id).map_err(invalid)?;
-        let unit = unit(&request.unit).map_err(invalid)?;
-        let coach = person("coach_person_id", &request.coach_person_id).map_err(invalid)?;
-        let body = match self.places.placing(&unit.0, &coach.0, &officer).await {
-            Placing::Enrol => EventBody::ParticipantEnrolled { unit, coach },
-            Placing::WaitingList => EventBody::PlacedOnWaitingList { unit },
+        let (unit, coach) = bodies::enrolment_target(&request).map_err(invalid)?;
+        let on_waiting_list = match self.places.placing(&unit.0, &coach.0, &officer).await {
+            Placing::Enrol => false,
+            Placing::WaitingList => true,
             Placing::CoachFull { coaches_with_room } => {
                 return Err(errors::rule_broken(
                     "coach_caseload_full",
@@ -208,7 +143,7 @@ impl MunicipalityService for MunicipalityApi {
                 &extensions,
                 request.context.as_ref(),
                 participant_id,
-                |_| Ok(body),
+                |_| bodies::enroll_participant(&request, on_waiting_list),
             )
             .await
     }
@@ -222,12 +157,7 @@ impl MunicipalityService for MunicipalityApi {
                 &extensions,
                 request.context.as_ref(),
                 participant_id,
-                |_| {
-                    Ok(EventBody::ParticipantReEnrolled {
-                        unit: unit(&request.unit)?,
-                        coach: person("coach_person_id", &request.coach_person_id)?,
-                    })
-                },
+                |_| bodies::re_enroll_participant(&request),
             )
             .await
     }
@@ -236,15 +166,14 @@ impl MunicipalityService for MunicipalityApi {
         let (_, extensions, request) = request.into_parts();
         let participant_id =
             fields::required_participant_id(&request.participant_id).map_err(invalid)?;
-        let consent_id = if request.consent_id.trim().is_empty() {
-            ConsentId(self.edge.mint_for(
+        let consent_id = match bodies::requested_consent_id(&request).map_err(invalid)? {
+            Some(consent_id) => consent_id,
+            None => ConsentId(self.edge.mint_for(
                 MintedKind::Consent,
                 &extensions,
                 request.context.as_ref(),
                 participant_id,
-            )?)
-        } else {
-            ConsentId::parse(&request.consent_id).map_err(invalid)?
+            )?),
         };
         let reply = self
             .edge
@@ -252,19 +181,7 @@ impl MunicipalityService for MunicipalityApi {
                 &extensions,
                 request.context.as_ref(),
                 participant_id,
-                |_| {
-                    Ok(EventBody::ConsentGranted {
-                        consent_id,
-                        discloser: fields::consent_party("discloser", request.discloser)?,
-                        recipient: fields::consent_party("recipient", request.recipient)?,
-                        data_categories: fields::data_categories(
-                            "data_categories",
-                            &request.data_categories,
-                        )?,
-                        valid_from: required_date("valid_from", &request.valid_from)?,
-                        valid_to: required_date("valid_to", &request.valid_to)?,
-                    })
-                },
+                |_| bodies::grant_consent(&request, consent_id),
             )
             .await;
         submit::with_created_id(reply, consent_id)
@@ -280,78 +197,30 @@ impl MunicipalityService for MunicipalityApi {
                 request.context.as_ref(),
                 participant_id,
                 |context| {
-                    Ok(EventBody::ConsentWithdrawn {
-                        discloser: fields::consent_party("discloser", request.discloser)?,
-                        recipient: fields::consent_party("recipient", request.recipient)?,
-                        data_categories: fields::data_categories(
-                            "data_categories",
-                            &request.data_categories,
-                        )?,
-                        effective_from: fields::optional_date(
-                            "effective_from",
-                            &request.effective_from,
-                        )?
-                        .unwrap_or(domain::business_date(context.occurred_at)),
-                    })
+                    bodies::withdraw_consent(&request, domain::business_date(context.occurred_at))
                 },
             )
             .await
     }
 
     async fn protect_identity(&self, request: Request<v1::ProtectIdentityRequest>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                let allowed_readers = request
-                    .allowed_person_ids
-                    .iter()
-                    .map(|person_id| person("allowed_person_ids", person_id))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(EventBody::IdentityProtected { allowed_readers })
-            })
-            .await
+        self.edge.write(request, bodies::protect_identity).await
     }
 
     async fn decline_referral(&self, request: Request<v1::DeclineReferralRequest>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                Ok(EventBody::ReferralDeclined {
-                    reason: trimmed("reason", &request.reason)?,
-                })
-            })
-            .await
+        self.edge.write(request, bodies::decline_referral).await
     }
 
     async fn assign_coach(&self, request: Request<v1::AssignCoachRequest>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                Ok(EventBody::CoachAssigned {
-                    coach: person("coach_person_id", &request.coach_person_id)?,
-                })
-            })
-            .await
+        self.edge.write(request, bodies::assign_coach).await
     }
 
     async fn pause_participant(&self, request: Request<v1::PauseParticipantRequest>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                Ok(EventBody::ParticipantPaused {
-                    reason: trimmed("reason", &request.reason)?,
-                })
-            })
-            .await
+        self.edge.write(request, bodies::pause_participant).await
     }
 
     async fn resume_participant(&self, request: Request<v1::ParticipantWrite>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        self.edge
-            .record(&extensions, Some(&request), |_| {
-                Ok(EventBody::ParticipantResumed)
-            })
-            .await
+        self.edge.write(request, bodies::resume_participant).await
     }
 
     async fn discharge_participant(
@@ -360,24 +229,10 @@ impl MunicipalityService for MunicipalityApi {
     ) -> Reply {
         let (metadata, extensions, request) = request.into_parts();
         let officer = Officer::from_metadata(&metadata);
-        use v1::DischargeReason as W;
         let reply = self
             .edge
             .record(&extensions, request.write.as_ref(), |_| {
-                let reason = pick(
-                    "reason",
-                    W::try_from(request.reason),
-                    &[
-                        (W::EmployedAndStable, DischargeReason::EmployedAndStable),
-                        (W::Studies, DischargeReason::Studies),
-                        (W::Moved, DischargeReason::Moved),
-                        (W::PoorHealth, DischargeReason::PoorHealth),
-                        (W::LostContact, DischargeReason::LostContact),
-                        (W::Declined, DischargeReason::Declined),
-                        (W::Other, DischargeReason::Other),
-                    ],
-                )?;
-                Ok(EventBody::ParticipantDischarged { reason })
+                bodies::discharge_participant(&request)
             })
             .await?;
         self.offer_freed_place(&extensions, &officer, &request, reply.get_ref())
@@ -386,75 +241,15 @@ impl MunicipalityService for MunicipalityApi {
     }
 
     async fn record_profile(&self, request: Request<v1::RecordProfileRequest>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        use v1::EducationLevel as W;
-        self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                let education_level = pick(
-                    "education_level",
-                    W::try_from(request.education_level),
-                    &[
-                        (W::PrimaryIncomplete, EducationLevel::PrimaryIncomplete),
-                        (W::Primary, EducationLevel::Primary),
-                        (W::UpperSecondary, EducationLevel::UpperSecondary),
-                        (W::PostSecondary, EducationLevel::PostSecondary),
-                    ],
-                )?;
-                Ok(EventBody::ProfileRecorded {
-                    preferences: request.preferences.trim().to_owned(),
-                    hours_per_week_wanted: fields::hours_per_week(
-                        "hours_per_week_wanted",
-                        request.hours_per_week_wanted,
-                    )?,
-                    education_level,
-                })
-            })
-            .await
+        self.edge.write(request, bodies::record_profile).await
     }
 
     async fn record_benefits_counselling(
         &self,
         request: Request<v1::RecordBenefitsCounsellingRequest>,
     ) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        use v1::CounselledBenefit as W;
-        let table = [
-            (
-                W::Sjukpenning,
-                CounselledBenefit::Forsakringskassan(BenefitKind::Sjukpenning),
-            ),
-            (
-                W::Rehabiliteringspenning,
-                CounselledBenefit::Forsakringskassan(BenefitKind::Rehabiliteringspenning),
-            ),
-            (
-                W::Aktivitetsersattning,
-                CounselledBenefit::Forsakringskassan(BenefitKind::Aktivitetsersattning),
-            ),
-            (
-                W::Sjukersattning,
-                CounselledBenefit::Forsakringskassan(BenefitKind::Sjukersattning),
-            ),
-            (W::Forsorjningsstod, CounselledBenefit::Forsorjningsstod),
-            (W::Aktivitetsstod, CounselledBenefit::Aktivitetsstod),
-            (W::Akassa, CounselledBenefit::Akassa),
-            (W::Studiestod, CounselledBenefit::Studiestod),
-        ];
         self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                if request.benefits_discussed.len() > table.len() {
-                    return Err(InputError::new(
-                        "benefits_discussed",
-                        "names more benefits than exist",
-                    ));
-                }
-                let benefits_discussed = request
-                    .benefits_discussed
-                    .iter()
-                    .map(|value| pick("benefits_discussed", W::try_from(*value), &table))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(EventBody::BenefitsCounsellingGiven { benefits_discussed })
-            })
+            .write(request, bodies::record_benefits_counselling)
             .await
     }
 
@@ -462,21 +257,8 @@ impl MunicipalityService for MunicipalityApi {
         &self,
         request: Request<v1::RecordDisclosurePreferenceRequest>,
     ) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        use v1::DisclosurePreference as W;
         self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                let preference = pick(
-                    "preference",
-                    W::try_from(request.preference),
-                    &[
-                        (W::None, DisclosurePreference::None),
-                        (W::NeedsOnly, DisclosurePreference::NeedsOnly),
-                        (W::Diagnosis, DisclosurePreference::Diagnosis),
-                    ],
-                )?;
-                Ok(EventBody::DisclosurePreferenceRecorded { preference })
-            })
+            .write(request, bodies::record_disclosure_preference)
             .await
     }
 
@@ -484,15 +266,8 @@ impl MunicipalityService for MunicipalityApi {
         &self,
         request: Request<v1::RecordEmployerContactRequest>,
     ) -> Reply {
-        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                Ok(EventBody::EmployerContactMade {
-                    employer: trimmed("employer", &request.employer)?,
-                    face_to_face: request.face_to_face,
-                    with_participant: request.with_participant,
-                })
-            })
+            .write(request, bodies::record_employer_contact)
             .await
     }
 
@@ -510,221 +285,69 @@ impl MunicipalityService for MunicipalityApi {
         let reply = self
             .edge
             .record(&extensions, request.write.as_ref(), |_| {
-                let employer = request.employer.trim();
-                Ok(EventBody::ActivityProposed {
-                    activity_id,
-                    kind: fields::activity_kind("kind", request.kind)?,
-                    employer: (!employer.is_empty()).then(|| employer.to_owned()),
-                    hours_per_week: fields::hours_per_week(
-                        "hours_per_week",
-                        request.hours_per_week,
-                    )?,
-                    planned_start: required_date("planned_start", &request.planned_start)?,
-                    planned_end: fields::optional_date("planned_end", &request.planned_end)?,
-                    subsidy: fields::optional_subsidy("subsidy", request.subsidy)?,
-                    at_own_employer: request.at_own_employer,
-                })
+                bodies::propose_activity(&request, activity_id)
             })
             .await;
         submit::with_created_id(reply, activity_id)
     }
 
     async fn start_activity(&self, request: Request<v1::ActivityDateRequest>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                Ok(EventBody::ActivityStarted {
-                    activity_id: required_activity_id(&request.activity_id)?,
-                    started_on: required_date("date", &request.date)?,
-                })
-            })
-            .await
+        self.edge.write(request, bodies::start_activity).await
     }
 
     async fn end_activity(&self, request: Request<v1::ActivityDateRequest>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                Ok(EventBody::ActivityEnded {
-                    activity_id: required_activity_id(&request.activity_id)?,
-                    ended_on: required_date("date", &request.date)?,
-                })
-            })
-            .await
+        self.edge.write(request, bodies::end_activity).await
     }
 
     async fn start_job(&self, request: Request<v1::StartJobRequest>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                Ok(EventBody::JobStarted {
-                    activity_id: required_activity_id(&request.activity_id)?,
-                    employer: trimmed("employer", &request.employer)?,
-                    occupation: trimmed("occupation", &request.occupation)?,
-                    competitive: request.competitive,
-                    subsidy: fields::optional_subsidy("subsidy", request.subsidy)?,
-                    hours_per_week: fields::hours_per_week(
-                        "hours_per_week",
-                        request.hours_per_week,
-                    )?,
-                    started_on: required_date("started_on", &request.started_on)?,
-                })
-            })
-            .await
+        self.edge.write(request, bodies::start_job).await
     }
 
     async fn change_hours(&self, request: Request<v1::ChangeHoursRequest>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                Ok(EventBody::HoursChanged {
-                    activity_id: required_activity_id(&request.activity_id)?,
-                    hours_per_week: fields::hours_per_week(
-                        "hours_per_week",
-                        request.hours_per_week,
-                    )?,
-                    from: required_date("from", &request.from)?,
-                })
-            })
-            .await
+        self.edge.write(request, bodies::change_hours).await
     }
 
     async fn end_job(&self, request: Request<v1::EndJobRequest>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        use v1::JobEndReason as W;
-        self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                let reason = pick(
-                    "reason",
-                    W::try_from(request.reason),
-                    &[
-                        (W::Resigned, JobEndReason::Resigned),
-                        (W::Dismissed, JobEndReason::Dismissed),
-                        (W::FixedTermEnded, JobEndReason::FixedTermEnded),
-                        (W::Health, JobEndReason::Health),
-                        (W::Other, JobEndReason::Other),
-                    ],
-                )?;
-                Ok(EventBody::JobEnded {
-                    activity_id: required_activity_id(&request.activity_id)?,
-                    ended_on: required_date("ended_on", &request.ended_on)?,
-                    reason,
-                })
-            })
-            .await
+        self.edge.write(request, bodies::end_job).await
     }
 
     async fn start_studies(&self, request: Request<v1::StartStudiesRequest>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                Ok(EventBody::StudiesStarted {
-                    activity_id: required_activity_id(&request.activity_id)?,
-                    programme: trimmed("programme", &request.programme)?,
-                    started_on: required_date("started_on", &request.started_on)?,
-                })
-            })
-            .await
+        self.edge.write(request, bodies::start_studies).await
     }
 
     async fn end_studies(&self, request: Request<v1::ActivityDateRequest>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                Ok(EventBody::StudiesEnded {
-                    activity_id: required_activity_id(&request.activity_id)?,
-                    ended_on: required_date("date", &request.date)?,
-                })
-            })
-            .await
+        self.edge.write(request, bodies::end_studies).await
     }
 
     async fn record_follow_along_contact(
         &self,
         request: Request<v1::RecordFollowAlongContactRequest>,
     ) -> Reply {
-        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                Ok(EventBody::FollowAlongContact {
-                    activity_id: fields::optional_activity_id(&request.activity_id)?,
-                    contact_on: required_date("contact_on", &request.contact_on)?,
-                })
-            })
+            .write(request, bodies::record_follow_along_contact)
             .await
     }
 
     async fn record_follow_up(&self, request: Request<v1::RecordFollowUpRequest>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        use v1::FollowUpStatus as W;
-        self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                let status = pick(
-                    "status",
-                    W::try_from(request.status),
-                    &[
-                        (W::Searching, FollowUpStatus::Searching),
-                        (W::InActivity, FollowUpStatus::InActivity),
-                        (W::Working, FollowUpStatus::Working),
-                        (W::Studying, FollowUpStatus::Studying),
-                        (W::Paused, FollowUpStatus::Paused),
-                    ],
-                )?;
-                Ok(EventBody::FollowUpRecorded {
-                    status,
-                    obstacles: request.obstacles.trim().to_owned(),
-                    helping_factors: request.helping_factors.trim().to_owned(),
-                })
-            })
-            .await
+        self.edge.write(request, bodies::record_follow_up).await
     }
 
     async fn record_outreach_attempt(
         &self,
         request: Request<v1::RecordOutreachAttemptRequest>,
     ) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        use v1::OutreachChannel as W;
         self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                let channel = pick(
-                    "channel",
-                    W::try_from(request.channel),
-                    &[
-                        (W::Phone, OutreachChannel::Phone),
-                        (W::TextMessage, OutreachChannel::TextMessage),
-                        (W::Letter, OutreachChannel::Letter),
-                        (W::HomeVisit, OutreachChannel::HomeVisit),
-                        (
-                            W::ThroughTreatmentTeam,
-                            OutreachChannel::ThroughTreatmentTeam,
-                        ),
-                    ],
-                )?;
-                Ok(EventBody::OutreachAttempted { channel })
-            })
+            .write(request, bodies::record_outreach_attempt)
             .await
     }
 
     async fn record_sip_held(&self, request: Request<v1::DateRequest>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                Ok(EventBody::SipHeld {
-                    held_on: required_date("date", &request.date)?,
-                })
-            })
-            .await
+        self.edge.write(request, bodies::record_sip_held).await
     }
 
     async fn record_sip_established(&self, request: Request<v1::DateRequest>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                Ok(EventBody::SipEstablished {
-                    established_on: required_date("date", &request.date)?,
-                })
-            })
+            .write(request, bodies::record_sip_established)
             .await
     }
 
@@ -732,37 +355,18 @@ impl MunicipalityService for MunicipalityApi {
         &self,
         request: Request<v1::RecordSocialAssistanceRequest>,
     ) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        use v1::SocialAssistanceStatus as W;
         self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                let status = pick(
-                    "status",
-                    W::try_from(request.status),
-                    &[
-                        (W::Granted, SocialAssistanceStatus::Granted),
-                        (W::Denied, SocialAssistanceStatus::Denied),
-                        (W::Ended, SocialAssistanceStatus::Ended),
-                    ],
-                )?;
-                Ok(EventBody::SocialAssistanceDecided { status })
-            })
+            .write(request, bodies::record_social_assistance)
             .await
     }
 
     async fn accept_activity_in_planning(&self, request: Request<v1::ActivityRequest>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
         self.edge
-            .record(&extensions, request.write.as_ref(), |_| {
-                Ok(EventBody::ActivityAcceptedInPlanning {
-                    activity_id: required_activity_id(&request.activity_id)?,
-                })
-            })
+            .write(request, bodies::accept_activity_in_planning)
             .await
     }
 
     async fn correct_event(&self, request: Request<v1::CorrectEventRequest>) -> Reply {
-        let (_, extensions, request) = request.into_parts();
-        self.edge.correct(&extensions, &request).await
+        self.edge.write(request, bodies::correct_event).await
     }
 }

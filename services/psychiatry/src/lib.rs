@@ -5,6 +5,7 @@
 //! publishes it to JetStream and waits (bounded) for the ledger's verdict. [`start`] wires it
 //! for the binary and for tests.
 
+pub mod bodies;
 pub mod service;
 
 use proto::v1::psychiatry_service_server::PsychiatryServiceServer;
@@ -30,14 +31,9 @@ pub async fn start(
     rpc::agency::start(
         config,
         domain::Agency::Psychiatry,
-        "ips.v1.PsychiatryService",
-        |router, edge, server, guard| {
-            router.add_service(
-                guard.wrap(
-                    PsychiatryServiceServer::new(service::PsychiatryApi { edge })
-                        .max_decoding_message_size(server.request_size_max_bytes),
-                ),
-            )
+        |edge, server| {
+            PsychiatryServiceServer::new(service::PsychiatryApi { edge })
+                .max_decoding_message_size(server.request_size_max_bytes)
         },
         clock,
         shutdown,

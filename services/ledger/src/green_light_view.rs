@@ -1,0 +1,754 @@
+//! The green-light views: the wire messages (gate states, activity lights, pending-approval
+//! pages, watch updates, lead times) built from green-light read-model rows and the folded
+//! participants, for a reader on a business day. No I/O: the live reads
+//! (`green_light_service`), the auditor's rebuilt reads (`reconstruct`) and the replayed
+//! board (`replay`) all call these, so what they show cannot drift apart.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, NaiveDate};
+use domain::InputError;
+use proto::v1;
+use proto::wire::{agency_token_to_wire, WireEnum};
+use rpc::errors;
+use store::green_light::StoredDecision;
+use tonic::Status;
+
+/// Days before the end of an approval's validity from which it shows as expiring.
+pub const EXPIRING_WITHIN_DAYS: i64 = 5;
+/// The last end of validity from which a running activity's approval is listed again (on the
+/// coach's board and the deciding agency's list): expired, or expiring within
+/// [`EXPIRING_WITHIN_DAYS`].
+pub(crate) fn running_approvals_ending_by(today: NaiveDate) -> NaiveDate {
+    today + chrono::Duration::days(EXPIRING_WITHIN_DAYS)
+}
+
+/// The basis of a green-light read: the activity is the IPS unit's own record; gates of other
+/// agencies are shown under the consents that make them visible.
+pub(crate) fn watch_basis(
+    reader: &domain::Reader,
+    participants: &std::collections::HashMap<uuid::Uuid, &domain::Participant>,
+    participant_id: uuid::Uuid,
+    today: NaiveDate,
+) -> String {
+    let Some(participant) = participants.get(&participant_id) else {
+        return "own_records".into();
+    };
+    let own = if reader.actor.role == domain::Role::Auditor {
+        "audit"
+    } else {
+        "own_records"
+    };
+    let mut bases = std::collections::BTreeSet::from([own.to_owned()]);
+    for agency in domain::Agency::ALL {
+        if let Ok(basis) = participant.gate_sight(reader, agency, today) {
+            if matches!(basis, domain::Basis::Consent(_)) {
+                bases.insert(basis.log_text());
+            }
+        }
+    }
+    crate::reading::basis_text(&bases, "own_records")
+}
+
+/// One `PendingApprovals` page as its reader sees it.
+pub(crate) struct PendingPage {
+    pub response: v1::PendingApprovalsResponse,
+    /// Each participant shown, with the basis it was shown under.
+    pub bases: BTreeMap<uuid::Uuid, String>,
+    /// Each participant shown, with the entry its read-model rows were folded through.
+    pub read_model_sequences: BTreeMap<uuid::Uuid, u64>,
+}
+
+/// A pending-approvals page from the rows the page query returned (one more than `page_size`
+/// tells whether another page follows), as `reader` may see it on `today`: a request is the
+/// IPS unit's activity, so the deciding party sees it only under the participant's consent
+/// IPS unit → that party (the coach's watch says so when missing). Hidden rows still advance
+/// the page token, so a page may be short. Shared by the live read and its rebuild.
+pub(crate) fn pending_page(
+    mut rows: Vec<store::green_light::GateRow>,
+    page_size: u32,
+    today: NaiveDate,
+    reader: &domain::Reader,
+    openable: &std::collections::HashMap<uuid::Uuid, domain::Participant>,
+) -> PendingPage {
+    let next_page_token = if rows.len() > page_size as usize {
+        rows.truncate(page_size as usize);
+        rows.last().map(page_token).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let party = reader.party();
+    let mut bases: BTreeMap<uuid::Uuid, String> = BTreeMap::new();
+    let mut read_model_sequences = BTreeMap::new();
+    rows.retain(|row| {
+        let basis = openable.get(&row.participant_id).and_then(|participant| {
+            party.and_then(|party| participant.requests_visible_to(party, today).ok())
+        });
+        match basis {
+            Some(basis) => {
+                bases.insert(row.participant_id, basis.log_text());
+                read_model_sequences.insert(row.participant_id, row.through_sequence);
+                true
+            }
+            None => false,
+        }
+    });
+    let approvals = rows
+        .iter()
+        .map(|row| {
+            let state = gate_state(row, today);
+            v1::PendingApproval {
+                participant_id: row.participant_id.to_string(),
+                activity_id: row.activity_id.to_string(),
+                activity_kind: row.activity_kind.clone(),
+                planned_start: row.planned_start.to_string(),
+                gate: row.gate.clone(),
+                status: state.status,
+                requested_on: row.requested_on.to_string(),
+                waiting_days: state.waiting_days,
+                running: row.running,
+            }
+        })
+        .collect();
+    PendingPage {
+        response: v1::PendingApprovalsResponse {
+            approvals,
+            next_page_token,
+        },
+        bases,
+        read_model_sequences,
+    }
+}
+
+fn day(value: Option<NaiveDate>) -> String {
+    value.map(|day| day.to_string()).unwrap_or_default()
+}
+
+/// A gate's status on `today`.
+pub(crate) fn gate_state(row: &store::green_light::GateRow, today: NaiveDate) -> v1::GateState {
+    let (status, expiring) = match row.decision {
+        None => (v1::GateStatus::Requested, false),
+        Some(StoredDecision::InformationNeeded) => (v1::GateStatus::InfoNeeded, false),
+        Some(StoredDecision::Rejected) => (v1::GateStatus::Rejected, false),
+        Some(StoredDecision::Approved) => match row.valid_to {
+            Some(valid_to) if today > valid_to => (v1::GateStatus::Expired, false),
+            Some(valid_to) => (
+                v1::GateStatus::Approved,
+                today >= valid_to - chrono::Duration::days(EXPIRING_WITHIN_DAYS),
+            ),
+            None => (v1::GateStatus::Approved, false),
+        },
+    };
+    let final_decision = matches!(
+        status,
+        v1::GateStatus::Approved | v1::GateStatus::Rejected | v1::GateStatus::Expired
+    );
+    let waiting_days = if final_decision {
+        0
+    } else {
+        u32::try_from((today - row.requested_on).num_days().max(0)).unwrap_or(u32::MAX)
+    };
+    v1::GateState {
+        gate: row.gate.clone(),
+        deciding_agency: agency_token_to_wire(&row.deciding_agency),
+        status: status as i32,
+        requested_on: row.requested_on.to_string(),
+        decided_on: day(row.decided_on),
+        valid_from: day(row.valid_from),
+        valid_to: day(row.valid_to.filter(|valid_to| valid_to.year_ce().1 < 9999)),
+        expiring,
+        waiting_days,
+        guidance: String::new(),
+    }
+}
+
+/// A gate the reader may not see: its deciding agency and name, nothing of its state.
+fn unknown_gate(row: &store::green_light::GateRow, guidance: String) -> v1::GateState {
+    v1::GateState {
+        gate: row.gate.clone(),
+        deciding_agency: agency_token_to_wire(&row.deciding_agency),
+        status: v1::GateStatus::UnknownNoConsent as i32,
+        guidance,
+        ..Default::default()
+    }
+}
+
+/// The light of one activity: GREEN when every gate is approved for the planned start and not
+/// expired, RED when a gate is rejected, WAITING otherwise.
+#[cfg(test)]
+fn activity_light(rows: &[&store::green_light::GateRow], today: NaiveDate) -> v1::ActivityLight {
+    activity_light_for(rows, today, |_| Ok(None))
+}
+
+/// The light of one activity as a reader may see it: a gate whose deciding agency the reader
+/// may not see (`gate_visible` returns `Err(guidance)`) is UNKNOWN_NO_CONSENT and makes the
+/// light UNKNOWN, never RED; a visible gate may carry guidance (`Ok(Some(..))`), e.g. that the
+/// deciding agency cannot see the request.
+fn activity_light_for(
+    rows: &[&store::green_light::GateRow],
+    today: NaiveDate,
+    gate_visible: impl Fn(&store::green_light::GateRow) -> Result<Option<String>, String>,
+) -> v1::ActivityLight {
+    let first = rows[0];
+    // The row of an activity that needs no gate carries the activity, not a gate.
+    let rows: Vec<&store::green_light::GateRow> = rows
+        .iter()
+        .copied()
+        .filter(|row| row.gate != store::green_light::NO_GATE)
+        .collect();
+    let gates: Vec<v1::GateState> = rows
+        .iter()
+        .map(|row| match gate_visible(row) {
+            Ok(guidance) => v1::GateState {
+                guidance: guidance.unwrap_or_default(),
+                ..gate_state(row, today)
+            },
+            Err(guidance) => unknown_gate(row, guidance),
+        })
+        .collect();
+    let any_unknown = gates
+        .iter()
+        .any(|gate| gate.status == v1::GateStatus::UnknownNoConsent as i32);
+    let approved_for_start = |row: &&store::green_light::GateRow| {
+        row.decision == Some(StoredDecision::Approved)
+            && row
+                .valid_from
+                .is_some_and(|from| from <= first.planned_start)
+            && row
+                .valid_to
+                .is_some_and(|to| first.planned_start <= to && today <= to)
+    };
+    let light = if any_unknown {
+        v1::Light::Unknown
+    } else if gates
+        .iter()
+        .any(|gate| gate.status == v1::GateStatus::Rejected as i32)
+    {
+        v1::Light::Red
+    } else if rows.iter().all(approved_for_start) {
+        v1::Light::Green
+    } else {
+        v1::Light::Waiting
+    };
+    v1::ActivityLight {
+        participant_id: first.participant_id.to_string(),
+        activity_id: first.activity_id.to_string(),
+        activity_kind: first.activity_kind.clone(),
+        planned_start: first.planned_start.to_string(),
+        light: light as i32,
+        gates,
+        running: first.running,
+    }
+}
+
+/// Replaces every gate of an agency the reader may not see with one neutral line per such
+/// agency, present whether or not that agency decides any gate of the activity: the kind of
+/// gate (an FK decision or an FK agreement) and its mere presence (a psychiatry gate) are the
+/// agency's information. The light is then UNKNOWN, never RED or GREEN.
+fn hide_gates_of_agencies_without_consent(
+    light: &mut v1::ActivityLight,
+    hidden: &[(domain::Agency, String)],
+) {
+    if hidden.is_empty() {
+        return;
+    }
+    light
+        .gates
+        .retain(|gate| gate.status != v1::GateStatus::UnknownNoConsent as i32);
+    for (agency, guidance) in hidden {
+        light.gates.push(v1::GateState {
+            gate: domain::visibility::deciding_party(*agency)
+                .token()
+                .to_owned(),
+            deciding_agency: agency.to_wire(),
+            status: v1::GateStatus::UnknownNoConsent as i32,
+            guidance: guidance.clone(),
+            ..Default::default()
+        });
+    }
+    light.light = v1::Light::Unknown as i32;
+}
+
+/// Groups gate rows (ordered by participant, activity) into activity lights as `reader` may
+/// see them; participants missing from `participants` (not openable) are left out.
+pub(crate) fn lights(
+    rows: &[store::green_light::GateRow],
+    today: NaiveDate,
+    reader: &domain::Reader,
+    participants: &std::collections::HashMap<uuid::Uuid, &domain::Participant>,
+) -> BTreeMap<(uuid::Uuid, uuid::Uuid), v1::ActivityLight> {
+    let mut grouped: BTreeMap<(uuid::Uuid, uuid::Uuid), Vec<&store::green_light::GateRow>> =
+        BTreeMap::new();
+    for row in rows {
+        grouped
+            .entry((row.participant_id, row.activity_id))
+            .or_default()
+            .push(row);
+    }
+    grouped
+        .into_iter()
+        .filter_map(|(key, rows)| {
+            let participant = participants.get(&key.0)?;
+            let hidden = participant.hidden_gate_agencies(reader, today);
+            let mut light = activity_light_for(&rows, today, |row| {
+                let deciding_agency = domain::Agency::from_token(&row.deciding_agency)
+                    .ok_or_else(|| format!("unknown deciding agency {}", row.deciding_agency))?;
+                participant.gate_sight(reader, deciding_agency, today)?;
+                // An open request the decider cannot see would wait forever: say so.
+                let open = matches!(row.decision, None | Some(StoredDecision::InformationNeeded));
+                Ok(open
+                    .then(|| {
+                        participant
+                            .requests_visible_to(
+                                domain::visibility::deciding_party(deciding_agency),
+                                today,
+                            )
+                            .err()
+                    })
+                    .flatten())
+            });
+            hide_gates_of_agencies_without_consent(&mut light, &hidden);
+            Some((key, light))
+        })
+        .collect()
+}
+
+/// Where the next pending-approvals page starts: after this row, in the page query's order.
+pub(crate) fn page_token(row: &store::green_light::GateRow) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        row.requested_on, row.participant_id, row.activity_id, row.gate
+    )
+}
+
+/// The position a page token names (`None`: the first page); a token this service did not
+/// issue is refused.
+pub(crate) fn parse_page_token(
+    token: &str,
+) -> Result<Option<(NaiveDate, uuid::Uuid, uuid::Uuid, String)>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || {
+        errors::invalid_input(&InputError::new(
+            "page_token",
+            "is not a token this service issued",
+        ))
+    };
+    let parts: Vec<&str> = token.split('/').collect();
+    let [day, participant, activity, gate] = parts.as_slice() else {
+        return Err(invalid());
+    };
+    Ok(Some((
+        NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| invalid())?,
+        uuid::Uuid::parse_str(participant).map_err(|_| invalid())?,
+        uuid::Uuid::parse_str(activity).map_err(|_| invalid())?,
+        (*gate).to_owned(),
+    )))
+}
+
+/// The key of an activity on a board: (participant id, activity id).
+pub(crate) type BoardKey = (uuid::Uuid, uuid::Uuid);
+
+/// The update that takes an activity off a watcher's board: its ids and nothing else.
+pub(crate) fn removal(key: BoardKey) -> v1::GreenLightUpdate {
+    v1::GreenLightUpdate {
+        activity: Some(v1::ActivityLight {
+            participant_id: key.0.to_string(),
+            activity_id: key.1.to_string(),
+            ..Default::default()
+        }),
+        initial: false,
+        removed: true,
+    }
+}
+
+/// What one evaluation of a watch pushes, given what it pushed before.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct WatchPush {
+    /// Every removal first (what left the board: started, ended, withdrawn, or no longer
+    /// shown to this reader), then every changed or new light, each in board order.
+    pub updates: Vec<v1::GreenLightUpdate>,
+    /// Per participant, the activities pushed (ids only, removals first): what the access log
+    /// keeps so the push can be rebuilt from the events.
+    pub logged: BTreeMap<uuid::Uuid, Vec<serde_json::Value>>,
+}
+
+/// The push that brings a watcher's board from `sent` to `current`; `initial` marks the
+/// watch's first evaluation.
+pub(crate) fn watch_push(
+    sent: &BTreeMap<BoardKey, v1::ActivityLight>,
+    current: &BTreeMap<BoardKey, v1::ActivityLight>,
+    initial: bool,
+) -> WatchPush {
+    let mut push = WatchPush::default();
+    let removed = sent.keys().filter(|key| !current.contains_key(*key));
+    for key in removed {
+        push.logged
+            .entry(key.0)
+            .or_default()
+            .push(serde_json::json!({ "activity_id": key.1, "removed": true }));
+        push.updates.push(removal(*key));
+    }
+    for (key, light) in current {
+        if sent.get(key) != Some(light) {
+            push.logged
+                .entry(key.0)
+                .or_default()
+                .push(serde_json::json!({ "activity_id": key.1, "removed": false }));
+            push.updates.push(v1::GreenLightUpdate {
+                activity: Some(light.clone()),
+                initial,
+                removed: false,
+            });
+        }
+    }
+    push
+}
+
+/// One gate's lead time on the wire, from the read model's (gate, deciding agency, decisions,
+/// median days, 90th percentile days).
+pub(crate) fn lead_time(
+    (gate, agency, decisions, median_days, p90_days): (String, String, i64, f64, f64),
+) -> v1::GateLeadTime {
+    v1::GateLeadTime {
+        gate,
+        deciding_agency: agency_token_to_wire(&agency),
+        decisions: u32::try_from(decisions).unwrap_or(u32::MAX),
+        median_days,
+        p90_days,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 5, day).unwrap_or_default()
+    }
+
+    fn row(decision: Option<&str>, valid: Option<(u32, u32)>) -> store::green_light::GateRow {
+        store::green_light::GateRow {
+            participant_id: uuid::Uuid::from_u128(1),
+            activity_id: uuid::Uuid::from_u128(2),
+            gate: "fk_activity_decision".into(),
+            deciding_agency: "fk".into(),
+            unit: None,
+            coach: None,
+            activity_kind: "arbetstraning".into(),
+            planned_start: date(20),
+            requested_on: date(1),
+            decision: decision.map(|token| {
+                StoredDecision::from_token(token).expect("the tests name stored decisions")
+            }),
+            decided_on: decision.map(|_| date(5)),
+            valid_from: valid.map(|(from, _)| date(from)),
+            valid_to: valid.map(|(_, to)| date(to)),
+            open: true,
+            running: false,
+            through_sequence: 1,
+        }
+    }
+
+    /// The one check helper of this layer: a gate row read on `today` has `status`, `expiring`
+    /// and makes its activity's light `light`.
+    fn check(
+        row: store::green_light::GateRow,
+        today: u32,
+        status: v1::GateStatus,
+        expiring: bool,
+        light: v1::Light,
+    ) {
+        let state = gate_state(&row, date(today));
+        assert_eq!(
+            (state.status, state.expiring),
+            (status as i32, expiring),
+            "{row:?} on day {today}"
+        );
+        assert_eq!(
+            activity_light(&[&row], date(today)).light,
+            light as i32,
+            "{row:?} on day {today}"
+        );
+    }
+
+    #[test]
+    fn each_status_and_light() {
+        check(
+            row(None, None),
+            10,
+            v1::GateStatus::Requested,
+            false,
+            v1::Light::Waiting,
+        );
+        check(
+            row(Some("information_needed"), None),
+            10,
+            v1::GateStatus::InfoNeeded,
+            false,
+            v1::Light::Waiting,
+        );
+        check(
+            row(Some("rejected"), None),
+            10,
+            v1::GateStatus::Rejected,
+            false,
+            v1::Light::Red,
+        );
+        check(
+            row(Some("approved"), Some((15, 31))),
+            10,
+            v1::GateStatus::Approved,
+            false,
+            v1::Light::Green,
+        );
+        // Approved until D shows as expiring from D-5, and expired after D, with no new request.
+        check(
+            row(Some("approved"), Some((15, 31))),
+            25,
+            v1::GateStatus::Approved,
+            false,
+            v1::Light::Green,
+        );
+        check(
+            row(Some("approved"), Some((15, 31))),
+            26,
+            v1::GateStatus::Approved,
+            true,
+            v1::Light::Green,
+        );
+        check(
+            row(Some("approved"), Some((1, 12))),
+            13,
+            v1::GateStatus::Expired,
+            false,
+            v1::Light::Waiting,
+        );
+        // Approved, but not for the planned start.
+        check(
+            row(Some("approved"), Some((21, 31))),
+            10,
+            v1::GateStatus::Approved,
+            false,
+            v1::Light::Waiting,
+        );
+    }
+
+    #[test]
+    fn waiting_days_count_from_the_request_until_a_final_decision() {
+        assert_eq!(gate_state(&row(None, None), date(22)).waiting_days, 21);
+        assert_eq!(
+            gate_state(&row(Some("information_needed"), None), date(22)).waiting_days,
+            21
+        );
+        assert_eq!(
+            gate_state(&row(Some("approved"), Some((15, 31))), date(22)).waiting_days,
+            0
+        );
+    }
+
+    fn case_officer_of(agency: domain::Agency) -> domain::Reader {
+        domain::Reader {
+            agency,
+            actor: domain::Actor {
+                person_id: domain::PersonId("officer".into()),
+                role: domain::Role::CaseOfficer,
+                unit: domain::UnitId("unit".into()),
+            },
+        }
+    }
+
+    /// A row of the same activity, decided by another agency.
+    fn gate_of(
+        mut row: store::green_light::GateRow,
+        gate: &str,
+        deciding_agency: domain::Agency,
+    ) -> store::green_light::GateRow {
+        row.gate = gate.into();
+        row.deciding_agency = deciding_agency.token().into();
+        row
+    }
+
+    fn light_named(activity: u128, light: v1::Light) -> v1::ActivityLight {
+        v1::ActivityLight {
+            participant_id: uuid::Uuid::from_u128(1).to_string(),
+            activity_id: uuid::Uuid::from_u128(activity).to_string(),
+            light: light as i32,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_gate_state_names_its_deciding_agency_on_the_wire() {
+        for agency in domain::Agency::ALL {
+            let row = gate_of(row(None, None), "some_gate", agency);
+            assert_eq!(
+                domain::Agency::from_wire(gate_state(&row, date(10)).deciding_agency),
+                Ok(agency)
+            );
+        }
+        let mut unknown = row(None, None);
+        unknown.deciding_agency = "tax_agency".into();
+        assert_eq!(
+            gate_state(&unknown, date(10)).deciding_agency,
+            v1::Agency::Unspecified as i32
+        );
+    }
+
+    #[test]
+    fn hidden_agencies_show_one_neutral_line_each_and_the_light_is_unknown_never_red() {
+        let rejected = row(Some("rejected"), None);
+        let hidden_gate = gate_of(
+            row(None, None),
+            "psychiatry_gate",
+            domain::Agency::Psychiatry,
+        );
+        let mut light = activity_light_for(&[&rejected, &hidden_gate], date(10), |row| {
+            if row.deciding_agency == domain::Agency::Psychiatry.token() {
+                Err("no consent from psychiatry".to_owned())
+            } else {
+                Ok(None)
+            }
+        });
+        assert_eq!(light.light, v1::Light::Unknown as i32);
+        let hidden = [
+            (domain::Agency::Psychiatry, "ask psychiatry".to_owned()),
+            (domain::Agency::Arbetsformedlingen, "ask af".to_owned()),
+        ];
+        hide_gates_of_agencies_without_consent(&mut light, &hidden);
+        assert_eq!(light.light, v1::Light::Unknown as i32);
+        // The visible gate keeps its state; the hidden one is gone, its name with it; each
+        // hidden agency has one line, whether or not it decides a gate of this activity.
+        assert_eq!(light.gates.len(), 3, "{light:?}");
+        assert_eq!(light.gates[0], gate_state(&rejected, date(10)));
+        assert!(light
+            .gates
+            .iter()
+            .all(|gate| gate.gate != "psychiatry_gate"));
+        for (line, (agency, guidance)) in light.gates[1..].iter().zip(&hidden) {
+            assert_eq!(line.status, v1::GateStatus::UnknownNoConsent as i32);
+            assert_eq!(domain::Agency::from_wire(line.deciding_agency), Ok(*agency));
+            assert_eq!(&line.guidance, guidance);
+            assert!(line.requested_on.is_empty() && line.decided_on.is_empty());
+        }
+    }
+
+    #[test]
+    fn nothing_hidden_leaves_the_light_as_it_was() {
+        let approved = row(Some("approved"), Some((15, 31)));
+        let mut light = activity_light(&[&approved], date(10));
+        let before = light.clone();
+        hide_gates_of_agencies_without_consent(&mut light, &[]);
+        assert_eq!(light, before);
+        assert_eq!(light.light, v1::Light::Green as i32);
+    }
+
+    #[test]
+    fn a_page_token_reads_back_and_a_foreign_one_is_refused() {
+        let gate_row = row(None, None);
+        assert_eq!(
+            parse_page_token(&page_token(&gate_row)).ok(),
+            Some(Some((
+                gate_row.requested_on,
+                gate_row.participant_id,
+                gate_row.activity_id,
+                gate_row.gate.clone()
+            )))
+        );
+        assert_eq!(parse_page_token("").ok(), Some(None));
+        for foreign in ["2026-05-01", "yesterday/a/b/c", "2026-05-01/a/b/c/d"] {
+            let refused = parse_page_token(foreign).expect_err(foreign);
+            assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn hidden_rows_still_advance_the_page_token() {
+        let rows: Vec<store::green_light::GateRow> = (1..=3)
+            .map(|day| {
+                let mut gate_row = row(None, None);
+                gate_row.requested_on = date(day);
+                gate_row
+            })
+            .collect();
+        let reader = case_officer_of(domain::Agency::Forsakringskassan);
+        let nobody_openable = std::collections::HashMap::new();
+        let page = pending_page(rows.clone(), 2, date(10), &reader, &nobody_openable);
+        assert!(page.response.approvals.is_empty());
+        assert!(page.bases.is_empty() && page.read_model_sequences.is_empty());
+        assert_eq!(page.response.next_page_token, page_token(&rows[1]));
+        // The last page hands out no token.
+        let last = pending_page(rows, 3, date(10), &reader, &nobody_openable);
+        assert!(last.response.next_page_token.is_empty());
+    }
+
+    #[test]
+    fn a_watch_pushes_removals_first_then_what_changed_and_logs_each_by_participant() {
+        let key = |activity: u128| (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(activity));
+        let sent = BTreeMap::from([
+            (key(2), light_named(2, v1::Light::Waiting)),
+            (key(3), light_named(3, v1::Light::Waiting)),
+            (key(5), light_named(5, v1::Light::Green)),
+        ]);
+        let current = BTreeMap::from([
+            (key(3), light_named(3, v1::Light::Green)),
+            (key(4), light_named(4, v1::Light::Waiting)),
+            (key(5), light_named(5, v1::Light::Green)),
+        ]);
+        let push = watch_push(&sent, &current, false);
+        let pushed: Vec<(String, bool)> = push
+            .updates
+            .iter()
+            .map(|update| {
+                let activity = update.activity.clone().unwrap_or_default();
+                (activity.activity_id, update.removed)
+            })
+            .collect();
+        assert_eq!(
+            pushed,
+            [(key(2).1, true), (key(3).1, false), (key(4).1, false)]
+                .map(|(activity, removed)| (activity.to_string(), removed))
+        );
+        assert_eq!(push.updates[0], removal(key(2)));
+        assert_eq!(push.updates[1].activity, current.get(&key(3)).cloned());
+        assert!(push.updates.iter().all(|update| !update.initial));
+        assert_eq!(
+            push.logged.get(&key(2).0),
+            Some(&vec![
+                serde_json::json!({ "activity_id": key(2).1, "removed": true }),
+                serde_json::json!({ "activity_id": key(3).1, "removed": false }),
+                serde_json::json!({ "activity_id": key(4).1, "removed": false }),
+            ])
+        );
+        // Nothing changed: nothing is pushed, nothing is logged.
+        assert_eq!(watch_push(&current, &current, false), WatchPush::default());
+        // The first evaluation pushes the whole board, marked initial.
+        let first = watch_push(&BTreeMap::new(), &current, true);
+        assert_eq!(first.updates.len(), current.len());
+        assert!(first
+            .updates
+            .iter()
+            .all(|update| update.initial && !update.removed));
+    }
+
+    #[test]
+    fn a_lead_time_names_its_agency_on_the_wire() {
+        let time = lead_time(("fk_activity_decision".into(), "fk".into(), 7, 3.0, 9.5));
+        assert_eq!(
+            domain::Agency::from_wire(time.deciding_agency),
+            Ok(domain::Agency::Forsakringskassan)
+        );
+        assert_eq!(
+            (
+                time.gate.as_str(),
+                time.decisions,
+                time.median_days,
+                time.p90_days
+            ),
+            ("fk_activity_decision", 7, 3.0, 9.5)
+        );
+        let unknown = lead_time(("gate".into(), "tax_agency".into(), 1, 0.0, 0.0));
+        assert_eq!(unknown.deciding_agency, v1::Agency::Unspecified as i32);
+    }
+}

@@ -1,0 +1,709 @@
+//! Applying one delivery: decode it, apply the participant's earlier unapplied messages from the
+//! stream, decide through the aggregate and commit; classify what failed (retry, park, or wait
+//! out the store) and park what can never be recorded.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::{verdicts, Delivery, StoredMessage, StreamReader, Subjects, Verdict};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::EventStoreAggregateContext;
+use cqrs_es::{Aggregate, AggregateError, EventStore};
+use domain::{Participant, ParticipantCommand, ParticipantError, ParticipantId, Submission};
+use sqlx::PgPool;
+use tokio::sync::{watch, Notify};
+
+use super::counters::IngestCounters;
+use super::ordering::OrderWatermark;
+use crate::clock::Clock;
+use crate::config::IngestConfig;
+use crate::verdict::{verdict_of_event, verdict_of_recorded};
+
+/// Why one apply attempt did not commit.
+enum ApplyFailure {
+    /// Another writer appended first; reload and retry.
+    Conflict,
+    /// Something other than the store failed (the stream read, a bound on one attempt); retry.
+    Transient(String),
+    /// The store is unavailable or misconfigured; retry without limit, park nothing.
+    StoreUnavailable {
+        error: String,
+        sqlstate: Option<String>,
+    },
+    /// PostgreSQL refused the data of a message: this delivery's (`earlier` is `None`) or an
+    /// earlier one read from the stream. Parked after `data_error_attempts_max` attempts.
+    DataRefused {
+        reason: String,
+        earlier: Option<Box<StoredMessage>>,
+    },
+    /// The participant's stored hash chain is broken: nothing may be appended to it.
+    ChainBroken(String),
+    /// Nothing can ever be recorded for this submission.
+    Unrecordable(String),
+}
+
+/// A participant's aggregate as loaded for one decision.
+type ParticipantContext = EventStoreAggregateContext<Participant>;
+
+/// The metadata key under which each stored event keeps its stream position.
+const STREAM_SEQUENCE_KEY: &str = "stream_sequence";
+
+/// Applies deliveries; shared by all lanes.
+pub struct Applier {
+    pub(crate) event_store: store::ParticipantEventStore,
+    pub(crate) stream_reader: StreamReader,
+    /// The consumer's ack floor as last sampled: every message at or below it is settled
+    /// (recorded or parked). It only moves forward, so a stale value is a safe lower bound.
+    pub(crate) ack_floor_stream_sequence: AtomicU64,
+    /// When the stream read before a delivery may be skipped.
+    pub(crate) order_watermark: OrderWatermark,
+    pub(crate) pool: PgPool,
+    pub(crate) client: async_nats::Client,
+    pub(crate) subjects: Subjects,
+    pub(crate) stream_name: String,
+    pub(crate) park_after_deliveries: i64,
+    pub(crate) config: IngestConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) projector_waker: Arc<Notify>,
+    pub(crate) counters: Arc<IngestCounters>,
+}
+
+impl Applier {
+    /// Handles one delivery to the end: recorded and acked, parked and acked, or handed back
+    /// (not acked) because the process is shutting down.
+    pub async fn process(&self, delivery: &Delivery, shutdown: &watch::Receiver<bool>) {
+        let submission = match decode(&self.subjects, delivery.subject(), delivery.payload()) {
+            Ok(submission) => submission,
+            Err(reason) => return self.park(delivery, reason, shutdown).await,
+        };
+        if delivery.delivered_count() > self.park_after_deliveries {
+            let reason = format!(
+                "delivered {} times without being applied",
+                delivery.delivered_count()
+            );
+            return self.park(delivery, reason, shutdown).await;
+        }
+        let metadata = stream_metadata(delivery.stream_sequence(), delivery.subject());
+        let mut conflicts_retried = 0;
+        let mut backoff = Duration::from_millis(self.config.store_retry_backoff_ms);
+        // Consecutive refusals of one message's data (the stream sequence refused, and how often).
+        let mut data_refusals: (u64, u32) = (0, 0);
+        loop {
+            match self
+                .apply_in_stream_order(
+                    &submission,
+                    delivery.stream_sequence(),
+                    delivery.delivered_count() > 1,
+                    metadata.clone(),
+                )
+                .await
+            {
+                Ok((verdict, newly_recorded)) => {
+                    self.store_answered();
+                    if let Err(error) = delivery.ack().await {
+                        tracing::warn!(%error, "ack failed after commit; the redelivery will be a no-op");
+                    }
+                    if newly_recorded {
+                        self.after_recording(&verdict);
+                    } else {
+                        self.counters.duplicates.inc();
+                    }
+                    verdicts::announce(
+                        &self.client,
+                        &self.subjects,
+                        submission.envelope.agency,
+                        &verdict,
+                    )
+                    .await;
+                    return;
+                }
+                Err(ApplyFailure::Conflict)
+                    if conflicts_retried < self.config.conflict_retries_max =>
+                {
+                    conflicts_retried += 1;
+                    self.counters.conflicts.inc();
+                }
+                Err(ApplyFailure::Conflict) => {
+                    // postgres-es reports both unique indexes as a conflict; an event id already
+                    // recorded for another participant never stops conflicting.
+                    if let Ok(Some(recorded)) =
+                        store::events::find_by_event_id(&self.pool, submission.envelope.event_id)
+                            .await
+                    {
+                        if recorded.participant_id != submission.envelope.participant_id {
+                            let reason = format!(
+                                "event_id_reused: event id {} is recorded for another participant",
+                                submission.envelope.event_id
+                            );
+                            return self.park(delivery, reason, shutdown).await;
+                        }
+                    }
+                    tracing::warn!(event_id = %submission.envelope.event_id, "conflicts persist; handing the message back");
+                    self.order_watermark.handed_back(delivery.stream_sequence());
+                    let _ = delivery.nak(backoff).await;
+                    return;
+                }
+                Err(ApplyFailure::Unrecordable(reason)) => {
+                    return self.park(delivery, reason, shutdown).await
+                }
+                Err(ApplyFailure::ChainBroken(reason)) => {
+                    self.counters.chain_broken_refusals.inc();
+                    tracing::error!(
+                        participant_id = %submission.envelope.participant_id,
+                        event_id = %submission.envelope.event_id,
+                        %reason,
+                        "refusing to append to a broken hash chain"
+                    );
+                    return self.park(delivery, reason, shutdown).await;
+                }
+                Err(ApplyFailure::DataRefused { reason, earlier }) => {
+                    self.counters.store_data_refusals.inc();
+                    let refused_sequence = earlier
+                        .as_ref()
+                        .map_or(delivery.stream_sequence(), |earlier| {
+                            earlier.stream_sequence
+                        });
+                    if data_refusals.0 != refused_sequence {
+                        data_refusals = (refused_sequence, 0);
+                    }
+                    data_refusals.1 += 1;
+                    tracing::warn!(
+                        stream_sequence = refused_sequence,
+                        attempt = data_refusals.1,
+                        attempts_max = self.config.data_error_attempts_max,
+                        %reason,
+                        "the store refused a message's data"
+                    );
+                    if data_refusals.1 >= self.config.data_error_attempts_max {
+                        let reason = format!("{reason} (refused {} times)", data_refusals.1);
+                        match earlier {
+                            None => return self.park(delivery, reason, shutdown).await,
+                            Some(earlier) => {
+                                // Parked, the earlier message is passed over; this one retries.
+                                if let Err(failure) = self.park_stored(&earlier, reason).await {
+                                    self.note_failure(&failure);
+                                    if !self
+                                        .wait_before_retry(
+                                            delivery,
+                                            &mut backoff,
+                                            shutdown,
+                                            "parking failed",
+                                        )
+                                        .await
+                                    {
+                                        return;
+                                    }
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                    if !self
+                        .wait_before_retry(delivery, &mut backoff, shutdown, &reason)
+                        .await
+                    {
+                        return;
+                    }
+                }
+                Err(
+                    failure @ (ApplyFailure::Transient(_) | ApplyFailure::StoreUnavailable { .. }),
+                ) => {
+                    let error = self.note_failure(&failure);
+                    if !self
+                        .wait_before_retry(delivery, &mut backoff, shutdown, &error)
+                        .await
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counts and logs a failure that is nobody's message's fault; returns its description.
+    /// The first failure of a store outage is logged at error level and starts the gauge.
+    fn note_failure(&self, failure: &ApplyFailure) -> String {
+        match failure {
+            ApplyFailure::StoreUnavailable { error, sqlstate } => {
+                self.counters.store_failures.inc();
+                let now_seconds = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |elapsed| elapsed.as_secs().max(1));
+                if self
+                    .counters
+                    .store_unavailable_since_seconds
+                    .inner()
+                    .compare_exchange(0, now_seconds, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    tracing::error!(
+                        error,
+                        sqlstate = sqlstate.as_deref().unwrap_or("none"),
+                        "the event store is unavailable; ingest retries without limit and parks nothing"
+                    );
+                }
+                format!(
+                    "store unavailable (SQLSTATE {}): {error}",
+                    sqlstate.as_deref().unwrap_or("none")
+                )
+            }
+            ApplyFailure::Transient(error) => error.clone(),
+            ApplyFailure::Conflict => "conflict".to_owned(),
+            ApplyFailure::DataRefused { reason, .. }
+            | ApplyFailure::ChainBroken(reason)
+            | ApplyFailure::Unrecordable(reason) => reason.clone(),
+        }
+    }
+
+    /// The store answered: an outage, if there was one, is over.
+    fn store_answered(&self) {
+        let since = self
+            .counters
+            .store_unavailable_since_seconds
+            .inner()
+            .swap(0, Ordering::Relaxed);
+        if since != 0 {
+            tracing::warn!(
+                unavailable_since_seconds = since,
+                "the event store answers again"
+            );
+        }
+    }
+
+    /// Hands an unfinished delivery back to JetStream (at shutdown), to be redelivered.
+    pub(crate) async fn hand_back(&self, delivery: &Delivery) {
+        self.order_watermark.handed_back(delivery.stream_sequence());
+        self.counters.handed_back_at_shutdown.inc();
+        if let Err(error) = delivery.nak(Duration::ZERO).await {
+            tracing::warn!(%error, stream_sequence = delivery.stream_sequence(), "could not hand a delivery back; it is redelivered after ack_wait");
+        }
+    }
+
+    /// Pauses before a retry, keeping the message with an in-progress ack. Returns false (and
+    /// hands the message back) when the process is shutting down.
+    async fn wait_before_retry(
+        &self,
+        delivery: &Delivery,
+        backoff: &mut Duration,
+        shutdown: &watch::Receiver<bool>,
+        error: &str,
+    ) -> bool {
+        if *shutdown.borrow() {
+            self.hand_back(delivery).await;
+            return false;
+        }
+        tracing::warn!(
+            error,
+            backoff_ms = backoff.as_millis() as u64,
+            "database failure; retrying"
+        );
+        let _ = delivery.progress().await;
+        tokio::time::sleep(*backoff).await;
+        *backoff = (*backoff * 2).min(Duration::from_millis(
+            self.config.store_retry_backoff_max_ms,
+        ));
+        true
+    }
+
+    /// Counts a newly recorded verdict and wakes the projector for it.
+    fn after_recording(&self, verdict: &Verdict) {
+        let counter = match verdict.status {
+            bus::VerdictStatus::Rejected => &self.counters.rejected,
+            bus::VerdictStatus::Accepted => &self.counters.accepted,
+            bus::VerdictStatus::Unknown => unreachable!(
+                "a verdict of something just recorded is accepted or rejected, never unknown"
+            ),
+        };
+        counter.inc();
+        self.projector_waker.notify_one();
+    }
+
+    /// Loads a participant's aggregate, and the highest stream sequence applied to it.
+    async fn load(
+        &self,
+        participant_id: ParticipantId,
+    ) -> Result<(ParticipantContext, u64), ApplyFailure> {
+        // Verified on every load for a write: appending to an edited history would extend a
+        // chain nobody can trust, and hide the edit behind newer, valid-looking links.
+        let history = store::events::load_verified_history(&self.pool, participant_id)
+            .await
+            .map_err(|error| classify_store(&error))?;
+        if let Some(link) = history.first_broken_link {
+            return Err(ApplyFailure::ChainBroken(format!(
+                "chain_broken: entry {} of participant {participant_id} fails verification ({}); nothing is appended to a broken chain",
+                link.sequence,
+                link.reason.name()
+            )));
+        }
+        let mut context = ParticipantContext {
+            aggregate_id: participant_id.to_string(),
+            aggregate: Participant::default(),
+            current_sequence: 0,
+            current_snapshot: None,
+        };
+        let mut applied_through_stream_sequence = 0;
+        for entry in history.entries {
+            context.current_sequence = usize::try_from(entry.sequence).map_err(|_| {
+                ApplyFailure::Unrecordable(format!(
+                    "stored_history_unreadable: sequence {} out of range",
+                    entry.sequence
+                ))
+            })?;
+            let stream_sequence = stored_stream_sequence(&entry.metadata).map_err(|reason| {
+                ApplyFailure::Unrecordable(format!(
+                    "stored_history_unreadable: entry {} of participant {participant_id}: {reason}",
+                    entry.sequence
+                ))
+            })?;
+            applied_through_stream_sequence = applied_through_stream_sequence.max(stream_sequence);
+            context.aggregate.apply(entry.event);
+        }
+        Ok((context, applied_through_stream_sequence))
+    }
+
+    /// One attempt: applies the participant's earlier unapplied messages from the stream, then
+    /// this one. Returns this one's verdict and whether anything new was recorded for it.
+    async fn apply_in_stream_order(
+        &self,
+        submission: &Submission,
+        stream_sequence: u64,
+        redelivered: bool,
+        metadata: HashMap<String, String>,
+    ) -> Result<(Verdict, bool), ApplyFailure> {
+        let participant_id = submission.envelope.participant_id;
+        let (mut context, applied_through) = self.load(participant_id).await?;
+        let ack_floor = self.ack_floor_stream_sequence.load(Ordering::Relaxed);
+        // Both bounds are read (from stored rows and from the server), so they are compared
+        // without `+ 1`: an impossible position (a tampered row's `u64::MAX`) cannot overflow.
+        let settled_through = applied_through.max(ack_floor);
+        if stream_sequence.saturating_sub(settled_through) > 1
+            && (redelivered || !self.order_watermark.nothing_overtaken(ack_floor))
+        {
+            self.counters.order_reads.inc();
+            context = self
+                .catch_up(participant_id, settled_through, stream_sequence, context)
+                .await?;
+        }
+        self.decide_and_commit(submission, context, metadata).await
+    }
+
+    /// Applies, in stream order, the participant's messages after `settled_through` and before
+    /// `stream_sequence` that the aggregate has not recorded: a delivery that overtook them.
+    async fn catch_up(
+        &self,
+        participant_id: ParticipantId,
+        settled_through: u64,
+        stream_sequence: u64,
+        mut context: ParticipantContext,
+    ) -> Result<ParticipantContext, ApplyFailure> {
+        assert!(
+            settled_through < stream_sequence,
+            "apply_in_stream_order catches up only on a delivery past what is settled"
+        );
+        let mut from = settled_through + 1;
+        let mut messages_read = 0;
+        while from < stream_sequence {
+            let Some(earlier) = self
+                .stream_reader
+                .first_for_participant_from(participant_id, from)
+                .await
+                .map_err(|error| ApplyFailure::Transient(error.to_string()))?
+            else {
+                break;
+            };
+            if earlier.stream_sequence >= stream_sequence {
+                break;
+            }
+            messages_read += 1;
+            if messages_read > self.config.catch_up_messages_max {
+                // What was applied so far stays; the retry continues from there.
+                return Err(ApplyFailure::Transient(format!(
+                    "catch_up_messages_max: more than {} earlier messages about one participant",
+                    self.config.catch_up_messages_max
+                )));
+            }
+            context = self
+                .apply_earlier(participant_id, &earlier, context)
+                .await?;
+            from = earlier.stream_sequence + 1;
+        }
+        Ok(context)
+    }
+
+    /// Applies (or parks) one earlier message read from the stream, unless it is recorded.
+    async fn apply_earlier(
+        &self,
+        participant_id: ParticipantId,
+        earlier: &StoredMessage,
+        context: ParticipantContext,
+    ) -> Result<ParticipantContext, ApplyFailure> {
+        let submission = match decode(&self.subjects, &earlier.subject, &earlier.payload) {
+            Ok(submission) => submission,
+            Err(reason) => {
+                self.park_stored(earlier, reason).await?;
+                return Ok(context);
+            }
+        };
+        if context
+            .aggregate
+            .verdict(submission.envelope.event_id)
+            .is_some()
+        {
+            // The same event id published twice: recorded once, the copy is a no-op.
+            return Ok(context);
+        }
+        if store::events::is_parked(&self.pool, &self.stream_name, earlier.stream_sequence)
+            .await
+            .map_err(|error| classify_store(&error))?
+        {
+            // Parked already (its data refused, say): passed over, not tried again.
+            return Ok(context);
+        }
+        let metadata = stream_metadata(earlier.stream_sequence, &earlier.subject);
+        match self.decide_and_commit(&submission, context, metadata).await {
+            Ok((verdict, newly_recorded)) => {
+                if newly_recorded {
+                    self.after_recording(&verdict);
+                    self.counters.applied_from_stream.inc();
+                    tracing::info!(
+                        stream_sequence = earlier.stream_sequence,
+                        event_id = %submission.envelope.event_id,
+                        "applied an earlier message from the stream ahead of its redelivery"
+                    );
+                }
+                verdicts::announce(
+                    &self.client,
+                    &self.subjects,
+                    submission.envelope.agency,
+                    &verdict,
+                )
+                .await;
+            }
+            Err(ApplyFailure::Unrecordable(reason)) => self.park_stored(earlier, reason).await?,
+            Err(ApplyFailure::DataRefused {
+                reason,
+                earlier: None,
+            }) => {
+                return Err(ApplyFailure::DataRefused {
+                    reason,
+                    earlier: Some(Box::new(earlier.clone())),
+                })
+            }
+            Err(failure) => return Err(failure),
+        }
+        Ok(self.load(participant_id).await?.0)
+    }
+
+    /// Decides on one submission against a loaded aggregate and commits what it records.
+    /// Returns the verdict and whether anything new was recorded (false for a redelivery).
+    ///
+    /// The clock is read here, on every attempt, after the history is loaded: an entry is
+    /// stamped when the attempt that commits it decides, never with the time an earlier attempt
+    /// (before a conflict or a store outage) read, and the aggregate stamps it after the
+    /// previous entry whatever this host's clock says.
+    async fn decide_and_commit(
+        &self,
+        submission: &Submission,
+        mut context: ParticipantContext,
+        metadata: HashMap<String, String>,
+    ) -> Result<(Verdict, bool), ApplyFailure> {
+        let clock_reading = self.clock.now();
+        let event_id = submission.envelope.event_id;
+        let sink = EventSink::default();
+        let command = ParticipantCommand::Record {
+            submission: submission.clone(),
+            recorded_at: clock_reading,
+        };
+        context
+            .aggregate
+            .handle(command, &(), &sink)
+            .await
+            .map_err(|error: ParticipantError| ApplyFailure::Unrecordable(error.to_string()))?;
+        let events = sink.collect().await;
+        let Some(event) = events.first() else {
+            let recorded = context
+                .aggregate
+                .verdict(event_id)
+                .expect("Participant::handle records nothing only for an event id it has recorded");
+            let verdict = verdict_of_recorded(
+                &submission.envelope,
+                recorded,
+                &context.aggregate,
+                crate::clock::business_date(clock_reading),
+            );
+            return Ok((verdict, false));
+        };
+        // Explained before the commit takes the aggregate: a rejection records nothing that
+        // changes what its submitter may see.
+        let verdict = verdict_of_event(
+            event,
+            &context.aggregate,
+            crate::clock::business_date(clock_reading),
+        );
+        self.event_store
+            .commit(events, context, metadata)
+            .await
+            .map_err(classify)?;
+        Ok((verdict, true))
+    }
+
+    async fn park(&self, delivery: &Delivery, reason: String, shutdown: &watch::Receiver<bool>) {
+        let message = store::ParkedMessage {
+            stream_name: self.stream_name.clone(),
+            stream_sequence: delivery.stream_sequence(),
+            subject: delivery.subject().to_owned(),
+            payload: delivery.payload().to_vec(),
+            reason: reason.clone(),
+            delivered_count: delivery.delivered_count(),
+        };
+        let mut backoff = Duration::from_millis(self.config.store_retry_backoff_ms);
+        loop {
+            match store::events::park(&self.pool, &message).await {
+                Ok(newly_parked) => {
+                    self.store_answered();
+                    if newly_parked {
+                        tracing::error!(stream_sequence = message.stream_sequence, subject = %message.subject, %reason, "message parked");
+                        self.counters.parked.inc();
+                    }
+                    if let Err(error) = delivery.ack().await {
+                        tracing::warn!(%error, stream_sequence = message.stream_sequence, "ack failed after parking; the message comes back after ack_wait");
+                    }
+                    return;
+                }
+                Err(error) => {
+                    let error = self.note_failure(&classify_store(&error));
+                    if !self
+                        .wait_before_retry(delivery, &mut backoff, shutdown, &error)
+                        .await
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Parks a message read from the stream (its own delivery will find it parked already).
+    async fn park_stored(
+        &self,
+        earlier: &StoredMessage,
+        reason: String,
+    ) -> Result<(), ApplyFailure> {
+        let message = store::ParkedMessage {
+            stream_name: self.stream_name.clone(),
+            stream_sequence: earlier.stream_sequence,
+            subject: earlier.subject.clone(),
+            payload: earlier.payload.to_vec(),
+            reason: reason.clone(),
+            delivered_count: 0,
+        };
+        let newly_parked = store::events::park(&self.pool, &message)
+            .await
+            .map_err(|error| classify_store(&error))?;
+        if newly_parked {
+            tracing::error!(stream_sequence = message.stream_sequence, subject = %message.subject, %reason, "message parked");
+            self.counters.parked.inc();
+        }
+        Ok(())
+    }
+}
+
+/// Where in the stream a stored entry came from, as [`stream_metadata`] wrote it. Every entry
+/// the ledger commits carries it; one without it (or with anything but a stream position) was
+/// not written by the ledger, and the order of what follows it cannot be known.
+fn stored_stream_sequence(metadata: &serde_json::Value) -> Result<u64, String> {
+    let value = metadata
+        .get(STREAM_SEQUENCE_KEY)
+        .ok_or_else(|| format!("its metadata has no `{STREAM_SEQUENCE_KEY}`"))?;
+    value
+        .as_str()
+        .and_then(|text| text.parse::<u64>().ok())
+        .filter(|stream_sequence| *stream_sequence >= 1)
+        .ok_or_else(|| format!("its `{STREAM_SEQUENCE_KEY}` {value} is not a stream position"))
+}
+
+/// The metadata stored with each event: where in the stream it came from.
+fn stream_metadata(stream_sequence: u64, subject: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (STREAM_SEQUENCE_KEY.to_owned(), stream_sequence.to_string()),
+        ("subject".to_owned(), subject.to_owned()),
+    ])
+}
+
+/// Reads a submission from a message, checking that its subject and envelope agree.
+fn decode(subjects: &Subjects, subject: &str, payload: &[u8]) -> Result<Submission, String> {
+    let Some((subject_agency, subject_participant)) = subjects.parse_event(subject) else {
+        return Err(format!(
+            "subject_unparseable: `{subject}` is not <prefix>.<agency>.<participant_id>"
+        ));
+    };
+    let submission: Submission =
+        serde_json::from_slice(payload).map_err(|error| format!("payload_undecodable: {error}"))?;
+    if submission.envelope.agency != subject_agency {
+        return Err(format!(
+            "agency_mismatch: the subject is {}'s but the envelope claims {}",
+            subject_agency, submission.envelope.agency
+        ));
+    }
+    if submission.envelope.participant_id != subject_participant {
+        return Err(
+            "participant_mismatch: the subject and the envelope name different participants".into(),
+        );
+    }
+    Ok(submission)
+}
+
+/// What a failed commit means (postgres-es boxes the sqlx error it got).
+fn classify(error: AggregateError<ParticipantError>) -> ApplyFailure {
+    match error {
+        AggregateError::AggregateConflict => ApplyFailure::Conflict,
+        AggregateError::UserError(error) => ApplyFailure::Unrecordable(error.to_string()),
+        AggregateError::DeserializationError(error) => {
+            ApplyFailure::Unrecordable(format!("payload_unstorable: {error}"))
+        }
+        AggregateError::DatabaseConnectionError(error) | AggregateError::UnexpectedError(error) => {
+            let error: &(dyn std::error::Error + 'static) = error.as_ref();
+            by_class(store::failure::classify(error), error.to_string())
+        }
+    }
+}
+
+/// What a failed store call (other than a commit) means.
+fn classify_store(error: &store::StoreError) -> ApplyFailure {
+    match error {
+        store::StoreError::Unavailable(sqlx_error) => {
+            by_class(store::failure::classify_sqlx(sqlx_error), error.to_string())
+        }
+        store::StoreError::Unreadable(reason) => {
+            ApplyFailure::Unrecordable(format!("stored_history_unreadable: {reason}"))
+        }
+        // A position the store cannot hold is the message's (parking it fails the same way,
+        // and is retried and logged without end, which is what an impossible position earns).
+        store::StoreError::ValueOutOfRange { .. } => ApplyFailure::Unrecordable(error.to_string()),
+        store::StoreError::Migration(_) | store::StoreError::AccessLogBatchTooLarge { .. } => {
+            ApplyFailure::StoreUnavailable {
+                error: error.to_string(),
+                sqlstate: None,
+            }
+        }
+    }
+}
+
+fn by_class(classified: store::failure::Classified, error: String) -> ApplyFailure {
+    match classified.class {
+        store::failure::FailureClass::UniqueConflict => ApplyFailure::Conflict,
+        store::failure::FailureClass::MessageData => ApplyFailure::DataRefused {
+            reason: format!(
+                "store_refused_data: SQLSTATE {}: {error}",
+                classified.sqlstate.as_deref().unwrap_or("none")
+            ),
+            earlier: None,
+        },
+        store::failure::FailureClass::Unavailable => ApplyFailure::StoreUnavailable {
+            error,
+            sqlstate: classified.sqlstate,
+        },
+    }
+}
