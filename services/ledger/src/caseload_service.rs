@@ -268,10 +268,15 @@ impl CaseloadService for CaseloadApi {
             &self.access_log,
             &reader,
             GET_CASELOAD,
-            shown
-                .iter()
-                .map(|participant_id| (*participant_id, "own_records".to_owned()))
-                .chain(sip_bases),
+            // One entry per participant: a participant whose SIP is shown is logged under the
+            // basis that SIP was shown by (the consent for psychiatry's notice).
+            shown.iter().map(|participant_id| {
+                let basis = sip_bases
+                    .iter()
+                    .find(|(sip_participant, _)| sip_participant == participant_id)
+                    .map_or_else(|| "own_records".to_owned(), |(_, basis)| basis.clone());
+                (*participant_id, basis)
+            }),
         )
         .await?;
         Ok(Response::new(v1::GetCaseloadResponse {
