@@ -355,6 +355,7 @@ mod tests {
             waiting_since: None,
             offered_coach: None,
             last_follow_up_at: None,
+            sip_ready_on: None,
         }
     }
 

@@ -98,6 +98,14 @@ fn fetched_event_types(asked: &[String]) -> Vec<String> {
     fetched
 }
 
+/// What a page read asked for that decides which rows it shows: its size and the event types
+/// it filtered on (as shown to the reader; empty: any).
+#[derive(Clone, Copy)]
+pub(crate) struct PageAsked<'a> {
+    pub page_size: u32,
+    pub event_types: &'a [String],
+}
+
 /// A timeline page as `reader` sees it on `today`, from the rows the page query returned (one
 /// more than `page_size` tells whether another page follows), and the bases it was shown
 /// under. Shared by the live read and its rebuild.
@@ -107,10 +115,13 @@ pub(crate) fn timeline_page(
     reader: &domain::Reader,
     today: chrono::NaiveDate,
     mut rows: Vec<store::TimelineRow>,
-    page_size: u32,
+    asked: PageAsked<'_>,
     chain: &domain::chain::ChainReport,
-    asked_event_types: &[String],
 ) -> Result<(v1::GetTimelineResponse, std::collections::BTreeSet<String>), Status> {
+    let PageAsked {
+        page_size,
+        event_types: asked_event_types,
+    } = asked;
     let next_page_token = if rows.len() > page_size as usize {
         rows.truncate(page_size as usize);
         let last = rows
@@ -335,9 +346,11 @@ impl TimelineService for TimelineApi {
             &reader,
             today,
             page.rows,
-            page_size,
+            PageAsked {
+                page_size,
+                event_types: &filter.event_types,
+            },
             &chain,
-            &filter.event_types,
         )?;
         let request_record = TimelineRequestRecord {
             participant_id: participant_id.0,
