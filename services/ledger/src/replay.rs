@@ -223,6 +223,15 @@ pub fn prepare(
     auditor: &Reader,
 ) -> PreparedReplay {
     let replayed = domain::replay::replay(history, &request.cut);
+    prepare_folded(replayed, request, auditor)
+}
+
+/// [`prepare`] for a history already cut and folded (`domain::replay::ReplayFold`).
+pub fn prepare_folded(
+    replayed: ReplayedHistory,
+    request: ReplayRequest,
+    auditor: &Reader,
+) -> PreparedReplay {
     let reader = request.as_reader.clone().unwrap_or_else(|| auditor.clone());
     let refused = replayed.as_recorded.may_open(&reader).err();
     let corrections = domain::replay::latest_corrections(&replayed.entries);
