@@ -73,8 +73,10 @@ wait_for_port() {
 
 # The demo's own nats-server, with one NATS user per agency (deploy/nats/agency-users.conf): each
 # agency service may publish only under its own subjects. Fresh passwords and an empty JetStream
-# store each run; the shared server on 4222 is left alone.
+# store each run; the tests' server on 4250 is left alone. It is the pinned nats-server with
+# `sync_interval: always`, like every nats-server the project starts.
 nats_port=$((base_port + 22))
+nats_server="deploy/.local/nats-server-2.15.1/nats-server" # the pinned binary setup.sh unpacked
 nats_store="$state_dir/nats-store"
 rm -rf "$nats_store"
 declare -A nats_password
@@ -85,7 +87,7 @@ done
 env IPS_NATS_PASSWORD_MUNICIPALITY="${nats_password[municipality]}" IPS_NATS_PASSWORD_FK="${nats_password[fk]}" \
     IPS_NATS_PASSWORD_AF="${nats_password[af]}" IPS_NATS_PASSWORD_PSYCHIATRY="${nats_password[psychiatry]}" \
     IPS_NATS_PASSWORD_LEDGER="${nats_password[ledger]}" \
-    /usr/sbin/nats-server -c deploy/nats/agency-users.conf -js -a 127.0.0.1 -p "$nats_port" -sd "$nats_store" \
+    "$nats_server" -c deploy/nats/agency-users.conf -js -a 127.0.0.1 -p "$nats_port" -sd "$nats_store" \
     >"$state_dir/nats-server.log" 2>&1 &
 nats_pid=$!
 nats_url="nats://127.0.0.1:$nats_port"

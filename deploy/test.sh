@@ -5,9 +5,11 @@
 # warnings` run, each reported as passed or FAILED by name. If either failed it
 # stops there (fail fast: no services are set up and no test runs, because a
 # suite that is green on unformatted or lint-failing code must not read as a
-# pass) and exits with 1. Then it makes sure PostgreSQL and NATS JetStream are
-# up (deploy/setup.sh), points the tests at them through IPS_TEST_DATABASE_URL
-# and IPS_TEST_NATS_URL (caller's values win), and runs the whole workspace's
+# pass) and exits with 1. Then it makes sure PostgreSQL and the project's pinned
+# nats-server (sync_interval: always, 127.0.0.1:4250) are up (deploy/setup.sh),
+# points the tests at them through IPS_TEST_DATABASE_URL and IPS_TEST_NATS_URL
+# (caller's values win; the tests' own servers and clusters are started from
+# the pinned binary, IPS_TEST_NATS_SERVER), and runs the whole workspace's
 # tests with cargo-nextest when installed, else cargo test. Extra arguments are
 # passed to the test runner. Exits with the test runner's exit code.
 set -euo pipefail
@@ -47,9 +49,13 @@ fi
 ./deploy/setup.sh
 
 export IPS_TEST_DATABASE_URL="${IPS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:${IPS_SETUP_PG_PORT:-5432}/postgres}"
-export IPS_TEST_NATS_URL="${IPS_TEST_NATS_URL:-nats://127.0.0.1:${IPS_SETUP_NATS_PORT:-4222}}"
+export IPS_TEST_NATS_URL="${IPS_TEST_NATS_URL:-nats://127.0.0.1:${IPS_SETUP_NATS_PORT:-4250}}"
 printf 'test: IPS_TEST_DATABASE_URL=%s\n' "$IPS_TEST_DATABASE_URL"
 printf 'test: IPS_TEST_NATS_URL=%s\n' "$IPS_TEST_NATS_URL"
+if [[ $IPS_TEST_NATS_URL != "nats://127.0.0.1:${IPS_SETUP_NATS_PORT:-4250}" ]]; then
+    printf 'test: note: IPS_TEST_NATS_URL is not the server deploy/setup.sh started (nats://127.0.0.1:%s)\n' \
+        "${IPS_SETUP_NATS_PORT:-4250}" >&2
+fi
 
 if cargo nextest --version >/dev/null 2>&1; then
     runner=(cargo nextest run --workspace --no-fail-fast)

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BusConfig {
-    /// NATS server URL.
+    /// NATS server URL, or several separated by commas (the nodes of a cluster; the client also
+    /// learns the others from the server it reaches, and reconnects to any of them).
     pub nats_url: String,
     /// Optional NATS user and password (issue 5 gives each agency its own).
     pub nats_user: Option<String>,
@@ -26,14 +27,33 @@ pub struct BusConfig {
     pub stream_max_age_ms: u64,
     /// Largest the stream may grow; publishing fails beyond it (discard new), never drops.
     pub stream_max_bytes: i64,
+    /// How many servers hold a copy of the stream: 1 on a single server, 3 on the project's
+    /// cluster (deploy/nats/cluster/). With 3, a write is acknowledged only once a majority has
+    /// it, each having synced it to disk (`sync_interval: always`), so an ACCEPTED or PENDING
+    /// survives the loss of any one server.
+    pub stream_replicas: usize,
     /// Largest single encoded submission.
     pub message_size_max_bytes: usize,
     /// How long a publisher waits for the stream's ack before retrying with the same id.
     pub publish_ack_timeout_ms: u64,
     /// How many times a publisher tries (same message id each time).
     pub publish_attempts_max: u32,
-    /// The ledger's durable consumer name.
+    /// How many partitions the stream maps participants onto (`partition(N, participant)` in the
+    /// stream's subject transform). Each partition has its own durable consumer, applied by one
+    /// ledger at a time. Fixed for a stream's life: changing it moves participants between
+    /// partitions, so it is done only by a migration (stop every ledger, drain, recreate the
+    /// stream's transform and the consumers), never by a restart with a new value; the ledger
+    /// refuses to start when the stream's transform names another count.
+    pub partitions: u32,
+    /// The ledger's durable consumers' name; partition `k`'s consumer is `<name>-p<k>`.
     pub consumer_name: String,
+    /// How long a partition stays pinned to a ledger that has stopped pulling before the server
+    /// hands it to a waiting ledger (the priority group's `priority_timeout`; the server's
+    /// default is 2 minutes). It is the failover time after a ledger dies. A live ledger renews
+    /// its pin with every pull (one per `fetch_wait_ms` at the least), so this must be several
+    /// pulls long; shorter only risks a pin moving from a slow but live ledger, which the
+    /// ledger's own ordering and the optimistic check make safe, not wrong.
+    pub pinned_client_timeout_ms: u64,
     /// How long the server waits for an ack before redelivering.
     pub ack_wait_ms: u64,
     /// Deliveries after which the server stops redelivering. The ledger parks a message well
@@ -60,10 +80,13 @@ impl Default for BusConfig {
             duplicate_window_ms: 2 * 60 * 60 * 1000,
             stream_max_age_ms: 30 * 24 * 60 * 60 * 1000,
             stream_max_bytes: 8 * 1024 * 1024 * 1024,
+            stream_replicas: 1,
             message_size_max_bytes: 64 * 1024,
             publish_ack_timeout_ms: 2_000,
             publish_attempts_max: 5,
+            partitions: 8,
             consumer_name: "ledger".into(),
+            pinned_client_timeout_ms: 10_000,
             ack_wait_ms: 30_000,
             max_deliver: 100,
             park_after_deliveries: 20,
@@ -73,6 +96,12 @@ impl Default for BusConfig {
         }
     }
 }
+
+/// The most partitions a stream may have: each is a consumer every ledger pulls from.
+pub const PARTITIONS_MAX: u32 = 1_024;
+
+/// What a pull's round trip may add to `fetch_wait_ms` between two pulls of a live ledger.
+const PULL_GAP_ALLOWANCE_MS: u64 = 500;
 
 /// A configuration value that cannot work.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -103,12 +132,18 @@ fn is_subject_token(text: &str) -> bool {
 }
 
 impl BusConfig {
+    /// The server URLs of `nats_url`, trimmed.
+    pub fn nats_urls(&self) -> impl Iterator<Item = &str> {
+        self.nats_url.split(',').map(str::trim)
+    }
+
     /// Checks every value at start-up, so a bad one stops the service with a clear message.
     pub fn validate(&self) -> Result<(), ConfigError> {
         require(
-            self.nats_url.starts_with("nats://") || self.nats_url.starts_with("tls://"),
+            self.nats_urls()
+                .all(|url| url.starts_with("nats://") || url.starts_with("tls://")),
             "nats_url",
-            "must start with nats:// or tls://",
+            "each comma-separated URL must start with nats:// or tls://",
         )?;
         require(
             self.nats_user.is_some() == self.nats_password.is_some(),
@@ -131,6 +166,16 @@ impl BusConfig {
             "must be letters, digits, '-' or '_'",
         )?;
         require(
+            (1..=PARTITIONS_MAX).contains(&self.partitions),
+            "partitions",
+            "must be between 1 and 1024",
+        )?;
+        require(
+            (1_000..=600_000).contains(&self.pinned_client_timeout_ms),
+            "pinned_client_timeout_ms",
+            "must be between 1000 and 600000",
+        )?;
+        require(
             self.duplicate_window_ms >= 1_000,
             "duplicate_window_ms",
             "must be at least 1000",
@@ -144,6 +189,11 @@ impl BusConfig {
             self.stream_max_bytes >= 1024 * 1024,
             "stream_max_bytes",
             "must be at least 1 MiB",
+        )?;
+        require(
+            [1, 3, 5].contains(&self.stream_replicas),
+            "stream_replicas",
+            "must be 1, 3 or 5 (an even count tolerates no more failures than one fewer)",
         )?;
         require(
             (1024..=1024 * 1024).contains(&self.message_size_max_bytes),
@@ -195,6 +245,11 @@ impl BusConfig {
             "fetch_wait_ms",
             "must be shorter than ack_wait_ms",
         )?;
+        require(
+            self.pinned_client_timeout_ms >= 2 * (self.fetch_wait_ms + PULL_GAP_ALLOWANCE_MS),
+            "pinned_client_timeout_ms",
+            "must be at least twice (fetch_wait_ms + 500), so a live ledger's pulls keep its pin",
+        )?;
         Ok(())
     }
 }
@@ -230,5 +285,29 @@ mod tests {
             Err("nats_password"),
         );
         check(|config| config.fetch_wait_ms = 40_000, Err("fetch_wait_ms"));
+        check(|config| config.stream_replicas = 2, Err("stream_replicas"));
+        check(|config| config.partitions = 0, Err("partitions"));
+        check(|config| config.partitions = 1_025, Err("partitions"));
+        check(
+            |config| config.pinned_client_timeout_ms = 1_500,
+            Err("pinned_client_timeout_ms"),
+        );
+        check(|config| config.stream_replicas = 0, Err("stream_replicas"));
+        check(
+            |config| config.nats_url = "nats://127.0.0.1:4251,127.0.0.1:4252".into(),
+            Err("nats_url"),
+        );
+    }
+
+    #[test]
+    fn a_cluster_is_a_list_of_urls_with_three_replicas() {
+        check(
+            |config| {
+                config.nats_url =
+                    "nats://127.0.0.1:4251, nats://127.0.0.1:4252,nats://127.0.0.1:4253".into();
+                config.stream_replicas = 3;
+            },
+            Ok(()),
+        );
     }
 }

@@ -1,9 +1,13 @@
-//! The ledger's side of the stream: bounded pulls, and explicit acks after the commit.
+//! The ledger's side of the stream: one pinned pull stream per partition, and explicit acks after
+//! the commit.
 //!
-//! Pulls are bounded in count (`fetch_batch_size_max`) and time (`fetch_wait_ms`). Messages are
-//! handed out as they arrive within a pull, so latency does not wait for a full batch, and at
-//! shutdown the ledger simply stops starting new pulls: at most one short pull is still open,
-//! and nothing sits prefetched in a client buffer until `ack_wait` expires.
+//! Each partition's consumer is pinned (priority group, `PinnedClient`): the server delivers to
+//! one ledger's pull stream and keeps the others on standby until that one stops pulling for
+//! `pinned_client_timeout_ms`. async-nats refuses one-shot pulls (`fetch`, `batch`) on such a
+//! consumer, because a pull that is never renewed would hold the pin, so the ledger keeps a pull
+//! stream (`messages()`) open: pulls of at most `fetch_batch_size_max` messages expiring after
+//! `fetch_wait_ms`, renewed by the client. At shutdown the stream is dropped; what it had
+//! buffered and not handed out comes back after `ack_wait` (at most one pull's worth).
 
 use std::time::Duration;
 
@@ -130,9 +134,25 @@ impl Delivery {
 /// its expiry, so a short margin is enough.
 pub const PULL_EXPIRY_MARGIN: Duration = Duration::from_millis(250);
 
-/// One open pull.
+/// One partition's pinned pull stream: deliveries arrive only while this stream holds the pin.
+pub struct Deliveries {
+    stream: consumer::pull::Stream,
+}
+
+impl Deliveries {
+    /// The next delivery; `None` when the stream has ended (open a new one).
+    pub async fn next(&mut self) -> Option<Result<Delivery, BusError>> {
+        self.stream.next().await.map(|item| {
+            item.map_err(|error| BusError::Unavailable(error.to_string()))
+                .and_then(Delivery::verified)
+        })
+    }
+}
+
+/// A pull stream read for a bounded time (a test's stand-in for a ledger that takes deliveries
+/// and then dies).
 pub struct Pull {
-    batch: async_nats::jetstream::consumer::pull::Batch,
+    batch: Deliveries,
     deadline: tokio::time::Instant,
     past_deadline: bool,
 }
@@ -152,14 +172,11 @@ impl Pull {
                 }
             }
         };
-        item.map(|item| {
-            item.map_err(|error| BusError::Unavailable(error.to_string()))
-                .and_then(Delivery::verified)
-        })
+        item
     }
 }
 
-/// The consumer's progress: its lag, and how far everything is settled.
+/// The consumer's progress: its lag, and how far everything is settled (within its partition).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConsumerState {
     /// Messages in the stream not yet delivered.
@@ -170,39 +187,70 @@ pub struct ConsumerState {
     pub ack_floor_stream_sequence: u64,
 }
 
-/// The ledger's durable pull consumer.
+/// One partition's durable pull consumer.
 pub struct IngestConsumer {
     consumer: consumer::Consumer<consumer::pull::Config>,
+    partition: u32,
     fetch_batch_size_max: usize,
     fetch_wait: Duration,
 }
 
 impl IngestConsumer {
-    /// Ensures the stream and the durable consumer exist, and opens it.
-    pub async fn open(client: async_nats::Client, config: &BusConfig) -> Result<Self, BusError> {
+    /// Ensures the stream and `partition`'s durable consumer exist, and opens it.
+    pub async fn open(
+        client: async_nats::Client,
+        config: &BusConfig,
+        partition: u32,
+    ) -> Result<Self, BusError> {
         let jetstream = jetstream::new(client);
         let stream = setup::ensure_stream(&jetstream, config).await?;
-        let consumer = setup::ensure_consumer(&stream, config).await?;
+        let consumer = setup::ensure_consumer(&stream, config, partition).await?;
         Ok(Self {
             consumer,
+            partition,
             fetch_batch_size_max: config.fetch_batch_size_max,
             fetch_wait: Duration::from_millis(config.fetch_wait_ms),
         })
     }
 
-    /// Starts one bounded pull; its messages arrive from [`Pull::next`] until the batch is full
-    /// or the wait has passed.
-    pub async fn pull(&self) -> Result<Pull, BusError> {
-        let batch = self
+    /// Every partition's consumer, in partition order.
+    pub async fn open_all(
+        client: async_nats::Client,
+        config: &BusConfig,
+    ) -> Result<Vec<Self>, BusError> {
+        let mut consumers = Vec::with_capacity(config.partitions as usize);
+        for partition in 0..config.partitions {
+            consumers.push(Self::open(client.clone(), config, partition).await?);
+        }
+        Ok(consumers)
+    }
+
+    /// The partition this consumer reads.
+    pub fn partition(&self) -> u32 {
+        self.partition
+    }
+
+    /// Opens a pull stream in the ledgers' priority group. It starts on standby while another
+    /// ledger's stream holds the pin.
+    pub async fn deliveries(&self) -> Result<Deliveries, BusError> {
+        let stream = self
             .consumer
-            .batch()
-            .max_messages(self.fetch_batch_size_max)
+            .stream()
+            .group(setup::LEDGER_PRIORITY_GROUP)
+            .max_messages_per_batch(self.fetch_batch_size_max)
             .expires(self.fetch_wait)
+            // The server requires the idle heartbeat to be well inside the pull's expiry.
+            .heartbeat(self.fetch_wait / 4)
             .messages()
             .await
             .map_err(|error| BusError::Unavailable(error.to_string()))?;
+        Ok(Deliveries { stream })
+    }
+
+    /// Opens a pull stream and reads it for one `fetch_wait_ms` (see [`Pull`]).
+    pub async fn pull(&self) -> Result<Pull, BusError> {
         Ok(Pull {
-            batch,
+            batch: self.deliveries().await?,
             deadline: tokio::time::Instant::now() + self.fetch_wait + PULL_EXPIRY_MARGIN,
             past_deadline: false,
         })

@@ -2,9 +2,10 @@
 //!
 //! Agency services publish [`domain::Submission`]s here and wait for the stream's ack; the ledger
 //! pulls them with explicit acks; verdicts travel back on core NATS. Everything the broker does
-//! is bounded by a named, configurable limit ([`BusConfig`]). The dev/CI server is nats-server
-//! 2.9.10, so async-nats is built without its `server_2_10`+ features: asking for something that
-//! server would silently ignore does not compile.
+//! is bounded by a named, configurable limit ([`BusConfig`]). Every server is the pinned
+//! nats-server 2.15.1 (`deploy/setup.sh`), fsyncing each write before it acknowledges it, alone or
+//! as a three-node cluster holding the stream on every node (`stream_replicas`); async-nats is
+//! built with the server features up to that version (`server_2_14`), and no newer ones.
 //!
 //! Map: [`config`] (limits and names), [`subjects`] (the subject scheme), [`setup`] (stream and
 //! consumer), [`publisher`] (publish with dedupe and retry), [`ingest`] (pull, ack, progress),
@@ -18,7 +19,9 @@ pub mod subjects;
 pub mod verdicts;
 
 pub use config::{BusConfig, ConfigError};
-pub use ingest::{ConsumerState, Delivery, IngestConsumer, Pull, StoredMessage, StreamReader};
+pub use ingest::{
+    ConsumerState, Deliveries, Delivery, IngestConsumer, Pull, StoredMessage, StreamReader,
+};
 pub use publisher::{PublishReceipt, SubmissionPublisher};
 pub use setup::{connect, connect_as_agency};
 pub use subjects::Subjects;

@@ -46,8 +46,9 @@ async fn connect_with(
     }
     // retry_on_initial_connect makes connect return at once; wait for the first connection so
     // a wrong URL fails start-up instead of every later request.
+    let urls: Vec<&str> = config.nats_urls().collect();
     let client = options
-        .connect(&config.nats_url)
+        .connect(urls.as_slice())
         .await
         .map_err(|error| BusError::Unavailable(error.to_string()))?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -63,9 +64,19 @@ async fn connect_with(
     Ok(client)
 }
 
+/// The priority group every ledger pulls each partition's consumer in; the server pins one
+/// ledger's pull stream per partition.
+pub const LEDGER_PRIORITY_GROUP: &str = "ledger";
+
 /// The stream's configuration, derived from the bus config.
 pub fn stream_config(config: &BusConfig) -> stream::Config {
+    let (source, destination) =
+        Subjects::new(&config.subject_prefix).partition_transform(config.partitions);
     stream::Config {
+        subject_transform: Some(stream::SubjectTransform {
+            source,
+            destination,
+        }),
         name: config.stream_name.clone(),
         subjects: Subjects::new(&config.subject_prefix).stream_subjects(),
         storage: stream::StorageType::File,
@@ -75,7 +86,7 @@ pub fn stream_config(config: &BusConfig) -> stream::Config {
         max_age: Duration::from_millis(config.stream_max_age_ms),
         max_bytes: config.stream_max_bytes,
         max_message_size: i32::try_from(config.message_size_max_bytes + 4096).unwrap_or(i32::MAX),
-        num_replicas: 1,
+        num_replicas: config.stream_replicas,
         ..Default::default()
     }
 }
@@ -104,14 +115,44 @@ pub async fn ensure_stream(
             config.stream_name, existing_subjects, wanted_subjects
         )));
     }
+    // Fewer copies than configured would be a durability promise silently not kept; more would
+    // be harmless but is still not what the operator asked for. Changing it is an operator's
+    // decision (`nats stream edit --replicas`), not something a service start does quietly.
+    // Another partition count would move participants between partitions (and so between
+    // ledgers) mid-stream; only a migration changes it (BusConfig::partitions).
+    if info.config.subject_transform != wanted.subject_transform {
+        return Err(BusError::Setup(format!(
+            "stream {} exists with subject transform {:?}, expected {:?}: bus.partitions is \
+             changed only by a migration",
+            config.stream_name, info.config.subject_transform, wanted.subject_transform
+        )));
+    }
+    if info.config.num_replicas != config.stream_replicas {
+        return Err(BusError::Setup(format!(
+            "stream {} exists with {} replicas, bus.stream_replicas is {}",
+            config.stream_name, info.config.num_replicas, config.stream_replicas
+        )));
+    }
     Ok(stream)
 }
 
-/// The ledger's durable pull consumer configuration.
-pub fn consumer_config(config: &BusConfig) -> consumer::pull::Config {
+/// The durable consumer name of `partition`.
+pub fn partition_consumer_name(config: &BusConfig, partition: u32) -> String {
+    format!("{}-p{partition}", config.consumer_name)
+}
+
+/// The durable pull consumer of one partition: pinned, so at any moment one ledger's pull stream
+/// receives its messages.
+pub fn consumer_config(config: &BusConfig, partition: u32) -> consumer::pull::Config {
     consumer::pull::Config {
-        durable_name: Some(config.consumer_name.clone()),
-        description: Some("ledger ingest: applies agency events to participant aggregates".into()),
+        durable_name: Some(partition_consumer_name(config, partition)),
+        description: Some(format!(
+            "ledger ingest of partition {partition}: applies agency events to participant aggregates"
+        )),
+        filter_subject: Subjects::new(&config.subject_prefix).partition_filter(partition),
+        priority_policy: consumer::PriorityPolicy::PinnedClient,
+        priority_groups: vec![LEDGER_PRIORITY_GROUP.to_owned()],
+        priority_timeout: Duration::from_millis(config.pinned_client_timeout_ms),
         deliver_policy: consumer::DeliverPolicy::All,
         ack_policy: consumer::AckPolicy::Explicit,
         ack_wait: Duration::from_millis(config.ack_wait_ms),
@@ -122,13 +163,15 @@ pub fn consumer_config(config: &BusConfig) -> consumer::pull::Config {
     }
 }
 
-/// Creates (or reuses) the ledger's durable consumer.
+/// Creates (or reuses) the durable consumer of `partition`.
 pub async fn ensure_consumer(
     stream: &stream::Stream,
     config: &BusConfig,
+    partition: u32,
 ) -> Result<consumer::Consumer<consumer::pull::Config>, BusError> {
+    let name = partition_consumer_name(config, partition);
     stream
-        .get_or_create_consumer(&config.consumer_name, consumer_config(config))
+        .get_or_create_consumer(&name, consumer_config(config, partition))
         .await
-        .map_err(|error| BusError::Setup(format!("consumer {}: {error}", config.consumer_name)))
+        .map_err(|error| BusError::Setup(format!("consumer {name}: {error}")))
 }

@@ -11,6 +11,12 @@
 //!   `_INBOX.<agency>`, so no agency can listen to another's replies. It is not under the
 //!   subject prefix: NATS permissions name it, and `_INBOX` is where replies live by convention.
 //!
+//! - Stored events: the stream's subject transform rewrites `<prefix>.<agency>.<participant_id>`
+//!   to `<prefix>.<partition>.<agency>.<participant_id>`, the partition being
+//!   `partition(N, participant_id)` (the server's hash of the participant token alone, so every
+//!   agency's events about one participant land in one partition). Each partition's consumer
+//!   filters `<prefix>.<partition>.*.*`. Publishers never see the stored form.
+//!
 //! `verdict` and `ledger` are not agency tokens, so the event stream never captures them.
 
 use domain::{Agency, EventId, ParticipantId};
@@ -39,9 +45,36 @@ impl Subjects {
         format!("{}.{}.*", self.prefix, agency.token())
     }
 
-    /// Every agency's events about one participant (for reading them back in stream order).
+    /// Every agency's stored events about one participant (for reading them back in stream
+    /// order), whatever its partition.
     pub fn participant_wildcard(&self, participant_id: ParticipantId) -> String {
-        format!("{}.*.{}", self.prefix, participant_id)
+        format!("{}.*.*.{}", self.prefix, participant_id)
+    }
+
+    /// The stream's subject transform: what it captures and what it stores, with the partition
+    /// computed from the participant token only (wildcard 2).
+    pub fn partition_transform(&self, partitions: u32) -> (String, String) {
+        (
+            format!("{}.*.*", self.prefix),
+            format!(
+                "{}.{{{{partition({partitions},2)}}}}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}",
+                self.prefix
+            ),
+        )
+    }
+
+    /// The stored events of one partition (its consumer's filter).
+    pub fn partition_filter(&self, partition: u32) -> String {
+        format!("{}.{partition}.*.*", self.prefix)
+    }
+
+    /// Reads partition, agency and participant id back from a stored event subject.
+    pub fn parse_stored_event(&self, subject: &str) -> Option<(u32, Agency, ParticipantId)> {
+        let rest = subject.strip_prefix(&self.prefix)?.strip_prefix('.')?;
+        let (partition_token, published) = rest.split_once('.')?;
+        let partition = partition_token.parse().ok()?;
+        let (agency, participant_id) = self.parse_event(&format!("{}.{published}", self.prefix))?;
+        Some((partition, agency, participant_id))
     }
 
     /// The stream captures every agency's events and nothing else.
@@ -116,5 +149,11 @@ mod tests {
             None
         );
         assert_eq!(subjects.parse_event("t1.ips.v1.fk.not-a-uuid"), None);
+        assert_eq!(
+            subjects.parse_stored_event(&format!("t1.ips.v1.3.fk.{participant_id}")),
+            Some((3, Agency::Forsakringskassan, participant_id))
+        );
+        assert_eq!(subjects.parse_stored_event(&subject), None);
+        assert_eq!(subjects.partition_filter(3), "t1.ips.v1.3.*.*".to_owned());
     }
 }

@@ -76,9 +76,17 @@ pub fn from_bus(error: &bus::BusError) -> Status {
         bus::BusError::MessageTooLarge { .. } => {
             invalid_input(&InputError::new("request", format!("is too large once encoded: {error}")))
         }
-        bus::BusError::PublishNotAcknowledged { .. } | bus::BusError::Unavailable(_) => {
-            Status::unavailable(format!("the event bus is unavailable; nothing was recorded, retry with the same request_id ({error})"))
-        }
+        // No PubAck: the stream may or may not hold the event (the ack can be lost after the
+        // write). The outcome is unknown, and a retry with the same request_id is safe: the
+        // event id is derived from it, so JetStream's dedupe or the ledger's `recorded` map
+        // answers the first outcome, and the event is stored once either way.
+        bus::BusError::PublishNotAcknowledged { .. } => Status::unavailable(format!(
+            "outcome unknown: the event bus did not acknowledge the event, which may or may not have been stored; retry with the same request_id, which is safe and answers the first outcome ({error})"
+        )),
+        // Raised before anything was published (connecting, subscribing to the verdict).
+        bus::BusError::Unavailable(_) => Status::unavailable(format!(
+            "the event bus is unavailable and nothing was published; retry with the same request_id ({error})"
+        )),
         bus::BusError::Setup(_)
         | bus::BusError::Codec(_)
         | bus::BusError::DeliveryUnreadable(_) => Status::internal(error.to_string()),

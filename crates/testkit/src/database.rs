@@ -18,7 +18,12 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates an empty database (migrations are the service's job, as in production).
     pub async fn create() -> anyhow::Result<Self> {
-        let admin_url = admin_database_url();
+        Self::create_on(&admin_database_url()).await
+    }
+
+    /// Creates an empty database on the server of `admin_url` (a [`crate::PrivatePostgres`]'s).
+    pub async fn create_on(admin_url: &str) -> anyhow::Result<Self> {
+        let admin_url = admin_url.to_owned();
         let mut admin = sqlx::PgConnection::connect(&admin_url)
             .await
             .with_context(|| format!("cannot reach PostgreSQL at {admin_url}"))?;

@@ -6,24 +6,32 @@
 //! Services start on port 0 through the same `start` functions the binaries use.
 //!
 //! Connection defaults match the dev machines and CI; override with `IPS_TEST_DATABASE_URL`
-//! (an admin connection, used to create databases) and `IPS_TEST_NATS_URL`.
+//! (an admin connection, used to create databases) and `IPS_TEST_NATS_URL` (default: the
+//! project's own nats-server that `deploy/setup.sh` starts on 4250, with
+//! `sync_interval: always`). Tests that need a server or a cluster of their own start one from
+//! the pinned binary (`nats.rs`).
 
 mod database;
-mod nats_users;
+mod nats;
 mod pki;
+mod postgres;
 mod stack;
 mod streams;
 
 use domain::{Agency, Role};
 
 pub use database::TestDatabase;
-pub use nats_users::{NatsWithUsers, NATS_USERS};
+pub use nats::{
+    nats_server_binary, repository_root, FsyncPolicy, NatsCluster, NatsServer, NatsWithUsers,
+    NATS_CLUSTER_NODES, NATS_USERS, PINNED_NATS_SERVER_VERSION,
+};
 pub use pki::{
     as_auditor, as_caller, as_coach, as_fk_officer, as_officer, as_team_leader, channel,
     channel_as, identity_config, signer, test_pki, token, TestPki,
 };
+pub use postgres::PrivatePostgres;
 pub use stack::{agency_config, ledger_config, Stack, StackOptions};
-pub use streams::{delete_streams, unique_bus_config};
+pub use streams::{delete_streams, partition_of, unique_bus_config};
 
 /// How old a leftover test database or stream must be before a new run sweeps it.
 pub(crate) const LEFTOVER_AGE_SWEEP_SECONDS: i64 = 6 * 60 * 60;
@@ -36,7 +44,7 @@ pub fn admin_database_url() -> String {
 
 /// The NATS URL for tests.
 pub fn nats_url() -> String {
-    std::env::var("IPS_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+    std::env::var("IPS_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4250".into())
 }
 
 pub(crate) fn unique_suffix() -> String {

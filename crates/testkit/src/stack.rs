@@ -54,6 +54,11 @@ pub struct StackOptions {
     /// Run on this nats-server with per-agency users (`deploy/nats/agency-users.conf`)
     /// instead of the shared open one.
     pub nats_with_users: Option<Arc<NatsWithUsers>>,
+    /// Run on these servers (one URL, or a cluster's comma-separated list) instead of the
+    /// shared one, with a stream of `stream_replicas` copies.
+    pub nats_url: Option<String>,
+    /// The stream's replicas (`bus.stream_replicas`): 3 on a [`crate::NatsCluster`].
+    pub stream_replicas: usize,
 }
 
 impl Default for StackOptions {
@@ -63,6 +68,8 @@ impl Default for StackOptions {
             ledger_clock: Arc::new(ledger::clock::SystemClock),
             agency_clock: Arc::new(rpc::clock::SystemClock),
             nats_with_users: None,
+            nats_url: None,
+            stream_replicas: 1,
         }
     }
 }
@@ -105,6 +112,10 @@ impl Stack {
         telemetry::init_logging_with_default("test", "warn");
         let database = TestDatabase::create().await?;
         let mut bus_config = unique_bus_config();
+        if let Some(url) = &options.nats_url {
+            bus_config.nats_url = url.clone();
+        }
+        bus_config.stream_replicas = options.stream_replicas;
         if let Some(nats) = &options.nats_with_users {
             // The users' permissions name the production prefix; this server is the test's own.
             bus_config.nats_url = nats.url.clone();

@@ -16,13 +16,34 @@ pub fn unique_bus_config() -> bus::BusConfig {
         stream_max_bytes: 256 * 1024 * 1024,
         ack_wait_ms: 3_000,
         fetch_wait_ms: 200,
+        // Several partitions, so every test runs the partitioned path; fewer than the default,
+        // since every ledger keeps a pull stream open on each.
+        partitions: 4,
+        // A dead test ledger's partitions move within seconds (the floor for fetch_wait_ms 200).
+        pinned_client_timeout_ms: 1_500,
         ..bus::BusConfig::default()
     }
 }
 
+/// The partition the server's `partition(N, participant)` transform gives `participant_id`:
+/// FNV-1a (32 bit) of the participant token, modulo `partitions`. For tests that must act on a
+/// participant's partition consumer; `tests/partitions.rs` checks it against the stored subjects.
+pub fn partition_of(participant_id: domain::ParticipantId, partitions: u32) -> u32 {
+    const FNV_OFFSET_BASIS: u32 = 0x811c_9dc5;
+    const FNV_PRIME: u32 = 0x0100_0193;
+    let hash = participant_id
+        .to_string()
+        .bytes()
+        .fold(FNV_OFFSET_BASIS, |hash, byte| {
+            (hash ^ u32::from(byte)).wrapping_mul(FNV_PRIME)
+        });
+    hash % partitions
+}
+
 /// Deletes a test's stream, and any leftover test streams older than a few hours.
 pub async fn delete_streams(bus_config: &bus::BusConfig) {
-    let Ok(client) = async_nats::connect(&bus_config.nats_url).await else {
+    let urls: Vec<&str> = bus_config.nats_urls().collect();
+    let Ok(client) = async_nats::connect(urls.as_slice()).await else {
         return;
     };
     let jetstream = async_nats::jetstream::new(client);

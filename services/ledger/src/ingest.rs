@@ -21,6 +21,15 @@
 //! A second ledger process may still race on a participant; postgres-es's optimistic check turns
 //! that into `AggregateConflict`, which is retried after reloading.
 //!
+//! Partitions: the stream stores each event under its participant's partition, and each
+//! partition has its own pinned consumer (`bus::ingest`), so several ledgers share the work and
+//! one takes over a partition when its owner stops pulling. The pin is not the ordering
+//! guarantee (an old owner's unacked messages come back after `ack_wait`, behind newer ones, and
+//! a paused old owner can wake and commit): the stream read above and the optimistic check are.
+//! A new owner sees a gap in its partition's consumer sequence, which makes it read until a
+//! first delivery shows where it stands. Ack floors and watermarks are kept per partition
+//! (`ordering::PartitionOrders`), since each consumer counts its own positions.
+//!
 //! Nothing is dropped: a message that cannot be applied (undecodable, a subject that disagrees
 //! with its envelope, a submission that can never be recorded, or one that keeps failing) is
 //! parked in `parked_messages` with the reason, logged at error level, and only then acked.
@@ -44,4 +53,5 @@ mod run;
 
 pub use applier::Applier;
 pub use counters::{IngestCounters, U64Gauge};
+pub(crate) use ordering::PartitionOrders;
 pub use run::{drain_deadline, run, DRAIN_GRACE};

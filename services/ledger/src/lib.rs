@@ -132,7 +132,7 @@ pub async fn start(
     store::migrate_with(&config.store).await?;
     let pool = store::connect(&config.store).await?;
     let client = bus::connect(&config.bus, "ledger").await?;
-    let consumer = IngestConsumer::open(client.clone(), &config.bus).await?;
+    let consumers = IngestConsumer::open_all(client.clone(), &config.bus).await?;
     let stream_reader = StreamReader::open(client.clone(), &config.bus).await?;
     let subjects = Subjects::new(&config.bus.subject_prefix);
 
@@ -148,8 +148,7 @@ pub async fn start(
     let applier = Arc::new(ingest::Applier {
         event_store: store::participant_event_store(pool.clone()),
         stream_reader,
-        ack_floor_stream_sequence: Default::default(),
-        order_watermark: Default::default(),
+        partition_orders: ingest::PartitionOrders::new(config.bus.partitions),
         pool: pool.clone(),
         client: client.clone(),
         subjects: subjects.clone(),
@@ -162,7 +161,7 @@ pub async fn start(
     });
 
     let mut tasks = JoinSet::new();
-    tasks.spawn(ingest::run(consumer, applier, shutdown.clone()));
+    tasks.spawn(ingest::run(consumers, applier, shutdown.clone()));
     tasks.spawn(status_responder::run(
         client.clone(),
         subjects,

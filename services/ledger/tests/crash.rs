@@ -108,6 +108,11 @@ fn spawn_ledger(
         .env("IPS_BUS__STREAM_NAME", &bus_config.stream_name)
         .env("IPS_BUS__SUBJECT_PREFIX", &bus_config.subject_prefix)
         .env("IPS_BUS__ACK_WAIT_MS", bus_config.ack_wait_ms.to_string())
+        .env("IPS_BUS__PARTITIONS", bus_config.partitions.to_string())
+        .env(
+            "IPS_BUS__PINNED_CLIENT_TIMEOUT_MS",
+            bus_config.pinned_client_timeout_ms.to_string(),
+        )
         .env(
             "IPS_BUS__FETCH_WAIT_MS",
             bus_config.fetch_wait_ms.to_string(),

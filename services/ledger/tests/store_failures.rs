@@ -744,8 +744,13 @@ async fn a_refused_message_met_in_catch_up_is_parked_and_the_later_one_applied(
     };
     // The crashed ledger takes the NUL message and never acks it.
     let client = bus::connect(&bus_config, "store-failures-test").await?;
-    let crashed_consumer = bus::IngestConsumer::open(client.clone(), &bus_config).await?;
     let participant_id = ParticipantId(uuid::Uuid::new_v4());
+    let crashed_consumer = bus::IngestConsumer::open(
+        client.clone(),
+        &bus_config,
+        testkit::partition_of(participant_id, bus_config.partitions),
+    )
+    .await?;
     let publisher = bus::SubmissionPublisher::new(client, &bus_config);
     publisher
         .publish(&referral(participant_id, Some("unit\u{0}one")))

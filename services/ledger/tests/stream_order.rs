@@ -30,9 +30,16 @@ async fn messages_overtaken_by_a_later_delivery_are_applied_first_from_the_strea
         ..testkit::unique_bus_config()
     };
     let client = bus::connect(&bus_config, "stream-order-test").await?;
-    let crashed_consumer = bus::IngestConsumer::open(client.clone(), &bus_config).await?;
-    let jetstream = async_nats::jetstream::new(client.clone());
     let participant_id = ParticipantId(uuid::Uuid::new_v4());
+    // The crashed ledger held the participant's partition (the ledger under test takes the pin
+    // over after pinned_client_timeout_ms).
+    let crashed_consumer = bus::IngestConsumer::open(
+        client.clone(),
+        &bus_config,
+        testkit::partition_of(participant_id, bus_config.partitions),
+    )
+    .await?;
+    let jetstream = async_nats::jetstream::new(client.clone());
     let subject =
         bus::Subjects::new(&bus_config.subject_prefix).event(Agency::Municipality, participant_id);
     let publish = |payload: Vec<u8>| {

@@ -3,8 +3,12 @@
 //! printed beside the raw ceilings measured in the same run: a bare PostgreSQL
 //! one-row-per-transaction insert loop, and bare JetStream publishes with awaited acks.
 //!
-//! `cargo run --release -p bench --bin throughput_probe -- [events] [concurrent_clients]`
-//! (defaults 10000 and 64). Uses a fresh database and stream, like the tests.
+//! `cargo run --release -p bench --bin throughput_probe -- [events] [concurrent_clients]
+//! [--nats-sync always|default|both]` (defaults 10000, 64 and the shared server of
+//! `IPS_TEST_NATS_URL`). Uses a fresh database and stream, like the tests. With `--nats-sync`,
+//! each run gets a nats-server of its own (the pinned binary): `always` is the project's
+//! `sync_interval: always`, `default` the server's lazy fsync, and `both` runs the two one after
+//! the other in the same process, so what fsync-per-write costs is read off one run.
 
 use std::time::{Duration, Instant};
 
@@ -82,11 +86,51 @@ async fn main() -> anyhow::Result<()> {
     let arguments = bench::numeric_arguments();
     let events = arguments.first().copied().unwrap_or(10_000);
     let clients = arguments.get(1).copied().unwrap_or(64).max(1);
+    let sync = std::env::args()
+        .skip_while(|argument| argument != "--nats-sync")
+        .nth(1);
+    let policies: Vec<Option<testkit::FsyncPolicy>> = match sync.as_deref() {
+        None => vec![None],
+        Some("always") => vec![Some(testkit::FsyncPolicy::Always)],
+        Some("default") => vec![Some(testkit::FsyncPolicy::ServerDefault)],
+        Some("both") => vec![
+            Some(testkit::FsyncPolicy::ServerDefault),
+            Some(testkit::FsyncPolicy::Always),
+        ],
+        Some(other) => anyhow::bail!("--nats-sync takes always, default or both, not {other}"),
+    };
+    for policy in policies {
+        let server = match policy {
+            Some(policy) => Some(testkit::NatsServer::start(policy).await?),
+            None => None,
+        };
+        let label = match policy {
+            None => "the shared nats-server (IPS_TEST_NATS_URL)",
+            Some(testkit::FsyncPolicy::Always) => "own nats-server, sync_interval: always",
+            Some(testkit::FsyncPolicy::ServerDefault) => {
+                "own nats-server, default lazy fsync (2 min timer)"
+            }
+        };
+        let options = testkit::StackOptions {
+            nats_url: server.as_ref().map(|server| server.url.clone()),
+            ..testkit::StackOptions::default()
+        };
+        probe(events, clients, label, options).await?;
+    }
+    Ok(())
+}
+
+async fn probe(
+    events: usize,
+    clients: usize,
+    label: &str,
+    options: testkit::StackOptions,
+) -> anyhow::Result<()> {
     let per_client = events / clients;
     let events = per_client * clients;
 
-    let stack = testkit::Stack::start().await?;
-    println!("throughput probe: {events} events, {clients} concurrent gRPC clients, fresh database and stream");
+    let stack = testkit::Stack::start_with(options).await?;
+    println!("throughput probe on {label}: {events} events, {clients} concurrent gRPC clients, fresh database and stream");
 
     let postgres_elapsed =
         bench::ceilings::postgres_insert_loop(&stack.database.url, events).await?;

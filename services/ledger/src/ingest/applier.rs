@@ -3,7 +3,7 @@
 //! out the store) and park what can never be recorded.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use tokio::sync::{watch, Notify};
 
 use super::counters::IngestCounters;
-use super::ordering::OrderWatermark;
+use super::ordering::{PartitionOrder, PartitionOrders};
 use crate::clock::Clock;
 use crate::config::IngestConfig;
 use crate::verdict::{verdict_of_event, verdict_of_recorded};
@@ -54,11 +54,8 @@ const STREAM_SEQUENCE_KEY: &str = "stream_sequence";
 pub struct Applier {
     pub(crate) event_store: store::ParticipantEventStore,
     pub(crate) stream_reader: StreamReader,
-    /// The consumer's ack floor as last sampled: every message at or below it is settled
-    /// (recorded or parked). It only moves forward, so a stale value is a safe lower bound.
-    pub(crate) ack_floor_stream_sequence: AtomicU64,
-    /// When the stream read before a delivery may be skipped.
-    pub(crate) order_watermark: OrderWatermark,
+    /// Each partition's ack floor and order watermark.
+    pub(crate) partition_orders: PartitionOrders,
     pub(crate) pool: PgPool,
     pub(crate) client: async_nats::Client,
     pub(crate) subjects: Subjects,
@@ -93,6 +90,7 @@ impl Applier {
         loop {
             match self
                 .apply_in_stream_order(
+                    self.partition_orders.of(&self.subjects, delivery.subject()),
                     &submission,
                     delivery.stream_sequence(),
                     delivery.delivered_count() > 1,
@@ -141,7 +139,10 @@ impl Applier {
                         }
                     }
                     tracing::warn!(event_id = %submission.envelope.event_id, "conflicts persist; handing the message back");
-                    self.order_watermark.handed_back(delivery.stream_sequence());
+                    self.partition_orders
+                        .of(&self.subjects, delivery.subject())
+                        .order_watermark
+                        .handed_back(delivery.stream_sequence());
                     let _ = delivery.nak(backoff).await;
                     return;
                 }
@@ -274,7 +275,10 @@ impl Applier {
 
     /// Hands an unfinished delivery back to JetStream (at shutdown), to be redelivered.
     pub(crate) async fn hand_back(&self, delivery: &Delivery) {
-        self.order_watermark.handed_back(delivery.stream_sequence());
+        self.partition_orders
+            .of(&self.subjects, delivery.subject())
+            .order_watermark
+            .handed_back(delivery.stream_sequence());
         self.counters.handed_back_at_shutdown.inc();
         if let Err(error) = delivery.nak(Duration::ZERO).await {
             tracing::warn!(%error, stream_sequence = delivery.stream_sequence(), "could not hand a delivery back; it is redelivered after ack_wait");
@@ -367,6 +371,7 @@ impl Applier {
     /// this one. Returns this one's verdict and whether anything new was recorded for it.
     async fn apply_in_stream_order(
         &self,
+        order: &PartitionOrder,
         submission: &Submission,
         stream_sequence: u64,
         redelivered: bool,
@@ -374,12 +379,12 @@ impl Applier {
     ) -> Result<(Verdict, bool), ApplyFailure> {
         let participant_id = submission.envelope.participant_id;
         let (mut context, applied_through) = self.load(participant_id).await?;
-        let ack_floor = self.ack_floor_stream_sequence.load(Ordering::Relaxed);
+        let ack_floor = order.ack_floor_stream_sequence.load(Ordering::Relaxed);
         // Both bounds are read (from stored rows and from the server), so they are compared
         // without `+ 1`: an impossible position (a tampered row's `u64::MAX`) cannot overflow.
         let settled_through = applied_through.max(ack_floor);
         if stream_sequence.saturating_sub(settled_through) > 1
-            && (redelivered || !self.order_watermark.nothing_overtaken(ack_floor))
+            && (redelivered || !order.order_watermark.nothing_overtaken(ack_floor))
         {
             self.counters.order_reads.inc();
             context = self
@@ -634,9 +639,10 @@ fn stream_metadata(stream_sequence: u64, subject: &str) -> HashMap<String, Strin
 
 /// Reads a submission from a message, checking that its subject and envelope agree.
 fn decode(subjects: &Subjects, subject: &str, payload: &[u8]) -> Result<Submission, String> {
-    let Some((subject_agency, subject_participant)) = subjects.parse_event(subject) else {
+    let Some((_, subject_agency, subject_participant)) = subjects.parse_stored_event(subject)
+    else {
         return Err(format!(
-            "subject_unparseable: `{subject}` is not <prefix>.<agency>.<participant_id>"
+            "subject_unparseable: `{subject}` is not <prefix>.<partition>.<agency>.<participant_id>"
         ));
     };
     let submission: Submission =

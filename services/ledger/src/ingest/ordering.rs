@@ -16,8 +16,8 @@ pub(super) fn lane_of(subjects: &Subjects, subject: &str, lanes: usize) -> usize
         "LedgerConfig::validate keeps ingest.lanes between 1 and 256"
     );
     let mut hasher = DefaultHasher::new();
-    match subjects.parse_event(subject) {
-        Some((_, participant_id)) => participant_id.hash(&mut hasher),
+    match subjects.parse_stored_event(subject) {
+        Some((_, _, participant_id)) => participant_id.hash(&mut hasher),
         None => subject.hash(&mut hasher),
     }
     (hasher.finish() % lanes as u64) as usize
@@ -61,6 +61,67 @@ impl OrderWatermark {
     }
 }
 
+/// What ordering knows about one partition: its consumer's ack floor and watermark. Consumer
+/// and stream positions are compared only within a partition (a participant's messages are all
+/// in one), because each partition's consumer has its own sequence and ack floor.
+#[derive(Debug, Default)]
+pub(crate) struct PartitionOrder {
+    /// The partition consumer's ack floor as last sampled: every message of the partition at or
+    /// below it is settled (recorded or parked). It only moves forward, so a stale value is a
+    /// safe lower bound.
+    pub(crate) ack_floor_stream_sequence: AtomicU64,
+    /// When the stream read before a delivery may be skipped.
+    pub(crate) order_watermark: OrderWatermark,
+    /// The partition's messages not yet delivered, as last sampled (for metrics).
+    pub(crate) pending: AtomicU64,
+    /// The partition's messages delivered and not yet acked, as last sampled (for metrics).
+    pub(crate) ack_pending: AtomicU64,
+}
+
+/// One [`PartitionOrder`] per partition, found by a delivery's stored subject.
+#[derive(Debug)]
+pub(crate) struct PartitionOrders {
+    partitions: Vec<PartitionOrder>,
+}
+
+impl PartitionOrders {
+    /// One entry for each of `partitions` (at least one).
+    pub(crate) fn new(partitions: u32) -> Self {
+        Self {
+            partitions: (0..partitions.max(1))
+                .map(|_| PartitionOrder::default())
+                .collect(),
+        }
+    }
+
+    /// The partition of a stored subject. A subject naming none (parked anyway) or a partition
+    /// out of range is given partition 0: handing such a message back there only makes that
+    /// partition read the stream more often, never less.
+    pub(crate) fn of(&self, subjects: &Subjects, subject: &str) -> &PartitionOrder {
+        let index = subjects
+            .parse_stored_event(subject)
+            .map_or(0, |(partition, _, _)| partition as usize);
+        self.get(index)
+    }
+
+    /// The sums of the partitions' sampled lag: (pending, ack pending).
+    pub(crate) fn lag_totals(&self) -> (u64, u64) {
+        self.partitions
+            .iter()
+            .fold((0, 0), |(pending, ack_pending), order| {
+                (
+                    pending + order.pending.load(Ordering::Relaxed),
+                    ack_pending + order.ack_pending.load(Ordering::Relaxed),
+                )
+            })
+    }
+
+    /// Partition `index` (partition 0 when out of range, as in [`Self::of`]).
+    pub(crate) fn get(&self, index: usize) -> &PartitionOrder {
+        self.partitions.get(index).unwrap_or(&self.partitions[0])
+    }
+}
+
 /// The puller's view of the consumer sequence, to notice deliveries made to another client.
 #[derive(Debug, Default)]
 pub(super) struct DeliveryContiguity {
@@ -91,11 +152,19 @@ impl DeliveryContiguity {
         self.next_consumer_sequence = Some(consumer_sequence + 1);
         if self.run_broken && first_delivery {
             // Everything delivered so far, to anyone (and anything handed back), lies below a
-            // first delivery, so this bound covers every earlier cause.
+            // first delivery, so this bound covers every earlier cause. The consumer's very
+            // first delivery has nothing before it at all: a partition's consumer skips the
+            // other partitions' positions, so its first message rarely sits at stream
+            // sequence 1.
             self.run_broken = false;
+            let settled_needed_through = if consumer_sequence == 1 {
+                0
+            } else {
+                stream_sequence - 1
+            };
             watermark
                 .settled_needed_through
-                .store(stream_sequence - 1, Ordering::SeqCst);
+                .store(settled_needed_through, Ordering::SeqCst);
         }
     }
 }
@@ -133,9 +202,13 @@ mod tests {
     fn the_read_is_skipped_only_once_everything_outside_the_contiguous_run_is_settled() {
         // Nothing delivered yet: always read.
         check(&[], None, &[(0, false), (1_000, false)]);
-        // A clean start at stream sequence 11: skipped once 1..=10 are acked.
+        // The consumer's first delivery at stream sequence 11 (a partition's consumer, the
+        // lower positions being other partitions'): nothing was delivered before it.
+        check(&[(1, 11, true), (2, 12, true)], None, &[(0, true)]);
+        // A start at consumer sequence 4 (three delivered before this process started), stream
+        // sequence 11: skipped once 1..=10 are acked.
         check(
-            &[(1, 11, true), (2, 12, true)],
+            &[(4, 11, true), (5, 12, true)],
             None,
             &[(9, false), (10, true)],
         );
