@@ -389,17 +389,34 @@ impl NatsCluster {
         }
     }
 
-    /// The node that leads `stream` now, asked of any node that answers.
+    /// The node that leads `stream` now, asked of any node that answers. Right after a node
+    /// was killed the answer waits for elections (the stream's, and the JetStream meta
+    /// leader's when that node held it too), so each ask is short and they go on until
+    /// [`NATS_READY_WAIT`] has passed.
     pub async fn stream_leader(&self, stream: &str) -> anyhow::Result<usize> {
         let client = async_nats::connect(self.url().split(',').collect::<Vec<_>>()).await?;
         let jetstream = async_nats::jetstream::new(client);
-        let mut stream = jetstream.get_stream(stream).await?;
-        let info = stream.info().await?;
-        let leader = info
-            .cluster
-            .as_ref()
-            .and_then(|cluster| cluster.leader.clone())
-            .context("the stream has no leader now")?;
+        let deadline = tokio::time::Instant::now() + NATS_READY_WAIT;
+        let leader = loop {
+            let ask = async {
+                let mut stream = jetstream.get_stream(stream).await?;
+                let info = stream.info().await?;
+                anyhow::Ok(
+                    info.cluster
+                        .as_ref()
+                        .and_then(|cluster| cluster.leader.clone()),
+                )
+            };
+            let outcome = tokio::time::timeout(Duration::from_secs(2), ask).await;
+            match outcome {
+                Ok(Ok(Some(leader))) => break leader,
+                outcome => anyhow::ensure!(
+                    tokio::time::Instant::now() < deadline,
+                    "stream {stream} has no leader after {NATS_READY_WAIT:?}: {outcome:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         (0..NATS_CLUSTER_NODES)
             .find(|node| Self::node_name(*node) == leader)
             .with_context(|| format!("leader {leader} is not one of this cluster's nodes"))
