@@ -412,11 +412,30 @@ async fn every_agency_rpc_is_accepted_in_a_valid_order() -> anyhow::Result<()> {
         .await;
     run.accepted("AvailabilityChanged", reply)?;
     run.accepted(
+        "InpatientAdmitted",
+        psychiatry
+            .record_inpatient_admission(psychiatry_officer(v1::InpatientAdmissionRequest {
+                write: run.write(135),
+                admitted_on: day(135),
+                care_form: v1::CareForm::Compulsory as i32,
+            }))
+            .await,
+    )?;
+    run.accepted(
         "DischargeReady",
         psychiatry
             .report_discharge_ready(psychiatry_officer(v1::DateRequest {
                 write: run.write(140),
                 date: day(140),
+            }))
+            .await,
+    )?;
+    run.accepted(
+        "InpatientDischarged",
+        psychiatry
+            .record_inpatient_discharge(psychiatry_officer(v1::DateRequest {
+                write: run.write(141),
+                date: day(141),
             }))
             .await,
     )?;

@@ -992,6 +992,31 @@ async fn request_for(
                 }),
             )
         }
+        ("PsychiatryService", "RecordInpatientAdmission") => {
+            let participant_id = setup.referred().await?;
+            (
+                PSYCHIATRY,
+                encoded(v1::InpatientAdmissionRequest {
+                    write: write(&participant_id, ctx),
+                    admitted_on: in_days(0),
+                    care_form: v1::CareForm::Compulsory as i32,
+                }),
+            )
+        }
+        ("PsychiatryService", "RecordInpatientDischarge") => {
+            let participant_id = setup.referred().await?;
+            let reply = stack
+                .psychiatry()
+                .await?
+                .record_inpatient_admission(PSYCHIATRY.request(v1::InpatientAdmissionRequest {
+                    write: write(&participant_id, None),
+                    admitted_on: in_days(0),
+                    care_form: v1::CareForm::Voluntary as i32,
+                }))
+                .await;
+            accepted("inpatient admission", reply)?;
+            (PSYCHIATRY, date(&participant_id, ctx))
+        }
         ("PsychiatryService", "ChangeAvailability") => {
             let participant_id = setup.referred().await?;
             (

@@ -245,8 +245,27 @@ enum Action {
     ChangeAvailability {
         available: bool,
     },
+    /// Psychiatry admits the participant to inpatient care (`voluntary` or `compulsory`).
+    Admit {
+        care_form: String,
+    },
+    /// Psychiatry discharges the participant from inpatient care on the step's day.
+    DischargeInpatient,
+    /// Psychiatry's discharge-ready notice (utskrivningsklar) on the step's day.
+    ReportDischargeReady,
+    /// The municipality records a SIP held on the step's day.
+    RecordSipHeld,
+    ChangeHours {
+        activity: String,
+        hours_per_week: u32,
+    },
     RecordDisclosurePreference {
         preference: String,
+    },
+    /// Not a write: the coach's caseload board (unit hudiksvall-ips) on the step's day, and
+    /// the scenario participant's SIP on it: `due`, `overdue` or `none` (not shown).
+    ReadCaseload {
+        sip: String,
     },
     /// Not a write: the timeline as this officer reads it on the step's day.
     ReadTimeline {
@@ -728,7 +747,55 @@ impl Runner<'_> {
                     }))
                     .await
             }
-            Action::ReadTimeline { .. } => anyhow::bail!("a read is no write"),
+            Action::ReadTimeline { .. } | Action::ReadCaseload { .. } => {
+                anyhow::bail!("a read is no write")
+            }
+            Action::Admit { care_form } => {
+                let care_form = wire("CARE_FORM", care_form, v1::CareForm::from_str_name)? as i32;
+                psychiatry
+                    .record_inpatient_admission(ask!(v1::InpatientAdmissionRequest {
+                        write: self.write(day),
+                        admitted_on: self.date(day),
+                        care_form,
+                    }))
+                    .await
+            }
+            Action::DischargeInpatient => {
+                psychiatry
+                    .record_inpatient_discharge(ask!(v1::DateRequest {
+                        write: self.write(day),
+                        date: self.date(day),
+                    }))
+                    .await
+            }
+            Action::ReportDischargeReady => {
+                psychiatry
+                    .report_discharge_ready(ask!(v1::DateRequest {
+                        write: self.write(day),
+                        date: self.date(day),
+                    }))
+                    .await
+            }
+            Action::RecordSipHeld => {
+                municipality
+                    .record_sip_held(ask!(v1::DateRequest {
+                        write: self.write(day),
+                        date: self.date(day),
+                    }))
+                    .await
+            }
+            Action::ChangeHours {
+                activity,
+                hours_per_week,
+            } => {
+                let request = v1::ChangeHoursRequest {
+                    write: self.write(day),
+                    activity_id: self.activity(activity),
+                    hours_per_week: *hours_per_week,
+                    from: self.date(day),
+                };
+                municipality.change_hours(ask!(request)).await
+            }
             Action::ChangeAvailability { available } => {
                 let availability = if *available {
                     v1::Availability::Available
@@ -785,6 +852,10 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
             continue;
         }
         runner.move_clock_to(step.day);
+        if let Action::ReadCaseload { sip } = &step.action {
+            read_sip(&stack, &label, &runner, sip).await?;
+            continue;
+        }
         if let Action::ReadTimeline {
             person,
             role,
@@ -958,6 +1029,58 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
     }
     stack.stop().await;
     Ok(skipped)
+}
+
+/// Reads the coach's caseload board once every recorded entry is projected, and checks the
+/// scenario participant's SIP on it (`due`, `overdue`, or `none`).
+async fn read_sip(
+    stack: &Stack,
+    label: &str,
+    runner: &Runner<'_>,
+    expected: &str,
+) -> anyhow::Result<()> {
+    let mut timeline = stack.timeline().await?;
+    // Wait (bounded) until the projector has the participant's entries.
+    timeline
+        .get_timeline(testkit::as_auditor(v1::GetTimelineRequest {
+            participant_id: runner.participant_id.clone(),
+            min_sequence: runner.recorded_entries,
+            page_size: 1,
+            ..Default::default()
+        }))
+        .await?;
+    let board = stack
+        .caseload()
+        .await?
+        .get_caseload(testkit::as_coach(v1::GetCaseloadRequest {
+            unit: "hudiksvall-ips".into(),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    let sip = board
+        .sips_due
+        .iter()
+        .find(|sip| sip.participant_id == runner.participant_id);
+    let got = match sip {
+        None => "none",
+        Some(sip) if sip.overdue => "overdue",
+        Some(_) => "due",
+    };
+    assert_eq!(
+        got, expected,
+        "{label}: the SIP on the coach's board: {sip:?}"
+    );
+    if let Some(sip) = sip {
+        let ready_on = chrono::NaiveDate::parse_from_str(&sip.ready_on, "%Y-%m-%d")?;
+        let due_by = chrono::NaiveDate::parse_from_str(&sip.due_by, "%Y-%m-%d")?;
+        assert_eq!(
+            due_by - ready_on,
+            Duration::days(domain::SIP_DUE_WITHIN_DAYS),
+            "{label}: {sip:?}"
+        );
+    }
+    Ok(())
 }
 
 /// An agency as the scenario files name it.
@@ -1301,6 +1424,24 @@ async fn anna() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn carina() -> anyhow::Result<()> {
     for skipped in check("carina.json").await? {
+        println!("skipped: {skipped}");
+    }
+    Ok(())
+}
+
+/// Issue 12: an admission during a job, seen by each party.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ida_inpatient() -> anyhow::Result<()> {
+    for skipped in check("ida_inpatient.json").await? {
+        println!("skipped: {skipped}");
+    }
+    Ok(())
+}
+
+/// Issue 12: the SIP after a discharge-ready notice turns due, overdue, and is cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jonas_sip_deadline() -> anyhow::Result<()> {
+    for skipped in check("jonas_sip_deadline.json").await? {
         println!("skipped: {skipped}");
     }
     Ok(())

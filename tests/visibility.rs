@@ -5,6 +5,9 @@
 //!   invisible to the recipient without consent, invisible under a consent for another data
 //!   category, visible under consent for its category, and invisible again after withdrawal;
 //!   an auditor sees it throughout, and each auditor read leaves an access-log entry.
+//! - The inpatient events (issue 12) across the same matrix: the IPS unit sees a stay only as
+//!   availability and only under consent, social services a compulsory admission by the LPT
+//!   necessary-care rule, FK and AF never.
 //! - Every read RPC leaves exactly one access-log entry per participant it returned.
 //! - The services' database role cannot UPDATE the events table.
 
@@ -933,6 +936,146 @@ async fn officers_of_another_unit_may_neither_read_nor_write_a_participant() -> 
             refusal(watched),
             denied,
             "WatchGreenLight by participant as {person}"
+        );
+    }
+    stack.stop().await;
+    Ok(())
+}
+
+/// What `party` is shown of a participant's inpatient stays: the stay types and the
+/// availability they may be shown as, in order, with `care_form` where the body holds it.
+async fn stay_types_seen(
+    stack: &Stack,
+    participant_id: &str,
+    min_sequence: u64,
+    party: Party,
+) -> anyhow::Result<Vec<String>> {
+    let entries = stack
+        .timeline_as(party.agency)
+        .await?
+        .get_timeline(party.ask(timeline_request(participant_id, min_sequence)))
+        .await?
+        .into_inner()
+        .entries;
+    Ok(entries
+        .into_iter()
+        .filter(|entry| {
+            matches!(
+                entry.event_type.as_str(),
+                "InpatientAdmitted" | "InpatientDischarged" | "AvailabilityChanged"
+            )
+        })
+        .map(|entry| match entry.body_json.contains("care_form") {
+            true => format!("{} with care_form", entry.event_type),
+            false => entry.event_type,
+        })
+        .collect())
+}
+
+/// The consent matrix for the inpatient events (issue 12), for each care form and each party
+/// outside psychiatry: without consent, under psychiatry → party consent for coarse health
+/// data, and after its withdrawal. The IPS unit sees a stay only as availability and only under
+/// consent; social services sees a compulsory admission by the LPT necessary-care rule, and the
+/// care form; FK and AF never see a stay, consent or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inpatient_stays_follow_the_consent_matrix_and_the_lpt_rule() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let coach = PARTIES[0];
+    let psychiatry = PARTIES[4];
+    let availability = || vec!["AvailabilityChanged".to_owned(); 2];
+    let none = Vec::<String>::new;
+    for care_form in [v1::CareForm::Voluntary, v1::CareForm::Compulsory] {
+        let mut municipality = stack.municipality().await?;
+        let participant_id = municipality
+            .refer_participant(coach.ask(v1::ReferParticipantRequest {
+                source: v1::ReferralSource::Vuxenpsykiatri as i32,
+                ..Default::default()
+            }))
+            .await?
+            .into_inner()
+            .participant_id;
+        let mut psychiatry_service = stack.psychiatry().await?;
+        psychiatry_service
+            .record_inpatient_admission(psychiatry.ask(v1::InpatientAdmissionRequest {
+                write: write(&participant_id),
+                admitted_on: days_from_today(-10),
+                care_form: care_form as i32,
+            }))
+            .await?;
+        let mut sequence = psychiatry_service
+            .record_inpatient_discharge(psychiatry.ask(v1::DateRequest {
+                write: write(&participant_id),
+                date: days_from_today(-2),
+            }))
+            .await?
+            .into_inner()
+            .sequence;
+        let compulsory = care_form == v1::CareForm::Compulsory;
+        for recipient in &PARTIES[..4] {
+            let (without, with) = match recipient.name {
+                "ips_unit" => (none(), availability()),
+                "social_services" => (
+                    if compulsory {
+                        vec!["InpatientAdmitted with care_form".to_owned()]
+                    } else {
+                        none()
+                    },
+                    vec![
+                        "InpatientAdmitted with care_form".to_owned(),
+                        "InpatientDischarged".to_owned(),
+                    ],
+                ),
+                _ => (none(), none()),
+            };
+            let context = format!("{care_form:?} care, {}", recipient.name);
+            assert_eq!(
+                stay_types_seen(&stack, &participant_id, sequence, *recipient).await?,
+                without,
+                "{context}: without consent"
+            );
+            sequence = municipality
+                .grant_consent(coach.ask(v1::GrantConsentRequest {
+                    participant_id: participant_id.clone(),
+                    discloser: v1::ConsentParty::Psychiatry as i32,
+                    recipient: recipient.consent_party as i32,
+                    data_categories: vec![v1::DataCategory::HealthCoarse as i32],
+                    valid_from: days_from_today(-1),
+                    valid_to: days_from_today(365),
+                    ..Default::default()
+                }))
+                .await?
+                .into_inner()
+                .sequence;
+            assert_eq!(
+                stay_types_seen(&stack, &participant_id, sequence, *recipient).await?,
+                with,
+                "{context}: under consent"
+            );
+            sequence = municipality
+                .withdraw_consent(coach.ask(v1::WithdrawConsentRequest {
+                    participant_id: participant_id.clone(),
+                    discloser: v1::ConsentParty::Psychiatry as i32,
+                    recipient: recipient.consent_party as i32,
+                    data_categories: vec![v1::DataCategory::HealthCoarse as i32],
+                    effective_from: today(),
+                    ..Default::default()
+                }))
+                .await?
+                .into_inner()
+                .sequence;
+            assert_eq!(
+                stay_types_seen(&stack, &participant_id, sequence, *recipient).await?,
+                without,
+                "{context}: after withdrawal"
+            );
+        }
+        // Psychiatry sees its own entries whole.
+        assert_eq!(
+            stay_types_seen(&stack, &participant_id, sequence, psychiatry).await?,
+            vec![
+                "InpatientAdmitted with care_form".to_owned(),
+                "InpatientDischarged".to_owned()
+            ]
         );
     }
     stack.stop().await;

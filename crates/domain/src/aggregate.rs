@@ -29,8 +29,9 @@ mod rules;
 mod state;
 
 pub use state::{
-    ActivityRecord, ActivityStatus, ConsentRecord, Lifecycle, Participant, RecordedVerdict,
-    Situation, RECORDED_AT_STEP,
+    ActivityRecord, ActivityStatus, ConsentRecord, InpatientStay, Lifecycle, Participant,
+    RecordedVerdict, SipDeadline, SipDeadlineStatus, Situation, RECORDED_AT_STEP,
+    SIP_DUE_WITHIN_DAYS,
 };
 
 impl Aggregate for Participant {

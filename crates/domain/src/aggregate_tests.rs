@@ -2532,3 +2532,319 @@ fn an_event_recorded_after_stockholm_midnight_counts_on_the_swedish_day() {
     );
     check(history, started(6, 1, date(2026, 3, 31)), Outcome::Accepted);
 }
+
+// ---- Inpatient care (issue 12) ----
+
+fn admitted(number: u128, on: NaiveDate, care_form: crate::values::CareForm) -> Submission {
+    submission(
+        number,
+        Agency::Psychiatry,
+        EventBody::InpatientAdmitted {
+            admitted_on: on,
+            care_form,
+        },
+    )
+}
+
+fn discharged(number: u128, on: NaiveDate) -> Submission {
+    submission(
+        number,
+        Agency::Psychiatry,
+        EventBody::InpatientDischarged { discharged_on: on },
+    )
+}
+
+/// Enrolled, with a job (activity 1) running since 2026-03-01 and an evening course
+/// (activity 2) proposed.
+fn working_history() -> History {
+    enrolled_history()
+        .accepted(submission(
+            3,
+            Agency::Municipality,
+            proposed(1, ActivityKind::Job, 30),
+        ))
+        .accepted(submission(
+            4,
+            Agency::Municipality,
+            job_started(1, date(2026, 3, 1)),
+        ))
+        .accepted(submission(
+            5,
+            Agency::Municipality,
+            proposed(2, ActivityKind::OtherOccupation, 5),
+        ))
+}
+
+#[test]
+fn an_admission_blocks_starts_but_leaves_a_running_job_running_until_the_discharge() {
+    use crate::values::CareForm;
+    for care_form in [CareForm::Voluntary, CareForm::Compulsory] {
+        let admitted_history = working_history().accepted(admitted(6, date(2026, 4, 1), care_form));
+        let participant = folded(&admitted_history);
+        assert!(
+            matches!(
+                participant
+                    .activities()
+                    .get(&activity(1))
+                    .map(|job| job.status),
+                Some(ActivityStatus::Started { .. })
+            ),
+            "{care_form:?}: the admission does not end the job"
+        );
+        // The job goes on: its hours may change while the participant is admitted.
+        check(
+            admitted_history.clone_history(),
+            submission(
+                7,
+                Agency::Municipality,
+                EventBody::HoursChanged {
+                    activity_id: activity(1),
+                    hours_per_week: 10,
+                    from: date(2026, 4, 2),
+                },
+            ),
+            Outcome::Accepted,
+        );
+        check(
+            admitted_history.clone_history(),
+            started(7, 2, date(2026, 4, 3)),
+            not_green(&["psychiatry_availability"]),
+        );
+        let home = admitted_history.accepted(discharged(7, date(2026, 4, 10)));
+        assert_eq!(folded(&home).inpatient_stay(), None);
+        check(home, started(8, 2, date(2026, 4, 10)), Outcome::Accepted);
+    }
+}
+
+#[test]
+fn a_discharge_needs_an_open_stay_and_cannot_precede_the_admission() {
+    check(
+        enrolled_history(),
+        discharged(3, date(2026, 4, 10)),
+        rejected(RuleViolation::NoInpatientStay),
+    );
+    let stay = enrolled_history().accepted(admitted(
+        3,
+        date(2026, 4, 10),
+        crate::values::CareForm::Voluntary,
+    ));
+    check(
+        stay.clone_history(),
+        discharged(4, date(2026, 4, 9)),
+        rejected(RuleViolation::EndBeforeStart),
+    );
+    // A conversion to compulsory care is a new admission within the same stay.
+    let converted = stay.accepted(admitted(
+        4,
+        date(2026, 4, 12),
+        crate::values::CareForm::Compulsory,
+    ));
+    let participant = folded(&converted);
+    let stay = participant.inpatient_stay().cloned();
+    assert_eq!(
+        stay.map(|stay| (stay.admitted_on, stay.care_form)),
+        Some((date(2026, 4, 10), crate::values::CareForm::Compulsory))
+    );
+}
+
+/// Consents from psychiatry for coarse health data to every other party, so nothing but the
+/// inpatient rule decides what each sees.
+fn psychiatry_consents(history: History, from_number: u128) -> History {
+    [
+        ConsentParty::IpsUnit,
+        ConsentParty::Forsakringskassan,
+        ConsentParty::Arbetsformedlingen,
+    ]
+    .into_iter()
+    .zip(from_number..)
+    .fold(history, |history, (recipient, number)| {
+        history.accepted(submission(
+            number,
+            Agency::Municipality,
+            EventBody::ConsentGranted {
+                consent_id: ConsentId(Uuid::from_u128(0xc0_0000 + number)),
+                discloser: ConsentParty::Psychiatry,
+                recipient,
+                data_categories: vec![DataCategory::HealthCoarse],
+                valid_from: date(2026, 1, 1),
+                valid_to: date(2026, 12, 31),
+            },
+        ))
+    })
+}
+
+/// Everything `reader` is shown of `history`'s entries on `on`, the gates of every activity,
+/// the hidden agencies and the explanation of a refused start: all a party can learn.
+fn everything_shown(
+    history: &History,
+    reader: &crate::visibility::Reader,
+    on: NaiveDate,
+) -> Vec<String> {
+    let participant = folded(history);
+    let mut shown: Vec<String> = history
+        .given()
+        .iter()
+        .map(|entry| {
+            let stored = serde_json::to_value(&entry.body).unwrap_or_default();
+            match participant.view_of_entry(
+                reader,
+                entry.envelope.agency,
+                entry.envelope.data_category,
+                &entry.body,
+                stored,
+                on,
+            ) {
+                Some(view) => format!(
+                    "{} {:?} {}",
+                    view.shown_event_type(entry.stored_event_type()),
+                    view.basis,
+                    view.body
+                ),
+                None => "hidden".to_owned(),
+            }
+        })
+        .collect();
+    for (activity_id, record) in participant.activities() {
+        shown.push(format!(
+            "{activity_id:?} {:?}",
+            crate::gates::missing_gates(participant.situation(), record, on)
+        ));
+    }
+    shown.push(format!(
+        "{:?}",
+        participant.hidden_gate_agencies(reader, on)
+    ));
+    shown.push(participant.refusal_explained_to(
+        &RuleViolation::GateNotGreen {
+            missing_gates: vec!["psychiatry_availability".into()],
+        },
+        reader,
+        on,
+    ));
+    shown
+}
+
+#[test]
+fn the_compulsory_flag_reaches_social_services_only_and_fk_af_cannot_tell_the_care_forms_apart() {
+    use crate::values::CareForm;
+    let stay = |care_form| {
+        psychiatry_consents(working_history(), 6)
+            .accepted(admitted(9, date(2026, 4, 1), care_form))
+            .accepted(submission(
+                10,
+                Agency::Psychiatry,
+                EventBody::DischargeReady {
+                    ready_on: date(2026, 4, 8),
+                },
+            ))
+    };
+    let (voluntary, compulsory) = (stay(CareForm::Voluntary), stay(CareForm::Compulsory));
+    let on = date(2026, 4, 9);
+    let fk = reader(Agency::Forsakringskassan, "fk-1", Role::CaseOfficer);
+    let af = reader(Agency::Arbetsformedlingen, "af-1", Role::CaseOfficer);
+    let coach = reader(Agency::Municipality, "coach-17", Role::Coach);
+    let ifo = reader(Agency::Municipality, "ifo-1", Role::CaseOfficer);
+    for outsider in [&fk, &af, &coach] {
+        assert_eq!(
+            everything_shown(&voluntary, outsider, on),
+            everything_shown(&compulsory, outsider, on),
+            "{outsider:?} can tell voluntary from compulsory care"
+        );
+    }
+    for agency_reader in [&fk, &af] {
+        let shown = everything_shown(&compulsory, agency_reader, on).join("\n");
+        assert!(!shown.contains("Inpatient"), "{agency_reader:?}: {shown}");
+        assert!(!shown.contains("care_form"), "{agency_reader:?}: {shown}");
+        assert!(!shown.contains("compulsory"), "{agency_reader:?}: {shown}");
+    }
+    // The coach sees the stay only as temporary unavailability.
+    let coach_sees = everything_shown(&compulsory, &coach, on);
+    assert!(
+        coach_sees
+            .iter()
+            .any(|line| line.starts_with("AvailabilityChanged")
+                && line.contains("temporarily_unavailable")),
+        "{coach_sees:?}"
+    );
+    assert!(
+        !coach_sees.join("\n").contains("Inpatient"),
+        "{coach_sees:?}"
+    );
+    assert!(
+        !coach_sees.join("\n").contains("care_form"),
+        "{coach_sees:?}"
+    );
+    // Social services: the compulsory admission by the LPT necessary-care rule, with its flag;
+    // a voluntary one only under consent (none here).
+    let participant = folded(&compulsory);
+    let admission = compulsory.given()[8].clone();
+    let view = participant.view_of_entry(
+        &ifo,
+        Agency::Psychiatry,
+        DataCategory::HealthCoarse,
+        &admission.body,
+        serde_json::to_value(&admission.body).unwrap_or_default(),
+        on,
+    );
+    assert_eq!(
+        view.map(|view| (view.basis, view.body)),
+        Some((
+            crate::visibility::Basis::NecessaryCare,
+            serde_json::json!({"type": "InpatientAdmitted", "admitted_on": "2026-04-01", "care_form": "compulsory"})
+        ))
+    );
+    let voluntary_admission = voluntary.given()[8].clone();
+    assert_eq!(
+        folded(&voluntary).view_of_entry(
+            &ifo,
+            Agency::Psychiatry,
+            DataCategory::HealthCoarse,
+            &voluntary_admission.body,
+            serde_json::to_value(&voluntary_admission.body).unwrap_or_default(),
+            on,
+        ),
+        None
+    );
+    // Without the psychiatry → IPS unit consent the coach sees nothing of the stay.
+    let without_consent =
+        working_history().accepted(admitted(6, date(2026, 4, 1), CareForm::Compulsory));
+    let coach_without = everything_shown(&without_consent, &coach, on);
+    assert_eq!(coach_without[5], "hidden", "{coach_without:?}");
+}
+
+#[test]
+fn a_sip_is_due_three_calendar_days_after_the_discharge_ready_notice_then_overdue_until_held() {
+    let ready = enrolled_history().accepted(submission(
+        3,
+        Agency::Psychiatry,
+        EventBody::DischargeReady {
+            ready_on: date(2026, 4, 8),
+        },
+    ));
+    let deadline = folded(&ready).sip_deadline();
+    assert_eq!(
+        deadline.map(|deadline| deadline.due_by),
+        Some(date(2026, 4, 11))
+    );
+    let status = |on| deadline.map(|deadline| deadline.status_on(on));
+    assert_eq!(status(date(2026, 4, 8)), Some(SipDeadlineStatus::Due));
+    assert_eq!(status(date(2026, 4, 11)), Some(SipDeadlineStatus::Due));
+    assert_eq!(status(date(2026, 4, 12)), Some(SipDeadlineStatus::Overdue));
+    // A SIP held before the notice is not the one it asks for.
+    let earlier = ready.clone_history().accepted(submission(
+        4,
+        Agency::Municipality,
+        EventBody::SipHeld {
+            held_on: date(2026, 4, 7),
+        },
+    ));
+    assert_eq!(folded(&earlier).sip_deadline(), deadline);
+    let held = ready.accepted(submission(
+        4,
+        Agency::Municipality,
+        EventBody::SipHeld {
+            held_on: date(2026, 4, 13),
+        },
+    ));
+    assert_eq!(folded(&held).sip_deadline(), None);
+}

@@ -14,6 +14,7 @@
 use serde_json::{Map, Value};
 
 use crate::envelope::{Agency, RetentionClass};
+use crate::events::ConsentParty;
 
 /// How a field may cross a party boundary (from one consent party to another).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -32,16 +33,26 @@ pub enum Sharing {
     /// A coded value that can tell about health or conduct (a discharge or job-end reason can be
     /// poor health): never crosses, although it is not free text.
     Sensitive,
+    /// The compulsory-care flag (care under LPT): crosses to social services only, under the
+    /// LPT necessary-care rule, and never to FK, AF or the IPS unit.
+    SocialServicesOnly,
 }
 
 impl Sharing {
     /// Whether a field of this kind crosses a party boundary as-is, for a participant whose
     /// identity is protected or not. Every kind is decided here, so a new one must be.
     pub fn crosses(self, protected_identity: bool) -> bool {
+        self.crosses_to(protected_identity, None)
+    }
+
+    /// Whether a field of this kind crosses as-is to `recipient` (`None`: a party with no
+    /// right of its own to any field, which is what [`Sharing::crosses`] asks).
+    pub fn crosses_to(self, protected_identity: bool, recipient: Option<ConsentParty>) -> bool {
         match self {
             Sharing::Shared => true,
             Sharing::Location => !protected_identity,
             Sharing::FreeText | Sharing::Identifying | Sharing::Sensitive => false,
+            Sharing::SocialServicesOnly => recipient == Some(ConsentParty::SocialServices),
         }
     }
 }
@@ -154,6 +165,8 @@ const FREE_TEXT: FieldKind = value(Sharing::FreeText, Disposal::Shredded);
 const LOCATION: FieldKind = value(Sharing::Location, Disposal::Shredded);
 const PERSON: FieldKind = value(Sharing::Identifying, Disposal::Shredded);
 const SENSITIVE: FieldKind = value(Sharing::Sensitive, Disposal::Shredded);
+/// The compulsory-care flag: to social services only (LPT necessary-care rule).
+const SOCIAL_SERVICES_ONLY: FieldKind = value(Sharing::SocialServicesOnly, Disposal::Shredded);
 
 /// [`crate::values::Period`].
 pub const PERIOD_FIELDS: &[Field] = &[field("from", DATE), field("to", DATE)];
@@ -508,6 +521,19 @@ pub static BODY_CLASSES: &[BodyClass] = &[
         PSYCHIATRY,
         &[field("availability", FACT), field("from", DATE)],
     ),
+    body(
+        "InpatientAdmitted",
+        PSYCHIATRY,
+        &[
+            field("admitted_on", DATE),
+            field("care_form", SOCIAL_SERVICES_ONLY),
+        ],
+    ),
+    body(
+        "InpatientDischarged",
+        PSYCHIATRY,
+        &[field("discharged_on", DATE)],
+    ),
     body("DischargeReady", PSYCHIATRY, &[field("ready_on", DATE)]),
     // ---- Corrections ----
     body(
@@ -646,6 +672,16 @@ fn kind_leaves(kind: &FieldKind, value: &Value, path: &str, leaves: &mut Vec<Cla
 /// corrected bodies are filtered the same way. Anything the table does not classify (an
 /// unknown field, an unknown event type's fields, a value of an unexpected shape) is left out.
 pub fn shared_body(body: &Value, protected_identity: bool) -> Value {
+    shared_body_to(body, protected_identity, None)
+}
+
+/// [`shared_body`] for a reader of `recipient`: a field only that party may receive (the
+/// compulsory-care flag to social services) crosses too.
+pub fn shared_body_to(
+    body: &Value,
+    protected_identity: bool,
+    recipient: Option<ConsentParty>,
+) -> Value {
     let mut shared = Map::new();
     let Value::Object(entries) = body else {
         return Value::Object(shared);
@@ -659,18 +695,25 @@ pub fn shared_body(body: &Value, protected_identity: bool) -> Value {
     };
     for (name, value) in entries {
         let kind = class.field(name);
-        if let Some(value) = kind.and_then(|kind| shared_value(kind, value, protected_identity)) {
+        if let Some(value) =
+            kind.and_then(|kind| shared_value(kind, value, protected_identity, recipient))
+        {
             shared.insert(name.clone(), value);
         }
     }
     Value::Object(shared)
 }
 
-fn shared_value(kind: &FieldKind, value: &Value, protected_identity: bool) -> Option<Value> {
+fn shared_value(
+    kind: &FieldKind,
+    value: &Value,
+    protected_identity: bool,
+    recipient: Option<ConsentParty>,
+) -> Option<Value> {
     match (kind, value) {
         (FieldKind::Value(class), _) => class
             .sharing
-            .crosses(protected_identity)
+            .crosses_to(protected_identity, recipient)
             .then(|| value.clone()),
         (FieldKind::Record(_), Value::Null) => Some(Value::Null),
         (FieldKind::Record(fields), Value::Object(entries)) => Some(Value::Object(
@@ -678,7 +721,7 @@ fn shared_value(kind: &FieldKind, value: &Value, protected_identity: bool) -> Op
                 .iter()
                 .filter_map(|(name, item)| {
                     let item_kind = field_named(fields, name)?;
-                    let item = shared_value(item_kind, item, protected_identity)?;
+                    let item = shared_value(item_kind, item, protected_identity, recipient)?;
                     Some((name.clone(), item))
                 })
                 .collect(),
@@ -687,7 +730,7 @@ fn shared_value(kind: &FieldKind, value: &Value, protected_identity: bool) -> Op
             FieldKind::Record(_),
             Value::Bool(_) | Value::Number(_) | Value::String(_) | Value::Array(_),
         ) => None,
-        (FieldKind::Body, nested) => Some(shared_body(nested, protected_identity)),
+        (FieldKind::Body, nested) => Some(shared_body_to(nested, protected_identity, recipient)),
     }
 }
 

@@ -279,6 +279,13 @@ fn examples() -> Vec<EventBody> {
             availability: Availability::TemporarilyUnavailable,
             from: date(8),
         },
+        EventBody::InpatientAdmitted {
+            admitted_on: date(8),
+            care_form: crate::values::CareForm::Compulsory,
+        },
+        EventBody::InpatientDischarged {
+            discharged_on: date(10),
+        },
         EventBody::DischargeReady { ready_on: date(9) },
         EventBody::EventCorrected {
             supersedes: EventId(Uuid::from_u128(4)),

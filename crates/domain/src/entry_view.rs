@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::aggregate::Participant;
 use crate::envelope::{Agency, DataCategory};
-use crate::events::EventBody;
+use crate::events::{ConsentParty, EventBody};
 use crate::visibility::{self, Basis, Reader, Sight};
 
 /// What a reader is shown of one entry.
@@ -26,6 +26,19 @@ pub struct EntryView {
     pub basis: Basis,
     /// The body as the reader may see it (whole, or the shared view).
     pub body: Value,
+    /// The event type the reader is shown instead of the stored one: an inpatient stay is
+    /// `AvailabilityChanged` to the IPS unit. `None`: the stored type.
+    pub shown_as: Option<&'static str>,
+}
+
+impl EntryView {
+    /// The type to show for an entry stored as `stored_type` (a rejection keeps its own).
+    pub fn shown_event_type(&self, stored_type: &str) -> String {
+        match self.shown_as {
+            Some(shown) if stored_type != crate::events::REJECTED_EVENT_TYPE => shown.to_owned(),
+            Some(_) | None => stored_type.to_owned(),
+        }
+    }
 }
 
 impl Participant {
@@ -47,8 +60,29 @@ impl Participant {
             Sight::Hidden => return None,
         };
         let protected = self.protected_identity().is_some();
-        let body = visibility::view_for(sight, stored_body, protected)?;
-        Some(EntryView { basis, body })
+        let reader_party = reader.party();
+        // Outside psychiatry and social services a stay is only the availability it amounts
+        // to; an auditor (no party) and psychiatry itself see it whole.
+        let availability_only = matches!(sight, Sight::Shared(_))
+            && !matches!(reader_party, Some(ConsentParty::SocialServices) | None);
+        if availability_only {
+            if let Some(outward) = visibility::availability_view(body) {
+                let outward_json = serde_json::to_value(&outward).ok()?;
+                let body =
+                    visibility::view_for_party(sight, outward_json, protected, reader_party)?;
+                return Some(EntryView {
+                    basis,
+                    body,
+                    shown_as: Some(outward.event_type()),
+                });
+            }
+        }
+        let body = visibility::view_for_party(sight, stored_body, protected, reader_party)?;
+        Some(EntryView {
+            basis,
+            body,
+            shown_as: None,
+        })
     }
 
     /// [`Participant::view_of_entry`] for an entry known by its stored tokens and JSON (a read

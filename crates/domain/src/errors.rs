@@ -186,6 +186,10 @@ pub enum RuleViolation {
     /// unit; the protected identity's allow-list admits across units.
     #[error("other_unit: the participant belongs to another unit than the actor's")]
     OtherUnit,
+    /// A discharge from inpatient care needs an open stay (psychiatry's own rule: only
+    /// psychiatry records discharges, so only psychiatry reads this text).
+    #[error("no_inpatient_stay: the participant has no open inpatient stay")]
+    NoInpatientStay,
 }
 
 impl RuleViolation {

@@ -108,10 +108,13 @@ impl ParticipantEvent {
     pub fn stored_event_type(&self) -> &'static str {
         match self.outcome {
             Outcome::Accepted => self.body.event_type(),
-            Outcome::Rejected { .. } => "SubmissionRejected",
+            Outcome::Rejected { .. } => REJECTED_EVENT_TYPE,
         }
     }
 }
+
+/// The stored `event_type` of a recorded rejection.
+pub const REJECTED_EVENT_TYPE: &str = "SubmissionRejected";
 
 impl DomainEvent for ParticipantEvent {
     fn event_type(&self) -> String {

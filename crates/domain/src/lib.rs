@@ -40,7 +40,10 @@ pub mod replay;
 pub mod values;
 pub mod visibility;
 
-pub use aggregate::{Lifecycle, Participant, PARTICIPANT_EVENTS_MAX};
+pub use aggregate::{
+    InpatientStay, Lifecycle, Participant, SipDeadline, SipDeadlineStatus, PARTICIPANT_EVENTS_MAX,
+    SIP_DUE_WITHIN_DAYS,
+};
 pub use clock::{business_date, Clock, BUSINESS_TIME_ZONE};
 pub use commands::ParticipantCommand;
 pub use envelope::{Actor, Agency, DataCategory, Envelope, RetentionClass, Role};

@@ -84,31 +84,69 @@ impl ReplayedHistory {
 /// Cuts `history` (a participant's entries in sequence order, possibly already limited to those
 /// recorded by T) and folds it with the aggregate's own `apply`.
 pub fn replay(history: Vec<ParticipantEvent>, cut: &ReplayCut) -> ReplayedHistory {
-    let mut as_recorded = Participant::default();
-    let mut entries = Vec::with_capacity(history.len());
-    let mut recorded_entries = 0;
+    let mut fold = ReplayFold::new(*cut, history.len());
     for entry in history {
-        if !cut.recorded_by(&entry) {
-            continue;
-        }
-        recorded_entries += 1;
-        as_recorded.apply(entry.clone());
-        if cut.contains(&entry) {
-            entries.push(entry);
+        fold.push(entry);
+    }
+    fold.finish()
+}
+
+/// [`replay`] one entry at a time, so a replay folds while the rows are still arriving from
+/// the store rather than after they all have.
+#[derive(Clone, Debug)]
+pub struct ReplayFold {
+    cut: ReplayCut,
+    entries: Vec<ParticipantEvent>,
+    recorded_entries: usize,
+    as_recorded: Participant,
+}
+
+impl ReplayFold {
+    /// An empty fold for `cut`, with room for `entries_expected` entries.
+    pub fn new(cut: ReplayCut, entries_expected: usize) -> Self {
+        ReplayFold {
+            cut,
+            entries: Vec::with_capacity(entries_expected),
+            recorded_entries: 0,
+            as_recorded: Participant::default(),
         }
     }
-    let cut_fold = cut.occurred_at.map(|_| {
-        let mut folded = Participant::default();
-        for entry in &entries {
-            folded.apply(entry.clone());
+
+    /// Takes the next entry of the history (in sequence order).
+    pub fn push(&mut self, entry: ParticipantEvent) {
+        if !self.cut.recorded_by(&entry) {
+            return;
         }
-        folded
-    });
-    ReplayedHistory {
-        entries,
-        recorded_entries,
-        as_recorded,
-        cut_fold,
+        self.recorded_entries += 1;
+        if self.cut.contains(&entry) {
+            self.as_recorded.apply(entry.clone());
+            self.entries.push(entry);
+        } else {
+            self.as_recorded.apply(entry);
+        }
+    }
+
+    /// The chain head as recorded by T, as far as the history has been taken: what the access
+    /// log keeps of the read, known before the entries are decided on.
+    pub fn head_sequence(&self) -> u64 {
+        self.as_recorded.chain_head().0
+    }
+
+    /// The replay: the entries of the cut and the participant folded at it.
+    pub fn finish(self) -> ReplayedHistory {
+        let cut_fold = self.cut.occurred_at.map(|_| {
+            let mut folded = Participant::default();
+            for entry in &self.entries {
+                folded.apply(entry.clone());
+            }
+            folded
+        });
+        ReplayedHistory {
+            entries: self.entries,
+            recorded_entries: self.recorded_entries,
+            as_recorded: self.as_recorded,
+            cut_fold,
+        }
     }
 }
 

@@ -192,6 +192,17 @@ pub enum Availability {
     TemporarilyUnavailable,
 }
 
+/// The legal form of an inpatient stay. Psychiatry's own record: the compulsory flag crosses
+/// only to social services (the LPT necessary-care rule), never to FK, AF or the IPS unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter)]
+#[serde(rename_all = "snake_case")]
+pub enum CareForm {
+    /// Voluntary psychiatric inpatient care (HSL).
+    Voluntary,
+    /// Compulsory psychiatric care (LPT).
+    Compulsory,
+}
+
 /// Why a participant left IPS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]

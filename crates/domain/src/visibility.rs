@@ -23,6 +23,7 @@ use crate::errors::RuleViolation;
 use crate::events::{ConsentParty, EventBody};
 use crate::gates::GateKind;
 use crate::ids::ConsentId;
+use crate::values::{Availability, CareForm};
 
 /// Someone reading participant data: their organisation and who they are in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,7 +147,29 @@ fn municipal_discloser_of(body: &EventBody) -> ConsentParty {
         | EventBody::TreatmentTeamMeetingHeld { .. }
         | EventBody::MedicalCertificateIssued { .. }
         | EventBody::AvailabilityChanged { .. }
+        | EventBody::InpatientAdmitted { .. }
+        | EventBody::InpatientDischarged { .. }
         | EventBody::DischargeReady { .. } => ConsentParty::IpsUnit,
+    }
+}
+
+/// The inpatient fact a body records, looking through corrections: the admission or the
+/// discharge whose visibility is decided apart from the consent rule alone.
+pub fn inpatient_fact(body: &EventBody) -> Option<&EventBody> {
+    match body {
+        EventBody::InpatientAdmitted { .. } | EventBody::InpatientDischarged { .. } => Some(body),
+        EventBody::EventCorrected { corrected, .. } => inpatient_fact(corrected),
+        _ => None,
+    }
+}
+
+/// The stored event types a reader may be shown as `event_type` (an inpatient stay is shown to
+/// the IPS unit as `AvailabilityChanged`): a read filtering on a type must fetch these too and
+/// then keep what is shown as the type asked for, so a filter cannot tell the two apart.
+pub fn stored_types_shown_as(event_type: &str) -> &'static [&'static str] {
+    match event_type {
+        "AvailabilityChanged" => &["InpatientAdmitted", "InpatientDischarged"],
+        _ => &[],
     }
 }
 
@@ -172,6 +195,9 @@ pub enum Basis {
     PartyToConsent,
     /// An auditor's read.
     Audit,
+    /// Social services reading a compulsory admission without consent: the LPT necessary-care
+    /// rule lets psychiatry disclose compulsory care to social services.
+    NecessaryCare,
 }
 
 impl Basis {
@@ -182,6 +208,7 @@ impl Basis {
             Basis::Consent(consent_id) => format!("consent:{}", consent_id.0),
             Basis::PartyToConsent => "party_to_consent".into(),
             Basis::Audit => "audit".into(),
+            Basis::NecessaryCare => "lpt_necessary_care".into(),
         }
     }
 }
@@ -304,6 +331,8 @@ fn body_names_unit(body: &EventBody, actor: &Actor) -> bool {
         | EventBody::TreatmentTeamMeetingHeld { .. }
         | EventBody::MedicalCertificateIssued { .. }
         | EventBody::AvailabilityChanged { .. }
+        | EventBody::InpatientAdmitted { .. }
+        | EventBody::InpatientDischarged { .. }
         | EventBody::DischargeReady { .. } => true,
     }
 }
@@ -382,6 +411,34 @@ impl Participant {
         let discloser = discloser_of(agency, body);
         if discloser == reader_party {
             return Sight::Full(Basis::OwnRecords);
+        }
+        if let Some(stay_fact) = inpatient_fact(body) {
+            match (reader_party, stay_fact) {
+                // Never to FK or AF, consent or not: the stay (and with it the care form) is
+                // not theirs to know; what they may learn is the availability gate's neutral
+                // line, the same for every care form.
+                (ConsentParty::Forsakringskassan | ConsentParty::Arbetsformedlingen, _) => {
+                    return Sight::Hidden
+                }
+                (
+                    ConsentParty::SocialServices,
+                    EventBody::InpatientAdmitted {
+                        care_form: CareForm::Compulsory,
+                        ..
+                    },
+                ) => {
+                    return match self.consent_in_force_id(discloser, reader_party, category, on) {
+                        Some(consent_id) => Sight::Shared(Basis::Consent(consent_id)),
+                        None => Sight::Shared(Basis::NecessaryCare),
+                    }
+                }
+                // The IPS unit under consent (shown only as availability, see
+                // `entry_view`), social services under consent for a voluntary stay.
+                (
+                    ConsentParty::SocialServices | ConsentParty::IpsUnit | ConsentParty::Psychiatry,
+                    _,
+                ) => {}
+            }
         }
         if let EventBody::ConsentGranted {
             discloser,
@@ -581,6 +638,7 @@ impl Participant {
             | RuleViolation::OwnEmployerTrialLimitReached
             | RuleViolation::StartDiffersFromProposal { .. }
             | RuleViolation::OtherUnit
+            | RuleViolation::NoInpatientStay
             | RuleViolation::CorrectionChangesType
             | RuleViolation::InvalidInput { .. }
             | RuleViolation::AgencyMayNotRecord { .. } => rule.to_string(),
@@ -610,13 +668,52 @@ pub fn shared_view(body: &mut Value, protected_identity: bool) {
 /// The view of a body the reader is entitled to, or `None` when the entry is hidden. Own
 /// records (and an auditor's read) are shown whole; anything another party wrote is the
 /// [`shared_view`].
-pub fn view_for(sight: Sight, mut body: Value, protected_identity: bool) -> Option<Value> {
+pub fn view_for(sight: Sight, body: Value, protected_identity: bool) -> Option<Value> {
+    view_for_party(sight, body, protected_identity, None)
+}
+
+/// [`view_for`] for a reader of `recipient`, who may receive a field meant for that party
+/// only (the compulsory-care flag, to social services).
+pub fn view_for_party(
+    sight: Sight,
+    body: Value,
+    protected_identity: bool,
+    recipient: Option<ConsentParty>,
+) -> Option<Value> {
     match sight {
         Sight::Full(_) => Some(body),
-        Sight::Shared(_) => {
-            shared_view(&mut body, protected_identity);
-            Some(body)
-        }
+        Sight::Shared(_) => Some(crate::classification::shared_body_to(
+            &body,
+            protected_identity,
+            recipient,
+        )),
         Sight::Hidden => None,
+    }
+}
+
+/// What an inpatient fact is to a party that may know only the participant's availability
+/// (the IPS unit under consent): the `AvailabilityChanged` it amounts to, with nothing that
+/// tells an admission from any other unavailability. A correction is shown as a correction of
+/// that availability. `None` for a body that records no inpatient fact.
+pub fn availability_view(body: &EventBody) -> Option<EventBody> {
+    match body {
+        EventBody::InpatientAdmitted { admitted_on, .. } => Some(EventBody::AvailabilityChanged {
+            availability: Availability::TemporarilyUnavailable,
+            from: *admitted_on,
+        }),
+        EventBody::InpatientDischarged { discharged_on } => Some(EventBody::AvailabilityChanged {
+            availability: Availability::Available,
+            from: *discharged_on,
+        }),
+        EventBody::EventCorrected {
+            supersedes,
+            reason,
+            corrected,
+        } => Some(EventBody::EventCorrected {
+            supersedes: *supersedes,
+            reason: reason.clone(),
+            corrected: Box::new(availability_view(corrected)?),
+        }),
+        _ => None,
     }
 }

@@ -10,9 +10,9 @@
 use chrono::NaiveDate;
 use domain::gates::GateKind;
 use domain::values::{
-    ActivityKind, Availability, BenefitKind, CounselledBenefit, DecisionOutcome, DischargeReason,
-    DisclosurePreference, EducationLevel, FollowUpStatus, JobEndReason, OutreachChannel, Period,
-    SocialAssistanceStatus, Subsidy,
+    ActivityKind, Availability, BenefitKind, CareForm, CounselledBenefit, DecisionOutcome,
+    DischargeReason, DisclosurePreference, EducationLevel, FollowUpStatus, JobEndReason,
+    OutreachChannel, Period, SocialAssistanceStatus, Subsidy,
 };
 use domain::{
     ActivityId, Agency, ConsentId, ConsentParty, DataCategory, EventBody, EventId, PersonId,
@@ -205,6 +205,10 @@ fn stored_value_names_are_pinned() {
         Available => "available",
         TemporarilyUnavailable => "temporarily_unavailable",
     }));
+    check(&pin!(CareForm {
+        Voluntary => "voluntary",
+        Compulsory => "compulsory",
+    }));
     check(&pin!(DischargeReason {
         EmployedAndStable => "employed_and_stable",
         Studies => "studies",
@@ -349,13 +353,15 @@ fn pinned_event_type(body: &EventBody) -> &'static str {
         EventBody::TreatmentTeamMeetingHeld { .. } => "TreatmentTeamMeetingHeld",
         EventBody::MedicalCertificateIssued { .. } => "MedicalCertificateIssued",
         EventBody::AvailabilityChanged { .. } => "AvailabilityChanged",
+        EventBody::InpatientAdmitted { .. } => "InpatientAdmitted",
+        EventBody::InpatientDischarged { .. } => "InpatientDischarged",
         EventBody::DischargeReady { .. } => "DischargeReady",
         EventBody::EventCorrected { .. } => "EventCorrected",
     }
 }
 
 /// How many variants [`pinned_event_type`] names.
-const EVENT_TYPES: usize = 56;
+const EVENT_TYPES: usize = 58;
 
 /// One body of every type.
 fn one_body_of_each_type() -> Vec<EventBody> {
@@ -562,6 +568,13 @@ fn one_body_of_each_type() -> Vec<EventBody> {
             availability: Availability::Available,
             from: day(),
         },
+        EventBody::InpatientAdmitted {
+            admitted_on: day(),
+            care_form: CareForm::Compulsory,
+        },
+        EventBody::InpatientDischarged {
+            discharged_on: day(),
+        },
         EventBody::DischargeReady { ready_on: day() },
         EventBody::EventCorrected {
             supersedes: EventId(uuid::Uuid::from_u128(0xe1)),
@@ -635,11 +648,12 @@ fn pinned_rule_name(rule: &RuleViolation) -> &'static str {
         RuleViolation::StartDiffersFromProposal { .. } => "start_differs_from_proposal",
         RuleViolation::CorrectionChangesType => "correction_changes_type",
         RuleViolation::OtherUnit => "other_unit",
+        RuleViolation::NoInpatientStay => "no_inpatient_stay",
     }
 }
 
 /// How many variants [`pinned_rule_name`] names.
-const RULES: usize = 40;
+const RULES: usize = 41;
 
 fn one_of_each_rule() -> Vec<RuleViolation> {
     vec![
@@ -696,6 +710,7 @@ fn one_of_each_rule() -> Vec<RuleViolation> {
         },
         RuleViolation::CorrectionChangesType,
         RuleViolation::OtherUnit,
+        RuleViolation::NoInpatientStay,
     ]
 }
 

@@ -15,9 +15,9 @@
 
 use crate::v1;
 use domain::values::{
-    ActivityKind, Availability, BenefitKind, CounselledBenefit, DecisionOutcome, DischargeReason,
-    DisclosurePreference, EducationLevel, FollowUpStatus, JobEndReason, OutreachChannel,
-    SocialAssistanceStatus, Subsidy,
+    ActivityKind, Availability, BenefitKind, CareForm, CounselledBenefit, DecisionOutcome,
+    DischargeReason, DisclosurePreference, EducationLevel, FollowUpStatus, JobEndReason,
+    OutreachChannel, SocialAssistanceStatus, Subsidy,
 };
 use domain::{Agency, ConsentParty, DataCategory, ReferralSource};
 
@@ -231,6 +231,11 @@ wire_enum!(Availability <=> Availability {
     TemporarilyUnavailable,
 });
 
+wire_enum!(CareForm <=> CareForm {
+    Voluntary,
+    Compulsory,
+});
+
 /// The wire agency of a stored agency token (read models keep tokens); unspecified for a
 /// token this build does not know.
 pub fn agency_token_to_wire(token: &str) -> i32 {
@@ -318,6 +323,7 @@ mod tests {
         round_trips(OutreachChannel::iter());
         round_trips(SocialAssistanceStatus::iter());
         round_trips(Availability::iter());
+        round_trips(CareForm::iter());
     }
 
     /// Same-named pairs map by name, not by position: a reordered `.proto` or domain enum
@@ -349,6 +355,7 @@ mod tests {
         names_match(OutreachChannel::iter());
         names_match(SocialAssistanceStatus::iter());
         names_match(Availability::iter());
+        names_match(CareForm::iter());
     }
 
     #[test]

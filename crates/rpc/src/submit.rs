@@ -449,6 +449,7 @@ participant_write_requests!(
     AssignCoachRequest,
     AssignProgrammeRequest,
     ChangeAvailabilityRequest,
+    InpatientAdmissionRequest,
     ChangeHoursRequest,
     CorrectEventRequest,
     DateRequest,

@@ -5,7 +5,7 @@
 //! read by the ledger's `CaseloadService` and, through it, by the municipality service when it
 //! decides between enrolment and the waiting list.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use domain::{EventBody, ParticipantEvent, ParticipantId};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
@@ -30,6 +30,9 @@ pub struct CaseloadRow {
     pub offered_coach: Option<String>,
     /// The latest two-monthly follow-up.
     pub last_follow_up_at: Option<DateTime<Utc>>,
+    /// The discharge-ready notice whose SIP has not been held yet (psychiatry's fact: shown
+    /// only to a reader who may see the notice).
+    pub sip_ready_on: Option<NaiveDate>,
 }
 
 /// Applies one recorded event inside the projector's transaction. Rejections change nothing.
@@ -44,6 +47,9 @@ pub(crate) async fn apply(
     let at = event.envelope.occurred_at;
     let body = match &event.body {
         EventBody::EventCorrected { corrected, .. } => match corrected.as_ref() {
+            EventBody::DischargeReady { ready_on } => {
+                return sip_ready(transaction, participant_id, *ready_on).await;
+            }
             // A corrected enrolment moves the participant to the corrected unit and coach.
             EventBody::ParticipantEnrolled { unit, coach }
             | EventBody::ParticipantReEnrolled { unit, coach } => {
@@ -90,11 +96,35 @@ pub(crate) async fn apply(
         EventBody::ParticipantPaused { .. } => lifecycle(transaction, participant_id, "paused", at).await,
         EventBody::ParticipantResumed => lifecycle(transaction, participant_id, "enrolled", at).await,
         EventBody::ParticipantDischarged { .. } => lifecycle(transaction, participant_id, "discharged", at).await,
+        // As the aggregate folds it (`Participant::sip_deadline`): a notice owes a SIP, and a
+        // SIP held on or after the notice's day settles it.
+        EventBody::DischargeReady { ready_on } => sip_ready(transaction, participant_id, *ready_on).await,
+        EventBody::SipHeld { held_on } => {
+            sqlx::query("UPDATE caseload_participants SET sip_ready_on = NULL WHERE participant_id = $1 AND sip_ready_on <= $2")
+                .bind(participant_id)
+                .bind(held_on)
+                .execute(&mut **transaction)
+                .await?;
+            Ok(())
+        }
         EventBody::FollowUpRecorded { .. } => {
             update(transaction, participant_id, "UPDATE caseload_participants SET last_follow_up_at = $4, updated_at = $4 WHERE participant_id = $1 AND $2::text IS NULL AND $3::text IS NULL", None, None, at).await
         }
         _ => Ok(()),
     }
+}
+
+async fn sip_ready(
+    transaction: &mut Transaction<'_, Postgres>,
+    participant_id: uuid::Uuid,
+    ready_on: NaiveDate,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE caseload_participants SET sip_ready_on = $2 WHERE participant_id = $1")
+        .bind(participant_id)
+        .bind(ready_on)
+        .execute(&mut **transaction)
+        .await?;
+    Ok(())
 }
 
 async fn lifecycle(
@@ -140,10 +170,11 @@ fn row(row: &sqlx::postgres::PgRow) -> Result<CaseloadRow, StoreError> {
         waiting_since: row.try_get("waiting_since")?,
         offered_coach: row.try_get("offered_coach")?,
         last_follow_up_at: row.try_get("last_follow_up_at")?,
+        sip_ready_on: row.try_get("sip_ready_on")?,
     })
 }
 
-const COLUMNS: &str = "participant_id, unit, coach, lifecycle, enrolled_at, waiting_since, offered_coach, last_follow_up_at";
+const COLUMNS: &str = "participant_id, unit, coach, lifecycle, enrolled_at, waiting_since, offered_coach, last_follow_up_at, sip_ready_on";
 
 /// A unit's board, read from one snapshot so the active list and the waiting list agree.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -175,23 +175,41 @@ pub async fn history_recorded_by(
     recorded_by: chrono::DateTime<chrono::Utc>,
     limit: usize,
 ) -> Result<Vec<ParticipantEvent>, StoreError> {
+    let mut entries = Vec::new();
+    each_recorded_by(pool, participant_id, recorded_by, limit, |entry| {
+        entries.push(entry)
+    })
+    .await?;
+    Ok(entries)
+}
+
+/// [`history_recorded_by`], each entry handed to `each` as soon as it is decoded (a replay
+/// folds while the rest still arrives); returns how many were handed over.
+pub async fn each_recorded_by(
+    pool: &PgPool,
+    participant_id: ParticipantId,
+    recorded_by: chrono::DateTime<chrono::Utc>,
+    limit: usize,
+    mut each: impl FnMut(ParticipantEvent) + Send,
+) -> Result<usize, StoreError> {
     let mut rows = sqlx::query(
         "SELECT sequence, payload FROM events WHERE aggregate_type = 'Participant' AND aggregate_id = $1
          ORDER BY sequence",
     )
     .bind(participant_id.to_string())
     .fetch(pool);
-    let mut entries = Vec::new();
+    let mut taken = 0;
     while let Some(row) = rows.try_next().await? {
         let entry = decoded_entry(&row, participant_id)?;
         if entry.recorded_at <= recorded_by {
-            if entries.len() == limit {
+            if taken == limit {
                 break;
             }
-            entries.push(entry);
+            taken += 1;
+            each(entry);
         }
     }
-    Ok(entries)
+    Ok(taken)
 }
 
 /// A participant's entries up to and including `through_sequence`, in sequence order: the

@@ -136,20 +136,21 @@ impl AuditService for AuditApi {
             crate::replay::parse_request(&request, &self.config, self.clock.now())?;
         let participant_id = replay_request.participant_id;
         let entries_max = self.config.replay_entries_max;
-        let history = store::events::history_recorded_by(
+        // The history is folded as its rows arrive, so the fold costs little beyond the read.
+        let mut fold = domain::replay::ReplayFold::new(replay_request.cut, 0);
+        let taken = store::events::each_recorded_by(
             &self.pool,
             participant_id,
             replay_request.cut.recorded_at,
             entries_max.saturating_add(1),
+            |entry| fold.push(entry),
         )
         .await
         .map_err(|error| crate::store_errors::from_store(&error))?;
-        if history.len() > entries_max {
+        if taken > entries_max {
             return Err(errors::audit_too_large("audit.replay_entries_max"));
         }
-        if history.is_empty()
-            && crate::reading::recorded_head(&self.pool, participant_id).await? == 0
-        {
+        if taken == 0 && crate::reading::recorded_head(&self.pool, participant_id).await? == 0 {
             return Err(errors::participant_not_found(&participant_id.to_string()));
         }
         let page_size = replay_request.page_size as usize;
@@ -158,19 +159,28 @@ impl AuditService for AuditApi {
             business_date: replay_request.cut.business_date(),
             projector_checkpoint: None,
         };
-        let prepared = crate::replay::prepare(history, replay_request, &auditor);
         let read = crate::reading::ParticipantRead {
             participant_id: participant_id.0,
             basis: AUDIT_BASIS.to_owned(),
-            history_sequence: Some(prepared.head_sequence()),
+            history_sequence: Some(fold.head_sequence()),
             read_model_sequence: None,
             shown: None,
         };
+        // The access-log entry is written while the replay is decided and its first page
+        // rendered; nothing is sent before it succeeded.
         let access_log = self.access_log.clone();
+        let logging_auditor = auditor.clone();
         let logged = tokio::spawn(async move {
-            crate::reading::log_read(&access_log, &auditor, REPLAY_PARTICIPANT, &context, [read])
-                .await
+            crate::reading::log_read(
+                &access_log,
+                &logging_auditor,
+                REPLAY_PARTICIPANT,
+                &context,
+                [read],
+            )
+            .await
         });
+        let prepared = crate::replay::prepare_folded(fold.finish(), replay_request, &auditor);
         // Pages are rendered as they are sent, so the client decodes one while the next is
         // rendered, and a long history is never held twice. The first is rendered while the
         // access-log entry is written, and nothing leaves before that write succeeded.

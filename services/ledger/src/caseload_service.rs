@@ -91,6 +91,69 @@ fn own_unit(reader: &domain::Reader, unit: &domain::UnitId) -> Result<(), Status
     ))
 }
 
+impl CaseloadApi {
+    /// The SIPs owed on the board's participants, as `reader` may see them on `today`, and the
+    /// basis each was shown under (for the access log). The read model names the candidates;
+    /// each is folded, so the deadline and the consent decision are the domain's
+    /// (`Participant::sip_deadline`, `Participant::sight` of the discharge-ready notice).
+    async fn sips_due(
+        &self,
+        reader: &domain::Reader,
+        active: &[store::CaseloadRow],
+        openable: &std::collections::HashSet<uuid::Uuid>,
+        today: NaiveDate,
+    ) -> Result<(Vec<v1::SipDue>, Vec<(uuid::Uuid, String)>), Status> {
+        let candidates: Vec<uuid::Uuid> = active
+            .iter()
+            .filter(|row| row.sip_ready_on.is_some())
+            .map(|row| row.participant_id.0)
+            .filter(|participant_id| openable.contains(participant_id))
+            .collect();
+        let folded = store::participants::load(&self.pool, &candidates)
+            .await
+            .map_err(|error| crate::store_errors::from_store(&error))?;
+        let mut sips = Vec::new();
+        let mut bases = Vec::new();
+        for row in active {
+            let Some(participant) = folded.get(&row.participant_id.0) else {
+                continue;
+            };
+            let Some(deadline) = participant.sip_deadline() else {
+                continue;
+            };
+            let notice = domain::EventBody::DischargeReady {
+                ready_on: deadline.ready_on,
+            };
+            let basis = match participant.sight(
+                reader,
+                domain::Agency::Psychiatry,
+                &notice,
+                domain::DataCategory::HealthCoarse,
+                today,
+            ) {
+                domain::Sight::Full(basis) | domain::Sight::Shared(basis) => basis,
+                domain::Sight::Hidden => continue,
+            };
+            bases.push((row.participant_id.0, basis.log_text()));
+            sips.push(v1::SipDue {
+                participant_id: row.participant_id.to_string(),
+                coach_person_id: row.coach.clone().unwrap_or_default(),
+                ready_on: deadline.ready_on.to_string(),
+                due_by: deadline.due_by.to_string(),
+                overdue: deadline.status_on(today) == domain::SipDeadlineStatus::Overdue,
+            });
+        }
+        sips.sort_by(|left, right| {
+            (!left.overdue, &left.due_by, &left.participant_id).cmp(&(
+                !right.overdue,
+                &right.due_by,
+                &right.participant_id,
+            ))
+        });
+        Ok((sips, bases))
+    }
+}
+
 #[tonic::async_trait]
 impl CaseloadService for CaseloadApi {
     async fn get_unit_load(
@@ -199,13 +262,21 @@ impl CaseloadService for CaseloadApi {
             .filter(|participant_id| openable.contains(participant_id))
             .copied()
             .collect();
+        let today = self.clock.today();
+        let (sips_due, sip_bases) = self.sips_due(&reader, &active, &openable, today).await?;
         crate::reading::log(
             &self.access_log,
             &reader,
             GET_CASELOAD,
-            shown
-                .iter()
-                .map(|participant_id| (*participant_id, "own_records".to_owned())),
+            // One entry per participant: a participant whose SIP is shown is logged under the
+            // basis that SIP was shown by (the consent for psychiatry's notice).
+            shown.iter().map(|participant_id| {
+                let basis = sip_bases
+                    .iter()
+                    .find(|(sip_participant, _)| sip_participant == participant_id)
+                    .map_or_else(|| "own_records".to_owned(), |(_, basis)| basis.clone());
+                (*participant_id, basis)
+            }),
         )
         .await?;
         Ok(Response::new(v1::GetCaseloadResponse {
@@ -226,6 +297,7 @@ impl CaseloadService for CaseloadApi {
                 })
                 .collect(),
             follow_ups_due: due.into_iter().map(participant).collect(),
+            sips_due,
         }))
     }
 
@@ -283,6 +355,7 @@ mod tests {
             waiting_since: None,
             offered_coach: None,
             last_follow_up_at: None,
+            sip_ready_on: None,
         }
     }
 

@@ -234,7 +234,10 @@ async fn timeline(
         reader,
         participant.read.business_date,
         rows,
-        request.page_size,
+        crate::timeline_service::PageAsked {
+            page_size: request.page_size,
+            event_types: &request.event_types,
+        },
         &chain,
     )?
     .0)

@@ -223,6 +223,15 @@ pub fn prepare(
     auditor: &Reader,
 ) -> PreparedReplay {
     let replayed = domain::replay::replay(history, &request.cut);
+    prepare_folded(replayed, request, auditor)
+}
+
+/// [`prepare`] for a history already cut and folded (`domain::replay::ReplayFold`).
+pub fn prepare_folded(
+    replayed: ReplayedHistory,
+    request: ReplayRequest,
+    auditor: &Reader,
+) -> PreparedReplay {
     let reader = request.as_reader.clone().unwrap_or_else(|| auditor.clone());
     let refused = replayed.as_recorded.may_open(&reader).err();
     let corrections = domain::replay::latest_corrections(&replayed.entries);
@@ -402,6 +411,7 @@ impl Viewer<'_> {
             std::mem::take(&mut row.body),
             self.on,
         )?;
+        row.event_type = view.shown_event_type(&row.event_type);
         row.body = view.body;
         Some((view.basis, row))
     }

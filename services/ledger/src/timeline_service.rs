@@ -52,6 +52,7 @@ fn visible_row(
             store::StoreError::Unreadable(format!("timeline entry {}: {unreadable}", row.sequence))
         })?;
     Ok(view.map(|view| {
+        row.event_type = view.shown_event_type(&row.event_type);
         row.body = view.body;
         (view.basis, row)
     }))
@@ -71,14 +72,38 @@ pub(crate) struct TimelineRequestRecord {
 }
 
 impl TimelineRequestRecord {
+    /// The rows to fetch: the types asked for, and the types that may be shown as one of
+    /// them ([`domain::visibility::stored_types_shown_as`]); `timeline_page` then keeps what is
+    /// shown as a type asked for.
     pub(crate) fn filter(&self) -> store::TimelineFilter {
         store::TimelineFilter {
             agencies: self.agencies.clone(),
-            event_types: self.event_types.clone(),
+            event_types: fetched_event_types(&self.event_types),
             occurred_from: self.occurred_from,
             occurred_to: self.occurred_to,
         }
     }
+}
+
+/// The stored types to fetch for a filter on `asked` (empty: any).
+fn fetched_event_types(asked: &[String]) -> Vec<String> {
+    let mut fetched = asked.to_vec();
+    for event_type in asked {
+        for stored in domain::visibility::stored_types_shown_as(event_type) {
+            if !fetched.iter().any(|already| already == stored) {
+                fetched.push((*stored).to_owned());
+            }
+        }
+    }
+    fetched
+}
+
+/// What a page read asked for that decides which rows it shows: its size and the event types
+/// it filtered on (as shown to the reader; empty: any).
+#[derive(Clone, Copy)]
+pub(crate) struct PageAsked<'a> {
+    pub page_size: u32,
+    pub event_types: &'a [String],
 }
 
 /// A timeline page as `reader` sees it on `today`, from the rows the page query returned (one
@@ -90,9 +115,13 @@ pub(crate) fn timeline_page(
     reader: &domain::Reader,
     today: chrono::NaiveDate,
     mut rows: Vec<store::TimelineRow>,
-    page_size: u32,
+    asked: PageAsked<'_>,
     chain: &domain::chain::ChainReport,
 ) -> Result<(v1::GetTimelineResponse, std::collections::BTreeSet<String>), Status> {
+    let PageAsked {
+        page_size,
+        event_types: asked_event_types,
+    } = asked;
     let next_page_token = if rows.len() > page_size as usize {
         rows.truncate(page_size as usize);
         let last = rows
@@ -110,6 +139,11 @@ pub(crate) fn timeline_page(
         let visible = visible_row(participant, reader, row, today)
             .map_err(|error| crate::store_errors::from_store(&error))?;
         if let Some((basis, row)) = visible {
+            // Kept only when shown as a type asked for: a stay shown to the IPS unit as
+            // `AvailabilityChanged` answers a filter on that type, not on its stored one.
+            if !asked_event_types.is_empty() && !asked_event_types.contains(&row.event_type) {
+                continue;
+            }
             bases.insert(basis.log_text());
             entries.push(entry(row)?);
         }
@@ -299,7 +333,10 @@ impl TimelineService for TimelineApi {
             participant_id,
             after_sequence,
             i64::from(page_size) + 1,
-            &filter,
+            &store::TimelineFilter {
+                event_types: fetched_event_types(&filter.event_types),
+                ..filter.clone()
+            },
         )
         .await
         .map_err(|error| crate::store_errors::from_store(&error))?;
@@ -309,7 +346,10 @@ impl TimelineService for TimelineApi {
             &reader,
             today,
             page.rows,
-            page_size,
+            PageAsked {
+                page_size,
+                event_types: &filter.event_types,
+            },
             &chain,
         )?;
         let request_record = TimelineRequestRecord {

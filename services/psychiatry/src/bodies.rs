@@ -3,7 +3,7 @@
 //! `service.rs` only hand these to [`rpc::AgencyEdge`]. The wire has no field for a diagnosis
 //! or a cause, so no body here can carry one.
 
-use domain::values::Availability;
+use domain::values::{Availability, CareForm};
 use domain::{EventBody, InputError};
 use proto::v1;
 use proto::wire::WireEnum;
@@ -59,6 +59,25 @@ pub fn change_availability(
 pub fn report_discharge_ready(request: &v1::DateRequest) -> Result<EventBody, InputError> {
     Ok(EventBody::DischargeReady {
         ready_on: required_date("date", &request.date)?,
+    })
+}
+
+/// `RecordInpatientAdmission`.
+pub fn record_inpatient_admission(
+    request: &v1::InpatientAdmissionRequest,
+) -> Result<EventBody, InputError> {
+    let care_form = CareForm::from_wire(request.care_form)
+        .map_err(|_| InputError::new("care_form", "must be voluntary or compulsory"))?;
+    Ok(EventBody::InpatientAdmitted {
+        admitted_on: required_date("admitted_on", &request.admitted_on)?,
+        care_form,
+    })
+}
+
+/// `RecordInpatientDischarge`.
+pub fn record_inpatient_discharge(request: &v1::DateRequest) -> Result<EventBody, InputError> {
+    Ok(EventBody::InpatientDischarged {
+        discharged_on: required_date("date", &request.date)?,
     })
 }
 
@@ -189,5 +208,49 @@ mod tests {
                 )
             );
         }
+    }
+
+    #[test]
+    fn an_admission_needs_its_day_and_a_care_form() {
+        let admission = |care_form: i32, admitted_on: &str| v1::InpatientAdmissionRequest {
+            write: None,
+            admitted_on: admitted_on.into(),
+            care_form,
+        };
+        assert_eq!(
+            record_inpatient_admission(&admission(v1::CareForm::Compulsory as i32, "2026-04-01")),
+            Ok(EventBody::InpatientAdmitted {
+                admitted_on: date("2026-04-01"),
+                care_form: CareForm::Compulsory,
+            })
+        );
+        assert_eq!(
+            failed(record_inpatient_admission(&admission(
+                v1::CareForm::Unspecified as i32,
+                "2026-04-01"
+            )))
+            .field,
+            "care_form"
+        );
+        assert_eq!(
+            failed(record_inpatient_admission(&admission(99, "2026-04-01"))).field,
+            "care_form"
+        );
+        assert_eq!(
+            failed(record_inpatient_admission(&admission(
+                v1::CareForm::Voluntary as i32,
+                ""
+            )))
+            .field,
+            "admitted_on"
+        );
+        assert_eq!(
+            failed(record_inpatient_discharge(&v1::DateRequest {
+                write: None,
+                date: String::new(),
+            }))
+            .field,
+            "date"
+        );
     }
 }

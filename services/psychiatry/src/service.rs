@@ -48,6 +48,21 @@ impl PsychiatryService for PsychiatryApi {
             .await
     }
 
+    async fn record_inpatient_admission(
+        &self,
+        request: Request<v1::InpatientAdmissionRequest>,
+    ) -> Reply {
+        self.edge
+            .write(request, bodies::record_inpatient_admission)
+            .await
+    }
+
+    async fn record_inpatient_discharge(&self, request: Request<v1::DateRequest>) -> Reply {
+        self.edge
+            .write(request, bodies::record_inpatient_discharge)
+            .await
+    }
+
     async fn correct_event(&self, request: Request<v1::CorrectEventRequest>) -> Reply {
         self.edge.write(request, bodies::correct_event).await
     }

@@ -6,12 +6,15 @@
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
 
-use super::{ActivityRecord, ActivityStatus, ConsentRecord, Lifecycle, Participant};
+use super::{
+    ActivityRecord, ActivityStatus, ConsentRecord, InpatientStay, Lifecycle, Participant,
+    SipDeadline,
+};
 use crate::envelope::Agency;
 use crate::events::EventBody;
 use crate::gates::{DecidedGate, GateDecision, GateDecisions, GateKind};
 use crate::ids::ActivityId;
-use crate::values::{DecisionOutcome, Period};
+use crate::values::{Availability, DecisionOutcome, Period};
 
 impl Participant {
     /// The state change an accepted body makes. Only assignment: every check was in `decide`.
@@ -261,6 +264,48 @@ impl Participant {
             EventBody::AvailabilityChanged { availability, from } => {
                 self.situation.availability = Some((availability, from))
             }
+            // An admission is unavailability through the one availability gate, whatever the
+            // care form: nothing outside psychiatry and social services may tell the forms
+            // apart, so no state but the stay itself depends on it. A running job is left alone.
+            EventBody::InpatientAdmitted {
+                admitted_on,
+                care_form,
+            } => {
+                self.situation.availability =
+                    Some((Availability::TemporarilyUnavailable, admitted_on));
+                let discharge_ready_on = self
+                    .inpatient_stay
+                    .as_ref()
+                    .and_then(|stay| stay.discharge_ready_on);
+                let admitted_on = self
+                    .inpatient_stay
+                    .as_ref()
+                    .map_or(admitted_on, |stay| stay.admitted_on.min(admitted_on));
+                self.inpatient_stay = Some(InpatientStay {
+                    admitted_on,
+                    care_form,
+                    discharge_ready_on,
+                });
+            }
+            EventBody::InpatientDischarged { discharged_on } => {
+                self.situation.availability = Some((Availability::Available, discharged_on));
+                self.inpatient_stay = None;
+            }
+            EventBody::DischargeReady { ready_on } => {
+                if let Some(stay) = self.inpatient_stay.as_mut() {
+                    stay.discharge_ready_on = Some(ready_on);
+                }
+                self.sip_deadline = Some(SipDeadline::after_notice(ready_on));
+            }
+            // A SIP held on or after the notice is the one it asked for.
+            EventBody::SipHeld { held_on } => {
+                if self
+                    .sip_deadline
+                    .is_some_and(|deadline| deadline.ready_on <= held_on)
+                {
+                    self.sip_deadline = None;
+                }
+            }
             // A correction re-states an earlier fact; where that fact is state, the corrected
             // values replace it (the activity, job hours, benefit, programme or status).
             EventBody::EventCorrected { corrected, .. } => {
@@ -273,7 +318,6 @@ impl Participant {
             | EventBody::FollowAlongContact { .. }
             | EventBody::FollowUpRecorded { .. }
             | EventBody::OutreachAttempted { .. }
-            | EventBody::SipHeld { .. }
             | EventBody::SipEstablished { .. }
             | EventBody::WaitingListPlaceOffered { .. }
             | EventBody::MedicalCertificateReceived { .. }
@@ -283,8 +327,7 @@ impl Participant {
             | EventBody::DisabilityCodingRegistered { .. }
             | EventBody::IpsReferralSent { .. }
             | EventBody::TreatmentTeamMeetingHeld { .. }
-            | EventBody::MedicalCertificateIssued { .. }
-            | EventBody::DischargeReady { .. } => {}
+            | EventBody::MedicalCertificateIssued { .. } => {}
         }
     }
 
@@ -342,7 +385,9 @@ impl Participant {
             | EventBody::BenefitRegistered { .. }
             | EventBody::ProgrammeAssigned { .. }
             | EventBody::SiusDecided { .. }
-            | EventBody::AvailabilityChanged { .. }) => self.assign(body, agency, occurred_on),
+            | EventBody::AvailabilityChanged { .. }
+            | EventBody::InpatientAdmitted { .. }
+            | EventBody::DischargeReady { .. }) => self.assign(body, agency, occurred_on),
             _ => {}
         }
     }

@@ -255,7 +255,16 @@ impl Participant {
             | EventBody::TreatmentTeamMeetingHeld { .. }
             | EventBody::MedicalCertificateIssued { .. }
             | EventBody::AvailabilityChanged { .. }
+            | EventBody::InpatientAdmitted { .. }
             | EventBody::DischargeReady { .. } => self.require_referred(),
+            EventBody::InpatientDischarged { discharged_on } => {
+                self.require_referred()?;
+                let stay = self
+                    .inpatient_stay
+                    .as_ref()
+                    .ok_or(RuleViolation::NoInpatientStay)?;
+                require_not_before(*discharged_on, stay.admitted_on)
+            }
             EventBody::BenefitEnded { benefit, ended_on } => {
                 self.require_referred()?;
                 let (_, period) = self

@@ -16,7 +16,7 @@ use crate::events::{ConsentParty, Outcome};
 use crate::gates::GateDecisions;
 use crate::ids::{ActivityId, ConsentId, EventId, ParticipantId, PersonId, ProgrammeId, UnitId};
 use crate::values::{
-    ActivityKind, Availability, BenefitKind, Period, SocialAssistanceStatus, Subsidy,
+    ActivityKind, Availability, BenefitKind, CareForm, Period, SocialAssistanceStatus, Subsidy,
 };
 
 /// How far after the previous entry's `recorded_at` the next one is stamped when the ledger
@@ -112,6 +112,60 @@ pub struct Situation {
     pub availability: Option<(Availability, NaiveDate)>,
 }
 
+/// An open psychiatric inpatient stay, as psychiatry recorded it: from the admission to the
+/// discharge, with the discharge-ready notice that belongs to it. Psychiatry's record; who may
+/// see what of it is decided in `domain::visibility` and `domain::entry_view`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InpatientStay {
+    /// First day of the stay.
+    pub admitted_on: NaiveDate,
+    /// Voluntary or compulsory (the latest admission of the stay: care can be converted).
+    pub care_form: CareForm,
+    /// The discharge-ready notice of this stay, once given.
+    pub discharge_ready_on: Option<NaiveDate>,
+}
+
+/// How many calendar days after a discharge-ready notice the SIP must be held by (DOMAIN.md §4).
+pub const SIP_DUE_WITHIN_DAYS: i64 = 3;
+
+/// Where the SIP owed after a discharge-ready notice stands on a business day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SipDeadlineStatus {
+    /// Not yet held, and the last day to hold it has not passed.
+    Due,
+    /// Not held by the last day.
+    Overdue,
+}
+
+/// The SIP owed after a discharge-ready notice, until `SipHeld` is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SipDeadline {
+    /// The discharge-ready notice's day.
+    pub ready_on: NaiveDate,
+    /// The last day the SIP may be held on (ready_on + 3 calendar days).
+    pub due_by: NaiveDate,
+}
+
+impl SipDeadline {
+    /// The deadline set by a notice on `ready_on`.
+    pub fn after_notice(ready_on: NaiveDate) -> Self {
+        Self {
+            ready_on,
+            due_by: ready_on + chrono::Duration::days(SIP_DUE_WITHIN_DAYS),
+        }
+    }
+
+    /// Due or overdue on business day `on`.
+    pub fn status_on(&self, on: NaiveDate) -> SipDeadlineStatus {
+        if on > self.due_by {
+            SipDeadlineStatus::Overdue
+        } else {
+            SipDeadlineStatus::Due
+        }
+    }
+}
+
 /// One granted consent and what has been withdrawn from it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsentRecord {
@@ -199,6 +253,12 @@ pub struct Participant {
     /// The latest system time stamped on any entry so far: the next entry is stamped after it.
     #[serde(default)]
     pub(super) last_recorded_at: Option<DateTime<Utc>>,
+    /// The open inpatient stay, if any.
+    #[serde(default)]
+    pub(super) inpatient_stay: Option<InpatientStay>,
+    /// The SIP owed after the latest discharge-ready notice, until one is held.
+    #[serde(default)]
+    pub(super) sip_deadline: Option<SipDeadline>,
 }
 
 impl Default for Participant {
@@ -217,6 +277,8 @@ impl Default for Participant {
             last_sequence: 0,
             last_hash: GENESIS_HASH.to_owned(),
             last_recorded_at: None,
+            inpatient_stay: None,
+            sip_deadline: None,
         }
     }
 }
@@ -240,6 +302,16 @@ impl Participant {
     /// The participant's recorded situation (benefits, programmes, availability...).
     pub fn situation(&self) -> &Situation {
         &self.situation
+    }
+
+    /// The open inpatient stay (psychiatry's record: not for other parties as such).
+    pub fn inpatient_stay(&self) -> Option<&InpatientStay> {
+        self.inpatient_stay.as_ref()
+    }
+
+    /// The SIP owed after a discharge-ready notice and not yet held, if any.
+    pub fn sip_deadline(&self) -> Option<SipDeadline> {
+        self.sip_deadline
     }
 
     /// The verdict recorded for `event_id`, if it was ever recorded.

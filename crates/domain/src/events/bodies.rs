@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::envelope::DataCategory;
 use crate::ids::{ActivityId, ConsentId, EventId, PersonId, ProgrammeId, UnitId};
 use crate::values::{
-    ActivityKind, Availability, BenefitKind, CounselledBenefit, DecisionOutcome, DischargeReason,
-    DisclosurePreference, EducationLevel, FollowUpStatus, JobEndReason, OutreachChannel, Period,
-    SocialAssistanceStatus, Subsidy,
+    ActivityKind, Availability, BenefitKind, CareForm, CounselledBenefit, DecisionOutcome,
+    DischargeReason, DisclosurePreference, EducationLevel, FollowUpStatus, JobEndReason,
+    OutreachChannel, Period, SocialAssistanceStatus, Subsidy,
 };
 
 /// Who referred the participant to IPS (aktualisering).
@@ -487,6 +487,20 @@ pub enum EventBody {
         availability: Availability,
         /// From which day.
         from: NaiveDate,
+    },
+    /// Admitted to psychiatric inpatient care. Outside psychiatry only its outward sign crosses
+    /// (temporarily unavailable, see `domain::entry_view`); the care form only to social
+    /// services.
+    InpatientAdmitted {
+        /// First day of the stay.
+        admitted_on: NaiveDate,
+        /// Voluntary or compulsory (LPT) care.
+        care_form: CareForm,
+    },
+    /// Discharged from inpatient care: the stay is over and the participant available again.
+    InpatientDischarged {
+        /// Last day of the stay.
+        discharged_on: NaiveDate,
     },
     /// Ready for discharge from inpatient care: a SIP is due within 3 days.
     DischargeReady {

@@ -56,6 +56,8 @@ impl EventBody {
             | EventBody::TreatmentTeamMeetingHeld { .. }
             | EventBody::MedicalCertificateIssued { .. }
             | EventBody::AvailabilityChanged { .. }
+            | EventBody::InpatientAdmitted { .. }
+            | EventBody::InpatientDischarged { .. }
             | EventBody::DischargeReady { .. } => Some(Agency::Psychiatry),
             EventBody::ParticipantReferred { .. }
             | EventBody::ReferralDeclined { .. }
@@ -151,6 +153,8 @@ impl EventBody {
             | EventBody::TreatmentTeamMeetingHeld { .. }
             | EventBody::MedicalCertificateIssued { .. }
             | EventBody::AvailabilityChanged { .. }
+            | EventBody::InpatientAdmitted { .. }
+            | EventBody::InpatientDischarged { .. }
             | EventBody::DischargeReady { .. } => DataCategory::HealthCoarse,
             EventBody::EventCorrected { corrected, .. } => corrected.data_category(agency),
         }

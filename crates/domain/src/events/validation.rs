@@ -54,6 +54,8 @@ impl EventBody {
             | EventBody::IpsReferralSent { .. }
             | EventBody::TreatmentTeamMeetingHeld { .. }
             | EventBody::AvailabilityChanged { .. }
+            | EventBody::InpatientAdmitted { .. }
+            | EventBody::InpatientDischarged { .. }
             | EventBody::DischargeReady { .. } => Ok(()),
             EventBody::IdentityProtected { allowed_readers } => {
                 if allowed_readers.is_empty() {
