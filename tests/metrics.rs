@@ -9,7 +9,7 @@ use testkit::{as_caller, Stack};
 
 /// Every family the ledger's endpoint serves, by name and type (what dashboards and alerts
 /// depend on; a rename must change this list on purpose).
-const LEDGER_FAMILIES: [(&str, &str); 16] = [
+const LEDGER_FAMILIES: [(&str, &str); 20] = [
     ("ips_ledger_events_accepted", "counter"),
     ("ips_ledger_events_rejected", "counter"),
     ("ips_ledger_redeliveries_ignored", "counter"),
@@ -21,9 +21,13 @@ const LEDGER_FAMILIES: [(&str, &str); 16] = [
     ("ips_ledger_handed_back_at_shutdown", "counter"),
     ("ips_ledger_applied_from_stream", "counter"),
     ("ips_ledger_order_reads", "counter"),
+    ("ips_ledger_pins_released", "counter"),
+    ("ips_ledger_pins_taken_over", "counter"),
     ("ips_ledger_store_unavailable_since_seconds", "gauge"),
     ("ips_ledger_consumer_pending", "gauge"),
     ("ips_ledger_consumer_ack_pending", "gauge"),
+    ("ips_ledger_ledgers_live", "gauge"),
+    ("ips_ledger_partitions_assigned", "gauge"),
     ("ips_access_log_entries", "counter"),
     ("ips_calls_refused", "counter"),
 ];

@@ -54,6 +54,19 @@ pub struct BusConfig {
     /// pulls long; shorter only risks a pin moving from a slow but live ledger, which the
     /// ledger's own ordering and the optimistic check make safe, not wrong.
     pub pinned_client_timeout_ms: u64,
+    /// How often each ledger announces itself on `<prefix>.ledger.presence.<consumer_name>`
+    /// (core NATS, nothing stored), so the ledgers know which of them are live and share the
+    /// partitions among themselves.
+    pub ledger_heartbeat_interval_ms: u64,
+    /// A ledger not heard from for this long is taken as gone: the others share out its
+    /// partitions and release its pins at once instead of waiting `pinned_client_timeout_ms`.
+    /// Taking a live but silent ledger for gone only moves pins (safe, as above).
+    pub ledger_presumed_gone_after_ms: u64,
+    /// How often a ledger works out which partitions are its share. Partitions move only when
+    /// the set of live ledgers is the same at two evaluations in a row (a ledger whose
+    /// heartbeats come and go does not make the pins thrash); a ledger that says goodbye at
+    /// shutdown is let go at the next evaluation.
+    pub rebalance_interval_ms: u64,
     /// How long the server waits for an ack before redelivering.
     pub ack_wait_ms: u64,
     /// Deliveries after which the server stops redelivering. The ledger parks a message well
@@ -87,6 +100,9 @@ impl Default for BusConfig {
             partitions: 8,
             consumer_name: "ledger".into(),
             pinned_client_timeout_ms: 10_000,
+            ledger_heartbeat_interval_ms: 1_000,
+            ledger_presumed_gone_after_ms: 3_500,
+            rebalance_interval_ms: 2_000,
             ack_wait_ms: 30_000,
             max_deliver: 100,
             park_after_deliveries: 20,
@@ -174,6 +190,21 @@ impl BusConfig {
             (1_000..=600_000).contains(&self.pinned_client_timeout_ms),
             "pinned_client_timeout_ms",
             "must be between 1000 and 600000",
+        )?;
+        require(
+            (50..=60_000).contains(&self.ledger_heartbeat_interval_ms),
+            "ledger_heartbeat_interval_ms",
+            "must be between 50 and 60000",
+        )?;
+        require(
+            self.ledger_presumed_gone_after_ms >= 3 * self.ledger_heartbeat_interval_ms,
+            "ledger_presumed_gone_after_ms",
+            "must be at least three ledger_heartbeat_interval_ms, so two lost heartbeats move nothing",
+        )?;
+        require(
+            (100..=600_000).contains(&self.rebalance_interval_ms),
+            "rebalance_interval_ms",
+            "must be between 100 and 600000",
         )?;
         require(
             self.duplicate_window_ms >= 1_000,
@@ -293,6 +324,14 @@ mod tests {
             Err("pinned_client_timeout_ms"),
         );
         check(|config| config.stream_replicas = 0, Err("stream_replicas"));
+        check(
+            |config| config.ledger_presumed_gone_after_ms = 2_000,
+            Err("ledger_presumed_gone_after_ms"),
+        );
+        check(
+            |config| config.rebalance_interval_ms = 50,
+            Err("rebalance_interval_ms"),
+        );
         check(
             |config| config.nats_url = "nats://127.0.0.1:4251,127.0.0.1:4252".into(),
             Err("nats_url"),

@@ -96,6 +96,16 @@ impl Delivery {
         self.consumer_sequence
     }
 
+    /// The pin this delivery came under (`Nats-Pin-Id`): the server's id of the pull stream
+    /// that holds the partition, which that ledger names when it releases the pin.
+    pub fn pin_id(&self) -> Option<&str> {
+        self.message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get_last(async_nats::header::NATS_PIN_ID))
+            .map(|value| value.as_str())
+    }
+
     /// How many times the server has delivered it, this time included; at least 1.
     pub fn delivered_count(&self) -> i64 {
         self.delivered_count
@@ -190,6 +200,8 @@ pub struct ConsumerState {
 /// One partition's durable pull consumer.
 pub struct IngestConsumer {
     consumer: consumer::Consumer<consumer::pull::Config>,
+    stream: jetstream::stream::Stream,
+    consumer_name: String,
     partition: u32,
     fetch_batch_size_max: usize,
     fetch_wait: Duration,
@@ -207,6 +219,8 @@ impl IngestConsumer {
         let consumer = setup::ensure_consumer(&stream, config, partition).await?;
         Ok(Self {
             consumer,
+            stream,
+            consumer_name: setup::partition_consumer_name(config, partition),
             partition,
             fetch_batch_size_max: config.fetch_batch_size_max,
             fetch_wait: Duration::from_millis(config.fetch_wait_ms),
@@ -254,6 +268,40 @@ impl IngestConsumer {
             deadline: tokio::time::Instant::now() + self.fetch_wait + PULL_EXPIRY_MARGIN,
             past_deadline: false,
         })
+    }
+
+    /// The pin id of the pull stream the server has pinned the partition to, if any.
+    pub async fn pinned_client_id(&mut self) -> Result<Option<String>, BusError> {
+        let info = self
+            .consumer
+            .info()
+            .await
+            .map_err(|error| BusError::Unavailable(error.to_string()))?;
+        Ok(info
+            .priority_groups
+            .iter()
+            .find(|group| group.group == setup::LEDGER_PRIORITY_GROUP)
+            .and_then(|group| group.pinned_client_id.clone()))
+    }
+
+    /// Releases the partition's pin, whoever holds it: the server pins the next pull request
+    /// that names no pin (a waiting ledger's), and answers the old holder's pending pull with
+    /// 423, so its pull stream stops receiving.
+    pub async fn unpin(&self) -> Result<(), BusError> {
+        self.stream
+            .unpin_consumer(&self.consumer_name, setup::LEDGER_PRIORITY_GROUP)
+            .await
+            .map_err(|error| BusError::Unavailable(error.to_string()))
+    }
+
+    /// Releases the pin if `held_pin_id` still holds it (another ledger may have been pinned
+    /// meanwhile, and is left alone). Returns whether it released it.
+    pub async fn release_pin(&mut self, held_pin_id: &str) -> Result<bool, BusError> {
+        if self.pinned_client_id().await?.as_deref() != Some(held_pin_id) {
+            return Ok(false);
+        }
+        self.unpin().await?;
+        Ok(true)
     }
 
     /// The consumer's progress as the server sees it.

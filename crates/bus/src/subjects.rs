@@ -94,6 +94,12 @@ impl Subjects {
         Some((agency, participant_id))
     }
 
+    /// Where the ledgers reading through the consumers named `consumer_name` announce that they
+    /// are live (and say goodbye), to share the partitions. Outside the stream's subjects.
+    pub fn ledger_presence(&self, consumer_name: &str) -> String {
+        format!("{}.ledger.presence.{consumer_name}", self.prefix)
+    }
+
     /// Where the ledger announces its verdict on one event that `agency` published.
     pub fn verdict(&self, agency: Agency, event_id: EventId) -> String {
         format!("{}.verdict.{}.{}", self.prefix, agency.token(), event_id)

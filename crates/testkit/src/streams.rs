@@ -21,6 +21,10 @@ pub fn unique_bus_config() -> bus::BusConfig {
         partitions: 4,
         // A dead test ledger's partitions move within seconds (the floor for fetch_wait_ms 200).
         pinned_client_timeout_ms: 1_500,
+        // Ledgers see each other (and each other's absence) within a second.
+        ledger_heartbeat_interval_ms: 200,
+        ledger_presumed_gone_after_ms: 1_000,
+        rebalance_interval_ms: 300,
         ..bus::BusConfig::default()
     }
 }

@@ -39,6 +39,14 @@ pub struct IngestCounters {
     pub consumer_pending: U64Gauge,
     /// Messages delivered and not yet acked (sampled).
     pub consumer_ack_pending: U64Gauge,
+    /// Live ledgers sharing the partitions, this one included, as this one last applied it.
+    pub ledgers_live: U64Gauge,
+    /// Partitions that are this ledger's share (it pulls only these).
+    pub partitions_assigned: U64Gauge,
+    /// Pins this ledger released: partitions that left its share, and its pins at shutdown.
+    pub pins_released: Counter,
+    /// Pins of a vanished ledger this ledger released to take its partitions at once.
+    pub pins_taken_over: Counter,
     /// Earlier messages read from the stream and applied ahead of their own redelivery.
     pub applied_from_stream: Counter,
     /// Deliveries preceded by a read of the participant's earlier messages from the stream.
@@ -50,7 +58,7 @@ impl IngestCounters {
     /// without `_total`: the OpenMetrics encoder appends it to the sample (so the scrape shows
     /// `ips_ledger_events_accepted_total`), and the help text gets its closing full stop there.
     pub fn register(&self, registry: &mut Registry) {
-        let counters: [(&str, &str, &Counter); 11] = [
+        let counters: [(&str, &str, &Counter); 13] = [
             (
                 "ips_ledger_events_accepted",
                 "Submissions recorded as accepted",
@@ -106,11 +114,21 @@ impl IngestCounters {
                 "Deliveries preceded by a read of the participant's earlier messages from the stream (after a restart, a nak, or another client's delivery)",
                 &self.order_reads,
             ),
+            (
+                "ips_ledger_pins_released",
+                "Partition pins this ledger released (a partition leaving its share, or at shutdown)",
+                &self.pins_released,
+            ),
+            (
+                "ips_ledger_pins_taken_over",
+                "Partition pins of a ledger gone silent that this ledger released to take its partitions",
+                &self.pins_taken_over,
+            ),
         ];
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());
         }
-        let gauges: [(&str, &str, &U64Gauge); 3] = [
+        let gauges: [(&str, &str, &U64Gauge); 5] = [
             (
                 "ips_ledger_store_unavailable_since_seconds",
                 "Unix time the current store outage began; 0 while the store answers",
@@ -125,6 +143,16 @@ impl IngestCounters {
                 "ips_ledger_consumer_ack_pending",
                 "Messages delivered and not yet acked",
                 &self.consumer_ack_pending,
+            ),
+            (
+                "ips_ledger_ledgers_live",
+                "Live ledgers sharing the partitions, this one included",
+                &self.ledgers_live,
+            ),
+            (
+                "ips_ledger_partitions_assigned",
+                "Partitions that are this ledger's share",
+                &self.partitions_assigned,
             ),
         ];
         for (name, help, gauge) in gauges {

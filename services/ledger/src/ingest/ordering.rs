@@ -76,6 +76,9 @@ pub(crate) struct PartitionOrder {
     pub(crate) pending: AtomicU64,
     /// The partition's messages delivered and not yet acked, as last sampled (for metrics).
     pub(crate) ack_pending: AtomicU64,
+    /// Deliveries of this partition handed to the lanes and not yet finished by them: a
+    /// partition leaving this ledger's share is released only once this is 0.
+    pub(crate) in_flight: AtomicU64,
 }
 
 /// One [`PartitionOrder`] per partition, found by a delivery's stored subject.
