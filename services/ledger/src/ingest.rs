@@ -22,8 +22,10 @@
 //! that into `AggregateConflict`, which is retried after reloading.
 //!
 //! Partitions: the stream stores each event under its participant's partition, and each
-//! partition has its own pinned consumer (`bus::ingest`), so several ledgers share the work and
-//! one takes over a partition when its owner stops pulling. The pin is not the ordering
+//! partition has its own pinned consumer (`bus::ingest`). The live ledgers share the partitions
+//! out among themselves ([`sharing`]): each pulls only its share, releases (unpins) a partition
+//! that leaves it once its deliveries are finished, and releases its pins at shutdown after
+//! draining, so the next owner takes over at once rather than after the pin's timeout. The pin is not the ordering
 //! guarantee (an old owner's unacked messages come back after `ack_wait`, behind newer ones, and
 //! a paused old owner can wake and commit): the stream read above and the optimistic check are.
 //! A new owner sees a gap in its partition's consumer sequence, which makes it read until a
@@ -43,13 +45,15 @@
 //! `drain_timeout_ms`, so a lane wedged by an outage cannot keep the process alive.
 //!
 //! The parts: `counters` (what an operator reads), `ordering` (lanes and the order watermark),
-//! `applier` (one delivery, from decoding to ack or park), `run` (the puller, the lanes and the
+//! `applier` (one delivery, from decoding to ack or park), `sharing` (who is live and which
+//! partitions are this ledger's), `run` (the pullers, the lanes, releasing partitions and the
 //! drain at shutdown).
 
 mod applier;
 mod counters;
 mod ordering;
 mod run;
+pub mod sharing;
 
 pub use applier::Applier;
 pub use counters::{IngestCounters, U64Gauge};

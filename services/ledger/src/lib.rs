@@ -161,7 +161,24 @@ pub async fn start(
     });
 
     let mut tasks = JoinSet::new();
-    tasks.spawn(ingest::run(consumers, applier, shutdown.clone()));
+    let (share, share_receiver) =
+        watch::channel(ingest::sharing::Share::everything(config.bus.partitions));
+    tasks.spawn(ingest::sharing::run(
+        client.clone(),
+        subjects.ledger_presence(&config.bus.consumer_name),
+        uuid::Uuid::new_v4(),
+        config.bus.partitions,
+        ingest::sharing::SharingTimings::of(&config.bus),
+        counters.clone(),
+        share,
+        shutdown.clone(),
+    ));
+    tasks.spawn(ingest::run(
+        consumers,
+        applier,
+        share_receiver,
+        shutdown.clone(),
+    ));
     tasks.spawn(status_responder::run(
         client.clone(),
         subjects,

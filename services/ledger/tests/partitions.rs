@@ -1,6 +1,8 @@
 //! Several ledgers share the stream's partitions: at any moment one applies a partition (its
-//! consumer pins one ledger's pull stream), and when that ledger dies its partitions move to a
-//! waiting one after `pinned_client_timeout_ms`. Whatever moves, every participant's events are
+//! consumer pins one ledger's pull stream), the live ledgers share the partitions out so each
+//! applies some, a ledger that joins takes its share from the others, and when a ledger dies
+//! or stops its partitions move to the others (a stopped one releases its pins, so that takes
+//! far less than `pinned_client_timeout_ms`). Whatever moves, every participant's events are
 //! stored in stream order, each once.
 //!
 //! A ledger is "killed" by dropping it in-process without a shutdown: its tasks are aborted
@@ -20,8 +22,12 @@ use domain::{
 };
 use testkit::TestDatabase;
 
-/// Participants per test: enough that every one of the test's partitions has several.
-const PARTICIPANTS: usize = 16;
+/// Participants per test: enough that every one of the test's partitions has several (so each
+/// ledger's share has traffic).
+const PARTICIPANTS: usize = 64;
+
+/// How long the ledgers may take to learn of each other and share the partitions out.
+const SHARED_WITHIN: Duration = Duration::from_secs(15);
 
 /// How long the test waits for everything published to be stored: a few pin timeouts.
 const STORED_WITHIN: Duration = Duration::from_secs(30);
@@ -62,10 +68,14 @@ struct Ledgers {
 }
 
 impl Ledgers {
-    /// Starts `count` ledgers at once, so the server pins partitions to whichever pulls first.
+    /// Starts `count` ledgers at once.
     async fn start(count: usize) -> anyhow::Result<Self> {
+        Self::start_on(count, testkit::unique_bus_config()).await
+    }
+
+    /// Starts `count` ledgers at once on a stream of `bus_config`.
+    async fn start_on(count: usize, bus_config: bus::BusConfig) -> anyhow::Result<Self> {
         let database = TestDatabase::create().await?;
-        let bus_config = testkit::unique_bus_config();
         // Migrations and the stream's creation once, before the ledgers race to pull.
         let client = bus::connect(&bus_config, "partitions-test").await?;
         bus::IngestConsumer::open_all(client.clone(), &bus_config).await?;
@@ -104,6 +114,41 @@ impl Ledgers {
                 .entry(*participant_id)
                 .or_default()
                 .push((submission.envelope.event_id, receipt.stream_sequence));
+        }
+        Ok(())
+    }
+
+    /// Starts one more ledger on the same database and stream.
+    async fn add(&mut self) -> anyhow::Result<()> {
+        let config = testkit::ledger_config(&self.database, &self.bus_config);
+        let (shutdown, receiver) = tokio::sync::watch::channel(false);
+        let ledger = ledger::start(config, Arc::new(ledger::clock::SystemClock), receiver).await?;
+        self.running.push(Some((ledger, shutdown)));
+        Ok(())
+    }
+
+    /// Whether every running ledger knows all the others and their shares cover the partitions.
+    fn shared(&self) -> bool {
+        let live: Vec<&ledger::RunningLedger> =
+            self.running.iter().flatten().map(|(ledger, _)| ledger).collect();
+        let assigned: u64 = live
+            .iter()
+            .map(|ledger| ledger.counters.partitions_assigned.get())
+            .sum();
+        live.iter()
+            .all(|ledger| ledger.counters.ledgers_live.get() == live.len() as u64)
+            && assigned == u64::from(self.bus_config.partitions)
+    }
+
+    /// Waits until [`Self::shared`].
+    async fn wait_until_shared(&self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while !self.shared() {
+            anyhow::ensure!(
+                started.elapsed() < SHARED_WITHIN,
+                "the ledgers did not share the partitions out within {SHARED_WITHIN:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
         Ok(())
     }
@@ -172,6 +217,20 @@ impl Ledgers {
         Ok(())
     }
 
+    /// Stops ledger `index` gracefully: it finishes what it holds and releases its pins.
+    async fn stop_one(&mut self, index: usize) {
+        if let Some((ledger, shutdown)) = self.running.get_mut(index).and_then(Option::take) {
+            let _ = shutdown.send(true);
+            ledger.wait().await;
+        }
+    }
+
+    fn participants(count: usize) -> Vec<ParticipantId> {
+        (0..count)
+            .map(|_| ParticipantId(uuid::Uuid::new_v4()))
+            .collect()
+    }
+
     /// Drops ledger `index` without a shutdown (see the file's opening comment).
     fn kill(&mut self, index: usize) {
         if let Some(slot) = self.running.get_mut(index) {
@@ -189,14 +248,14 @@ impl Ledgers {
     }
 }
 
-/// Publishes a round before and after killing the ledger that applied most (it owns at least
-/// one partition), and checks that the others take its partitions over.
+/// Publishes a round before and after killing the ledger that applied most, once the ledgers
+/// have shared the partitions out (each applies some), and checks that the others take its
+/// partitions over.
 async fn a_killed_ledgers_partitions_move(ledger_count: usize) -> anyhow::Result<()> {
     let mut ledgers = Ledgers::start(ledger_count).await?;
+    ledgers.wait_until_shared().await?;
     let pool = ledgers.database.pool().await?;
-    let participants: Vec<ParticipantId> = (0..PARTICIPANTS)
-        .map(|_| ParticipantId(uuid::Uuid::new_v4()))
-        .collect();
+    let participants = Ledgers::participants(PARTICIPANTS);
     let partitions_used: BTreeSet<u32> = participants
         .iter()
         .map(|participant_id| testkit::partition_of(*participant_id, ledgers.bus_config.partitions))
@@ -212,6 +271,10 @@ async fn a_killed_ledgers_partitions_move(ledger_count: usize) -> anyhow::Result
     let before = ledgers.accepted();
     let total_before: u64 = before.iter().flatten().sum();
     assert_eq!(total_before, u64::try_from(ledgers.published_count())?);
+    assert!(
+        before.iter().flatten().all(|accepted| *accepted > 0),
+        "every ledger applied its share: accepted per ledger {before:?}"
+    );
     let (victim, victim_accepted) = before
         .iter()
         .enumerate()
@@ -261,6 +324,97 @@ async fn two_ledgers_share_the_partitions_and_a_killed_ones_move() -> anyhow::Re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_ledgers_share_the_partitions_and_a_killed_ones_move() -> anyhow::Result<()> {
     a_killed_ledgers_partitions_move(3).await
+}
+
+/// A ledger that joins while events flow takes its share: the ledger that applied everything
+/// releases partitions mid-stream (deliveries in flight), and still every participant's events
+/// are stored once each, in stream order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_ledger_takes_its_share_under_load() -> anyhow::Result<()> {
+    let mut ledgers = Ledgers::start(1).await?;
+    ledgers.wait_until_shared().await?;
+    let pool = ledgers.database.pool().await?;
+    let participants = Ledgers::participants(PARTICIPANTS);
+    ledgers.publish_round(&participants, referral).await?;
+    ledgers.add().await?;
+    // Rounds keep coming while the partitions move (a round of publishes takes a fraction of
+    // the sharing's evaluation interval, so several land mid-move).
+    ledgers.publish_round(&participants, enrolment).await?;
+    let started = Instant::now();
+    while !ledgers.shared() {
+        anyhow::ensure!(started.elapsed() < SHARED_WITHIN, "no sharing within {SHARED_WITHIN:?}");
+        ledgers.publish_round(&participants, consent).await?;
+    }
+    ledgers.publish_round(&participants, consent).await?;
+    ledgers.publish_round(&participants, consent).await?;
+    ledgers.wait_until_all_stored(&pool).await?;
+    let accepted = ledgers.accepted();
+    eprintln!("a ledger joined: accepted per ledger {accepted:?}");
+    ledgers.assert_stored_in_stream_order_once(&pool).await?;
+    assert!(
+        accepted.iter().flatten().all(|accepted| *accepted > 0),
+        "the joining ledger applied its share: {accepted:?}"
+    );
+    let first = &ledgers.running[0].as_ref().expect("running").0;
+    assert!(first.counters.pins_released.get() > 0, "the first ledger released partitions");
+    for (ledger, _) in ledgers.running.iter().flatten() {
+        assert_eq!(ledger.counters.rejected.get(), 0);
+    }
+    pool.close().await;
+    ledgers.stop().await;
+    Ok(())
+}
+
+/// A ledger stopped gracefully finishes what it holds and releases its pins, so the other
+/// takes its partitions over at once: far sooner than the pin's timeout, which is made long
+/// here so that waiting for it would fail the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_ledgers_partitions_move_without_waiting_for_the_pin_timeout(
+) -> anyhow::Result<()> {
+    let pinned_client_timeout = Duration::from_secs(30);
+    let bus_config = bus::BusConfig {
+        pinned_client_timeout_ms: u64::try_from(pinned_client_timeout.as_millis())?,
+        ..testkit::unique_bus_config()
+    };
+    let mut ledgers = Ledgers::start_on(2, bus_config).await?;
+    ledgers.wait_until_shared().await?;
+    let pool = ledgers.database.pool().await?;
+    let participants = Ledgers::participants(PARTICIPANTS);
+    ledgers.publish_round(&participants, referral).await?;
+    ledgers.publish_round(&participants, enrolment).await?;
+    ledgers.wait_until_all_stored(&pool).await?;
+    let before = ledgers.accepted();
+    assert!(
+        before.iter().flatten().all(|accepted| *accepted > 0),
+        "both ledgers hold partitions (so the stopped one has pins to release): {before:?}"
+    );
+
+    // Published while it still runs, so it stops with deliveries in hand.
+    ledgers.publish_round(&participants, consent).await?;
+    let stopped_at = Instant::now();
+    let stopped = ledgers.running[0].as_ref().expect("running").0.counters.clone();
+    ledgers.stop_one(0).await;
+    ledgers.publish_round(&participants, consent).await?;
+    ledgers.wait_until_all_stored(&pool).await?;
+    let moved_within = stopped_at.elapsed();
+    eprintln!(
+        "a stopped ledger's partitions moved within {moved_within:?} (pin timeout \
+         {pinned_client_timeout:?}); accepted before {before:?}, after {:?}",
+        ledgers.accepted()
+    );
+    assert!(stopped.pins_released.get() > 0, "the stopped ledger released its pins");
+    assert!(
+        moved_within < pinned_client_timeout / 4,
+        "everything stored {moved_within:?} after a graceful stop: the pins were not released \
+         (the timeout is {pinned_client_timeout:?})"
+    );
+    ledgers.assert_stored_in_stream_order_once(&pool).await?;
+    for (ledger, _) in ledgers.running.iter().flatten() {
+        assert_eq!(ledger.counters.rejected.get(), 0);
+    }
+    pool.close().await;
+    ledgers.stop().await;
+    Ok(())
 }
 
 /// The stream stores each event under the partition `partition(N, participant)` gives it (the
