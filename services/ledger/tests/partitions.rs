@@ -129,8 +129,12 @@ impl Ledgers {
 
     /// Whether every running ledger knows all the others and their shares cover the partitions.
     fn shared(&self) -> bool {
-        let live: Vec<&ledger::RunningLedger> =
-            self.running.iter().flatten().map(|(ledger, _)| ledger).collect();
+        let live: Vec<&ledger::RunningLedger> = self
+            .running
+            .iter()
+            .flatten()
+            .map(|(ledger, _)| ledger)
+            .collect();
         let assigned: u64 = live
             .iter()
             .map(|ledger| ledger.counters.partitions_assigned.get())
@@ -342,7 +346,10 @@ async fn a_joining_ledger_takes_its_share_under_load() -> anyhow::Result<()> {
     ledgers.publish_round(&participants, enrolment).await?;
     let started = Instant::now();
     while !ledgers.shared() {
-        anyhow::ensure!(started.elapsed() < SHARED_WITHIN, "no sharing within {SHARED_WITHIN:?}");
+        anyhow::ensure!(
+            started.elapsed() < SHARED_WITHIN,
+            "no sharing within {SHARED_WITHIN:?}"
+        );
         ledgers.publish_round(&participants, consent).await?;
     }
     ledgers.publish_round(&participants, consent).await?;
@@ -356,7 +363,10 @@ async fn a_joining_ledger_takes_its_share_under_load() -> anyhow::Result<()> {
         "the joining ledger applied its share: {accepted:?}"
     );
     let first = &ledgers.running[0].as_ref().expect("running").0;
-    assert!(first.counters.pins_released.get() > 0, "the first ledger released partitions");
+    assert!(
+        first.counters.pins_released.get() > 0,
+        "the first ledger released partitions"
+    );
     for (ledger, _) in ledgers.running.iter().flatten() {
         assert_eq!(ledger.counters.rejected.get(), 0);
     }
@@ -392,7 +402,12 @@ async fn a_stopped_ledgers_partitions_move_without_waiting_for_the_pin_timeout(
     // Published while it still runs, so it stops with deliveries in hand.
     ledgers.publish_round(&participants, consent).await?;
     let stopped_at = Instant::now();
-    let stopped = ledgers.running[0].as_ref().expect("running").0.counters.clone();
+    let stopped = ledgers.running[0]
+        .as_ref()
+        .expect("running")
+        .0
+        .counters
+        .clone();
     ledgers.stop_one(0).await;
     ledgers.publish_round(&participants, consent).await?;
     ledgers.wait_until_all_stored(&pool).await?;
@@ -402,7 +417,10 @@ async fn a_stopped_ledgers_partitions_move_without_waiting_for_the_pin_timeout(
          {pinned_client_timeout:?}); accepted before {before:?}, after {:?}",
         ledgers.accepted()
     );
-    assert!(stopped.pins_released.get() > 0, "the stopped ledger released its pins");
+    assert!(
+        stopped.pins_released.get() > 0,
+        "the stopped ledger released its pins"
+    );
     assert!(
         moved_within < pinned_client_timeout / 4,
         "everything stored {moved_within:?} after a graceful stop: the pins were not released \

@@ -266,9 +266,13 @@ async fn measure_ceilings(
         bench::ceilings::events_table_insert(url, &templates, 8, 100, time).await?;
     let cqrs_es_eight_tasks = bench::ceilings::cqrs_es_append(url, payload_bytes, 8, time).await?;
     scratch.drop_database().await;
-    let publish_one_at_a_time =
-        bench::ceilings::jetstream_publish_project_stream(&stack.bus_config, payload_bytes, 1, time)
-            .await?;
+    let publish_one_at_a_time = bench::ceilings::jetstream_publish_project_stream(
+        &stack.bus_config,
+        payload_bytes,
+        1,
+        time,
+    )
+    .await?;
     let publish_concurrent = bench::ceilings::jetstream_publish_project_stream(
         &stack.bus_config,
         payload_bytes,
@@ -498,7 +502,10 @@ async fn probe(
     let (publish, publish_latencies) = &ceilings.publish_concurrent;
     println!(
         "    {:<58}: {:>8.0} msgs/s (p50 {:.2} ms)",
-        format!("JetStream publish, project stream settings, {} in flight", settings.clients),
+        format!(
+            "JetStream publish, project stream settings, {} in flight",
+            settings.clients
+        ),
         publish.rate(),
         milliseconds(percentile(publish_latencies, 50.0))
     );
@@ -539,22 +546,21 @@ async fn probe(
         "≥ 0.5×",
     );
     ratio_line(
-        &format!(
-            "÷ JetStream publish, {} in flight",
-            settings.clients
-        ),
+        &format!("÷ JetStream publish, {} in flight", settings.clients),
         path_rate,
         ceilings.publish_concurrent.0.rate(),
         "none; the bus's own ceiling",
     );
     match peak_rss {
-        Some(bytes) => println!(
+        Some(bytes) => {
+            println!(
             "    peak RSS {} the whole path: {:.0} MB — the probe process, which runs the ledger \
              in-process with the four agency services and the clients, so an upper bound on the \
              ledger's (target for the ledger ≤ 200 MB)",
             if peak_reset { "during" } else { "up to the end of" },
             bytes as f64 / 1e6
-        ),
+        )
+        }
         None => println!("    peak RSS: not readable here"),
     }
 

@@ -167,10 +167,7 @@ impl Router<'_> {
                 self.held_pin_id = Some(pin_id.to_owned());
             }
         }
-        let order = self
-            .applier
-            .partition_orders
-            .get(self.partition as usize);
+        let order = self.applier.partition_orders.get(self.partition as usize);
         // Before the lane sees it, so its check already counts this delivery.
         self.contiguity.observe(
             delivery.consumer_sequence(),
@@ -178,7 +175,11 @@ impl Router<'_> {
             delivery.delivered_count() <= 1,
             &order.order_watermark,
         );
-        let lane = lane_of(&self.applier.subjects, delivery.subject(), self.senders.len());
+        let lane = lane_of(
+            &self.applier.subjects,
+            delivery.subject(),
+            self.senders.len(),
+        );
         // A full lane (wedged by an outage) must not keep the puller from stopping.
         tokio::select! {
             permit = self.senders[lane].reserve() => match permit {
@@ -203,10 +204,7 @@ impl Router<'_> {
         drain_timeout: Duration,
         stopping: &mut watch::Receiver<bool>,
     ) {
-        let order = self
-            .applier
-            .partition_orders
-            .get(self.partition as usize);
+        let order = self.applier.partition_orders.get(self.partition as usize);
         let finished = tokio::time::timeout(drain_timeout, async {
             while order.in_flight.load(Ordering::SeqCst) > 0 {
                 tokio::time::sleep(IN_FLIGHT_POLL_INTERVAL).await;
@@ -229,7 +227,11 @@ impl Router<'_> {
                 if released {
                     self.applier.counters.pins_released.inc();
                 }
-                tracing::info!(partition = self.partition, released, "partition left this ledger's share");
+                tracing::info!(
+                    partition = self.partition,
+                    released,
+                    "partition left this ledger's share"
+                );
             }
             Err(error) => {
                 tracing::warn!(%error, partition = self.partition, "could not release the pin; it lapses after pinned_client_timeout_ms")
@@ -278,7 +280,9 @@ async fn pull_partition(
         if take_over {
             // Its owner vanished without releasing it; nobody else will.
             match consumer.unpin().await {
-                Ok(()) => applier.counters.pins_taken_over.inc(),
+                Ok(()) => {
+                    applier.counters.pins_taken_over.inc();
+                }
                 Err(error) => {
                     tracing::warn!(%error, partition, "could not release a vanished ledger's pin; it lapses after pinned_client_timeout_ms")
                 }
@@ -292,7 +296,9 @@ async fn pull_partition(
                 // what they hold and retry themselves. The pull stream is closed meanwhile and
                 // this ledger stops announcing itself, so the others take its partitions.
                 if share.has_changed().unwrap_or(false) && !share.borrow().owns(partition) {
-                    router.release(&mut consumer, drain_timeout, &mut stopping).await;
+                    router
+                        .release(&mut consumer, drain_timeout, &mut stopping)
+                        .await;
                     continue 'share;
                 }
                 tokio::time::sleep(PULL_PAUSE_WHILE_STORE_UNAVAILABLE).await;

@@ -154,14 +154,19 @@ fn share_of(
 ) -> Share {
     let owners_before = assign(before, partitions);
     let owners_after = assign(after, partitions);
-    let owned: Vec<bool> = owners_after.iter().map(|owner| *owner == Some(me)).collect();
+    let owned: Vec<bool> = owners_after
+        .iter()
+        .map(|owner| *owner == Some(me))
+        .collect();
     let take_over = owners_before
         .iter()
         .zip(&owned)
         .map(|(previous, &owned)| {
             owned
                 && previous.is_some_and(|previous| {
-                    previous != me && !after.contains(&previous) && !said_goodbye.contains(&previous)
+                    previous != me
+                        && !after.contains(&previous)
+                        && !said_goodbye.contains(&previous)
                 })
         })
         .collect();
@@ -244,7 +249,13 @@ pub async fn run(
                 true
             }
             _ = rebalance.tick() => false,
-            _ = shutdown.wait_for(|stop| *stop) => {
+            () = async {
+                // A sender gone without asking to stop (the ledger dropped, as a crash) is no
+                // goodbye: the others must find this ledger silent.
+                if shutdown.wait_for(|stop| *stop).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            } => {
                 announce(true).await;
                 // The goodbye must leave before the connection may close.
                 let _ = client.flush().await;
@@ -373,7 +384,10 @@ mod tests {
                 vanished.owned[partition] && owners_before[partition] == Some(ids[2]),
                 "partition {partition}"
             );
-            assert!(!goodbye.take_over[partition], "a goodbye released its own pins");
+            assert!(
+                !goodbye.take_over[partition],
+                "a goodbye released its own pins"
+            );
         }
     }
 }
