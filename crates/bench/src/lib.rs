@@ -289,7 +289,7 @@ pub mod ceilings {
                     jetstream
                         .send_publish(
                             subject,
-                            async_nats::jetstream::context::Publish::build()
+                            async_nats::jetstream::message::PublishMessage::build()
                                 .payload(payload.clone())
                                 .message_id(uuid::Uuid::new_v4().to_string()),
                         )
@@ -366,7 +366,8 @@ pub mod ceilings {
 
     /// The aggregate of [`cqrs_es_append`]: no rules, only an event count.
     mod bare {
-        use cqrs_es::{Aggregate, DomainEvent, EventSink};
+        use cqrs_es::event_sink::EventSink;
+        use cqrs_es::{Aggregate, DomainEvent};
         use serde::{Deserialize, Serialize};
 
         #[derive(Debug, Default, Serialize, Deserialize)]
