@@ -36,6 +36,13 @@ const EVENTS_PER_PARTICIPANT: usize = 10;
 /// Stored rows sampled as the ceilings' templates.
 const TEMPLATE_ROWS: i64 = 200;
 
+/// How long an open-loop write may take to show in GetTimeline before it counts as failed.
+const OPEN_LOOP_VISIBLE_WITHIN: Duration = Duration::from_secs(60);
+
+/// Pause between GetTimeline reads of a write not yet visible (each read already waits for
+/// its `min_sequence` up to the ledger's read-your-writes bound).
+const OPEN_LOOP_READ_RETRY_PAUSE: Duration = Duration::from_millis(5);
+
 /// gRPC connections the open-loop load spreads its calls over.
 const OPEN_LOOP_CHANNELS: usize = 16;
 
@@ -253,6 +260,7 @@ async fn measure_ceilings(
     let scratch = testkit::TestDatabase::create().await?;
     store::migrate_with(&store::StoreConfig {
         database_url: scratch.url.clone(),
+        migration_database_url: scratch.url.clone(),
         ..store::StoreConfig::default()
     })
     .await?;
@@ -387,19 +395,30 @@ async fn open_loop(stack: &testkit::Stack, settings: ProbeSettings) -> anyhow::R
                     }))
                     .await?
                     .into_inner();
+                // PENDING is a valid answer (stored, applied later): the read then waits for it.
                 anyhow::ensure!(
-                    written.status == v1::WriteStatus::Accepted as i32,
-                    "not accepted: {written:?}"
+                    written.status == v1::WriteStatus::Accepted as i32
+                        || written.status == v1::WriteStatus::Pending as i32,
+                    "neither accepted nor pending: {written:?}"
                 );
-                let page = reader
-                    .get_timeline(testkit::as_auditor(v1::GetTimelineRequest {
-                        participant_id: written.participant_id,
-                        min_sequence: written.sequence,
-                        ..Default::default()
-                    }))
-                    .await?
-                    .into_inner();
-                anyhow::ensure!(!page.entries.is_empty(), "the entry is not in the timeline");
+                loop {
+                    // A referral is its participant's first entry.
+                    let read = reader
+                        .get_timeline(testkit::as_auditor(v1::GetTimelineRequest {
+                            participant_id: written.participant_id.clone(),
+                            min_sequence: written.sequence.max(1),
+                            ..Default::default()
+                        }))
+                        .await;
+                    if read.is_ok_and(|page| !page.into_inner().entries.is_empty()) {
+                        break;
+                    }
+                    anyhow::ensure!(
+                        at.elapsed() < OPEN_LOOP_VISIBLE_WITHIN,
+                        "not visible in GetTimeline within {OPEN_LOOP_VISIBLE_WITHIN:?}"
+                    );
+                    tokio::time::sleep(OPEN_LOOP_READ_RETRY_PAUSE).await;
+                }
                 anyhow::Ok(at.elapsed())
             }
             .await;
