@@ -316,7 +316,7 @@ impl Counts {
         while projector.project_batch().await? > 0 {}
         for (table, key) in READ_MODELS {
             let only = |left: &str, right: &str| {
-                format!("SELECT count(*) FROM (TABLE {left} EXCEPT ALL TABLE {right}) AS only")
+                format!("SELECT count(*) FROM (TABLE {left} EXCEPT ALL TABLE {right}) AS difference")
             };
             let live = format!("probe_live_{table}");
             let only_live: i64 = sqlx::query_scalar(&only(&live, table))
