@@ -121,10 +121,9 @@ impl Counts {
                     "{} {} event {}: rule {rule}",
                     request.request_id, request.rpc, request.event_id
                 )),
-                Answer::Refused { status } => counts.refused.push(format!(
-                    "{} {}: {status}",
-                    request.request_id, request.rpc
-                )),
+                Answer::Refused { status } => counts
+                    .refused
+                    .push(format!("{} {}: {status}", request.request_id, request.rpc)),
                 Answer::Wedged { last } => counts.wedged.push(format!(
                     "{} {}: last answer {last}",
                     request.request_id, request.rpc
@@ -135,7 +134,10 @@ impl Counts {
             }
             counts.unavailable_answers += u64::from(request.unavailable_answers);
             for (code, times) in &request.other_unknown_answers {
-                *counts.other_unknown_answers.entry(code.clone()).or_default() += times;
+                *counts
+                    .other_unknown_answers
+                    .entry(code.clone())
+                    .or_default() += times;
             }
         }
         counts
@@ -155,10 +157,79 @@ impl Counts {
         )
         .fetch_all(&pool)
         .await?;
+        let participant_ids = self.compare_with_store(participants, &rows);
+
+        // Every chain, in the store.
+        let reports: Vec<(ParticipantId, domain::chain::ChainReport)> =
+            futures::stream::iter(participant_ids.iter().copied())
+                .map(|participant_id| {
+                    let pool = pool.clone();
+                    async move {
+                        let report = store::events::verify_chain(&pool, participant_id).await?;
+                        anyhow::Ok((participant_id, report))
+                    }
+                })
+                .buffer_unordered(4)
+                .try_collect()
+                .await?;
+        self.chains_verified = reports.len();
+        self.chains_broken = reports
+            .iter()
+            .filter(|(_, report)| !report.is_intact())
+            .map(|(participant_id, report)| {
+                format!("{participant_id}: {:?}", report.first_broken_link)
+            })
+            .collect();
+
+        // A sample through the ledger's own RPC, as an auditor would ask.
+        let mut sample = participant_ids.clone();
+        random.shuffle(&mut sample);
+        sample.truncate(CHAINS_VERIFIED_BY_RPC_MAX);
+        let mut timeline = v1::timeline_service_client::TimelineServiceClient::new(
+            testkit::channel_as(stack.ledger_address(0), domain::Agency::Municipality).await?,
+        );
+        for participant_id in sample {
+            let request = v1::VerifyChainRequest {
+                participant_id: participant_id.to_string(),
+            };
+            self.chains_verified_by_rpc += 1;
+            match timeline
+                .verify_chain(testkit::as_team_leader(request))
+                .await
+            {
+                Ok(response) if response.get_ref().intact => {}
+                Ok(response) => self
+                    .chains_broken_by_rpc
+                    .push(format!("{participant_id}: {:?}", response.into_inner())),
+                Err(status) => self
+                    .chains_broken_by_rpc
+                    .push(format!("{participant_id}: VerifyChain failed: {status:?}")),
+            }
+        }
+
+        let parked: Vec<(i64, String)> =
+            sqlx::query_as("SELECT stream_sequence, reason FROM parked_messages ORDER BY 1")
+                .fetch_all(&pool)
+                .await?;
+        self.parked = parked
+            .into_iter()
+            .map(|(position, reason)| format!("stream position {position}: {reason}"))
+            .collect();
+        pool.close().await;
+        Ok(())
+    }
+
+    /// Holds the stored rows (event id, participant, sequence, stream position; ordered by
+    /// participant and sequence) to the answers; the participants found in the store.
+    fn compare_with_store(
+        &mut self,
+        participants: &[ParticipantRecord],
+        rows: &[(String, String, i64, Option<i64>)],
+    ) -> Vec<ParticipantId> {
         self.stored_events = rows.len();
         let mut stored_times: BTreeMap<&str, usize> = BTreeMap::new();
         let mut histories: BTreeMap<&str, Vec<(&str, Option<i64>)>> = BTreeMap::new();
-        for (event_id, participant_id, _, stream_sequence) in &rows {
+        for (event_id, participant_id, _, stream_sequence) in rows {
             *stored_times.entry(event_id).or_default() += 1;
             histories
                 .entry(participant_id)
@@ -227,68 +298,10 @@ impl Counts {
             .map(|event_id| format!("{event_id} stored, answered to no request"))
             .collect();
 
-        // Every chain, in the store.
-        let participant_ids: Vec<ParticipantId> = histories
+        histories
             .keys()
             .filter_map(|id| uuid::Uuid::parse_str(id).ok().map(ParticipantId))
-            .collect();
-        let reports: Vec<(ParticipantId, domain::chain::ChainReport)> =
-            futures::stream::iter(participant_ids.iter().copied())
-                .map(|participant_id| {
-                    let pool = pool.clone();
-                    async move {
-                        let report = store::events::verify_chain(&pool, participant_id).await?;
-                        anyhow::Ok((participant_id, report))
-                    }
-                })
-                .buffer_unordered(4)
-                .try_collect()
-                .await?;
-        self.chains_verified = reports.len();
-        self.chains_broken = reports
-            .iter()
-            .filter(|(_, report)| !report.is_intact())
-            .map(|(participant_id, report)| {
-                format!("{participant_id}: {:?}", report.first_broken_link)
-            })
-            .collect();
-
-        // A sample through the ledger's own RPC, as an auditor would ask.
-        let mut sample = participant_ids.clone();
-        random.shuffle(&mut sample);
-        sample.truncate(CHAINS_VERIFIED_BY_RPC_MAX);
-        let mut timeline = v1::timeline_service_client::TimelineServiceClient::new(
-            testkit::channel_as(stack.ledger_address(0), domain::Agency::Municipality).await?,
-        );
-        for participant_id in sample {
-            let request = v1::VerifyChainRequest {
-                participant_id: participant_id.to_string(),
-            };
-            self.chains_verified_by_rpc += 1;
-            match timeline
-                .verify_chain(testkit::as_team_leader(request))
-                .await
-            {
-                Ok(response) if response.get_ref().intact => {}
-                Ok(response) => self
-                    .chains_broken_by_rpc
-                    .push(format!("{participant_id}: {:?}", response.into_inner())),
-                Err(status) => self
-                    .chains_broken_by_rpc
-                    .push(format!("{participant_id}: VerifyChain failed: {status:?}")),
-            }
-        }
-
-        let parked: Vec<(i64, String)> =
-            sqlx::query_as("SELECT stream_sequence, reason FROM parked_messages ORDER BY 1")
-                .fetch_all(&pool)
-                .await?;
-        self.parked = parked
-            .into_iter()
-            .map(|(position, reason)| format!("stream position {position}: {reason}"))
-            .collect();
-        pool.close().await;
-        Ok(())
+            .collect()
     }
 
     /// Compares the read models the ledgers projected with a rebuild from the events (the
@@ -316,7 +329,9 @@ impl Counts {
         while projector.project_batch().await? > 0 {}
         for (table, key) in READ_MODELS {
             let only = |left: &str, right: &str| {
-                format!("SELECT count(*) FROM (TABLE {left} EXCEPT ALL TABLE {right}) AS difference")
+                format!(
+                    "SELECT count(*) FROM (TABLE {left} EXCEPT ALL TABLE {right}) AS difference"
+                )
             };
             let live = format!("probe_live_{table}");
             let only_live: i64 = sqlx::query_scalar(&only(&live, table))
@@ -418,5 +433,101 @@ impl Counts {
             }
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::RequestRecord;
+
+    const PARTICIPANT: &str = "0190a0b0-0000-7000-8000-000000000001";
+
+    fn request(event_id: &str, answer: Answer, unavailable_answers: u32) -> RequestRecord {
+        RequestRecord {
+            request_id: format!("request-{event_id}"),
+            rpc: "RecordProfile",
+            event_id: event_id.to_owned(),
+            answer,
+            unavailable_answers,
+            other_unknown_answers: BTreeMap::new(),
+        }
+    }
+
+    /// Three requests: accepted, pending, and one answered UNAVAILABLE before it was accepted.
+    fn sent() -> Vec<ParticipantRecord> {
+        vec![ParticipantRecord {
+            participant_id: PARTICIPANT.into(),
+            requests: vec![
+                request("e1", Answer::Accepted, 0),
+                request("e2", Answer::Pending, 0),
+                request("e3", Answer::Accepted, 2),
+            ],
+        }]
+    }
+
+    fn row(
+        event_id: &str,
+        sequence: i64,
+        stream_position: i64,
+    ) -> (String, String, i64, Option<i64>) {
+        (
+            event_id.into(),
+            PARTICIPANT.into(),
+            sequence,
+            Some(stream_position),
+        )
+    }
+
+    fn compared(rows: &[(String, String, i64, Option<i64>)]) -> Counts {
+        let participants = sent();
+        let mut counts = Counts::from_answers(&participants);
+        counts.consumers_outstanding = Some(0);
+        counts.compare_with_store(&participants, rows);
+        counts
+    }
+
+    #[test]
+    fn a_store_that_holds_every_answer_once_in_order_passes() {
+        let counts = compared(&[row("e1", 1, 10), row("e2", 2, 11), row("e3", 3, 15)]);
+        assert!(counts.passed(), "{}", counts.render());
+        assert_eq!(counts.retried_stored_once, 1);
+    }
+
+    #[test]
+    fn loss_duplicates_strangers_and_misorder_are_each_found() {
+        let lost = compared(&[row("e1", 1, 10), row("e3", 2, 15)]);
+        assert_eq!(lost.lost.len(), 1, "{}", lost.render());
+        assert!(!lost.passed());
+
+        let lost_retry = compared(&[row("e1", 1, 10), row("e2", 2, 11)]);
+        assert_eq!(lost_retry.retried_stored_once, 0);
+        assert!(!lost_retry.passed());
+
+        let duplicated = compared(&[
+            row("e1", 1, 10),
+            row("e2", 2, 11),
+            row("e3", 3, 15),
+            row("e3", 4, 16),
+        ]);
+        assert_eq!(duplicated.duplicated.len(), 1);
+        assert!(!duplicated.passed());
+
+        let stranger = compared(&[
+            row("e1", 1, 10),
+            row("e2", 2, 11),
+            row("e3", 3, 15),
+            row("e9", 4, 16),
+        ]);
+        assert_eq!(stranger.unrequested.len(), 1);
+        assert!(!stranger.passed());
+
+        let swapped = compared(&[row("e1", 1, 10), row("e3", 2, 15), row("e2", 3, 11)]);
+        assert_eq!(swapped.misordered.len(), 1);
+        assert!(!swapped.passed());
+
+        let against_the_stream = compared(&[row("e1", 1, 10), row("e2", 2, 16), row("e3", 3, 15)]);
+        assert_eq!(against_the_stream.misordered.len(), 1);
+        assert!(!against_the_stream.passed());
     }
 }

@@ -230,11 +230,7 @@ pub async fn run(options: ProbeOptions) -> anyhow::Result<Report> {
     counts.consumers_outstanding = stack.consumers_outstanding().await;
     counts.crashed_services = stack.crashed_services();
     counts
-        .check_store(
-            &stack,
-            &participants,
-            &mut SeededRandom::new(options.seed),
-        )
+        .check_store(&stack, &participants, &mut SeededRandom::new(options.seed))
         .await?;
     for ledger in &stack.ledgers {
         let mut process = take(ledger);
@@ -419,10 +415,7 @@ async fn wait_for_drain(
         .await
         .unwrap_or(false);
         let outstanding = stack.consumers_outstanding().await;
-        if usize::try_from(stored).unwrap_or(0) >= promised
-            && projected
-            && outstanding == Some(0)
-        {
+        if usize::try_from(stored).unwrap_or(0) >= promised && projected && outstanding == Some(0) {
             break;
         }
         if started.elapsed() > DRAIN_WITHIN {

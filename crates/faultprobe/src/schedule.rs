@@ -252,7 +252,10 @@ pub fn plan(seed: u64, mode: &Mode, pinned_client_timeout_ms: u64) -> Vec<Planne
     for _ in 0..mode.long_pauses {
         faults.push(Fault::Pause {
             ledger: random.below(ledgers),
-            paused_ms: random.between(pinned_client_timeout_ms * 3 / 2, pinned_client_timeout_ms * 3),
+            paused_ms: random.between(
+                pinned_client_timeout_ms * 3 / 2,
+                pinned_client_timeout_ms * 3,
+            ),
             longer_than_pin_timeout: true,
         });
     }
@@ -278,7 +281,9 @@ mod tests {
     use super::*;
 
     fn count(plan: &[PlannedFault], matches: impl Fn(&Fault) -> bool) -> usize {
-        plan.iter().filter(|planned| matches(&planned.fault)).count()
+        plan.iter()
+            .filter(|planned| matches(&planned.fault))
+            .count()
     }
 
     fn holds_the_modes_counts(mode: &Mode, seed: u64) {
@@ -290,7 +295,10 @@ mod tests {
             mode.ledger_kills
         );
         assert_eq!(
-            count(&plan, |fault| matches!(fault, Fault::PostgresRestart { .. })),
+            count(&plan, |fault| matches!(
+                fault,
+                Fault::PostgresRestart { .. }
+            )),
             mode.postgres_restarts
         );
         assert!(

@@ -44,12 +44,21 @@ fn bus_environment(config: &bus::BusConfig) -> Vec<(String, String)> {
         ("NATS_URL", config.nats_url.clone()),
         ("STREAM_NAME", config.stream_name.clone()),
         ("SUBJECT_PREFIX", config.subject_prefix.clone()),
-        ("DUPLICATE_WINDOW_MS", config.duplicate_window_ms.to_string()),
+        (
+            "DUPLICATE_WINDOW_MS",
+            config.duplicate_window_ms.to_string(),
+        ),
         ("STREAM_MAX_AGE_MS", config.stream_max_age_ms.to_string()),
         ("STREAM_MAX_BYTES", config.stream_max_bytes.to_string()),
         ("STREAM_REPLICAS", config.stream_replicas.to_string()),
-        ("PUBLISH_ACK_TIMEOUT_MS", config.publish_ack_timeout_ms.to_string()),
-        ("PUBLISH_ATTEMPTS_MAX", config.publish_attempts_max.to_string()),
+        (
+            "PUBLISH_ACK_TIMEOUT_MS",
+            config.publish_ack_timeout_ms.to_string(),
+        ),
+        (
+            "PUBLISH_ATTEMPTS_MAX",
+            config.publish_attempts_max.to_string(),
+        ),
         ("PARTITIONS", config.partitions.to_string()),
         ("CONSUMER_NAME", config.consumer_name.clone()),
         (
@@ -58,7 +67,10 @@ fn bus_environment(config: &bus::BusConfig) -> Vec<(String, String)> {
         ),
         ("ACK_WAIT_MS", config.ack_wait_ms.to_string()),
         ("MAX_DELIVER", config.max_deliver.to_string()),
-        ("PARK_AFTER_DELIVERIES", config.park_after_deliveries.to_string()),
+        (
+            "PARK_AFTER_DELIVERIES",
+            config.park_after_deliveries.to_string(),
+        ),
         ("FETCH_WAIT_MS", config.fetch_wait_ms.to_string()),
     ]
     .into_iter()
@@ -223,7 +235,9 @@ impl ProbeStack {
         };
         wait_listening(&name, port, || {
             let mut process = lock(process);
-            process.exited().map(|status| (status, process.log_tail(40)))
+            process
+                .exited()
+                .map(|status| (status, process.log_tail(40)))
         })
         .await
     }
@@ -292,11 +306,10 @@ impl ProbeStack {
             let mut outstanding = 0u64;
             for partition in 0..self.bus_config.partitions {
                 let name = bus::setup::partition_consumer_name(&self.bus_config, partition);
-                let mut consumer: async_nats::jetstream::consumer::PullConsumer =
-                    stream
-                        .get_consumer(&name)
-                        .await
-                        .map_err(|error| anyhow::anyhow!("{error}"))?;
+                let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream
+                    .get_consumer(&name)
+                    .await
+                    .map_err(|error| anyhow::anyhow!("{error}"))?;
                 let info = consumer.info().await?;
                 outstanding += info.num_pending + info.num_ack_pending as u64;
             }

@@ -74,10 +74,7 @@ pub enum Answer {
 impl Answer {
     /// Whether this answer promises the event is (or will be) stored.
     pub fn promises_storage(&self) -> bool {
-        matches!(
-            self,
-            Self::Accepted | Self::Pending | Self::Rejected { .. }
-        )
+        matches!(self, Self::Accepted | Self::Pending | Self::Rejected { .. })
     }
 }
 
@@ -111,7 +108,8 @@ pub struct ParticipantRecord {
 #[derive(Clone)]
 pub struct AgencyClients {
     municipality: v1::municipality_service_client::MunicipalityServiceClient<Channel>,
-    forsakringskassan: v1::forsakringskassan_service_client::ForsakringskassanServiceClient<Channel>,
+    forsakringskassan:
+        v1::forsakringskassan_service_client::ForsakringskassanServiceClient<Channel>,
     arbetsformedlingen:
         v1::arbetsformedlingen_service_client::ArbetsformedlingenServiceClient<Channel>,
     psychiatry: v1::psychiatry_service_client::PsychiatryServiceClient<Channel>,
@@ -442,35 +440,45 @@ async fn participant(
                 .await
             }
             8 => {
-                until_definite(progress, request_id.clone(), "RecordAvstamningsmote", || {
-                    let mut client = clients.forsakringskassan.clone();
-                    let request = v1::DateRequest {
-                        write: write(rid, id),
-                        date: day(-1),
-                    };
-                    async move {
-                        client
-                            .record_avstamningsmote(testkit::as_fk_officer(request))
-                            .await
-                    }
-                })
+                until_definite(
+                    progress,
+                    request_id.clone(),
+                    "RecordAvstamningsmote",
+                    || {
+                        let mut client = clients.forsakringskassan.clone();
+                        let request = v1::DateRequest {
+                            write: write(rid, id),
+                            date: day(-1),
+                        };
+                        async move {
+                            client
+                                .record_avstamningsmote(testkit::as_fk_officer(request))
+                                .await
+                        }
+                    },
+                )
                 .await
             }
             _ => {
-                until_definite(progress, request_id.clone(), "RecordEmployerContact", || {
-                    let mut client = clients.municipality.clone();
-                    let request = v1::RecordEmployerContactRequest {
-                        write: write(rid, id),
-                        employer: format!("Employer {step}"),
-                        face_to_face: true,
-                        with_participant: step % 2 == 0,
-                    };
-                    async move {
-                        client
-                            .record_employer_contact(testkit::as_coach(request))
-                            .await
-                    }
-                })
+                until_definite(
+                    progress,
+                    request_id.clone(),
+                    "RecordEmployerContact",
+                    || {
+                        let mut client = clients.municipality.clone();
+                        let request = v1::RecordEmployerContactRequest {
+                            write: write(rid, id),
+                            employer: format!("Employer {step}"),
+                            face_to_face: true,
+                            with_participant: step % 2 == 0,
+                        };
+                        async move {
+                            client
+                                .record_employer_contact(testkit::as_coach(request))
+                                .await
+                        }
+                    },
+                )
                 .await
             }
         };
