@@ -2891,6 +2891,23 @@ fn a_sip_owed_is_shown_to_the_ips_unit_and_social_services_under_consent_and_nev
     for never in [&fk, &af, &psychiatry] {
         assert_eq!(shown(&consented, never), None, "{never:?}");
     }
+    // Nor do FK and AF see the notice itself under their consent: it tells of a stay.
+    let notice = EventBody::DischargeReady {
+        ready_on: date(2026, 4, 8),
+    };
+    for agency_reader in [&fk, &af] {
+        assert_eq!(
+            folded(&consented).sight(
+                agency_reader,
+                Agency::Psychiatry,
+                &notice,
+                DataCategory::HealthCoarse,
+                on
+            ),
+            crate::visibility::Sight::Hidden,
+            "{agency_reader:?}"
+        );
+    }
     // Social services need their own consent (a compulsory stay's necessary-care rule does
     // not reach the SIP), then see it under it.
     assert_eq!(shown(&consented, &ifo), None);

@@ -164,6 +164,16 @@ pub fn inpatient_fact(body: &EventBody) -> Option<&EventBody> {
     }
 }
 
+/// Whether a body is psychiatry's discharge-ready notice (utskrivningsklar), looking through
+/// corrections: only an inpatient stay ends in one, so it tells of the stay.
+fn is_discharge_notice(body: &EventBody) -> bool {
+    match body {
+        EventBody::DischargeReady { .. } => true,
+        EventBody::EventCorrected { corrected, .. } => is_discharge_notice(corrected),
+        _ => false,
+    }
+}
+
 /// The stored event types a reader may be shown as `event_type` (an inpatient stay is shown to
 /// the IPS unit as `AvailabilityChanged`): a read filtering on a type must fetch these too and
 /// then keep what is shown as the type asked for, so a filter cannot tell the two apart.
@@ -413,6 +423,18 @@ impl Participant {
         let discloser = discloser_of(agency, body);
         if discloser == reader_party {
             return Sight::Full(Basis::OwnRecords);
+        }
+        // A discharge-ready notice means an inpatient stay: never to FK or AF, consent or not
+        // (issue 12), like the stay itself. The IPS unit and social services see it under
+        // consent (the SIP it owes is theirs to hold).
+        if is_discharge_notice(body) {
+            match reader_party {
+                ConsentParty::Forsakringskassan | ConsentParty::Arbetsformedlingen => {
+                    return Sight::Hidden
+                }
+                ConsentParty::IpsUnit | ConsentParty::SocialServices | ConsentParty::Psychiatry => {
+                }
+            }
         }
         if let Some(stay_fact) = inpatient_fact(body) {
             match (reader_party, stay_fact) {
