@@ -977,8 +977,16 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
         } = &step.action
         {
             let activity_id = runner.activity(activity);
-            read_pending(&stack, &label, &runner, &step.agency, &activity_id, gate, *listed)
-                .await?;
+            read_pending(
+                &stack,
+                &label,
+                &runner,
+                &step.agency,
+                &activity_id,
+                gate,
+                *listed,
+            )
+            .await?;
             continue;
         }
         if let Action::WatchGate {
@@ -1294,7 +1302,11 @@ async fn read_social_services_sip(
         );
     }
     for (agency, person, unit) in [
-        (Agency::Forsakringskassan, "fk-officer-4", "fk-lfc-gavleborg"),
+        (
+            Agency::Forsakringskassan,
+            "fk-officer-4",
+            "fk-lfc-gavleborg",
+        ),
         (Agency::Arbetsformedlingen, "af-officer-9", "af-hudiksvall"),
     ] {
         let list = pending(agency, person, unit).await?;
@@ -1320,7 +1332,11 @@ async fn read_pending(
     listed: bool,
 ) -> anyhow::Result<()> {
     let (agency, person, unit) = match agency_name {
-        "forsakringskassan" => (Agency::Forsakringskassan, "fk-officer-4", "fk-lfc-gavleborg"),
+        "forsakringskassan" => (
+            Agency::Forsakringskassan,
+            "fk-officer-4",
+            "fk-lfc-gavleborg",
+        ),
         "arbetsformedlingen" => (Agency::Arbetsformedlingen, "af-officer-9", "af-hudiksvall"),
         "municipality" => (Agency::Municipality, "ifo-officer-3", "hudiksvall-ifo"),
         other => anyhow::bail!("{label}: no pending list for `{other}`"),

@@ -275,7 +275,9 @@ async fn check_sight(
         .chain([SELF_REPORT])
     {
         assert!(
-            audited.iter().any(|audited_type| audited_type == event_type),
+            audited
+                .iter()
+                .any(|audited_type| audited_type == event_type),
             "{phase}: the auditor must see {event_type}: saw {audited:?}"
         );
     }

@@ -3023,7 +3023,11 @@ fn fks_record_of_the_benefit_replaces_the_statement_when_it_comes() {
         DecisionOutcome::Approved,
         Some(period(date(2026, 3, 1), date(2026, 6, 30))),
     ));
-    check(approved, started(7, 1, date(2026, 3, 20)), Outcome::Accepted);
+    check(
+        approved,
+        started(7, 1, date(2026, 3, 20)),
+        Outcome::Accepted,
+    );
     // When FK records that the benefit ended, its record still wins: no gate from the
     // statement (the participant's word does not outlive FK's record).
     let ended = enrolled_history()
@@ -3092,11 +3096,8 @@ fn a_statement_after_fks_record_of_that_benefit_is_ignored() {
 
 #[test]
 fn a_self_report_is_the_ips_units_vocational_profile_and_fk_af_see_it_only_under_that_consent() {
-    let history = enrolled_history().accepted(self_reported(
-        3,
-        BenefitKind::Sjukpenning,
-        date(2026, 3, 1),
-    ));
+    let history =
+        enrolled_history().accepted(self_reported(3, BenefitKind::Sjukpenning, date(2026, 3, 1)));
     let body = EventBody::BenefitSelfReported {
         benefit: BenefitKind::Sjukpenning,
         said_on: date(2026, 3, 1),
@@ -3119,26 +3120,29 @@ fn a_self_report_is_the_ips_units_vocational_profile_and_fk_af_see_it_only_under
         )
     };
     // Given consent IPS unit → FK and AF for activities and benefit decisions only: hidden.
-    let other_categories = [ConsentParty::Forsakringskassan, ConsentParty::Arbetsformedlingen]
-        .into_iter()
-        .zip(4..)
-        .fold(history, |history, (recipient, number)| {
-            history.accepted(submission(
-                number,
-                Agency::Municipality,
-                EventBody::ConsentGranted {
-                    consent_id: ConsentId(Uuid::from_u128(0xd0_0000 + number)),
-                    discloser: ConsentParty::IpsUnit,
-                    recipient,
-                    data_categories: vec![
-                        DataCategory::ActivitiesAndWork,
-                        DataCategory::BenefitDecisions,
-                    ],
-                    valid_from: date(2026, 1, 1),
-                    valid_to: date(2026, 12, 31),
-                },
-            ))
-        });
+    let other_categories = [
+        ConsentParty::Forsakringskassan,
+        ConsentParty::Arbetsformedlingen,
+    ]
+    .into_iter()
+    .zip(4..)
+    .fold(history, |history, (recipient, number)| {
+        history.accepted(submission(
+            number,
+            Agency::Municipality,
+            EventBody::ConsentGranted {
+                consent_id: ConsentId(Uuid::from_u128(0xd0_0000 + number)),
+                discloser: ConsentParty::IpsUnit,
+                recipient,
+                data_categories: vec![
+                    DataCategory::ActivitiesAndWork,
+                    DataCategory::BenefitDecisions,
+                ],
+                valid_from: date(2026, 1, 1),
+                valid_to: date(2026, 12, 31),
+            },
+        ))
+    });
     for agency_reader in [&fk, &af] {
         assert_eq!(
             sight(&other_categories, agency_reader),

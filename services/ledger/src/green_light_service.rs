@@ -74,9 +74,13 @@ pub(crate) fn social_services_sips(
 ) -> std::collections::BTreeSet<uuid::Uuid> {
     let mut shown = std::collections::BTreeSet::new();
     for (participant_id, participant) in openable {
-        let Some((sip, basis)) =
-            sip_due(*participant_id, participant, reader, today, SipCoach::Withheld)
-        else {
+        let Some((sip, basis)) = sip_due(
+            *participant_id,
+            participant,
+            reader,
+            today,
+            SipCoach::Withheld,
+        ) else {
             continue;
         };
         let bases: std::collections::BTreeSet<String> = page
