@@ -279,6 +279,16 @@ async fn every_agency_rpc_is_accepted_in_a_valid_order() -> anyhow::Result<()> {
             }))
             .await,
     )?;
+    run.accepted(
+        "BenefitSelfReported",
+        municipality
+            .record_benefit_self_report(coach(v1::RecordBenefitSelfReportRequest {
+                write: run.write(124),
+                benefit: v1::BenefitKind::Sjukpenning as i32,
+                said_on: day(124),
+            }))
+            .await,
+    )?;
     let reply = municipality
         .end_job(coach(v1::EndJobRequest {
             write: run.write(150),

@@ -375,3 +375,119 @@ async fn a_withdrawal_without_a_day_takes_effect_on_the_agency_clock_s_swedish_d
     stack.stop().await;
     Ok(())
 }
+
+/// The scenario participant's SIP on the coach's board, and on social services' list.
+async fn sip_overdue_on_board_and_list(
+    stack: &Stack,
+    participant_id: &str,
+) -> anyhow::Result<(Option<bool>, Option<bool>)> {
+    let board = stack
+        .caseload()
+        .await?
+        .get_caseload(as_coach(v1::GetCaseloadRequest {
+            unit: "hudiksvall-ips".into(),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    let list = stack
+        .green_light_as(Agency::Municipality)
+        .await?
+        .pending_approvals(testkit::as_officer(
+            v1::PendingApprovalsRequest::default(),
+            Agency::Municipality,
+            "ifo-officer-3",
+            Role::CaseOfficer,
+            "hudiksvall-ifo",
+        ))
+        .await?
+        .into_inner();
+    let overdue = |sips: &[v1::SipDue]| {
+        sips.iter()
+            .find(|sip| sip.participant_id == participant_id)
+            .map(|sip| sip.overdue)
+    };
+    Ok((overdue(&board.sips_due), overdue(&list.sips_due)))
+}
+
+/// Reads the watch until it has pushed the participant's SIP with `overdue` (bounded).
+async fn watch_pushes_sip(
+    watch: &mut tonic::Streaming<v1::GreenLightUpdate>,
+    overdue: bool,
+) -> anyhow::Result<v1::SipDue> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(update) = watch.next().await {
+            if let Some(sip) = update?.sip {
+                if sip.overdue == overdue {
+                    return anyhow::Ok(sip);
+                }
+            }
+        }
+        anyhow::bail!("the watch ended before the SIP was pushed")
+    })
+    .await?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sip_turns_overdue_at_stockholm_midnight_after_its_last_day_on_the_board_the_list_and_the_watch(
+) -> anyhow::Result<()> {
+    let clock = Arc::new(ledger::clock::ManualClock::new(instant(
+        "2026-03-10T09:00:00Z",
+    )?));
+    let stack = stack_on(&clock).await?;
+    let participant_id = enrolled(&stack).await?;
+    for recipient in [v1::ConsentParty::IpsUnit, v1::ConsentParty::SocialServices] {
+        let consent = (
+            v1::ConsentParty::Psychiatry,
+            recipient,
+            v1::DataCategory::HealthCoarse,
+        );
+        grant(&stack, &participant_id, consent, "2026-01-01", "2026-12-31").await?;
+    }
+    let mut watch = stack
+        .green_light()
+        .await?
+        .watch_green_light(as_coach(v1::WatchGreenLightRequest {
+            participant_id: participant_id.clone(),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    // Discharge-ready on 10 March: the SIP is due through the 13th.
+    stack
+        .psychiatry()
+        .await?
+        .report_discharge_ready(testkit::as_officer(
+            v1::DateRequest {
+                write: write(&participant_id),
+                date: "2026-03-10".into(),
+            },
+            Agency::Psychiatry,
+            "rehab-coordinator-2",
+            Role::CaseOfficer,
+            "hudiksvall-vuxenpsykiatri",
+        ))
+        .await?;
+    let due = watch_pushes_sip(&mut watch, false).await?;
+    assert_eq!(
+        (due.ready_on.as_str(), due.due_by.as_str()),
+        ("2026-03-10", "2026-03-13")
+    );
+    // 23:59 on the 13th in Stockholm (winter time, UTC+1): still due everywhere.
+    clock.set(instant("2026-03-13T22:59:00Z")?);
+    assert_eq!(
+        sip_overdue_on_board_and_list(&stack, &participant_id).await?,
+        (Some(false), Some(false))
+    );
+    // 00:00 on the 14th in Stockholm, while the UTC date is still the 13th: overdue on the
+    // board and the list, and the watch pushes it with no event recorded.
+    clock.set(instant("2026-03-13T23:00:00Z")?);
+    assert_eq!(
+        sip_overdue_on_board_and_list(&stack, &participant_id).await?,
+        (Some(true), Some(true))
+    );
+    let overdue = watch_pushes_sip(&mut watch, true).await?;
+    assert_eq!(overdue.due_by, "2026-03-13");
+    stack.stop().await;
+    Ok(())
+}

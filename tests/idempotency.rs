@@ -744,6 +744,17 @@ async fn request_for(
             let participant_id = setup.enrolled().await?;
             (COACH, date(&participant_id, ctx))
         }
+        ("MunicipalityService", "RecordBenefitSelfReport") => {
+            let participant_id = setup.enrolled().await?;
+            (
+                COACH,
+                encoded(v1::RecordBenefitSelfReportRequest {
+                    write: write(&participant_id, ctx),
+                    benefit: v1::BenefitKind::Sjukpenning as i32,
+                    said_on: in_days(0),
+                }),
+            )
+        }
         ("MunicipalityService", "ProtectIdentity") => {
             let participant_id = setup.enrolled().await?;
             (

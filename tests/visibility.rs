@@ -5,6 +5,9 @@
 //!   invisible to the recipient without consent, invisible under a consent for another data
 //!   category, visible under consent for its category, and invisible again after withdrawal;
 //!   an auditor sees it throughout, and each auditor read leaves an access-log entry.
+//! - The participant's self-reported benefit (issue 12), recorded by the coach, is the IPS
+//!   unit's vocational profile: it crosses exactly where the matrix's ProfileRecorded does
+//!   (consent IPS unit → recipient for the vocational profile), never under another category.
 //! - The inpatient events (issue 12) across the same matrix: the IPS unit sees a stay only as
 //!   availability and only under consent, social services a compulsory admission by the LPT
 //!   necessary-care rule, FK and AF never.
@@ -15,6 +18,10 @@ use chrono::Utc;
 use domain::{Agency, Role};
 use proto::v1;
 use testkit::{as_officer, Stack};
+
+/// The IPS unit's second event in the matrix: the participant's own statement of a benefit,
+/// of the same data category as its ProfileRecorded (the vocational profile).
+const SELF_REPORT: &str = "BenefitSelfReported";
 
 /// One reader, acting for one consent party.
 #[derive(Clone, Copy, Debug)]
@@ -138,6 +145,13 @@ async fn participant_with_every_party(stack: &Stack) -> anyhow::Result<(String, 
         }))
         .await?;
     municipality
+        .record_benefit_self_report(coach.ask(v1::RecordBenefitSelfReportRequest {
+            write: write(&participant_id),
+            benefit: v1::BenefitKind::Sjukpenning as i32,
+            said_on: today(),
+        }))
+        .await?;
+    municipality
         .record_social_assistance(PARTIES[1].ask(v1::RecordSocialAssistanceRequest {
             write: write(&participant_id),
             status: v1::SocialAssistanceStatus::Granted as i32,
@@ -237,6 +251,16 @@ async fn check_sight(
         recipient.name,
         recipient.event_type
     );
+    // The self-report goes where the IPS unit's vocational profile goes, and nowhere else.
+    let self_report_visible =
+        recipient.name == "ips_unit" || (discloser.name == "ips_unit" && expected_visible);
+    assert_eq!(
+        seen.iter().any(|event_type| event_type == SELF_REPORT),
+        self_report_visible,
+        "{phase}: {} → {}: {SELF_REPORT} visible to the recipient? saw {seen:?}",
+        discloser.name,
+        recipient.name,
+    );
     // The auditor sees everything, always, and the read is logged.
     let before = tests::access_log(stack, participant_id).await?.len();
     let audited = visible_types(
@@ -245,13 +269,16 @@ async fn check_sight(
         Agency::Municipality,
     )
     .await?;
-    for party in PARTIES {
+    for event_type in PARTIES
+        .iter()
+        .map(|party| party.event_type)
+        .chain([SELF_REPORT])
+    {
         assert!(
             audited
                 .iter()
-                .any(|event_type| event_type == party.event_type),
-            "{phase}: the auditor must see {}: saw {audited:?}",
-            party.event_type
+                .any(|audited_type| audited_type == event_type),
+            "{phase}: the auditor must see {event_type}: saw {audited:?}"
         );
     }
     let after = tests::access_log(stack, participant_id).await?;
@@ -352,6 +379,14 @@ async fn each_discloser_is_visible_to_each_recipient_only_under_consent_in_force
                             .iter()
                             .any(|event_type| event_type == discloser.event_type),
                         "{} → {} must not disclose to {}: {seen:?}",
+                        discloser.name,
+                        recipient.name,
+                        bystander.name
+                    );
+                    assert_eq!(
+                        seen.iter().any(|event_type| event_type == SELF_REPORT),
+                        bystander.name == "ips_unit",
+                        "{} → {}: {SELF_REPORT} to {}: {seen:?}",
                         discloser.name,
                         recipient.name,
                         bystander.name

@@ -2848,3 +2848,324 @@ fn a_sip_is_due_three_calendar_days_after_the_discharge_ready_notice_then_overdu
     ));
     assert_eq!(folded(&held).sip_deadline(), None);
 }
+
+#[test]
+fn a_sip_owed_is_shown_to_the_ips_unit_and_social_services_under_consent_and_never_to_fk_or_af() {
+    let ready = |history: History, number| {
+        history.accepted(submission(
+            number,
+            Agency::Psychiatry,
+            EventBody::DischargeReady {
+                ready_on: date(2026, 4, 8),
+            },
+        ))
+    };
+    let on = date(2026, 4, 9);
+    let fk = reader(Agency::Forsakringskassan, "fk-1", Role::CaseOfficer);
+    let af = reader(Agency::Arbetsformedlingen, "af-1", Role::CaseOfficer);
+    let psychiatry = reader(Agency::Psychiatry, "psy-1", Role::CaseOfficer);
+    let coach = reader(Agency::Municipality, "coach-17", Role::Coach);
+    let ifo = reader(Agency::Municipality, "ifo-1", Role::CaseOfficer);
+    let auditor = reader(Agency::Municipality, "auditor-1", Role::Auditor);
+    let shown = |history: &History, reader| {
+        folded(history)
+            .sip_shown_to(reader, on)
+            .map(|(deadline, basis)| (deadline.due_by, basis))
+    };
+    // Given no consent: only the auditor.
+    let without = ready(enrolled_history(), 3);
+    for nobody in [&fk, &af, &psychiatry, &coach, &ifo] {
+        assert_eq!(shown(&without, nobody), None, "{nobody:?}");
+    }
+    assert_eq!(
+        shown(&without, &auditor),
+        Some((date(2026, 4, 11), crate::visibility::Basis::Audit))
+    );
+    // Given psychiatry → IPS unit, FK and AF consents for coarse health data: the coach sees
+    // it under that consent; FK and AF still never do, nor does psychiatry's own list.
+    let consented = ready(psychiatry_consents(enrolled_history(), 3), 6);
+    assert!(matches!(
+        shown(&consented, &coach),
+        Some((due_by, crate::visibility::Basis::Consent(_))) if due_by == date(2026, 4, 11)
+    ));
+    for never in [&fk, &af, &psychiatry] {
+        assert_eq!(shown(&consented, never), None, "{never:?}");
+    }
+    // Nor do FK and AF see the notice itself under their consent: it tells of a stay.
+    let notice = EventBody::DischargeReady {
+        ready_on: date(2026, 4, 8),
+    };
+    for agency_reader in [&fk, &af] {
+        assert_eq!(
+            folded(&consented).sight(
+                agency_reader,
+                Agency::Psychiatry,
+                &notice,
+                DataCategory::HealthCoarse,
+                on
+            ),
+            crate::visibility::Sight::Hidden,
+            "{agency_reader:?}"
+        );
+    }
+    // Social services need their own consent (a compulsory stay's necessary-care rule does
+    // not reach the SIP), then see it under it.
+    assert_eq!(shown(&consented, &ifo), None);
+    let to_social_services = consented.accepted(submission(
+        7,
+        Agency::Municipality,
+        EventBody::ConsentGranted {
+            consent_id: ConsentId(Uuid::from_u128(0xc0_0007)),
+            discloser: ConsentParty::Psychiatry,
+            recipient: ConsentParty::SocialServices,
+            data_categories: vec![DataCategory::HealthCoarse],
+            valid_from: date(2026, 1, 1),
+            valid_to: date(2026, 12, 31),
+        },
+    ));
+    assert!(matches!(
+        shown(&to_social_services, &ifo),
+        Some((_, crate::visibility::Basis::Consent(consent_id))) if consent_id == ConsentId(Uuid::from_u128(0xc0_0007))
+    ));
+    // When the SIP is held, nobody is shown one.
+    let held = to_social_services.accepted(submission(
+        8,
+        Agency::Municipality,
+        EventBody::SipHeld {
+            held_on: date(2026, 4, 10),
+        },
+    ));
+    for anyone in [&coach, &ifo, &auditor] {
+        assert_eq!(shown(&held, anyone), None, "{anyone:?}");
+    }
+}
+
+fn self_reported(number: u128, kind: BenefitKind, said_on: NaiveDate) -> Submission {
+    submission(
+        number,
+        Agency::Municipality,
+        EventBody::BenefitSelfReported {
+            benefit: kind,
+            said_on,
+        },
+    )
+}
+
+use crate::gates::GateKind;
+
+/// The gates of activity 1 as the read models get them: (gate, stated only, decided).
+fn gates_of_activity_1(history: &History) -> Vec<(GateKind, bool, bool)> {
+    let participant = folded(history);
+    crate::gates::requests(participant.activities(), participant.situation())
+        .into_iter()
+        .filter(|request| request.activity_id == activity(1))
+        .flat_map(|request| request.gates)
+        .map(|gate| (gate.kind, gate.stated_only, gate.decided.is_some()))
+        .collect()
+}
+
+#[test]
+fn a_self_reported_benefit_opens_its_gate_as_stated_only_and_never_lets_the_start_through() {
+    // Given the participant says they have sjukpenning, and an arbetsträning is proposed.
+    let stated = enrolled_history()
+        .accepted(self_reported(3, BenefitKind::Sjukpenning, date(2026, 3, 1)))
+        .accepted(submission(
+            4,
+            Agency::Municipality,
+            proposed(1, ActivityKind::Arbetstraning, 20),
+        ));
+    // Then FK's gate applies, from the statement only.
+    assert_eq!(
+        gates_of_activity_1(&stated),
+        [(GateKind::FkActivityDecision, true, false)]
+    );
+    // When the coach starts it: refused, the gate is not approved by a statement.
+    check(
+        stated.clone_history(),
+        started(5, 1, date(2026, 3, 20)),
+        not_green(&["fk_activity_decision"]),
+    );
+    // A statement dated after the start day does not count for that day.
+    let later = enrolled_history()
+        .accepted(self_reported(3, BenefitKind::Sjukpenning, date(2026, 4, 1)))
+        .accepted(submission(
+            4,
+            Agency::Municipality,
+            proposed(1, ActivityKind::Arbetstraning, 20),
+        ));
+    check(later, started(5, 1, date(2026, 3, 20)), Outcome::Accepted);
+}
+
+#[test]
+fn fks_record_of_the_benefit_replaces_the_statement_when_it_comes() {
+    let stated = enrolled_history()
+        .accepted(self_reported(3, BenefitKind::Sjukpenning, date(2026, 3, 1)))
+        .accepted(submission(
+            4,
+            Agency::Municipality,
+            proposed(1, ActivityKind::Arbetstraning, 20),
+        ));
+    // When FK registers the sjukpenning: an ordinary FK gate, waiting for FK's decision.
+    let registered = stated.accepted(benefit(5, BenefitKind::Sjukpenning));
+    assert_eq!(
+        gates_of_activity_1(&registered),
+        [(GateKind::FkActivityDecision, false, false)]
+    );
+    check(
+        registered.clone_history(),
+        started(6, 1, date(2026, 3, 20)),
+        not_green(&["fk_activity_decision"]),
+    );
+    // And FK's approval lets the start through.
+    let approved = registered.accepted(fk_decision(
+        6,
+        1,
+        DecisionOutcome::Approved,
+        Some(period(date(2026, 3, 1), date(2026, 6, 30))),
+    ));
+    check(
+        approved,
+        started(7, 1, date(2026, 3, 20)),
+        Outcome::Accepted,
+    );
+    // When FK records that the benefit ended, its record still wins: no gate from the
+    // statement (the participant's word does not outlive FK's record).
+    let ended = enrolled_history()
+        .accepted(self_reported(3, BenefitKind::Sjukpenning, date(2026, 3, 1)))
+        .accepted(submission(
+            4,
+            Agency::Municipality,
+            proposed(1, ActivityKind::Arbetstraning, 20),
+        ))
+        .accepted(benefit(5, BenefitKind::Sjukpenning))
+        .accepted(submission(
+            6,
+            Agency::Forsakringskassan,
+            EventBody::BenefitEnded {
+                benefit: BenefitKind::Sjukpenning,
+                ended_on: date(2026, 3, 10),
+            },
+        ));
+    assert_eq!(gates_of_activity_1(&ended), []);
+    check(ended, started(7, 1, date(2026, 3, 20)), Outcome::Accepted);
+}
+
+#[test]
+fn a_statement_after_fks_record_of_that_benefit_is_ignored() {
+    // Given FK's sjukpenning record ended before the participant says they still have it.
+    let history = enrolled_history()
+        .accepted(benefit(3, BenefitKind::Sjukpenning))
+        .accepted(submission(
+            4,
+            Agency::Forsakringskassan,
+            EventBody::BenefitEnded {
+                benefit: BenefitKind::Sjukpenning,
+                ended_on: date(2026, 2, 1),
+            },
+        ))
+        .accepted(self_reported(5, BenefitKind::Sjukpenning, date(2026, 3, 1)))
+        .accepted(submission(
+            6,
+            Agency::Municipality,
+            proposed(1, ActivityKind::Arbetstraning, 20),
+        ));
+    assert_eq!(gates_of_activity_1(&history), []);
+    check(history, started(7, 1, date(2026, 3, 20)), Outcome::Accepted);
+    // A statement of another benefit FK has no record of still counts (aktivitetsersättning
+    // needs FK's agreement for any activity).
+    let other = enrolled_history()
+        .accepted(benefit(3, BenefitKind::Sjukpenning))
+        .accepted(self_reported(
+            4,
+            BenefitKind::Aktivitetsersattning,
+            date(2026, 3, 1),
+        ))
+        .accepted(submission(
+            5,
+            Agency::Municipality,
+            proposed(1, ActivityKind::Arbetstraning, 20),
+        ));
+    assert_eq!(
+        gates_of_activity_1(&other),
+        [
+            (GateKind::FkActivityDecision, false, false),
+            (GateKind::FkActivityAgreement, true, false)
+        ]
+    );
+}
+
+#[test]
+fn a_self_report_is_the_ips_units_vocational_profile_and_fk_af_see_it_only_under_that_consent() {
+    let history =
+        enrolled_history().accepted(self_reported(3, BenefitKind::Sjukpenning, date(2026, 3, 1)));
+    let body = EventBody::BenefitSelfReported {
+        benefit: BenefitKind::Sjukpenning,
+        said_on: date(2026, 3, 1),
+    };
+    assert_eq!(
+        body.data_category(Agency::Municipality),
+        DataCategory::VocationalProfile
+    );
+    assert!(!body.recorded_by(Agency::Forsakringskassan));
+    let on = date(2026, 3, 2);
+    let fk = reader(Agency::Forsakringskassan, "fk-1", Role::CaseOfficer);
+    let af = reader(Agency::Arbetsformedlingen, "af-1", Role::CaseOfficer);
+    let sight = |history: &History, reader| {
+        folded(history).sight(
+            reader,
+            Agency::Municipality,
+            &body,
+            DataCategory::VocationalProfile,
+            on,
+        )
+    };
+    // Given consent IPS unit → FK and AF for activities and benefit decisions only: hidden.
+    let other_categories = [
+        ConsentParty::Forsakringskassan,
+        ConsentParty::Arbetsformedlingen,
+    ]
+    .into_iter()
+    .zip(4..)
+    .fold(history, |history, (recipient, number)| {
+        history.accepted(submission(
+            number,
+            Agency::Municipality,
+            EventBody::ConsentGranted {
+                consent_id: ConsentId(Uuid::from_u128(0xd0_0000 + number)),
+                discloser: ConsentParty::IpsUnit,
+                recipient,
+                data_categories: vec![
+                    DataCategory::ActivitiesAndWork,
+                    DataCategory::BenefitDecisions,
+                ],
+                valid_from: date(2026, 1, 1),
+                valid_to: date(2026, 12, 31),
+            },
+        ))
+    });
+    for agency_reader in [&fk, &af] {
+        assert_eq!(
+            sight(&other_categories, agency_reader),
+            crate::visibility::Sight::Hidden,
+            "{agency_reader:?}"
+        );
+    }
+    // Given consent IPS unit → FK for the vocational profile: FK sees it, AF still not.
+    let profile = other_categories.accepted(submission(
+        6,
+        Agency::Municipality,
+        EventBody::ConsentGranted {
+            consent_id: ConsentId(Uuid::from_u128(0xd0_0006)),
+            discloser: ConsentParty::IpsUnit,
+            recipient: ConsentParty::Forsakringskassan,
+            data_categories: vec![DataCategory::VocationalProfile],
+            valid_from: date(2026, 1, 1),
+            valid_to: date(2026, 12, 31),
+        },
+    ));
+    assert!(matches!(
+        sight(&profile, &fk),
+        crate::visibility::Sight::Shared(crate::visibility::Basis::Consent(_))
+    ));
+    assert_eq!(sight(&profile, &af), crate::visibility::Sight::Hidden);
+}

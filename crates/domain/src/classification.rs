@@ -387,6 +387,11 @@ pub static BODY_CLASSES: &[BodyClass] = &[
         &[field("established_on", DATE)],
     ),
     body(
+        "BenefitSelfReported",
+        MUNICIPALITY,
+        &[field("benefit", FACT), field("said_on", DATE)],
+    ),
+    body(
         "SocialAssistanceDecided",
         MUNICIPALITY,
         &[field("status", FACT)],

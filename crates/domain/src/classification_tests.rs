@@ -195,6 +195,10 @@ fn examples() -> Vec<EventBody> {
         EventBody::SipEstablished {
             established_on: date(3),
         },
+        EventBody::BenefitSelfReported {
+            benefit: BenefitKind::Sjukpenning,
+            said_on: date(3),
+        },
         EventBody::SocialAssistanceDecided {
             status: SocialAssistanceStatus::Granted,
         },

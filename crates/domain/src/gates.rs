@@ -114,20 +114,72 @@ pub struct DecidedGate {
 /// Decisions per gate, kept on each activity.
 pub type GateDecisions = BTreeMap<GateKind, DecidedGate>;
 
-fn benefit_on(situation: &Situation, benefits: &[BenefitKind], on: NaiveDate) -> bool {
+/// Which benefit facts a gate is computed from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BenefitFacts {
+    /// Försäkringskassan's records only.
+    Recorded,
+    /// FK's records, and the participant's own statement of a benefit FK has no record of.
+    RecordedAndStated,
+}
+
+fn benefit_on(
+    situation: &Situation,
+    benefits: &[BenefitKind],
+    on: NaiveDate,
+    facts: BenefitFacts,
+) -> bool {
     benefits.iter().any(|benefit| {
-        situation
+        let recorded = situation
             .benefits
             .get(benefit)
-            .is_some_and(|(_, period)| period.contains(on))
+            .is_some_and(|(_, period)| period.contains(on));
+        // FK's record of a kind wins over the statement, whichever came first.
+        let stated = match facts {
+            BenefitFacts::Recorded => false,
+            BenefitFacts::RecordedAndStated => {
+                !situation.benefits_on_record.contains(benefit)
+                    && situation
+                        .self_reported_benefits
+                        .get(benefit)
+                        .is_some_and(|said_on| *said_on <= on)
+            }
+        };
+        recorded || stated
     })
 }
 
-/// The gates a start of `activity` on `on` needs, from the situation as recorded.
+/// The gates a start of `activity` on `on` needs, from the situation as recorded and from the
+/// participant's own statements of benefits FK has no record of (see [`stated_only_gates`]).
 pub fn required_gates(
     situation: &Situation,
     activity: &ActivityRecord,
     on: NaiveDate,
+) -> Vec<GateKind> {
+    gates_from(situation, activity, on, BenefitFacts::RecordedAndStated)
+}
+
+/// The gates of [`required_gates`] that apply only because the participant said they have a
+/// benefit Försäkringskassan has no record of: shown as unknown ("confirm with FK"), never as
+/// approved or refused, and they keep the start closed like any gate not approved. FK's own
+/// record of that benefit, when it comes (or if it came first), decides instead.
+pub fn stated_only_gates(
+    situation: &Situation,
+    activity: &ActivityRecord,
+    on: NaiveDate,
+) -> Vec<GateKind> {
+    let recorded = gates_from(situation, activity, on, BenefitFacts::Recorded);
+    gates_from(situation, activity, on, BenefitFacts::RecordedAndStated)
+        .into_iter()
+        .filter(|gate| !recorded.contains(gate))
+        .collect()
+}
+
+fn gates_from(
+    situation: &Situation,
+    activity: &ActivityRecord,
+    on: NaiveDate,
+    facts: BenefitFacts,
 ) -> Vec<GateKind> {
     let mut gates = Vec::new();
     let is_job = activity.kind == ActivityKind::Job;
@@ -146,11 +198,12 @@ pub fn required_gates(
                 BenefitKind::Rehabiliteringspenning,
             ],
             on,
+            facts,
         )
     {
         gates.push(GateKind::FkActivityDecision);
     }
-    if !is_job && benefit_on(situation, &[BenefitKind::Aktivitetsersattning], on) {
+    if !is_job && benefit_on(situation, &[BenefitKind::Aktivitetsersattning], on, facts) {
         gates.push(GateKind::FkActivityAgreement);
     }
     if is_job
@@ -161,6 +214,7 @@ pub fn required_gates(
                 BenefitKind::Sjukersattning,
             ],
             on,
+            facts,
         )
     {
         gates.push(GateKind::FkDormantBenefit);
@@ -205,6 +259,9 @@ pub struct GateView {
     pub kind: GateKind,
     /// Its latest decision, if any.
     pub decided: Option<DecidedGate>,
+    /// It applies only because of the participant's own statement of a benefit (see
+    /// [`stated_only_gates`]): unknown until FK's record exists.
+    pub stated_only: bool,
 }
 
 /// The green-light request of one activity.
@@ -236,6 +293,7 @@ pub fn requests(
         .iter()
         .map(|(activity_id, activity)| {
             let mut kinds = required_gates(situation, activity, activity.planned_start);
+            let stated_only = stated_only_gates(situation, activity, activity.planned_start);
             for decided in activity.gate_decisions.keys() {
                 if !kinds.contains(decided) {
                     kinds.push(*decided);
@@ -253,6 +311,7 @@ pub fn requests(
                     .map(|kind| GateView {
                         kind,
                         decided: activity.gate_decisions.get(&kind).cloned(),
+                        stated_only: stated_only.contains(&kind),
                     })
                     .collect(),
             }

@@ -17,7 +17,7 @@
 use chrono::NaiveDate;
 use serde_json::Value;
 
-use crate::aggregate::Participant;
+use crate::aggregate::{Participant, SipDeadline};
 use crate::envelope::{Actor, Agency, DataCategory, Role};
 use crate::errors::RuleViolation;
 use crate::events::{ConsentParty, EventBody};
@@ -116,7 +116,8 @@ fn municipal_discloser_of(body: &EventBody) -> ConsentParty {
         | EventBody::FollowUpRecorded { .. }
         | EventBody::OutreachAttempted { .. }
         | EventBody::SipHeld { .. }
-        | EventBody::SipEstablished { .. } => ConsentParty::IpsUnit,
+        | EventBody::SipEstablished { .. }
+        | EventBody::BenefitSelfReported { .. } => ConsentParty::IpsUnit,
         // A consent the municipality records is kept with the IPS unit, where consents are
         // collected; its parties see it through `Basis::PartyToConsent` whichever they are.
         EventBody::ConsentGranted { .. } | EventBody::ConsentWithdrawn { .. } => {
@@ -160,6 +161,16 @@ pub fn inpatient_fact(body: &EventBody) -> Option<&EventBody> {
         EventBody::InpatientAdmitted { .. } | EventBody::InpatientDischarged { .. } => Some(body),
         EventBody::EventCorrected { corrected, .. } => inpatient_fact(corrected),
         _ => None,
+    }
+}
+
+/// Whether a body is psychiatry's discharge-ready notice (utskrivningsklar), looking through
+/// corrections: only an inpatient stay ends in one, so it tells of the stay.
+fn is_discharge_notice(body: &EventBody) -> bool {
+    match body {
+        EventBody::DischargeReady { .. } => true,
+        EventBody::EventCorrected { corrected, .. } => is_discharge_notice(corrected),
+        _ => false,
     }
 }
 
@@ -307,6 +318,7 @@ fn body_names_unit(body: &EventBody, actor: &Actor) -> bool {
         | EventBody::OutreachAttempted { .. }
         | EventBody::SipHeld { .. }
         | EventBody::SipEstablished { .. }
+        | EventBody::BenefitSelfReported { .. }
         | EventBody::SocialAssistanceDecided { .. }
         | EventBody::ActivityAcceptedInPlanning { .. }
         | EventBody::BenefitRegistered { .. }
@@ -412,6 +424,18 @@ impl Participant {
         if discloser == reader_party {
             return Sight::Full(Basis::OwnRecords);
         }
+        // A discharge-ready notice means an inpatient stay: never to FK or AF, consent or not
+        // (issue 12), like the stay itself. The IPS unit and social services see it under
+        // consent (the SIP it owes is theirs to hold).
+        if is_discharge_notice(body) {
+            match reader_party {
+                ConsentParty::Forsakringskassan | ConsentParty::Arbetsformedlingen => {
+                    return Sight::Hidden
+                }
+                ConsentParty::IpsUnit | ConsentParty::SocialServices | ConsentParty::Psychiatry => {
+                }
+            }
+        }
         if let Some(stay_fact) = inpatient_fact(body) {
             match (reader_party, stay_fact) {
                 // Never to FK or AF, consent or not: the stay (and with it the care form) is
@@ -458,6 +482,39 @@ impl Participant {
         match self.consent_in_force_id(discloser, reader_party, category, on) {
             Some(consent_id) => Sight::Shared(Basis::Consent(consent_id)),
             None => Sight::Hidden,
+        }
+    }
+
+    /// The SIP owed after psychiatry's discharge-ready notice as `reader` may see it on `on`,
+    /// with the basis it is shown under; `None` when nothing is owed or the reader may not see
+    /// it. The SIP is held by the municipality and the region, so only the IPS unit's and
+    /// social services' lists carry it, each under the same decision as the notice itself
+    /// (`sight`, psychiatry → reader's party for coarse health data). FK, AF and psychiatry's
+    /// own officers never get it from a list, consent or not: a discharge-ready notice means an
+    /// inpatient stay, which FK and AF may not learn even as a count. Every party is named, so
+    /// a new one must be decided here.
+    pub fn sip_shown_to(&self, reader: &Reader, on: NaiveDate) -> Option<(SipDeadline, Basis)> {
+        let deadline = self.sip_deadline()?;
+        match reader.party() {
+            Some(ConsentParty::IpsUnit | ConsentParty::SocialServices) | None => {}
+            Some(
+                ConsentParty::Forsakringskassan
+                | ConsentParty::Arbetsformedlingen
+                | ConsentParty::Psychiatry,
+            ) => return None,
+        }
+        let notice = EventBody::DischargeReady {
+            ready_on: deadline.ready_on,
+        };
+        match self.sight(
+            reader,
+            Agency::Psychiatry,
+            &notice,
+            notice.data_category(Agency::Psychiatry),
+            on,
+        ) {
+            Sight::Full(basis) | Sight::Shared(basis) => Some((deadline, basis)),
+            Sight::Hidden => None,
         }
     }
 

@@ -329,6 +329,7 @@ fn pinned_event_type(body: &EventBody) -> &'static str {
         EventBody::OutreachAttempted { .. } => "OutreachAttempted",
         EventBody::SipHeld { .. } => "SipHeld",
         EventBody::SipEstablished { .. } => "SipEstablished",
+        EventBody::BenefitSelfReported { .. } => "BenefitSelfReported",
         EventBody::SocialAssistanceDecided { .. } => "SocialAssistanceDecided",
         EventBody::ActivityAcceptedInPlanning { .. } => "ActivityAcceptedInPlanning",
         EventBody::BenefitRegistered { .. } => "BenefitRegistered",
@@ -361,7 +362,7 @@ fn pinned_event_type(body: &EventBody) -> &'static str {
 }
 
 /// How many variants [`pinned_event_type`] names.
-const EVENT_TYPES: usize = 58;
+const EVENT_TYPES: usize = 59;
 
 /// One body of every type.
 fn one_body_of_each_type() -> Vec<EventBody> {
@@ -485,6 +486,10 @@ fn one_body_of_each_type() -> Vec<EventBody> {
         EventBody::SipHeld { held_on: day() },
         EventBody::SipEstablished {
             established_on: day(),
+        },
+        EventBody::BenefitSelfReported {
+            benefit: BenefitKind::Sjukpenning,
+            said_on: day(),
         },
         EventBody::SocialAssistanceDecided {
             status: SocialAssistanceStatus::Granted,

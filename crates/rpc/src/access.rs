@@ -118,6 +118,7 @@ pub fn allowed_roles(service: &str, method: &str) -> Option<&'static [Role]> {
             | "RecordOutreachAttempt"
             | "RecordSipHeld"
             | "RecordSipEstablished"
+            | "RecordBenefitSelfReport"
             | "ProtectIdentity" => IPS,
             _ => return None,
         },

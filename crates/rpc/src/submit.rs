@@ -465,6 +465,7 @@ participant_write_requests!(
     PeriodRequest,
     ProposeActivityRequest,
     ProtectIdentityRequest,
+    RecordBenefitSelfReportRequest,
     RecordBenefitsCounsellingRequest,
     RecordDisclosurePreferenceRequest,
     RecordEmployerContactRequest,

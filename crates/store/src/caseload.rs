@@ -255,3 +255,35 @@ pub async fn participant(
     .await?;
     found.as_ref().map(row).transpose()
 }
+
+/// Which owed SIPs a read asks for: one coach's participants, one participant, or (neither)
+/// every participant with one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SipsAsked<'a> {
+    /// Only this coach's participants.
+    pub coach: Option<&'a str>,
+    /// Only this participant.
+    pub participant_id: Option<uuid::Uuid>,
+}
+
+/// Participants whose discharge-ready notice still owes a SIP (`sip_ready_on` set), earliest
+/// notice first: the candidates a read folds and shows only where the reader may see the
+/// notice.
+pub async fn sips_owed(
+    pool: &PgPool,
+    asked: SipsAsked<'_>,
+    limit: i64,
+) -> Result<Vec<CaseloadRow>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM caseload_participants
+         WHERE sip_ready_on IS NOT NULL AND ($1::text IS NULL OR coach = $1)
+           AND ($2::uuid IS NULL OR participant_id = $2)
+         ORDER BY sip_ready_on, participant_id LIMIT $3"
+    ))
+    .bind(asked.coach)
+    .bind(asked.participant_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(row).collect()
+}

@@ -41,12 +41,13 @@ pub(crate) async fn refresh(
     for row in gate_rows(participant_id, &participant) {
         sqlx::query(
             "INSERT INTO green_light_gates (participant_id, activity_id, gate, deciding_agency, unit, coach, activity_kind,
-                 planned_start, requested_on, open, decision, decided_on, valid_from, valid_to, running, through_sequence)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $14, $10, $11, $12, $13, $15, $16)
+                 planned_start, requested_on, open, decision, decided_on, valid_from, valid_to, running, through_sequence,
+                 stated_only)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $14, $10, $11, $12, $13, $15, $16, $17)
              ON CONFLICT (participant_id, activity_id, gate) DO UPDATE SET
                  deciding_agency = $4, unit = $5, coach = $6, activity_kind = $7, planned_start = $8, requested_on = $9,
                  open = $14, decision = $10, decided_on = $11, valid_from = $12, valid_to = $13, running = $15,
-                 through_sequence = $16",
+                 through_sequence = $16, stated_only = $17",
         )
         .bind(row.participant_id)
         .bind(row.activity_id)
@@ -64,6 +65,7 @@ pub(crate) async fn refresh(
         .bind(row.open)
         .bind(row.running)
         .bind(i64::try_from(row.through_sequence).unwrap_or(i64::MAX))
+        .bind(row.stated_only)
         .execute(&mut **transaction)
         .await?;
     }
@@ -88,6 +90,7 @@ pub fn gate_rows(participant_id: ParticipantId, participant: &Participant) -> Ve
         let no_gate = [gates::GateView {
             kind: gates::GateKind::FkActivityDecision,
             decided: None,
+            stated_only: false,
         }];
         let (views, placeholder) = if request.gates.is_empty() {
             (&no_gate[..], true)
@@ -140,6 +143,7 @@ pub fn gate_rows(participant_id: ParticipantId, participant: &Participant) -> Ve
                 open: request.open,
                 running: request.running,
                 through_sequence,
+                stated_only: gate.stated_only && !placeholder,
             });
         }
     }
@@ -230,6 +234,10 @@ pub struct GateRow {
     pub running: bool,
     /// The participant's entry the row was folded through (its chain head then).
     pub through_sequence: u64,
+    /// The gate applies only because of the participant's own statement of a benefit
+    /// (`domain::gates::stated_only_gates`): unknown until FK's record exists, and on no
+    /// agency's pending list while undecided.
+    pub stated_only: bool,
 }
 
 impl GateRow {
@@ -244,6 +252,7 @@ impl GateRow {
         self.deciding_agency == agency
             && unit.is_none_or(|unit| self.unit.as_deref() == Some(unit))
             && ((self.open
+                && !(self.stated_only && self.decision.is_none())
                 && matches!(
                     self.decision,
                     None | Some(StoredDecision::InformationNeeded)
@@ -275,7 +284,7 @@ impl GateRow {
     }
 }
 
-const COLUMNS: &str = "participant_id, activity_id, gate, deciding_agency, unit, coach, activity_kind, planned_start, requested_on, decision, decided_on, valid_from, valid_to, open, running, through_sequence";
+const COLUMNS: &str = "participant_id, activity_id, gate, deciding_agency, unit, coach, activity_kind, planned_start, requested_on, decision, decided_on, valid_from, valid_to, open, running, through_sequence, stated_only";
 
 fn gate_row(row: &sqlx::postgres::PgRow) -> Result<GateRow, StoreError> {
     let participant_id: uuid::Uuid = row.try_get("participant_id")?;
@@ -308,6 +317,7 @@ fn gate_row(row: &sqlx::postgres::PgRow) -> Result<GateRow, StoreError> {
         open: row.try_get("open")?,
         running: row.try_get("running")?,
         through_sequence: u64::try_from(row.try_get::<i64, _>("through_sequence")?).unwrap_or(0),
+        stated_only: row.try_get("stated_only")?,
     })
 }
 
@@ -332,7 +342,8 @@ pub async fn pending(
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM green_light_gates
          WHERE deciding_agency = $1 AND ($2::text IS NULL OR unit = $2)
-           AND ((open AND (decision IS NULL OR decision = 'information_needed'))
+           AND ((open AND NOT (stated_only AND decision IS NULL)
+                 AND (decision IS NULL OR decision = 'information_needed'))
                 OR (running AND decision = 'approved' AND valid_to <= $8))
            AND ($3::date IS NULL OR (requested_on, participant_id, activity_id, gate) > ($3, $4, $5, $6))
          ORDER BY requested_on, participant_id, activity_id, gate LIMIT $7"

@@ -95,7 +95,7 @@ impl CaseloadApi {
     /// The SIPs owed on the board's participants, as `reader` may see them on `today`, and the
     /// basis each was shown under (for the access log). The read model names the candidates;
     /// each is folded, so the deadline and the consent decision are the domain's
-    /// (`Participant::sip_deadline`, `Participant::sight` of the discharge-ready notice).
+    /// (`Participant::sip_shown_to`: `Participant::sight` of the discharge-ready notice).
     async fn sips_due(
         &self,
         reader: &domain::Reader,
@@ -118,38 +118,21 @@ impl CaseloadApi {
             let Some(participant) = folded.get(&row.participant_id.0) else {
                 continue;
             };
-            let Some(deadline) = participant.sip_deadline() else {
+            // The coach's board names the coach of the read model's row, as its lists do.
+            let Some((mut sip, basis)) = crate::green_light_view::sip_due(
+                row.participant_id.0,
+                participant,
+                reader,
+                today,
+                crate::green_light_view::SipCoach::Withheld,
+            ) else {
                 continue;
             };
-            let notice = domain::EventBody::DischargeReady {
-                ready_on: deadline.ready_on,
-            };
-            let basis = match participant.sight(
-                reader,
-                domain::Agency::Psychiatry,
-                &notice,
-                domain::DataCategory::HealthCoarse,
-                today,
-            ) {
-                domain::Sight::Full(basis) | domain::Sight::Shared(basis) => basis,
-                domain::Sight::Hidden => continue,
-            };
+            sip.coach_person_id = row.coach.clone().unwrap_or_default();
             bases.push((row.participant_id.0, basis.log_text()));
-            sips.push(v1::SipDue {
-                participant_id: row.participant_id.to_string(),
-                coach_person_id: row.coach.clone().unwrap_or_default(),
-                ready_on: deadline.ready_on.to_string(),
-                due_by: deadline.due_by.to_string(),
-                overdue: deadline.status_on(today) == domain::SipDeadlineStatus::Overdue,
-            });
+            sips.push(sip);
         }
-        sips.sort_by(|left, right| {
-            (!left.overdue, &left.due_by, &left.participant_id).cmp(&(
-                !right.overdue,
-                &right.due_by,
-                &right.participant_id,
-            ))
-        });
+        crate::green_light_view::sort_sips(&mut sips);
         Ok((sips, bases))
     }
 }

@@ -23,8 +23,8 @@ use tonic::{Request, Response, Status};
 use crate::clock::Clock;
 pub use crate::green_light_view::EXPIRING_WITHIN_DAYS;
 use crate::green_light_view::{
-    lead_time, lights, parse_page_token, pending_page, running_approvals_ending_by, watch_basis,
-    watch_push,
+    lead_time, lights, parse_page_token, pending_page, running_approvals_ending_by, sip_due,
+    sip_push, sort_sips, watch_basis, watch_push, PendingPage, SipCoach, SIPS_LISTED_MAX,
 };
 
 /// Most open gates one watch follows.
@@ -61,6 +61,45 @@ pub struct GreenLightApi {
     pub(crate) access_log: crate::reading::AccessLog,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) projector_progress: watch::Receiver<u64>,
+}
+
+/// Adds to a social-services officer's first page the SIPs owed among the participants they
+/// may open, as they may see them (`Participant::sip_shown_to`), without the coach; each
+/// participant shown is added to the page's bases. Returns the participants whose SIP is shown.
+pub(crate) fn social_services_sips(
+    page: &mut PendingPage,
+    reader: &domain::Reader,
+    openable: &std::collections::HashMap<uuid::Uuid, domain::Participant>,
+    today: chrono::NaiveDate,
+) -> std::collections::BTreeSet<uuid::Uuid> {
+    let mut shown = std::collections::BTreeSet::new();
+    for (participant_id, participant) in openable {
+        let Some((sip, basis)) = sip_due(
+            *participant_id,
+            participant,
+            reader,
+            today,
+            SipCoach::Withheld,
+        ) else {
+            continue;
+        };
+        let bases: std::collections::BTreeSet<String> = page
+            .bases
+            .get(participant_id)
+            .into_iter()
+            .flat_map(|bases| bases.split(','))
+            .map(str::to_owned)
+            .chain([basis.log_text()])
+            .collect();
+        page.bases.insert(
+            *participant_id,
+            crate::reading::basis_text(&bases, "own_records"),
+        );
+        page.response.sips_due.push(sip);
+        shown.insert(*participant_id);
+    }
+    sort_sips(&mut page.response.sips_due);
+    shown
 }
 
 #[tonic::async_trait]
@@ -123,9 +162,29 @@ impl GreenLightService for GreenLightApi {
         )
         .await
         .map_err(|error| crate::store_errors::from_store(&error))?;
-        let listed: Vec<uuid::Uuid> = rows.iter().map(|row| row.participant_id).collect();
+        let mut listed: Vec<uuid::Uuid> = rows.iter().map(|row| row.participant_id).collect();
+        // Social services' list also carries the SIPs owed, once, on the first page.
+        let sips_asked = request.page_token.is_empty()
+            && reader.party() == Some(domain::ConsentParty::SocialServices);
+        if sips_asked {
+            let owed = store::caseload::sips_owed(
+                &self.pool,
+                store::caseload::SipsAsked::default(),
+                SIPS_LISTED_MAX,
+            )
+            .await
+            .map_err(|error| crate::store_errors::from_store(&error))?;
+            listed.extend(owed.iter().map(|row| row.participant_id.0));
+        }
+        listed.sort_unstable();
+        listed.dedup();
         let openable = crate::reading::open(&self.pool, &reader, &listed).await?;
-        let page = pending_page(rows, page_size, today, &reader, &openable);
+        let mut page = pending_page(rows, page_size, today, &reader, &openable);
+        let sip_participants = if sips_asked {
+            social_services_sips(&mut page, &reader, &openable, today)
+        } else {
+            std::collections::BTreeSet::new()
+        };
         let request_record = PendingRequestRecord {
             agency: agency.to_owned(),
             unit: unit.map(|unit| unit.0),
@@ -137,7 +196,14 @@ impl GreenLightService for GreenLightApi {
             business_date: today,
             projector_checkpoint,
         };
-        let shown = serde_json::json!({ "next_page_token": page.response.next_page_token });
+        let next_page_token = page.response.next_page_token.clone();
+        let shown = |participant_id: &uuid::Uuid| {
+            if sip_participants.contains(participant_id) {
+                serde_json::json!({ "next_page_token": next_page_token, "sip": true })
+            } else {
+                serde_json::json!({ "next_page_token": next_page_token })
+            }
+        };
         crate::reading::log_read(
             &self.access_log,
             &reader,
@@ -152,7 +218,7 @@ impl GreenLightService for GreenLightApi {
                         .get(&participant_id)
                         .map(|participant| participant.chain_head().0),
                     read_model_sequence: page.read_model_sequences.get(&participant_id).copied(),
-                    shown: Some(shown.clone()),
+                    shown: Some(shown(&participant_id)),
                 }),
         )
         .await?;
@@ -220,6 +286,7 @@ impl GreenLightService for GreenLightApi {
         let mut progress = self.projector_progress.clone();
         tokio::spawn(async move {
             let mut sent: BTreeMap<(uuid::Uuid, uuid::Uuid), v1::ActivityLight> = BTreeMap::new();
+            let mut sent_sips: BTreeMap<uuid::Uuid, v1::SipDue> = BTreeMap::new();
             let mut initial = true;
             let mut folded = crate::reading::FoldedParticipants::default();
             loop {
@@ -242,8 +309,32 @@ impl GreenLightService for GreenLightApi {
                         return;
                     }
                 };
-                let mut listed: Vec<uuid::Uuid> =
-                    rows.iter().map(|row| row.participant_id).collect();
+                // The SIPs owed on the watched board: time-driven like an expiry (due, then
+                // overdue after the last day), and cleared when one is held.
+                let owed = match store::caseload::sips_owed(
+                    &pool,
+                    store::caseload::SipsAsked {
+                        coach: coach.as_ref().map(|coach| coach.0.as_str()),
+                        participant_id: participant.map(|participant_id| participant_id.0),
+                    },
+                    SIPS_LISTED_MAX,
+                )
+                .await
+                {
+                    Ok(owed) => owed,
+                    Err(error) => {
+                        let _ = sender
+                            .send(Err(crate::store_errors::from_store(&error)))
+                            .await;
+                        return;
+                    }
+                };
+                let mut listed: Vec<uuid::Uuid> = rows
+                    .iter()
+                    .map(|row| row.participant_id)
+                    .chain(owed.iter().map(|row| row.participant_id.0))
+                    .collect();
+                listed.sort_unstable();
                 listed.dedup();
                 let participants = match folded.refresh(&pool, &reader, &listed).await {
                     Ok(participants) => participants,
@@ -255,13 +346,17 @@ impl GreenLightService for GreenLightApi {
                 // Watching another unit's coach is refused like reading their participants:
                 // a board with a participant of another unit that the reader may not open.
                 if initial && coach.is_some() {
-                    let other_unit = rows.iter().any(|row| {
-                        !participants.contains_key(&row.participant_id)
-                            && row
-                                .unit
-                                .as_deref()
-                                .is_some_and(|unit| unit != reader.actor.unit.0)
-                    });
+                    let other_unit = rows
+                        .iter()
+                        .map(|row| (row.participant_id, row.unit.as_deref()))
+                        .chain(
+                            owed.iter()
+                                .map(|row| (row.participant_id.0, row.unit.as_deref())),
+                        )
+                        .any(|(participant_id, unit)| {
+                            !participants.contains_key(&participant_id)
+                                && unit.is_some_and(|unit| unit != reader.actor.unit.0)
+                        });
                     if other_unit {
                         let refused = domain::visibility::OpenRefused::OtherUnit {
                             unit: reader.actor.unit.0.clone(),
@@ -275,7 +370,23 @@ impl GreenLightService for GreenLightApi {
                 let current = lights(&rows, today, &reader, &participants);
                 // Every update is a read: one entry per participant about to be pushed, with
                 // the activities pushed (ids only) so the push can be rebuilt from the events.
-                let push = watch_push(&sent, &current, initial);
+                let mut push = watch_push(&sent, &current, initial);
+                let current_sips: BTreeMap<uuid::Uuid, v1::SipDue> = owed
+                    .iter()
+                    .filter_map(|row| {
+                        let participant_id = row.participant_id.0;
+                        let folded_participant = participants.get(&participant_id)?;
+                        let (sip, _) = sip_due(
+                            participant_id,
+                            folded_participant,
+                            &reader,
+                            today,
+                            SipCoach::Named,
+                        )?;
+                        Some((participant_id, sip))
+                    })
+                    .collect();
+                sip_push(&mut push, &sent_sips, &current_sips, initial);
                 let mut read_model_sequences: BTreeMap<uuid::Uuid, u64> = BTreeMap::new();
                 for row in &rows {
                     read_model_sequences.insert(row.participant_id, row.through_sequence);
@@ -315,6 +426,7 @@ impl GreenLightService for GreenLightApi {
                     }
                 }
                 sent = current;
+                sent_sips = current_sips;
                 initial = false;
                 // Wake on the next projected batch, or re-evaluate time-dependent statuses.
                 tokio::select! {

@@ -114,6 +114,7 @@ pub(crate) fn pending_page(
         response: v1::PendingApprovalsResponse {
             approvals,
             next_page_token,
+            sips_due: Vec::new(),
         },
         bases,
         read_model_sequences,
@@ -127,6 +128,8 @@ fn day(value: Option<NaiveDate>) -> String {
 /// A gate's status on `today`.
 pub(crate) fn gate_state(row: &store::green_light::GateRow, today: NaiveDate) -> v1::GateState {
     let (status, expiring) = match row.decision {
+        // Asked of no agency yet: the coach confirms the participant's statement first.
+        None if row.stated_only => (v1::GateStatus::UnknownSelfReported, false),
         None => (v1::GateStatus::Requested, false),
         Some(StoredDecision::InformationNeeded) => (v1::GateStatus::InfoNeeded, false),
         Some(StoredDecision::Rejected) => (v1::GateStatus::Rejected, false),
@@ -141,8 +144,19 @@ pub(crate) fn gate_state(row: &store::green_light::GateRow, today: NaiveDate) ->
     };
     let final_decision = matches!(
         status,
-        v1::GateStatus::Approved | v1::GateStatus::Rejected | v1::GateStatus::Expired
+        v1::GateStatus::Approved
+            | v1::GateStatus::Rejected
+            | v1::GateStatus::Expired
+            | v1::GateStatus::UnknownSelfReported
     );
+    let guidance = if status == v1::GateStatus::UnknownSelfReported {
+        format!(
+            "self-reported: the participant says they have a benefit that needs this gate, and {agency} has no record of it; confirm with {agency}",
+            agency = row.deciding_agency
+        )
+    } else {
+        String::new()
+    };
     let waiting_days = if final_decision {
         0
     } else {
@@ -158,7 +172,7 @@ pub(crate) fn gate_state(row: &store::green_light::GateRow, today: NaiveDate) ->
         valid_to: day(row.valid_to.filter(|valid_to| valid_to.year_ce().1 < 9999)),
         expiring,
         waiting_days,
-        guidance: String::new(),
+        guidance,
     }
 }
 
@@ -199,10 +213,18 @@ fn activity_light_for(
     let gates: Vec<v1::GateState> = rows
         .iter()
         .map(|row| match gate_visible(row) {
-            Ok(guidance) => v1::GateState {
-                guidance: guidance.unwrap_or_default(),
-                ..gate_state(row, today)
-            },
+            Ok(guidance) => {
+                // A gate's own guidance (confirm a self-report) comes first.
+                let state = gate_state(row, today);
+                if state.guidance.is_empty() {
+                    v1::GateState {
+                        guidance: guidance.unwrap_or_default(),
+                        ..state
+                    }
+                } else {
+                    state
+                }
+            }
             Err(guidance) => unknown_gate(row, guidance),
         })
         .collect();
@@ -225,6 +247,12 @@ fn activity_light_for(
         .any(|gate| gate.status == v1::GateStatus::Rejected as i32)
     {
         v1::Light::Red
+    } else if gates
+        .iter()
+        .any(|gate| gate.status == v1::GateStatus::UnknownSelfReported as i32)
+    {
+        // From the participant's word alone: neither approved nor refused.
+        v1::Light::Unknown
     } else if rows.iter().all(approved_for_start) {
         v1::Light::Green
     } else {
@@ -360,6 +388,7 @@ pub(crate) fn removal(key: BoardKey) -> v1::GreenLightUpdate {
         }),
         initial: false,
         removed: true,
+        sip: None,
     }
 }
 
@@ -400,10 +429,109 @@ pub(crate) fn watch_push(
                 activity: Some(light.clone()),
                 initial,
                 removed: false,
+                sip: None,
             });
         }
     }
     push
+}
+
+/// Most owed SIPs one list or watch evaluation shows.
+pub const SIPS_LISTED_MAX: i64 = 1_000;
+
+/// Whose coach a SIP on the wire names: the IPS unit's boards name the coach; social services'
+/// list does not (who coaches a participant is the IPS unit's record).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SipCoach {
+    /// The coach of the participant as folded.
+    Named,
+    /// Left empty.
+    Withheld,
+}
+
+/// The SIP owed by `participant` as `reader` may see it on `today`, with the basis it is
+/// shown under (`Participant::sip_shown_to`); `None` when none is owed or it is not shown.
+pub(crate) fn sip_due(
+    participant_id: uuid::Uuid,
+    participant: &domain::Participant,
+    reader: &domain::Reader,
+    today: NaiveDate,
+    coach: SipCoach,
+) -> Option<(v1::SipDue, domain::Basis)> {
+    let (deadline, basis) = participant.sip_shown_to(reader, today)?;
+    let coach_person_id = match coach {
+        SipCoach::Named => participant
+            .unit_and_coach()
+            .map(|(_, coach)| coach.0.clone())
+            .unwrap_or_default(),
+        SipCoach::Withheld => String::new(),
+    };
+    Some((
+        v1::SipDue {
+            participant_id: participant_id.to_string(),
+            coach_person_id,
+            ready_on: deadline.ready_on.to_string(),
+            due_by: deadline.due_by.to_string(),
+            overdue: deadline.status_on(today) == domain::SipDeadlineStatus::Overdue,
+        },
+        basis,
+    ))
+}
+
+/// A SIP list's order: overdue first, then by the last day, then by participant.
+pub(crate) fn sort_sips(sips: &mut [v1::SipDue]) {
+    sips.sort_by(|left, right| {
+        (!left.overdue, &left.due_by, &left.participant_id).cmp(&(
+            !right.overdue,
+            &right.due_by,
+            &right.participant_id,
+        ))
+    });
+}
+
+/// The update that takes a participant's SIP off a watcher's board.
+pub(crate) fn sip_removal(participant_id: uuid::Uuid) -> v1::GreenLightUpdate {
+    v1::GreenLightUpdate {
+        activity: None,
+        initial: false,
+        removed: true,
+        sip: Some(v1::SipDue {
+            participant_id: participant_id.to_string(),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Adds to `push` what brings a watcher's SIPs from `sent` to `current`: removals (held, or no
+/// longer shown), then new or changed ones (a SIP turning overdue at midnight), each in
+/// participant order, after the activities' updates.
+pub(crate) fn sip_push(
+    push: &mut WatchPush,
+    sent: &BTreeMap<uuid::Uuid, v1::SipDue>,
+    current: &BTreeMap<uuid::Uuid, v1::SipDue>,
+    initial: bool,
+) {
+    for participant_id in sent.keys().filter(|key| !current.contains_key(*key)) {
+        push.logged
+            .entry(*participant_id)
+            .or_default()
+            .push(serde_json::json!({ "sip": true, "removed": true }));
+        push.updates.push(sip_removal(*participant_id));
+    }
+    for (participant_id, sip) in current {
+        if sent.get(participant_id) != Some(sip) {
+            push.logged
+                .entry(*participant_id)
+                .or_default()
+                .push(serde_json::json!({ "sip": true, "removed": false }));
+            push.updates.push(v1::GreenLightUpdate {
+                activity: None,
+                initial,
+                removed: false,
+                sip: Some(sip.clone()),
+            });
+        }
+    }
 }
 
 /// One gate's lead time on the wire, from the read model's (gate, deciding agency, decisions,
@@ -448,6 +576,7 @@ mod tests {
             open: true,
             running: false,
             through_sequence: 1,
+            stated_only: false,
         }
     }
 
@@ -532,6 +661,77 @@ mod tests {
             v1::GateStatus::Approved,
             false,
             v1::Light::Waiting,
+        );
+    }
+
+    #[test]
+    fn a_gate_from_a_self_report_is_unknown_until_decided_and_waits_on_no_agency_list() {
+        let mut stated = row(None, None);
+        stated.stated_only = true;
+        let state = gate_state(&stated, date(10));
+        assert_eq!(
+            (state.status, state.waiting_days),
+            (v1::GateStatus::UnknownSelfReported as i32, 0)
+        );
+        assert!(state.guidance.contains("confirm with fk"), "{state:?}");
+        assert_eq!(
+            activity_light(&[&stated], date(10)).light,
+            v1::Light::Unknown as i32
+        );
+        assert!(!stated.is_pending_for("fk", None, date(10)));
+        assert!(row(None, None).is_pending_for("fk", None, date(10)));
+        // A decision on the gate is the agency's own record: it shows as decided.
+        let mut decided = row(Some("approved"), Some((15, 31)));
+        decided.stated_only = true;
+        check(
+            decided,
+            10,
+            v1::GateStatus::Approved,
+            false,
+            v1::Light::Green,
+        );
+        // Another gate's refusal still shows as red.
+        let rejected = gate_of(
+            row(Some("rejected"), None),
+            "af_activity_decision",
+            domain::Agency::Arbetsformedlingen,
+        );
+        assert_eq!(
+            activity_light(&[&stated, &rejected], date(10)).light,
+            v1::Light::Red as i32
+        );
+    }
+
+    #[test]
+    fn a_sip_push_shows_it_due_then_overdue_then_removed() {
+        let participant_id = uuid::Uuid::from_u128(1);
+        let sip = |overdue| v1::SipDue {
+            participant_id: participant_id.to_string(),
+            coach_person_id: "coach-17".into(),
+            ready_on: "2026-05-01".into(),
+            due_by: "2026-05-04".into(),
+            overdue,
+        };
+        let none = BTreeMap::new();
+        let due = BTreeMap::from([(participant_id, sip(false))]);
+        let overdue = BTreeMap::from([(participant_id, sip(true))]);
+        let pushed = |sent: &BTreeMap<uuid::Uuid, v1::SipDue>, current| {
+            let mut push = WatchPush::default();
+            sip_push(&mut push, sent, current, false);
+            push
+        };
+        let appears = pushed(&none, &due);
+        assert_eq!(appears.updates.len(), 1);
+        assert_eq!(appears.updates[0].sip, Some(sip(false)));
+        assert!(appears.updates[0].activity.is_none() && !appears.updates[0].removed);
+        assert_eq!(pushed(&due, &due), WatchPush::default());
+        let turns = pushed(&due, &overdue);
+        assert_eq!(turns.updates[0].sip, Some(sip(true)));
+        let cleared = pushed(&overdue, &none);
+        assert_eq!(cleared.updates, vec![sip_removal(participant_id)]);
+        assert_eq!(
+            cleared.logged.get(&participant_id),
+            Some(&vec![serde_json::json!({ "sip": true, "removed": true })])
         );
     }
 

@@ -299,7 +299,29 @@ fn pending_approvals(
     // The rows after the last shown one that filled the page may be other participants' (not
     // shown, not logged): the token the read handed out is the log's.
     page.response.next_page_token = next_page_token;
+    // Social services' first page: the SIPs the log says were shown, as the live read
+    // computed them from the same folds.
+    let shown_sips: HashMap<uuid::Uuid, Participant> = participants
+        .iter()
+        .filter(|participant| logged_sip(&participant.read))
+        .map(|participant| (participant.participant_id.0, participant.as_read.clone()))
+        .collect();
+    crate::green_light_service::social_services_sips(
+        &mut page,
+        reader,
+        &shown_sips,
+        read.business_date,
+    );
     Ok(page.response)
+}
+
+/// Whether the access log says a participant's SIP was shown on a pending-approvals page.
+fn logged_sip(read: &store::access_log::ReadRecord) -> bool {
+    read.shown
+        .as_ref()
+        .and_then(|shown| shown.get("sip"))
+        .and_then(serde_json::Value::as_bool)
+        == Some(true)
 }
 
 /// The updates one `WatchGreenLight` evaluation pushed: for each activity the log says was
@@ -333,6 +355,8 @@ fn green_light_push(
     let current = crate::green_light_view::lights(&rows, read.business_date, reader, &folded);
     let mut removed = BTreeMap::new();
     let mut changed = BTreeMap::new();
+    let mut removed_sips = BTreeMap::new();
+    let mut changed_sips = BTreeMap::new();
     for participant in participants {
         let shown = participant
             .read
@@ -349,6 +373,38 @@ fn green_light_push(
             .into_iter()
             .flatten()
         {
+            if update.get("sip").and_then(serde_json::Value::as_bool) == Some(true) {
+                let participant_id = participant.participant_id.0;
+                if update.get("removed").and_then(serde_json::Value::as_bool) == Some(true) {
+                    removed_sips.insert(
+                        participant_id,
+                        crate::green_light_view::sip_removal(participant_id),
+                    );
+                } else {
+                    let (sip, _) = crate::green_light_view::sip_due(
+                        participant_id,
+                        &participant.as_read,
+                        reader,
+                        read.business_date,
+                        crate::green_light_view::SipCoach::Named,
+                    )
+                    .ok_or_else(|| {
+                        not_reconstructible(&format!(
+                            "the SIP of {participant_id} was pushed but is not shown in the rebuild"
+                        ))
+                    })?;
+                    changed_sips.insert(
+                        participant_id,
+                        v1::GreenLightUpdate {
+                            activity: None,
+                            initial,
+                            removed: false,
+                            sip: Some(sip),
+                        },
+                    );
+                }
+                continue;
+            }
             let activity_id = update
                 .get("activity_id")
                 .and_then(serde_json::Value::as_str)
@@ -369,13 +425,20 @@ fn green_light_push(
                         activity: Some(light),
                         initial,
                         removed: false,
+                        sip: None,
                     },
                 );
             }
         }
     }
-    // The live watch pushes every removal first, then every change, each in board order.
+    // The live watch pushes every removal first, then every change, each in board order;
+    // then the SIPs' removals and changes, in participant order.
     Ok(v1::GreenLightPush {
-        updates: removed.into_values().chain(changed.into_values()).collect(),
+        updates: removed
+            .into_values()
+            .chain(changed.into_values())
+            .chain(removed_sips.into_values())
+            .chain(changed_sips.into_values())
+            .collect(),
     })
 }

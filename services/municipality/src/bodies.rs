@@ -351,6 +351,16 @@ pub fn record_sip_established(request: &v1::DateRequest) -> Result<EventBody, In
     })
 }
 
+/// `RecordBenefitSelfReport`: the participant's statement, as the coach recorded it.
+pub fn record_benefit_self_report(
+    request: &v1::RecordBenefitSelfReportRequest,
+) -> Result<EventBody, InputError> {
+    Ok(EventBody::BenefitSelfReported {
+        benefit: fields::benefit_kind("benefit", request.benefit)?,
+        said_on: required_date("said_on", &request.said_on)?,
+    })
+}
+
 /// `RecordSocialAssistance`.
 pub fn record_social_assistance(
     request: &v1::RecordSocialAssistanceRequest,

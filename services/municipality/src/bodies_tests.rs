@@ -675,3 +675,36 @@ fn a_correction_names_the_event_it_supersedes_and_carries_a_body() {
         "corrected_body_json"
     );
 }
+
+#[test]
+fn a_self_reported_benefit_names_the_benefit_and_the_day_it_was_said() {
+    assert_eq!(
+        record_benefit_self_report(&v1::RecordBenefitSelfReportRequest {
+            write: None,
+            benefit: v1::BenefitKind::Sjukpenning as i32,
+            said_on: "2026-02-20".into(),
+        }),
+        Ok(EventBody::BenefitSelfReported {
+            benefit: BenefitKind::Sjukpenning,
+            said_on: date("2026-02-20"),
+        })
+    );
+    assert_eq!(
+        failed_field(record_benefit_self_report(
+            &v1::RecordBenefitSelfReportRequest {
+                said_on: "2026-02-20".into(),
+                ..Default::default()
+            }
+        )),
+        "benefit"
+    );
+    assert_eq!(
+        failed_field(record_benefit_self_report(
+            &v1::RecordBenefitSelfReportRequest {
+                benefit: v1::BenefitKind::Sjukpenning as i32,
+                ..Default::default()
+            }
+        )),
+        "said_on"
+    );
+}

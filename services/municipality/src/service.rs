@@ -351,6 +351,15 @@ impl MunicipalityService for MunicipalityApi {
             .await
     }
 
+    async fn record_benefit_self_report(
+        &self,
+        request: Request<v1::RecordBenefitSelfReportRequest>,
+    ) -> Reply {
+        self.edge
+            .write(request, bodies::record_benefit_self_report)
+            .await
+    }
+
     async fn record_social_assistance(
         &self,
         request: Request<v1::RecordSocialAssistanceRequest>,

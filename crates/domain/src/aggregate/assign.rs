@@ -238,10 +238,18 @@ impl Participant {
                 self.situation
                     .benefits
                     .insert(benefit, (degree_percent, period));
+                self.situation.benefits_on_record.insert(benefit);
                 self.situation.employed = employed;
             }
             EventBody::BenefitEnded { benefit, .. } => {
                 self.situation.benefits.remove(&benefit);
+                self.situation.benefits_on_record.insert(benefit);
+            }
+            // The latest statement of a benefit is the one that counts.
+            EventBody::BenefitSelfReported { benefit, said_on } => {
+                self.situation
+                    .self_reported_benefits
+                    .insert(benefit, said_on);
             }
             EventBody::RehabPlanEstablished { .. } => self.situation.rehabilitation_plan = true,
             EventBody::JobSeekerRegistered { .. } => self.situation.job_seeker = true,
@@ -387,7 +395,10 @@ impl Participant {
             | EventBody::SiusDecided { .. }
             | EventBody::AvailabilityChanged { .. }
             | EventBody::InpatientAdmitted { .. }
-            | EventBody::DischargeReady { .. }) => self.assign(body, agency, occurred_on),
+            | EventBody::DischargeReady { .. }
+            // A corrected statement is stated again (the one it corrects is not withdrawn).
+            | EventBody::BenefitSelfReported { .. }) => self.assign(body, agency, occurred_on),
+
             _ => {}
         }
     }

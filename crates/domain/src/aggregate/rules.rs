@@ -138,7 +138,8 @@ impl Participant {
             | EventBody::FollowUpRecorded { .. }
             | EventBody::OutreachAttempted { .. }
             | EventBody::SipHeld { .. }
-            | EventBody::SipEstablished { .. } => self.require_enrolled(true),
+            | EventBody::SipEstablished { .. }
+            | EventBody::BenefitSelfReported { .. } => self.require_enrolled(true),
             EventBody::ActivityProposed {
                 activity_id,
                 planned_start,

@@ -110,6 +110,16 @@ pub struct Situation {
     pub social_assistance: Option<SocialAssistanceStatus>,
     /// Latest availability reported by psychiatry, and from when.
     pub availability: Option<(Availability, NaiveDate)>,
+    /// Benefits the participant says they have (the coach's record of their statement), with
+    /// the day they said it: a gate it makes apply is unknown until FK's record of that
+    /// benefit exists (`gates::stated_only_gates`).
+    #[serde(default)]
+    pub self_reported_benefits: BTreeMap<BenefitKind, NaiveDate>,
+    /// Every benefit kind Försäkringskassan has recorded for the participant (registered, even
+    /// if ended since): where FK has a record of a kind, the participant's statement of it is
+    /// ignored, whichever came first.
+    #[serde(default)]
+    pub benefits_on_record: std::collections::BTreeSet<BenefitKind>,
 }
 
 /// An open psychiatric inpatient stay, as psychiatry recorded it: from the admission to the

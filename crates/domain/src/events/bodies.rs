@@ -324,6 +324,15 @@ pub enum EventBody {
         /// When.
         established_on: NaiveDate,
     },
+    /// The participant's own statement of a benefit they have, recorded by the coach (issue
+    /// 12). Not the agency's record: a gate it makes apply opens as unknown ("confirm with
+    /// FK") until Försäkringskassan's own record of that benefit exists, which then wins.
+    BenefitSelfReported {
+        /// The benefit the participant says they have.
+        benefit: BenefitKind,
+        /// The day they said it.
+        said_on: NaiveDate,
+    },
     /// Social assistance status (never amounts).
     SocialAssistanceDecided {
         /// Granted, denied or ended.

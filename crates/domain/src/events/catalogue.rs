@@ -87,6 +87,7 @@ impl EventBody {
             | EventBody::OutreachAttempted { .. }
             | EventBody::SipHeld { .. }
             | EventBody::SipEstablished { .. }
+            | EventBody::BenefitSelfReported { .. }
             | EventBody::SocialAssistanceDecided { .. }
             | EventBody::ActivityAcceptedInPlanning { .. } => Some(Agency::Municipality),
         }
@@ -114,7 +115,10 @@ impl EventBody {
             }
             EventBody::ProfileRecorded { .. }
             | EventBody::DisclosurePreferenceRecorded { .. }
-            | EventBody::BenefitsCounsellingGiven { .. } => DataCategory::VocationalProfile,
+            | EventBody::BenefitsCounsellingGiven { .. }
+            // The participant's own statement, gathered like the profile (kartläggning; SUS's
+            // income source at enrolment), not an agency's decision.
+            | EventBody::BenefitSelfReported { .. } => DataCategory::VocationalProfile,
             EventBody::EmployerContactMade { .. }
             | EventBody::ActivityProposed { .. }
             | EventBody::ActivityStarted { .. }

@@ -39,6 +39,7 @@ impl EventBody {
             | EventBody::OutreachAttempted { .. }
             | EventBody::SipHeld { .. }
             | EventBody::SipEstablished { .. }
+            | EventBody::BenefitSelfReported { .. }
             | EventBody::SocialAssistanceDecided { .. }
             | EventBody::ActivityAcceptedInPlanning { .. }
             | EventBody::BenefitEnded { .. }
