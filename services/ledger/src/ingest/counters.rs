@@ -43,6 +43,15 @@ pub struct IngestCounters {
     pub applied_from_stream: Counter,
     /// Deliveries preceded by a read of the participant's earlier messages from the stream.
     pub order_reads: Counter,
+    /// Loads for a write answered by the aggregate cache.
+    pub aggregate_cache_hits: Counter,
+    /// Loads for a write that read and folded the participant's history from the store (not
+    /// cached yet, pushed out, or dropped after a conflict or a failed commit).
+    pub aggregate_cache_misses: Counter,
+    /// Participants pushed out of the aggregate cache to stay within its byte budget.
+    pub aggregate_cache_evictions: Counter,
+    /// The aggregate cache's estimated size.
+    pub aggregate_cache_bytes: U64Gauge,
 }
 
 impl IngestCounters {
@@ -50,7 +59,7 @@ impl IngestCounters {
     /// without `_total`: the OpenMetrics encoder appends it to the sample (so the scrape shows
     /// `ips_ledger_events_accepted_total`), and the help text gets its closing full stop there.
     pub fn register(&self, registry: &mut Registry) {
-        let counters: [(&str, &str, &Counter); 11] = [
+        let counters: [(&str, &str, &Counter); 14] = [
             (
                 "ips_ledger_events_accepted",
                 "Submissions recorded as accepted",
@@ -106,11 +115,26 @@ impl IngestCounters {
                 "Deliveries preceded by a read of the participant's earlier messages from the stream (after a restart, a nak, or another client's delivery)",
                 &self.order_reads,
             ),
+            (
+                "ips_ledger_aggregate_cache_hits",
+                "Loads for a write answered by the aggregate cache",
+                &self.aggregate_cache_hits,
+            ),
+            (
+                "ips_ledger_aggregate_cache_misses",
+                "Loads for a write that read and folded the participant's history from the store",
+                &self.aggregate_cache_misses,
+            ),
+            (
+                "ips_ledger_aggregate_cache_evictions",
+                "Participants pushed out of the aggregate cache to stay within ingest.aggregate_cache_bytes_max",
+                &self.aggregate_cache_evictions,
+            ),
         ];
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());
         }
-        let gauges: [(&str, &str, &U64Gauge); 3] = [
+        let gauges: [(&str, &str, &U64Gauge); 4] = [
             (
                 "ips_ledger_store_unavailable_since_seconds",
                 "Unix time the current store outage began; 0 while the store answers",
@@ -125,6 +149,11 @@ impl IngestCounters {
                 "ips_ledger_consumer_ack_pending",
                 "Messages delivered and not yet acked",
                 &self.consumer_ack_pending,
+            ),
+            (
+                "ips_ledger_aggregate_cache_bytes",
+                "The aggregate cache's estimated size in bytes",
+                &self.aggregate_cache_bytes,
             ),
         ];
         for (name, help, gauge) in gauges {
