@@ -7,7 +7,8 @@
 //!   participant's rows, each payload deserialised into the stored event type;
 //! - `ReplayParticipant` as recorded at a past T (every entry), through gRPC as an auditor:
 //!   mTLS, token, access table, the recorded-at cut, the fold, each entry's view, the state with
-//!   its gates, the access-log insert, and the whole stream received by the client;
+//!   its gates, the access-log insert, and the whole stream received by the client; once in
+//!   pages of 1,000 (the most a request may ask) and once in the service's default pages;
 //! - the same through the coach's eyes (every entry's consent decision and view);
 //! - the replay's own work in process, as the service does it (store read with the fold as the
 //!   rows arrive, the views, the state), no gRPC; and the store read with the cut alone.
@@ -233,6 +234,12 @@ async fn main() -> anyhow::Result<()> {
             page_size: 1_000,
             ..Default::default()
         };
+        // The service's default page size (the request leaves it 0), so pages are decoded by
+        // the client while the next is rendered.
+        let as_auditor_default_pages = v1::ReplayParticipantRequest {
+            page_size: 0,
+            ..as_auditor.clone()
+        };
         let as_coach = v1::ReplayParticipantRequest {
             as_reader: Some(v1::ReplayReader {
                 party: v1::ConsentParty::IpsUnit as i32,
@@ -246,10 +253,12 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(bare_read(&pool, participant_id).await? == length);
         anyhow::ensure!(grpc_replay(&mut audit, as_auditor.clone()).await? == length);
         anyhow::ensure!(grpc_replay(&mut audit, as_coach.clone()).await? == length);
+        anyhow::ensure!(grpc_replay(&mut audit, as_auditor_default_pages.clone()).await? == length);
 
         let mut ceiling = Vec::with_capacity(runs);
         let mut replay = Vec::with_capacity(runs);
         let mut replay_as_coach = Vec::with_capacity(runs);
+        let mut replay_default_pages = Vec::with_capacity(runs);
         let mut in_process = Vec::with_capacity(runs);
         let mut store_read = Vec::with_capacity(runs);
         let parsed = ledger::replay::parse_request(&as_auditor, &config, Utc::now())
@@ -266,6 +275,10 @@ async fn main() -> anyhow::Result<()> {
             let started = Instant::now();
             grpc_replay(&mut audit, as_coach.clone()).await?;
             replay_as_coach.push(started.elapsed());
+
+            let started = Instant::now();
+            grpc_replay(&mut audit, as_auditor_default_pages.clone()).await?;
+            replay_default_pages.push(started.elapsed());
 
             let started = Instant::now();
             let history =
@@ -298,9 +311,16 @@ async fn main() -> anyhow::Result<()> {
             milliseconds(ceiling)
         );
         for (name, samples) in [
-            ("ReplayParticipant over gRPC, as the auditor", replay),
             (
-                "ReplayParticipant over gRPC, through the coach's eyes",
+                "ReplayParticipant over gRPC, as the auditor, pages of 1,000",
+                replay,
+            ),
+            (
+                "ReplayParticipant over gRPC, as the auditor, default pages",
+                replay_default_pages,
+            ),
+            (
+                "ReplayParticipant over gRPC, through the coach's eyes, pages of 1,000",
                 replay_as_coach,
             ),
             ("the replay's own work in process (no gRPC)", in_process),
@@ -308,7 +328,7 @@ async fn main() -> anyhow::Result<()> {
         ] {
             let measured = p50(samples);
             println!(
-                "    {name:<55} {:>9.2} ms   {:.2} × ceiling",
+                "    {name:<70} {:>9.2} ms   {:.2} × ceiling",
                 milliseconds(measured),
                 ratio(measured, ceiling)
             );
