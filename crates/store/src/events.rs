@@ -164,6 +164,32 @@ pub async fn load_verified_history(
     })
 }
 
+/// The events table's append-only guard as the catalog holds it: each trigger's row version
+/// and whether it is enabled. Disabling a trigger (to edit a row) and enabling it again writes
+/// new catalog rows, so the fingerprint changes; the ledger's aggregate cache compares it on
+/// every write and forgets what it verified before the change. One catalog read, whatever the
+/// histories' lengths.
+pub async fn append_guard_fingerprint(pool: &PgPool) -> Result<String, StoreError> {
+    let fingerprint: Option<String> = sqlx::query_scalar(
+        "SELECT string_agg(xmin::text || ':' || tgenabled::text, ',' ORDER BY oid) FROM pg_trigger
+          WHERE tgrelid = 'events'::regclass",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(fingerprint.unwrap_or_default())
+}
+
+/// The sequence of a participant's last stored entry (0 without entries): one index probe.
+pub async fn stored_head(pool: &PgPool, participant_id: ParticipantId) -> Result<u64, StoreError> {
+    let head: Option<i64> = sqlx::query_scalar(
+        "SELECT max(sequence) FROM events WHERE aggregate_type = 'Participant' AND aggregate_id = $1",
+    )
+    .bind(participant_id.to_string())
+    .fetch_one(pool)
+    .await?;
+    head.map_or(Ok(0), |head| crate::stored_u64("events.sequence", head))
+}
+
 /// A participant's entries recorded at or before `recorded_by` (the payload's `recorded_at`,
 /// the ledger's stamp, which is part of the hashed link), in sequence order, at most `limit`:
 /// an auditor's replay "as recorded at T". One indexed scan of the participant; the cut is

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The largest aggregate cache budget accepted (16 GiB): a bigger figure is a typo.
+const AGGREGATE_CACHE_BYTES_MAX_LIMIT: u64 = 16 * 1024 * 1024 * 1024;
+
 /// Ingest limits (section `ingest`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -27,6 +30,10 @@ pub struct IngestConfig {
     /// After shutdown is asked for, how long the lanes may finish what they hold; what is
     /// unfinished then is handed back (nak) and the ledger exits.
     pub drain_timeout_ms: u64,
+    /// Memory (estimated) for participants folded by earlier deliveries, so the next delivery
+    /// about one does not re-read its whole history; least recently used out. 0 turns the
+    /// cache off (every delivery loads from the store).
+    pub aggregate_cache_bytes_max: u64,
 }
 
 impl Default for IngestConfig {
@@ -40,6 +47,7 @@ impl Default for IngestConfig {
             catch_up_messages_max: 10_000,
             data_error_attempts_max: 3,
             drain_timeout_ms: 10_000,
+            aggregate_cache_bytes_max: 64 * 1024 * 1024,
         }
     }
 }
@@ -170,6 +178,11 @@ impl LedgerConfig {
         if !(100..=600_000).contains(&ingest.drain_timeout_ms) {
             return Err("ingest.drain_timeout_ms must be between 100 and 600000".into());
         }
+        if ingest.aggregate_cache_bytes_max > AGGREGATE_CACHE_BYTES_MAX_LIMIT {
+            return Err(format!(
+                "ingest.aggregate_cache_bytes_max must be at most {AGGREGATE_CACHE_BYTES_MAX_LIMIT} (16 GiB)"
+            ));
+        }
         if ingest.conflict_retries_max > 100 {
             return Err("ingest.conflict_retries_max must be at most 100".into());
         }
@@ -250,6 +263,11 @@ mod tests {
         check(
             |config| config.ingest.data_error_attempts_max = 0,
             Some("ingest.data_error_attempts_max"),
+        );
+        check(|config| config.ingest.aggregate_cache_bytes_max = 0, None);
+        check(
+            |config| config.ingest.aggregate_cache_bytes_max = u64::MAX,
+            Some("ingest.aggregate_cache_bytes_max"),
         );
         check(
             |config| config.ingest.drain_timeout_ms = 0,

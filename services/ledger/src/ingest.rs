@@ -44,18 +44,27 @@
 //! broken entry. On shutdown the lanes hand back (nak) what they have not finished within
 //! `drain_timeout_ms`, so a lane wedged by an outage cannot keep the process alive.
 //!
+//! The aggregate cache (`cache`): a participant folded by one delivery is kept for the next,
+//! within `aggregate_cache_bytes_max`, so an apply costs the same whatever the history's length.
+//! It is taken out for each decision and put back only after the commit succeeded; the store's
+//! optimistic check still decides (a conflict drops it and the next attempt loads afresh), and
+//! a change of the events table's append-only guard forgets every cached participant, so a
+//! chain is verified again before anything is appended after an edit made around the guard.
+//!
 //! The parts: `counters` (what an operator reads), `ordering` (lanes and the order watermark),
-//! `applier` (one delivery, from decoding to ack or park), `sharing` (who is live and which
-//! partitions are this ledger's), `run` (the pullers, the lanes, releasing partitions and the
-//! drain at shutdown).
+//! `applier` (one delivery, from decoding to ack or park), `cache` (folded participants),
+//! `sharing` (who is live and which partitions are this ledger's), `run` (the pullers, the
+//! lanes, releasing partitions and the drain at shutdown).
 
 mod applier;
+mod cache;
 mod counters;
 mod ordering;
 mod run;
 pub mod sharing;
 
 pub use applier::Applier;
+pub use cache::AggregateCache;
 pub use counters::{IngestCounters, U64Gauge};
 pub(crate) use ordering::PartitionOrders;
 pub use run::{drain_deadline, run, DRAIN_GRACE};

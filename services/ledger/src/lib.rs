@@ -158,6 +158,9 @@ pub async fn start(
         clock: clock.clone(),
         projector_waker: projector.waker(),
         counters: counters.clone(),
+        aggregate_cache: Arc::new(ingest::AggregateCache::new(
+            config.ingest.aggregate_cache_bytes_max,
+        )),
     });
 
     let mut tasks = JoinSet::new();

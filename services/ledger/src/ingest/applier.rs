@@ -15,6 +15,7 @@ use domain::{Participant, ParticipantCommand, ParticipantError, ParticipantId, S
 use sqlx::PgPool;
 use tokio::sync::{watch, Notify};
 
+use super::cache::{AggregateCache, FoldedParticipant};
 use super::counters::IngestCounters;
 use super::ordering::{PartitionOrder, PartitionOrders};
 use crate::clock::Clock;
@@ -44,7 +45,8 @@ enum ApplyFailure {
     Unrecordable(String),
 }
 
-/// A participant's aggregate as loaded for one decision.
+/// What postgres-es's commit takes: in event-store mode it reads only the id and the stored
+/// head from it, so the aggregate itself stays with the ledger (and its cache).
 type ParticipantContext = EventStoreAggregateContext<Participant>;
 
 /// The metadata key under which each stored event keeps its stream position.
@@ -65,6 +67,8 @@ pub struct Applier {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) projector_waker: Arc<Notify>,
     pub(crate) counters: Arc<IngestCounters>,
+    /// Participants folded by earlier deliveries (`ingest.aggregate_cache_bytes_max`).
+    pub(crate) aggregate_cache: Arc<AggregateCache>,
 }
 
 impl Applier {
@@ -324,11 +328,43 @@ impl Applier {
         self.projector_waker.notify_one();
     }
 
-    /// Loads a participant's aggregate, and the highest stream sequence applied to it.
-    async fn load(
+    /// A participant folded for a write: from the cache when it holds it (after checking the
+    /// append-only guard, one catalog read), else loaded from the store.
+    async fn load(&self, participant_id: ParticipantId) -> Result<FoldedParticipant, ApplyFailure> {
+        let fingerprint = store::events::append_guard_fingerprint(&self.pool)
+            .await
+            .map_err(|error| classify_store(&error))?;
+        let forgotten = self.aggregate_cache.check_append_guard(&fingerprint);
+        if forgotten > 0 {
+            tracing::warn!(
+                forgotten,
+                "the events table's append-only guard changed; every cached participant is loaded and verified again"
+            );
+        }
+        if let Some(folded) = self.aggregate_cache.take(participant_id) {
+            self.counters.aggregate_cache_hits.inc();
+            return Ok(folded);
+        }
+        self.counters.aggregate_cache_misses.inc();
+        self.load_from_store(participant_id).await
+    }
+
+    /// Keeps a participant whose folded state matches what is committed, for the next delivery.
+    fn keep(&self, participant_id: ParticipantId, folded: FoldedParticipant) {
+        let outcome = self.aggregate_cache.put(participant_id, folded);
+        self.counters
+            .aggregate_cache_evictions
+            .inc_by(outcome.evicted);
+        self.counters
+            .aggregate_cache_bytes
+            .set(self.aggregate_cache.bytes());
+    }
+
+    /// Loads a participant's whole history from the store and folds it, verifying its chain.
+    async fn load_from_store(
         &self,
         participant_id: ParticipantId,
-    ) -> Result<(ParticipantContext, u64), ApplyFailure> {
+    ) -> Result<FoldedParticipant, ApplyFailure> {
         // Verified on every load for a write: appending to an edited history would extend a
         // chain nobody can trust, and hide the edit behind newer, valid-looking links.
         let history = store::events::load_verified_history(&self.pool, participant_id)
@@ -341,15 +377,14 @@ impl Applier {
                 link.reason.name()
             )));
         }
-        let mut context = ParticipantContext {
-            aggregate_id: participant_id.to_string(),
+        let mut folded = FoldedParticipant {
             aggregate: Participant::default(),
             current_sequence: 0,
-            current_snapshot: None,
+            applied_through_stream_sequence: 0,
+            from_cache: false,
         };
-        let mut applied_through_stream_sequence = 0;
         for entry in history.entries {
-            context.current_sequence = usize::try_from(entry.sequence).map_err(|_| {
+            folded.current_sequence = usize::try_from(entry.sequence).map_err(|_| {
                 ApplyFailure::Unrecordable(format!(
                     "stored_history_unreadable: sequence {} out of range",
                     entry.sequence
@@ -361,10 +396,11 @@ impl Applier {
                     entry.sequence
                 ))
             })?;
-            applied_through_stream_sequence = applied_through_stream_sequence.max(stream_sequence);
-            context.aggregate.apply(entry.event);
+            folded.applied_through_stream_sequence =
+                folded.applied_through_stream_sequence.max(stream_sequence);
+            folded.aggregate.apply(entry.event);
         }
-        Ok((context, applied_through_stream_sequence))
+        Ok(folded)
     }
 
     /// One attempt: applies the participant's earlier unapplied messages from the stream, then
@@ -378,20 +414,26 @@ impl Applier {
         metadata: HashMap<String, String>,
     ) -> Result<(Verdict, bool), ApplyFailure> {
         let participant_id = submission.envelope.participant_id;
-        let (mut context, applied_through) = self.load(participant_id).await?;
+        // Taken out of the cache: any failure below drops it, so it is loaded afresh next time.
+        let mut folded = self.load(participant_id).await?;
         let ack_floor = order.ack_floor_stream_sequence.load(Ordering::Relaxed);
         // Both bounds are read (from stored rows and from the server), so they are compared
         // without `+ 1`: an impossible position (a tampered row's `u64::MAX`) cannot overflow.
-        let settled_through = applied_through.max(ack_floor);
+        // A cached participant behind the store (another ledger wrote) only reads more.
+        let settled_through = folded.applied_through_stream_sequence.max(ack_floor);
         if stream_sequence.saturating_sub(settled_through) > 1
             && (redelivered || !order.order_watermark.nothing_overtaken(ack_floor))
         {
             self.counters.order_reads.inc();
-            context = self
-                .catch_up(participant_id, settled_through, stream_sequence, context)
+            folded = self
+                .catch_up(participant_id, settled_through, stream_sequence, folded)
                 .await?;
         }
-        self.decide_and_commit(submission, context, metadata).await
+        let (verdict, newly_recorded, folded) = self
+            .decide_and_commit(submission, folded, metadata, stream_sequence)
+            .await?;
+        self.keep(participant_id, folded);
+        Ok((verdict, newly_recorded))
     }
 
     /// Applies, in stream order, the participant's messages after `settled_through` and before
@@ -401,8 +443,8 @@ impl Applier {
         participant_id: ParticipantId,
         settled_through: u64,
         stream_sequence: u64,
-        mut context: ParticipantContext,
-    ) -> Result<ParticipantContext, ApplyFailure> {
+        mut folded: FoldedParticipant,
+    ) -> Result<FoldedParticipant, ApplyFailure> {
         assert!(
             settled_through < stream_sequence,
             "apply_in_stream_order catches up only on a delivery past what is settled"
@@ -429,12 +471,10 @@ impl Applier {
                     self.config.catch_up_messages_max
                 )));
             }
-            context = self
-                .apply_earlier(participant_id, &earlier, context)
-                .await?;
+            folded = self.apply_earlier(participant_id, &earlier, folded).await?;
             from = earlier.stream_sequence + 1;
         }
-        Ok(context)
+        Ok(folded)
     }
 
     /// Applies (or parks) one earlier message read from the stream, unless it is recorded.
@@ -442,33 +482,36 @@ impl Applier {
         &self,
         participant_id: ParticipantId,
         earlier: &StoredMessage,
-        context: ParticipantContext,
-    ) -> Result<ParticipantContext, ApplyFailure> {
+        folded: FoldedParticipant,
+    ) -> Result<FoldedParticipant, ApplyFailure> {
         let submission = match decode(&self.subjects, &earlier.subject, &earlier.payload) {
             Ok(submission) => submission,
             Err(reason) => {
                 self.park_stored(earlier, reason).await?;
-                return Ok(context);
+                return Ok(folded);
             }
         };
-        if context
+        if folded
             .aggregate
             .verdict(submission.envelope.event_id)
             .is_some()
         {
             // The same event id published twice: recorded once, the copy is a no-op.
-            return Ok(context);
+            return Ok(folded);
         }
         if store::events::is_parked(&self.pool, &self.stream_name, earlier.stream_sequence)
             .await
             .map_err(|error| classify_store(&error))?
         {
             // Parked already (its data refused, say): passed over, not tried again.
-            return Ok(context);
+            return Ok(folded);
         }
         let metadata = stream_metadata(earlier.stream_sequence, &earlier.subject);
-        match self.decide_and_commit(&submission, context, metadata).await {
-            Ok((verdict, newly_recorded)) => {
+        match self
+            .decide_and_commit(&submission, folded, metadata, earlier.stream_sequence)
+            .await
+        {
+            Ok((verdict, newly_recorded, folded)) => {
                 if newly_recorded {
                     self.after_recording(&verdict);
                     self.counters.applied_from_stream.inc();
@@ -485,24 +528,28 @@ impl Applier {
                     &verdict,
                 )
                 .await;
+                Ok(folded)
             }
-            Err(ApplyFailure::Unrecordable(reason)) => self.park_stored(earlier, reason).await?,
+            Err(ApplyFailure::Unrecordable(reason)) => {
+                self.park_stored(earlier, reason).await?;
+                // The failed attempt took the folded participant with it: load it again.
+                self.load_from_store(participant_id).await
+            }
             Err(ApplyFailure::DataRefused {
                 reason,
                 earlier: None,
-            }) => {
-                return Err(ApplyFailure::DataRefused {
-                    reason,
-                    earlier: Some(Box::new(earlier.clone())),
-                })
-            }
-            Err(failure) => return Err(failure),
+            }) => Err(ApplyFailure::DataRefused {
+                reason,
+                earlier: Some(Box::new(earlier.clone())),
+            }),
+            Err(failure) => Err(failure),
         }
-        Ok(self.load(participant_id).await?.0)
     }
 
-    /// Decides on one submission against a loaded aggregate and commits what it records.
-    /// Returns the verdict and whether anything new was recorded (false for a redelivery).
+    /// Decides on one submission against a folded participant and commits what it records.
+    /// Returns the verdict, whether anything new was recorded (false for a redelivery), and
+    /// the participant as committed, to be kept for the next delivery. On any failure the
+    /// folded participant is dropped (it may hold the uncommitted entry).
     ///
     /// The clock is read here, on every attempt, after the history is loaded: an entry is
     /// stamped when the attempt that commits it decides, never with the time an earlier attempt
@@ -511,47 +558,70 @@ impl Applier {
     async fn decide_and_commit(
         &self,
         submission: &Submission,
-        mut context: ParticipantContext,
+        mut folded: FoldedParticipant,
         metadata: HashMap<String, String>,
-    ) -> Result<(Verdict, bool), ApplyFailure> {
-        let clock_reading = self.clock.now();
+        stream_sequence: u64,
+    ) -> Result<(Verdict, bool, FoldedParticipant), ApplyFailure> {
+        let participant_id = submission.envelope.participant_id;
         let event_id = submission.envelope.event_id;
+        if folded.from_cache && folded.aggregate.verdict(event_id).is_some() {
+            // A redelivery answered from memory commits nothing, so no optimistic check will
+            // catch a cached participant that another ledger moved on since: its verdict is
+            // explained with today's state (a withdrawn consent counts), so compare the head.
+            let head = store::events::stored_head(&self.pool, participant_id)
+                .await
+                .map_err(|error| classify_store(&error))?;
+            if head != folded.current_sequence as u64 {
+                folded = self.load_from_store(participant_id).await?;
+            }
+        }
+        let clock_reading = self.clock.now();
         let sink = EventSink::default();
         let command = ParticipantCommand::Record {
             submission: submission.clone(),
             recorded_at: clock_reading,
         };
-        context
+        folded
             .aggregate
             .handle(command, &(), &sink)
             .await
             .map_err(|error: ParticipantError| ApplyFailure::Unrecordable(error.to_string()))?;
         let events = sink.collect().await;
         let Some(event) = events.first() else {
-            let recorded = context
+            let recorded = folded
                 .aggregate
                 .verdict(event_id)
                 .expect("Participant::handle records nothing only for an event id it has recorded");
             let verdict = verdict_of_recorded(
                 &submission.envelope,
                 recorded,
-                &context.aggregate,
+                &folded.aggregate,
                 crate::clock::business_date(clock_reading),
             );
-            return Ok((verdict, false));
+            return Ok((verdict, false, folded));
         };
-        // Explained before the commit takes the aggregate: a rejection records nothing that
-        // changes what its submitter may see.
+        // Explained before the commit: a rejection records nothing that changes what its
+        // submitter may see. (`handle` has applied the entry to the aggregate already.)
         let verdict = verdict_of_event(
             event,
-            &context.aggregate,
+            &folded.aggregate,
             crate::clock::business_date(clock_reading),
         );
+        let recorded_entries = events.len();
+        let context = ParticipantContext {
+            aggregate_id: participant_id.to_string(),
+            aggregate: Participant::default(),
+            current_sequence: folded.current_sequence,
+            current_snapshot: None,
+        };
         self.event_store
             .commit(events, context, metadata)
             .await
             .map_err(classify)?;
-        Ok((verdict, true))
+        folded.current_sequence += recorded_entries;
+        folded.applied_through_stream_sequence =
+            folded.applied_through_stream_sequence.max(stream_sequence);
+        Ok((verdict, true, folded))
     }
 
     async fn park(&self, delivery: &Delivery, reason: String, shutdown: &watch::Receiver<bool>) {

@@ -51,6 +51,15 @@ pub struct IngestCounters {
     pub applied_from_stream: Counter,
     /// Deliveries preceded by a read of the participant's earlier messages from the stream.
     pub order_reads: Counter,
+    /// Loads for a write answered by the aggregate cache.
+    pub aggregate_cache_hits: Counter,
+    /// Loads for a write that read and folded the participant's history from the store (not
+    /// cached yet, pushed out, or dropped after a conflict or a failed commit).
+    pub aggregate_cache_misses: Counter,
+    /// Participants pushed out of the aggregate cache to stay within its byte budget.
+    pub aggregate_cache_evictions: Counter,
+    /// The aggregate cache's estimated size.
+    pub aggregate_cache_bytes: U64Gauge,
 }
 
 impl IngestCounters {
@@ -58,7 +67,7 @@ impl IngestCounters {
     /// without `_total`: the OpenMetrics encoder appends it to the sample (so the scrape shows
     /// `ips_ledger_events_accepted_total`), and the help text gets its closing full stop there.
     pub fn register(&self, registry: &mut Registry) {
-        let counters: [(&str, &str, &Counter); 13] = [
+        let counters: [(&str, &str, &Counter); 16] = [
             (
                 "ips_ledger_events_accepted",
                 "Submissions recorded as accepted",
@@ -124,11 +133,26 @@ impl IngestCounters {
                 "Partition pins of a ledger gone silent that this ledger released to take its partitions",
                 &self.pins_taken_over,
             ),
+            (
+                "ips_ledger_aggregate_cache_hits",
+                "Loads for a write answered by the aggregate cache",
+                &self.aggregate_cache_hits,
+            ),
+            (
+                "ips_ledger_aggregate_cache_misses",
+                "Loads for a write that read and folded the participant's history from the store",
+                &self.aggregate_cache_misses,
+            ),
+            (
+                "ips_ledger_aggregate_cache_evictions",
+                "Participants pushed out of the aggregate cache to stay within ingest.aggregate_cache_bytes_max",
+                &self.aggregate_cache_evictions,
+            ),
         ];
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());
         }
-        let gauges: [(&str, &str, &U64Gauge); 5] = [
+        let gauges: [(&str, &str, &U64Gauge); 6] = [
             (
                 "ips_ledger_store_unavailable_since_seconds",
                 "Unix time the current store outage began; 0 while the store answers",
@@ -153,6 +177,11 @@ impl IngestCounters {
                 "ips_ledger_partitions_assigned",
                 "Partitions that are this ledger's share",
                 &self.partitions_assigned,
+            ),
+            (
+                "ips_ledger_aggregate_cache_bytes",
+                "The aggregate cache's estimated size in bytes",
+                &self.aggregate_cache_bytes,
             ),
         ];
         for (name, help, gauge) in gauges {
