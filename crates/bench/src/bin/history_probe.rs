@@ -70,12 +70,12 @@ async fn publish_all(
                 submission.envelope.agency,
                 submission.envelope.participant_id,
             );
-            let message = async_nats::jetstream::context::Publish::build()
+            let message = async_nats::jetstream::message::PublishMessage::build()
                 .payload(serde_json::to_vec(submission)?.into())
                 .message_id(submission.envelope.event_id.to_string());
             acks.push(jetstream.send_publish(subject, message).await?);
         }
-        for ack in join_all(acks).await {
+        for ack in join_all(acks.into_iter().map(std::future::IntoFuture::into_future)).await {
             ack?;
         }
     }
