@@ -51,7 +51,7 @@ mod counters;
 mod ordering;
 mod run;
 
-pub use applier::Applier;
+pub use applier::{decode as decode_submission, Applier};
 pub use counters::{IngestCounters, U64Gauge};
 pub(crate) use ordering::PartitionOrders;
 pub use run::{drain_deadline, run, DRAIN_GRACE};

@@ -637,8 +637,9 @@ fn stream_metadata(stream_sequence: u64, subject: &str) -> HashMap<String, Strin
     ])
 }
 
-/// Reads a submission from a message, checking that its subject and envelope agree.
-fn decode(subjects: &Subjects, subject: &str, payload: &[u8]) -> Result<Submission, String> {
+/// Reads a submission from a message, checking that its subject and envelope agree. Public
+/// (as `ingest::decode_submission`) so the fuzz program feeds raw bytes through it.
+pub fn decode(subjects: &Subjects, subject: &str, payload: &[u8]) -> Result<Submission, String> {
     let Some((_, subject_agency, subject_participant)) = subjects.parse_stored_event(subject)
     else {
         return Err(format!(
