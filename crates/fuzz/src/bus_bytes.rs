@@ -88,12 +88,24 @@ pub fn bus_case() -> BoxedStrategy<BusCase> {
 /// What became of a message.
 #[derive(Debug)]
 pub enum BusOutcome {
-    /// The decode refused it (parked).
-    Undecodable,
-    /// Decoded, but the aggregate records nothing (parked as unrecordable).
-    Unrecordable,
+    /// The decode refused it: parked as this message.
+    Undecodable(Box<store::ParkedMessage>),
+    /// Decoded, but the aggregate records nothing: parked as this message.
+    Unrecordable(Box<store::ParkedMessage>),
     /// Recorded (accepted or as a rejection) and storable.
     Recorded(Box<Submission>),
+}
+
+/// The row the ledger parks `payload` as.
+fn parked(subject: &str, payload: &[u8], reason: String) -> Box<store::ParkedMessage> {
+    Box::new(store::ParkedMessage {
+        stream_name: "AGENCY_EVENTS".into(),
+        stream_sequence: 1,
+        subject: subject.to_owned(),
+        payload: payload.to_vec(),
+        reason,
+        delivered_count: 1,
+    })
 }
 
 /// The subject an agency service would publish `payload` under: the stored subject its own
@@ -124,12 +136,25 @@ pub fn check_bus(
         .subject
         .clone()
         .unwrap_or_else(|| own_subject(prefix, &case.payload));
-    let Ok(submission) = ledger::ingest::decode_submission(subjects, &subject, &case.payload)
-    else {
-        return Ok(BusOutcome::Undecodable);
+    let submission = match ledger::ingest::decode_submission(subjects, &subject, &case.payload) {
+        Ok(submission) => submission,
+        Err(reason) => {
+            return Ok(BusOutcome::Undecodable(parked(
+                &subject,
+                &case.payload,
+                reason,
+            )))
+        }
     };
-    let Ok(event) = check::record_first(&submission, recorded_at) else {
-        return Ok(BusOutcome::Unrecordable);
+    let event = match check::record_first(&submission, recorded_at) {
+        Ok(event) => event,
+        Err(reason) => {
+            return Ok(BusOutcome::Unrecordable(parked(
+                &subject,
+                &case.payload,
+                reason,
+            )))
+        }
     };
     check::storable(&event).map_err(|broken| Broken {
         property: broken.property,

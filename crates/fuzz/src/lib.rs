@@ -278,31 +278,50 @@ pub fn run_requests(
     Ok((tally.into_inner(), samples))
 }
 
-/// Runs the bus property; keeps up to `samples_max` recorded submissions for storage.
-pub fn run_bus(
-    seed: u64,
-    cases: u32,
-    samples_max: usize,
-) -> Result<(Tally, Vec<Submission>), Failure> {
+/// What the bus property keeps for the storage phase.
+#[derive(Debug, Default)]
+pub struct BusSamples {
+    /// Recorded submissions.
+    pub recorded: Vec<Submission>,
+    /// Messages the ledger parks, as it parks them.
+    pub parked: Vec<store::ParkedMessage>,
+}
+
+/// Runs the bus property; keeps up to `samples_max` recorded submissions and as many parked
+/// messages for storage.
+pub fn run_bus(seed: u64, cases: u32, samples_max: usize) -> Result<(Tally, BusSamples), Failure> {
     let bus_config = bus::BusConfig::default();
     let subjects = bus::Subjects::new(&bus_config.subject_prefix);
     let recorded_at = DateTime::<Utc>::from_timestamp(1_780_000_000, 0).unwrap_or_default();
     let tally = RefCell::new(Tally::default());
-    let samples: RefCell<Vec<Submission>> = RefCell::new(Vec::new());
+    let samples: RefCell<BusSamples> = RefCell::new(BusSamples::default());
     let result = runner(seed, 2, cases).run(&bus_bytes::bus_case(), |case| {
         let outcome =
             bus_bytes::check_bus(&case, &subjects, &bus_config.subject_prefix, recorded_at)
                 .map_err(broken_case)?;
         let mut tally = tally.borrow_mut();
         tally.cases += 1;
+        let mut samples = samples.borrow_mut();
+        let mut park = |message: Box<store::ParkedMessage>| {
+            if samples.parked.len() < samples_max {
+                samples.parked.push(*message);
+            }
+        };
         match outcome {
-            bus_bytes::BusOutcome::Undecodable => tally.count("parked:undecodable"),
-            bus_bytes::BusOutcome::Unrecordable => tally.count("parked:unrecordable"),
+            bus_bytes::BusOutcome::Undecodable(message) => {
+                // The reason's rule name: the text before the colon.
+                let rule = message.reason.split(':').next().unwrap_or("").to_owned();
+                tally.count(format!("parked:{rule}"));
+                park(message);
+            }
+            bus_bytes::BusOutcome::Unrecordable(message) => {
+                tally.count("parked:unrecordable");
+                park(message);
+            }
             bus_bytes::BusOutcome::Recorded(submission) => {
                 tally.count("recorded");
-                let mut samples = samples.borrow_mut();
-                if samples.len() < samples_max {
-                    samples.push(*submission);
+                if samples.recorded.len() < samples_max {
+                    samples.recorded.push(*submission);
                 }
             }
         }

@@ -90,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
     print_tally("tokens", &tokens, phase.elapsed().as_secs_f64());
 
     let phase = Instant::now();
-    let samples = request_samples.len() + bus_samples.len();
+    let samples = request_samples.len() + bus_samples.recorded.len();
     let database = testkit::TestDatabase::create()
         .await
         .context("scratch database")?;
@@ -100,19 +100,24 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let stored = fuzz::storage::store_samples(
         &pool,
-        request_samples.into_iter().chain(bus_samples).collect(),
+        request_samples
+            .into_iter()
+            .chain(bus_samples.recorded)
+            .collect(),
+        bus_samples.parked,
     )
     .await;
     pool.close().await;
     database.drop_database().await;
     let stored = stored.map_err(|broken| anyhow::anyhow!("PROPERTY BROKEN in storage: {broken}"))?;
     println!(
-        "storage: {samples} samples stored in {:.1} s ({} accepted, {} recorded as rejections; {} event rows, {} timeline rows)",
+        "storage: {samples} samples stored in {:.1} s ({} accepted, {} recorded as rejections; {} event rows, {} timeline rows; {} refused bus messages parked)",
         phase.elapsed().as_secs_f64(),
         stored.accepted,
         stored.rejected,
         stored.event_rows,
-        stored.timeline_rows
+        stored.timeline_rows,
+        stored.parked
     );
     println!(
         "fuzz: all properties hold; seed {seed}; {} cases in {:.1} s wall time",

@@ -39,6 +39,8 @@ pub struct StorageReport {
     pub event_rows: i64,
     /// Rows the projector wrote to `timeline_entries`.
     pub timeline_rows: i64,
+    /// Refused bus messages parked.
+    pub parked: u64,
 }
 
 fn broken(property: &'static str, detail: String) -> Broken {
@@ -170,10 +172,12 @@ async fn write_as_the_ledger(
     }
 }
 
-/// Stores every sample (on a participant of its own, after a prelude) and projects them all.
+/// Stores every sample (on a participant of its own, after a prelude) and projects them all;
+/// parks every message in `parked` as the ledger parks it (`store::events::park`).
 pub async fn store_samples(
     pool: &PgPool,
     samples: Vec<Submission>,
+    parked: Vec<store::ParkedMessage>,
 ) -> Result<StorageReport, Broken> {
     store::migrate(pool)
         .await
@@ -207,6 +211,16 @@ pub async fn store_samples(
         } else {
             report.rejected += 1;
         }
+    }
+    for (index, mut message) in parked.into_iter().enumerate() {
+        message.stream_sequence = index as u64 + 1;
+        store::events::park(pool, &message).await.map_err(|error| {
+            broken(
+                "parked_is_stored",
+                format!("{error}: reason {:?}, subject {:?}", message.reason, message.subject),
+            )
+        })?;
+        report.parked += 1;
     }
     let projector = store::TimelineProjector::new(pool.clone(), store::ProjectorConfig::default());
     loop {

@@ -71,6 +71,16 @@ impl Federation {
         })
     }
 
+    /// A token longer than `identity.token_length_max_bytes` is refused before anything in it
+    /// is read, whatever else is wrong with it.
+    fn length_first(&self, token: &str, expected: Expected) -> Expected {
+        if token.len() > self.config.token_length_max_bytes {
+            Expected::Rule(&["token_malformed"])
+        } else {
+            expected
+        }
+    }
+
     fn signer(&self, agency: Agency) -> Result<&TokenSigner, Broken> {
         self.signers
             .get(&agency)
@@ -259,7 +269,8 @@ fn base64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The gatekeeper's reading of the `authorization` header, then the verifier.
+/// The header as HTTP/2 carries it (`None`: no header can hold the text), then the
+/// gatekeeper's verification of it.
 fn authenticate(
     federation: &Federation,
     header: &str,
@@ -269,7 +280,7 @@ fn authenticate(
     Some(
         federation
             .authority
-            .authenticate(value.to_str().ok(), certificate, NOW_S),
+            .authenticate_header(Some(&value), certificate, NOW_S),
     )
 }
 
@@ -286,7 +297,6 @@ pub fn check_token(federation: &Federation, case: &TokenCase) -> Result<TokenOut
                     Expected::Rule(&["client_certificate_missing"])
                 } else {
                     Expected::Rule(&[
-                        "token_missing",
                         "token_malformed",
                         "token_key_id_missing",
                         "token_key_unknown",
@@ -335,6 +345,7 @@ pub fn check_token(federation: &Federation, case: &TokenCase) -> Result<TokenOut
                     _ if *critical => Expected::Rule(&["token_malformed"]),
                     _ => Expected::Rule(&["token_signature_invalid", "token_malformed"]),
                 };
+                let expected = federation.length_first(&token, expected);
                 let certificate = match key_id {
                     Some(Ok(agency)) => *agency,
                     _ => Agency::Municipality,
@@ -353,6 +364,7 @@ pub fn check_token(federation: &Federation, case: &TokenCase) -> Result<TokenOut
                 let token = signing
                     .sign(&claims)
                     .map_err(|error| Broken::new_token(format!("signing {claims:?}: {error}")))?;
+                let expected = federation.length_first(&token, expected);
                 (
                     authenticate(federation, &format!("Bearer {token}"), Some(certificate)),
                     expected,

@@ -79,13 +79,18 @@ fn short_mode_requests_bus_messages_and_tokens() {
     runtime.block_on(async {
         let database = testkit::TestDatabase::create().await.expect("database");
         let pool = database.pool().await.expect("pool");
-        let samples: Vec<_> = request_samples.into_iter().chain(bus_samples).collect();
+        let samples: Vec<_> = request_samples
+            .into_iter()
+            .chain(bus_samples.recorded)
+            .collect();
         let count = samples.len() as u64;
-        let report = fuzz::storage::store_samples(&pool, samples).await;
+        let parked = bus_samples.parked.len() as u64;
+        let report = fuzz::storage::store_samples(&pool, samples, bus_samples.parked).await;
         pool.close().await;
         database.drop_database().await;
         let report = report.unwrap_or_else(|broken| panic!("storage: {broken}"));
         assert_eq!(report.stored, count);
+        assert_eq!(report.parked, parked);
         assert!(report.accepted > 0, "{report:?}");
     });
 }

@@ -297,6 +297,15 @@ impl Submission {
             ));
         }
         self.body.validate()?;
+        self.check_storable()
+    }
+
+    /// Whether this submission can be stored at all, even as a rejection (which keeps the
+    /// whole submission): every string holds to [`values::TextClass::FreeText`], so no U+0000
+    /// reaches PostgreSQL. The ledger's decode parks a message that fails this at once
+    /// (`payload_unstorable`): recording its rejection would store the same text, which
+    /// PostgreSQL refuses on every retry.
+    pub fn check_storable(&self) -> Result<(), InputError> {
         every_string_storable(&self.envelope, "")?;
         every_string_storable(&self.body, "")
     }
