@@ -51,10 +51,8 @@ impl SubmissionPublisher {
 
     /// Publishes and waits for the stream's ack, retrying on timeout with the same message id.
     pub async fn publish(&self, submission: &Submission) -> Result<PublishReceipt, BusError> {
-        let payload = bytes::Bytes::from(encode_submission(
-            submission,
-            self.message_size_max_bytes,
-        )?);
+        let payload =
+            bytes::Bytes::from(encode_submission(submission, self.message_size_max_bytes)?);
         let subject = self.subjects.event(
             submission.envelope.agency,
             submission.envelope.participant_id,

@@ -40,7 +40,8 @@ pub fn sample_submissions() -> Vec<Value> {
                 },
                 unit: UnitId("hudiksvall-ips".into()),
             };
-            let participant_id = domain::ParticipantId(uuid::Uuid::from_u128(0x1000 + index as u128));
+            let participant_id =
+                domain::ParticipantId(uuid::Uuid::from_u128(0x1000 + index as u128));
             let context = rpc::fields::ParsedWriteContext {
                 request_id: Some(format!("sample-{index}")),
                 occurred_at: now,

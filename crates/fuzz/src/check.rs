@@ -131,7 +131,10 @@ pub fn record_next(
 /// Every check on an entry that PostgreSQL and a later load would make, in memory.
 pub fn storable(event: &ParticipantEvent) -> Result<(), Broken> {
     let payload = serde_json::to_value(event).map_err(|error| {
-        Broken::new("recorded_is_storable", format!("payload: {error}: {event:?}"))
+        Broken::new(
+            "recorded_is_storable",
+            format!("payload: {error}: {event:?}"),
+        )
     })?;
     if let Some(path) = string_with_nul(&payload, "") {
         return Err(Broken::new(

@@ -58,7 +58,10 @@ pub fn runner(seed: u64, stream: u8, cases: u32) -> TestRunner {
         max_shrink_time: SHRINK_TIME_MAX_MS,
         ..Config::default()
     };
-    TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes))
+    TestRunner::new_with_rng(
+        config,
+        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
+    )
 }
 
 /// The verified caller, the service clock and the unit's places.
@@ -246,8 +249,7 @@ pub fn run_requests(
     let tally = RefCell::new(Tally::default());
     let samples: RefCell<BTreeMap<usize, Vec<Submission>>> = RefCell::new(BTreeMap::new());
     let result = runner(seed, 1, cases).run(&strategy, |case| {
-        let outcome =
-            check_request(&table, &case, &bus_config, &subjects).map_err(broken_case)?;
+        let outcome = check_request(&table, &case, &bus_config, &subjects).map_err(broken_case)?;
         let mut tally = tally.borrow_mut();
         tally.cases += 1;
         match outcome {

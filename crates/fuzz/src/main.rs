@@ -43,7 +43,10 @@ fn print_tally(name: &str, tally: &Tally, seconds: f64) {
 }
 
 fn report(failure: &Failure) -> anyhow::Error {
-    eprintln!("PROPERTY BROKEN in {}: {}", failure.property, failure.reason);
+    eprintln!(
+        "PROPERTY BROKEN in {}: {}",
+        failure.property, failure.reason
+    );
     eprintln!("minimal input: {}", failure.input);
     if let Some(line) = &failure.regression_line {
         eprintln!("regressions.txt line:\n{line}");
@@ -75,7 +78,10 @@ async fn main() -> anyhow::Result<()> {
         fuzz::run_requests(seed, arguments.cases, arguments.storage_per_method)
             .map_err(|failure| report(&failure))?;
     print_tally("requests", &requests, phase.elapsed().as_secs_f64());
-    println!("  accepted by method ({} methods):", requests.accepted_by_method.len());
+    println!(
+        "  accepted by method ({} methods):",
+        requests.accepted_by_method.len()
+    );
     for (method, count) in &requests.accepted_by_method {
         println!("    {method:<60} {count:>8}");
     }
@@ -109,7 +115,8 @@ async fn main() -> anyhow::Result<()> {
     .await;
     pool.close().await;
     database.drop_database().await;
-    let stored = stored.map_err(|broken| anyhow::anyhow!("PROPERTY BROKEN in storage: {broken}"))?;
+    let stored =
+        stored.map_err(|broken| anyhow::anyhow!("PROPERTY BROKEN in storage: {broken}"))?;
     println!(
         "storage: {samples} samples stored in {:.1} s ({} accepted, {} recorded as rejections; {} event rows, {} timeline rows; {} refused bus messages parked)",
         phase.elapsed().as_secs_f64(),

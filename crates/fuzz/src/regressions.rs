@@ -59,7 +59,9 @@ pub fn request_line(table: &[Rpc], case: &RequestCase) -> String {
 pub fn bus_line(case: &BusCase) -> String {
     format!(
         "bus {} {}",
-        case.subject.as_deref().map_or("-".to_owned(), |subject| hex(subject.as_bytes())),
+        case.subject
+            .as_deref()
+            .map_or("-".to_owned(), |subject| hex(subject.as_bytes())),
         hex(&case.payload)
     )
 }

@@ -217,7 +217,10 @@ pub async fn store_samples(
         store::events::park(pool, &message).await.map_err(|error| {
             broken(
                 "parked_is_stored",
-                format!("{error}: reason {:?}, subject {:?}", message.reason, message.subject),
+                format!(
+                    "{error}: reason {:?}, subject {:?}",
+                    message.reason, message.subject
+                ),
             )
         })?;
         report.parked += 1;

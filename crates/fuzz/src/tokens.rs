@@ -52,7 +52,9 @@ impl Federation {
                 .map_err(|error| anyhow::anyhow!("generate key: {error}"))?;
             let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
                 .map_err(|error| anyhow::anyhow!("read key: {error}"))?;
-            let public = ring::signature::KeyPair::public_key(&pair).as_ref().to_vec();
+            let public = ring::signature::KeyPair::public_key(&pair)
+                .as_ref()
+                .to_vec();
             let signer =
                 TokenSigner::from_pkcs8(agency, pkcs8.as_ref()).map_err(anyhow::Error::msg)?;
             key_sets.insert(
@@ -286,124 +288,126 @@ fn authenticate(
 
 /// Runs one case and checks its outcome.
 pub fn check_token(federation: &Federation, case: &TokenCase) -> Result<TokenOutcome, Broken> {
-    let (outcome, expected): (Option<Result<rpc::identity::Caller, IdentityError>>, Expected) =
-        match case {
-            TokenCase::Raw {
-                header,
-                certificate,
-            } => {
-                let certificate = certificate.then_some(Agency::Municipality);
-                let expected = if certificate.is_none() {
-                    Expected::Rule(&["client_certificate_missing"])
-                } else {
-                    Expected::Rule(&[
-                        "token_malformed",
-                        "token_key_id_missing",
-                        "token_key_unknown",
-                        "token_algorithm_refused",
-                        "token_signature_invalid",
-                    ])
-                };
-                (authenticate(federation, header, certificate), expected)
+    let (outcome, expected): (
+        Option<Result<rpc::identity::Caller, IdentityError>>,
+        Expected,
+    ) = match case {
+        TokenCase::Raw {
+            header,
+            certificate,
+        } => {
+            let certificate = certificate.then_some(Agency::Municipality);
+            let expected = if certificate.is_none() {
+                Expected::Rule(&["client_certificate_missing"])
+            } else {
+                Expected::Rule(&[
+                    "token_malformed",
+                    "token_key_id_missing",
+                    "token_key_unknown",
+                    "token_algorithm_refused",
+                    "token_signature_invalid",
+                ])
+            };
+            (authenticate(federation, header, certificate), expected)
+        }
+        TokenCase::Shaped {
+            algorithm,
+            key_id,
+            critical,
+            claims,
+            signature,
+        } => {
+            let mut header = serde_json::Map::new();
+            if let Some(algorithm) = algorithm {
+                header.insert("alg".into(), json!(algorithm));
             }
-            TokenCase::Shaped {
-                algorithm,
-                key_id,
-                critical,
-                claims,
-                signature,
-            } => {
-                let mut header = serde_json::Map::new();
-                if let Some(algorithm) = algorithm {
-                    header.insert("alg".into(), json!(algorithm));
+            match key_id {
+                Some(Ok(agency)) => {
+                    header.insert("kid".into(), json!(federation.signer(*agency)?.key_id()));
                 }
-                match key_id {
-                    Some(Ok(agency)) => {
-                        header.insert("kid".into(), json!(federation.signer(*agency)?.key_id()));
-                    }
-                    Some(Err(text)) => {
-                        header.insert("kid".into(), json!(text));
-                    }
-                    None => {}
+                Some(Err(text)) => {
+                    header.insert("kid".into(), json!(text));
                 }
-                if *critical {
-                    header.insert("crit".into(), json!(["exp"]));
+                None => {}
+            }
+            if *critical {
+                header.insert("crit".into(), json!(["exp"]));
+            }
+            let token = format!(
+                "{}.{}.{}",
+                base64url(serde_json::Value::Object(header).to_string().as_bytes()),
+                base64url(claims.as_bytes()),
+                base64url(signature)
+            );
+            let expected = match (algorithm, key_id) {
+                (None, _) => Expected::Rule(&["token_malformed"]),
+                (_, None) => Expected::Rule(&["token_key_id_missing"]),
+                (_, Some(Err(_))) => Expected::Rule(&["token_key_unknown"]),
+                (Some(algorithm), _) if algorithm != "EdDSA" => {
+                    Expected::Rule(&["token_algorithm_refused"])
                 }
-                let token = format!(
-                    "{}.{}.{}",
-                    base64url(serde_json::Value::Object(header).to_string().as_bytes()),
-                    base64url(claims.as_bytes()),
-                    base64url(signature)
-                );
-                let expected = match (algorithm, key_id) {
-                    (None, _) => Expected::Rule(&["token_malformed"]),
-                    (_, None) => Expected::Rule(&["token_key_id_missing"]),
-                    (_, Some(Err(_))) => Expected::Rule(&["token_key_unknown"]),
-                    (Some(algorithm), _) if algorithm != "EdDSA" => {
-                        Expected::Rule(&["token_algorithm_refused"])
-                    }
-                    _ if *critical => Expected::Rule(&["token_malformed"]),
-                    _ => Expected::Rule(&["token_signature_invalid", "token_malformed"]),
-                };
-                let expected = federation.length_first(&token, expected);
-                let certificate = match key_id {
-                    Some(Ok(agency)) => *agency,
-                    _ => Agency::Municipality,
-                };
-                (
-                    authenticate(federation, &format!("Bearer {token}"), Some(certificate)),
-                    expected,
-                )
-            }
-            TokenCase::Signed { signer, change } => {
-                let signing = federation.signer(*signer)?;
-                let mut claims =
-                    signing.claims("coach-17", Role::Coach, "hudiksvall-ips", NOW_S - 60, 600);
-                let mut certificate = *signer;
-                let expected = expected_after(federation, *signer, change, &mut claims, &mut certificate);
-                let token = signing
-                    .sign(&claims)
-                    .map_err(|error| Broken::new_token(format!("signing {claims:?}: {error}")))?;
-                let expected = federation.length_first(&token, expected);
-                (
-                    authenticate(federation, &format!("Bearer {token}"), Some(certificate)),
-                    expected,
-                )
-            }
-            TokenCase::Tampered { signer, at, byte } => {
-                let signing = federation.signer(*signer)?;
-                let claims =
-                    signing.claims("coach-17", Role::Coach, "hudiksvall-ips", NOW_S - 60, 600);
-                let token = signing
-                    .sign(&claims)
-                    .map_err(|error| Broken::new_token(format!("signing: {error}")))?;
-                let mut bytes = token.clone().into_bytes();
-                let index = at.index(bytes.len());
-                const ALPHABET: &[u8] =
-                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
-                bytes[index] = if *byte < 128 {
-                    ALPHABET[usize::from(*byte) % ALPHABET.len()]
-                } else {
-                    *byte
-                };
-                let tampered = String::from_utf8_lossy(&bytes).into_owned();
-                let expected = if tampered == token {
-                    Expected::Accepted
-                } else {
-                    Expected::Rule(&[
-                        "token_malformed",
-                        "token_signature_invalid",
-                        "token_key_id_missing",
-                        "token_key_unknown",
-                        "token_algorithm_refused",
-                    ])
-                };
-                (
-                    authenticate(federation, &format!("Bearer {tampered}"), Some(*signer)),
-                    expected,
-                )
-            }
-        };
+                _ if *critical => Expected::Rule(&["token_malformed"]),
+                _ => Expected::Rule(&["token_signature_invalid", "token_malformed"]),
+            };
+            let expected = federation.length_first(&token, expected);
+            let certificate = match key_id {
+                Some(Ok(agency)) => *agency,
+                _ => Agency::Municipality,
+            };
+            (
+                authenticate(federation, &format!("Bearer {token}"), Some(certificate)),
+                expected,
+            )
+        }
+        TokenCase::Signed { signer, change } => {
+            let signing = federation.signer(*signer)?;
+            let mut claims =
+                signing.claims("coach-17", Role::Coach, "hudiksvall-ips", NOW_S - 60, 600);
+            let mut certificate = *signer;
+            let expected =
+                expected_after(federation, *signer, change, &mut claims, &mut certificate);
+            let token = signing
+                .sign(&claims)
+                .map_err(|error| Broken::new_token(format!("signing {claims:?}: {error}")))?;
+            let expected = federation.length_first(&token, expected);
+            (
+                authenticate(federation, &format!("Bearer {token}"), Some(certificate)),
+                expected,
+            )
+        }
+        TokenCase::Tampered { signer, at, byte } => {
+            let signing = federation.signer(*signer)?;
+            let claims = signing.claims("coach-17", Role::Coach, "hudiksvall-ips", NOW_S - 60, 600);
+            let token = signing
+                .sign(&claims)
+                .map_err(|error| Broken::new_token(format!("signing: {error}")))?;
+            let mut bytes = token.clone().into_bytes();
+            let index = at.index(bytes.len());
+            const ALPHABET: &[u8] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
+            bytes[index] = if *byte < 128 {
+                ALPHABET[usize::from(*byte) % ALPHABET.len()]
+            } else {
+                *byte
+            };
+            let tampered = String::from_utf8_lossy(&bytes).into_owned();
+            let expected = if tampered == token {
+                Expected::Accepted
+            } else {
+                Expected::Rule(&[
+                    "token_malformed",
+                    "token_signature_invalid",
+                    "token_key_id_missing",
+                    "token_key_unknown",
+                    "token_algorithm_refused",
+                ])
+            };
+            (
+                authenticate(federation, &format!("Bearer {tampered}"), Some(*signer)),
+                expected,
+            )
+        }
+    };
     let Some(result) = outcome else {
         return Ok(TokenOutcome::NotAHeader);
     };
@@ -526,11 +530,12 @@ fn actor_storable(caller: &rpc::identity::Caller) -> Result<(), Broken> {
         property: "accepted_caller_is_storable",
         detail: format!("{error}: {caller:?}"),
     })?;
-    let event = check::record_first(&submission, submission.envelope.occurred_at).map_err(
-        |error| Broken {
-            property: "accepted_caller_is_storable",
-            detail: format!("{error}: {caller:?}"),
-        },
-    )?;
+    let event =
+        check::record_first(&submission, submission.envelope.occurred_at).map_err(|error| {
+            Broken {
+                property: "accepted_caller_is_storable",
+                detail: format!("{error}: {caller:?}"),
+            }
+        })?;
     check::storable(&event)
 }

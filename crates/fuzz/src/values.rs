@@ -42,8 +42,13 @@ impl Shape {
     /// The shape a proto string field of this name holds.
     pub fn of_field(name: &str) -> Shape {
         match name {
-            "participant_id" | "activity_id" | "consent_id" | "programme_id"
-            | "supersedes_event_id" | "correlation_id" | "causation_id" => Shape::Uuid,
+            "participant_id"
+            | "activity_id"
+            | "consent_id"
+            | "programme_id"
+            | "supersedes_event_id"
+            | "correlation_id"
+            | "causation_id" => Shape::Uuid,
             "coach_person_id" | "allowed_person_ids" | "unit" | "referrer_unit" | "request_id" => {
                 Shape::Token
             }
@@ -70,12 +75,64 @@ impl Shape {
 /// isolates, zero-width characters, line separators, a lone BOM, the replacement character,
 /// combining marks, characters outside the BMP, JSON and SQL metacharacters.
 const HOSTILE_CHARACTERS: &[char] = &[
-    '\u{0}', '\u{1}', '\u{7}', '\u{8}', '\t', '\n', '\u{b}', '\u{c}', '\r', '\u{1b}', '\u{1f}',
-    '\u{7f}', '\u{80}', '\u{85}', '\u{9f}', '\u{a0}', '\u{ad}', '\u{200b}', '\u{200c}',
-    '\u{200d}', '\u{200e}', '\u{200f}', '\u{2028}', '\u{2029}', '\u{202a}', '\u{202e}',
-    '\u{2060}', '\u{2066}', '\u{2069}', '\u{3000}', '\u{feff}', '\u{fffd}', '\u{ffff}',
-    '\u{10ffff}', '\u{1f600}', '\u{301}', 'å', 'Ä', 'ö', 'ß', 'İ', 'ı', 'Ω', '中', '"', '\\', '\'',
-    ';', '%', '_', '{', '}', '/', '.', ':', '-', '+', ' ',
+    '\u{0}',
+    '\u{1}',
+    '\u{7}',
+    '\u{8}',
+    '\t',
+    '\n',
+    '\u{b}',
+    '\u{c}',
+    '\r',
+    '\u{1b}',
+    '\u{1f}',
+    '\u{7f}',
+    '\u{80}',
+    '\u{85}',
+    '\u{9f}',
+    '\u{a0}',
+    '\u{ad}',
+    '\u{200b}',
+    '\u{200c}',
+    '\u{200d}',
+    '\u{200e}',
+    '\u{200f}',
+    '\u{2028}',
+    '\u{2029}',
+    '\u{202a}',
+    '\u{202e}',
+    '\u{2060}',
+    '\u{2066}',
+    '\u{2069}',
+    '\u{3000}',
+    '\u{feff}',
+    '\u{fffd}',
+    '\u{ffff}',
+    '\u{10ffff}',
+    '\u{1f600}',
+    '\u{301}',
+    'å',
+    'Ä',
+    'ö',
+    'ß',
+    'İ',
+    'ı',
+    'Ω',
+    '中',
+    '"',
+    '\\',
+    '\'',
+    ';',
+    '%',
+    '_',
+    '{',
+    '}',
+    '/',
+    '.',
+    ':',
+    '-',
+    '+',
+    ' ',
 ];
 
 /// One hostile character.
@@ -109,7 +166,11 @@ fn hostile_piece() -> BoxedStrategy<String> {
 pub fn hostile_text() -> BoxedStrategy<String> {
     let repeated = |length_max: usize| {
         (hostile_piece(), 1..length_max).prop_map(|(piece, length)| {
-            let piece = if piece.is_empty() { "x".to_owned() } else { piece };
+            let piece = if piece.is_empty() {
+                "x".to_owned()
+            } else {
+                piece
+            };
             piece.repeat(length / piece.len() + 1)
         })
     };
@@ -126,7 +187,11 @@ pub fn hostile_text() -> BoxedStrategy<String> {
 /// A string around `well_formed`: usually well formed, sometimes with hostile characters
 /// spliced in or whitespace around it, sometimes hostile text.
 fn around(well_formed: BoxedStrategy<String>) -> BoxedStrategy<String> {
-    let spliced = (well_formed.clone(), hostile_piece(), any::<proptest::sample::Index>())
+    let spliced = (
+        well_formed.clone(),
+        hostile_piece(),
+        any::<proptest::sample::Index>(),
+    )
         .prop_map(|(text, piece, at)| {
             let boundaries: Vec<usize> = text
                 .char_indices()
@@ -198,10 +263,11 @@ fn date_text() -> BoxedStrategy<String> {
 /// A timestamp: recent, at the range bounds, with extreme offsets and fractions, leap
 /// seconds, far future and past.
 fn timestamp_text() -> BoxedStrategy<String> {
-    let recent = (2000i32..=2100, 1u32..=12, 1u32..=28, 0u32..24, 0u32..60)
-        .prop_map(|(year, month, day, hour, minute)| {
+    let recent = (2000i32..=2100, 1u32..=12, 1u32..=28, 0u32..24, 0u32..60).prop_map(
+        |(year, month, day, hour, minute)| {
             format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:00Z")
-        });
+        },
+    );
     prop_oneof![
         8 => recent,
         3 => proptest::sample::select(&[

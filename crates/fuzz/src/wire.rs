@@ -7,12 +7,12 @@
 
 use std::collections::BTreeMap;
 
+use proptest::prelude::*;
+use proptest::strategy::BoxedStrategy;
 use prost::encoding::{encode_key, encode_varint, WireType};
 use prost::Message;
 use prost_types::field_descriptor_proto::{Label, Type};
 use prost_types::{DescriptorProto, FileDescriptorSet};
-use proptest::prelude::*;
-use proptest::strategy::BoxedStrategy;
 
 use crate::json;
 use crate::values::{self, Shape};
@@ -113,7 +113,12 @@ impl Contract {
             1 => (proptest::sample::select(vec![6u32, 7, 42]), values::hostile_text())
                 .prop_map(|(tag, text)| FieldValue::Bytes(text.into_bytes()).encode(tag)),
         ];
-        (fields, extra, any::<proptest::sample::Index>(), any::<bool>())
+        (
+            fields,
+            extra,
+            any::<proptest::sample::Index>(),
+            any::<bool>(),
+        )
             .prop_map(move |(encoded_fields, extra, duplicate, duplicate_one)| {
                 let mut bytes: Vec<u8> = encoded_fields.concat();
                 if duplicate_one && field_count > 0 {
@@ -208,7 +213,11 @@ impl FieldValue {
 
 /// A repeated field: entries one by one, or (for varints) packed into one length-delimited
 /// value, as proto3 writers do.
-fn repeated(tag: u32, field_type: Type, entry: BoxedStrategy<FieldValue>) -> BoxedStrategy<Vec<u8>> {
+fn repeated(
+    tag: u32,
+    field_type: Type,
+    entry: BoxedStrategy<FieldValue>,
+) -> BoxedStrategy<Vec<u8>> {
     let packable = matches!(field_type, Type::Enum | Type::Uint32 | Type::Bool);
     (
         proptest::collection::vec(entry, 0..REPEATED_ENTRIES_MAX),

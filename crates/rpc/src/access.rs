@@ -263,9 +263,7 @@ impl Gatekeeper {
             .map(|first| crate::identity::certificate_organisation(first.as_ref()))
             .transpose()
             .map_err(Refusal::Unauthenticated)?;
-        let authorization = request
-            .headers()
-            .get(crate::identity::AUTHORIZATION_HEADER);
+        let authorization = request.headers().get(crate::identity::AUTHORIZATION_HEADER);
         let caller = self
             .authority
             .authenticate_header(

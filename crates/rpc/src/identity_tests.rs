@@ -676,17 +676,24 @@ fn an_authorization_header_that_is_not_visible_ascii_is_a_malformed_token_not_a_
     let authority = federation.authority();
     let municipality = federation.signer(Agency::Municipality);
     let token = signed(municipality, &coach_claims(municipality));
-    let header = |bytes: &[u8]| tonic::codegen::http::HeaderValue::from_bytes(bytes).expect("header");
-    let rule = |value: Option<&tonic::codegen::http::HeaderValue>, certificate| {
-        match authority.authenticate_header(value, certificate, NOW_S) {
-            Ok(_) => "admitted".to_owned(),
-            Err(error) => error.rule().to_owned(),
-        }
+    let header =
+        |bytes: &[u8]| tonic::codegen::http::HeaderValue::from_bytes(bytes).expect("header");
+    let rule = |value: Option<&tonic::codegen::http::HeaderValue>, certificate| match authority
+        .authenticate_header(value, certificate, NOW_S)
+    {
+        Ok(_) => "admitted".to_owned(),
+        Err(error) => error.rule().to_owned(),
     };
     let mut tampered = format!("Bearer {token}").into_bytes();
     tampered[7] = 0x80;
-    assert_eq!(rule(Some(&header(&tampered)), Some(Agency::Municipality)), "token_malformed");
-    assert_eq!(rule(Some(&header(&tampered)), None), "client_certificate_missing");
+    assert_eq!(
+        rule(Some(&header(&tampered)), Some(Agency::Municipality)),
+        "token_malformed"
+    );
+    assert_eq!(
+        rule(Some(&header(&tampered)), None),
+        "client_certificate_missing"
+    );
     assert_eq!(rule(None, Some(Agency::Municipality)), "token_missing");
     assert_eq!(
         rule(
