@@ -22,7 +22,7 @@ pub use config::{BusConfig, ConfigError};
 pub use ingest::{
     ConsumerState, Deliveries, Delivery, IngestConsumer, Pull, StoredMessage, StreamReader,
 };
-pub use publisher::{PublishReceipt, SubmissionPublisher};
+pub use publisher::{encode_submission, PublishReceipt, SubmissionPublisher};
 pub use setup::{connect, connect_as_agency};
 pub use subjects::Subjects;
 pub use verdicts::{Verdict, VerdictStatus, VerdictWaiter};

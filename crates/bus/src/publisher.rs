@@ -52,14 +52,7 @@ impl SubmissionPublisher {
     /// Publishes and waits for the stream's ack, retrying on timeout with the same message id.
     pub async fn publish(&self, submission: &Submission) -> Result<PublishReceipt, BusError> {
         let payload =
-            serde_json::to_vec(submission).map_err(|error| BusError::Codec(error.to_string()))?;
-        if payload.len() > self.message_size_max_bytes {
-            return Err(BusError::MessageTooLarge {
-                size_bytes: payload.len(),
-                size_max_bytes: self.message_size_max_bytes,
-            });
-        }
-        let payload = bytes::Bytes::from(payload);
+            bytes::Bytes::from(encode_submission(submission, self.message_size_max_bytes)?);
         let subject = self.subjects.event(
             submission.envelope.agency,
             submission.envelope.participant_id,
@@ -102,4 +95,22 @@ impl SubmissionPublisher {
             attempts: self.attempts_max,
         })
     }
+}
+
+/// A submission as it is published: its JSON, refused when longer than
+/// `message_size_max_bytes` (`bus.message_size_max_bytes`). Public so the fuzz program encodes
+/// exactly what the agency services publish.
+pub fn encode_submission(
+    submission: &Submission,
+    message_size_max_bytes: usize,
+) -> Result<Vec<u8>, BusError> {
+    let payload =
+        serde_json::to_vec(submission).map_err(|error| BusError::Codec(error.to_string()))?;
+    if payload.len() > message_size_max_bytes {
+        return Err(BusError::MessageTooLarge {
+            size_bytes: payload.len(),
+            size_max_bytes: message_size_max_bytes,
+        });
+    }
+    Ok(payload)
 }

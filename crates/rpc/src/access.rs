@@ -264,13 +264,10 @@ impl Gatekeeper {
             .map(|first| crate::identity::certificate_organisation(first.as_ref()))
             .transpose()
             .map_err(Refusal::Unauthenticated)?;
-        let authorization = request
-            .headers()
-            .get(crate::identity::AUTHORIZATION_HEADER)
-            .and_then(|value| value.to_str().ok());
+        let authorization = request.headers().get(crate::identity::AUTHORIZATION_HEADER);
         let caller = self
             .authority
-            .authenticate(
+            .authenticate_header(
                 authorization,
                 certificate_organisation,
                 // Real time, never a service's injected clock: the issuer stamps tokens with

@@ -488,6 +488,10 @@ fn claims_of_the_wrong_type_or_missing_are_refused_after_verification() {
         // Without `iss` or `aud` the library reports the claim missing; either way refused.
         assert_eq!(rule, "token_claim_invalid", "without {required}");
     }
+    // A negative `exp` is a time long past, not a missing claim (found by the fuzz program).
+    let mut expired = claims.clone();
+    expired["exp"] = serde_json::json!(-1);
+    assert_eq!(refusal(&authority, &sign_value(&expired)), "token_expired");
     claims["role"] = serde_json::json!("mayor");
     assert_eq!(
         refusal(&authority, &sign_value(&claims)),
@@ -663,5 +667,39 @@ fn the_development_key_id_is_the_organisation_and_the_rfc7638_thumbprint() {
     assert_eq!(
         development_key_id(Agency::Forsakringskassan, &public_key),
         "fk-kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+    );
+}
+
+#[test]
+fn an_authorization_header_that_is_not_visible_ascii_is_a_malformed_token_not_a_missing_one() {
+    let federation = Federation::new();
+    let authority = federation.authority();
+    let municipality = federation.signer(Agency::Municipality);
+    let token = signed(municipality, &coach_claims(municipality));
+    let header =
+        |bytes: &[u8]| tonic::codegen::http::HeaderValue::from_bytes(bytes).expect("header");
+    let rule = |value: Option<&tonic::codegen::http::HeaderValue>, certificate| match authority
+        .authenticate_header(value, certificate, NOW_S)
+    {
+        Ok(_) => "admitted".to_owned(),
+        Err(error) => error.rule().to_owned(),
+    };
+    let mut tampered = format!("Bearer {token}").into_bytes();
+    tampered[7] = 0x80;
+    assert_eq!(
+        rule(Some(&header(&tampered)), Some(Agency::Municipality)),
+        "token_malformed"
+    );
+    assert_eq!(
+        rule(Some(&header(&tampered)), None),
+        "client_certificate_missing"
+    );
+    assert_eq!(rule(None, Some(Agency::Municipality)), "token_missing");
+    assert_eq!(
+        rule(
+            Some(&header(format!("Bearer {token}").as_bytes())),
+            Some(Agency::Municipality)
+        ),
+        "admitted"
     );
 }

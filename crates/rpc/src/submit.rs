@@ -280,6 +280,32 @@ pub fn envelope(
     }
 }
 
+/// Everything a write checks before it publishes, without I/O: the write context (`now` fills
+/// a missing `occurred_at`), the body `build` makes, the envelope (under `event_id` when given,
+/// else the one the context gives) and `Submission::validate`. What this returns is what the
+/// edge publishes; the fuzz program (`crates/fuzz`) holds that all of it can be stored.
+pub fn prepare(
+    agency: domain::Agency,
+    actor: domain::Actor,
+    participant_id: domain::ParticipantId,
+    context: Option<&v1::WriteContext>,
+    now: chrono::DateTime<chrono::Utc>,
+    event_id: Option<EventId>,
+    build: impl FnOnce(
+        &crate::fields::ParsedWriteContext,
+    ) -> Result<domain::EventBody, domain::InputError>,
+) -> Result<Submission, domain::InputError> {
+    let context = crate::fields::write_context(context, now)?;
+    let body = build(&context)?;
+    let mut envelope = envelope(agency, actor, participant_id, &context, &body);
+    if let Some(event_id) = event_id {
+        envelope.event_id = event_id;
+    }
+    let submission = Submission { envelope, body };
+    submission.validate()?;
+    Ok(submission)
+}
+
 /// One agency's write path: caller, context, participant, body, submit. Every agency service's
 /// handler hands a pure body function (its crate's `bodies`) to [`AgencyEdge::write`] or
 /// [`AgencyEdge::record`].
@@ -354,16 +380,18 @@ impl AgencyEdge {
     ) -> Result<tonic::Response<v1::WriteResponse>, Status> {
         // The gatekeeper admitted only this agency's officers (`access::authorise`).
         let actor = crate::identity::caller(extensions)?.actor;
-        let context = crate::fields::write_context(context, self.clock.now())
-            .map_err(|error| errors::invalid_input(&error))?;
-        // `submit` validates the whole submission (envelope and body) before publishing.
-        let body = build(&context).map_err(|error| errors::invalid_input(&error))?;
-        let mut envelope = envelope(self.agency, actor, participant_id, &context, &body);
-        if let Some(event_id) = event_id {
-            envelope.event_id = event_id;
-        }
+        let submission = prepare(
+            self.agency,
+            actor,
+            participant_id,
+            context,
+            self.clock.now(),
+            event_id,
+            build,
+        )
+        .map_err(|error| errors::invalid_input(&error))?;
         self.submitter
-            .submit(domain::Submission { envelope, body })
+            .submit(submission)
             .await
             .map(tonic::Response::new)
     }

@@ -63,7 +63,7 @@ mod ordering;
 mod run;
 pub mod sharing;
 
-pub use applier::Applier;
+pub use applier::{decode as decode_submission, Applier};
 pub use cache::AggregateCache;
 pub use counters::{IngestCounters, U64Gauge};
 pub(crate) use ordering::PartitionOrders;

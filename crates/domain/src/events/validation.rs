@@ -4,12 +4,13 @@
 //! Services run them before publishing and the aggregate again before deciding, so what the
 //! edge refuses with `INVALID_ARGUMENT` and what the ledger would reject are the same checks.
 
+use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::{ConsentParty, EventBody, Submission};
 use crate::envelope::DataCategory;
 use crate::errors::InputError;
-use crate::values::{self, ActivityKind};
+use crate::values::{self, ActivityKind, Period};
 
 /// Longest consent period accepted, in days. A consent is for a concrete piece of work, and a
 /// typo in a year should not create a consent for a century.
@@ -19,8 +20,107 @@ pub const CONSENT_PERIOD_DAYS_MAX: i64 = 5 * 366;
 pub const ALLOWED_READERS_MAX: usize = 50;
 
 impl EventBody {
+    /// Every date the body holds, by field (a period's both ends; not a correction's corrected
+    /// body, which `validate` checks on its own).
+    fn dates(&self) -> Vec<(&'static str, NaiveDate)> {
+        let ends =
+            |field: &'static str, period: &Period| [(field, period.from), (field, period.to)];
+        match self {
+            EventBody::ParticipantReferred { .. }
+            | EventBody::ReferralDeclined { .. }
+            | EventBody::PlacedOnWaitingList { .. }
+            | EventBody::WaitingListPlaceOffered { .. }
+            | EventBody::ParticipantEnrolled { .. }
+            | EventBody::CoachAssigned { .. }
+            | EventBody::ParticipantPaused { .. }
+            | EventBody::ParticipantResumed
+            | EventBody::IdentityProtected { .. }
+            | EventBody::ParticipantDischarged { .. }
+            | EventBody::ParticipantReEnrolled { .. }
+            | EventBody::ProfileRecorded { .. }
+            | EventBody::BenefitsCounsellingGiven { .. }
+            | EventBody::DisclosurePreferenceRecorded { .. }
+            | EventBody::EmployerContactMade { .. }
+            | EventBody::FollowUpRecorded { .. }
+            | EventBody::OutreachAttempted { .. }
+            | EventBody::SocialAssistanceDecided { .. }
+            | EventBody::ActivityAcceptedInPlanning { .. }
+            | EventBody::EventCorrected { .. } => Vec::new(),
+            EventBody::ConsentGranted {
+                valid_from,
+                valid_to,
+                ..
+            } => vec![("valid_from", *valid_from), ("valid_to", *valid_to)],
+            EventBody::ConsentWithdrawn { effective_from, .. } => {
+                vec![("effective_from", *effective_from)]
+            }
+            EventBody::ActivityProposed {
+                planned_start,
+                planned_end,
+                ..
+            } => std::iter::once(("planned_start", *planned_start))
+                .chain(planned_end.map(|end| ("planned_end", end)))
+                .collect(),
+            EventBody::ActivityStarted { started_on, .. }
+            | EventBody::JobStarted { started_on, .. }
+            | EventBody::StudiesStarted { started_on, .. } => vec![("started_on", *started_on)],
+            EventBody::ActivityEnded { ended_on, .. }
+            | EventBody::JobEnded { ended_on, .. }
+            | EventBody::StudiesEnded { ended_on, .. }
+            | EventBody::BenefitEnded { ended_on, .. }
+            | EventBody::ProgrammeEnded { ended_on, .. }
+            | EventBody::SiusEnded { ended_on } => vec![("ended_on", *ended_on)],
+            EventBody::HoursChanged { from, .. } | EventBody::AvailabilityChanged { from, .. } => {
+                vec![("from", *from)]
+            }
+            EventBody::FollowAlongContact { contact_on, .. } => vec![("contact_on", *contact_on)],
+            EventBody::SipHeld { held_on }
+            | EventBody::AvstamningsmoteHeld { held_on }
+            | EventBody::TreatmentTeamMeetingHeld { held_on, .. } => vec![("held_on", *held_on)],
+            EventBody::SipEstablished { established_on }
+            | EventBody::RehabPlanEstablished { established_on } => {
+                vec![("established_on", *established_on)]
+            }
+            EventBody::RehabPlanRevised { revised_on } => vec![("revised_on", *revised_on)],
+            EventBody::JobSeekerRegistered { registered_on }
+            | EventBody::DisabilityCodingRegistered { registered_on } => {
+                vec![("registered_on", *registered_on)]
+            }
+            EventBody::JobSeekerDeregistered { deregistered_on } => {
+                vec![("deregistered_on", *deregistered_on)]
+            }
+            EventBody::DisabilityCodingRequested { requested_on } => {
+                vec![("requested_on", *requested_on)]
+            }
+            EventBody::IpsReferralSent { sent_on } => vec![("sent_on", *sent_on)],
+            EventBody::InpatientAdmitted { admitted_on, .. } => vec![("admitted_on", *admitted_on)],
+            EventBody::InpatientDischarged { discharged_on } => {
+                vec![("discharged_on", *discharged_on)]
+            }
+            EventBody::DischargeReady { ready_on } => vec![("ready_on", *ready_on)],
+            EventBody::BenefitRegistered { period, .. }
+            | EventBody::MedicalCertificateReceived { period, .. }
+            | EventBody::MedicalCertificateIssued { period, .. }
+            | EventBody::ProgrammeAssigned { period, .. }
+            | EventBody::SiusDecided { period }
+            | EventBody::SubsidyDecided { period, .. } => ends("period", period).to_vec(),
+            EventBody::ActivityDecision { valid, .. } => valid
+                .iter()
+                .flat_map(|valid| ends("valid", valid))
+                .collect(),
+            EventBody::ActivityAgreementMade { valid, .. }
+            | EventBody::DormantBenefitDecided { valid, .. } => ends("valid", valid).to_vec(),
+        }
+    }
+
     /// Field checks that need no history.
     pub fn validate(&self) -> Result<(), InputError> {
+        // The edge parses every date into this range; a body from the bus has not been parsed
+        // there, and a date PostgreSQL cannot hold would stall the read models (found by the
+        // fuzz program, `crates/fuzz`).
+        for (field, date) in self.dates() {
+            values::validate_date_range(field, date)?;
+        }
         match self {
             EventBody::ParticipantReferred { .. }
             | EventBody::PlacedOnWaitingList { .. }
@@ -298,8 +398,23 @@ impl Submission {
             ));
         }
         self.body.validate()?;
+        self.check_storable()
+    }
+
+    /// Whether this submission can be stored at all, even as a rejection (which keeps the
+    /// whole submission): every string holds to [`values::TextClass::FreeText`], so no U+0000
+    /// reaches PostgreSQL. The ledger's decode parks a message that fails this at once
+    /// (`payload_unstorable`): recording its rejection would store the same text, which
+    /// PostgreSQL refuses on every retry.
+    pub fn check_storable(&self) -> Result<(), InputError> {
         every_string_storable(&self.envelope, "")?;
-        every_string_storable(&self.body, "")
+        every_string_storable(&self.body, "")?;
+        // Business time in the edge's range, UTC date first (a business date far outside it
+        // is not computed): a rejection keeps it too, in a `timestamptz` column PostgreSQL
+        // refuses before 4714 BC (found by the fuzz program, `crates/fuzz`).
+        let occurred_at = self.envelope.occurred_at;
+        values::validate_date_range("occurred_at", occurred_at.date_naive())?;
+        values::validate_date_range("occurred_at", crate::business_date(occurred_at))
     }
 }
 
@@ -368,6 +483,34 @@ mod tests {
 
     fn field_refused(submission: &Submission) -> Option<String> {
         submission.validate().err().map(|error| error.field)
+    }
+
+    #[test]
+    fn dates_from_the_bus_are_held_to_the_edges_range() {
+        let far_past = chrono::NaiveDate::from_ymd_opt(-262_143, 1, 1).unwrap_or_default();
+        let started = |started_on| EventBody::ActivityStarted {
+            activity_id: crate::ids::ActivityId(uuid::Uuid::from_u128(9)),
+            started_on,
+        };
+        assert_eq!(
+            field_refused(&submission("coach-17", started(far_past))),
+            Some("started_on".into())
+        );
+        let in_range = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap_or_default();
+        assert_eq!(
+            field_refused(&submission("coach-17", started(in_range))),
+            None
+        );
+        let mut far_past_business_time = submission("coach-17", started(in_range));
+        far_past_business_time.envelope.occurred_at =
+            far_past.and_time(chrono::NaiveTime::MIN).and_utc();
+        assert_eq!(
+            far_past_business_time
+                .check_storable()
+                .err()
+                .map(|error| error.field),
+            Some("occurred_at".into())
+        );
     }
 
     #[test]

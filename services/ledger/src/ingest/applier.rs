@@ -707,8 +707,10 @@ fn stream_metadata(stream_sequence: u64, subject: &str) -> HashMap<String, Strin
     ])
 }
 
-/// Reads a submission from a message, checking that its subject and envelope agree.
-fn decode(subjects: &Subjects, subject: &str, payload: &[u8]) -> Result<Submission, String> {
+/// Reads a submission from a message, checking that its subject and envelope agree and that
+/// it can be stored (even as a rejection). Public
+/// (as `ingest::decode_submission`) so the fuzz program feeds raw bytes through it.
+pub fn decode(subjects: &Subjects, subject: &str, payload: &[u8]) -> Result<Submission, String> {
     let Some((_, subject_agency, subject_participant)) = subjects.parse_stored_event(subject)
     else {
         return Err(format!(
@@ -728,6 +730,11 @@ fn decode(subjects: &Subjects, subject: &str, payload: &[u8]) -> Result<Submissi
             "participant_mismatch: the subject and the envelope name different participants".into(),
         );
     }
+    // Found by the fuzz program (crates/fuzz/regressions.txt): a NUL in any string would be
+    // recorded as a rejection that PostgreSQL refuses on every attempt until the lane parks it.
+    submission
+        .check_storable()
+        .map_err(|error| format!("payload_unstorable: {error}"))?;
     Ok(submission)
 }
 
