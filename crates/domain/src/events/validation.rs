@@ -93,6 +93,7 @@ impl EventBody {
                 vec![("requested_on", *requested_on)]
             }
             EventBody::IpsReferralSent { sent_on } => vec![("sent_on", *sent_on)],
+            EventBody::BenefitSelfReported { said_on, .. } => vec![("said_on", *said_on)],
             EventBody::InpatientAdmitted { admitted_on, .. } => vec![("admitted_on", *admitted_on)],
             EventBody::InpatientDischarged { discharged_on } => {
                 vec![("discharged_on", *discharged_on)]
