@@ -54,8 +54,10 @@ fn report(failure: &Failure) -> anyhow::Error {
     anyhow::anyhow!("{} property broken", failure.property)
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
+/// Synchronous: the cheap properties run the aggregate's async `handle` on a plain executor,
+/// which must not run inside a tokio task (tokio's cooperative budget is never refilled there,
+/// and the executor waits for ever); only the storage phase gets a runtime.
+fn main() -> anyhow::Result<()> {
     let arguments = Arguments::parse();
     let seed = arguments.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -95,6 +97,23 @@ async fn main() -> anyhow::Result<()> {
     let tokens = fuzz::run_tokens(seed, arguments.cases).map_err(|failure| report(&failure))?;
     print_tally("tokens", &tokens, phase.elapsed().as_secs_f64());
 
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(store_phase(request_samples, bus_samples))?;
+    println!(
+        "fuzz: all properties hold; seed {seed}; {} cases of the cheap properties in {:.1} s wall time (regressions, storage included)",
+        requests.cases + bus.cases + tokens.cases,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Stores the samples in a scratch database of its own, then drops it.
+async fn store_phase(
+    request_samples: Vec<domain::Submission>,
+    bus_samples: fuzz::BusSamples,
+) -> anyhow::Result<()> {
     let phase = Instant::now();
     let samples = request_samples.len() + bus_samples.recorded.len();
     let database = testkit::TestDatabase::create()
@@ -125,11 +144,6 @@ async fn main() -> anyhow::Result<()> {
         stored.event_rows,
         stored.timeline_rows,
         stored.parked
-    );
-    println!(
-        "fuzz: all properties hold; seed {seed}; {} cases in {:.1} s wall time",
-        requests.cases + bus.cases + tokens.cases + stored.stored,
-        started.elapsed().as_secs_f64()
     );
     Ok(())
 }
