@@ -144,7 +144,7 @@ impl Contract {
                     values::text(shape)
                 };
                 prop_oneof![
-                    30 => text.prop_map(|text| FieldValue::Bytes(text.into_bytes())),
+                    300 => text.prop_map(|text| FieldValue::Bytes(text.into_bytes())),
                     // Not UTF-8: prost refuses the message.
                     1 => proptest::collection::vec(any::<u8>(), 1..16).prop_map(|mut bytes| {
                         bytes.push(0xff);
