@@ -344,7 +344,7 @@ pub mod ceilings {
                 let mut appended = 0_usize;
                 let mut aggregate_id = uuid::Uuid::new_v4().to_string();
                 while Instant::now() < deadline {
-                    if appended % 10 == 0 {
+                    if appended.is_multiple_of(10) {
                         aggregate_id = uuid::Uuid::new_v4().to_string();
                     }
                     cqrs.execute(&aggregate_id, bare::Append { pad: pad.clone() })

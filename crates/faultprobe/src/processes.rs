@@ -173,6 +173,14 @@ pub async fn wait_listening(
             .await
             .is_ok()
         {
+            // The port was free when chosen, but another process (a parallel test) may have
+            // taken it since: then the connection reached that process and ours died on bind.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if let Some((status, log)) = exited() {
+                anyhow::bail!(
+                    "{name} exited ({status}) although {port} answered (another process holds it?); its log:\n{log}"
+                );
+            }
             return Ok(());
         }
         if let Some((status, log)) = exited() {

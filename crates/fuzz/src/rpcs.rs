@@ -423,6 +423,13 @@ pub fn table() -> Vec<Rpc> {
         rpc!(
             Municipality,
             "MunicipalityService",
+            "RecordBenefitSelfReport",
+            RecordBenefitSelfReportRequest,
+            municipality::record_benefit_self_report
+        ),
+        rpc!(
+            Municipality,
+            "MunicipalityService",
             "RecordSipHeld",
             DateRequest,
             municipality::record_sip_held

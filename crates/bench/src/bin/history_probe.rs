@@ -43,7 +43,7 @@ fn employer_contact(participant_id: domain::ParticipantId, index: usize) -> Subm
         participant_id,
         EventBody::EmployerContactMade {
             employer: format!("Employer {index}"),
-            face_to_face: index % 2 == 0,
+            face_to_face: index.is_multiple_of(2),
             with_participant: false,
         },
     )

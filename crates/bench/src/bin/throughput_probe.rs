@@ -128,7 +128,7 @@ async fn write(
         response.status == v1::WriteStatus::Accepted as i32,
         "not accepted: {response:?}"
     );
-    if index % EVENTS_PER_PARTICIPANT == 0 {
+    if index.is_multiple_of(EVENTS_PER_PARTICIPANT) {
         *participant_id = response.participant_id;
     }
     Ok(())
