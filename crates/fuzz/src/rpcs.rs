@@ -444,13 +444,6 @@ pub fn table() -> Vec<Rpc> {
         rpc!(
             Municipality,
             "MunicipalityService",
-            "RecordBenefitSelfReport",
-            RecordBenefitSelfReportRequest,
-            municipality::record_benefit_self_report
-        ),
-        rpc!(
-            Municipality,
-            "MunicipalityService",
             "RecordSocialAssistance",
             RecordSocialAssistanceRequest,
             municipality::record_social_assistance

@@ -99,7 +99,6 @@ impl EventBody {
                 vec![("discharged_on", *discharged_on)]
             }
             EventBody::DischargeReady { ready_on } => vec![("ready_on", *ready_on)],
-            EventBody::BenefitSelfReported { said_on, .. } => vec![("said_on", *said_on)],
             EventBody::BenefitRegistered { period, .. }
             | EventBody::MedicalCertificateReceived { period, .. }
             | EventBody::MedicalCertificateIssued { period, .. }
