@@ -57,20 +57,13 @@ async fn a_tampered_chain_is_reported_on_read_and_gets_nothing_appended() -> any
 
     // As the database superuser, around the append-only trigger.
     let pool = stack.database.pool().await?;
-    let mut owner = pool.acquire().await?;
-    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_append_only")
-        .execute(&mut *owner)
-        .await?;
-    sqlx::query(
-        "UPDATE events SET payload = jsonb_set(payload, '{envelope,actor,person_id}', '\"someone-else\"') WHERE aggregate_id = $1 AND sequence = 1",
+    testkit::edit_entry_around_append_guard(
+        &pool,
+        "payload = jsonb_set(payload, '{envelope,actor,person_id}', '\"someone-else\"')",
+        &tampered,
+        1,
     )
-    .bind(&tampered)
-    .execute(&mut *owner)
     .await?;
-    sqlx::query("ALTER TABLE events ENABLE TRIGGER events_append_only")
-        .execute(&mut *owner)
-        .await?;
-    drop(owner);
 
     // Reads say the chain is broken, and where; an auditor still reads every entry.
     for request in [
@@ -185,18 +178,8 @@ async fn a_row_altered_until_it_no_longer_decodes_is_named_on_read_and_an_audito
         .enroll_participant(as_coach(enrol(&tampered)))
         .await?;
     let pool = stack.database.pool().await?;
-    let mut owner = pool.acquire().await?;
-    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_append_only")
-        .execute(&mut *owner)
+    testkit::edit_entry_around_append_guard(&pool, "payload = '{\"altered\": true}'", &tampered, 1)
         .await?;
-    sqlx::query("UPDATE events SET payload = '{\"altered\": true}' WHERE aggregate_id = $1 AND sequence = 1")
-        .bind(&tampered)
-        .execute(&mut *owner)
-        .await?;
-    sqlx::query("ALTER TABLE events ENABLE TRIGGER events_append_only")
-        .execute(&mut *owner)
-        .await?;
-    drop(owner);
 
     // A read that must fold the history says why it cannot, with a rule, not INTERNAL.
     let read = timeline

@@ -92,3 +92,29 @@ async fn sweep_leftover_databases(admin: &mut sqlx::PgConnection) {
         }
     }
 }
+
+/// Edits one stored entry as the database superuser would, around the events table's
+/// append-only trigger (disabled for the edit, enabled again after): how the tamper tests play
+/// an intruder with database access. `set` is the `SET` clause, e.g. `payload = '{}'`.
+pub async fn edit_entry_around_append_guard(
+    pool: &sqlx::PgPool,
+    set: &str,
+    aggregate_id: &str,
+    sequence: i64,
+) -> anyhow::Result<()> {
+    let mut owner = pool.acquire().await?;
+    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_append_only")
+        .execute(&mut *owner)
+        .await?;
+    sqlx::query(&format!(
+        "UPDATE events SET {set} WHERE aggregate_id = $1 AND sequence = $2"
+    ))
+    .bind(aggregate_id)
+    .bind(sequence)
+    .execute(&mut *owner)
+    .await?;
+    sqlx::query("ALTER TABLE events ENABLE TRIGGER events_append_only")
+        .execute(&mut *owner)
+        .await?;
+    Ok(())
+}

@@ -20,7 +20,7 @@ mod streams;
 
 use domain::{Agency, Role};
 
-pub use database::TestDatabase;
+pub use database::{edit_entry_around_append_guard, TestDatabase};
 pub use nats::{
     nats_server_binary, repository_root, FsyncPolicy, NatsCluster, NatsServer, NatsWithUsers,
     NATS_CLUSTER_NODES, NATS_USERS, PINNED_NATS_SERVER_VERSION,

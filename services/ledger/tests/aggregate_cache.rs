@@ -237,20 +237,13 @@ async fn an_edit_around_the_guard_is_caught_for_a_cached_participant() -> anyhow
         "the second write found the participant cached"
     );
 
-    let mut owner = pool.acquire().await?;
-    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_append_only")
-        .execute(&mut *owner)
-        .await?;
-    sqlx::query(
-        "UPDATE events SET payload = jsonb_set(payload, '{envelope,actor,person_id}', '\"someone-else\"') WHERE aggregate_id = $1 AND sequence = 1",
+    testkit::edit_entry_around_append_guard(
+        &pool,
+        "payload = jsonb_set(payload, '{envelope,actor,person_id}', '\"someone-else\"')",
+        &tampered.to_string(),
+        1,
     )
-    .bind(tampered.to_string())
-    .execute(&mut *owner)
     .await?;
-    sqlx::query("ALTER TABLE events ENABLE TRIGGER events_append_only")
-        .execute(&mut *owner)
-        .await?;
-    drop(owner);
 
     let refused = employer_contact(tampered, "Beta AB");
     publisher.publish(&refused).await?;

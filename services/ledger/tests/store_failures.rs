@@ -556,20 +556,13 @@ async fn nothing_is_appended_to_a_tampered_chain() -> anyhow::Result<()> {
     .await?;
 
     // As the superuser, around the trigger, as an intruder with database access would.
-    let mut owner = pool.acquire().await?;
-    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_append_only")
-        .execute(&mut *owner)
-        .await?;
-    sqlx::query(
-        "UPDATE events SET payload = jsonb_set(payload, '{envelope,actor,person_id}', '\"someone-else\"') WHERE aggregate_id = $1 AND sequence = 1",
+    testkit::edit_entry_around_append_guard(
+        &pool,
+        "payload = jsonb_set(payload, '{envelope,actor,person_id}', '\"someone-else\"')",
+        &tampered.to_string(),
+        1,
     )
-    .bind(tampered.to_string())
-    .execute(&mut *owner)
     .await?;
-    sqlx::query("ALTER TABLE events ENABLE TRIGGER events_append_only")
-        .execute(&mut *owner)
-        .await?;
-    drop(owner);
 
     let refused = under_test
         .publish(&employer_contact(tampered, "Acme Corp"))
@@ -643,20 +636,13 @@ async fn an_entry_without_its_stream_position_is_reported_and_gets_nothing_appen
     )
     .await?;
 
-    let mut owner = pool.acquire().await?;
-    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_append_only")
-        .execute(&mut *owner)
-        .await?;
-    sqlx::query(
-        "UPDATE events SET metadata = metadata - 'stream_sequence' WHERE aggregate_id = $1 AND sequence = 1",
+    testkit::edit_entry_around_append_guard(
+        &pool,
+        "metadata = metadata - 'stream_sequence'",
+        &edited.to_string(),
+        1,
     )
-    .bind(edited.to_string())
-    .execute(&mut *owner)
     .await?;
-    sqlx::query("ALTER TABLE events ENABLE TRIGGER events_append_only")
-        .execute(&mut *owner)
-        .await?;
-    drop(owner);
 
     let refused = under_test
         .publish(&employer_contact(edited, "Acme Corp"))
