@@ -97,6 +97,15 @@ impl LedgerUnderTest {
             .render_metrics())
     }
 
+    /// Stops the ledger (it drains and releases its partitions), keeping the database and the
+    /// stream for `start_again`.
+    async fn pause(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(ledger) = self.ledger.take() {
+            ledger.wait().await;
+        }
+    }
+
     /// Starts a new ledger on the same database and stream (after the previous one stopped).
     async fn start_again(&mut self) -> anyhow::Result<()> {
         let (shutdown, receiver) = tokio::sync::watch::channel(false);
@@ -191,22 +200,21 @@ async fn end_outage(database: &TestDatabase) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A NUL in a free-text field is refused by PostgreSQL's jsonb for good. The message must be
-/// parked with its reason, whether the aggregate accepted it or recorded a rejection (which
-/// stores the attempted body), and every participant behind it on the same lane must go on.
+/// A NUL in a free-text field would be refused by PostgreSQL's jsonb for good, so the ledger's
+/// decode parks the message at once (`payload_unstorable`, found by `crates/fuzz`) without
+/// trying the store, whether the aggregate would have accepted it or recorded a rejection
+/// (which stores the attempted body), and every participant behind it on the same lane goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_with_a_nul_is_parked_and_the_rest_of_its_lane_goes_on() -> anyhow::Result<()> {
-    const DATA_ERROR_ATTEMPTS_MAX: u32 = 2;
     let under_test = LedgerUnderTest::start(testkit::unique_bus_config(), |config| {
         // One lane: every participant is behind the poisoned message.
         config.ingest.lanes = 1;
-        config.ingest.data_error_attempts_max = DATA_ERROR_ATTEMPTS_MAX;
     })
     .await?;
     let [nul_referral, rejected_nul, rejected_clean, last] =
         [(); 4].map(|()| ParticipantId(uuid::Uuid::new_v4()));
 
-    // Accepted by the aggregate, refused by the store.
+    // The aggregate would accept it; the store would refuse it.
     under_test
         .publish(&referral(nul_referral, Some("unit\u{0}one")))
         .await?;
@@ -248,7 +256,8 @@ async fn a_message_with_a_nul_is_parked_and_the_rest_of_its_lane_goes_on() -> an
     assert_eq!(parked.len(), 2, "{parked:?}");
     for (_, reason) in &parked {
         assert!(
-            reason.starts_with("store_refused_data: SQLSTATE 22P05"),
+            reason.starts_with("payload_unstorable: field ")
+                && reason.contains("must not contain U+0000"),
             "{reason}"
         );
     }
@@ -256,7 +265,8 @@ async fn a_message_with_a_nul_is_parked_and_the_rest_of_its_lane_goes_on() -> an
     assert_eq!(counters.parked.get(), 2);
     assert_eq!(
         counters.store_data_refusals.get(),
-        2 * u64::from(DATA_ERROR_ATTEMPTS_MAX)
+        0,
+        "parked at decode: the store was never asked"
     );
     assert_eq!(counters.store_failures.get(), 0, "no outage was reported");
     pool.close().await;
@@ -717,9 +727,11 @@ async fn an_event_id_recorded_for_another_participant_is_parked_as_reused() -> a
     Ok(())
 }
 
-/// A refused message can also be met in a participant's catch-up, read from the stream ahead
-/// of its own redelivery (a crashed ledger held it). It is parked after the same number of
-/// attempts, and the delivery that overtook it is then applied, without waiting for ack_wait.
+/// A message the store refuses can also be met in a participant's catch-up, read from the
+/// stream ahead of its own redelivery (a crashed ledger held it). It is parked after the same
+/// number of attempts, and the delivery that overtook it is then applied, without waiting for
+/// ack_wait. The refusal is a test-only trigger's (SQLSTATE 22023 for a marked message): a NUL,
+/// which PostgreSQL refuses too, no longer reaches the store (the decode parks it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_message_met_in_catch_up_is_parked_and_the_later_one_applied(
 ) -> anyhow::Result<()> {
@@ -728,7 +740,26 @@ async fn a_refused_message_met_in_catch_up_is_parked_and_the_later_one_applied(
         ack_wait_ms: 120_000,
         ..testkit::unique_bus_config()
     };
-    // The crashed ledger takes the NUL message and never acks it.
+    // A first ledger migrates the database; the refusal is installed while none runs.
+    let mut under_test = LedgerUnderTest::start(bus_config.clone(), |config| {
+        config.ingest.data_error_attempts_max = DATA_ERROR_ATTEMPTS_MAX;
+    })
+    .await?;
+    under_test.pause().await;
+    let pool = under_test.database.pool().await?;
+    for statement in [
+        "CREATE FUNCTION refuse_marked() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.payload::text LIKE '%refuse-me%' THEN
+                 RAISE EXCEPTION 'test refusal of a marked message' USING ERRCODE = '22023';
+             END IF;
+             RETURN NEW;
+         END $$",
+        "CREATE TRIGGER refuse_marked BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_marked()",
+    ] {
+        sqlx::query(statement).execute(&pool).await?;
+    }
+    // The crashed ledger takes the marked message and never acks it.
     let client = bus::connect(&bus_config, "store-failures-test").await?;
     let participant_id = ParticipantId(uuid::Uuid::new_v4());
     let crashed_consumer = bus::IngestConsumer::open(
@@ -739,7 +770,7 @@ async fn a_refused_message_met_in_catch_up_is_parked_and_the_later_one_applied(
     .await?;
     let publisher = bus::SubmissionPublisher::new(client, &bus_config);
     publisher
-        .publish(&referral(participant_id, Some("unit\u{0}one")))
+        .publish(&referral(participant_id, Some("refuse-me")))
         .await?;
     let mut pull = crashed_consumer.pull().await?;
     let held = match pull.next().await {
@@ -750,11 +781,7 @@ async fn a_refused_message_met_in_catch_up_is_parked_and_the_later_one_applied(
     let later = referral(participant_id, None);
     publisher.publish(&later).await?;
 
-    let under_test = LedgerUnderTest::start(bus_config, |config| {
-        config.ingest.data_error_attempts_max = DATA_ERROR_ATTEMPTS_MAX;
-    })
-    .await?;
-    let pool = under_test.database.pool().await?;
+    under_test.start_again().await?;
     eventually(
         &pool,
         Duration::from_secs(20),
@@ -775,7 +802,7 @@ async fn a_refused_message_met_in_catch_up_is_parked_and_the_later_one_applied(
     assert!(
         parked_rows[0]
             .1
-            .starts_with("store_refused_data: SQLSTATE 22P05"),
+            .starts_with("store_refused_data: SQLSTATE 22023"),
         "{parked_rows:?}"
     );
     assert_eq!(
