@@ -1183,3 +1183,120 @@ async fn a_stored_gate_decision_that_is_no_decision_is_reported_never_read_as_ap
     stack.stop().await;
     Ok(())
 }
+
+/// Attacker's path: the IPS unit shares activities with FK, not the participant's vocational
+/// profile. A gate that exists only because the participant told the coach about a benefit must
+/// not tell FK about that statement through what FK reads of the activity: the proposal, or the
+/// coach's start refused on that gate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fk_s_timeline_does_not_reveal_a_self_reported_benefit_without_consent(
+) -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let mut municipality = stack.municipality().await?;
+    let participant_id = municipality
+        .refer_participant(as_coach(v1::ReferParticipantRequest {
+            context: context(-30),
+            source: v1::ReferralSource::Vuxenpsykiatri as i32,
+            ..Default::default()
+        }))
+        .await?
+        .into_inner()
+        .participant_id;
+    municipality
+        .enroll_participant(as_coach(v1::EnrollParticipantRequest {
+            context: context(-30),
+            participant_id: participant_id.clone(),
+            unit: "hudiksvall-ips".into(),
+            coach_person_id: "coach-17".into(),
+        }))
+        .await?;
+    grant_fk_consent(&stack, &participant_id, true).await?;
+    let write = |days| {
+        Some(v1::ParticipantWrite {
+            context: context(days),
+            participant_id: participant_id.clone(),
+        })
+    };
+    municipality
+        .record_benefit_self_report(as_coach(v1::RecordBenefitSelfReportRequest {
+            write: write(-25),
+            benefit: v1::BenefitKind::Sjukpenning as i32,
+            said_on: at(-25),
+        }))
+        .await?;
+    let activity_id = municipality
+        .propose_activity(as_coach(v1::ProposeActivityRequest {
+            write: write(-21),
+            kind: v1::ActivityKind::Arbetstraning as i32,
+            employer: "Hudiksvalls bageri".into(),
+            hours_per_week: 20,
+            planned_start: at(7),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner()
+        .created_id;
+
+    // The coach's watch shows the statement's gate (the premise of the test).
+    let mut coach_watch = watch_participant(&stack, &participant_id).await?;
+    let coach_sees = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(update) = coach_watch.next().await {
+            if let Some(light) = update?.activity {
+                if light.activity_id == activity_id {
+                    return anyhow::Ok(light);
+                }
+            }
+        }
+        anyhow::bail!("the coach's watch ended")
+    })
+    .await??;
+    assert!(
+        coach_sees
+            .gates
+            .iter()
+            .any(|gate| gate.status() == v1::GateStatus::UnknownSelfReported),
+        "{coach_sees:?}"
+    );
+
+    // FK cannot watch a participant at all (`role_not_allowed`, tests/access.rs); what reaches it
+    // is its timeline under the activities consent: the proposal, and the coach's refused start.
+    let refused = municipality
+        .start_activity(as_coach(v1::ActivityDateRequest {
+            write: write(0),
+            activity_id: activity_id.clone(),
+            date: at(0),
+        }))
+        .await;
+    assert!(refused.is_err(), "the start waits on the statement's gate");
+    let fk_timeline = stack
+        .timeline_as(domain::Agency::Forsakringskassan)
+        .await?
+        .get_timeline(officer(v1::GetTimelineRequest {
+            participant_id: participant_id.clone(),
+            page_size: 100,
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    for premise in ["ActivityProposed", "SubmissionRejected"] {
+        assert!(
+            fk_timeline
+                .entries
+                .iter()
+                .any(|entry| entry.event_type == premise),
+            "FK sees {premise} (the premise): {:?}",
+            fk_timeline.entries
+        );
+    }
+    for entry in &fk_timeline.entries {
+        assert_ne!(entry.event_type, "BenefitSelfReported", "{entry:?}");
+        for text in [&entry.body_json, &entry.rejected_rule] {
+            assert!(
+                !text.contains("self-reported") && !text.contains("says they have"),
+                "{entry:?}"
+            );
+        }
+    }
+    stack.stop().await;
+    Ok(())
+}
