@@ -194,17 +194,6 @@ pub async fn wait_listening(
     }
 }
 
-/// Loopback ports that were free a moment ago, distinct from each other.
-pub fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..count)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()?;
-    listeners
-        .iter()
-        .map(|listener| Ok(listener.local_addr()?.port()))
-        .collect()
-}
-
 /// The directory holding the probe's service binaries: the probe's own (`cargo build -p
 /// faultprobe` puts them side by side), or `IPS_PROBE_BINARIES` when set.
 pub fn binaries_directory() -> anyhow::Result<PathBuf> {

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::processes::{free_ports, wait_listening, ServiceProcess};
+use crate::processes::{wait_listening, ServiceProcess};
+use testkit::free_ports;
 
 /// The agency services, in the order [`ProbeStack::agencies`] holds them.
 pub const AGENCY_SERVICES: [&str; 4] = [

@@ -14,6 +14,7 @@
 mod database;
 mod nats;
 mod pki;
+mod ports;
 mod postgres;
 mod stack;
 mod streams;
@@ -29,6 +30,7 @@ pub use pki::{
     as_auditor, as_caller, as_coach, as_fk_officer, as_officer, as_team_leader, channel,
     channel_as, identity_config, signer, test_pki, token, TestPki,
 };
+pub use ports::free_ports;
 pub use postgres::PrivatePostgres;
 pub use stack::{agency_config, ledger_config, Stack, StackOptions};
 pub use streams::{delete_streams, partition_of, unique_bus_config};

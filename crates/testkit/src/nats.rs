@@ -51,17 +51,6 @@ pub enum FsyncPolicy {
     ServerDefault,
 }
 
-/// Ports that were free a moment ago (bound together, so they differ from each other).
-fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..count)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()?;
-    listeners
-        .iter()
-        .map(|listener| Ok(listener.local_addr()?.port()))
-        .collect()
-}
-
 /// One nats-server process: its command line, so it can be started again after a kill.
 struct ServerProcess {
     arguments: Vec<std::ffi::OsString>,
@@ -159,7 +148,7 @@ impl NatsServer {
                 path
             }
         };
-        let port = free_ports(1)?[0];
+        let port = crate::ports::free_ports(1)?[0];
         let mut process = ServerProcess {
             arguments: vec![
                 "-c".into(),
@@ -292,7 +281,7 @@ impl NatsCluster {
     pub async fn start() -> anyhow::Result<Self> {
         let suffix = unique_suffix();
         let directory = std::env::temp_dir().join(format!("ips-test-nats-cluster-{suffix}"));
-        let ports = free_ports(2 * NATS_CLUSTER_NODES)?;
+        let ports = crate::ports::free_ports(2 * NATS_CLUSTER_NODES)?;
         let (client_ports, route_ports) = ports.split_at(NATS_CLUSTER_NODES);
         let routes = route_ports
             .iter()

@@ -66,9 +66,7 @@ impl PrivatePostgres {
         let binaries = postgres_binaries()?;
         let directory = std::env::temp_dir().join(format!("ips-test-pg-{}", unique_suffix()));
         std::fs::create_dir_all(&directory)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = crate::ports::free_ports(1)?[0];
         let postgres = Self {
             binaries,
             directory,
