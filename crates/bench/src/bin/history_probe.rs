@@ -191,7 +191,9 @@ fn resident_mib() -> (f64, f64) {
 /// Starts the process's peak RSS (`VmHWM`) afresh from its current RSS (Linux `clear_refs` 5).
 fn reset_peak_resident() {
     if let Err(error) = std::fs::write("/proc/self/clear_refs", "5") {
-        eprintln!("could not reset the peak RSS ({error}); the peak printed includes earlier phases");
+        eprintln!(
+            "could not reset the peak RSS ({error}); the peak printed includes earlier phases"
+        );
     }
 }
 
