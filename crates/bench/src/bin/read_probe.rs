@@ -224,8 +224,9 @@ async fn main() -> anyhow::Result<()> {
         fold_p50.as_secs_f64() * 1e3,
     );
     println!(
-        "  GetTimeline p50 / raw page read p50: {:.2}× (target ≤ 2×)",
-        full_p50.as_secs_f64() / raw_p50.as_secs_f64().max(f64::MIN_POSITIVE)
+        "  GetTimeline p50 / raw page read p50: {:.2}× (target ≤ 2×); / (raw page read + one access-log INSERT, the two round trips a logged read cannot avoid): {:.2}×",
+        full_p50.as_secs_f64() / raw_p50.as_secs_f64().max(f64::MIN_POSITIVE),
+        full_p50.as_secs_f64() / (raw_p50 + log_p50).as_secs_f64().max(f64::MIN_POSITIVE)
     );
     pool.close().await;
     stack.stop().await;
