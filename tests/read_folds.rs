@@ -113,8 +113,7 @@ async fn projected_head(pool: &sqlx::PgPool, participant_id: &str) -> anyhow::Re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_consent_withdrawn_before_a_read_is_not_honoured_by_a_kept_fold() -> anyhow::Result<()>
-{
+async fn a_consent_withdrawn_before_a_read_is_not_honoured_by_a_kept_fold() -> anyhow::Result<()> {
     let stack = Stack::start().await?;
     let pool = stack.database.pool().await?;
     let (participant_id, _) = participant_with_profile(&stack).await?;
@@ -134,10 +133,16 @@ async fn a_consent_withdrawn_before_a_read_is_not_honoured_by_a_kept_fold() -> a
 
     // Under consent FK sees the profile; the second read finds the participant kept folded.
     let seen = fk_sees(&stack, &participant_id, granted.sequence).await?;
-    assert!(seen.iter().any(|seen| seen == "ProfileRecorded"), "{seen:?}");
+    assert!(
+        seen.iter().any(|seen| seen == "ProfileRecorded"),
+        "{seen:?}"
+    );
     let current_before = read_folds(&stack, "current").await?;
     let seen = fk_sees(&stack, &participant_id, granted.sequence).await?;
-    assert!(seen.iter().any(|seen| seen == "ProfileRecorded"), "{seen:?}");
+    assert!(
+        seen.iter().any(|seen| seen == "ProfileRecorded"),
+        "{seen:?}"
+    );
     assert!(
         read_folds(&stack, "current").await? > current_before,
         "the second read must find the participant kept folded, or this test proves nothing"
@@ -184,7 +189,10 @@ async fn a_consent_withdrawn_before_a_read_is_not_honoured_by_a_kept_fold() -> a
 
     hold.rollback().await?;
     let seen = fk_sees(&stack, &participant_id, withdrawn.sequence).await?;
-    assert!(!seen.iter().any(|seen| seen == "ProfileRecorded"), "{seen:?}");
+    assert!(
+        !seen.iter().any(|seen| seen == "ProfileRecorded"),
+        "{seen:?}"
+    );
     stack.stop().await;
     Ok(())
 }
@@ -196,17 +204,16 @@ async fn an_identity_protected_before_a_read_refuses_a_reader_the_kept_fold_admi
     let pool = stack.database.pool().await?;
     let (participant_id, profile_sequence) = participant_with_profile(&stack).await?;
     let mut timeline = stack.timeline().await?;
-    let team_leader = |message| testkit::as_team_leader(message);
 
     // The team leader reads (the participant is now kept folded, unprotected).
     timeline
-        .get_timeline(team_leader(timeline_request(
+        .get_timeline(testkit::as_team_leader(timeline_request(
             &participant_id,
             profile_sequence,
         )))
         .await?;
     timeline
-        .verify_chain(team_leader(v1::VerifyChainRequest {
+        .verify_chain(testkit::as_team_leader(v1::VerifyChainRequest {
             participant_id: participant_id.clone(),
         }))
         .await?;
@@ -227,12 +234,15 @@ async fn an_identity_protected_before_a_read_refuses_a_reader_the_kept_fold_admi
 
     // Both read paths refuse at once: the timeline's own statement and `open_one`'s.
     let refused = timeline
-        .get_timeline(team_leader(timeline_request(&participant_id, 0)))
+        .get_timeline(testkit::as_team_leader(timeline_request(
+            &participant_id,
+            0,
+        )))
         .await
         .expect_err("the team leader is not on the allow-list");
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
     let refused = timeline
-        .verify_chain(team_leader(v1::VerifyChainRequest {
+        .verify_chain(testkit::as_team_leader(v1::VerifyChainRequest {
             participant_id: participant_id.clone(),
         }))
         .await

@@ -118,7 +118,10 @@ pub async fn entries_after(
     pool: &PgPool,
     after: &[(Uuid, u64)],
 ) -> Result<EntriesAfter, StoreError> {
-    let participant_ids: Vec<Uuid> = after.iter().map(|(participant_id, _)| *participant_id).collect();
+    let participant_ids: Vec<Uuid> = after
+        .iter()
+        .map(|(participant_id, _)| *participant_id)
+        .collect();
     let after_sequences: Vec<i64> = after
         .iter()
         // No stored sequence lies beyond i64::MAX, so "after" a larger one is "after all".
@@ -136,9 +139,9 @@ pub async fn entries_after(
         crate::events::APPEND_GUARD_FINGERPRINT
     );
     let mut rows = sqlx::query(&sql)
-    .bind(&participant_ids)
-    .bind(&after_sequences)
-    .fetch(pool);
+        .bind(&participant_ids)
+        .bind(&after_sequences)
+        .fetch(pool);
     let mut read = EntriesAfter::default();
     while let Some(row) = rows.try_next().await? {
         read.append_guard_fingerprint = row.try_get("fingerprint")?;

@@ -118,7 +118,10 @@ impl CaseloadApi {
         let mut sips = Vec::new();
         let mut bases = Vec::new();
         for row in active {
-            let Some(participant) = folded.get(&row.participant_id.0).map(|fold| &fold.participant) else {
+            let Some(participant) = folded
+                .get(&row.participant_id.0)
+                .map(|fold| &fold.participant)
+            else {
                 continue;
             };
             // The coach's board names the coach of the read model's row, as its lists do.

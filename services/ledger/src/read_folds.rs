@@ -321,12 +321,7 @@ impl ReadFolds {
             let mut again = HashMap::new();
             for (participant_id, start) in starts {
                 let tail = read.tails.remove(&participant_id).unwrap_or_default();
-                match self.caught_up(
-                    participant_id,
-                    start,
-                    tail,
-                    &read.append_guard_fingerprint,
-                )? {
+                match self.caught_up(participant_id, start, tail, &read.append_guard_fingerprint)? {
                     Some(fold) if fold.stored_through > 0 => {
                         folded.insert(participant_id, fold);
                     }

@@ -42,7 +42,9 @@ pub async fn open(
         .map_err(|error| crate::store_errors::from_store(&error))?;
     Ok(folded
         .into_iter()
-        .filter(|(participant_id, fold)| may_open(reader, *participant_id, &fold.participant).is_ok())
+        .filter(|(participant_id, fold)| {
+            may_open(reader, *participant_id, &fold.participant).is_ok()
+        })
         .map(|(participant_id, fold)| (participant_id, fold.participant.clone()))
         .collect())
 }

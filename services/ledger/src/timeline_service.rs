@@ -276,11 +276,9 @@ impl TimelineApi {
                 )));
             }
             // Wake on the next projected batch, or re-check soon in case it was already missed.
-            let _ = tokio::time::timeout(
-                remaining.min(Duration::from_millis(50)),
-                progress.changed(),
-            )
-            .await;
+            let _ =
+                tokio::time::timeout(remaining.min(Duration::from_millis(50)), progress.changed())
+                    .await;
         }
     }
 }
