@@ -125,7 +125,7 @@ async fn a_consent_withdrawn_before_a_read_is_not_honoured_by_a_kept_fold() -> a
             recipient: v1::ConsentParty::Forsakringskassan as i32,
             data_categories: vec![v1::DataCategory::VocationalProfile as i32],
             valid_from: today(),
-            valid_to: "2099-12-31".into(),
+            valid_to: (domain::business_date(Utc::now()) + chrono::Duration::days(365)).to_string(),
             ..Default::default()
         }))
         .await?
