@@ -1224,7 +1224,7 @@ async fn fk_s_timeline_does_not_reveal_a_self_reported_benefit_without_consent(
             said_on: at(-25),
         }))
         .await?;
-    let activity_id = municipality
+    let proposed = municipality
         .propose_activity(as_coach(v1::ProposeActivityRequest {
             write: write(-21),
             kind: v1::ActivityKind::Arbetstraning as i32,
@@ -1234,8 +1234,8 @@ async fn fk_s_timeline_does_not_reveal_a_self_reported_benefit_without_consent(
             ..Default::default()
         }))
         .await?
-        .into_inner()
-        .created_id;
+        .into_inner();
+    let activity_id = proposed.created_id;
 
     // The coach's watch shows the statement's gate (the premise of the test).
     let mut coach_watch = watch_participant(&stack, &participant_id).await?;
@@ -1274,6 +1274,8 @@ async fn fk_s_timeline_does_not_reveal_a_self_reported_benefit_without_consent(
         .get_timeline(officer(v1::GetTimelineRequest {
             participant_id: participant_id.clone(),
             page_size: 100,
+            // The refused start is the entry after the proposal: read once it is projected.
+            min_sequence: proposed.sequence + 1,
             ..Default::default()
         }))
         .await?

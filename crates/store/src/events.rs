@@ -170,14 +170,17 @@ pub async fn load_verified_history(
 /// every write and forgets what it verified before the change. One catalog read, whatever the
 /// histories' lengths.
 pub async fn append_guard_fingerprint(pool: &PgPool) -> Result<String, StoreError> {
-    let fingerprint: Option<String> = sqlx::query_scalar(
-        "SELECT string_agg(xmin::text || ':' || tgenabled::text, ',' ORDER BY oid) FROM pg_trigger
-          WHERE tgrelid = 'events'::regclass",
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok(fingerprint.unwrap_or_default())
+    let fingerprint: String = sqlx::query_scalar(&format!("SELECT {APPEND_GUARD_FINGERPRINT}"))
+        .fetch_one(pool)
+        .await?;
+    Ok(fingerprint)
 }
+
+/// [`append_guard_fingerprint`] as a scalar subquery, so a read can take it in the same
+/// statement (and snapshot) as the rows it checks.
+pub(crate) const APPEND_GUARD_FINGERPRINT: &str =
+    "(SELECT coalesce(string_agg(xmin::text || ':' || tgenabled::text, ',' ORDER BY oid), '') FROM pg_trigger
+       WHERE tgrelid = 'events'::regclass)";
 
 /// The sequence of a participant's last stored entry (0 without entries): one index probe.
 pub async fn stored_head(pool: &PgPool, participant_id: ParticipantId) -> Result<u64, StoreError> {

@@ -1,9 +1,11 @@
 //! Participants as the aggregate sees them, folded from the events table, for the read paths'
 //! consent and protected-identity decisions (consent is judged at the moment of reading).
 //!
-//! This folds each participant's whole history on every read. A consents read model would be
-//! cheaper for wide boards; the fold keeps one implementation of the consent rules (the
-//! domain's) until a measurement says otherwise.
+//! [`load`] folds each participant's whole history. The ledger's read paths keep their folds
+//! and ask only for what was stored after them ([`entries_after`]): one statement returns every
+//! entry past each fold's head together with the append-only guard's fingerprint, so a fold is
+//! never used behind the stored head (a withdrawn consent is never honoured late). The fold
+//! itself stays the domain's: one implementation of the consent rules.
 
 use std::collections::HashMap;
 
@@ -93,4 +95,67 @@ pub async fn with_protection_entries(
     .bind(participant_ids)
     .fetch_all(pool)
     .await?)
+}
+
+/// Stored entries of one participant past a fold's head: `(row sequence, payload as stored)`,
+/// in sequence order.
+pub type StoredTail = Vec<(u64, serde_json::Value)>;
+
+/// What [`entries_after`] read, all in one snapshot.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EntriesAfter {
+    /// The append-only guard as the snapshot held it ([`crate::events::append_guard_fingerprint`]):
+    /// a fold made under another fingerprint may hold a row since edited, so it is not extended.
+    pub append_guard_fingerprint: String,
+    /// Per participant, the entries stored after the given sequence (absent: none).
+    pub tails: HashMap<Uuid, StoredTail>,
+}
+
+/// Every entry of each listed participant stored after its given sequence (0: the whole
+/// history), with the append-only guard's fingerprint, in one statement: the head check and
+/// the catch-up are one read, so what it returns is the participant as stored now.
+pub async fn entries_after(
+    pool: &PgPool,
+    after: &[(Uuid, u64)],
+) -> Result<EntriesAfter, StoreError> {
+    let participant_ids: Vec<Uuid> = after
+        .iter()
+        .map(|(participant_id, _)| *participant_id)
+        .collect();
+    let after_sequences: Vec<i64> = after
+        .iter()
+        // No stored sequence lies beyond i64::MAX, so "after" a larger one is "after all".
+        .map(|(_, sequence)| i64::try_from(*sequence).unwrap_or(i64::MAX))
+        .collect();
+    let sql = format!(
+        "SELECT {} AS fingerprint, tail.participant_id, tail.sequence, tail.payload
+         FROM (SELECT 1) one LEFT JOIN LATERAL (
+             SELECT wanted.participant_id, events.sequence, events.payload
+             FROM unnest($1::uuid[], $2::bigint[]) AS wanted (participant_id, after_sequence)
+             JOIN events ON events.aggregate_type = 'Participant'
+                        AND events.aggregate_id = wanted.participant_id::text
+                        AND events.sequence > wanted.after_sequence) tail ON true
+         ORDER BY tail.participant_id, tail.sequence",
+        crate::events::APPEND_GUARD_FINGERPRINT
+    );
+    let mut rows = sqlx::query(&sql)
+        .bind(&participant_ids)
+        .bind(&after_sequences)
+        .fetch(pool);
+    let mut read = EntriesAfter::default();
+    while let Some(row) = rows.try_next().await? {
+        read.append_guard_fingerprint = row.try_get("fingerprint")?;
+        let Some(participant_id) = row.try_get::<Option<Uuid>, _>("participant_id")? else {
+            continue;
+        };
+        let sequence: i64 = row.try_get("sequence")?;
+        let payload: serde_json::Value = row
+            .try_get("payload")
+            .map_err(|error| StoreError::Unreadable(error.to_string()))?;
+        read.tails
+            .entry(participant_id)
+            .or_default()
+            .push((crate::stored_u64("events.sequence", sequence)?, payload));
+    }
+    Ok(read)
 }

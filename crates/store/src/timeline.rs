@@ -159,18 +159,10 @@ pub struct TimelinePage {
     pub head_sequence: u64,
 }
 
-/// Up to `limit` entries after `after_sequence` that match `filter`, in order, with the
-/// participant's head in the read model as of the same snapshot.
-pub async fn page(
-    pool: &PgPool,
-    participant_id: ParticipantId,
-    after_sequence: u64,
-    limit: i64,
-    filter: &TimelineFilter,
-) -> Result<TimelinePage, StoreError> {
-    let rows = sqlx::query(
-        "WITH head AS (SELECT coalesce(max(sequence), 0) AS head_sequence FROM timeline_entries WHERE participant_id = $1)
-         SELECT head.head_sequence, page.* FROM head LEFT JOIN LATERAL (
+/// The page itself: the rows of participant `$1` after sequence `$2` matching the filter
+/// (`$4`–`$7`), at most `$3`; joined laterally to a one-row head so an empty page still says
+/// where the read model stood.
+const PAGE_ROWS: &str = "LEFT JOIN LATERAL (
              SELECT sequence, event_id, event_type, agency, actor_person_id, actor_role, actor_unit, occurred_at,
                     recorded_at, correlation_id, causation_id, data_category, schema_version, body, rejected_rule,
                     prev_hash, hash
@@ -181,18 +173,124 @@ pub async fn page(
                AND ($6::timestamptz IS NULL OR occurred_at >= $6)
                AND ($7::timestamptz IS NULL OR occurred_at < $7)
              ORDER BY sequence LIMIT $3) page ON true
-         ORDER BY page.sequence",
+         ORDER BY page.sequence";
+
+/// Up to `limit` entries after `after_sequence` that match `filter`, in order, with the
+/// participant's head in the read model as of the same snapshot.
+pub async fn page(
+    pool: &PgPool,
+    participant_id: ParticipantId,
+    after_sequence: u64,
+    limit: i64,
+    filter: &TimelineFilter,
+) -> Result<TimelinePage, StoreError> {
+    let rows = page_query(
+        &format!(
+            "WITH head AS (SELECT coalesce(max(sequence), 0) AS head_sequence FROM timeline_entries WHERE participant_id = $1)
+             SELECT head.head_sequence, page.* FROM head {PAGE_ROWS}"
+        ),
+        participant_id,
+        after_sequence,
+        limit,
+        filter,
     )
-    .bind(participant_id.0)
-    // No stored sequence lies beyond i64::MAX, so "after" a larger one is exactly "after all".
-    .bind(i64::try_from(after_sequence).unwrap_or(i64::MAX))
-    .bind(limit)
-    .bind(&filter.agencies)
-    .bind(&filter.event_types)
-    .bind(filter.occurred_from)
-    .bind(filter.occurred_to)
     .fetch_all(pool)
     .await?;
+    page_of(&rows)
+}
+
+/// What a timeline read needs besides its page, read in the page's own statement: the entries
+/// stored after the reader's fold of the participant, the append-only guard that fold is valid
+/// under, and the projector's checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimelineRead {
+    /// The page and the read model's head.
+    pub page: TimelinePage,
+    /// The participant's entries in the events table after the sequence asked for.
+    pub stored_after: crate::participants::StoredTail,
+    /// The append-only guard's fingerprint in the same snapshot.
+    pub append_guard_fingerprint: String,
+    /// The projector's checkpoint (global position; 0 before its first batch).
+    pub projector_checkpoint: i64,
+}
+
+/// [`page`], and in the same statement (one round trip, one snapshot) the participant's events
+/// stored after `stored_after_sequence`, the append-only guard and the projector's checkpoint:
+/// the read path catches its consent fold up to the stored head with what it reads here, so
+/// the fold it judges by is never behind the events table as of the page.
+pub async fn page_with_stored_tail(
+    pool: &PgPool,
+    participant_id: ParticipantId,
+    after_sequence: u64,
+    limit: i64,
+    filter: &TimelineFilter,
+    stored_after_sequence: u64,
+) -> Result<TimelineRead, StoreError> {
+    // The tail and the guard ride on the first row only: a cold read's tail is the whole
+    // history, not worth repeating on every row of the page.
+    let rows = page_query(
+        &format!(
+            "WITH head AS (SELECT coalesce(max(sequence), 0) AS head_sequence FROM timeline_entries WHERE participant_id = $1),
+                  stored AS (SELECT {fingerprint} AS append_guard_fingerprint,
+                         coalesce((SELECT last_global_position FROM projector_checkpoints WHERE projector_name = $9), 0) AS projector_checkpoint,
+                         (SELECT coalesce(json_agg(json_build_array(sequence, payload) ORDER BY sequence), '[]'::json)
+                            FROM events WHERE aggregate_type = 'Participant' AND aggregate_id = $1::uuid::text
+                             AND sequence > $8) AS stored_after)
+             SELECT head.head_sequence, stored.projector_checkpoint,
+                    CASE WHEN row_number() OVER (ORDER BY page.sequence) = 1 THEN stored.append_guard_fingerprint END AS append_guard_fingerprint,
+                    CASE WHEN row_number() OVER (ORDER BY page.sequence) = 1 THEN stored.stored_after END AS stored_after,
+                    page.*
+             FROM head CROSS JOIN stored {PAGE_ROWS}",
+            fingerprint = crate::events::APPEND_GUARD_FINGERPRINT
+        ),
+        participant_id,
+        after_sequence,
+        limit,
+        filter,
+    )
+    .bind(i64::try_from(stored_after_sequence).unwrap_or(i64::MAX))
+    .bind(crate::projector::TIMELINE_PROJECTOR)
+    .fetch_all(pool)
+    .await?;
+    let first = rows.first().ok_or_else(|| {
+        StoreError::Unreadable("a timeline read returned no row, not even its head".into())
+    })?;
+    let append_guard_fingerprint: String = first.try_get("append_guard_fingerprint")?;
+    let projector_checkpoint: i64 = first.try_get("projector_checkpoint")?;
+    let sqlx::types::Json(stored_after): sqlx::types::Json<Vec<(i64, serde_json::Value)>> = first
+        .try_get("stored_after")
+        .map_err(|error| StoreError::Unreadable(error.to_string()))?;
+    let stored_after = stored_after
+        .into_iter()
+        .map(|(sequence, payload)| Ok((crate::stored_u64("events.sequence", sequence)?, payload)))
+        .collect::<Result<_, StoreError>>()?;
+    Ok(TimelineRead {
+        page: page_of(&rows)?,
+        stored_after,
+        append_guard_fingerprint,
+        projector_checkpoint,
+    })
+}
+
+fn page_query<'q>(
+    sql: &'q str,
+    participant_id: ParticipantId,
+    after_sequence: u64,
+    limit: i64,
+    filter: &'q TimelineFilter,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sql)
+        .bind(participant_id.0)
+        // No stored sequence lies beyond i64::MAX, so "after" a larger one is exactly "after all".
+        .bind(i64::try_from(after_sequence).unwrap_or(i64::MAX))
+        .bind(limit)
+        .bind(&filter.agencies)
+        .bind(&filter.event_types)
+        .bind(filter.occurred_from)
+        .bind(filter.occurred_to)
+}
+
+fn page_of(rows: &[sqlx::postgres::PgRow]) -> Result<TimelinePage, StoreError> {
     let head_sequence = rows
         .first()
         .map(|row| row.try_get::<i64, _>("head_sequence"))

@@ -27,6 +27,7 @@ const RECONSTRUCT_READ: &str = "ips.v1.AuditService/ReconstructRead";
 /// The service implementation.
 pub struct AuditApi {
     pub(crate) pool: PgPool,
+    pub(crate) folds: std::sync::Arc<crate::reading::ReadFolds>,
     pub(crate) access_log: crate::reading::AccessLog,
     pub(crate) config: AuditConfig,
     pub(crate) clock: Arc<dyn Clock>,
@@ -91,7 +92,7 @@ impl AuditService for AuditApi {
                     ))
                 })?
         };
-        crate::reading::open_one(&self.pool, &reader, participant_id.0).await?;
+        crate::reading::open_one(&self.folds, &reader, participant_id.0).await?;
         let mut rows = store::access_log::extract(
             &self.pool,
             participant_id.0,

@@ -27,6 +27,7 @@ const GET_UNIT_LOAD: &str = "ips.v1.CaseloadService/GetUnitLoad";
 /// The service implementation.
 pub struct CaseloadApi {
     pub(crate) pool: PgPool,
+    pub(crate) folds: std::sync::Arc<crate::reading::ReadFolds>,
     pub(crate) access_log: crate::reading::AccessLog,
     pub(crate) clock: std::sync::Arc<dyn Clock>,
     /// Moves whenever the projector commits: a placement is read from the caseload read model,
@@ -109,13 +110,18 @@ impl CaseloadApi {
             .map(|row| row.participant_id.0)
             .filter(|participant_id| openable.contains(participant_id))
             .collect();
-        let folded = store::participants::load(&self.pool, &candidates)
+        let folded = self
+            .folds
+            .current(&candidates)
             .await
             .map_err(|error| crate::store_errors::from_store(&error))?;
         let mut sips = Vec::new();
         let mut bases = Vec::new();
         for row in active {
-            let Some(participant) = folded.get(&row.participant_id.0) else {
+            let Some(participant) = folded
+                .get(&row.participant_id.0)
+                .map(|fold| &fold.participant)
+            else {
                 continue;
             };
             // The coach's board names the coach of the read model's row, as its lists do.
@@ -161,7 +167,7 @@ impl CaseloadService for CaseloadApi {
                 .filter(|row| row.offered_coach.is_none())
                 .map(|row| row.participant_id.0)
                 .collect();
-            let openable = crate::reading::openable(&self.pool, &reader, &waiting).await?;
+            let openable = crate::reading::openable(&self.folds, &reader, &waiting).await?;
             if let Some(next) = waiting
                 .iter()
                 .find(|participant_id| openable.contains(participant_id))
@@ -231,7 +237,7 @@ impl CaseloadService for CaseloadApi {
             .map(|row| row.participant_id.0)
             .chain(waiting.iter().map(|row| row.participant_id.0))
             .collect();
-        let openable = crate::reading::openable(&self.pool, &reader, &listed).await?;
+        let openable = crate::reading::openable(&self.folds, &reader, &listed).await?;
         let coaches = coach_loads(&active);
         let horizon = self.clock.today() + Duration::days(i64::from(horizon_days));
         let mut due: Vec<&store::CaseloadRow> = active
@@ -292,7 +298,7 @@ impl CaseloadService for CaseloadApi {
         let reader = crate::reading::reader(&extensions)?;
         let participant_id = fields::required_participant_id(&request.participant_id)
             .map_err(|error| errors::invalid_input(&error))?;
-        crate::reading::open_one(&self.pool, &reader, participant_id.0).await?;
+        crate::reading::open_one(&self.folds, &reader, participant_id.0).await?;
         let recorded_head = crate::reading::recorded_head(&self.pool, participant_id).await?;
         crate::reading::wait_until_projected(
             &self.pool,

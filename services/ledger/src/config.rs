@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The largest aggregate cache budget accepted (16 GiB): a bigger figure is a typo.
+/// The largest aggregate or read-fold cache budget accepted (16 GiB): a bigger figure is a typo.
 const AGGREGATE_CACHE_BYTES_MAX_LIMIT: u64 = 16 * 1024 * 1024 * 1024;
 
 /// Ingest limits (section `ingest`).
@@ -62,6 +62,10 @@ pub struct TimelineConfig {
     pub page_size_max: u32,
     /// Longest a read waits for its `min_sequence` to be projected.
     pub read_your_writes_wait_max_ms: u64,
+    /// Memory (estimated) for participants as the read paths folded them (consents,
+    /// allow-list, the verified chain), so a read folds in only what was stored since; least
+    /// recently used out. 0 turns the cache off (every read folds the whole history).
+    pub read_fold_cache_bytes_max: u64,
 }
 
 impl Default for TimelineConfig {
@@ -70,6 +74,7 @@ impl Default for TimelineConfig {
             page_size_default: 100,
             page_size_max: 1_000,
             read_your_writes_wait_max_ms: 5_000,
+            read_fold_cache_bytes_max: 64 * 1024 * 1024,
         }
     }
 }
@@ -183,6 +188,11 @@ impl LedgerConfig {
                 "ingest.aggregate_cache_bytes_max must be at most {AGGREGATE_CACHE_BYTES_MAX_LIMIT} (16 GiB)"
             ));
         }
+        if self.timeline.read_fold_cache_bytes_max > AGGREGATE_CACHE_BYTES_MAX_LIMIT {
+            return Err(format!(
+                "timeline.read_fold_cache_bytes_max must be at most {AGGREGATE_CACHE_BYTES_MAX_LIMIT} (16 GiB)"
+            ));
+        }
         if ingest.conflict_retries_max > 100 {
             return Err("ingest.conflict_retries_max must be at most 100".into());
         }
@@ -268,6 +278,11 @@ mod tests {
         check(
             |config| config.ingest.aggregate_cache_bytes_max = u64::MAX,
             Some("ingest.aggregate_cache_bytes_max"),
+        );
+        check(|config| config.timeline.read_fold_cache_bytes_max = 0, None);
+        check(
+            |config| config.timeline.read_fold_cache_bytes_max = u64::MAX,
+            Some("timeline.read_fold_cache_bytes_max"),
         );
         check(
             |config| config.ingest.drain_timeout_ms = 0,

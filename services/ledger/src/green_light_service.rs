@@ -58,6 +58,7 @@ pub(crate) struct WatchRequestRecord {
 /// The service implementation.
 pub struct GreenLightApi {
     pub(crate) pool: PgPool,
+    pub(crate) folds: std::sync::Arc<crate::reading::ReadFolds>,
     pub(crate) access_log: crate::reading::AccessLog,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) projector_progress: watch::Receiver<u64>,
@@ -178,7 +179,7 @@ impl GreenLightService for GreenLightApi {
         }
         listed.sort_unstable();
         listed.dedup();
-        let openable = crate::reading::open(&self.pool, &reader, &listed).await?;
+        let openable = crate::reading::open(&self.folds, &reader, &listed).await?;
         let mut page = pending_page(rows, page_size, today, &reader, &openable);
         let sip_participants = if sips_asked {
             social_services_sips(&mut page, &reader, &openable, today)
@@ -268,7 +269,7 @@ impl GreenLightService for GreenLightApi {
         // it is, so a watch may be opened before the first event.
         if let Some(participant_id) = participant {
             if let Err(status) =
-                crate::reading::open_one(&self.pool, &reader, participant_id.0).await
+                crate::reading::open_one(&self.folds, &reader, participant_id.0).await
             {
                 if status.code() == tonic::Code::PermissionDenied {
                     return Err(status);

@@ -13,6 +13,7 @@ pub mod config;
 pub mod green_light_service;
 pub mod green_light_view;
 pub mod ingest;
+pub mod read_folds;
 pub mod reading;
 pub mod reconstruct;
 pub mod replay;
@@ -143,6 +144,11 @@ pub async fn start(
     let counters = Arc::new(IngestCounters::default());
     counters.register(&mut registry);
     let access_log = reading::AccessLog::registered(pool.clone(), &mut registry);
+    let read_folds = Arc::new(reading::ReadFolds::registered(
+        pool.clone(),
+        config.timeline.read_fold_cache_bytes_max,
+        &mut registry,
+    ));
     guard.0.register_metrics(&mut registry);
     let registry = Arc::new(registry);
     let applier = Arc::new(ingest::Applier {
@@ -191,6 +197,7 @@ pub async fn start(
     ));
     let timeline = timeline_service::TimelineApi {
         pool: pool.clone(),
+        folds: read_folds.clone(),
         access_log: access_log.clone(),
         config: config.timeline.clone(),
         projector_progress: projector.subscribe_progress(),
@@ -198,6 +205,7 @@ pub async fn start(
     };
     let audit = audit_service::AuditApi {
         pool: pool.clone(),
+        folds: read_folds.clone(),
         access_log: access_log.clone(),
         config: config.audit.clone(),
         clock: clock.clone(),
@@ -207,12 +215,14 @@ pub async fn start(
     tasks.spawn(projector.run(shutdown.clone()));
     let green_light = green_light_service::GreenLightApi {
         pool: pool.clone(),
+        folds: read_folds.clone(),
         access_log: access_log.clone(),
         clock: clock.clone(),
         projector_progress: green_light_progress,
     };
     let caseload = caseload_service::CaseloadApi {
         pool: pool.clone(),
+        folds: read_folds,
         access_log,
         clock,
         projector_progress: caseload_progress,

@@ -5,6 +5,7 @@
 //! and 7).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use domain::visibility::Reader;
 use domain::Participant;
@@ -16,6 +17,8 @@ use uuid::Uuid;
 
 use rpc::errors;
 
+pub use crate::read_folds::{ReadFold, ReadFolds};
+
 /// The reader of a request, from the caller the gatekeeper verified.
 pub fn reader(extensions: &tonic::Extensions) -> Result<Reader, Status> {
     let caller = rpc::identity::caller(extensions)?;
@@ -25,37 +28,49 @@ pub fn reader(extensions: &tonic::Extensions) -> Result<Reader, Status> {
     })
 }
 
-/// Loads participants for `reader`. Those the reader may not open (protected identity) are
-/// left out; [`open_one`] turns that into `PERMISSION_DENIED` for single-participant reads.
+/// Loads participants for `reader`, each caught up with its stored head by this call's own
+/// statement (`read_folds`). Those the reader may not open (protected identity) are left out;
+/// [`open_one`] turns that into `PERMISSION_DENIED` for single-participant reads.
 pub async fn open(
-    pool: &PgPool,
+    folds: &ReadFolds,
     reader: &Reader,
     participant_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Participant>, Status> {
-    let mut participants = store::participants::load(pool, participant_ids)
+    let folded = folds
+        .current(participant_ids)
         .await
         .map_err(|error| crate::store_errors::from_store(&error))?;
-    participants.retain(|participant_id, participant| match participant.may_open(reader) {
-        Ok(()) => true,
-        Err(refused) => {
-            tracing::info!(%participant_id, reader = %reader.actor.person_id, rule = refused.rule(), "participant left out of a read");
-            false
-        }
-    });
-    Ok(participants)
+    Ok(folded
+        .into_iter()
+        .filter(|(participant_id, fold)| {
+            may_open(reader, *participant_id, &fold.participant).is_ok()
+        })
+        .map(|(participant_id, fold)| (participant_id, fold.participant.clone()))
+        .collect())
+}
+
+/// The one allow-list and unit decision of every read, logged when it leaves a participant out.
+pub fn may_open(
+    reader: &Reader,
+    participant_id: Uuid,
+    participant: &Participant,
+) -> Result<(), domain::visibility::OpenRefused> {
+    participant.may_open(reader).inspect_err(|refused| {
+        tracing::info!(%participant_id, reader = %reader.actor.person_id, rule = refused.rule(), "participant left out of a read");
+    })
 }
 
 /// Which of the listed participants `reader` may open, folding only those with a protected
 /// identity entry: a board needs no consent decision, only the allow-list one.
 pub async fn openable(
-    pool: &PgPool,
+    folds: &ReadFolds,
     reader: &Reader,
     participant_ids: &[Uuid],
 ) -> Result<std::collections::HashSet<Uuid>, Status> {
-    let protected = store::participants::with_protection_entries(pool, participant_ids)
+    let protected = store::participants::with_protection_entries(folds.pool(), participant_ids)
         .await
         .map_err(|error| crate::store_errors::from_store(&error))?;
-    let opened = open(pool, reader, &protected).await?;
+    let opened = open(folds, reader, &protected).await?;
     Ok(participant_ids
         .iter()
         .filter(|participant_id| {
@@ -113,37 +128,50 @@ impl FoldedParticipants {
     }
 }
 
-/// Loads one participant for `reader`: `NOT_FOUND` without history, `PERMISSION_DENIED` when
-/// its identity is protected and the reader is not on the allow-list.
+/// Loads one participant for `reader`, caught up with its stored head: `NOT_FOUND` without
+/// history, `PERMISSION_DENIED` when its identity is protected and the reader is not on the
+/// allow-list (or it is another unit's).
 pub async fn open_one(
-    pool: &PgPool,
+    folds: &ReadFolds,
     reader: &Reader,
     participant_id: Uuid,
-) -> Result<Participant, Status> {
-    let mut loaded = store::participants::load(pool, &[participant_id])
+) -> Result<Arc<ReadFold>, Status> {
+    let fold = folds
+        .current(&[participant_id])
         .await
-        .map_err(|error| crate::store_errors::from_store(&error))?;
-    let participant = loaded
-        .remove(&participant_id)
+        .map_err(|error| crate::store_errors::from_store(&error))?
+        .remove(&participant_id);
+    opened(reader, participant_id, fold)
+}
+
+/// [`open_one`]'s decision on a fold the caller caught up itself (`None`: no history).
+pub fn opened(
+    reader: &Reader,
+    participant_id: Uuid,
+    fold: Option<Arc<ReadFold>>,
+) -> Result<Arc<ReadFold>, Status> {
+    let fold = fold
+        .filter(|fold| fold.stored_through() > 0)
         .ok_or_else(|| errors::participant_not_found(&participant_id.to_string()))?;
-    participant
+    fold.participant
         .may_open(reader)
         .map_err(|refused| errors::denied(refused.rule(), &refused.to_string()))?;
-    Ok(participant)
+    Ok(fold)
 }
 
 /// Whether `reader` is within the unit boundary of `participant_id` (true without history:
 /// nothing to protect). For look-ups that answer "unknown" rather than refuse.
 pub async fn within_unit(
-    pool: &PgPool,
+    folds: &ReadFolds,
     reader: &Reader,
     participant_id: Uuid,
 ) -> Result<bool, Status> {
-    let loaded = store::participants::load(pool, &[participant_id])
+    let folded = folds
+        .current(&[participant_id])
         .await
         .map_err(|error| crate::store_errors::from_store(&error))?;
-    Ok(loaded.get(&participant_id).is_none_or(|participant| {
-        participant
+    Ok(folded.get(&participant_id).is_none_or(|fold| {
+        fold.participant
             .unit_boundary(reader.agency, &reader.actor)
             .is_ok()
     }))

@@ -19,6 +19,7 @@ use crate::config::TimelineConfig;
 /// The service implementation.
 pub struct TimelineApi {
     pub(crate) pool: PgPool,
+    pub(crate) folds: std::sync::Arc<crate::reading::ReadFolds>,
     pub(crate) access_log: crate::reading::AccessLog,
     pub(crate) config: TimelineConfig,
     pub(crate) projector_progress: watch::Receiver<u64>,
@@ -197,20 +198,88 @@ pub(crate) fn parse_page_token(token: &str) -> Result<u64, Status> {
         })
 }
 
+/// A timeline page with the participant's fold caught up to the same snapshot.
+struct PageRead {
+    /// The participant as stored (`None`: no history).
+    fold: Option<std::sync::Arc<crate::reading::ReadFold>>,
+    page: store::TimelinePage,
+    projector_checkpoint: i64,
+}
+
 impl TimelineApi {
-    async fn wait_for_sequence(
+    /// The page and the participant's fold, caught up with each other in one statement: the
+    /// page from the read model, and every event stored after the cached fold (with the
+    /// append-only guard and the projector's checkpoint). When the read model does not yet
+    /// hold `min_sequence`, waits for the next projected batch and reads again, at most
+    /// `read_your_writes_wait_max_ms` in all (`DEADLINE_EXCEEDED`).
+    async fn read_page(
         &self,
         participant_id: ParticipantId,
+        after_sequence: u64,
+        limit: i64,
+        filter: &store::TimelineFilter,
         min_sequence: u64,
-    ) -> Result<(), Status> {
-        crate::reading::wait_until_projected(
-            &self.pool,
-            &self.projector_progress,
-            participant_id,
-            min_sequence,
-            Duration::from_millis(self.config.read_your_writes_wait_max_ms),
-        )
-        .await
+    ) -> Result<PageRead, Status> {
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(self.config.read_your_writes_wait_max_ms);
+        let mut progress = self.projector_progress.clone();
+        loop {
+            let start = self.folds.start(participant_id.0);
+            let read = store::timeline::page_with_stored_tail(
+                &self.pool,
+                participant_id,
+                after_sequence,
+                limit,
+                filter,
+                start.as_ref().map_or(0, |fold| fold.stored_through()),
+            )
+            .await
+            .map_err(|error| crate::store_errors::from_store(&error))?;
+            if read.page.head_sequence >= min_sequence {
+                let store::timeline::TimelineRead {
+                    page,
+                    stored_after,
+                    append_guard_fingerprint,
+                    projector_checkpoint,
+                } = read;
+                let caught_up = self
+                    .folds
+                    .caught_up(
+                        participant_id.0,
+                        start,
+                        stored_after,
+                        &append_guard_fingerprint,
+                    )
+                    .map_err(|error| crate::store_errors::from_store(&error))?;
+                let fold = match caught_up {
+                    Some(fold) => Some(fold),
+                    // The fold was made under another append-only guard: folded afresh, in a
+                    // statement after the page's, so still not behind it.
+                    None => self
+                        .folds
+                        .current(&[participant_id.0])
+                        .await
+                        .map_err(|error| crate::store_errors::from_store(&error))?
+                        .remove(&participant_id.0),
+                };
+                return Ok(PageRead {
+                    fold,
+                    page,
+                    projector_checkpoint,
+                });
+            }
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining.is_zero() {
+                return Err(Status::deadline_exceeded(format!(
+                    "sequence {min_sequence} is not yet in the read models (projected up to {}); retry shortly",
+                    read.page.head_sequence
+                )));
+            }
+            // Wake on the next projected batch, or re-check soon in case it was already missed.
+            let _ =
+                tokio::time::timeout(remaining.min(Duration::from_millis(50)), progress.changed())
+                    .await;
+        }
     }
 }
 
@@ -317,32 +386,34 @@ impl TimelineService for TimelineApi {
         };
         let after_sequence = parse_page_token(&request.page_token)?;
         let filter = timeline_filter(&request)?;
-        self.wait_for_sequence(participant_id, request.min_sequence)
-            .await?;
-        let participant = crate::reading::open_one(&self.pool, &reader, participant_id.0).await?;
-        // The page comes from the read model, which keeps what was projected before any edit
-        // made around the append-only triggers; only the event store shows the edit.
-        let chain = store::events::verify_chain(&self.pool, participant_id)
-            .await
-            .map_err(|error| crate::store_errors::from_store(&error))?;
-        let today = self.clock.today();
-        let projector_checkpoint = crate::reading::projector_checkpoint(&self.pool).await;
         // One row more than the page tells whether another page follows.
-        let page = store::timeline::page(
-            &self.pool,
-            participant_id,
-            after_sequence,
-            i64::from(page_size) + 1,
-            &store::TimelineFilter {
-                event_types: fetched_event_types(&filter.event_types),
-                ..filter.clone()
-            },
-        )
-        .await
-        .map_err(|error| crate::store_errors::from_store(&error))?;
+        let PageRead {
+            fold,
+            page,
+            projector_checkpoint,
+        } = self
+            .read_page(
+                participant_id,
+                after_sequence,
+                i64::from(page_size) + 1,
+                &store::TimelineFilter {
+                    event_types: fetched_event_types(&filter.event_types),
+                    ..filter.clone()
+                },
+                request.min_sequence,
+            )
+            .await?;
+        let fold = crate::reading::opened(&reader, participant_id.0, fold)?;
+        let participant = &fold.participant;
+        // The page comes from the read model, which keeps what was projected before any edit
+        // made around the append-only triggers; only the event store shows the edit, and the
+        // fold verified its chain over every stored entry.
+        let chain = fold.chain();
+        let today = self.clock.today();
+        let projector_checkpoint = Some(projector_checkpoint);
         let (response, bases) = timeline_page(
             participant_id,
-            &participant,
+            participant,
             &reader,
             today,
             page.rows,
@@ -410,7 +481,7 @@ impl TimelineService for TimelineApi {
         // (a write refused as `other_unit` must still learn its verdict).
         let recorded = match recorded {
             Some(recorded) if recorded.event.envelope.actor.person_id != reader.actor.person_id => {
-                crate::reading::within_unit(&self.pool, &reader, recorded.participant_id.0)
+                crate::reading::within_unit(&self.folds, &reader, recorded.participant_id.0)
                     .await?
                     .then_some(recorded)
             }
@@ -456,7 +527,7 @@ impl TimelineService for TimelineApi {
         // Auditors may open every participant, so their check does not fold the history first:
         // a row altered until it no longer decodes is exactly what they must still be shown.
         if reader.actor.role != domain::Role::Auditor {
-            crate::reading::open_one(&self.pool, &reader, participant_id.0).await?;
+            crate::reading::open_one(&self.folds, &reader, participant_id.0).await?;
         }
         let report = store::events::verify_chain(&self.pool, participant_id)
             .await
