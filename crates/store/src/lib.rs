@@ -2,6 +2,7 @@
 //!
 //! - [`events`]: the event store (postgres-es in plain event-store mode, over our own tables),
 //!   look-ups by event id, chain verification, and parked messages.
+//! - [`group_commit`]: several deliveries' events in one transaction, exactly postgres-es's rows.
 //! - [`projector`]: the gap-safe projector that tails the events table into read models.
 //! - [`timeline`]: the timeline read model's queries.
 //!
@@ -13,6 +14,7 @@ pub mod caseload;
 pub mod events;
 pub mod failure;
 pub mod green_light;
+pub mod group_commit;
 pub mod participants;
 pub mod projector;
 pub mod timeline;

@@ -59,6 +59,9 @@ pub struct StackOptions {
     pub nats_url: Option<String>,
     /// The stream's replicas (`bus.stream_replicas`): 3 on a [`crate::NatsCluster`].
     pub stream_replicas: usize,
+    /// The ledger's ingest settings, when not the test defaults (a probe comparing group
+    /// commit on and off, say).
+    pub ledger_ingest: Option<ledger::config::IngestConfig>,
 }
 
 impl Default for StackOptions {
@@ -70,6 +73,7 @@ impl Default for StackOptions {
             nats_with_users: None,
             nats_url: None,
             stream_replicas: 1,
+            ledger_ingest: None,
         }
     }
 }
@@ -131,12 +135,11 @@ impl Stack {
         };
         let (shutdown, receiver) = watch::channel(false);
         let (ledger_shutdown, ledger_receiver) = watch::channel(false);
-        let ledger = ledger::start(
-            ledger_config(&database, &as_user("ledger")),
-            options.ledger_clock.clone(),
-            ledger_receiver,
-        )
-        .await?;
+        let mut config = ledger_config(&database, &as_user("ledger"));
+        if let Some(ingest) = &options.ledger_ingest {
+            config.ingest = ingest.clone();
+        }
+        let ledger = ledger::start(config, options.ledger_clock.clone(), ledger_receiver).await?;
         let municipality_config = municipality::MunicipalityConfig {
             server: rpc::ServerConfig {
                 listen_address: "127.0.0.1:0".into(),

@@ -6,6 +6,13 @@ use serde::{Deserialize, Serialize};
 /// The largest aggregate or read-fold cache budget accepted (16 GiB): a bigger figure is a typo.
 const AGGREGATE_CACHE_BYTES_MAX_LIMIT: u64 = 16 * 1024 * 1024 * 1024;
 
+/// The most deliveries one group commit may hold: past it a batch's one transaction holds
+/// locks and subtransactions long enough to slow every other writer and reader.
+const COMMIT_BATCH_SIZE_MAX_LIMIT: usize = 10_000;
+
+/// The longest a batch may wait for more deliveries: a delivery's verdict waits as long.
+const COMMIT_LINGER_MS_LIMIT: u64 = 1_000;
+
 /// Ingest limits (section `ingest`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -34,6 +41,14 @@ pub struct IngestConfig {
     /// about one does not re-read its whole history; least recently used out. 0 turns the
     /// cache off (every delivery loads from the store).
     pub aggregate_cache_bytes_max: u64,
+    /// Most deliveries committed in one PostgreSQL transaction (group commit), each under its
+    /// own savepoint. 1 turns group commit off: every delivery is its own transaction, written
+    /// by the lane through postgres-es, as before group commit.
+    pub commit_batch_size_max: usize,
+    /// How long a batch waits for more deliveries after its first, unless it is full (at
+    /// `commit_batch_size_max`, or one delivery from every lane). 0: no wait, a batch takes
+    /// whatever queued while the previous one committed.
+    pub commit_linger_ms: u64,
 }
 
 impl Default for IngestConfig {
@@ -48,6 +63,8 @@ impl Default for IngestConfig {
             data_error_attempts_max: 3,
             drain_timeout_ms: 10_000,
             aggregate_cache_bytes_max: 64 * 1024 * 1024,
+            commit_batch_size_max: 64,
+            commit_linger_ms: 2,
         }
     }
 }
@@ -193,6 +210,16 @@ impl LedgerConfig {
                 "timeline.read_fold_cache_bytes_max must be at most {AGGREGATE_CACHE_BYTES_MAX_LIMIT} (16 GiB)"
             ));
         }
+        if !(1..=COMMIT_BATCH_SIZE_MAX_LIMIT).contains(&ingest.commit_batch_size_max) {
+            return Err(format!(
+                "ingest.commit_batch_size_max must be between 1 and {COMMIT_BATCH_SIZE_MAX_LIMIT}"
+            ));
+        }
+        if ingest.commit_linger_ms > COMMIT_LINGER_MS_LIMIT {
+            return Err(format!(
+                "ingest.commit_linger_ms must be at most {COMMIT_LINGER_MS_LIMIT}"
+            ));
+        }
         if ingest.conflict_retries_max > 100 {
             return Err("ingest.conflict_retries_max must be at most 100".into());
         }
@@ -283,6 +310,20 @@ mod tests {
         check(
             |config| config.timeline.read_fold_cache_bytes_max = u64::MAX,
             Some("timeline.read_fold_cache_bytes_max"),
+        );
+        check(|config| config.ingest.commit_batch_size_max = 1, None);
+        check(
+            |config| config.ingest.commit_batch_size_max = 0,
+            Some("ingest.commit_batch_size_max"),
+        );
+        check(
+            |config| config.ingest.commit_batch_size_max = 10_001,
+            Some("ingest.commit_batch_size_max"),
+        );
+        check(|config| config.ingest.commit_linger_ms = 0, None);
+        check(
+            |config| config.ingest.commit_linger_ms = 1_001,
+            Some("ingest.commit_linger_ms"),
         );
         check(
             |config| config.ingest.drain_timeout_ms = 0,

@@ -51,13 +51,21 @@
 //! a change of the events table's append-only guard forgets every cached participant, so a
 //! chain is verified again before anything is appended after an edit made around the guard.
 //!
+//! Group commit (`committer`): the lanes decide in parallel and hand what they decided to one
+//! committer, which writes many deliveries in one transaction, each under its own savepoint,
+//! so a delivery refused by PostgreSQL (a conflict, data it will not take) fails alone. A lane
+//! acks and announces only after the batch's COMMIT succeeded; a batch that does not commit
+//! fails every delivery in it, whose participants are out of the cache already (taken out for
+//! the decision) and are loaded again on the retry.
+//!
 //! The parts: `counters` (what an operator reads), `ordering` (lanes and the order watermark),
-//! `applier` (one delivery, from decoding to ack or park), `cache` (folded participants),
+//! `applier` (one delivery, from decoding to ack or park), `cache` (folded participants), `committer` (group commit),
 //! `sharing` (who is live and which partitions are this ledger's), `run` (the pullers, the
 //! lanes, releasing partitions and the drain at shutdown).
 
 mod applier;
 mod cache;
+mod committer;
 mod counters;
 mod ordering;
 mod run;
@@ -65,6 +73,7 @@ pub mod sharing;
 
 pub use applier::{decode as decode_submission, Applier};
 pub use cache::AggregateCache;
+pub use committer::Committer;
 pub use counters::{IngestCounters, U64Gauge};
 pub(crate) use ordering::PartitionOrders;
 pub use run::{drain_deadline, run, DRAIN_GRACE};

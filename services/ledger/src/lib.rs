@@ -151,6 +151,21 @@ pub async fn start(
     ));
     guard.0.register_metrics(&mut registry);
     let registry = Arc::new(registry);
+    let mut tasks = JoinSet::new();
+    let committer = if config.ingest.commit_batch_size_max > 1 {
+        let (committer, committing) = ingest::Committer::start(
+            pool.clone(),
+            config.ingest.commit_batch_size_max,
+            std::time::Duration::from_millis(config.ingest.commit_linger_ms),
+            config.ingest.lanes,
+            counters.clone(),
+        );
+        // Ends once ingest has stopped and dropped the last handle.
+        tasks.spawn(committing);
+        Some(committer)
+    } else {
+        None
+    };
     let applier = Arc::new(ingest::Applier {
         event_store: store::participant_event_store(pool.clone()),
         stream_reader,
@@ -167,9 +182,9 @@ pub async fn start(
         aggregate_cache: Arc::new(ingest::AggregateCache::new(
             config.ingest.aggregate_cache_bytes_max,
         )),
+        committer,
     });
 
-    let mut tasks = JoinSet::new();
     let (share, share_receiver) =
         watch::channel(ingest::sharing::Share::everything(config.bus.partitions));
     tasks.spawn(ingest::sharing::run(

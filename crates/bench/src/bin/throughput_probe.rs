@@ -13,7 +13,10 @@
 //!
 //! `cargo run --release -p bench --bin throughput_probe -- [--duration-s 60] [--clients 64]
 //! [--ceiling-s 10] [--open-loop-rate 1000] [--open-loop-s <duration-s>]
-//! [--open-loop-in-flight-max 20000] [--nats-sync always|default|both]`. Uses a fresh database
+//! [--open-loop-in-flight-max 20000] [--nats-sync always|default|both]
+//! [--commit-batch-size-max N] [--commit-linger-ms N] [--lanes N]`. The last three set the
+//! ledger's `ingest.commit_batch_size_max` (1: group commit off), `ingest.commit_linger_ms` and
+//! `ingest.lanes` (unset: the ledger's defaults). Uses a fresh database
 //! and stream, like the tests. With `--nats-sync`, each pass gets a nats-server of its own (the
 //! pinned binary): `always` is the project's `sync_interval: always`, `default` the server's lazy
 //! fsync, and `both` runs the two one after the other in the same process, so what
@@ -183,6 +186,31 @@ async fn main() -> anyhow::Result<()> {
         open_loop_in_flight_max: flag("--open-loop-in-flight-max")?.unwrap_or(20_000_usize),
     };
     let sync: Option<String> = flag("--nats-sync")?;
+    let mut ingest = ledger::config::IngestConfig {
+        // As the tests' ledgers (`testkit::ledger_config`), so only the flags below differ.
+        store_retry_backoff_max_ms: 1_000,
+        ..ledger::config::IngestConfig::default()
+    };
+    if let Some(batch_size_max) = flag("--commit-batch-size-max")? {
+        ingest.commit_batch_size_max = batch_size_max;
+    }
+    if let Some(linger_ms) = flag("--commit-linger-ms")? {
+        ingest.commit_linger_ms = linger_ms;
+    }
+    if let Some(lanes) = flag("--lanes")? {
+        ingest.lanes = lanes;
+    }
+    println!(
+        "ledger ingest: lanes {}, commit_batch_size_max {}{}, commit_linger_ms {}",
+        ingest.lanes,
+        ingest.commit_batch_size_max,
+        if ingest.commit_batch_size_max == 1 {
+            " (group commit off)"
+        } else {
+            ""
+        },
+        ingest.commit_linger_ms
+    );
     let policies: Vec<Option<testkit::FsyncPolicy>> = match sync.as_deref() {
         None => vec![None],
         Some("always") => vec![Some(testkit::FsyncPolicy::Always)],
@@ -207,6 +235,7 @@ async fn main() -> anyhow::Result<()> {
         };
         let options = testkit::StackOptions {
             nats_url: server.as_ref().map(|server| server.url.clone()),
+            ledger_ingest: Some(ingest.clone()),
             ..testkit::StackOptions::default()
         };
         probe(settings, label, options).await?;

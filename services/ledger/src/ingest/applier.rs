@@ -16,6 +16,7 @@ use sqlx::PgPool;
 use tokio::sync::{watch, Notify};
 
 use super::cache::{AggregateCache, FoldedParticipant};
+use super::committer::{CommitAnswer, Committer};
 use super::counters::IngestCounters;
 use super::ordering::{PartitionOrder, PartitionOrders};
 use crate::clock::Clock;
@@ -69,6 +70,9 @@ pub struct Applier {
     pub(crate) counters: Arc<IngestCounters>,
     /// Participants folded by earlier deliveries (`ingest.aggregate_cache_bytes_max`).
     pub(crate) aggregate_cache: Arc<AggregateCache>,
+    /// The group committer (`ingest.commit_batch_size_max` above 1); without it each delivery
+    /// is committed by its lane through postgres-es, in a transaction of its own.
+    pub(crate) committer: Option<Committer>,
 }
 
 impl Applier {
@@ -608,16 +612,40 @@ impl Applier {
             crate::clock::business_date(clock_reading),
         );
         let recorded_entries = events.len();
-        let context = ParticipantContext {
-            aggregate_id: participant_id.to_string(),
-            aggregate: Participant::default(),
-            current_sequence: folded.current_sequence,
-            current_snapshot: None,
-        };
-        self.event_store
-            .commit(events, context, metadata)
-            .await
-            .map_err(classify)?;
+        match &self.committer {
+            None => {
+                let context = ParticipantContext {
+                    aggregate_id: participant_id.to_string(),
+                    aggregate: Participant::default(),
+                    current_sequence: folded.current_sequence,
+                    current_snapshot: None,
+                };
+                self.event_store
+                    .commit(events, context, metadata)
+                    .await
+                    .map_err(classify)?;
+            }
+            Some(committer) => {
+                let pending = store::group_commit::PendingCommit {
+                    participant_id,
+                    expected_sequence: folded.current_sequence as u64,
+                    events,
+                    metadata,
+                };
+                match committer.commit(pending).await {
+                    CommitAnswer::Written => {}
+                    CommitAnswer::Refused(error) => return Err(classify_refused(&error)),
+                    CommitAnswer::Unserializable(error) => {
+                        return Err(ApplyFailure::Unrecordable(format!(
+                            "payload_unstorable: {error}"
+                        )))
+                    }
+                    CommitAnswer::BatchFailed { error, sqlstate } => {
+                        return Err(ApplyFailure::StoreUnavailable { error, sqlstate })
+                    }
+                }
+            }
+        }
         folded.current_sequence += recorded_entries;
         folded.applied_through_stream_sequence =
             folded.applied_through_stream_sequence.max(stream_sequence);
@@ -751,6 +779,16 @@ fn classify(error: AggregateError<ParticipantError>) -> ApplyFailure {
             by_class(store::failure::classify(error), error.to_string())
         }
     }
+}
+
+/// What a delivery's rows refused inside a group commit mean. A deadlock is a conflict too:
+/// two ledgers' batches may wait on each other's rows of the same participants.
+fn classify_refused(error: &sqlx::Error) -> ApplyFailure {
+    let classified = store::failure::classify_sqlx(error);
+    if matches!(classified.sqlstate.as_deref(), Some("40P01" | "40001")) {
+        return ApplyFailure::Conflict;
+    }
+    by_class(classified, error.to_string())
 }
 
 /// What a failed store call (other than a commit) means.

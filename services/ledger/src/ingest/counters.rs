@@ -60,6 +60,17 @@ pub struct IngestCounters {
     pub aggregate_cache_evictions: Counter,
     /// The aggregate cache's estimated size.
     pub aggregate_cache_bytes: U64Gauge,
+    /// Group commits (transactions holding one or more deliveries) that committed.
+    pub commit_batches: Counter,
+    /// Deliveries in the group commits that committed (divided by `commit_batches`: the mean
+    /// batch), each one's outcome counted, refused ones included.
+    pub commit_batch_deliveries: Counter,
+    /// Deliveries of a group commit rolled back to their own savepoint (a conflict, refused
+    /// data) while the rest of the batch committed.
+    pub commit_savepoint_rollbacks: Counter,
+    /// Group commits that did not commit (the store unavailable, the outcome of COMMIT
+    /// unknown): every delivery in them is retried after loading its participant again.
+    pub commit_batches_failed: Counter,
 }
 
 impl IngestCounters {
@@ -67,7 +78,7 @@ impl IngestCounters {
     /// without `_total`: the OpenMetrics encoder appends it to the sample (so the scrape shows
     /// `ips_ledger_events_accepted_total`), and the help text gets its closing full stop there.
     pub fn register(&self, registry: &mut Registry) {
-        let counters: [(&str, &str, &Counter); 16] = [
+        let counters: [(&str, &str, &Counter); 20] = [
             (
                 "ips_ledger_events_accepted",
                 "Submissions recorded as accepted",
@@ -147,6 +158,26 @@ impl IngestCounters {
                 "ips_ledger_aggregate_cache_evictions",
                 "Participants pushed out of the aggregate cache to stay within ingest.aggregate_cache_bytes_max",
                 &self.aggregate_cache_evictions,
+            ),
+            (
+                "ips_ledger_commit_batches",
+                "Group commits (one transaction, one or more deliveries) that committed",
+                &self.commit_batches,
+            ),
+            (
+                "ips_ledger_commit_batch_deliveries",
+                "Deliveries in the group commits that committed; over ips_ledger_commit_batches_total, the mean batch",
+                &self.commit_batch_deliveries,
+            ),
+            (
+                "ips_ledger_commit_savepoint_rollbacks",
+                "Deliveries rolled back to their own savepoint (a conflict or refused data) while the rest of their group commit committed",
+                &self.commit_savepoint_rollbacks,
+            ),
+            (
+                "ips_ledger_commit_batches_failed",
+                "Group commits that did not commit (store unavailable or COMMIT's outcome unknown); their deliveries are retried",
+                &self.commit_batches_failed,
             ),
         ];
         for (name, help, counter) in counters {
