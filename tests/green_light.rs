@@ -1336,18 +1336,12 @@ async fn a_decision_committed_by_another_ledger_is_pushed_without_waiting_for_th
         }))
         .await?
         .into_inner();
-    // The first message is the initial board, before any decision.
-    let first = tokio::time::timeout(Duration::from_secs(10), watch.next())
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the watch ended"))??;
-    assert!(first.initial, "the first message is the initial board");
-    assert_eq!(
-        first
-            .activity
-            .as_ref()
-            .map(|activity| (activity.activity_id.as_str(), activity.light)),
-        Some((training.as_str(), v1::Light::Waiting as i32))
-    );
+    // The board before any decision: the initial message, or (when the proposal was projected
+    // only after the watch's first read) the first change.
+    next_update(&mut watch, "WAITING", |activity| {
+        activity.activity_id == training && activity.light == v1::Light::Waiting as i32
+    })
+    .await?;
 
     let decided = std::time::Instant::now();
     fk_decides(&stack, &participant, &training, 0, 90).await?;

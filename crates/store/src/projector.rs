@@ -177,10 +177,11 @@ impl TimelineProjector {
         self.projected.subscribe()
     }
 
-    /// The announcements of what each batch changed. Subscribe before the first read, so no
-    /// change between that read and the subscription is missed.
-    pub fn changes(&self) -> broadcast::Sender<ProjectedChange> {
-        self.changes.clone()
+    /// The announcements of what each batch changed, from now on (`resubscribe` it for each
+    /// reader; subscribe before the first read, so no change after that read is missed). The
+    /// stream closes when the projector stops, which ends the watches with it.
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<ProjectedChange> {
+        self.changes.subscribe()
     }
 
     /// Runs until `shutdown` turns true; the batch in progress completes first.

@@ -59,8 +59,9 @@ pub struct GreenLightApi {
     pub(crate) pool: PgPool,
     pub(crate) access_log: crate::reading::AccessLog,
     pub(crate) clock: Arc<dyn Clock>,
-    /// The projector's announcements of what each batch changed: what wakes a watch.
-    pub(crate) projected_changes: broadcast::Sender<ProjectedChange>,
+    /// The projector's announcements of what each batch changed: what wakes a watch (each
+    /// watch resubscribes; a receiver, so the stream closes when the projector stops).
+    pub(crate) projected_changes: broadcast::Receiver<ProjectedChange>,
 }
 
 /// What a watch reads next.
@@ -427,7 +428,7 @@ impl GreenLightService for GreenLightApi {
         let access_log = self.access_log.clone();
         let clock = self.clock.clone();
         // Subscribed before the first read, so nothing projected after it is missed.
-        let mut changes = self.projected_changes.subscribe();
+        let mut changes = self.projected_changes.resubscribe();
         tokio::spawn(async move {
             let mut sent: BTreeMap<(uuid::Uuid, uuid::Uuid), v1::ActivityLight> = BTreeMap::new();
             let mut sent_sips: BTreeMap<uuid::Uuid, v1::SipDue> = BTreeMap::new();

@@ -202,7 +202,7 @@ pub async fn start(
         config: config.audit.clone(),
         clock: clock.clone(),
     };
-    let projected_changes = projector.changes();
+    let projected_changes = projector.subscribe_changes();
     let caseload_progress = projector.subscribe_progress();
     tasks.spawn(projector.run(shutdown.clone()));
     let green_light = green_light_service::GreenLightApi {
