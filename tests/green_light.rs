@@ -1302,3 +1302,121 @@ async fn fk_s_timeline_does_not_reveal_a_self_reported_benefit_without_consent(
     stack.stop().await;
     Ok(())
 }
+
+/// The re-poll of the second ledger's projector in the test below: far longer than the push
+/// may take, so only a notification can bring the decision in time.
+const LONG_REPOLL_MS: u64 = 30_000;
+
+/// Issue 14: a decision committed by another ledger process on the same database reaches a
+/// watch on this one through PostgreSQL's notifications (the events table's trigger, the
+/// projectors' own), not through this ledger's re-poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_committed_by_another_ledger_is_pushed_without_waiting_for_the_re_poll(
+) -> anyhow::Result<()> {
+    // The stack's ledger applies and commits every write.
+    let stack = Stack::start().await?;
+    let (participant, training) = waiting_on_fk(&stack, "coach-17").await?;
+    // A second ledger on the same database, on a stream nobody publishes to: it commits
+    // nothing, and its projector re-polls only every 30 s.
+    let quiet_bus = testkit::unique_bus_config();
+    let mut config = testkit::ledger_config(&stack.database, &quiet_bus);
+    config.projector.repoll_interval_ms = LONG_REPOLL_MS;
+    let (shutdown, receiver) = tokio::sync::watch::channel(false);
+    let watched_ledger = ledger::start(
+        config,
+        std::sync::Arc::new(ledger::clock::SystemClock),
+        receiver,
+    )
+    .await?;
+    let mut green_light = v1::green_light_service_client::GreenLightServiceClient::new(
+        testkit::channel_as(watched_ledger.grpc_address, domain::Agency::Municipality).await?,
+    );
+    let mut watch = green_light
+        .watch_green_light(as_coach(v1::WatchGreenLightRequest {
+            participant_id: participant.clone(),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    // The board before any decision: the initial message, or (when the proposal was projected
+    // only after the watch's first read) the first change.
+    next_update(&mut watch, "WAITING", |activity| {
+        activity.activity_id == training && activity.light == v1::Light::Waiting as i32
+    })
+    .await?;
+
+    let decided = std::time::Instant::now();
+    fk_decides(&stack, &participant, &training, 0, 90).await?;
+    let green = next_update(&mut watch, "GREEN", |activity| {
+        activity.light == v1::Light::Green as i32
+    })
+    .await?;
+    let took = decided.elapsed();
+    assert!(
+        !green.initial,
+        "the decision is a change, not the initial board"
+    );
+    // A bound on correctness, not a speed figure: well inside the 30 s re-poll, so the
+    // notification path carried it.
+    assert!(
+        took < Duration::from_secs(5),
+        "the push took {took:?}: the other ledger's commit did not wake this one"
+    );
+    let _ = shutdown.send(true);
+    watched_ledger.wait().await;
+    testkit::delete_streams(&quiet_bus).await;
+    stack.stop().await;
+    Ok(())
+}
+
+/// Issue 14: a time-driven change is pushed at the instant it falls due, with no event: the
+/// approval turns "expiring" (D-5) the moment the ledger's clock passes Stockholm midnight,
+/// and nothing is pushed while the day has not turned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_turns_expiring_when_the_clock_crosses_midnight_into_d_minus_5(
+) -> anyhow::Result<()> {
+    let clock = std::sync::Arc::new(ledger::clock::ManualClock::new(Utc::now()));
+    let stack = Stack::start_with(testkit::StackOptions {
+        ledger_clock: clock.clone(),
+        ..Default::default()
+    })
+    .await?;
+    let (participant, training) = waiting_on_fk(&stack, "coach-17").await?;
+    // Approved through day 10: expiring from day 5.
+    fk_decides(&stack, &participant, &training, 0, 10).await?;
+    let mut watch = watch_participant(&stack, &participant).await?;
+    let approved = next_update(&mut watch, "APPROVED", |activity| {
+        activity
+            .gates
+            .first()
+            .is_some_and(|gate| gate.status == v1::GateStatus::Approved as i32)
+    })
+    .await?
+    .activity
+    .unwrap_or_default();
+    assert!(!approved.gates[0].expiring);
+
+    // The last second of day 4: still not expiring, so nothing changes and nothing is pushed.
+    let day_five_begins =
+        ledger::clock::next_business_day_start(today() + chrono::Duration::days(4));
+    clock.set(day_five_begins - chrono::Duration::seconds(1));
+    let quiet = tokio::time::timeout(Duration::from_millis(500), watch.next()).await;
+    assert!(
+        quiet.is_err(),
+        "nothing changed before midnight, yet the watch pushed {quiet:?}"
+    );
+    // Two seconds on: day 5, expiring, pushed though nothing was recorded.
+    clock.advance(chrono::Duration::seconds(2));
+    let expiring = next_update(&mut watch, "EXPIRING", |activity| {
+        activity.gates.first().is_some_and(|gate| gate.expiring)
+    })
+    .await?;
+    assert!(!expiring.initial);
+    assert_eq!(
+        stack.stored_events(Some("ActivityDecision")).await?,
+        1,
+        "turning expiring records nothing: it is a function of time"
+    );
+    stack.stop().await;
+    Ok(())
+}

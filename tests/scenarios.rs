@@ -382,8 +382,8 @@ impl CoachWatch {
         }
     }
 
-    /// Applies pushed updates until `done` holds for the board (bounded: the watch
-    /// re-evaluates every second), and returns whether it does.
+    /// Applies pushed updates until `done` holds for the board (bounded: the watch is pushed
+    /// as batches are projected and when the business day turns), and returns whether it does.
     async fn until(&mut self, done: impl Fn(&Self) -> bool) -> anyhow::Result<bool> {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         while !done(self) {

@@ -30,6 +30,35 @@ pub trait Clock: Send + Sync {
     fn today(&self) -> NaiveDate {
         business_date(self.now())
     }
+
+    /// How many times the clock was moved by hand: always 0 for a clock that follows real
+    /// time. A task waiting for an instant (a watch sleeping until an approval expires)
+    /// compares it around [`Clock::wake_on_move`] to notice a test moving time, which no
+    /// real-time sleep would.
+    fn moves(&self) -> u64 {
+        0
+    }
+
+    /// Has `waker` woken at the clock's next move by hand (never, for a clock that follows
+    /// real time).
+    fn wake_on_move(&self, _waker: &std::task::Waker) {}
+}
+
+/// The instant the business day after `day` begins: Stockholm midnight, in UTC. Every
+/// time-driven status (an expiry, "expiring within 5 days", a SIP turning overdue, a consent
+/// ending) is a function of the business day, so this is when the next one can change.
+pub fn next_business_day_start(day: NaiveDate) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    let next = day
+        .succ_opt()
+        .unwrap_or(day)
+        .and_time(chrono::NaiveTime::MIN);
+    match BUSINESS_TIME_ZONE.from_local_datetime(&next).earliest() {
+        Some(start) => start.with_timezone(&Utc),
+        // Stockholm's clock changes at 02:00 and 03:00, so midnight always exists; should a
+        // zone ever skip it, the day begins no later than at midnight UTC + 1 hour.
+        None => next.and_utc() + chrono::Duration::hours(1),
+    }
 }
 
 #[cfg(test)]
@@ -44,6 +73,38 @@ mod tests {
 
     fn day(text: &str) -> NaiveDate {
         NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap_or_default()
+    }
+
+    #[test]
+    fn the_next_business_day_starts_at_stockholm_midnight() {
+        assert_eq!(
+            next_business_day_start(day("2026-03-30")),
+            at("2026-03-30T22:00:00Z")
+        );
+        assert_eq!(
+            next_business_day_start(day("2026-01-15")),
+            at("2026-01-15T23:00:00Z")
+        );
+        // The nights the clocks change: the day after still begins at local midnight.
+        assert_eq!(
+            next_business_day_start(day("2026-03-28")),
+            at("2026-03-28T23:00:00Z")
+        );
+        assert_eq!(
+            next_business_day_start(day("2026-03-29")),
+            at("2026-03-29T22:00:00Z")
+        );
+        assert_eq!(
+            next_business_day_start(day("2026-10-25")),
+            at("2026-10-25T23:00:00Z")
+        );
+        for start in ["2026-03-30", "2026-10-24", "2026-10-25"] {
+            let start = next_business_day_start(day(start));
+            assert_eq!(
+                business_date(start - chrono::Duration::seconds(1)) + chrono::Days::new(1),
+                business_date(start)
+            );
+        }
     }
 
     #[test]

@@ -24,17 +24,29 @@ impl Clock for SystemClock {
 }
 
 /// A clock that only moves when told to: for tests of time-driven behaviour (expiry, the
-/// business day turning at Stockholm midnight).
+/// business day turning at Stockholm midnight). Each move wakes whoever waits for one
+/// ([`Clock::wake_on_move`]), so a watch sleeping until an expiry sees a test move past it.
 #[derive(Debug)]
 pub struct ManualClock {
-    now: std::sync::Mutex<DateTime<Utc>>,
+    state: std::sync::Mutex<ManualState>,
+}
+
+#[derive(Debug)]
+struct ManualState {
+    now: DateTime<Utc>,
+    moves: u64,
+    waiting: Vec<std::task::Waker>,
 }
 
 impl ManualClock {
     /// A clock showing `now`.
     pub fn new(now: DateTime<Utc>) -> Self {
         Self {
-            now: std::sync::Mutex::new(now),
+            state: std::sync::Mutex::new(ManualState {
+                now,
+                moves: 0,
+                waiting: Vec::new(),
+            }),
         }
     }
 
@@ -45,18 +57,38 @@ impl ManualClock {
 
     /// Puts the clock at `now`.
     pub fn set(&self, now: DateTime<Utc>) {
-        match self.now.lock() {
-            Ok(mut shown) => *shown = now,
-            Err(poisoned) => *poisoned.into_inner() = now,
+        let waiting = {
+            let mut state = self.lock();
+            state.now = now;
+            state.moves += 1;
+            std::mem::take(&mut state.waiting)
+        };
+        for waker in waiting {
+            waker.wake();
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ManualState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        self.now
-            .lock()
-            .map(|now| *now)
-            .unwrap_or_else(|poisoned| *poisoned.into_inner())
+        self.lock().now
+    }
+
+    fn moves(&self) -> u64 {
+        self.lock().moves
+    }
+
+    fn wake_on_move(&self, waker: &std::task::Waker) {
+        let mut state = self.lock();
+        // One entry per waiting task, however often it asks.
+        if !state.waiting.iter().any(|waiting| waiting.will_wake(waker)) {
+            state.waiting.push(waker.clone());
+        }
     }
 }

@@ -264,6 +264,8 @@ pub struct SipsAsked<'a> {
     pub coach: Option<&'a str>,
     /// Only this participant.
     pub participant_id: Option<uuid::Uuid>,
+    /// Only these participants (a watch re-reading those a projected batch changed).
+    pub among: Option<&'a [uuid::Uuid]>,
 }
 
 /// Participants whose discharge-ready notice still owes a SIP (`sip_ready_on` set), earliest
@@ -278,11 +280,13 @@ pub async fn sips_owed(
         "SELECT {COLUMNS} FROM caseload_participants
          WHERE sip_ready_on IS NOT NULL AND ($1::text IS NULL OR coach = $1)
            AND ($2::uuid IS NULL OR participant_id = $2)
+           AND ($4::uuid[] IS NULL OR participant_id = ANY($4))
          ORDER BY sip_ready_on, participant_id LIMIT $3"
     ))
     .bind(asked.coach)
     .bind(asked.participant_id)
     .bind(limit)
+    .bind(asked.among)
     .fetch_all(pool)
     .await?;
     rows.iter().map(row).collect()

@@ -362,11 +362,13 @@ pub async fn pending(
 }
 
 /// The open gates of a coach's participants, or of one participant, and the approvals of their
-/// running activities that end on or before `running_approvals_ending_by`.
+/// running activities that end on or before `running_approvals_ending_by`; only of the
+/// participants `among` when given (a watch re-reading those a projected batch changed).
 pub async fn open_gates(
     pool: &PgPool,
     coach: Option<&str>,
     participant_id: Option<ParticipantId>,
+    among: Option<&[uuid::Uuid]>,
     running_approvals_ending_by: NaiveDate,
     limit: i64,
 ) -> Result<Vec<GateRow>, StoreError> {
@@ -374,12 +376,14 @@ pub async fn open_gates(
         "SELECT {COLUMNS} FROM green_light_gates
          WHERE (open OR (running AND decision = 'approved' AND valid_to <= $4))
            AND ($1::text IS NULL OR coach = $1) AND ($2::uuid IS NULL OR participant_id = $2)
+           AND ($5::uuid[] IS NULL OR participant_id = ANY($5))
          ORDER BY participant_id, activity_id, gate LIMIT $3"
     ))
     .bind(coach)
     .bind(participant_id.map(|id| id.0))
     .bind(limit)
     .bind(running_approvals_ending_by)
+    .bind(among)
     .fetch_all(pool)
     .await?;
     rows.iter().map(gate_row).collect()

@@ -27,7 +27,7 @@ pub fn ledger_config(database: &TestDatabase, bus_config: &bus::BusConfig) -> le
     config.store.database_url = database.service_url();
     config.store.migration_database_url = database.url.clone();
     config.store.pool_connections_max = 8;
-    config.projector.idle_poll_ms = 50;
+    config.projector.repoll_interval_ms = 50;
     config.ingest.store_retry_backoff_max_ms = 1_000;
     config.identity = identity_config();
     config

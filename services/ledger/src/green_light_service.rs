@@ -2,21 +2,22 @@
 //! and the team leaders' lead times, from the green-light read model.
 //!
 //! Statuses that depend on time (an approval that has expired, or expires within 5 days) are
-//! computed against the ledger's clock when read, and a watch re-evaluates them on a timer as
-//! well as on every projected batch: a decision expires at the end of its validity without any
-//! request arriving. What the answers hold is built in `green_light_view` (no I/O); this file
+//! computed against the ledger's clock when read. A watch is pushed from the projected change:
+//! it re-reads the participants a projected batch changed (the projector announces them), and
+//! everything when the business day turns, the one instant at which a time-driven status can
+//! change without any request arriving (a decision expires at the end of its validity). What the answers hold is built in `green_light_view` (no I/O); this file
 //! keeps the handlers: the request's checks, the reads, the access log and the watch loop.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use domain::InputError;
 use proto::v1::{self, green_light_service_server::GreenLightService};
 use proto::wire::{WireEnum, WireEnumError};
 use rpc::{errors, fields};
 use sqlx::PgPool;
-use tokio::sync::{mpsc, watch};
+use store::projector::ProjectedChange;
+use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -31,8 +32,6 @@ use crate::green_light_view::{
 pub const WATCHED_GATES_MAX: i64 = 5_000;
 /// Updates queued per watch before the watch waits for the client.
 pub const WATCH_QUEUE_LENGTH_MAX: usize = 256;
-/// How often a watch re-evaluates time-dependent statuses without any new event.
-pub const WATCH_REEVALUATION_INTERVAL: Duration = Duration::from_secs(1);
 
 pub(crate) const PENDING_APPROVALS: &str = "ips.v1.GreenLightService/PendingApprovals";
 pub(crate) const WATCH_GREEN_LIGHT: &str = "ips.v1.GreenLightService/WatchGreenLight";
@@ -61,7 +60,152 @@ pub struct GreenLightApi {
     pub(crate) folds: std::sync::Arc<crate::reading::ReadFolds>,
     pub(crate) access_log: crate::reading::AccessLog,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) projector_progress: watch::Receiver<u64>,
+    /// The projector's announcements of what each batch changed: what wakes a watch (each
+    /// watch resubscribes; a receiver, so the stream closes when the projector stops).
+    pub(crate) projected_changes: broadcast::Receiver<ProjectedChange>,
+}
+
+/// What a watch reads next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Reread {
+    /// Its whole board (the first read, a new day, an announcement it fell behind).
+    Everything,
+    /// Only these participants, which a projected batch changed.
+    Participants(Vec<uuid::Uuid>),
+}
+
+impl Reread {
+    fn and(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::Participants(mut these), Self::Participants(those)) => {
+                these.extend(those);
+                these.sort_unstable();
+                these.dedup();
+                Self::Participants(these)
+            }
+            _ => Self::Everything,
+        }
+    }
+}
+
+/// What an announcement means for one watch.
+enum Wanted {
+    /// Read again.
+    Reread(Reread),
+    /// The projector is gone (the ledger stops): the watch ends.
+    Stop,
+}
+
+/// The next announcement already waiting, if any (`Err(Lagged)` included: it means "everything").
+fn pending_change(
+    changes: &mut broadcast::Receiver<ProjectedChange>,
+) -> Option<Result<ProjectedChange, broadcast::error::RecvError>> {
+    match changes.try_recv() {
+        Ok(change) => Some(Ok(change)),
+        Err(broadcast::error::TryRecvError::Empty) => None,
+        Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+            Some(Err(broadcast::error::RecvError::Lagged(missed)))
+        }
+        Err(broadcast::error::TryRecvError::Closed) => {
+            Some(Err(broadcast::error::RecvError::Closed))
+        }
+    }
+}
+
+/// The read-model rows a watch shows, kept between reads so an announcement re-reads only the
+/// participants it names.
+#[derive(Default)]
+struct WatchedBoard {
+    rows: BTreeMap<uuid::Uuid, Vec<store::green_light::GateRow>>,
+    owed: BTreeMap<uuid::Uuid, store::CaseloadRow>,
+    /// The business day the board was read on.
+    read_on: Option<chrono::NaiveDate>,
+}
+
+impl WatchedBoard {
+    /// Takes what a read found: the whole board (`among` none), or the rows of `among`
+    /// (replacing theirs; a participant without rows now has left the board).
+    fn take(
+        &mut self,
+        among: Option<&[uuid::Uuid]>,
+        rows: Vec<store::green_light::GateRow>,
+        owed: Vec<store::CaseloadRow>,
+        today: chrono::NaiveDate,
+    ) {
+        match among {
+            None => {
+                self.rows.clear();
+                self.owed.clear();
+                self.read_on = Some(today);
+            }
+            Some(among) => {
+                for participant_id in among {
+                    self.rows.remove(participant_id);
+                    self.owed.remove(participant_id);
+                }
+            }
+        }
+        for row in rows {
+            self.rows.entry(row.participant_id).or_default().push(row);
+        }
+        for row in owed {
+            self.owed.insert(row.participant_id.0, row);
+        }
+    }
+
+    fn beyond_limits(&self) -> bool {
+        let gates: usize = self.rows.values().map(Vec::len).sum();
+        gates as i64 > WATCHED_GATES_MAX || self.owed.len() as i64 > SIPS_LISTED_MAX
+    }
+
+    /// The rows in the order one full read returns them (participant, activity, gate).
+    fn rows(&self) -> Vec<store::green_light::GateRow> {
+        self.rows.values().flatten().cloned().collect()
+    }
+
+    /// The SIPs owed, earliest notice first, as one full read returns them.
+    fn owed(&self) -> Vec<store::CaseloadRow> {
+        let mut owed: Vec<store::CaseloadRow> = self.owed.values().cloned().collect();
+        owed.sort_by_key(|row| (row.sip_ready_on, row.participant_id.0));
+        owed
+    }
+
+    /// Every participant on the board, sorted.
+    fn participants(&self) -> Vec<uuid::Uuid> {
+        let mut listed: Vec<uuid::Uuid> =
+            self.rows.keys().chain(self.owed.keys()).copied().collect();
+        listed.sort_unstable();
+        listed.dedup();
+        listed
+    }
+
+    /// Which of an announcement's participants this watch must read again: those on its
+    /// board, the one it watches, and those its coach now has. `None`: none of them.
+    fn wanted(
+        &self,
+        change: Result<ProjectedChange, broadcast::error::RecvError>,
+        coach: Option<&domain::PersonId>,
+        participant: Option<domain::ParticipantId>,
+    ) -> Option<Wanted> {
+        let changed = match change {
+            Ok(ProjectedChange::Participants(changed)) => changed,
+            Ok(ProjectedChange::Everything) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                return Some(Wanted::Reread(Reread::Everything))
+            }
+            Err(broadcast::error::RecvError::Closed) => return Some(Wanted::Stop),
+        };
+        let wanted: Vec<uuid::Uuid> = changed
+            .iter()
+            .filter(|(participant_id, coaches)| {
+                self.rows.contains_key(*participant_id)
+                    || self.owed.contains_key(*participant_id)
+                    || participant.is_some_and(|watched| watched.0 == **participant_id)
+                    || coach.is_some_and(|coach| coaches.contains(&coach.0))
+            })
+            .map(|(participant_id, _)| *participant_id)
+            .collect();
+        (!wanted.is_empty()).then_some(Wanted::Reread(Reread::Participants(wanted)))
+    }
 }
 
 /// Adds to a social-services officer's first page the SIPs owed among the participants they
@@ -284,19 +428,32 @@ impl GreenLightService for GreenLightApi {
         let pool = self.pool.clone();
         let access_log = self.access_log.clone();
         let clock = self.clock.clone();
-        let mut progress = self.projector_progress.clone();
+        // Subscribed before the first read, so nothing projected after it is missed.
+        let mut changes = self.projected_changes.resubscribe();
         tokio::spawn(async move {
             let mut sent: BTreeMap<(uuid::Uuid, uuid::Uuid), v1::ActivityLight> = BTreeMap::new();
             let mut sent_sips: BTreeMap<uuid::Uuid, v1::SipDue> = BTreeMap::new();
             let mut initial = true;
             let mut folded = crate::reading::FoldedParticipants::default();
+            let mut board = WatchedBoard::default();
+            let mut reread = Reread::Everything;
             loop {
                 let today = clock.today();
+                // Which rows are on the board depends on the day (an approval's renewal falls
+                // due), so a new day re-reads everything.
+                if board.read_on != Some(today) {
+                    reread = Reread::Everything;
+                }
+                let among = match &reread {
+                    Reread::Everything => None,
+                    Reread::Participants(changed) => Some(changed.clone()),
+                };
                 let projector_checkpoint = crate::reading::projector_checkpoint(&pool).await;
                 let rows = match store::green_light::open_gates(
                     &pool,
                     coach.as_ref().map(|coach| coach.0.as_str()),
                     participant,
+                    among.as_deref(),
                     running_approvals_ending_by(today),
                     WATCHED_GATES_MAX,
                 )
@@ -317,6 +474,7 @@ impl GreenLightService for GreenLightApi {
                     store::caseload::SipsAsked {
                         coach: coach.as_ref().map(|coach| coach.0.as_str()),
                         participant_id: participant.map(|participant_id| participant_id.0),
+                        among: among.as_deref(),
                     },
                     SIPS_LISTED_MAX,
                 )
@@ -330,14 +488,25 @@ impl GreenLightService for GreenLightApi {
                         return;
                     }
                 };
-                let mut listed: Vec<uuid::Uuid> = rows
-                    .iter()
-                    .map(|row| row.participant_id)
-                    .chain(owed.iter().map(|row| row.participant_id.0))
-                    .collect();
-                listed.sort_unstable();
-                listed.dedup();
-                let participants = match folded.refresh(&pool, &reader, &listed).await {
+                board.take(among.as_deref(), rows, owed, today);
+                // Merged piecemeal, the board could outgrow what one full read shows; read it
+                // whole, so the limits cut it as they always do.
+                if among.is_some() && board.beyond_limits() {
+                    reread = Reread::Everything;
+                    continue;
+                }
+                let rows = board.rows();
+                let owed = board.owed();
+                let listed = board.participants();
+                let refreshed = match &among {
+                    None => folded.refresh(&pool, &reader, &listed).await,
+                    Some(changed) => {
+                        folded
+                            .refresh_changed(&pool, &reader, &listed, changed)
+                            .await
+                    }
+                };
+                let participants = match refreshed {
                     Ok(participants) => participants,
                     Err(status) => {
                         let _ = sender.send(Err(status)).await;
@@ -429,12 +598,38 @@ impl GreenLightService for GreenLightApi {
                 sent = current;
                 sent_sips = current_sips;
                 initial = false;
-                // Wake on the next projected batch, or re-evaluate time-dependent statuses.
-                tokio::select! {
-                    changed = progress.changed() => if changed.is_err() { return },
-                    _ = tokio::time::sleep(WATCH_REEVALUATION_INTERVAL) => {}
-                    _ = sender.closed() => return,
-                }
+                // Sleep until a projected batch changes one of the watched participants (or
+                // one joins the board), or the business day turns: every time-driven status
+                // (expired, expiring from D-5, a SIP overdue, a consent ending) is a function
+                // of the day, so Stockholm midnight is the next instant any can change.
+                reread = loop {
+                    tokio::select! {
+                        change = changes.recv() => {
+                            let wanted = board.wanted(change, coach.as_ref(), participant);
+                            match wanted {
+                                Some(Wanted::Stop) => return,
+                                Some(Wanted::Reread(mut reread)) => {
+                                    // Coalesce what is already announced into this one read.
+                                    while let Some(wanted) =
+                                        pending_change(&mut changes).map(|change| {
+                                            board.wanted(change, coach.as_ref(), participant)
+                                        })
+                                    {
+                                        match wanted {
+                                            Some(Wanted::Stop) => return,
+                                            Some(Wanted::Reread(more)) => reread = reread.and(more),
+                                            None => {}
+                                        }
+                                    }
+                                    break reread;
+                                }
+                                None => {}
+                            }
+                        }
+                        () = crate::clock::day_turns(&*clock, today) => break Reread::Everything,
+                        () = sender.closed() => return,
+                    }
+                };
             }
         });
         Ok(Response::new(ReceiverStream::new(receiver)))

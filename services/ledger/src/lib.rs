@@ -225,7 +225,7 @@ pub async fn start(
         config: config.audit.clone(),
         clock: clock.clone(),
     };
-    let green_light_progress = projector.subscribe_progress();
+    let projected_changes = projector.subscribe_changes();
     let caseload_progress = projector.subscribe_progress();
     tasks.spawn(projector.run(shutdown.clone()));
     let green_light = green_light_service::GreenLightApi {
@@ -233,7 +233,7 @@ pub async fn start(
         folds: read_folds.clone(),
         access_log: access_log.clone(),
         clock: clock.clone(),
-        projector_progress: green_light_progress,
+        projected_changes,
     };
     let caseload = caseload_service::CaseloadApi {
         pool: pool.clone(),

@@ -89,7 +89,7 @@ pub struct FoldedParticipants {
 
 impl FoldedParticipants {
     /// The listed participants `reader` may open, current as of now (borrowed: a watch looks
-    /// again every second, and a history is not worth copying for that).
+    /// again on every change it is told of, and a history is not worth copying for that).
     pub async fn refresh(
         &mut self,
         pool: &PgPool,
@@ -114,6 +114,53 @@ impl FoldedParticipants {
             .map_err(|error| crate::store_errors::from_store(&error))?;
         self.folded
             .retain(|participant_id, _| heads.contains_key(participant_id));
+        self.folded.extend(reloaded);
+        Ok(participant_ids
+            .iter()
+            .filter_map(|participant_id| {
+                let participant = self.folded.get(participant_id)?;
+                participant
+                    .may_open(reader)
+                    .is_ok()
+                    .then_some((*participant_id, participant))
+            })
+            .collect())
+    }
+}
+
+impl FoldedParticipants {
+    /// As [`FoldedParticipants::refresh`], but compares with the stored heads only the
+    /// participants in `changed` (a projected batch announced them): every other one kept is
+    /// current, since any new entry of theirs would have been announced too. Folds of
+    /// participants no longer listed are dropped.
+    pub async fn refresh_changed(
+        &mut self,
+        pool: &PgPool,
+        reader: &Reader,
+        participant_ids: &[Uuid],
+        changed: &[Uuid],
+    ) -> Result<HashMap<Uuid, &Participant>, Status> {
+        let heads = store::participants::heads(pool, changed)
+            .await
+            .map_err(|error| crate::store_errors::from_store(&error))?;
+        let stale: Vec<Uuid> = changed
+            .iter()
+            .filter(|participant_id| {
+                self.folded
+                    .get(participant_id)
+                    .map(|participant| participant.chain_head().0)
+                    != heads.get(participant_id).copied()
+            })
+            .copied()
+            .collect();
+        let reloaded = store::participants::load(pool, &stale)
+            .await
+            .map_err(|error| crate::store_errors::from_store(&error))?;
+        let listed: std::collections::HashSet<&Uuid> = participant_ids.iter().collect();
+        self.folded.retain(|participant_id, _| {
+            listed.contains(participant_id)
+                && (heads.contains_key(participant_id) || !changed.contains(participant_id))
+        });
         self.folded.extend(reloaded);
         Ok(participant_ids
             .iter()

@@ -58,12 +58,29 @@ async fn open_gate(stack: &testkit::Stack, coach: &str) -> anyhow::Result<(Strin
     municipality
         .enroll_participant(as_caller(enrolment, coach, Role::Coach))
         .await?;
-    // The coach sees FK's decisions, and FK the IPS unit's requests, only under consent.
+    // The coach sees FK's decisions, and FK the IPS unit's requests, only under consent; and
+    // the light is GREEN only with consent from every gate-deciding party (without them it
+    // stays UNKNOWN, and no push would ever count).
     for (discloser, recipient, category) in [
         (
             v1::ConsentParty::Forsakringskassan,
             v1::ConsentParty::IpsUnit,
             v1::DataCategory::BenefitDecisions,
+        ),
+        (
+            v1::ConsentParty::Arbetsformedlingen,
+            v1::ConsentParty::IpsUnit,
+            v1::DataCategory::LabourMarket,
+        ),
+        (
+            v1::ConsentParty::Psychiatry,
+            v1::ConsentParty::IpsUnit,
+            v1::DataCategory::HealthCoarse,
+        ),
+        (
+            v1::ConsentParty::SocialServices,
+            v1::ConsentParty::IpsUnit,
+            v1::DataCategory::SocialAssistanceStatus,
         ),
         (
             v1::ConsentParty::IpsUnit,
@@ -301,7 +318,7 @@ async fn main() -> anyhow::Result<()> {
         milliseconds(insert_ceiling) / 2_000.0
     );
     println!(
-        "  seeding {open_gates} open gates through gRPC (6 writes each): {:.1} s",
+        "  seeding {open_gates} open gates through gRPC (9 writes each): {:.1} s",
         seeding.as_secs_f64()
     );
     println!(
