@@ -160,7 +160,7 @@ impl ProbeStack {
                     ("IPS_STORE__POOL_ACQUIRE_TIMEOUT_MS", "1000".into()),
                     ("IPS_INGEST__STORE_RETRY_BACKOFF_MS", "50".into()),
                     ("IPS_INGEST__STORE_RETRY_BACKOFF_MAX_MS", "1000".into()),
-                    ("IPS_PROJECTOR__IDLE_POLL_MS", "50".into()),
+                    ("IPS_PROJECTOR__REPOLL_INTERVAL_MS", "50".into()),
                     ("IPS_METRICS_LISTEN_ADDRESS", "127.0.0.1:0".into()),
                 ]
                 .map(|(key, value)| (key.to_owned(), value)),

@@ -51,9 +51,9 @@ pub struct ProjectorConfig {
     pub batch_size_max: i64,
     /// The re-poll: how long the projector sleeps when it has caught up and nobody wakes it.
     /// Commits wake it (in-process and by `LISTEN/NOTIFY`), so this only bounds the delay
-    /// after a notification lost while the listener was reconnecting. (`idle_poll_ms` is the
-    /// key's former name and is still read.)
-    #[serde(alias = "idle_poll_ms")]
+    /// after a notification lost while the listener was reconnecting. (Its former name,
+    /// `idle_poll_ms`, is refused as an unknown key: a serde alias cannot be kept, since the
+    /// defaults already carry the new name and the two would collide as a duplicate field.)
     pub repoll_interval_ms: u64,
     /// How soon it looks again when committed events wait behind an older transaction that is
     /// still running (the snapshot horizon): that transaction's end sends no notification.
