@@ -64,7 +64,7 @@ impl Default for IngestConfig {
             drain_timeout_ms: 10_000,
             aggregate_cache_bytes_max: 64 * 1024 * 1024,
             commit_batch_size_max: 64,
-            commit_linger_ms: 2,
+            commit_linger_ms: 0,
         }
     }
 }
