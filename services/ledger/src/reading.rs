@@ -96,39 +96,10 @@ impl FoldedParticipants {
         reader: &Reader,
         participant_ids: &[Uuid],
     ) -> Result<HashMap<Uuid, &Participant>, Status> {
-        let heads = store::participants::heads(pool, participant_ids)
+        self.refresh_changed(pool, reader, participant_ids, participant_ids)
             .await
-            .map_err(|error| crate::store_errors::from_store(&error))?;
-        let stale: Vec<Uuid> = participant_ids
-            .iter()
-            .filter(|participant_id| {
-                self.folded
-                    .get(participant_id)
-                    .map(|participant| participant.chain_head().0)
-                    != heads.get(participant_id).copied()
-            })
-            .copied()
-            .collect();
-        let reloaded = store::participants::load(pool, &stale)
-            .await
-            .map_err(|error| crate::store_errors::from_store(&error))?;
-        self.folded
-            .retain(|participant_id, _| heads.contains_key(participant_id));
-        self.folded.extend(reloaded);
-        Ok(participant_ids
-            .iter()
-            .filter_map(|participant_id| {
-                let participant = self.folded.get(participant_id)?;
-                participant
-                    .may_open(reader)
-                    .is_ok()
-                    .then_some((*participant_id, participant))
-            })
-            .collect())
     }
-}
 
-impl FoldedParticipants {
     /// As [`FoldedParticipants::refresh`], but compares with the stored heads only the
     /// participants in `changed` (a projected batch announced them): every other one kept is
     /// current, since any new entry of theirs would have been announced too. Folds of
@@ -156,7 +127,10 @@ impl FoldedParticipants {
         let reloaded = store::participants::load(pool, &stale)
             .await
             .map_err(|error| crate::store_errors::from_store(&error))?;
+        // Sets, not slices: a whole-board refresh passes every participant as changed, and a
+        // slice's `contains` per kept fold would cost the board's size squared.
         let listed: std::collections::HashSet<&Uuid> = participant_ids.iter().collect();
+        let changed: std::collections::HashSet<&Uuid> = changed.iter().collect();
         self.folded.retain(|participant_id, _| {
             listed.contains(participant_id)
                 && (heads.contains_key(participant_id) || !changed.contains(participant_id))
