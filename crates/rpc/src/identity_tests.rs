@@ -703,3 +703,103 @@ fn an_authorization_header_that_is_not_visible_ascii_is_a_malformed_token_not_a_
         "admitted"
     );
 }
+
+/// Kept verified tokens (`identity.verified_tokens_kept_max`) skip only the signature check:
+/// what changes with time or with the connection is checked on every call, and nothing that
+/// was refused, or differs by one byte from what was verified, is ever taken as verified.
+#[test]
+fn a_kept_token_is_still_checked_for_time_and_organisation_and_only_matches_itself() {
+    let federation = Federation::new();
+    let municipality = federation.signer(Agency::Municipality);
+    let authority = Authority::from_key_sets(
+        &IdentityConfig {
+            verified_tokens_kept_max: 2,
+            ..config()
+        },
+        &federation.key_sets(),
+    )
+    .expect("key table");
+    let token = signed(municipality, &coach_claims(municipality));
+    let authenticate = |token: &str, certificate: Agency, now_s: i64| match authority.authenticate(
+        Some(&format!("Bearer {token}")),
+        Some(certificate),
+        now_s,
+    ) {
+        Ok(caller) => format!("admitted as {}", caller.actor.person_id),
+        Err(error) => error.rule().to_owned(),
+    };
+    assert_eq!(
+        authenticate(&token, Agency::Municipality, NOW_S),
+        "admitted as coach-17"
+    );
+    // Kept now; the second call is admitted the same way.
+    assert_eq!(
+        authenticate(&token, Agency::Municipality, NOW_S + 1),
+        "admitted as coach-17"
+    );
+    // Its expiry still holds (valid ten minutes, plus the clock skew).
+    let skew_s = config().token_clock_skew_s;
+    assert_eq!(
+        authenticate(&token, Agency::Municipality, NOW_S + 600 + skew_s),
+        "token_expired"
+    );
+    // And its organisation must still be the connection's certificate's.
+    assert_eq!(
+        authenticate(&token, Agency::Forsakringskassan, NOW_S),
+        "token_organisation_mismatch"
+    );
+    // The kept token with its signature or claims changed is verified afresh, and refused.
+    let (message, signature) = token.rsplit_once('.').expect("three parts");
+    let mut signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(signature)
+        .expect("base64url");
+    signature[0] ^= 1;
+    let flipped = format!("{message}.{}", base64url(&signature));
+    assert_eq!(
+        authenticate(&flipped, Agency::Municipality, NOW_S),
+        "token_signature_invalid"
+    );
+    let mut parts = token.split('.');
+    let (header, _, signature) = (
+        parts.next().expect("header"),
+        parts.next().expect("claims"),
+        parts.next().expect("signature"),
+    );
+    let mut promoted = coach_claims(municipality);
+    promoted.role = Role::Auditor.token().into();
+    let promoted = base64url(&serde_json::to_vec(&promoted).expect("json"));
+    let altered = format!("{header}.{promoted}.{signature}");
+    assert_eq!(
+        authenticate(&altered, Agency::Municipality, NOW_S),
+        "token_signature_invalid"
+    );
+    // A refused token is not kept: refused the second time as the first.
+    assert_eq!(
+        authenticate(&flipped, Agency::Municipality, NOW_S),
+        "token_signature_invalid"
+    );
+    // More tokens than are kept: each still verifies (the least recently used is dropped).
+    let tokens: Vec<String> = ["coach-1", "coach-2", "coach-3"]
+        .into_iter()
+        .map(|person| {
+            signed(
+                municipality,
+                &municipality.claims(person, Role::Coach, "hudiksvall-ips", NOW_S, 600),
+            )
+        })
+        .collect();
+    for _ in 0..2 {
+        for (token, person) in tokens.iter().zip(["coach-1", "coach-2", "coach-3"]) {
+            assert_eq!(
+                authenticate(token, Agency::Municipality, NOW_S),
+                format!("admitted as {person}")
+            );
+        }
+    }
+    assert!(IdentityConfig {
+        verified_tokens_kept_max: 1_000_001,
+        ..config()
+    }
+    .validate()
+    .is_err());
+}

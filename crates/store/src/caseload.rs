@@ -205,6 +205,65 @@ pub async fn board(
     })
 }
 
+/// A unit's load in counts: what an enrolment's capacity check needs, and nothing about anyone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitLoad {
+    /// Each coach with enrolled or paused participants, by coach (`None`: enrolled without a
+    /// coach, last), and how many.
+    pub coaches: Vec<(Option<String>, u64)>,
+    /// How many wait for a place.
+    pub waiting: u64,
+}
+
+/// Counts a unit's active participants per coach and its waiting list, in one statement (one
+/// snapshot). Counted by PostgreSQL, not from rows read here: an enrolment asks this every
+/// time, so its cost must not grow with the unit, and no row limit may cut a count short (a
+/// coach cut off a capped list would look as if they had room).
+pub async fn unit_load(pool: &PgPool, unit: &str) -> Result<UnitLoad, StoreError> {
+    let rows = sqlx::query(
+        "SELECT lifecycle = 'waiting_list' AS waiting, coach, count(*) AS participants
+         FROM caseload_participants
+         WHERE unit = $1 AND lifecycle IN ('enrolled', 'paused', 'waiting_list')
+         GROUP BY 1, 2
+         ORDER BY 1, 2",
+    )
+    .bind(unit)
+    .fetch_all(pool)
+    .await?;
+    let mut load = UnitLoad {
+        coaches: Vec::new(),
+        waiting: 0,
+    };
+    for row in rows {
+        let participants = u64::try_from(row.try_get::<i64, _>("participants")?).unwrap_or(0);
+        if row.try_get::<bool, _>("waiting")? {
+            load.waiting += participants;
+        } else {
+            load.coaches
+                .push((row.try_get::<Option<String>, _>("coach")?, participants));
+        }
+    }
+    Ok(load)
+}
+
+/// The participants of a unit's waiting list who have no place offered, longest-waiting first.
+pub async fn waiting_without_offer(
+    pool: &PgPool,
+    unit: &str,
+    limit: i64,
+) -> Result<Vec<ParticipantId>, StoreError> {
+    let rows: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT participant_id FROM caseload_participants
+         WHERE unit = $1 AND lifecycle = 'waiting_list' AND offered_coach IS NULL
+         ORDER BY waiting_since, participant_id LIMIT $2",
+    )
+    .bind(unit)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(ParticipantId).collect())
+}
+
 /// Enrolled and paused participants of a unit (optionally one coach's), by coach then enrolment.
 pub async fn active<'c>(
     executor: impl sqlx::PgExecutor<'c>,

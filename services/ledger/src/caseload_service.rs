@@ -154,19 +154,23 @@ impl CaseloadService for CaseloadApi {
         let unit =
             domain::UnitId::parse(&request.unit).map_err(|error| errors::invalid_input(&error))?;
         own_unit(&reader, &unit)?;
-        let store::caseload::Board {
-            active,
-            waiting_list,
-        } = store::caseload::board(&self.pool, &unit.0, None, CASELOAD_PARTICIPANTS_MAX)
+        // Counts only, counted by PostgreSQL: every enrolment asks, so the cost must not grow
+        // with the unit (it used to read up to 1,000 rows of each list and count them here).
+        let load = store::caseload::unit_load(&self.pool, &unit.0)
             .await
             .map_err(|error| crate::store_errors::from_store(&error))?;
         let mut next_waiting_participant_id = String::new();
         if request.include_next_waiting {
-            let waiting: Vec<uuid::Uuid> = waiting_list
-                .iter()
-                .filter(|row| row.offered_coach.is_none())
-                .map(|row| row.participant_id.0)
-                .collect();
+            let waiting: Vec<uuid::Uuid> = store::caseload::waiting_without_offer(
+                &self.pool,
+                &unit.0,
+                CASELOAD_PARTICIPANTS_MAX,
+            )
+            .await
+            .map_err(|error| crate::store_errors::from_store(&error))?
+            .into_iter()
+            .map(|participant_id| participant_id.0)
+            .collect();
             let openable = crate::reading::openable(&self.folds, &reader, &waiting).await?;
             if let Some(next) = waiting
                 .iter()
@@ -184,8 +188,15 @@ impl CaseloadService for CaseloadApi {
         }
         Ok(Response::new(v1::UnitLoad {
             unit: unit.0,
-            coaches: coach_loads(&active),
-            waiting: u32::try_from(waiting_list.len()).unwrap_or(u32::MAX),
+            coaches: load
+                .coaches
+                .into_iter()
+                .map(|(coach, participants)| v1::CoachCaseload {
+                    coach_person_id: coach.unwrap_or_default(),
+                    active_participants: u32::try_from(participants).unwrap_or(u32::MAX),
+                })
+                .collect(),
+            waiting: u32::try_from(load.waiting).unwrap_or(u32::MAX),
             next_waiting_participant_id,
         }))
     }
