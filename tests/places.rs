@@ -194,3 +194,50 @@ async fn a_full_unit_waits_a_full_coach_is_refused_and_a_freed_place_is_offered(
     stack.stop().await;
     Ok(())
 }
+
+/// The capacity check counts the whole unit. It used to count the first 1,000 active rows (by
+/// coach), so in a larger unit a coach sorted past them looked empty and an enrolment with them
+/// went through over their limit; and the waiting list stopped at 1,000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_unit_s_load_counts_every_participant() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let pool = stack.database.pool().await?;
+    // Rows as the projector keeps them, inserted directly: 1,000 with coach-a, then coach-z's.
+    for (coach, lifecycle, count) in [
+        (Some("coach-a"), "enrolled", 1_000_i64),
+        (Some("coach-z"), "enrolled", 7),
+        (None, "waiting_list", 1_004),
+    ] {
+        sqlx::query(
+            "INSERT INTO caseload_participants (participant_id, unit, coach, lifecycle, waiting_since, updated_at)
+             SELECT gen_random_uuid(), 'hudiksvall-ips', $1, $2, now(), now() FROM generate_series(1, $3)",
+        )
+        .bind(coach)
+        .bind(lifecycle)
+        .bind(count)
+        .execute(&pool)
+        .await?;
+    }
+    let load = stack
+        .caseload()
+        .await?
+        .get_unit_load(testkit::as_team_leader(v1::GetUnitLoadRequest {
+            unit: "hudiksvall-ips".into(),
+            include_next_waiting: false,
+        }))
+        .await?
+        .into_inner();
+    let coaches: Vec<(String, u32)> = load
+        .coaches
+        .into_iter()
+        .map(|coach| (coach.coach_person_id, coach.active_participants))
+        .collect();
+    assert_eq!(
+        coaches,
+        vec![("coach-a".to_owned(), 1_000), ("coach-z".to_owned(), 7)]
+    );
+    assert_eq!(load.waiting, 1_004);
+    pool.close().await;
+    stack.stop().await;
+    Ok(())
+}
