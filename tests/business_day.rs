@@ -244,29 +244,10 @@ async fn an_approval_through_the_30th_expires_and_starts_expiring_at_stockholm_m
     let stack = stack_on(&clock).await?;
     let participant_id = enrolled(&stack).await?;
     // The coach sees every deciding agency's gates, and FK sees the request, all year.
-    for consent in [
-        FK_TO_IPS_UNIT,
-        (
-            v1::ConsentParty::IpsUnit,
-            v1::ConsentParty::Forsakringskassan,
-            v1::DataCategory::ActivitiesAndWork,
-        ),
-        (
-            v1::ConsentParty::Arbetsformedlingen,
-            v1::ConsentParty::IpsUnit,
-            v1::DataCategory::LabourMarket,
-        ),
-        (
-            v1::ConsentParty::Psychiatry,
-            v1::ConsentParty::IpsUnit,
-            v1::DataCategory::HealthCoarse,
-        ),
-        (
-            v1::ConsentParty::SocialServices,
-            v1::ConsentParty::IpsUnit,
-            v1::DataCategory::SocialAssistanceStatus,
-        ),
-    ] {
+    for consent in testkit::CONSENTS_FOR_THE_COACH_S_GREEN_LIGHT
+        .into_iter()
+        .chain([testkit::CONSENT_FOR_FK_TO_SEE_REQUESTS])
+    {
         grant(&stack, &participant_id, consent, "2026-01-01", "2026-12-31").await?;
     }
     // On sjukpenning, an arbetsträning needs FK's approval; FK approves it through 30 March.

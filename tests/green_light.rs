@@ -163,6 +163,25 @@ async fn grant_other_deciders_consent(stack: &Stack, participant_id: &str) -> an
     Ok(())
 }
 
+/// A stack whose ledger runs on a clock the test moves, with coach-17's training (starting in a
+/// week) approved by FK from today through day 10.
+async fn approved_through_day_10() -> anyhow::Result<(
+    std::sync::Arc<ledger::clock::ManualClock>,
+    Stack,
+    String,
+    String,
+)> {
+    let clock = std::sync::Arc::new(ledger::clock::ManualClock::new(Utc::now()));
+    let stack = Stack::start_with(testkit::StackOptions {
+        ledger_clock: clock.clone(),
+        ..Default::default()
+    })
+    .await?;
+    let (participant, training) = waiting_on_fk(&stack, "coach-17").await?;
+    fk_decides(&stack, &participant, &training, 0, 10).await?;
+    Ok((clock, stack, participant, training))
+}
+
 async fn fk_decides(
     stack: &Stack,
     participant_id: &str,
@@ -460,15 +479,8 @@ async fn a_watch_resumes_with_the_current_state_after_a_ledger_restart() -> anyh
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_expires_when_the_clock_passes_its_end_without_any_request(
 ) -> anyhow::Result<()> {
-    let clock = std::sync::Arc::new(ledger::clock::ManualClock::new(Utc::now()));
-    let stack = Stack::start_with(testkit::StackOptions {
-        ledger_clock: clock.clone(),
-        ..Default::default()
-    })
-    .await?;
-    let (participant, training) = waiting_on_fk(&stack, "coach-17").await?;
     // Approved from today through day 10, covering the start in a week: GREEN.
-    fk_decides(&stack, &participant, &training, 0, 10).await?;
+    let (clock, stack, participant, _training) = approved_through_day_10().await?;
     let request = v1::WatchGreenLightRequest {
         participant_id: participant.clone(),
         ..Default::default()
@@ -1013,15 +1025,8 @@ async fn next_removal(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watch_pushes_what_leaves_the_board_and_flags_an_approval_that_expires_while_running(
 ) -> anyhow::Result<()> {
-    let clock = std::sync::Arc::new(ledger::clock::ManualClock::new(Utc::now()));
-    let stack = Stack::start_with(testkit::StackOptions {
-        ledger_clock: clock.clone(),
-        ..Default::default()
-    })
-    .await?;
-    let (participant, training) = waiting_on_fk(&stack, "coach-17").await?;
     // FK approves from today through day 10.
-    fk_decides(&stack, &participant, &training, 0, 10).await?;
+    let (clock, stack, participant, training) = approved_through_day_10().await?;
     let mut watch = watch_participant(&stack, &participant).await?;
     next_update(&mut watch, "GREEN", |activity| {
         activity.activity_id == training && activity.light == v1::Light::Green as i32
@@ -1375,15 +1380,8 @@ async fn a_decision_committed_by_another_ledger_is_pushed_without_waiting_for_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_turns_expiring_when_the_clock_crosses_midnight_into_d_minus_5(
 ) -> anyhow::Result<()> {
-    let clock = std::sync::Arc::new(ledger::clock::ManualClock::new(Utc::now()));
-    let stack = Stack::start_with(testkit::StackOptions {
-        ledger_clock: clock.clone(),
-        ..Default::default()
-    })
-    .await?;
-    let (participant, training) = waiting_on_fk(&stack, "coach-17").await?;
     // Approved through day 10: expiring from day 5.
-    fk_decides(&stack, &participant, &training, 0, 10).await?;
+    let (clock, stack, participant, _training) = approved_through_day_10().await?;
     let mut watch = watch_participant(&stack, &participant).await?;
     let approved = next_update(&mut watch, "APPROVED", |activity| {
         activity

@@ -214,28 +214,7 @@ async fn waiting_on_fk_with(
         )
         .await?;
     }
-    for (discloser, recipient, category) in [
-        (
-            v1::ConsentParty::Forsakringskassan,
-            v1::ConsentParty::IpsUnit,
-            v1::DataCategory::BenefitDecisions,
-        ),
-        (
-            v1::ConsentParty::Arbetsformedlingen,
-            v1::ConsentParty::IpsUnit,
-            v1::DataCategory::LabourMarket,
-        ),
-        (
-            v1::ConsentParty::Psychiatry,
-            v1::ConsentParty::IpsUnit,
-            v1::DataCategory::HealthCoarse,
-        ),
-        (
-            v1::ConsentParty::SocialServices,
-            v1::ConsentParty::IpsUnit,
-            v1::DataCategory::SocialAssistanceStatus,
-        ),
-    ] {
+    for (discloser, recipient, category) in testkit::CONSENTS_FOR_THE_COACH_S_GREEN_LIGHT {
         grant(stack, &participant_id, discloser, recipient, category).await?;
     }
     stack

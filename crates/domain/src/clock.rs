@@ -77,27 +77,21 @@ mod tests {
 
     #[test]
     fn the_next_business_day_starts_at_stockholm_midnight() {
-        assert_eq!(
-            next_business_day_start(day("2026-03-30")),
-            at("2026-03-30T22:00:00Z")
-        );
-        assert_eq!(
-            next_business_day_start(day("2026-01-15")),
-            at("2026-01-15T23:00:00Z")
-        );
-        // The nights the clocks change: the day after still begins at local midnight.
-        assert_eq!(
-            next_business_day_start(day("2026-03-28")),
-            at("2026-03-28T23:00:00Z")
-        );
-        assert_eq!(
-            next_business_day_start(day("2026-03-29")),
-            at("2026-03-29T22:00:00Z")
-        );
-        assert_eq!(
-            next_business_day_start(day("2026-10-25")),
-            at("2026-10-25T23:00:00Z")
-        );
+        // Summer time, winter time, and the nights the clocks change: the day after still
+        // begins at local midnight.
+        for (business_day, next_start) in [
+            ("2026-03-30", "2026-03-30T22:00:00Z"),
+            ("2026-01-15", "2026-01-15T23:00:00Z"),
+            ("2026-03-28", "2026-03-28T23:00:00Z"),
+            ("2026-03-29", "2026-03-29T22:00:00Z"),
+            ("2026-10-25", "2026-10-25T23:00:00Z"),
+        ] {
+            assert_eq!(
+                next_business_day_start(day(business_day)),
+                at(next_start),
+                "{business_day}"
+            );
+        }
         for start in ["2026-03-30", "2026-10-24", "2026-10-25"] {
             let start = next_business_day_start(day(start));
             assert_eq!(

@@ -519,10 +519,11 @@ pub struct Authority {
     token_length_max_bytes: usize,
     token_lifetime_max_s: i64,
     token_clock_skew_s: i64,
-    /// Tokens verified before, by the whole token: the key id that verified each and its
-    /// claims (`identity.verified_tokens_kept_max`). A refused token is never kept, and a kept
-    /// one only matches the exact same bytes, so nothing unverified is ever taken from here.
-    verified_tokens: Option<Mutex<hashlink::LruCache<String, (String, TokenClaims)>>>,
+    /// Tokens verified before, by the SHA-256 of the whole token (so a kept token costs 32
+    /// bytes whatever its length): the key id that verified each and its claims
+    /// (`identity.verified_tokens_kept_max`). A refused token is never kept, and a kept one
+    /// only matches the exact same bytes, so nothing unverified is ever taken from here.
+    verified_tokens: Option<VerifiedTokens>,
 }
 
 impl Authority {
@@ -590,8 +591,11 @@ impl Authority {
             token_length_max_bytes: config.token_length_max_bytes,
             token_lifetime_max_s: config.token_lifetime_max_s,
             token_clock_skew_s: config.token_clock_skew_s,
-            verified_tokens: (config.verified_tokens_kept_max > 0)
-                .then(|| Mutex::new(hashlink::LruCache::new(config.verified_tokens_kept_max))),
+            verified_tokens: (config.verified_tokens_kept_max > 0).then(|| {
+                VerifiedTokens(Mutex::new(hashlink::LruCache::new(
+                    config.verified_tokens_kept_max,
+                )))
+            }),
         })
     }
 
@@ -787,11 +791,11 @@ impl Authority {
                 self.token_length_max_bytes
             )));
         }
-        let kept = self.verified_tokens.as_ref().and_then(|verified_tokens| {
-            // A poisoned lock only means another call panicked mid-update: verify afresh.
-            let mut verified_tokens = verified_tokens.lock().ok()?;
-            verified_tokens.get(token).cloned()
-        });
+        let digest = token_digest(token);
+        let kept = self
+            .verified_tokens
+            .as_ref()
+            .and_then(|verified_tokens| verified_tokens.get(&digest));
         if let Some((key_id, claims)) = kept {
             if let Some((key_id, key)) = self.verifying_keys.get_key_value(&key_id) {
                 return Ok((key_id, key, claims));
@@ -799,9 +803,7 @@ impl Authority {
         }
         let (key_id, key, claims) = self.verify_signature(token)?;
         if let Some(verified_tokens) = &self.verified_tokens {
-            if let Ok(mut verified_tokens) = verified_tokens.lock() {
-                verified_tokens.insert(token.to_owned(), (key_id.to_owned(), claims.clone()));
-            }
+            verified_tokens.keep(digest, key_id, &claims);
         }
         Ok((key_id, key, claims))
     }
@@ -888,6 +890,32 @@ impl Authority {
             _ => IdentityError::TokenMalformed(error.to_string()),
         }
     }
+}
+
+/// Verified tokens by their SHA-256, least recently used out: the key id that verified each,
+/// and its claims.
+#[derive(Debug)]
+struct VerifiedTokens(Mutex<hashlink::LruCache<[u8; 32], (String, TokenClaims)>>);
+
+impl VerifiedTokens {
+    // A poisoned lock only means another call panicked mid-update: the token is verified
+    // afresh, and not kept.
+    fn get(&self, digest: &[u8; 32]) -> Option<(String, TokenClaims)> {
+        self.0.lock().ok()?.get(digest).cloned()
+    }
+
+    fn keep(&self, digest: [u8; 32], key_id: &str, claims: &TokenClaims) {
+        if let Ok(mut kept) = self.0.lock() {
+            kept.insert(digest, (key_id.to_owned(), claims.clone()));
+        }
+    }
+}
+
+/// What a verified token is kept under: its SHA-256.
+fn token_digest(token: &str) -> [u8; 32] {
+    let mut digest = [0; 32];
+    digest.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref());
+    digest
 }
 
 /// An unverified value as a refusal repeats it: cut short, so a caller cannot make the

@@ -94,6 +94,31 @@ fn assembled(header: &serde_json::Value, claims: &[u8], signature: &[u8]) -> Str
     )
 }
 
+/// `token` with the first byte of its signature flipped.
+fn signature_flipped(token: &str) -> String {
+    let (message, signature) = token.rsplit_once('.').expect("three parts");
+    let mut signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(signature)
+        .expect("base64url");
+    signature[0] ^= 1;
+    format!("{message}.{}", base64url(&signature))
+}
+
+/// `token` (a coach's, signed by `signer`) with its claims swapped for an auditor's, header and
+/// signature kept.
+fn promoted_to_auditor(token: &str, signer: &TokenSigner) -> String {
+    let mut parts = token.split('.');
+    let (header, _, signature) = (
+        parts.next().expect("header"),
+        parts.next().expect("claims"),
+        parts.next().expect("signature"),
+    );
+    let mut promoted = coach_claims(signer);
+    promoted.role = Role::Auditor.token().into();
+    let promoted = base64url(&serde_json::to_vec(&promoted).expect("json"));
+    format!("{header}.{promoted}.{signature}")
+}
+
 /// The rule `authority` refuses `token` under, over the municipality's certificate.
 fn refusal(authority: &Authority, token: &str) -> String {
     refusal_over(authority, token, Agency::Municipality)
@@ -172,12 +197,7 @@ fn a_forged_signature_is_refused() {
     assert_eq!(refusal(&authority, &token), "token_signature_invalid");
     // A well-formed token with its signature bytes flipped.
     let genuine = signed(municipality, &coach_claims(municipality));
-    let (message, signature) = genuine.rsplit_once('.').expect("three parts");
-    let mut signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(signature)
-        .expect("base64url");
-    signature[0] ^= 1;
-    let flipped = format!("{message}.{}", base64url(&signature));
+    let flipped = signature_flipped(&genuine);
     assert_eq!(refusal(&authority, &flipped), "token_signature_invalid");
 }
 
@@ -187,16 +207,7 @@ fn claims_altered_after_signing_are_refused() {
     let authority = federation.authority();
     let municipality = federation.signer(Agency::Municipality);
     let genuine = signed(municipality, &coach_claims(municipality));
-    let mut parts = genuine.split('.');
-    let (header, _, signature) = (
-        parts.next().expect("header"),
-        parts.next().expect("claims"),
-        parts.next().expect("signature"),
-    );
-    let mut promoted = coach_claims(municipality);
-    promoted.role = Role::Auditor.token().into();
-    let promoted = base64url(&serde_json::to_vec(&promoted).expect("json"));
-    let altered = format!("{header}.{promoted}.{signature}");
+    let altered = promoted_to_auditor(&genuine, municipality);
     assert_eq!(refusal(&authority, &altered), "token_signature_invalid");
 }
 
@@ -749,26 +760,12 @@ fn a_kept_token_is_still_checked_for_time_and_organisation_and_only_matches_itse
         "token_organisation_mismatch"
     );
     // The kept token with its signature or claims changed is verified afresh, and refused.
-    let (message, signature) = token.rsplit_once('.').expect("three parts");
-    let mut signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(signature)
-        .expect("base64url");
-    signature[0] ^= 1;
-    let flipped = format!("{message}.{}", base64url(&signature));
+    let flipped = signature_flipped(&token);
     assert_eq!(
         authenticate(&flipped, Agency::Municipality, NOW_S),
         "token_signature_invalid"
     );
-    let mut parts = token.split('.');
-    let (header, _, signature) = (
-        parts.next().expect("header"),
-        parts.next().expect("claims"),
-        parts.next().expect("signature"),
-    );
-    let mut promoted = coach_claims(municipality);
-    promoted.role = Role::Auditor.token().into();
-    let promoted = base64url(&serde_json::to_vec(&promoted).expect("json"));
-    let altered = format!("{header}.{promoted}.{signature}");
+    let altered = promoted_to_auditor(&token, municipality);
     assert_eq!(
         authenticate(&altered, Agency::Municipality, NOW_S),
         "token_signature_invalid"

@@ -11,31 +11,10 @@ use std::collections::HashMap;
 
 use cqrs_es::persist::EventStoreAggregateContext;
 use cqrs_es::{Aggregate, EventStore};
-use domain::{EventBody, Participant, ParticipantEvent, ParticipantId, ReferralSource, UnitId};
+use domain::{Participant, ParticipantEvent, ParticipantId};
 use sqlx::PgPool;
 use store::group_commit::{commit_group, CommitOutcome, PendingCommit};
 use testkit::TestDatabase;
-
-fn referral(participant_id: ParticipantId, referrer: Option<&str>) -> domain::Submission {
-    testkit::coach_submission(
-        participant_id,
-        EventBody::ParticipantReferred {
-            source: ReferralSource::Vuxenpsykiatri,
-            referrer: referrer.map(|unit| UnitId(unit.to_owned())),
-        },
-    )
-}
-
-fn employer_contact(participant_id: ParticipantId, employer: &str) -> domain::Submission {
-    testkit::coach_submission(
-        participant_id,
-        EventBody::EmployerContactMade {
-            employer: employer.to_owned(),
-            face_to_face: true,
-            with_participant: false,
-        },
-    )
-}
 
 /// The participant's entries for `submissions`, decided through the aggregate as the ledger
 /// decides them (each one chained onto the one before).
@@ -101,9 +80,9 @@ async fn a_group_commit_writes_exactly_the_rows_postgres_es_writes() -> anyhow::
     let mut deliveries: Vec<Vec<(Vec<ParticipantEvent>, u64)>> = Vec::new();
     let mut stream_sequence = 0;
     for (index, participant_id) in participants.iter().enumerate() {
-        let mut submissions = vec![referral(*participant_id, None)];
+        let mut submissions = vec![testkit::coach_referral(*participant_id, None)];
         for contact in 0..index + 1 {
-            submissions.push(employer_contact(
+            submissions.push(testkit::coach_employer_contact(
                 *participant_id,
                 &format!("Employer {contact}"),
             ));
@@ -263,7 +242,7 @@ async fn a_refused_delivery_is_rolled_back_alone_and_the_rest_of_its_batch_commi
     let [conflicting, good, refused, good_after] =
         [(); 4].map(|()| ParticipantId(uuid::Uuid::new_v4()));
     // `conflicting` already has its first entry: a second writer's first entry conflicts.
-    let first = decided(vec![referral(conflicting, None)]).await?;
+    let first = decided(vec![testkit::coach_referral(conflicting, None)]).await?;
     let report = commit_group(
         &pool,
         &[PendingCommit {
@@ -283,20 +262,24 @@ async fn a_refused_delivery_is_rolled_back_alone_and_the_rest_of_its_batch_commi
         metadata: metadata(stream_sequence),
     };
     let batch = vec![
-        pending(good, decided(vec![referral(good, None)]).await?, 2),
+        pending(
+            good,
+            decided(vec![testkit::coach_referral(good, None)]).await?,
+            2,
+        ),
         pending(
             conflicting,
-            decided(vec![referral(conflicting, None)]).await?,
+            decided(vec![testkit::coach_referral(conflicting, None)]).await?,
             3,
         ),
         pending(
             refused,
-            decided(vec![referral(refused, Some("refuse-me"))]).await?,
+            decided(vec![testkit::coach_referral(refused, Some("refuse-me"))]).await?,
             4,
         ),
         pending(
             good_after,
-            decided(vec![referral(good_after, None)]).await?,
+            decided(vec![testkit::coach_referral(good_after, None)]).await?,
             5,
         ),
     ];
@@ -343,7 +326,7 @@ async fn a_refused_delivery_is_rolled_back_alone_and_the_rest_of_its_batch_commi
         &pool,
         &[pending(
             refused,
-            decided(vec![referral(refused, Some("refuse-me"))]).await?,
+            decided(vec![testkit::coach_referral(refused, Some("refuse-me"))]).await?,
             6,
         )],
     )
@@ -377,13 +360,17 @@ async fn a_batch_whose_commit_fails_stores_nothing() -> anyhow::Result<()> {
         PendingCommit {
             participant_id: good,
             expected_sequence: 0,
-            events: decided(vec![referral(good, None)]).await?,
+            events: decided(vec![testkit::coach_referral(good, None)]).await?,
             metadata: metadata(1),
         },
         PendingCommit {
             participant_id: marked,
             expected_sequence: 0,
-            events: decided(vec![referral(marked, Some("refuse-at-commit"))]).await?,
+            events: decided(vec![testkit::coach_referral(
+                marked,
+                Some("refuse-at-commit"),
+            )])
+            .await?,
             metadata: metadata(2),
         },
     ];

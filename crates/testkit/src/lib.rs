@@ -55,6 +55,79 @@ pub(crate) fn unique_suffix() -> String {
     format!("{seconds}_{}", &random[..12])
 }
 
+/// The consents under which the IPS unit's coach sees every gate-deciding party's part of a
+/// green light (discloser, recipient, category): FK, AF, psychiatry and social services each
+/// to the IPS unit. Without one, that party's gates stay UNKNOWN to the coach.
+pub const CONSENTS_FOR_THE_COACH_S_GREEN_LIGHT: [(
+    proto::v1::ConsentParty,
+    proto::v1::ConsentParty,
+    proto::v1::DataCategory,
+); 4] = [
+    (
+        proto::v1::ConsentParty::Forsakringskassan,
+        proto::v1::ConsentParty::IpsUnit,
+        proto::v1::DataCategory::BenefitDecisions,
+    ),
+    (
+        proto::v1::ConsentParty::Arbetsformedlingen,
+        proto::v1::ConsentParty::IpsUnit,
+        proto::v1::DataCategory::LabourMarket,
+    ),
+    (
+        proto::v1::ConsentParty::Psychiatry,
+        proto::v1::ConsentParty::IpsUnit,
+        proto::v1::DataCategory::HealthCoarse,
+    ),
+    (
+        proto::v1::ConsentParty::SocialServices,
+        proto::v1::ConsentParty::IpsUnit,
+        proto::v1::DataCategory::SocialAssistanceStatus,
+    ),
+];
+
+/// The IPS unit's consent to FK on activities and work: FK sees the unit's requests for
+/// approval (discloser, recipient, category).
+pub const CONSENT_FOR_FK_TO_SEE_REQUESTS: (
+    proto::v1::ConsentParty,
+    proto::v1::ConsentParty,
+    proto::v1::DataCategory,
+) = (
+    proto::v1::ConsentParty::IpsUnit,
+    proto::v1::ConsentParty::Forsakringskassan,
+    proto::v1::DataCategory::ActivitiesAndWork,
+);
+
+/// coach-17's referral of `participant_id` (from adult psychiatry), naming `referrer` as the
+/// referring unit when given: the first event of most tests' participants.
+pub fn coach_referral(
+    participant_id: domain::ParticipantId,
+    referrer: Option<&str>,
+) -> domain::Submission {
+    coach_submission(
+        participant_id,
+        domain::EventBody::ParticipantReferred {
+            source: domain::ReferralSource::Vuxenpsykiatri,
+            referrer: referrer.map(|unit| domain::UnitId(unit.to_owned())),
+        },
+    )
+}
+
+/// coach-17's face-to-face contact with `employer`, without the participant: a plain accepted
+/// event to follow a referral with.
+pub fn coach_employer_contact(
+    participant_id: domain::ParticipantId,
+    employer: &str,
+) -> domain::Submission {
+    coach_submission(
+        participant_id,
+        domain::EventBody::EmployerContactMade {
+            employer: employer.to_owned(),
+            face_to_face: true,
+            with_participant: false,
+        },
+    )
+}
+
 /// A submission as coach-17 of the Hudiksvall IPS unit would send it, for tests that publish
 /// straight onto the stream or into the store (the category follows the event).
 pub fn coach_submission(

@@ -10,29 +10,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use domain::{EventBody, ParticipantId, ReferralSource, Submission};
+use domain::ParticipantId;
 use testkit::TestDatabase;
-
-fn referral(participant_id: ParticipantId) -> Submission {
-    testkit::coach_submission(
-        participant_id,
-        EventBody::ParticipantReferred {
-            source: ReferralSource::Vuxenpsykiatri,
-            referrer: None,
-        },
-    )
-}
-
-fn employer_contact(participant_id: ParticipantId, employer: &str) -> Submission {
-    testkit::coach_submission(
-        participant_id,
-        EventBody::EmployerContactMade {
-            employer: employer.to_owned(),
-            face_to_face: true,
-            with_participant: false,
-        },
-    )
-}
 
 struct TwoLedgers {
     database: TestDatabase,
@@ -134,9 +113,9 @@ async fn a_stale_cached_participant_conflicts_is_dropped_and_the_store_decides(
     for round in 0..EVENTS_PER_PARTICIPANT {
         for participant_id in &participants {
             let submission = if round == 0 {
-                referral(*participant_id)
+                testkit::coach_referral(*participant_id, None)
             } else {
-                employer_contact(*participant_id, &format!("Employer {round}"))
+                testkit::coach_employer_contact(*participant_id, &format!("Employer {round}"))
             };
             two.publisher.publish(&submission).await?;
             published.push((*participant_id, submission.envelope.event_id));
@@ -220,9 +199,11 @@ async fn an_edit_around_the_guard_is_caught_for_a_cached_participant() -> anyhow
     let publisher = bus::SubmissionPublisher::new(client, &bus_config);
     let pool = database.pool().await?;
     let tampered = ParticipantId(uuid::Uuid::new_v4());
-    publisher.publish(&referral(tampered)).await?;
     publisher
-        .publish(&employer_contact(tampered, "Acme Corp"))
+        .publish(&testkit::coach_referral(tampered, None))
+        .await?;
+    publisher
+        .publish(&testkit::coach_employer_contact(tampered, "Acme Corp"))
         .await?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while ledger.counters.accepted.get() + ledger.counters.rejected.get() < 2 {
@@ -245,7 +226,7 @@ async fn an_edit_around_the_guard_is_caught_for_a_cached_participant() -> anyhow
     )
     .await?;
 
-    let refused = employer_contact(tampered, "Beta AB");
+    let refused = testkit::coach_employer_contact(tampered, "Beta AB");
     publisher.publish(&refused).await?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while ledger.counters.chain_broken_refusals.get() == 0 {

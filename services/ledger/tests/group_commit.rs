@@ -9,29 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use domain::{EventBody, ParticipantId, ReferralSource, Submission, UnitId};
+use domain::ParticipantId;
 use testkit::TestDatabase;
-
-fn referral(participant_id: ParticipantId, referrer: Option<&str>) -> Submission {
-    testkit::coach_submission(
-        participant_id,
-        EventBody::ParticipantReferred {
-            source: ReferralSource::Vuxenpsykiatri,
-            referrer: referrer.map(|unit| UnitId(unit.to_owned())),
-        },
-    )
-}
-
-fn employer_contact(participant_id: ParticipantId, employer: &str) -> Submission {
-    testkit::coach_submission(
-        participant_id,
-        EventBody::EmployerContactMade {
-            employer: employer.to_owned(),
-            face_to_face: true,
-            with_participant: false,
-        },
-    )
-}
 
 /// Waits until `condition` holds, or fails naming `what`.
 async fn eventually<F, Fut>(within: Duration, what: &str, condition: F) -> anyhow::Result<()>
@@ -108,11 +87,11 @@ async fn one_refused_message_fails_alone_in_its_batch_and_is_parked() -> anyhow:
 
     let client = bus::connect(&bus_config, "group-commit-test").await?;
     let publisher = bus::SubmissionPublisher::new(client, &bus_config);
-    let marked = referral(ParticipantId(uuid::Uuid::new_v4()), Some("refuse-me"));
+    let marked = testkit::coach_referral(ParticipantId(uuid::Uuid::new_v4()), Some("refuse-me"));
     publisher.publish(&marked).await?;
     let mut good = Vec::new();
     for _ in 0..GOOD_MESSAGES {
-        let submission = referral(ParticipantId(uuid::Uuid::new_v4()), None);
+        let submission = testkit::coach_referral(ParticipantId(uuid::Uuid::new_v4()), None);
         publisher.publish(&submission).await?;
         good.push(submission.envelope.event_id.0);
     }
@@ -239,9 +218,9 @@ async fn conflicts_inside_batches_still_store_each_event_once_in_stream_order() 
     for round in 0..EVENTS_PER_PARTICIPANT {
         for participant_id in &participants {
             let submission = if round == 0 {
-                referral(*participant_id, None)
+                testkit::coach_referral(*participant_id, None)
             } else {
-                employer_contact(*participant_id, &format!("Employer {round}"))
+                testkit::coach_employer_contact(*participant_id, &format!("Employer {round}"))
             };
             publisher.publish(&submission).await?;
             published.push((*participant_id, submission.envelope.event_id.0));

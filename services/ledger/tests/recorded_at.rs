@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use domain::{EventBody, EventId, ParticipantId, ReferralSource, Submission};
+use domain::{EventId, ParticipantId};
 use sqlx::Connection;
 use testkit::TestDatabase;
 
@@ -36,27 +36,6 @@ impl ledger::clock::Clock for SetClock {
             .map(|now| *now)
             .unwrap_or_else(|poisoned| *poisoned.into_inner())
     }
-}
-
-fn referral(participant_id: ParticipantId) -> Submission {
-    testkit::coach_submission(
-        participant_id,
-        EventBody::ParticipantReferred {
-            source: ReferralSource::Vuxenpsykiatri,
-            referrer: None,
-        },
-    )
-}
-
-fn employer_contact(participant_id: ParticipantId) -> Submission {
-    testkit::coach_submission(
-        participant_id,
-        EventBody::EmployerContactMade {
-            employer: "Acme".into(),
-            face_to_face: true,
-            with_participant: false,
-        },
-    )
 }
 
 fn noon(day: u32) -> DateTime<Utc> {
@@ -141,12 +120,12 @@ async fn an_entry_committed_after_an_outage_is_stamped_when_it_commits() -> anyh
         &bus_config,
     );
     let participant_id = ParticipantId(uuid::Uuid::new_v4());
-    let first = referral(participant_id);
+    let first = testkit::coach_referral(participant_id, None);
     publisher.publish(&first).await?;
     stored(&database, first.envelope.event_id, Duration::from_secs(20)).await?;
 
     set_connections_allowed(&database, false).await?;
-    let second = employer_contact(participant_id);
+    let second = testkit::coach_employer_contact(participant_id, "Acme");
     publisher.publish(&second).await?;
     // The lane has tried the delivery and met the outage...
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -191,7 +170,7 @@ async fn recorded_at_increases_along_a_chain_written_by_hosts_whose_clocks_disag
     let behind = noon(2);
 
     let (shutdown, running) = start_ledger(&config, SetClock::at(ahead)).await?;
-    let first = referral(participant_id);
+    let first = testkit::coach_referral(participant_id, None);
     publisher.publish(&first).await?;
     let first_entry = stored(&database, first.envelope.event_id, Duration::from_secs(20)).await?;
     let _ = shutdown.send(true);
@@ -200,8 +179,8 @@ async fn recorded_at_increases_along_a_chain_written_by_hosts_whose_clocks_disag
     let (shutdown, running) = start_ledger(&config, SetClock::at(behind)).await?;
     let mut entries = vec![first_entry];
     for submission in [
-        employer_contact(participant_id),
-        employer_contact(participant_id),
+        testkit::coach_employer_contact(participant_id, "Acme"),
+        testkit::coach_employer_contact(participant_id, "Acme"),
     ] {
         publisher.publish(&submission).await?;
         entries.push(

@@ -13,30 +13,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use domain::{EventBody, EventId, ParticipantId, ReferralSource, Submission, UnitId};
+use domain::{EventId, ParticipantId, Submission};
 use sqlx::Connection;
 use testkit::TestDatabase;
-
-fn referral(participant_id: ParticipantId, referrer: Option<&str>) -> Submission {
-    testkit::coach_submission(
-        participant_id,
-        EventBody::ParticipantReferred {
-            source: ReferralSource::Vuxenpsykiatri,
-            referrer: referrer.map(|unit| UnitId(unit.to_owned())),
-        },
-    )
-}
-
-fn employer_contact(participant_id: ParticipantId, employer: &str) -> Submission {
-    testkit::coach_submission(
-        participant_id,
-        EventBody::EmployerContactMade {
-            employer: employer.to_owned(),
-            face_to_face: true,
-            with_participant: false,
-        },
-    )
-}
 
 /// One ledger on the test's own database and stream, and a publisher onto that stream.
 struct LedgerUnderTest {
@@ -216,19 +195,31 @@ async fn a_message_with_a_nul_is_parked_and_the_rest_of_its_lane_goes_on() -> an
 
     // The aggregate would accept it; the store would refuse it.
     under_test
-        .publish(&referral(nul_referral, Some("unit\u{0}one")))
+        .publish(&testkit::coach_referral(nul_referral, Some("unit\u{0}one")))
         .await?;
     // Not enrolled: the aggregate records a rejection, which stores the body with its NUL.
-    let rejected_nul_referral = under_test.publish(&referral(rejected_nul, None)).await?;
+    let rejected_nul_referral = under_test
+        .publish(&testkit::coach_referral(rejected_nul, None))
+        .await?;
     under_test
-        .publish(&employer_contact(rejected_nul, "Acme\u{0}Corp"))
+        .publish(&testkit::coach_employer_contact(
+            rejected_nul,
+            "Acme\u{0}Corp",
+        ))
         .await?;
     // The same rejection without a NUL is recorded: the NUL, not the rule, is what parks.
-    under_test.publish(&referral(rejected_clean, None)).await?;
-    let clean_rejection = under_test
-        .publish(&employer_contact(rejected_clean, "Acme Corp"))
+    under_test
+        .publish(&testkit::coach_referral(rejected_clean, None))
         .await?;
-    let last_referral = under_test.publish(&referral(last, None)).await?;
+    let clean_rejection = under_test
+        .publish(&testkit::coach_employer_contact(
+            rejected_clean,
+            "Acme Corp",
+        ))
+        .await?;
+    let last_referral = under_test
+        .publish(&testkit::coach_referral(last, None))
+        .await?;
 
     let pool = under_test.database.pool().await?;
     eventually(
@@ -304,9 +295,11 @@ async fn a_data_error_is_parked_after_the_configured_number_of_attempts() -> any
     let marked = ParticipantId(uuid::Uuid::new_v4());
     let behind = ParticipantId(uuid::Uuid::new_v4());
     under_test
-        .publish(&referral(marked, Some("refuse-me")))
+        .publish(&testkit::coach_referral(marked, Some("refuse-me")))
         .await?;
-    let behind_referral = under_test.publish(&referral(behind, None)).await?;
+    let behind_referral = under_test
+        .publish(&testkit::coach_referral(behind, None))
+        .await?;
 
     eventually(
         &pool,
@@ -374,7 +367,11 @@ async fn an_outage_longer_than_the_attempts_limit_parks_nothing_and_loses_nothin
         .collect();
     let mut published = Vec::new();
     for participant_id in &participants {
-        published.push(under_test.publish(&referral(*participant_id, None)).await?);
+        published.push(
+            under_test
+                .publish(&testkit::coach_referral(*participant_id, None))
+                .await?,
+        );
     }
     let pool = under_test.database.pool().await?;
     eventually(
@@ -391,12 +388,18 @@ async fn an_outage_longer_than_the_attempts_limit_parks_nothing_and_loses_nothin
     for participant_id in &participants {
         published.push(
             under_test
-                .publish(&employer_contact(*participant_id, "Acme Corp"))
+                .publish(&testkit::coach_employer_contact(
+                    *participant_id,
+                    "Acme Corp",
+                ))
                 .await?,
         );
         published.push(
             under_test
-                .publish(&referral(ParticipantId(uuid::Uuid::new_v4()), None))
+                .publish(&testkit::coach_referral(
+                    ParticipantId(uuid::Uuid::new_v4()),
+                    None,
+                ))
                 .await?,
         );
     }
@@ -464,7 +467,10 @@ async fn a_lane_wedged_on_the_store_stops_within_the_drain_limit() -> anyhow::Re
     .await?;
     let mut published = vec![
         under_test
-            .publish(&referral(ParticipantId(uuid::Uuid::new_v4()), None))
+            .publish(&testkit::coach_referral(
+                ParticipantId(uuid::Uuid::new_v4()),
+                None,
+            ))
             .await?,
     ];
     let pool = under_test.database.pool().await?;
@@ -483,7 +489,10 @@ async fn a_lane_wedged_on_the_store_stops_within_the_drain_limit() -> anyhow::Re
     for _ in 0..8 {
         published.push(
             under_test
-                .publish(&referral(ParticipantId(uuid::Uuid::new_v4()), None))
+                .publish(&testkit::coach_referral(
+                    ParticipantId(uuid::Uuid::new_v4()),
+                    None,
+                ))
                 .await?,
         );
     }
@@ -554,8 +563,12 @@ async fn nothing_is_appended_to_a_tampered_chain() -> anyhow::Result<()> {
     let under_test = LedgerUnderTest::start(testkit::unique_bus_config(), |_| {}).await?;
     let tampered = ParticipantId(uuid::Uuid::new_v4());
     let other = ParticipantId(uuid::Uuid::new_v4());
-    under_test.publish(&referral(tampered, None)).await?;
-    under_test.publish(&referral(other, None)).await?;
+    under_test
+        .publish(&testkit::coach_referral(tampered, None))
+        .await?;
+    under_test
+        .publish(&testkit::coach_referral(other, None))
+        .await?;
     let pool = under_test.database.pool().await?;
     eventually(
         &pool,
@@ -575,13 +588,16 @@ async fn nothing_is_appended_to_a_tampered_chain() -> anyhow::Result<()> {
     .await?;
 
     let refused = under_test
-        .publish(&employer_contact(tampered, "Acme Corp"))
+        .publish(&testkit::coach_employer_contact(tampered, "Acme Corp"))
         .await?;
     let behind = under_test
-        .publish(&referral(ParticipantId(uuid::Uuid::new_v4()), None))
+        .publish(&testkit::coach_referral(
+            ParticipantId(uuid::Uuid::new_v4()),
+            None,
+        ))
         .await?;
     let other_contact = under_test
-        .publish(&employer_contact(other, "Acme Corp"))
+        .publish(&testkit::coach_employer_contact(other, "Acme Corp"))
         .await?;
     eventually(
         &pool,
@@ -636,7 +652,9 @@ async fn an_entry_without_its_stream_position_is_reported_and_gets_nothing_appen
 ) -> anyhow::Result<()> {
     let under_test = LedgerUnderTest::start(testkit::unique_bus_config(), |_| {}).await?;
     let edited = ParticipantId(uuid::Uuid::new_v4());
-    under_test.publish(&referral(edited, None)).await?;
+    under_test
+        .publish(&testkit::coach_referral(edited, None))
+        .await?;
     let pool = under_test.database.pool().await?;
     eventually(
         &pool,
@@ -655,10 +673,13 @@ async fn an_entry_without_its_stream_position_is_reported_and_gets_nothing_appen
     .await?;
 
     let refused = under_test
-        .publish(&employer_contact(edited, "Acme Corp"))
+        .publish(&testkit::coach_employer_contact(edited, "Acme Corp"))
         .await?;
     let behind = under_test
-        .publish(&referral(ParticipantId(uuid::Uuid::new_v4()), None))
+        .publish(&testkit::coach_referral(
+            ParticipantId(uuid::Uuid::new_v4()),
+            None,
+        ))
         .await?;
     eventually(
         &pool,
@@ -693,9 +714,9 @@ async fn an_entry_without_its_stream_position_is_reported_and_gets_nothing_appen
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_id_recorded_for_another_participant_is_parked_as_reused() -> anyhow::Result<()> {
     let under_test = LedgerUnderTest::start(testkit::unique_bus_config(), |_| {}).await?;
-    let first = referral(ParticipantId(uuid::Uuid::new_v4()), None);
+    let first = testkit::coach_referral(ParticipantId(uuid::Uuid::new_v4()), None);
     under_test.publish(&first).await?;
-    let mut reused = referral(ParticipantId(uuid::Uuid::new_v4()), None);
+    let mut reused = testkit::coach_referral(ParticipantId(uuid::Uuid::new_v4()), None);
     reused.envelope.event_id = first.envelope.event_id;
     // Without a message id, so JetStream's dedupe does not drop the copy.
     let client = bus::connect(&under_test.bus_config, "store-failures-test").await?;
@@ -770,7 +791,7 @@ async fn a_refused_message_met_in_catch_up_is_parked_and_the_later_one_applied(
     .await?;
     let publisher = bus::SubmissionPublisher::new(client, &bus_config);
     publisher
-        .publish(&referral(participant_id, Some("refuse-me")))
+        .publish(&testkit::coach_referral(participant_id, Some("refuse-me")))
         .await?;
     let mut pull = crashed_consumer.pull().await?;
     let held = match pull.next().await {
@@ -778,7 +799,7 @@ async fn a_refused_message_met_in_catch_up_is_parked_and_the_later_one_applied(
         _ => anyhow::bail!("the crashed consumer got nothing"),
     };
     drop(pull);
-    let later = referral(participant_id, None);
+    let later = testkit::coach_referral(participant_id, None);
     publisher.publish(&later).await?;
 
     under_test.start_again().await?;

@@ -61,33 +61,10 @@ async fn open_gate(stack: &testkit::Stack, coach: &str) -> anyhow::Result<(Strin
     // The coach sees FK's decisions, and FK the IPS unit's requests, only under consent; and
     // the light is GREEN only with consent from every gate-deciding party (without them it
     // stays UNKNOWN, and no push would ever count).
-    for (discloser, recipient, category) in [
-        (
-            v1::ConsentParty::Forsakringskassan,
-            v1::ConsentParty::IpsUnit,
-            v1::DataCategory::BenefitDecisions,
-        ),
-        (
-            v1::ConsentParty::Arbetsformedlingen,
-            v1::ConsentParty::IpsUnit,
-            v1::DataCategory::LabourMarket,
-        ),
-        (
-            v1::ConsentParty::Psychiatry,
-            v1::ConsentParty::IpsUnit,
-            v1::DataCategory::HealthCoarse,
-        ),
-        (
-            v1::ConsentParty::SocialServices,
-            v1::ConsentParty::IpsUnit,
-            v1::DataCategory::SocialAssistanceStatus,
-        ),
-        (
-            v1::ConsentParty::IpsUnit,
-            v1::ConsentParty::Forsakringskassan,
-            v1::DataCategory::ActivitiesAndWork,
-        ),
-    ] {
+    for (discloser, recipient, category) in testkit::CONSENTS_FOR_THE_COACH_S_GREEN_LIGHT
+        .into_iter()
+        .chain([testkit::CONSENT_FOR_FK_TO_SEE_REQUESTS])
+    {
         municipality
             .grant_consent(as_caller(
                 v1::GrantConsentRequest {

@@ -12,21 +12,11 @@
 use std::time::{Duration, Instant};
 
 use bench::percentile;
-use domain::{EventBody, PersonId, ReferralSource, Submission, UnitId};
+use domain::{EventBody, PersonId, Submission, UnitId};
 use futures::future::join_all;
 
 const SHORT_ENTRIES: usize = 10;
 const VERDICT_WAIT: Duration = Duration::from_secs(60);
-
-fn referral(participant_id: domain::ParticipantId) -> Submission {
-    testkit::coach_submission(
-        participant_id,
-        EventBody::ParticipantReferred {
-            source: ReferralSource::Vuxenpsykiatri,
-            referrer: None,
-        },
-    )
-}
 
 fn enrolment(participant_id: domain::ParticipantId) -> Submission {
     testkit::coach_submission(
@@ -51,7 +41,10 @@ fn employer_contact(participant_id: domain::ParticipantId, index: usize) -> Subm
 
 /// A history of `entries`: referral, enrolment, then employer contacts.
 fn history(participant_id: domain::ParticipantId, entries: usize) -> Vec<Submission> {
-    let mut history = vec![referral(participant_id), enrolment(participant_id)];
+    let mut history = vec![
+        testkit::coach_referral(participant_id, None),
+        enrolment(participant_id),
+    ];
     history.extend((2..entries).map(|index| employer_contact(participant_id, index)));
     history.truncate(entries);
     history
@@ -283,7 +276,7 @@ async fn main() -> anyhow::Result<()> {
         for chunk_start in (0..participants_through_cache).step_by(REFERRALS_PER_CHUNK) {
             let chunk_end = (chunk_start + REFERRALS_PER_CHUNK).min(participants_through_cache);
             let referrals: Vec<Submission> = (chunk_start..chunk_end)
-                .map(|_| referral(domain::ParticipantId(uuid::Uuid::new_v4())))
+                .map(|_| testkit::coach_referral(domain::ParticipantId(uuid::Uuid::new_v4()), None))
                 .collect();
             publish_all(&jetstream, &subjects, &referrals).await?;
         }
