@@ -237,6 +237,26 @@ async fn a_large_unit_s_load_counts_every_participant() -> anyhow::Result<()> {
         vec![("coach-a".to_owned(), 1_000), ("coach-z".to_owned(), 7)]
     );
     assert_eq!(load.waiting, 1_004);
+    // Counts are the unit's own: a team leader of another unit is refused, naming the rule,
+    // and learns no count.
+    let refused = stack
+        .caseload()
+        .await?
+        .get_unit_load(testkit::as_officer(
+            v1::GetUnitLoadRequest {
+                unit: "hudiksvall-ips".into(),
+                include_next_waiting: false,
+            },
+            domain::Agency::Municipality,
+            "team-leader-9",
+            domain::Role::TeamLeader,
+            "gavle-ips",
+        ))
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("another unit's team leader read the load"))?;
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert!(refused.message().contains("other_unit"), "{refused:?}");
     pool.close().await;
     stack.stop().await;
     Ok(())
