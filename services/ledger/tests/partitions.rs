@@ -173,6 +173,26 @@ impl Ledgers {
             .collect()
     }
 
+    /// Waits until the live ledgers' `accepted` counters sum to at least `expected`. A ledger
+    /// counts a verdict just after its commit, so a count read the moment the rows are visible
+    /// can still be short by the deliveries in that instant.
+    async fn wait_until_counted(&self, expected: u64) -> anyhow::Result<u64> {
+        let started = Instant::now();
+        loop {
+            let counted: u64 = self.accepted().iter().flatten().sum();
+            if counted >= expected {
+                return Ok(counted);
+            }
+            anyhow::ensure!(
+                started.elapsed() < STORED_WITHIN,
+                "the live ledgers counted {counted} of {expected} accepted after {STORED_WITHIN:?}; \
+                 accepted per ledger {:?}",
+                self.accepted()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Waits until every published event is stored; how long it took.
     async fn wait_until_all_stored(&self, pool: &sqlx::PgPool) -> anyhow::Result<Duration> {
         let started = Instant::now();
@@ -272,9 +292,14 @@ async fn a_killed_ledgers_partitions_move(ledger_count: usize) -> anyhow::Result
     ledgers.publish_round(&participants, referral).await?;
     ledgers.publish_round(&participants, enrolment).await?;
     ledgers.wait_until_all_stored(&pool).await?;
+    let published_before = u64::try_from(ledgers.published_count())?;
+    ledgers.wait_until_counted(published_before).await?;
     let before = ledgers.accepted();
     let total_before: u64 = before.iter().flatten().sum();
-    assert_eq!(total_before, u64::try_from(ledgers.published_count())?);
+    assert_eq!(
+        total_before, published_before,
+        "each event accepted once, by one ledger"
+    );
     assert!(
         before.iter().flatten().all(|accepted| *accepted > 0),
         "every ledger applied its share: accepted per ledger {before:?}"
@@ -298,13 +323,18 @@ async fn a_killed_ledgers_partitions_move(ledger_count: usize) -> anyhow::Result
         ledgers.accepted()
     );
     ledgers.assert_stored_in_stream_order_once(&pool).await?;
-    let survivors_after: u64 = ledgers.accepted().iter().flatten().sum();
     let survivors_before: u64 = before
         .iter()
         .enumerate()
         .filter(|(index, _)| *index != victim)
         .filter_map(|(_, accepted)| *accepted)
         .sum();
+    // The round after the kill can only have been applied by the survivors; wait for their
+    // counters to catch up with their commits, bounded.
+    let survivors_after = ledgers
+        .wait_until_counted(survivors_before + u64::try_from(participants.len())?)
+        .await
+        .unwrap_or_else(|_| ledgers.accepted().iter().flatten().sum());
     assert!(
         survivors_after - survivors_before >= u64::try_from(participants.len())?,
         "the survivors applied at least the round published after the kill (the dead ledger's \
@@ -355,6 +385,9 @@ async fn a_joining_ledger_takes_its_share_under_load() -> anyhow::Result<()> {
     ledgers.publish_round(&participants, consent).await?;
     ledgers.publish_round(&participants, consent).await?;
     ledgers.wait_until_all_stored(&pool).await?;
+    ledgers
+        .wait_until_counted(u64::try_from(ledgers.published_count())?)
+        .await?;
     let accepted = ledgers.accepted();
     eprintln!("a ledger joined: accepted per ledger {accepted:?}");
     ledgers.assert_stored_in_stream_order_once(&pool).await?;
@@ -393,6 +426,9 @@ async fn a_stopped_ledgers_partitions_move_without_waiting_for_the_pin_timeout(
     ledgers.publish_round(&participants, referral).await?;
     ledgers.publish_round(&participants, enrolment).await?;
     ledgers.wait_until_all_stored(&pool).await?;
+    ledgers
+        .wait_until_counted(u64::try_from(ledgers.published_count())?)
+        .await?;
     let before = ledgers.accepted();
     assert!(
         before.iter().flatten().all(|accepted| *accepted > 0),

@@ -149,15 +149,16 @@ async fn messages_overtaken_by_a_later_delivery_are_applied_first_from_the_strea
         parked[0].2, 0,
         "parked from the stream, before any delivery"
     );
-    let counters = &ledger.counters;
+    // A verdict is counted just after its commit: the counters are read once the ledger has
+    // drained, not the moment the rows became visible.
+    let counters = Arc::clone(&ledger.counters);
+    shutdown.send(true)?;
+    ledger.wait().await;
     assert_eq!(counters.applied_from_stream.get(), 1);
     assert!(counters.order_reads.get() >= 1);
     assert_eq!(counters.accepted.get(), 3);
     assert_eq!(counters.rejected.get(), 0);
     assert_eq!(counters.parked.get(), 1);
-
-    shutdown.send(true)?;
-    ledger.wait().await;
     pool.close().await;
     database.drop_database().await;
     testkit::delete_streams(&bus_config).await;
