@@ -117,7 +117,10 @@ async fn agencies_publish_only_under_their_own_subjects_and_forged_envelopes_are
     }
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(reasons[0].starts_with("agency_mismatch"), "{reasons:?}");
-    assert_eq!(stack.ledger_counters.parked.get(), 1);
+    assert_eq!(
+        testkit::counted(|| stack.ledger_counters.parked.get(), 1).await,
+        1
+    );
     assert_eq!(
         stack.stored_events(None).await?,
         stored_before,

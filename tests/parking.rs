@@ -99,7 +99,10 @@ async fn unapplicable_messages_are_parked_with_their_reason_and_the_stream_goes_
             .fetch_all(&pool)
             .await?;
     assert_eq!(payloads[0], b"not json", "the parked payload is kept whole");
-    assert_eq!(stack.ledger_counters.parked.get(), 3);
+    assert_eq!(
+        testkit::counted(|| stack.ledger_counters.parked.get(), 3).await,
+        3
+    );
     let metrics = tests::ledger_metrics(&stack).await?;
     assert!(
         metrics.contains("\nips_ledger_messages_parked_total 3\n"),

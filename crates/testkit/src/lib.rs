@@ -49,6 +49,24 @@ pub fn nats_url() -> String {
     std::env::var("IPS_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4250".into())
 }
 
+/// How long [`counted`] waits for a ledger's counter to catch up with its commits.
+const COUNTED_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The value of a ledger counter once it has reached `expected`, or its value after
+/// [`COUNTED_WITHIN`]. A ledger counts a verdict or a parked message just after its commit, so
+/// a counter read the moment the row is visible can still be one short; the caller asserts on
+/// what this returns, so a counter that never gets there (or overshoots) still fails.
+pub async fn counted(counter: impl Fn() -> u64, expected: u64) -> u64 {
+    let deadline = std::time::Instant::now() + COUNTED_WITHIN;
+    loop {
+        let value = counter();
+        if value >= expected || std::time::Instant::now() >= deadline {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 pub(crate) fn unique_suffix() -> String {
     let seconds = chrono::Utc::now().timestamp();
     let random = uuid::Uuid::new_v4().simple().to_string();

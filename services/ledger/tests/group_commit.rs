@@ -132,7 +132,7 @@ async fn one_refused_message_fails_alone_in_its_batch_and_is_parked() -> anyhow:
         u64::from(DATA_ERROR_ATTEMPTS_MAX),
         "tried exactly data_error_attempts_max times"
     );
-    assert_eq!(counters.parked.get(), 1);
+    assert_eq!(testkit::counted(|| counters.parked.get(), 1).await, 1);
     assert_eq!(counters.store_failures.get(), 0, "no outage was reported");
     assert!(
         counters.commit_savepoint_rollbacks.get() >= 1,

@@ -253,7 +253,7 @@ async fn a_message_with_a_nul_is_parked_and_the_rest_of_its_lane_goes_on() -> an
         );
     }
     let counters = under_test.counters()?;
-    assert_eq!(counters.parked.get(), 2);
+    assert_eq!(testkit::counted(|| counters.parked.get(), 2).await, 2);
     assert_eq!(
         counters.store_data_refusals.get(),
         0,
