@@ -12,7 +12,7 @@
 
 pub mod metrics;
 
-pub use metrics::{parse_exposition, serve_metrics, MetricsEndpointLimits};
+pub use metrics::{parse_exposition, serve_metrics, Exposition, MetricsEndpointLimits};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

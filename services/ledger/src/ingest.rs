@@ -72,7 +72,8 @@ mod run;
 pub mod sharing;
 
 pub use applier::{decode as decode_submission, Applier};
-pub use cache::AggregateCache;
+pub(crate) use cache::participant_bytes_estimate;
+pub use cache::{AggregateCache, FoldedParticipant, PutOutcome};
 pub use committer::Committer;
 pub use counters::{IngestCounters, U64Gauge};
 pub(crate) use ordering::PartitionOrders;

@@ -81,16 +81,13 @@ impl ReadFold {
     }
 
     fn bytes_estimate(&self) -> u64 {
-        PARTICIPANT_BYTES_ESTIMATE + ENTRY_BYTES_ESTIMATE * self.stored_through
+        // Held behind an `Arc`: its two counters sit beside the fold.
+        crate::ingest::participant_bytes_estimate(
+            std::mem::size_of::<ReadFold>() + 2 * std::mem::size_of::<usize>(),
+            self.stored_through,
+        )
     }
 }
-
-/// What one cached participant is reckoned to take beyond its entries.
-const PARTICIPANT_BYTES_ESTIMATE: u64 = std::mem::size_of::<ReadFold>() as u64 + 256;
-
-/// What one folded entry is reckoned to take (its `recorded` verdict and what it adds to the
-/// state), as for the ingest's aggregate cache.
-const ENTRY_BYTES_ESTIMATE: u64 = 400;
 
 /// How a read found its participant, for `ips_read_folds_total`.
 #[derive(Clone, Debug)]

@@ -2,12 +2,14 @@
 //! a short history, with the ledger's aggregate cache warm and with it off (every delivery
 //! loads and folds the whole history, as before the cache), printed side by side with the
 //! ratio and beside the bare one-row PostgreSQL transaction measured in the same run; then the
-//! process's RSS once many participants have passed through the cache, beside its budget.
+//! RSS of a ledger process of its own (`bench-ledger`: the service's `main.rs`, its defaults)
+//! once many participants have passed through its cache, beside the cache's budget. Set
+//! `IPS_INGEST__AGGREGATE_CACHE_BYTES_MAX` to try another budget in that process.
 //!
 //! `cargo run --release -p bench --bin history_probe -- [long_entries] [samples]
-//! [participants_through_cache]` (defaults 10000, 30 and 100000). The ledger runs in this
-//! process (as in the other probes), on a fresh database and stream; one append is timed from
-//! the publish to its verdict, as an agency service waits for it.
+//! [participants_through_cache]` (defaults 10000, 30 and 100000). For the appends the ledger runs
+//! in this process (as in the other probes), on a fresh database and stream; one append is timed
+//! from the publish to its verdict, as an agency service waits for it.
 
 use std::time::{Duration, Instant};
 
@@ -167,9 +169,13 @@ async fn stop_ledger(running: (ledger::RunningLedger, tokio::sync::watch::Sender
     running.0.wait().await;
 }
 
-/// This process's resident and peak resident memory, in MiB (Linux).
-fn resident_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// Megabytes (10^6 bytes) in a mebibyte.
+const MIB_IN_MB: f64 = 1.048_576;
+
+/// A process's resident and peak resident memory (`VmRSS`, `VmHWM`) from its `status` file,
+/// in MiB (Linux).
+fn resident_mib(status_path: &str) -> (f64, f64) {
+    let status = std::fs::read_to_string(status_path).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
@@ -181,12 +187,128 @@ fn resident_mib() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// Starts the process's peak RSS (`VmHWM`) afresh from its current RSS (Linux `clear_refs` 5).
-fn reset_peak_resident() {
-    if let Err(error) = std::fs::write("/proc/self/clear_refs", "5") {
-        eprintln!(
-            "could not reset the peak RSS ({error}); the peak printed includes earlier phases"
+/// How long the ledger process may take to listen.
+const LEDGER_STARTED_WITHIN: Duration = Duration::from_secs(60);
+
+/// The ledger as a process of its own (`bench-ledger`, built from the service's `main.rs` next
+/// to this probe), configured like a deployment: its defaults, plus the test database, stream
+/// and PKI. Killed when dropped, so a failing probe leaves no orphan behind.
+struct LedgerProcess {
+    child: std::process::Child,
+    metrics_address: std::net::SocketAddr,
+    log_path: std::path::PathBuf,
+}
+
+impl LedgerProcess {
+    async fn spawn(
+        database: &testkit::TestDatabase,
+        bus_config: &bus::BusConfig,
+    ) -> anyhow::Result<Self> {
+        let binary = std::env::current_exe()?
+            .parent()
+            .map(|directory| directory.join("bench-ledger"))
+            .ok_or_else(|| anyhow::anyhow!("no directory for the probe's binary"))?;
+        anyhow::ensure!(
+            binary.exists(),
+            "{} is missing: cargo build --release -p bench --bins",
+            binary.display()
         );
+        let ports = testkit::free_ports(2)?;
+        let (grpc_port, metrics_port) = (ports[0], ports[1]);
+        let log_path =
+            std::env::temp_dir().join(format!("history-probe-ledger-{}.log", uuid::Uuid::new_v4()));
+        let identity = testkit::identity_config();
+        let child = std::process::Command::new(binary)
+            .env("IPS_STORE__DATABASE_URL", database.service_url())
+            .env("IPS_STORE__MIGRATION_DATABASE_URL", &database.url)
+            .env(
+                "IPS_IDENTITY__CA_CERTIFICATE_PATH",
+                &identity.ca_certificate_path,
+            )
+            .env("IPS_IDENTITY__CERTIFICATE_PATH", &identity.certificate_path)
+            .env("IPS_IDENTITY__PRIVATE_KEY_PATH", &identity.private_key_path)
+            .env(
+                "IPS_IDENTITY__TOKEN_VERIFYING_KEYS_DIRECTORY",
+                &identity.token_verifying_keys_directory,
+            )
+            .env("IPS_BUS__NATS_URL", &bus_config.nats_url)
+            .env("IPS_BUS__STREAM_NAME", &bus_config.stream_name)
+            .env("IPS_BUS__SUBJECT_PREFIX", &bus_config.subject_prefix)
+            .env("IPS_BUS__PARTITIONS", bus_config.partitions.to_string())
+            .env(
+                "IPS_SERVER__LISTEN_ADDRESS",
+                format!("127.0.0.1:{grpc_port}"),
+            )
+            .env(
+                "IPS_METRICS_LISTEN_ADDRESS",
+                format!("127.0.0.1:{metrics_port}"),
+            )
+            .env("IPS_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log_path)?)
+            .spawn()?;
+        let mut ledger = Self {
+            child,
+            metrics_address: std::net::SocketAddr::from(([127, 0, 0, 1], metrics_port)),
+            log_path,
+        };
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", grpc_port))
+            .await
+            .is_err()
+        {
+            ledger.assert_running()?;
+            anyhow::ensure!(
+                started.elapsed() < LEDGER_STARTED_WITHIN,
+                "the ledger process did not listen within {LEDGER_STARTED_WITHIN:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(ledger)
+    }
+
+    /// Fails, with the ledger's own words, if it has exited by itself.
+    fn assert_running(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+            anyhow::bail!("the ledger process exited by itself ({status}):\n{log}");
+        }
+        Ok(())
+    }
+
+    /// Its metrics, scraped from `GET /metrics` (one HTTP/1.0 request: the probe reads a
+    /// few gauges once, so it needs no HTTP client).
+    async fn metrics(&self) -> anyhow::Result<telemetry::Exposition> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.metrics_address).await?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: probe\r\n\r\n")
+            .await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body)
+            .ok_or_else(|| anyhow::anyhow!("a metrics response without a body: {response}"))?;
+        Ok(telemetry::parse_exposition(body)?)
+    }
+
+    /// Stops it with SIGTERM (it drains) and waits for it.
+    fn stop(mut self) -> anyhow::Result<()> {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "could not signal the ledger process");
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for LedgerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log_path);
     }
 }
 
@@ -265,38 +387,47 @@ async fn main() -> anyhow::Result<()> {
     }
 
     if participants_through_cache > 0 {
-        let through_ledger = start_ledger(&database, &bus_config, default_budget).await?;
-        let (rss_before, _) = resident_mib();
+        let budget = std::env::var("IPS_INGEST__AGGREGATE_CACHE_BYTES_MAX")
+            .ok()
+            .and_then(|bytes| bytes.parse::<u64>().ok())
+            .unwrap_or(default_budget);
+        let mut ledger = LedgerProcess::spawn(&database, &bus_config).await?;
         let before = stored_events(&pool).await?;
-        // The peak is measured from here: the earlier phases' is not the cache's.
-        reset_peak_resident();
         let started = Instant::now();
-        // Made and published a chunk at a time: 100,000 submissions held by the probe would
-        // count in the process's RSS as if the ledger held them.
+        // Made and published a chunk at a time, so the probe's own memory stays small (it is
+        // not measured: the ledger is a process of its own).
         for chunk_start in (0..participants_through_cache).step_by(REFERRALS_PER_CHUNK) {
             let chunk_end = (chunk_start + REFERRALS_PER_CHUNK).min(participants_through_cache);
             let referrals: Vec<Submission> = (chunk_start..chunk_end)
                 .map(|_| testkit::coach_referral(domain::ParticipantId(uuid::Uuid::new_v4()), None))
                 .collect();
             publish_all(&jetstream, &subjects, &referrals).await?;
+            ledger.assert_running()?;
         }
         wait_until_stored(&pool, before + participants_through_cache as i64).await?;
         let elapsed = started.elapsed();
-        let (rss, peak) = resident_mib();
-        let counters = &through_ledger.0.counters;
+        let (rss, peak) = resident_mib(&format!("/proc/{}/status", ledger.child.id()));
+        let metrics = ledger.metrics().await?;
         println!(
-            "  {participants_through_cache} participants through the cache in {:.1} s ({:.0} events/s; {} pushed out)",
+            "  {participants_through_cache} participants through the cache of a ledger process in {:.1} s ({:.0} events/s; {} pushed out)",
             elapsed.as_secs_f64(),
             participants_through_cache as f64 / elapsed.as_secs_f64(),
-            counters.aggregate_cache_evictions.get()
+            metrics
+                .value("ips_ledger_aggregate_cache_evictions_total")
+                .unwrap_or(f64::NAN)
         );
         println!(
-            "  process RSS (ledger in-process): {rss_before:.0} MiB before, {rss:.0} MiB after, peak {peak:.0} MiB during this phase; \
+            "  ledger process RSS: {rss:.0} MiB after ({:.0} MB), peak {peak:.0} MiB ({:.0} MB) over its life; \
              cache estimate {:.1} MiB of its {:.0} MiB budget; target ≤ 200 MB",
-            counters.aggregate_cache_bytes.get() as f64 / (1024.0 * 1024.0),
-            default_budget as f64 / (1024.0 * 1024.0)
+            rss * MIB_IN_MB,
+            peak * MIB_IN_MB,
+            metrics
+                .value("ips_ledger_aggregate_cache_bytes")
+                .unwrap_or(f64::NAN)
+                / (1024.0 * 1024.0),
+            budget as f64 / (1024.0 * 1024.0)
         );
-        stop_ledger(through_ledger).await;
+        ledger.stop()?;
     }
     pool.close().await;
     database.drop_database().await;

@@ -20,7 +20,7 @@ use domain::{Participant, ParticipantId};
 
 /// A participant as folded for a write: everything the next decision and commit need.
 #[derive(Debug)]
-pub(crate) struct FoldedParticipant {
+pub struct FoldedParticipant {
     /// The aggregate (its `last_hash` continues the chain, its `last_recorded_at` keeps
     /// `recorded_at` increasing, its `recorded` map makes a redelivery a no-op).
     pub(crate) aggregate: Participant,
@@ -32,22 +32,48 @@ pub(crate) struct FoldedParticipant {
     pub(crate) from_cache: bool,
 }
 
-/// What one cached participant is reckoned to take in memory beyond its entries: the
-/// aggregate's fixed part and the cache's own bookkeeping.
-const PARTICIPANT_BYTES_ESTIMATE: u64 = std::mem::size_of::<Participant>() as u64 + 256;
-
-/// What one entry of a participant's history is reckoned to take once folded: its `recorded`
-/// verdict (id, sequence, 64-character hash, outcome, event type, map node) and what the
-/// event adds to the state. `history_probe` prints the process's RSS beside the budget, which
-/// is how this figure is checked.
-const ENTRY_BYTES_ESTIMATE: u64 = 400;
-
 impl FoldedParticipant {
+    /// `aggregate` as folded from the `current_sequence` entries stored (a participant made
+    /// outside a delivery, as `tests/cache_memory.rs` makes them).
+    pub fn folded(aggregate: Participant, current_sequence: usize) -> Self {
+        Self {
+            aggregate,
+            current_sequence,
+            applied_through_stream_sequence: 0,
+            from_cache: false,
+        }
+    }
+
     /// The memory this participant is reckoned to take in the cache.
     pub(crate) fn bytes_estimate(&self) -> u64 {
-        PARTICIPANT_BYTES_ESTIMATE + ENTRY_BYTES_ESTIMATE * self.current_sequence as u64
+        participant_bytes_estimate(
+            std::mem::size_of::<FoldedParticipant>(),
+            self.current_sequence as u64,
+        )
     }
 }
+
+/// What a participant folded from `entries` entries is reckoned to take in a cache whose value
+/// (`value_inline_bytes`, holding the aggregate) sits boxed behind the cache's map. One rule for
+/// both caches (this one and the reads' folds), checked against the allocator by
+/// `tests/cache_memory.rs`:
+/// - the boxed value itself, with the map's slot (key, box, recency; a hash table keeps up to
+///   twice its entries in slots) and the recency index's node;
+/// - the aggregate's first nodes and strings: the `recorded` map's first B-tree leaf holds room
+///   for eleven verdicts however few there are, and the chain head is a 64-character string;
+/// - per entry: its `recorded` verdict (id, sequence, 64-character hash, outcome, event type,
+///   a share of a B-tree node) and what the event adds to the state.
+pub(crate) fn participant_bytes_estimate(value_inline_bytes: usize, entries: u64) -> u64 {
+    value_inline_bytes as u64 + PARTICIPANT_FIXED_BYTES_ESTIMATE + ENTRY_BYTES_ESTIMATE * entries
+}
+
+/// A cached participant's cost beyond its boxed value and its entries (see
+/// [`participant_bytes_estimate`]).
+const PARTICIPANT_FIXED_BYTES_ESTIMATE: u64 = 1_700;
+
+/// What one entry of a participant's history is reckoned to take once folded (see
+/// [`participant_bytes_estimate`]).
+const ENTRY_BYTES_ESTIMATE: u64 = 400;
 
 /// What the cache holds, behind one lock (never held across an await).
 #[derive(Debug, Default)]
@@ -63,7 +89,8 @@ struct Cached {
 
 #[derive(Debug)]
 struct Slot {
-    folded: FoldedParticipant,
+    /// Boxed, so the map's slots (a hash table keeps up to twice its entries) stay small.
+    folded: Box<FoldedParticipant>,
     last_use: u64,
     bytes: u64,
 }
@@ -77,9 +104,9 @@ pub struct AggregateCache {
 
 /// What a call to [`AggregateCache::put`] did, for the counters.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct PutOutcome {
+pub struct PutOutcome {
     /// Participants pushed out to stay within the budget.
-    pub(crate) evicted: u64,
+    pub evicted: u64,
 }
 
 impl AggregateCache {
@@ -108,16 +135,12 @@ impl AggregateCache {
         cached.bytes -= slot.bytes;
         let mut folded = slot.folded;
         folded.from_cache = true;
-        Some(folded)
+        Some(*folded)
     }
 
     /// Keeps a participant whose state matches what is committed, pushing out the least
     /// recently used ones while over the budget. One bigger than the whole budget is not kept.
-    pub(crate) fn put(
-        &self,
-        participant_id: ParticipantId,
-        folded: FoldedParticipant,
-    ) -> PutOutcome {
+    pub fn put(&self, participant_id: ParticipantId, folded: FoldedParticipant) -> PutOutcome {
         let bytes = folded.bytes_estimate();
         let mut outcome = PutOutcome::default();
         if bytes > self.bytes_max {
@@ -144,7 +167,7 @@ impl AggregateCache {
         cached.entries.insert(
             participant_id,
             Slot {
-                folded,
+                folded: Box::new(folded),
                 last_use,
                 bytes,
             },
