@@ -115,6 +115,93 @@ pub const CONSENT_FOR_FK_TO_SEE_REQUESTS: (
     proto::v1::DataCategory::ActivitiesAndWork,
 );
 
+/// A chained history of `length` entries written by coach-17, the n-th recorded `n` minutes
+/// after `first_recorded_at` (and occurring 30 s before it): referral, enrolment, then employer
+/// contacts and profile updates (free text) with a consent every 50 entries. For writing long
+/// histories straight into the store (as the replay probe does) or folding them without one.
+pub fn linked_history(
+    participant_id: domain::ParticipantId,
+    length: usize,
+    first_recorded_at: chrono::DateTime<chrono::Utc>,
+) -> Vec<domain::ParticipantEvent> {
+    use domain::{ConsentParty, DataCategory, EventBody, PersonId, UnitId};
+    let mut entries: Vec<domain::ParticipantEvent> = Vec::with_capacity(length);
+    for index in 0..length {
+        let body = match index {
+            0 => EventBody::ParticipantReferred {
+                source: domain::ReferralSource::Vuxenpsykiatri,
+                referrer: None,
+            },
+            1 => EventBody::ParticipantEnrolled {
+                unit: UnitId("hudiksvall-ips".into()),
+                coach: PersonId("coach-17".into()),
+            },
+            index if index % 50 == 0 => EventBody::ConsentGranted {
+                consent_id: domain::ConsentId(uuid::Uuid::now_v7()),
+                discloser: ConsentParty::SocialServices,
+                recipient: ConsentParty::IpsUnit,
+                data_categories: vec![DataCategory::SocialAssistanceStatus],
+                valid_from: first_recorded_at.date_naive(),
+                valid_to: first_recorded_at.date_naive() + chrono::Duration::days(365),
+            },
+            index if index % 2 == 0 => EventBody::EmployerContactMade {
+                employer: format!("Employer {}", index % 97),
+                face_to_face: index % 3 == 0,
+                with_participant: true,
+            },
+            index => EventBody::ProfileRecorded {
+                preferences: format!("outdoor work, mornings, about {} hours", index % 40),
+                hours_per_week_wanted: u8::try_from(index % 40).unwrap_or(20),
+                education_level: domain::values::EducationLevel::UpperSecondary,
+            },
+        };
+        let mut submission = coach_submission(participant_id, body);
+        let recorded_at = first_recorded_at + chrono::Duration::minutes(index as i64);
+        submission.envelope.occurred_at = recorded_at - chrono::Duration::seconds(30);
+        let prev_hash = entries
+            .last()
+            .map_or(domain::chain::GENESIS_HASH.to_owned(), |entry| {
+                entry.hash.clone()
+            });
+        entries.push(domain::ParticipantEvent::link(
+            submission,
+            recorded_at,
+            domain::Outcome::Accepted,
+            index as u64 + 1,
+            &prev_hash,
+        ));
+    }
+    entries
+}
+
+/// The environment a ledger process (the service's binary) needs to run on `database` and
+/// `bus_config`'s stream with the test PKI; everything else stays at the binary's defaults,
+/// and callers add what they tune (ports, timeouts, log level).
+pub fn ledger_process_environment(
+    database: &TestDatabase,
+    bus_config: &bus::BusConfig,
+) -> Vec<(&'static str, String)> {
+    let identity = identity_config();
+    vec![
+        ("IPS_STORE__DATABASE_URL", database.service_url()),
+        ("IPS_STORE__MIGRATION_DATABASE_URL", database.url.clone()),
+        (
+            "IPS_IDENTITY__CA_CERTIFICATE_PATH",
+            identity.ca_certificate_path,
+        ),
+        ("IPS_IDENTITY__CERTIFICATE_PATH", identity.certificate_path),
+        ("IPS_IDENTITY__PRIVATE_KEY_PATH", identity.private_key_path),
+        (
+            "IPS_IDENTITY__TOKEN_VERIFYING_KEYS_DIRECTORY",
+            identity.token_verifying_keys_directory,
+        ),
+        ("IPS_BUS__NATS_URL", bus_config.nats_url.clone()),
+        ("IPS_BUS__STREAM_NAME", bus_config.stream_name.clone()),
+        ("IPS_BUS__SUBJECT_PREFIX", bus_config.subject_prefix.clone()),
+        ("IPS_BUS__PARTITIONS", bus_config.partitions.to_string()),
+    ]
+}
+
 /// coach-17's referral of `participant_id` (from adult psychiatry), naming `referrer` as the
 /// referring unit when given: the first event of most tests' participants.
 pub fn coach_referral(

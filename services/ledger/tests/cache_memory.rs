@@ -5,66 +5,12 @@
 //! it. It is a file of its own because the allocator counts the whole process: one test per
 //! binary, so nothing else allocates while it measures.
 
-use domain::{
-    ConsentParty, DataCategory, EventBody, Participant, ParticipantEvent, ParticipantId, PersonId,
-    UnitId,
-};
+use domain::{Participant, ParticipantEvent, ParticipantId};
 use ledger::ingest::{AggregateCache, FoldedParticipant};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
 static ALLOCATOR: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
-
-/// A realistic history of `length` entries: referral, enrolment, then employer contacts and
-/// profile updates (free text) with a consent every 50 entries.
-fn history(participant_id: ParticipantId, length: usize) -> Vec<ParticipantEvent> {
-    let first_recorded_at = chrono::Utc::now() - chrono::Duration::days(400);
-    let mut entries: Vec<ParticipantEvent> = Vec::with_capacity(length);
-    for index in 0..length {
-        let body = match index {
-            0 => EventBody::ParticipantReferred {
-                source: domain::ReferralSource::Vuxenpsykiatri,
-                referrer: None,
-            },
-            1 => EventBody::ParticipantEnrolled {
-                unit: UnitId("hudiksvall-ips".into()),
-                coach: PersonId("coach-17".into()),
-            },
-            index if index % 50 == 0 => EventBody::ConsentGranted {
-                consent_id: domain::ConsentId(uuid::Uuid::new_v4()),
-                discloser: ConsentParty::SocialServices,
-                recipient: ConsentParty::IpsUnit,
-                data_categories: vec![DataCategory::SocialAssistanceStatus],
-                valid_from: first_recorded_at.date_naive(),
-                valid_to: first_recorded_at.date_naive() + chrono::Duration::days(365),
-            },
-            index if index % 2 == 0 => EventBody::EmployerContactMade {
-                employer: format!("Employer {}", index % 97),
-                face_to_face: index % 3 == 0,
-                with_participant: true,
-            },
-            index => EventBody::ProfileRecorded {
-                preferences: format!("outdoor work, mornings, about {} hours", index % 40),
-                hours_per_week_wanted: u8::try_from(index % 40).unwrap_or(20),
-                education_level: domain::values::EducationLevel::UpperSecondary,
-            },
-        };
-        let submission = testkit::coach_submission(participant_id, body);
-        let prev_hash = entries
-            .last()
-            .map_or(domain::chain::GENESIS_HASH.to_owned(), |entry| {
-                entry.hash.clone()
-            });
-        entries.push(ParticipantEvent::link(
-            submission,
-            first_recorded_at + chrono::Duration::minutes(index as i64),
-            domain::Outcome::Accepted,
-            index as u64 + 1,
-            &prev_hash,
-        ));
-    }
-    entries
-}
 
 /// What the system allocator (glibc) adds to each live allocation: an 8-byte header, and the
 /// size rounded up to 16 bytes (8 on average). The budget bounds the heap, so this counts.
@@ -77,7 +23,11 @@ fn allocated_and_estimated(participants: usize, length: usize) -> (u64, u64) {
     let histories: Vec<(ParticipantId, Vec<ParticipantEvent>)> = (0..participants)
         .map(|_| {
             let participant_id = ParticipantId(uuid::Uuid::new_v4());
-            (participant_id, history(participant_id, length))
+            let first_recorded_at = chrono::Utc::now() - chrono::Duration::days(400);
+            (
+                participant_id,
+                testkit::linked_history(participant_id, length, first_recorded_at),
+            )
         })
         .collect();
     let cache = AggregateCache::new(u64::MAX / 2);

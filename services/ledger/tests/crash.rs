@@ -90,25 +90,9 @@ fn spawn_ledger(
     let log_path =
         std::env::temp_dir().join(format!("crash-test-ledger-{}.log", uuid::Uuid::new_v4()));
     let log = std::fs::File::create(&log_path)?;
-    let identity = testkit::identity_config();
     let child = Command::new(env!("CARGO_BIN_EXE_ledger"))
-        .env("IPS_STORE__DATABASE_URL", database.service_url())
-        .env("IPS_STORE__MIGRATION_DATABASE_URL", &database.url)
-        .env(
-            "IPS_IDENTITY__CA_CERTIFICATE_PATH",
-            &identity.ca_certificate_path,
-        )
-        .env("IPS_IDENTITY__CERTIFICATE_PATH", &identity.certificate_path)
-        .env("IPS_IDENTITY__PRIVATE_KEY_PATH", &identity.private_key_path)
-        .env(
-            "IPS_IDENTITY__TOKEN_VERIFYING_KEYS_DIRECTORY",
-            &identity.token_verifying_keys_directory,
-        )
-        .env("IPS_BUS__NATS_URL", &bus_config.nats_url)
-        .env("IPS_BUS__STREAM_NAME", &bus_config.stream_name)
-        .env("IPS_BUS__SUBJECT_PREFIX", &bus_config.subject_prefix)
+        .envs(testkit::ledger_process_environment(database, bus_config))
         .env("IPS_BUS__ACK_WAIT_MS", bus_config.ack_wait_ms.to_string())
-        .env("IPS_BUS__PARTITIONS", bus_config.partitions.to_string())
         .env(
             "IPS_BUS__PINNED_CLIENT_TIMEOUT_MS",
             bus_config.pinned_client_timeout_ms.to_string(),

@@ -217,24 +217,8 @@ impl LedgerProcess {
         let (grpc_port, metrics_port) = (ports[0], ports[1]);
         let log_path =
             std::env::temp_dir().join(format!("history-probe-ledger-{}.log", uuid::Uuid::new_v4()));
-        let identity = testkit::identity_config();
         let child = std::process::Command::new(binary)
-            .env("IPS_STORE__DATABASE_URL", database.service_url())
-            .env("IPS_STORE__MIGRATION_DATABASE_URL", &database.url)
-            .env(
-                "IPS_IDENTITY__CA_CERTIFICATE_PATH",
-                &identity.ca_certificate_path,
-            )
-            .env("IPS_IDENTITY__CERTIFICATE_PATH", &identity.certificate_path)
-            .env("IPS_IDENTITY__PRIVATE_KEY_PATH", &identity.private_key_path)
-            .env(
-                "IPS_IDENTITY__TOKEN_VERIFYING_KEYS_DIRECTORY",
-                &identity.token_verifying_keys_directory,
-            )
-            .env("IPS_BUS__NATS_URL", &bus_config.nats_url)
-            .env("IPS_BUS__STREAM_NAME", &bus_config.stream_name)
-            .env("IPS_BUS__SUBJECT_PREFIX", &bus_config.subject_prefix)
-            .env("IPS_BUS__PARTITIONS", bus_config.partitions.to_string())
+            .envs(testkit::ledger_process_environment(database, bus_config))
             .env(
                 "IPS_SERVER__LISTEN_ADDRESS",
                 format!("127.0.0.1:{grpc_port}"),

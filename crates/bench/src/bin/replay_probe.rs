@@ -24,9 +24,7 @@ use std::time::{Duration, Instant};
 
 use bench::percentile;
 use chrono::{DateTime, Utc};
-use domain::{
-    ConsentParty, DataCategory, EventBody, ParticipantEvent, ParticipantId, PersonId, UnitId,
-};
+use domain::{ParticipantEvent, ParticipantId, PersonId, UnitId};
 use futures::TryStreamExt;
 use proto::v1;
 use sqlx::Row;
@@ -46,57 +44,10 @@ fn milliseconds(duration: Duration) -> f64 {
 }
 
 /// A participant's history of `length` entries, the n-th recorded a minute after the previous,
-/// starting `length + 60` minutes ago: referral, enrolment, then employer contacts and profile
-/// updates (free text) with a consent every 50 entries.
+/// starting `length + 60` minutes ago (`testkit::linked_history`).
 fn history(participant_id: ParticipantId, length: usize) -> Vec<ParticipantEvent> {
     let first_recorded_at = Utc::now() - chrono::Duration::minutes(length as i64 + 60);
-    let mut entries: Vec<ParticipantEvent> = Vec::with_capacity(length);
-    for index in 0..length {
-        let body = match index {
-            0 => EventBody::ParticipantReferred {
-                source: domain::ReferralSource::Vuxenpsykiatri,
-                referrer: None,
-            },
-            1 => EventBody::ParticipantEnrolled {
-                unit: UnitId("hudiksvall-ips".into()),
-                coach: PersonId("coach-17".into()),
-            },
-            index if index % 50 == 0 => EventBody::ConsentGranted {
-                consent_id: domain::ConsentId(uuid::Uuid::now_v7()),
-                discloser: ConsentParty::SocialServices,
-                recipient: ConsentParty::IpsUnit,
-                data_categories: vec![DataCategory::SocialAssistanceStatus],
-                valid_from: first_recorded_at.date_naive(),
-                valid_to: first_recorded_at.date_naive() + chrono::Duration::days(365),
-            },
-            index if index % 2 == 0 => EventBody::EmployerContactMade {
-                employer: format!("Employer {}", index % 97),
-                face_to_face: index % 3 == 0,
-                with_participant: true,
-            },
-            index => EventBody::ProfileRecorded {
-                preferences: format!("outdoor work, mornings, about {} hours", index % 40),
-                hours_per_week_wanted: u8::try_from(index % 40).unwrap_or(20),
-                education_level: domain::values::EducationLevel::UpperSecondary,
-            },
-        };
-        let mut submission = testkit::coach_submission(participant_id, body);
-        let recorded_at = first_recorded_at + chrono::Duration::minutes(index as i64);
-        submission.envelope.occurred_at = recorded_at - chrono::Duration::seconds(30);
-        let prev_hash = entries
-            .last()
-            .map_or(domain::chain::GENESIS_HASH.to_owned(), |entry| {
-                entry.hash.clone()
-            });
-        entries.push(ParticipantEvent::link(
-            submission,
-            recorded_at,
-            domain::Outcome::Accepted,
-            index as u64 + 1,
-            &prev_hash,
-        ));
-    }
-    entries
+    testkit::linked_history(participant_id, length, first_recorded_at)
 }
 
 async fn insert(pool: &sqlx::PgPool, entries: &[ParticipantEvent]) -> anyhow::Result<()> {
