@@ -261,3 +261,71 @@ async fn a_large_unit_s_load_counts_every_participant() -> anyhow::Result<()> {
     stack.stop().await;
     Ok(())
 }
+
+/// A corrected coach assignment moves the participant's place to the coach the correction
+/// names, in the unit's load and on the board, as the aggregate folds it (the read model used to
+/// keep counting them with the coach first named).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrected_coach_assignment_moves_the_place_to_the_corrected_coach() -> anyhow::Result<()>
+{
+    let stack = Stack::start().await?;
+    let mut municipality = stack.municipality().await?;
+    let participant_id = municipality
+        .refer_participant(as_coach(refer()))
+        .await?
+        .into_inner()
+        .participant_id;
+    municipality
+        .enroll_participant(as_coach(enrol(&participant_id, "coach-a", 0)))
+        .await?;
+    let write = || {
+        Some(v1::ParticipantWrite {
+            participant_id: participant_id.clone(),
+            ..Default::default()
+        })
+    };
+    let assigned = municipality
+        .assign_coach(as_coach(v1::AssignCoachRequest {
+            write: write(),
+            coach_person_id: "coach-b".into(),
+        }))
+        .await?
+        .into_inner();
+    assert_eq!(assigned.status, v1::WriteStatus::Accepted as i32);
+    board_when(&stack, |board| active_of(board, "coach-b") == 1).await?;
+
+    let corrected = municipality
+        .correct_event(as_coach(v1::CorrectEventRequest {
+            write: write(),
+            supersedes_event_id: assigned.event_id,
+            reason: "the assignment named the wrong coach".into(),
+            corrected_body_json: serde_json::json!({"type": "CoachAssigned", "coach": "coach-c"})
+                .to_string(),
+        }))
+        .await?
+        .into_inner();
+    assert_eq!(corrected.status, v1::WriteStatus::Accepted as i32);
+    let board = board_when(&stack, |board| active_of(board, "coach-c") == 1).await?;
+    let loads: Vec<(&str, u32)> = ["coach-a", "coach-b", "coach-c"]
+        .into_iter()
+        .map(|coach| (coach, active_of(&board, coach)))
+        .collect();
+    assert_eq!(loads, [("coach-a", 0), ("coach-b", 0), ("coach-c", 1)]);
+    let load = stack
+        .caseload()
+        .await?
+        .get_unit_load(testkit::as_team_leader(v1::GetUnitLoadRequest {
+            unit: "hudiksvall-ips".into(),
+            include_next_waiting: false,
+        }))
+        .await?
+        .into_inner();
+    let coaches: Vec<(String, u32)> = load
+        .coaches
+        .into_iter()
+        .map(|coach| (coach.coach_person_id, coach.active_participants))
+        .collect();
+    assert_eq!(coaches, vec![("coach-c".to_owned(), 1)]);
+    stack.stop().await;
+    Ok(())
+}

@@ -55,6 +55,9 @@ pub(crate) async fn apply(
             | EventBody::ParticipantReEnrolled { unit, coach } => {
                 return update(transaction, participant_id, "UPDATE caseload_participants SET unit = $2, coach = $3, updated_at = $4 WHERE participant_id = $1", Some(&unit.0), Some(&coach.0), at).await;
             }
+            // A corrected assignment names the coach, as the aggregate folds it; it counts in
+            // that coach's load, no longer in the one first named.
+            assignment @ EventBody::CoachAssigned { .. } => assignment,
             _ => return Ok(()),
         },
         body => body,
