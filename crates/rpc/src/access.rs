@@ -196,8 +196,9 @@ enum Refusal {
 /// The access checks shared by every wrapped service of one server.
 #[derive(Debug)]
 pub struct Gatekeeper {
-    /// Verifies certificates and tokens.
-    pub authority: Authority,
+    /// Verifies certificates and tokens; replaced whole when the organisations' key sets change
+    /// on disk ([`Guard::reload_keys`]).
+    authority: std::sync::RwLock<Arc<Authority>>,
     /// The agency a service speaks for, `None` for the ledger.
     pub service_agency: Option<Agency>,
     /// Calls refused, by gRPC code: `unauthenticated` (a burst means a misconfigured client or
@@ -233,6 +234,15 @@ impl Gatekeeper {
         self.refused_calls.get_or_create(&[("code", code)]).get()
     }
 
+    /// The authority verifying calls now.
+    pub fn authority(&self) -> Arc<Authority> {
+        // Only ever replaced whole, so a panic elsewhere cannot leave it half-written.
+        self.authority
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Authenticates and authorises one call.
     pub fn admit(&self, request: &http::Request<Body>) -> Result<Option<Caller>, tonic::Status> {
         self.check(request).map_err(|refusal| match refusal {
@@ -266,7 +276,7 @@ impl Gatekeeper {
             .map_err(Refusal::Unauthenticated)?;
         let authorization = request.headers().get(crate::identity::AUTHORIZATION_HEADER);
         let caller = self
-            .authority
+            .authority()
             .authenticate_header(
                 authorization,
                 certificate_organisation,
@@ -296,10 +306,58 @@ impl Guard {
             let _ = refused_calls.get_or_create(&[("code", code)]);
         }
         Ok(Self(Arc::new(Gatekeeper {
-            authority: Authority::from_config(identity)?,
+            authority: std::sync::RwLock::new(Arc::new(Authority::from_config(identity)?)),
             service_agency,
             refused_calls,
         })))
+    }
+
+    /// Reads the organisations' key sets again and, when they changed, verifies every later
+    /// call under the new ones (nothing verified under the old keys is kept). Returns whether
+    /// they changed; on an error the keys loaded before stay in force.
+    pub fn reload_keys(&self, identity: &crate::identity::IdentityConfig) -> Result<bool, String> {
+        let Some(reloaded) = self.0.authority().reloaded(identity)? else {
+            return Ok(false);
+        };
+        *self
+            .0
+            .authority
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(reloaded);
+        Ok(true)
+    }
+
+    /// Reloads the key sets every `identity.token_verifying_keys_reload_interval_ms` (0: never)
+    /// until `shutdown`, so an organisation's key rotation needs no restart. A set that does not
+    /// load (a file half-written mid-rotation, a bad key) is reported and tried again next time.
+    pub fn keep_keys_current(
+        &self,
+        identity: crate::identity::IdentityConfig,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        if identity.token_verifying_keys_reload_interval_ms == 0 {
+            return;
+        }
+        let interval =
+            std::time::Duration::from_millis(identity.token_verifying_keys_reload_interval_ms);
+        let guard = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = shutdown.wait_for(|stopping| *stopping) => return,
+                }
+                match guard.reload_keys(&identity) {
+                    Ok(true) => {
+                        tracing::info!("officer token verifying keys changed on disk; reloaded")
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "officer token verifying keys do not load; the keys loaded before stay in force")
+                    }
+                }
+            }
+        });
     }
 
     /// Puts `service` behind the gatekeeper.

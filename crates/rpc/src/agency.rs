@@ -105,6 +105,7 @@ where
 {
     config.validate().map_err(StartError::Config)?;
     let guard = Guard::from_config(&config.identity, Some(agency)).map_err(StartError::Config)?;
+    guard.keep_keys_current(config.identity.clone(), shutdown.clone());
     let client = bus::connect_as_agency(&config.bus, agency).await?;
     let submitter = AgencySubmitter::new(client, &config.bus, config.submit.clone());
     let (health, reflection) = crate::server::health_and_reflection(&[S::NAME]).await?;

@@ -251,6 +251,11 @@ pub struct IdentityConfig {
     /// does not change with time is kept: validity, lifetime and organisation are checked on
     /// every call.
     pub verified_tokens_kept_max: usize,
+    /// How often the key sets in `token_verifying_keys_directory` are read again, so an
+    /// organisation's key rotation (a new key added, an old one removed) takes effect without a
+    /// restart; 0 reads them only at start. A set that does not load is reported and the keys
+    /// loaded before are kept.
+    pub token_verifying_keys_reload_interval_ms: u64,
 }
 
 /// Where the development PKI lives, relative to the repository root.
@@ -315,6 +320,7 @@ impl IdentityConfig {
             token_lifetime_max_s: 12 * 60 * 60,
             token_clock_skew_s: 60,
             verified_tokens_kept_max: 4_096,
+            token_verifying_keys_reload_interval_ms: 60_000,
         }
     }
 
@@ -335,6 +341,12 @@ impl IdentityConfig {
         }
         if !(512..=64 * 1024).contains(&self.token_length_max_bytes) {
             return Err("identity.token_length_max_bytes must be between 512 and 65536".into());
+        }
+        if self.token_verifying_keys_reload_interval_ms > 24 * 60 * 60 * 1000 {
+            return Err(
+                "identity.token_verifying_keys_reload_interval_ms must be at most 86400000 (a day)"
+                    .into(),
+            );
         }
         if self.verified_tokens_kept_max > 1_000_000 {
             return Err("identity.verified_tokens_kept_max must be at most 1000000".into());
@@ -524,6 +536,9 @@ pub struct Authority {
     /// (`identity.verified_tokens_kept_max`). A refused token is never kept, and a kept one
     /// only matches the exact same bytes, so nothing unverified is ever taken from here.
     verified_tokens: Option<VerifiedTokens>,
+    /// The key set files' text as loaded by [`Authority::from_config`] (empty when built from
+    /// key sets in memory): a reload builds a new authority only when the files changed.
+    loaded_key_set_texts: Vec<String>,
 }
 
 impl Authority {
@@ -531,19 +546,50 @@ impl Authority {
     /// missing set is a configuration error: each of the four organisations must be able to
     /// call.
     pub fn from_config(config: &IdentityConfig) -> Result<Self, String> {
+        Self::from_key_set_texts(config, Self::read_key_set_texts(config)?)
+    }
+
+    /// Each organisation's key set file as text, in [`Agency::ALL`] order.
+    fn read_key_set_texts(config: &IdentityConfig) -> Result<Vec<String>, String> {
+        Agency::ALL
+            .into_iter()
+            .map(|agency| {
+                let path = PathBuf::from(&config.token_verifying_keys_directory)
+                    .join(pki_files::token_verifying_key_set(agency.token()));
+                read_text("identity.token_verifying_keys_directory", &path)
+            })
+            .collect()
+    }
+
+    fn from_key_set_texts(config: &IdentityConfig, texts: Vec<String>) -> Result<Self, String> {
         let mut key_sets = BTreeMap::new();
-        for agency in Agency::ALL {
-            let path = PathBuf::from(&config.token_verifying_keys_directory)
-                .join(pki_files::token_verifying_key_set(agency.token()));
-            let text = read_text("identity.token_verifying_keys_directory", &path)?;
-            let key_set: VerifyingKeySet = serde_json::from_str(&text)
-                .map_err(|error| format!("{}: not a JSON Web Key Set: {error}", path.display()))?;
+        for (agency, text) in Agency::ALL.into_iter().zip(&texts) {
+            let key_set: VerifyingKeySet = serde_json::from_str(text).map_err(|error| {
+                format!(
+                    "{}: not a JSON Web Key Set: {error}",
+                    PathBuf::from(&config.token_verifying_keys_directory)
+                        .join(pki_files::token_verifying_key_set(agency.token()))
+                        .display()
+                )
+            })?;
             key_sets.insert(agency, key_set);
         }
-        let authority = Self::from_key_sets(config, &key_sets)
+        let mut authority = Self::from_key_sets(config, &key_sets)
             .map_err(|error| format!("identity.token_verifying_keys_directory: {error}"))?;
+        authority.loaded_key_set_texts = texts;
         tracing::info!(key_ids = ?authority.key_ids(), "officer token verifying keys loaded");
         Ok(authority)
+    }
+
+    /// The key sets as they are on disk now, when they differ from what this authority was
+    /// loaded from: `Ok(None)` when unchanged, else the new authority (with nothing kept from
+    /// this one, so a token verified under a removed key is verified again, and refused).
+    pub fn reloaded(&self, config: &IdentityConfig) -> Result<Option<Self>, String> {
+        let texts = Self::read_key_set_texts(config)?;
+        if texts == self.loaded_key_set_texts {
+            return Ok(None);
+        }
+        Self::from_key_set_texts(config, texts).map(Some)
     }
 
     /// Builds the key table from each organisation's key set. Every key must be Ed25519 with a
@@ -596,6 +642,7 @@ impl Authority {
                     config.verified_tokens_kept_max,
                 )))
             }),
+            loaded_key_set_texts: Vec::new(),
         })
     }
 

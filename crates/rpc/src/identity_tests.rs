@@ -669,6 +669,73 @@ fn the_key_table_is_read_from_each_organisations_key_set_file() {
     let _ = std::fs::remove_dir_all(&directory);
 }
 
+/// A running service picks up an organisation's key rotation from disk (`Guard::reload_keys`,
+/// which `keep_keys_current` calls every `token_verifying_keys_reload_interval_ms`): a token of
+/// the new key is admitted, one of the removed key is refused even though it was verified and
+/// kept before, and a set that does not load leaves the keys in force as they were.
+#[test]
+fn a_rotated_key_set_is_reloaded_and_a_kept_token_of_a_removed_key_is_refused() {
+    let federation = Federation::new();
+    let directory =
+        std::env::temp_dir().join(format!("ips-identity-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&directory).expect("directory");
+    let write = |key_sets: &BTreeMap<Agency, VerifyingKeySet>| {
+        for (agency, key_set) in key_sets {
+            std::fs::write(
+                directory.join(pki_files::token_verifying_key_set(agency.token())),
+                serde_json::to_vec_pretty(key_set).expect("json"),
+            )
+            .expect("write");
+        }
+    };
+    let identity = IdentityConfig::in_directory(&directory);
+    write(&federation.key_sets());
+    let guard = crate::access::Guard::from_config(&identity, None).expect("loads");
+    let admitted = |token: &str| refusal(&guard.0.authority(), token);
+    let old = federation.signer(Agency::Municipality);
+    let old_token = signed(old, &coach_claims(old));
+    assert!(admitted(&old_token).starts_with("admitted"));
+    assert!(admitted(&old_token).starts_with("admitted"), "kept");
+    assert_eq!(guard.reload_keys(&identity), Ok(false), "nothing changed");
+
+    // The municipality's identity provider rotated: the new key in, the old one out.
+    let (pkcs8, public) = ed25519_key();
+    let new = TokenSigner::from_pkcs8(Agency::Municipality, &pkcs8).expect("signer");
+    let new_token = signed(&new, &coach_claims(&new));
+    assert_eq!(admitted(&new_token), "token_key_unknown", "not yet loaded");
+    let mut rotated = federation.key_sets();
+    rotated.insert(
+        Agency::Municipality,
+        VerifyingKeySet {
+            keys: vec![VerifyingJwk::ed25519(new.key_id(), &public)],
+        },
+    );
+    write(&rotated);
+    assert_eq!(guard.reload_keys(&identity), Ok(true));
+    assert!(admitted(&new_token).starts_with("admitted"));
+    assert_eq!(admitted(&old_token), "token_key_unknown");
+
+    // Half-written mid-rotation: reported, and the keys in force stay as they were.
+    std::fs::write(
+        directory.join(pki_files::token_verifying_key_set("psychiatry")),
+        b"{\"keys\": [",
+    )
+    .expect("write");
+    let error = guard.reload_keys(&identity).expect_err("does not load");
+    assert!(error.contains("psychiatry"), "{error}");
+    assert!(admitted(&new_token).starts_with("admitted"));
+    assert_eq!(admitted(&old_token), "token_key_unknown");
+
+    assert!(IdentityConfig {
+        token_verifying_keys_reload_interval_ms: 24 * 60 * 60 * 1000 + 1,
+        ..config()
+    }
+    .validate()
+    .expect_err("over a day")
+    .contains("token_verifying_keys_reload_interval_ms"));
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
 #[test]
 fn the_development_key_id_is_the_organisation_and_the_rfc7638_thumbprint() {
     // RFC 8037 Appendix A.3: the thumbprint of its example Ed25519 key.

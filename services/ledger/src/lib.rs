@@ -130,6 +130,7 @@ pub async fn start(
     config.validate().map_err(StartError::Config)?;
     let guard =
         rpc::access::Guard::from_config(&config.identity, None).map_err(StartError::Config)?;
+    guard.keep_keys_current(config.identity.clone(), shutdown.clone());
     store::migrate_with(&config.store).await?;
     let pool = store::connect(&config.store).await?;
     let client = bus::connect(&config.bus, "ledger").await?;
