@@ -98,7 +98,7 @@ as_nats_user() { # user -> env assignments for a service connecting as that NATS
 start_service() { # name port [extra env assignments...]
     local name=$1 port=$2
     shift 2
-    env "$@" IPS_SERVER__LISTEN_ADDRESS="127.0.0.1:$port" "target/debug/$name" >"$state_dir/$name.log" 2>&1 &
+    env "$@" IPS_SERVER__LISTEN_ADDRESS="127.0.0.1:$port" "${CARGO_TARGET_DIR:-target}/debug/$name" >"$state_dir/$name.log" 2>&1 &
     pids+=($!)
     echo "$name $! $port" >>"$state_dir/services"
 }
@@ -124,7 +124,7 @@ export IPS_MUNICIPALITY_ADDRESS="https://127.0.0.1:$((base_port + 1))"
 export IPS_FK_ADDRESS="https://127.0.0.1:$((base_port + 2))"
 export IPS_AF_ADDRESS="https://127.0.0.1:$((base_port + 3))"
 export IPS_PSYCHIATRY_ADDRESS="https://127.0.0.1:$((base_port + 4))"
-IPS_PKI_DIRECTORY="$state_dir/pki" target/debug/ipsctl demo
+IPS_PKI_DIRECTORY="$state_dir/pki" "${CARGO_TARGET_DIR:-target}/debug/ipsctl" demo
 
 if $keep; then
     echo "demo: the stack keeps running; stop it with: kill -TERM ${pids[*]}; kill -TERM $nats_pid"

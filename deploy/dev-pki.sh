@@ -15,4 +15,4 @@ if [ -f "$directory/ca.pem" ] && [ -f "$directory/psychiatry.token-verifying.jwk
     exit 0
 fi
 cargo build --quiet --bin ipsctl
-target/debug/ipsctl dev-pki "$directory"
+"${CARGO_TARGET_DIR:-target}/debug/ipsctl" dev-pki "$directory"
