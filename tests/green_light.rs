@@ -1052,11 +1052,14 @@ async fn the_watch_pushes_what_leaves_the_board_and_flags_an_approval_that_expir
         Some(0),
         "a removal names the activity, nothing more"
     );
+    // Listed for renewal with the day the approval ends, not as a request still waiting.
     let fk_lists_it = |pending: &v1::PendingApprovalsResponse| {
-        pending
-            .approvals
-            .iter()
-            .any(|approval| approval.activity_id == training && approval.running)
+        pending.approvals.iter().any(|approval| {
+            approval.activity_id == training
+                && approval.running
+                && approval.valid_to == at(10)
+                && approval.waiting_days == 0
+        })
     };
     assert!(!fk_lists_it(
         &pending_on_fk(&stack, 10, String::new()).await?

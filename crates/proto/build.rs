@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs, not baked in when it is compiled: a build script compiled for
+    // a checkout elsewhere (a shared CARGO_TARGET_DIR) must still read this checkout's files.
+    let proto_root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let mut files: Vec<PathBuf> = std::fs::read_dir(proto_root.join("ips/v1"))?
         .filter_map(Result::ok)
         .map(|entry| entry.path())

@@ -238,7 +238,7 @@ pub fn green_light_board(
     for approval in &pending.approvals {
         let _ = writeln!(
             text,
-            "  {:<16} {:<13} start {}  {:<22} {:<18} requested {}, waiting {} days{}",
+            "  {:<16} {:<13} start {}  {:<22} {:<18} requested {}, {}{}",
             labels
                 .get(approval.participant_id.as_str())
                 .map_or(approval.participant_id.as_str(), String::as_str),
@@ -247,7 +247,11 @@ pub fn green_light_board(
             approval.gate,
             gate_status_name(approval.status),
             approval.requested_on,
-            approval.waiting_days,
+            if approval.valid_to.is_empty() {
+                format!("waiting {} days", approval.waiting_days)
+            } else {
+                format!("valid to {}", approval.valid_to)
+            },
             if approval.running {
                 "  (running: renew)"
             } else {

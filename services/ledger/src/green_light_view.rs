@@ -107,6 +107,7 @@ pub(crate) fn pending_page(
                 requested_on: row.requested_on.to_string(),
                 waiting_days: state.waiting_days,
                 running: row.running,
+                valid_to: state.valid_to,
             }
         })
         .collect();
