@@ -329,3 +329,45 @@ async fn a_corrected_coach_assignment_moves_the_place_to_the_corrected_coach() -
     stack.stop().await;
     Ok(())
 }
+
+/// With the first ledger the municipality asks down, the capacity check asks the next one
+/// (`places.ledger_fallback_addresses`) instead of enrolling unchecked: a full coach's next
+/// enrolment still goes on the waiting list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_capacity_check_asks_the_next_ledger_when_the_first_is_down() -> anyhow::Result<()> {
+    // A reserved port nothing listens on: the ledger that is down.
+    let down = testkit::free_ports(1)?[0];
+    let stack = Stack::start_with(StackOptions {
+        coach_active_participants_max: 1,
+        places_ledgers_asked_first: vec![format!("https://127.0.0.1:{down}")],
+        ..Default::default()
+    })
+    .await?;
+    let mut municipality = stack.municipality().await?;
+    let mut participants = Vec::new();
+    for _ in 0..2 {
+        participants.push(
+            municipality
+                .refer_participant(as_coach(refer()))
+                .await?
+                .into_inner()
+                .participant_id,
+        );
+    }
+    let enrolled = municipality
+        .enroll_participant(as_coach(enrol(&participants[0], "coach-a", 0)))
+        .await?
+        .into_inner();
+    assert_eq!(enrolled.event_type, "ParticipantEnrolled");
+    board_when(&stack, |board| active_of(board, "coach-a") == 1).await?;
+    let second = municipality
+        .enroll_participant(as_coach(enrol(&participants[1], "coach-a", 0)))
+        .await?
+        .into_inner();
+    assert_eq!(
+        second.event_type, "PlacedOnWaitingList",
+        "the full coach's unit was checked through the second ledger"
+    );
+    stack.stop().await;
+    Ok(())
+}

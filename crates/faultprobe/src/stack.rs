@@ -188,6 +188,18 @@ impl ProbeStack {
                         "IPS_PLACES__LEDGER_ADDRESS".into(),
                         format!("https://127.0.0.1:{}", ports[0]),
                     ),
+                    // The others, asked in order while ledger 0 is down or paused.
+                    (
+                        "IPS_PLACES__LEDGER_FALLBACK_ADDRESSES".into(),
+                        format!(
+                            "[{}]",
+                            ports[1..ledgers]
+                                .iter()
+                                .map(|port| format!("\"https://127.0.0.1:{port}\""))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ),
                     (
                         "IPS_PLACES__CLIENT_CERTIFICATE_PATH".into(),
                         pki.join(rpc::identity::pki_files::client_certificate(municipality))

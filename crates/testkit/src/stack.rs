@@ -62,6 +62,9 @@ pub struct StackOptions {
     /// The ledger's ingest settings, when not the test defaults (a probe comparing group
     /// commit on and off, say).
     pub ledger_ingest: Option<ledger::config::IngestConfig>,
+    /// Ledger addresses the municipality asks about places before the stack's own ledger (an
+    /// address nothing listens on stands for a ledger that is down).
+    pub places_ledgers_asked_first: Vec<String>,
 }
 
 impl Default for StackOptions {
@@ -74,6 +77,7 @@ impl Default for StackOptions {
             nats_url: None,
             stream_replicas: 1,
             ledger_ingest: None,
+            places_ledgers_asked_first: Vec::new(),
         }
     }
 }
@@ -147,7 +151,21 @@ impl Stack {
             },
             bus: as_user("municipality"),
             places: municipality::places::PlacesConfig {
-                ledger_address: format!("https://{}", ledger.grpc_address),
+                ledger_address: options
+                    .places_ledgers_asked_first
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| format!("https://{}", ledger.grpc_address)),
+                ledger_fallback_addresses: options
+                    .places_ledgers_asked_first
+                    .iter()
+                    .skip(1)
+                    .cloned()
+                    .chain(
+                        (!options.places_ledgers_asked_first.is_empty())
+                            .then(|| format!("https://{}", ledger.grpc_address)),
+                    )
+                    .collect(),
                 coach_active_participants_max: options.coach_active_participants_max,
                 client_certificate_path: test_pki()
                     .directory

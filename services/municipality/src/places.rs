@@ -27,6 +27,10 @@ fn development_pki_file(name: &str) -> String {
 pub struct PlacesConfig {
     /// The ledger's gRPC address, for caseload look-ups.
     pub ledger_address: String,
+    /// Other ledgers' addresses, asked in order when the ones before cannot be reached (with
+    /// partitioned ledgers every ledger answers from the same read model), so one ledger down
+    /// does not turn off the capacity check. At most [`LEDGER_FALLBACK_ADDRESSES_MAX`].
+    pub ledger_fallback_addresses: Vec<String>,
     /// Most active participants per coach (IPS fidelity: 20).
     pub coach_active_participants_max: u32,
     /// How long a caseload look-up may take.
@@ -41,6 +45,7 @@ impl Default for PlacesConfig {
     fn default() -> Self {
         Self {
             ledger_address: "https://127.0.0.1:7400".into(),
+            ledger_fallback_addresses: Vec::new(),
             coach_active_participants_max: 20,
             lookup_timeout_ms: 2_000,
             client_certificate_path: development_pki_file(&pki_files::client_certificate(
@@ -53,6 +58,9 @@ impl Default for PlacesConfig {
     }
 }
 
+/// Most fallback ledger addresses (each one asked costs up to `lookup_timeout_ms` when down).
+pub const LEDGER_FALLBACK_ADDRESSES_MAX: usize = 8;
+
 impl PlacesConfig {
     /// Checks every value.
     pub fn validate(&self) -> Result<(), String> {
@@ -61,6 +69,21 @@ impl PlacesConfig {
                 "places.ledger_address must be an https:// address (the ledger takes mTLS only)"
                     .into(),
             );
+        }
+        if self.ledger_fallback_addresses.len() > LEDGER_FALLBACK_ADDRESSES_MAX {
+            return Err(format!(
+                "places.ledger_fallback_addresses holds {} addresses, at most {LEDGER_FALLBACK_ADDRESSES_MAX}",
+                self.ledger_fallback_addresses.len()
+            ));
+        }
+        if let Some(address) = self
+            .ledger_fallback_addresses
+            .iter()
+            .find(|address| !address.starts_with("https://"))
+        {
+            return Err(format!(
+                "places.ledger_fallback_addresses: `{address}` must be an https:// address (the ledger takes mTLS only)"
+            ));
         }
         if !(1..=200).contains(&self.coach_active_participants_max) {
             return Err("places.coach_active_participants_max must be between 1 and 200".into());
@@ -89,7 +112,8 @@ pub enum Placing {
 /// Asks the ledger about places.
 #[derive(Clone)]
 pub struct Places {
-    client: CaseloadServiceClient<Channel>,
+    /// `places.ledger_address` first, then each fallback address, in order.
+    clients: Vec<(String, CaseloadServiceClient<Channel>)>,
     config: PlacesConfig,
 }
 
@@ -115,15 +139,21 @@ impl Places {
                 Path::new(&config.client_private_key_path),
             ),
         )?;
-        let endpoint = Channel::from_shared(config.ledger_address.clone())
-            .map_err(|error| format!("places.ledger_address: {error}"))?
-            .tls_config(tls)
-            .map_err(|error| format!("places: TLS configuration refused: {error}"))?
-            .timeout(std::time::Duration::from_millis(config.lookup_timeout_ms));
-        Ok(Self {
-            client: CaseloadServiceClient::new(endpoint.connect_lazy()),
-            config,
-        })
+        let clients = std::iter::once(&config.ledger_address)
+            .chain(&config.ledger_fallback_addresses)
+            .map(|address| {
+                let endpoint = Channel::from_shared(address.clone())
+                    .map_err(|error| format!("places: ledger address `{address}`: {error}"))?
+                    .tls_config(tls.clone())
+                    .map_err(|error| format!("places: TLS configuration refused: {error}"))?
+                    .timeout(std::time::Duration::from_millis(config.lookup_timeout_ms));
+                Ok((
+                    address.clone(),
+                    CaseloadServiceClient::new(endpoint.connect_lazy()),
+                ))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Self { clients, config })
     }
 
     /// The unit's load: counts only, plus the longest-waiting participant when asked (the only
@@ -134,17 +164,15 @@ impl Places {
         include_next_waiting: bool,
         officer: &Officer,
     ) -> Option<v1::UnitLoad> {
-        let request = officer.request(v1::GetUnitLoadRequest {
+        let message = v1::GetUnitLoadRequest {
             unit: unit.to_owned(),
             include_next_waiting,
-        });
-        match self.client.clone().get_unit_load(request).await {
-            Ok(response) => Some(response.into_inner()),
-            Err(status) => {
-                tracing::warn!(code = ?status.code(), message = status.message(), "caseload look-up failed; enrolling without the capacity check");
-                None
-            }
-        }
+        };
+        self.ask(|mut client| {
+            let request = officer.request(message.clone());
+            async move { client.get_unit_load(request).await }
+        })
+        .await
     }
 
     /// Decides where an enrolment of `coach`'s at `unit` leads.
@@ -176,6 +204,39 @@ impl Places {
         }
     }
 
+    /// Asks the ledgers in order (`places.ledger_address`, then each fallback) until one
+    /// answers. A ledger not reached, or not answering within `lookup_timeout_ms`, is passed
+    /// over; an answer, even a refusal, ends the asking (another ledger would give the same).
+    async fn ask<Answer, Asked>(
+        &self,
+        call: impl Fn(CaseloadServiceClient<Channel>) -> Asked,
+    ) -> Option<Answer>
+    where
+        Asked: std::future::Future<Output = Result<tonic::Response<Answer>, tonic::Status>>,
+    {
+        for (address, client) in &self.clients {
+            match call(client.clone()).await {
+                Ok(response) => return Some(response.into_inner()),
+                Err(status)
+                    if matches!(
+                        status.code(),
+                        tonic::Code::Unavailable
+                            | tonic::Code::Cancelled
+                            | tonic::Code::DeadlineExceeded
+                    ) =>
+                {
+                    tracing::warn!(ledger = %address, code = ?status.code(), message = status.message(), "caseload look-up: ledger not reached; asking the next");
+                }
+                Err(status) => {
+                    tracing::warn!(ledger = %address, code = ?status.code(), message = status.message(), "caseload look-up failed; enrolling without the capacity check");
+                    return None;
+                }
+            }
+        }
+        tracing::warn!("caseload look-up: no ledger reached; enrolling without the capacity check");
+        None
+    }
+
     /// The unit and coach of a participant, and the longest-waiting participant of that unit
     /// who has not been offered a place yet.
     pub async fn freed_place(
@@ -184,14 +245,13 @@ impl Places {
         officer: &Officer,
     ) -> Option<(String, String, String)> {
         let placement = self
-            .client
-            .clone()
-            .get_placement(officer.request(v1::GetPlacementRequest {
-                participant_id: participant_id.to_owned(),
-            }))
-            .await
-            .ok()?
-            .into_inner();
+            .ask(|mut client| {
+                let request = officer.request(v1::GetPlacementRequest {
+                    participant_id: participant_id.to_owned(),
+                });
+                async move { client.get_placement(request).await }
+            })
+            .await?;
         if placement.unit.is_empty() || placement.coach_person_id.is_empty() {
             return None;
         }
