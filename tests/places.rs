@@ -28,6 +28,26 @@ fn enrol(participant_id: &str, coach: &str, days_ago: i64) -> v1::EnrollParticip
     }
 }
 
+/// `count` participants referred by coach-17, their ids in order.
+async fn referred(
+    municipality: &mut v1::municipality_service_client::MunicipalityServiceClient<
+        tonic::transport::Channel,
+    >,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut participants = Vec::with_capacity(count);
+    for _ in 0..count {
+        participants.push(
+            municipality
+                .refer_participant(as_coach(refer()))
+                .await?
+                .into_inner()
+                .participant_id,
+        );
+    }
+    Ok(participants)
+}
+
 /// Waits until the caseload board satisfies `ready` (the read model trails the event store).
 async fn board_when(
     stack: &Stack,
@@ -50,6 +70,26 @@ async fn board_when(
     }
 }
 
+/// The unit's load as its team leader asks for it: active participants per coach, and the
+/// waiting list's length.
+async fn unit_load(stack: &Stack) -> anyhow::Result<(Vec<(String, u32)>, u32)> {
+    let load = stack
+        .caseload()
+        .await?
+        .get_unit_load(testkit::as_team_leader(v1::GetUnitLoadRequest {
+            unit: "hudiksvall-ips".into(),
+            include_next_waiting: false,
+        }))
+        .await?
+        .into_inner();
+    let coaches = load
+        .coaches
+        .into_iter()
+        .map(|coach| (coach.coach_person_id, coach.active_participants))
+        .collect();
+    Ok((coaches, load.waiting))
+}
+
 fn active_of(board: &v1::GetCaseloadResponse, coach: &str) -> u32 {
     board
         .coaches
@@ -68,16 +108,7 @@ async fn a_full_unit_waits_a_full_coach_is_refused_and_a_freed_place_is_offered(
     .await?;
     let mut municipality = stack.municipality().await?;
     let mut timeline = stack.timeline().await?;
-    let mut participants = Vec::new();
-    for _ in 0..5 {
-        participants.push(
-            municipality
-                .refer_participant(as_coach(refer()))
-                .await?
-                .into_inner()
-                .participant_id,
-        );
-    }
+    let participants = referred(&mut municipality, 5).await?;
 
     // Coach A fills up; enrolled 55 days ago, so their follow-ups fall due within 14 days.
     for (count, participant_id) in participants[..2].iter().enumerate() {
@@ -218,25 +249,12 @@ async fn a_large_unit_s_load_counts_every_participant() -> anyhow::Result<()> {
         .execute(&pool)
         .await?;
     }
-    let load = stack
-        .caseload()
-        .await?
-        .get_unit_load(testkit::as_team_leader(v1::GetUnitLoadRequest {
-            unit: "hudiksvall-ips".into(),
-            include_next_waiting: false,
-        }))
-        .await?
-        .into_inner();
-    let coaches: Vec<(String, u32)> = load
-        .coaches
-        .into_iter()
-        .map(|coach| (coach.coach_person_id, coach.active_participants))
-        .collect();
+    let (coaches, waiting) = unit_load(&stack).await?;
     assert_eq!(
         coaches,
         vec![("coach-a".to_owned(), 1_000), ("coach-z".to_owned(), 7)]
     );
-    assert_eq!(load.waiting, 1_004);
+    assert_eq!(waiting, 1_004);
     // Counts are the unit's own: a team leader of another unit is refused, naming the rule,
     // and learns no count.
     let refused = stack
@@ -311,20 +329,7 @@ async fn a_corrected_coach_assignment_moves_the_place_to_the_corrected_coach() -
         .map(|coach| (coach, active_of(&board, coach)))
         .collect();
     assert_eq!(loads, [("coach-a", 0), ("coach-b", 0), ("coach-c", 1)]);
-    let load = stack
-        .caseload()
-        .await?
-        .get_unit_load(testkit::as_team_leader(v1::GetUnitLoadRequest {
-            unit: "hudiksvall-ips".into(),
-            include_next_waiting: false,
-        }))
-        .await?
-        .into_inner();
-    let coaches: Vec<(String, u32)> = load
-        .coaches
-        .into_iter()
-        .map(|coach| (coach.coach_person_id, coach.active_participants))
-        .collect();
+    let (coaches, _) = unit_load(&stack).await?;
     assert_eq!(coaches, vec![("coach-c".to_owned(), 1)]);
     stack.stop().await;
     Ok(())
@@ -344,16 +349,7 @@ async fn the_capacity_check_asks_the_next_ledger_when_the_first_is_down() -> any
     })
     .await?;
     let mut municipality = stack.municipality().await?;
-    let mut participants = Vec::new();
-    for _ in 0..2 {
-        participants.push(
-            municipality
-                .refer_participant(as_coach(refer()))
-                .await?
-                .into_inner()
-                .participant_id,
-        );
-    }
+    let participants = referred(&mut municipality, 2).await?;
     let enrolled = municipality
         .enroll_participant(as_coach(enrol(&participants[0], "coach-a", 0)))
         .await?

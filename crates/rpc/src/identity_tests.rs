@@ -618,21 +618,30 @@ fn a_key_table_holds_only_ed25519_keys_with_unique_ids_within_the_limit() {
     );
 }
 
-#[test]
-fn the_key_table_is_read_from_each_organisations_key_set_file() {
-    let federation = Federation::new();
+/// A fresh directory for key set files.
+fn key_set_directory() -> PathBuf {
     let directory =
         std::env::temp_dir().join(format!("ips-identity-test-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&directory).expect("directory");
-    let write = |key_sets: &BTreeMap<Agency, VerifyingKeySet>| {
-        for (agency, key_set) in key_sets {
-            std::fs::write(
-                directory.join(pki_files::token_verifying_key_set(agency.token())),
-                serde_json::to_vec_pretty(key_set).expect("json"),
-            )
-            .expect("write");
-        }
-    };
+    directory
+}
+
+/// Writes each organisation's key set file into `directory`, as its identity provider would.
+fn write_key_sets(directory: &Path, key_sets: &BTreeMap<Agency, VerifyingKeySet>) {
+    for (agency, key_set) in key_sets {
+        std::fs::write(
+            directory.join(pki_files::token_verifying_key_set(agency.token())),
+            serde_json::to_vec_pretty(key_set).expect("json"),
+        )
+        .expect("write");
+    }
+}
+
+#[test]
+fn the_key_table_is_read_from_each_organisations_key_set_file() {
+    let federation = Federation::new();
+    let directory = key_set_directory();
+    let write = |key_sets: &BTreeMap<Agency, VerifyingKeySet>| write_key_sets(&directory, key_sets);
     let identity = IdentityConfig::in_directory(&directory);
     let municipality = federation.signer(Agency::Municipality);
     let token = signed(municipality, &coach_claims(municipality));
@@ -676,18 +685,8 @@ fn the_key_table_is_read_from_each_organisations_key_set_file() {
 #[test]
 fn a_rotated_key_set_is_reloaded_and_a_kept_token_of_a_removed_key_is_refused() {
     let federation = Federation::new();
-    let directory =
-        std::env::temp_dir().join(format!("ips-identity-test-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&directory).expect("directory");
-    let write = |key_sets: &BTreeMap<Agency, VerifyingKeySet>| {
-        for (agency, key_set) in key_sets {
-            std::fs::write(
-                directory.join(pki_files::token_verifying_key_set(agency.token())),
-                serde_json::to_vec_pretty(key_set).expect("json"),
-            )
-            .expect("write");
-        }
-    };
+    let directory = key_set_directory();
+    let write = |key_sets: &BTreeMap<Agency, VerifyingKeySet>| write_key_sets(&directory, key_sets);
     let identity = IdentityConfig::in_directory(&directory);
     write(&federation.key_sets());
     let guard = crate::access::Guard::from_config(&identity, None).expect("loads");
