@@ -6,7 +6,8 @@
 //! once many participants have passed through its cache, beside the cache's budget. Set
 //! `IPS_INGEST__AGGREGATE_CACHE_BYTES_MAX` to try another budget in that process.
 //!
-//! `cargo run --release -p bench --bin history_probe -- [long_entries] [samples]
+//! `cargo build --release -p bench --bin bench-ledger && cargo run --release -p bench --bin
+//! history_probe -- [long_entries] [samples]
 //! [participants_through_cache]` (defaults 10000, 30 and 100000). For the appends the ledger runs
 //! in this process (as in the other probes), on a fresh database and stream; one append is timed
 //! from the publish to its verdict, as an agency service waits for it.
@@ -187,6 +188,21 @@ fn resident_mib(status_path: &str) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// The `bench-ledger` binary next to this probe; checked before the first phase, so a missing
+/// one is named at once rather than after minutes of appends.
+fn ledger_binary() -> anyhow::Result<std::path::PathBuf> {
+    let binary = std::env::current_exe()?
+        .parent()
+        .map(|directory| directory.join("bench-ledger"))
+        .ok_or_else(|| anyhow::anyhow!("no directory for the probe's binary"))?;
+    anyhow::ensure!(
+        binary.exists(),
+        "{} is missing: cargo build --release -p bench --bin bench-ledger",
+        binary.display()
+    );
+    Ok(binary)
+}
+
 /// How long the ledger process may take to listen.
 const LEDGER_STARTED_WITHIN: Duration = Duration::from_secs(60);
 
@@ -204,15 +220,7 @@ impl LedgerProcess {
         database: &testkit::TestDatabase,
         bus_config: &bus::BusConfig,
     ) -> anyhow::Result<Self> {
-        let binary = std::env::current_exe()?
-            .parent()
-            .map(|directory| directory.join("bench-ledger"))
-            .ok_or_else(|| anyhow::anyhow!("no directory for the probe's binary"))?;
-        anyhow::ensure!(
-            binary.exists(),
-            "{} is missing: cargo build --release -p bench --bins",
-            binary.display()
-        );
+        let binary = ledger_binary()?;
         let ports = testkit::free_ports(2)?;
         let (grpc_port, metrics_port) = (ports[0], ports[1]);
         let log_path =
@@ -314,6 +322,9 @@ async fn main() -> anyhow::Result<()> {
         .max(SHORT_ENTRIES);
     let samples = arguments.get(1).copied().unwrap_or(30).max(1);
     let participants_through_cache = arguments.get(2).copied().unwrap_or(100_000);
+    if participants_through_cache > 0 {
+        ledger_binary()?;
+    }
     let default_budget = ledger::LedgerConfig::default()
         .ingest
         .aggregate_cache_bytes_max;
