@@ -255,6 +255,12 @@ async fn a_large_unit_s_load_counts_every_participant() -> anyhow::Result<()> {
         vec![("coach-a".to_owned(), 1_000), ("coach-z".to_owned(), 7)]
     );
     assert_eq!(waiting, 1_004);
+    // The board counts the same way: its lists stop at 1,000 rows, its counts do not.
+    let board = board_when(&stack, |_| true).await?;
+    assert_eq!(
+        ["coach-a", "coach-z"].map(|coach| (coach, active_of(&board, coach))),
+        [("coach-a", 1_000), ("coach-z", 7)]
+    );
     // Counts are the unit's own: a team leader of another unit is refused, naming the rule,
     // and learns no count.
     let refused = stack

@@ -79,28 +79,6 @@ fn bus_environment(config: &bus::BusConfig) -> Vec<(String, String)> {
     .collect()
 }
 
-fn identity_environment() -> Vec<(String, String)> {
-    let identity = testkit::identity_config();
-    vec![
-        (
-            "IPS_IDENTITY__CA_CERTIFICATE_PATH".into(),
-            identity.ca_certificate_path,
-        ),
-        (
-            "IPS_IDENTITY__CERTIFICATE_PATH".into(),
-            identity.certificate_path,
-        ),
-        (
-            "IPS_IDENTITY__PRIVATE_KEY_PATH".into(),
-            identity.private_key_path,
-        ),
-        (
-            "IPS_IDENTITY__TOKEN_VERIFYING_KEYS_DIRECTORY".into(),
-            identity.token_verifying_keys_directory,
-        ),
-    ]
-}
-
 fn log_level() -> (String, String) {
     (
         "IPS_LOG".into(),
@@ -141,7 +119,11 @@ impl ProbeStack {
         let ports = free_ports(ledgers + AGENCY_SERVICES.len())?;
         let common = |port: u16| {
             let mut environment = bus_environment(&bus_config);
-            environment.extend(identity_environment());
+            environment.extend(
+                testkit::identity_environment()
+                    .into_iter()
+                    .map(|(key, value)| (key.to_owned(), value)),
+            );
             environment.push(log_level());
             environment.push((
                 "IPS_SERVER__LISTEN_ADDRESS".into(),

@@ -549,14 +549,21 @@ impl Authority {
         Self::from_key_set_texts(config, Self::read_key_set_texts(config)?)
     }
 
+    /// Where `agency`'s key set file is.
+    fn key_set_path(config: &IdentityConfig, agency: Agency) -> PathBuf {
+        PathBuf::from(&config.token_verifying_keys_directory)
+            .join(pki_files::token_verifying_key_set(agency.token()))
+    }
+
     /// Each organisation's key set file as text, in [`Agency::ALL`] order.
     fn read_key_set_texts(config: &IdentityConfig) -> Result<Vec<String>, String> {
         Agency::ALL
             .into_iter()
             .map(|agency| {
-                let path = PathBuf::from(&config.token_verifying_keys_directory)
-                    .join(pki_files::token_verifying_key_set(agency.token()));
-                read_text("identity.token_verifying_keys_directory", &path)
+                read_text(
+                    "identity.token_verifying_keys_directory",
+                    &Self::key_set_path(config, agency),
+                )
             })
             .collect()
     }
@@ -567,9 +574,7 @@ impl Authority {
             let key_set: VerifyingKeySet = serde_json::from_str(text).map_err(|error| {
                 format!(
                     "{}: not a JSON Web Key Set: {error}",
-                    PathBuf::from(&config.token_verifying_keys_directory)
-                        .join(pki_files::token_verifying_key_set(agency.token()))
-                        .display()
+                    Self::key_set_path(config, agency).display()
                 )
             })?;
             key_sets.insert(agency, key_set);

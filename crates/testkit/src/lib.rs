@@ -181,10 +181,23 @@ pub fn ledger_process_environment(
     database: &TestDatabase,
     bus_config: &bus::BusConfig,
 ) -> Vec<(&'static str, String)> {
-    let identity = identity_config();
-    vec![
+    let mut environment = vec![
         ("IPS_STORE__DATABASE_URL", database.service_url()),
         ("IPS_STORE__MIGRATION_DATABASE_URL", database.url.clone()),
+        ("IPS_BUS__NATS_URL", bus_config.nats_url.clone()),
+        ("IPS_BUS__STREAM_NAME", bus_config.stream_name.clone()),
+        ("IPS_BUS__SUBJECT_PREFIX", bus_config.subject_prefix.clone()),
+        ("IPS_BUS__PARTITIONS", bus_config.partitions.to_string()),
+    ];
+    environment.extend(identity_environment());
+    environment
+}
+
+/// The test PKI ([`identity_config`]) as the `IPS_IDENTITY__*` variables any service process
+/// reads.
+pub fn identity_environment() -> Vec<(&'static str, String)> {
+    let identity = identity_config();
+    vec![
         (
             "IPS_IDENTITY__CA_CERTIFICATE_PATH",
             identity.ca_certificate_path,
@@ -195,10 +208,6 @@ pub fn ledger_process_environment(
             "IPS_IDENTITY__TOKEN_VERIFYING_KEYS_DIRECTORY",
             identity.token_verifying_keys_directory,
         ),
-        ("IPS_BUS__NATS_URL", bus_config.nats_url.clone()),
-        ("IPS_BUS__STREAM_NAME", bus_config.stream_name.clone()),
-        ("IPS_BUS__SUBJECT_PREFIX", bus_config.subject_prefix.clone()),
-        ("IPS_BUS__PARTITIONS", bus_config.partitions.to_string()),
     ]
 }
 

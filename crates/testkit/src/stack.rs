@@ -144,6 +144,9 @@ impl Stack {
             config.ingest = ingest.clone();
         }
         let ledger = ledger::start(config, options.ledger_clock.clone(), ledger_receiver).await?;
+        // The ones a test asks first, then the stack's own ledger.
+        let mut places_ledgers = options.places_ledgers_asked_first.clone();
+        places_ledgers.push(format!("https://{}", ledger.grpc_address));
         let municipality_config = municipality::MunicipalityConfig {
             server: rpc::ServerConfig {
                 listen_address: "127.0.0.1:0".into(),
@@ -151,21 +154,8 @@ impl Stack {
             },
             bus: as_user("municipality"),
             places: municipality::places::PlacesConfig {
-                ledger_address: options
-                    .places_ledgers_asked_first
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| format!("https://{}", ledger.grpc_address)),
-                ledger_fallback_addresses: options
-                    .places_ledgers_asked_first
-                    .iter()
-                    .skip(1)
-                    .cloned()
-                    .chain(
-                        (!options.places_ledgers_asked_first.is_empty())
-                            .then(|| format!("https://{}", ledger.grpc_address)),
-                    )
-                    .collect(),
+                ledger_address: places_ledgers[0].clone(),
+                ledger_fallback_addresses: places_ledgers[1..].to_vec(),
                 coach_active_participants_max: options.coach_active_participants_max,
                 client_certificate_path: test_pki()
                     .directory

@@ -62,20 +62,16 @@ fn participant(row: &store::CaseloadRow) -> v1::CaseloadParticipant {
     }
 }
 
-/// Active participants per coach, in the board's coach order.
-fn coach_loads(active: &[store::CaseloadRow]) -> Vec<v1::CoachCaseload> {
-    let mut coaches: Vec<v1::CoachCaseload> = Vec::new();
-    for row in active {
-        let name = row.coach.clone().unwrap_or_default();
-        match coaches.last_mut() {
-            Some(last) if last.coach_person_id == name => last.active_participants += 1,
-            _ => coaches.push(v1::CoachCaseload {
-                coach_person_id: name,
-                active_participants: 1,
-            }),
-        }
-    }
+/// Each coach's active participants as counted by PostgreSQL (`store::caseload::unit_load`),
+/// on the wire: the one count behind both the capacity check and the board.
+fn coach_caseloads(coaches: Vec<(Option<String>, u64)>) -> Vec<v1::CoachCaseload> {
     coaches
+        .into_iter()
+        .map(|(coach, participants)| v1::CoachCaseload {
+            coach_person_id: coach.unwrap_or_default(),
+            active_participants: u32::try_from(participants).unwrap_or(u32::MAX),
+        })
+        .collect()
 }
 
 /// The reader's unit must be the board's.
@@ -188,14 +184,7 @@ impl CaseloadService for CaseloadApi {
         }
         Ok(Response::new(v1::UnitLoad {
             unit: unit.0,
-            coaches: load
-                .coaches
-                .into_iter()
-                .map(|(coach, participants)| v1::CoachCaseload {
-                    coach_person_id: coach.unwrap_or_default(),
-                    active_participants: u32::try_from(participants).unwrap_or(u32::MAX),
-                })
-                .collect(),
+            coaches: coach_caseloads(load.coaches),
             waiting: u32::try_from(load.waiting).unwrap_or(u32::MAX),
             next_waiting_participant_id,
         }))
@@ -249,7 +238,16 @@ impl CaseloadService for CaseloadApi {
             .chain(waiting.iter().map(|row| row.participant_id.0))
             .collect();
         let openable = crate::reading::openable(&self.folds, &reader, &listed).await?;
-        let coaches = coach_loads(&active);
+        // Counted whole by PostgreSQL, not from the listed rows, which stop at
+        // CASELOAD_PARTICIPANTS_MAX (a coach past the cut would look as if they had room).
+        let mut counted = store::caseload::unit_load(&self.pool, &unit.0)
+            .await
+            .map_err(|error| crate::store_errors::from_store(&error))?
+            .coaches;
+        if let Some(coach) = &coach {
+            counted.retain(|(counted_coach, _)| counted_coach.as_deref() == Some(coach.0.as_str()));
+        }
+        let coaches = coach_caseloads(counted);
         let horizon = self.clock.today() + Duration::days(i64::from(horizon_days));
         let mut due: Vec<&store::CaseloadRow> = active
             .iter()

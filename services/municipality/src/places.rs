@@ -228,12 +228,12 @@ impl Places {
                     tracing::warn!(ledger = %address, code = ?status.code(), message = status.message(), "caseload look-up: ledger not reached; asking the next");
                 }
                 Err(status) => {
-                    tracing::warn!(ledger = %address, code = ?status.code(), message = status.message(), "caseload look-up failed; enrolling without the capacity check");
+                    tracing::warn!(ledger = %address, code = ?status.code(), message = status.message(), "caseload look-up failed; going on without it");
                     return None;
                 }
             }
         }
-        tracing::warn!("caseload look-up: no ledger reached; enrolling without the capacity check");
+        tracing::warn!("caseload look-up: no ledger reached; going on without it");
         None
     }
 
