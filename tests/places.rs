@@ -294,11 +294,7 @@ async fn a_corrected_coach_assignment_moves_the_place_to_the_corrected_coach() -
 {
     let stack = Stack::start().await?;
     let mut municipality = stack.municipality().await?;
-    let participant_id = municipality
-        .refer_participant(as_coach(refer()))
-        .await?
-        .into_inner()
-        .participant_id;
+    let participant_id = referred(&mut municipality, 1).await?.remove(0);
     municipality
         .enroll_participant(as_coach(enrol(&participant_id, "coach-a", 0)))
         .await?;
