@@ -26,6 +26,26 @@ pub fn rate(count: usize, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
 }
 
+/// CPU time the whole machine spent busy (every process: the probe, PostgreSQL's backends,
+/// nats-server), from `/proc/stat` (clock ticks of 10 ms, so read it over a second or more);
+/// `None` where `/proc/stat` cannot be read. On a machine with few cores, a path's wall time
+/// beside its busy time tells whether it waited or was short of CPU.
+pub fn machine_busy() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let totals = text.lines().next()?.strip_prefix("cpu ")?;
+    let ticks: Vec<u64> = totals
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // user, nice, system, idle, iowait, irq, softirq, steal: all but idle and iowait are busy.
+    let busy_ticks: u64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|field| ticks.get(*field))
+        .sum();
+    Some(Duration::from_millis(busy_ticks.saturating_mul(10)))
+}
+
 /// Raw ceilings measured in the same run as a benchmark, on its fresh database and stream.
 pub mod ceilings {
     use std::time::{Duration, Instant};

@@ -81,6 +81,25 @@ impl Aggregate for Participant {
     }
 
     fn apply(&mut self, event: Self::Event) {
+        if let Some((agency, occurred_on)) = self.record_link(&event) {
+            self.assign(event.body, agency, occurred_on);
+        }
+    }
+}
+
+impl Participant {
+    /// [`Aggregate::apply`] of an entry the caller keeps (a replay keeps every entry it folds):
+    /// only the body is cloned, for [`Participant::assign`], not the whole entry.
+    pub fn apply_kept(&mut self, event: &ParticipantEvent) {
+        if let Some((agency, occurred_on)) = self.record_link(event) {
+            self.assign(event.body.clone(), agency, occurred_on);
+        }
+    }
+
+    /// Assigns what every entry changes (the chain head, the recorded verdict) and, for an
+    /// accepted one, the units its author's role names; returns the agency and business day
+    /// its body is then assigned with, or `None` for a rejected entry (its body changes nothing).
+    fn record_link(&mut self, event: &ParticipantEvent) -> Option<(Agency, chrono::NaiveDate)> {
         self.participant_id = Some(event.envelope.participant_id);
         self.last_sequence = event.sequence;
         self.last_hash.clone_from(&event.hash);
@@ -98,29 +117,29 @@ impl Aggregate for Participant {
                 event_type: event.body.event_type().to_owned(),
             },
         );
-        if event.is_accepted() {
-            if event.envelope.agency == Agency::Municipality
-                && event.envelope.actor.role == Role::CaseOfficer
-                && self.social_services_unit.is_none()
-            {
-                self.social_services_unit = Some(event.envelope.actor.unit.clone());
-            }
-            // A referral by a coach or team leader puts the participant in their IPS unit
-            // (DOMAIN.md §6: "referred … in their own unit"); one by a case officer or another
-            // agency names no IPS unit, and the unit that places or enrols names it.
-            if event.envelope.agency == Agency::Municipality
-                && matches!(event.envelope.actor.role, Role::Coach | Role::TeamLeader)
-                && matches!(event.body, EventBody::ParticipantReferred { .. })
-            {
-                self.unit = Some(event.envelope.actor.unit.clone());
-            }
-            // The business day it happened on (Stockholm's date), as every rule counts days.
-            let (agency, occurred_on) = (
-                event.envelope.agency,
-                crate::clock::business_date(event.envelope.occurred_at),
-            );
-            self.assign(event.body, agency, occurred_on);
+        if !event.is_accepted() {
+            return None;
         }
+        if event.envelope.agency == Agency::Municipality
+            && event.envelope.actor.role == Role::CaseOfficer
+            && self.social_services_unit.is_none()
+        {
+            self.social_services_unit = Some(event.envelope.actor.unit.clone());
+        }
+        // A referral by a coach or team leader puts the participant in their IPS unit
+        // (DOMAIN.md §6: "referred … in their own unit"); one by a case officer or another
+        // agency names no IPS unit, and the unit that places or enrols names it.
+        if event.envelope.agency == Agency::Municipality
+            && matches!(event.envelope.actor.role, Role::Coach | Role::TeamLeader)
+            && matches!(event.body, EventBody::ParticipantReferred { .. })
+        {
+            self.unit = Some(event.envelope.actor.unit.clone());
+        }
+        // The business day it happened on (Stockholm's date), as every rule counts days.
+        Some((
+            event.envelope.agency,
+            crate::clock::business_date(event.envelope.occurred_at),
+        ))
     }
 }
 

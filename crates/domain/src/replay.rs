@@ -119,7 +119,7 @@ impl ReplayFold {
         }
         self.recorded_entries += 1;
         if self.cut.contains(&entry) {
-            self.as_recorded.apply(entry.clone());
+            self.as_recorded.apply_kept(&entry);
             self.entries.push(entry);
         } else {
             self.as_recorded.apply(entry);
@@ -137,7 +137,7 @@ impl ReplayFold {
         let cut_fold = self.cut.occurred_at.map(|_| {
             let mut folded = Participant::default();
             for entry in &self.entries {
-                folded.apply(entry.clone());
+                folded.apply_kept(entry);
             }
             folded
         });

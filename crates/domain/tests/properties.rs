@@ -357,6 +357,8 @@ proptest! {
     fn random_submissions_keep_every_invariant(steps in prop::collection::vec((agency_strategy(), body_strategy()), 1..60)) {
         let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|error| TestCaseError::fail(error.to_string()))?;
         let mut participant = Participant::default();
+        // The same history folded from kept entries, as a replay folds it.
+        let mut folded_from_kept = Participant::default();
         let mut verifier = ChainVerifier::default();
         for (expected_sequence, (index, (agency, body))) in (1..).zip(steps.into_iter().enumerate()) {
             let lifecycle_before = participant.lifecycle();
@@ -364,6 +366,8 @@ proptest! {
             let events = record(&mut participant, &runtime, submission.clone());
             prop_assert_eq!(events.len(), 1, "every new submission is recorded exactly once");
             let event = &events[0];
+            folded_from_kept.apply_kept(event);
+            prop_assert_eq!(&folded_from_kept, &participant, "apply_kept folds as apply does");
             prop_assert_eq!(event.sequence, expected_sequence);
             verifier.push(event.sequence, &serde_json::to_value(event).map_err(|error| TestCaseError::fail(error.to_string()))?);
             prop_assert!(verifier.report().is_intact(), "{:?}", verifier.report());

@@ -210,6 +210,10 @@ impl AuditService for AuditApi {
                     if sender.send(Ok(message)).await.is_err() {
                         return;
                     }
+                    // Rendering is work without an await: yielding lets the connection write
+                    // the page just queued while the next is rendered (otherwise it waits
+                    // behind the whole replay, and the client decodes nothing meanwhile).
+                    tokio::task::yield_now().await;
                     page = entries.by_ref().take(page_size).collect();
                 }
             }

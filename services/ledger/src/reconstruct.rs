@@ -75,7 +75,7 @@ fn fold_through(history: &[ParticipantEvent], through_sequence: u64) -> Particip
         .iter()
         .take_while(|event| event.sequence <= through_sequence)
     {
-        cqrs_es::Aggregate::apply(&mut participant, event.clone());
+        participant.apply_kept(event);
     }
     participant
 }

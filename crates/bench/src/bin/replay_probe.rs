@@ -13,6 +13,10 @@
 //! - the replay's own work in process, as the service does it (store read with the fold as the
 //!   rows arrive, the views, the state), no gRPC; and the store read with the cut alone.
 //!
+//! Then, for the ceiling and the replay in default pages, the machine's busy CPU time per call
+//! (every process, PostgreSQL's backend included) over at least a second of calls back to back:
+//! on a machine with few cores the wall-time ratio cannot be lower than the CPU-time ratio.
+//!
 //! The histories are written straight into the event store as correctly chained entries (via
 //! the domain's `ParticipantEvent::link`), since writing 11,000 events through the ledger would
 //! fold each participant's history once per write.
@@ -256,6 +260,28 @@ async fn main() -> anyhow::Result<()> {
             in_process.push(started.elapsed());
         }
         let ceiling = p50(ceiling);
+        // Machine CPU per call, over at least this long of each path back to back.
+        let cpu_span = Duration::from_secs(1);
+        let mut cpu_per_call = Vec::new();
+        for name in ["ceiling", "replay"] {
+            let (Some(busy_before), started) = (bench::machine_busy(), Instant::now()) else {
+                break;
+            };
+            let mut calls = 0u32;
+            while started.elapsed() < cpu_span {
+                if name == "ceiling" {
+                    bare_read(&pool, participant_id).await?;
+                } else {
+                    grpc_replay(&mut audit, as_auditor_default_pages.clone()).await?;
+                }
+                calls += 1;
+            }
+            let wall = started.elapsed() / calls;
+            let busy = bench::machine_busy()
+                .map(|busy_after| busy_after.saturating_sub(busy_before) / calls)
+                .unwrap_or_default();
+            cpu_per_call.push((name, wall, busy));
+        }
         println!("  {length} entries, as recorded at a past T (every entry in the cut):");
         println!(
             "    ceiling: SELECT … ORDER BY sequence + deserialisation   {:>9.2} ms",
@@ -282,6 +308,22 @@ async fn main() -> anyhow::Result<()> {
                 "    {name:<70} {:>9.2} ms   {:.2} × ceiling",
                 milliseconds(measured),
                 ratio(measured, ceiling)
+            );
+        }
+        if let [(_, ceiling_wall, ceiling_busy), (_, replay_wall, replay_busy)] = cpu_per_call[..] {
+            println!(
+                "    machine CPU per call, back to back for {} s (every process, /proc/stat):",
+                cpu_span.as_secs()
+            );
+            println!(
+                "      ceiling {:.2} ms busy in {:.2} ms ({:.2} cores); replay in default pages {:.2} ms busy in {:.2} ms ({:.2} cores): {:.2} × the ceiling's CPU",
+                milliseconds(ceiling_busy),
+                milliseconds(ceiling_wall),
+                ratio(ceiling_busy, ceiling_wall),
+                milliseconds(replay_busy),
+                milliseconds(replay_wall),
+                ratio(replay_busy, replay_wall),
+                ratio(replay_busy, ceiling_busy)
             );
         }
     }
