@@ -16,6 +16,7 @@ mod nats;
 mod pki;
 mod ports;
 mod postgres;
+mod rival_ledgers;
 mod stack;
 mod streams;
 
@@ -32,6 +33,7 @@ pub use pki::{
 };
 pub use ports::free_ports;
 pub use postgres::PrivatePostgres;
+pub use rival_ledgers::RivalLedgers;
 pub use stack::{agency_config, ledger_config, Stack, StackOptions};
 pub use streams::{delete_streams, partition_of, unique_bus_config};
 

@@ -13,96 +13,15 @@ use std::time::{Duration, Instant};
 use domain::ParticipantId;
 use testkit::TestDatabase;
 
-struct TwoLedgers {
-    database: TestDatabase,
-    bus_config: bus::BusConfig,
-    publisher: bus::SubmissionPublisher,
-    shutdown: tokio::sync::watch::Sender<bool>,
-    ledgers: Vec<ledger::RunningLedger>,
-}
-
-impl TwoLedgers {
-    async fn start() -> anyhow::Result<Self> {
-        let database = TestDatabase::create().await?;
-        let bus_config = testkit::unique_bus_config();
-        let (shutdown, receiver) = tokio::sync::watch::channel(false);
-        let mut ledgers = Vec::new();
-        for consumer in ["ledger-a", "ledger-b"] {
-            // Its own consumer: each ledger is handed every message.
-            let mut config = testkit::ledger_config(
-                &database,
-                &bus::BusConfig {
-                    consumer_name: consumer.into(),
-                    ..bus_config.clone()
-                },
-            );
-            config.ingest.aggregate_cache_bytes_max = 16 * 1024 * 1024;
-            ledgers.push(
-                ledger::start(
-                    config,
-                    Arc::new(ledger::clock::SystemClock),
-                    receiver.clone(),
-                )
-                .await?,
-            );
-        }
-        let client = bus::connect(&bus_config, "aggregate-cache-test").await?;
-        let publisher = bus::SubmissionPublisher::new(client, &bus_config);
-        Ok(Self {
-            database,
-            bus_config,
-            publisher,
-            shutdown,
-            ledgers,
-        })
-    }
-
-    fn sum(&self, counter: impl Fn(&ledger::IngestCounters) -> u64) -> u64 {
-        self.ledgers
-            .iter()
-            .map(|ledger| counter(&ledger.counters))
-            .sum()
-    }
-
-    /// Waits until both ledgers have answered `answered` messages (recorded or found recorded).
-    async fn wait_until_both_answered(&self, answered: u64) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let each: Vec<u64> = self
-                .ledgers
-                .iter()
-                .map(|ledger| {
-                    let counters = &ledger.counters;
-                    counters.accepted.get() + counters.rejected.get() + counters.duplicates.get()
-                })
-                .collect();
-            if each.iter().all(|count| *count >= answered) {
-                return Ok(());
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "answered per ledger {each:?}, expected {answered} each"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.shutdown.send(true);
-        for ledger in self.ledgers {
-            ledger.wait().await;
-        }
-        self.database.drop_database().await;
-        testkit::delete_streams(&self.bus_config).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_cached_participant_conflicts_is_dropped_and_the_store_decides(
 ) -> anyhow::Result<()> {
     const PARTICIPANTS: usize = 2;
     const EVENTS_PER_PARTICIPANT: usize = 6;
-    let two = TwoLedgers::start().await?;
+    let two = testkit::RivalLedgers::start("aggregate-cache-test", |config| {
+        config.ingest.aggregate_cache_bytes_max = 16 * 1024 * 1024;
+    })
+    .await?;
     let participants: Vec<ParticipantId> = (0..PARTICIPANTS)
         .map(|_| ParticipantId(uuid::Uuid::new_v4()))
         .collect();
@@ -119,7 +38,8 @@ async fn a_stale_cached_participant_conflicts_is_dropped_and_the_store_decides(
             };
             two.publisher.publish(&submission).await?;
             published.push((*participant_id, submission.envelope.event_id));
-            two.wait_until_both_answered(published.len() as u64).await?;
+            two.wait_until_each_answered(published.len() as u64, Duration::from_secs(30))
+                .await?;
         }
     }
     let events = published.len() as u64;

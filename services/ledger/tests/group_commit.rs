@@ -185,32 +185,12 @@ async fn conflicts_inside_batches_still_store_each_event_once_in_stream_order() 
 {
     const PARTICIPANTS: usize = 4;
     const EVENTS_PER_PARTICIPANT: usize = 5;
-    let database = TestDatabase::create().await?;
-    let bus_config = testkit::unique_bus_config();
-    let (shutdown, receiver) = tokio::sync::watch::channel(false);
-    let mut ledgers = Vec::new();
-    for consumer in ["ledger-a", "ledger-b"] {
-        // Its own consumer: each ledger is handed every message, so the two race on every
-        // participant and one of them conflicts inside its batch.
-        let mut config = testkit::ledger_config(
-            &database,
-            &bus::BusConfig {
-                consumer_name: consumer.into(),
-                ..bus_config.clone()
-            },
-        );
+    // Each ledger is handed every message, so the two race on every participant and one of
+    // them conflicts inside its batch (a linger long enough to gather several into one).
+    let rivals = testkit::RivalLedgers::start("group-commit-test", |config| {
         config.ingest.commit_linger_ms = 100;
-        ledgers.push(
-            ledger::start(
-                config,
-                Arc::new(ledger::clock::SystemClock),
-                receiver.clone(),
-            )
-            .await?,
-        );
-    }
-    let client = bus::connect(&bus_config, "group-commit-test").await?;
-    let publisher = bus::SubmissionPublisher::new(client, &bus_config);
+    })
+    .await?;
     let participants: Vec<ParticipantId> = (0..PARTICIPANTS)
         .map(|_| ParticipantId(uuid::Uuid::new_v4()))
         .collect();
@@ -222,26 +202,15 @@ async fn conflicts_inside_batches_still_store_each_event_once_in_stream_order() 
             } else {
                 testkit::coach_employer_contact(*participant_id, &format!("Employer {round}"))
             };
-            publisher.publish(&submission).await?;
+            rivals.publisher.publish(&submission).await?;
             published.push((*participant_id, submission.envelope.event_id.0));
         }
     }
     let total = published.len() as u64;
-    eventually(
-        Duration::from_secs(60),
-        "both ledgers answered every message",
-        || async {
-            Ok(ledgers.iter().all(|ledger| {
-                let counters = &ledger.counters;
-                counters.accepted.get() + counters.rejected.get() + counters.duplicates.get()
-                    >= total
-            }))
-        },
-    )
-    .await?;
-    let sum = |counter: fn(&ledger::IngestCounters) -> u64| -> u64 {
-        ledgers.iter().map(|ledger| counter(&ledger.counters)).sum()
-    };
+    rivals
+        .wait_until_each_answered(total, Duration::from_secs(60))
+        .await?;
+    let sum = |counter: fn(&ledger::IngestCounters) -> u64| rivals.sum(counter);
     assert_eq!(
         sum(|counters| counters.accepted.get() + counters.rejected.get()),
         total,
@@ -257,7 +226,7 @@ async fn conflicts_inside_batches_still_store_each_event_once_in_stream_order() 
     );
     assert_eq!(sum(|counters| counters.parked.get()), 0);
 
-    let pool = database.pool().await?;
+    let pool = rivals.database.pool().await?;
     for participant_id in &participants {
         let rows: Vec<(i64, uuid::Uuid, String)> = sqlx::query_as(
             "SELECT sequence, event_id, metadata->>'stream_sequence' FROM events
@@ -291,11 +260,6 @@ async fn conflicts_inside_batches_still_store_each_event_once_in_stream_order() 
         assert!(report.first_broken_link.is_none(), "{report:?}");
     }
     pool.close().await;
-    let _ = shutdown.send(true);
-    for ledger in ledgers {
-        ledger.wait().await;
-    }
-    database.drop_database().await;
-    testkit::delete_streams(&bus_config).await;
+    rivals.stop().await;
     Ok(())
 }
