@@ -94,7 +94,8 @@ async fn sweep_leftover_databases(admin: &mut sqlx::PgConnection) {
 }
 
 /// Edits one stored entry as the database superuser would, around the events table's
-/// append-only trigger (disabled for the edit, enabled again after): how the tamper tests play
+/// append-only trigger (disabled for the edit, enabled again after: the one way around it,
+/// since it fires in every replication role): how the tamper tests play
 /// an intruder with database access. `set` is the `SET` clause, e.g. `payload = '{}'`.
 pub async fn edit_entry_around_append_guard(
     pool: &sqlx::PgPool,
@@ -113,7 +114,8 @@ pub async fn edit_entry_around_append_guard(
     .bind(sequence)
     .execute(&mut *owner)
     .await?;
-    sqlx::query("ALTER TABLE events ENABLE TRIGGER events_append_only")
+    // As migration 0014 left it: firing in every replication role.
+    sqlx::query("ALTER TABLE events ENABLE ALWAYS TRIGGER events_append_only")
         .execute(&mut *owner)
         .await?;
     Ok(())
