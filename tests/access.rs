@@ -734,29 +734,14 @@ struct UnitCaller {
 /// Returns the participant and the follow-up's event id.
 async fn hudiksvall_participant(stack: &Stack) -> anyhow::Result<(String, String)> {
     use proto::v1;
+    let (participant_id, _) = stack.enrolled_participant("coach-17", None).await?;
     let mut municipality = stack.municipality().await?;
-    let participant_id = municipality
-        .refer_participant(testkit::as_coach(v1::ReferParticipantRequest {
-            source: v1::ReferralSource::Vuxenpsykiatri as i32,
-            ..Default::default()
-        }))
-        .await?
-        .into_inner()
-        .participant_id;
     let write = || {
         Some(v1::ParticipantWrite {
             context: None,
             participant_id: participant_id.clone(),
         })
     };
-    municipality
-        .enroll_participant(testkit::as_coach(v1::EnrollParticipantRequest {
-            participant_id: participant_id.clone(),
-            unit: "hudiksvall-ips".into(),
-            coach_person_id: "coach-17".into(),
-            ..Default::default()
-        }))
-        .await?;
     municipality
         .record_social_assistance(testkit::as_caller(
             v1::RecordSocialAssistanceRequest {

@@ -46,24 +46,7 @@ fn write(participant_id: &str) -> Option<v1::ParticipantWrite> {
 
 /// A participant referred and enrolled by coach-17.
 async fn enrolled(stack: &Stack) -> anyhow::Result<String> {
-    let mut municipality = stack.municipality().await?;
-    let participant_id = municipality
-        .refer_participant(as_coach(v1::ReferParticipantRequest {
-            source: v1::ReferralSource::Vuxenpsykiatri as i32,
-            ..Default::default()
-        }))
-        .await?
-        .into_inner()
-        .participant_id;
-    municipality
-        .enroll_participant(as_coach(v1::EnrollParticipantRequest {
-            participant_id: participant_id.clone(),
-            unit: "hudiksvall-ips".into(),
-            coach_person_id: "coach-17".into(),
-            ..Default::default()
-        }))
-        .await?;
-    Ok(participant_id)
+    Ok(stack.enrolled_participant("coach-17", None).await?.0)
 }
 
 async fn grant(

@@ -110,25 +110,8 @@ async fn control_bidi_and_zero_width_characters_are_refused_naming_the_field() -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn free_text_keeps_tabs_and_newlines() -> anyhow::Result<()> {
     let stack = Stack::start().await?;
+    let (participant_id, _) = stack.enrolled_participant("coach-17", None).await?;
     let mut municipality = stack.municipality().await?;
-    let referred = municipality
-        .refer_participant(as_coach(v1::ReferParticipantRequest {
-            context: None,
-            participant_id: String::new(),
-            source: v1::ReferralSource::Vuxenpsykiatri as i32,
-            referrer_unit: String::new(),
-        }))
-        .await?
-        .into_inner();
-    let participant_id = referred.participant_id;
-    municipality
-        .enroll_participant(as_coach(v1::EnrollParticipantRequest {
-            context: None,
-            participant_id: participant_id.clone(),
-            unit: "hudiksvall-ips".into(),
-            coach_person_id: "coach-17".into(),
-        }))
-        .await?;
     let preferences = "Vill arbeta med djur.\n\tHelst förmiddagar.";
     let profile = municipality
         .record_profile(as_coach(v1::RecordProfileRequest {

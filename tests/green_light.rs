@@ -38,25 +38,9 @@ fn officer<T>(message: T) -> tonic::Request<T> {
 /// A participant enrolled with `coach`, on sjukpenning, with an arbetsträning proposed 21 days
 /// ago for a start in a week: FK's gate is open. Returns (participant, activity).
 async fn waiting_on_fk(stack: &Stack, coach: &str) -> anyhow::Result<(String, String)> {
+    let (participant_id, _) = stack.enrolled_participant(coach, context(-30)).await?;
     let mut municipality = stack.municipality().await?;
     let mut fk = stack.forsakringskassan().await?;
-    let referral = v1::ReferParticipantRequest {
-        context: context(-30),
-        source: v1::ReferralSource::Vuxenpsykiatri as i32,
-        ..Default::default()
-    };
-    let participant_id = municipality
-        .refer_participant(as_coach(referral))
-        .await?
-        .into_inner()
-        .participant_id;
-    let enrolment = v1::EnrollParticipantRequest {
-        context: context(-30),
-        participant_id: participant_id.clone(),
-        unit: "hudiksvall-ips".into(),
-        coach_person_id: coach.into(),
-    };
-    municipality.enroll_participant(as_coach(enrolment)).await?;
     // The coach sees FK's gates only under the participant's consent FK → IPS unit, and FK
     // sees the IPS unit's requests only under consent IPS unit → FK.
     grant_fk_consent(stack, &participant_id, true).await?;
@@ -752,25 +736,8 @@ async fn proposed_without_consent(
     stack: &Stack,
     held: HeldElsewhere,
 ) -> anyhow::Result<(String, String)> {
+    let (participant_id, _) = stack.enrolled_participant("coach-17", context(-30)).await?;
     let mut municipality = stack.municipality().await?;
-    let referral = v1::ReferParticipantRequest {
-        context: context(-30),
-        source: v1::ReferralSource::Vuxenpsykiatri as i32,
-        ..Default::default()
-    };
-    let participant_id = municipality
-        .refer_participant(as_coach(referral))
-        .await?
-        .into_inner()
-        .participant_id;
-    municipality
-        .enroll_participant(as_coach(v1::EnrollParticipantRequest {
-            context: context(-30),
-            participant_id: participant_id.clone(),
-            unit: "hudiksvall-ips".into(),
-            coach_person_id: "coach-17".into(),
-        }))
-        .await?;
     let write = |days| {
         Some(v1::ParticipantWrite {
             context: context(days),

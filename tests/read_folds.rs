@@ -33,24 +33,10 @@ fn timeline_request(participant_id: &str, min_sequence: u64) -> v1::GetTimelineR
 /// A referred, enrolled participant with a vocational profile the coach recorded; returns it
 /// and the profile's sequence.
 async fn participant_with_profile(stack: &Stack) -> anyhow::Result<(String, u64)> {
-    let mut municipality = stack.municipality().await?;
-    let participant_id = municipality
-        .refer_participant(as_coach(v1::ReferParticipantRequest {
-            source: v1::ReferralSource::Vuxenpsykiatri as i32,
-            ..Default::default()
-        }))
+    let (participant_id, _) = stack.enrolled_participant("coach-17", None).await?;
+    let profile = stack
+        .municipality()
         .await?
-        .into_inner()
-        .participant_id;
-    municipality
-        .enroll_participant(as_coach(v1::EnrollParticipantRequest {
-            participant_id: participant_id.clone(),
-            unit: "hudiksvall-ips".into(),
-            coach_person_id: "coach-17".into(),
-            ..Default::default()
-        }))
-        .await?;
-    let profile = municipality
         .record_profile(as_coach(v1::RecordProfileRequest {
             write: write(&participant_id),
             preferences: "outdoor work, mornings".into(),

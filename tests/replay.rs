@@ -145,26 +145,7 @@ async fn live_timeline(
 
 /// A referred and enrolled participant of the coach's unit. Returns it and the newest sequence.
 async fn enrolled(stack: &Stack) -> anyhow::Result<(String, u64)> {
-    let mut municipality = stack.municipality().await?;
-    let participant_id = municipality
-        .refer_participant(as_coach(v1::ReferParticipantRequest {
-            context: context(-30),
-            source: v1::ReferralSource::Vuxenpsykiatri as i32,
-            ..Default::default()
-        }))
-        .await?
-        .into_inner()
-        .participant_id;
-    let enrolment = municipality
-        .enroll_participant(as_coach(v1::EnrollParticipantRequest {
-            context: context(-30),
-            participant_id: participant_id.clone(),
-            unit: "hudiksvall-ips".into(),
-            coach_person_id: "coach-17".into(),
-        }))
-        .await?
-        .into_inner();
-    Ok((participant_id, enrolment.sequence))
+    stack.enrolled_participant("coach-17", context(-30)).await
 }
 
 async fn grant(

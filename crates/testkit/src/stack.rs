@@ -220,6 +220,37 @@ impl Stack {
         })
     }
 
+    /// A participant referred by coach-17 (from adult psychiatry) and enrolled in
+    /// hudiksvall-ips with `coach`, both written with `context` (`None`: now, as the service
+    /// stamps it): the opening most tests need. Returns the participant id and the enrolment's
+    /// sequence.
+    pub async fn enrolled_participant(
+        &self,
+        coach: &str,
+        context: Option<proto::v1::WriteContext>,
+    ) -> anyhow::Result<(String, u64)> {
+        let mut municipality = self.municipality().await?;
+        let participant_id = municipality
+            .refer_participant(crate::as_coach(proto::v1::ReferParticipantRequest {
+                context: context.clone(),
+                source: proto::v1::ReferralSource::Vuxenpsykiatri as i32,
+                ..Default::default()
+            }))
+            .await?
+            .into_inner()
+            .participant_id;
+        let enrolment = municipality
+            .enroll_participant(crate::as_coach(proto::v1::EnrollParticipantRequest {
+                context,
+                participant_id: participant_id.clone(),
+                unit: "hudiksvall-ips".into(),
+                coach_person_id: coach.into(),
+            }))
+            .await?
+            .into_inner();
+        Ok((participant_id, enrolment.sequence))
+    }
+
     /// A client of the municipality service.
     pub async fn municipality(&self) -> anyhow::Result<MunicipalityServiceClient<Channel>> {
         Ok(MunicipalityServiceClient::new(
