@@ -68,14 +68,25 @@ pub fn stored_payload_hash(stored_payload: &Value) -> String {
         .get("prev_hash")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let mut without_hash = stored_payload.clone();
-    if let Value::Object(map) = &mut without_hash {
-        map.remove("hash");
-    }
+    // A `Value` always serialises (its keys are strings); the fallback is the same form.
+    let content = crate::canonical::to_canonical_json_without(stored_payload, Some("hash"))
+        .unwrap_or_else(|_| {
+            let mut without_hash = stored_payload.clone();
+            if let Value::Object(map) = &mut without_hash {
+                map.remove("hash");
+            }
+            canonical_json(&without_hash)
+        });
+    link_hash(prev_hash, &content)
+}
+
+/// SHA-256 over `prev_hash`, a newline and `content` (the canonical payload without its
+/// `hash`), in lowercase hex.
+pub fn link_hash(prev_hash: &str, content: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
     hasher.update(b"\n");
-    hasher.update(canonical_json(&without_hash).as_bytes());
+    hasher.update(content.as_bytes());
     let digest = hasher.finalize();
     let mut hex = String::with_capacity(64);
     for byte in digest {

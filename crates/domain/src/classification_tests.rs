@@ -625,3 +625,20 @@ fn people_named_and_sensitive_codes_never_cross() {
         json!({ "type": "ParticipantDischarged" })
     );
 }
+
+/// The canonical writer (`canonical::to_canonical_json`, which prints each replayed body and
+/// hashes each link) prints every event type's body as the `Value` route does, nested records
+/// and filled options included: a difference would change stored hashes.
+#[test]
+fn every_event_body_prints_in_canonical_form_as_through_value() {
+    for example in examples() {
+        let through_value =
+            crate::chain::canonical_json(&serde_json::to_value(&example).unwrap_or(Value::Null));
+        assert_eq!(
+            crate::canonical::to_canonical_json(&example).ok(),
+            Some(through_value),
+            "{}",
+            example.event_type()
+        );
+    }
+}

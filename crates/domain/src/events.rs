@@ -93,8 +93,8 @@ impl ParticipantEvent {
         };
         // Serialising our own plain data types cannot fail (no maps with non-string keys, no
         // floats); should a future field break that, the empty hash fails verification loudly.
-        if let Ok(stored) = serde_json::to_value(&event) {
-            event.hash = chain::stored_payload_hash(&stored);
+        if let Ok(content) = crate::canonical::to_canonical_json_without(&event, Some("hash")) {
+            event.hash = chain::link_hash(&event.prev_hash, &content);
         }
         event
     }

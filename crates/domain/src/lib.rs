@@ -26,6 +26,7 @@
 //! - [`replay`]: a history cut on both time axes (recorded at T, occurred at T') and folded.
 
 pub mod aggregate;
+pub mod canonical;
 pub mod chain;
 pub mod classification;
 pub mod clock;
