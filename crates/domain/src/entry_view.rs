@@ -19,19 +19,30 @@ use crate::envelope::{Agency, DataCategory};
 use crate::events::{ConsentParty, EventBody};
 use crate::visibility::{self, Basis, Reader, Sight};
 
-/// What a reader is shown of one entry.
+/// What a reader is shown of one entry; `B` is its body as shown (a `Value`, or
+/// [`ShownBody`] when the caller keeps the whole body in its own form).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EntryView {
+pub struct EntryView<B = Value> {
     /// Why the reader may see it (the access log's basis).
     pub basis: Basis,
     /// The body as the reader may see it (whole, or the shared view).
-    pub body: Value,
+    pub body: B,
     /// The event type the reader is shown instead of the stored one: an inpatient stay is
     /// `AvailabilityChanged` to the IPS unit. `None`: the stored type.
     pub shown_as: Option<&'static str>,
 }
 
-impl EntryView {
+/// How much of an entry's body a reader is shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShownBody {
+    /// The body as recorded, whole: the caller shows the body it holds (a replay prints it
+    /// straight from the typed body, with no `Value` in between).
+    Whole,
+    /// Only this: the shared view, or the availability an inpatient fact amounts to.
+    Only(Value),
+}
+
+impl<B> EntryView<B> {
     /// The type to show for an entry stored as `stored_type` (a rejection keeps its own).
     pub fn shown_event_type(&self, stored_type: &str) -> String {
         match self.shown_as {
@@ -54,17 +65,55 @@ impl Participant {
         stored_body: Value,
         on: NaiveDate,
     ) -> Option<EntryView> {
+        let mut stored_body = Some(stored_body);
+        let view = self.view_of_entry_shown(
+            reader,
+            agency,
+            category,
+            body,
+            || stored_body.take().unwrap_or(Value::Null),
+            on,
+        )?;
+        let shown = match view.body {
+            ShownBody::Whole => stored_body.unwrap_or(Value::Null),
+            ShownBody::Only(shown) => shown,
+        };
+        Some(EntryView {
+            basis: view.basis,
+            body: shown,
+            shown_as: view.shown_as,
+        })
+    }
+
+    /// [`Participant::view_of_entry`], the one decision, for a caller that holds the body in
+    /// its own form: a whole body is left to the caller ([`ShownBody::Whole`]), and
+    /// `stored_body` (the body's stored JSON) is asked for only when a part of it is shown.
+    pub fn view_of_entry_shown(
+        &self,
+        reader: &Reader,
+        agency: Agency,
+        category: DataCategory,
+        body: &EventBody,
+        stored_body: impl FnOnce() -> Value,
+        on: NaiveDate,
+    ) -> Option<EntryView<ShownBody>> {
         let sight = self.sight(reader, agency, body, category, on);
         let basis = match sight {
-            Sight::Full(basis) | Sight::Shared(basis) => basis,
+            Sight::Full(basis) => {
+                return Some(EntryView {
+                    basis,
+                    body: ShownBody::Whole,
+                    shown_as: None,
+                })
+            }
+            Sight::Shared(basis) => basis,
             Sight::Hidden => return None,
         };
         let protected = self.protected_identity().is_some();
         let reader_party = reader.party();
         // Outside psychiatry and social services a stay is only the availability it amounts
         // to; an auditor (no party) and psychiatry itself see it whole.
-        let availability_only = matches!(sight, Sight::Shared(_))
-            && !matches!(reader_party, Some(ConsentParty::SocialServices) | None);
+        let availability_only = !matches!(reader_party, Some(ConsentParty::SocialServices) | None);
         if availability_only {
             if let Some(outward) = visibility::availability_view(body) {
                 let outward_json = serde_json::to_value(&outward).ok()?;
@@ -72,15 +121,15 @@ impl Participant {
                     visibility::view_for_party(sight, outward_json, protected, reader_party)?;
                 return Some(EntryView {
                     basis,
-                    body,
+                    body: ShownBody::Only(body),
                     shown_as: Some(outward.event_type()),
                 });
             }
         }
-        let body = visibility::view_for_party(sight, stored_body, protected, reader_party)?;
+        let body = visibility::view_for_party(sight, stored_body(), protected, reader_party)?;
         Some(EntryView {
             basis,
-            body,
+            body: ShownBody::Only(body),
             shown_as: None,
         })
     }

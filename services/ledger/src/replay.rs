@@ -4,7 +4,8 @@
 //!
 //! Nothing here decides anything of its own: the cut and the fold are the domain's
 //! (`domain::replay`, the aggregate's `apply`); what a reader is shown of an entry is
-//! `Participant::view_of_entry`, the function the live `GetTimeline` uses; whether they could
+//! `Participant::view_of_entry_shown`, the decision the live `GetTimeline` uses (through
+//! `view_of_entry`), the whole body printed from the typed event; whether they could
 //! open the participant is `Participant::may_open`; the gates are the green-light read model's
 //! rows (`store::green_light::gate_rows`) evaluated by the live board's own `lights` with the
 //! replay's business day as "today". So a replay cannot drift from what the live reads showed.
@@ -12,6 +13,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use domain::entry_view::ShownBody;
 use domain::replay::{ReplayCut, ReplayedHistory};
 use domain::{InputError, Participant, ParticipantEvent, ParticipantId, Reader};
 use proto::v1;
@@ -314,19 +316,19 @@ impl PreparedReplay {
         viewer: &Viewer<'_>,
         entry: &ParticipantEvent,
     ) -> Option<v1::ReplayEntry> {
-        let (basis, row) = viewer.view(entry)?;
+        let (basis, row, body_json) = viewer.view_printed(entry)?;
         let superseded_by_event_id = self
             .corrections
             .get(&entry.envelope.event_id)
             .map(|index| &self.replayed.entries[*index])
-            .filter(|correction| viewer.view(correction).is_some())
+            .filter(|correction| viewer.view_shown(correction).is_some())
             .map(|correction| correction.envelope.event_id.to_string())
             .unwrap_or_default();
         Some(v1::ReplayEntry {
             // Rows built from decoded events (`TimelineRow::from_event`) carry a schema version
             // that came from a `u32`, the one thing `entry` checks.
             entry: Some(
-                crate::timeline_service::entry(row)
+                crate::timeline_service::entry_showing(row, body_json)
                     .expect("a row built from a decoded event has a non-negative schema version"),
             ),
             basis: basis.log_text(),
@@ -401,19 +403,46 @@ struct Viewer<'a> {
 }
 
 impl Viewer<'_> {
+    /// The entry as the reader is shown it, its body as JSON.
     fn view(&self, entry: &ParticipantEvent) -> Option<(domain::Basis, store::TimelineRow)> {
-        let mut row = store::TimelineRow::from_event(entry).ok()?;
-        let view = self.participant.view_of_entry(
+        let (basis, mut row, shown) = self.view_shown(entry)?;
+        row.body = match shown {
+            ShownBody::Whole => serde_json::to_value(&entry.body).ok()?,
+            ShownBody::Only(body) => body,
+        };
+        Some((basis, row))
+    }
+
+    /// The entry as the reader is shown it, its body printed in canonical form: a whole body
+    /// straight from the typed event (no `Value` in between), as `GetTimeline` prints it.
+    fn view_printed(
+        &self,
+        entry: &ParticipantEvent,
+    ) -> Option<(domain::Basis, store::TimelineRow, String)> {
+        let (basis, row, shown) = self.view_shown(entry)?;
+        let body_json = match shown {
+            ShownBody::Whole => domain::canonical::to_canonical_json(&entry.body).ok()?,
+            ShownBody::Only(body) => domain::chain::canonical_json(&body),
+        };
+        Some((basis, row, body_json))
+    }
+
+    /// The live reads' decision on `entry`, and its row with the body left to the caller.
+    fn view_shown(
+        &self,
+        entry: &ParticipantEvent,
+    ) -> Option<(domain::Basis, store::TimelineRow, ShownBody)> {
+        let mut row = store::TimelineRow::from_event_but_body(entry).ok()?;
+        let view = self.participant.view_of_entry_shown(
             self.reader,
             entry.envelope.agency,
             entry.envelope.data_category,
             &entry.body,
-            std::mem::take(&mut row.body),
+            || serde_json::to_value(&entry.body).unwrap_or(serde_json::Value::Null),
             self.on,
         )?;
         row.event_type = view.shown_event_type(&row.event_type);
-        row.body = view.body;
-        Some((view.basis, row))
+        Some((view.basis, row, view.body))
     }
 }
 

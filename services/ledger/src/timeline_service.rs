@@ -325,6 +325,15 @@ fn timeline_filter(request: &v1::GetTimelineRequest) -> Result<store::TimelineFi
 }
 
 pub(crate) fn entry(row: store::TimelineRow) -> Result<v1::TimelineEntry, Status> {
+    let body_json = domain::chain::canonical_json(&row.body);
+    entry_showing(row, body_json)
+}
+
+/// [`entry`] with the body already printed in canonical form (`row.body` is not read).
+pub(crate) fn entry_showing(
+    row: store::TimelineRow,
+    body_json: String,
+) -> Result<v1::TimelineEntry, Status> {
     let schema_version = u32::try_from(row.schema_version).map_err(|_| {
         crate::store_errors::from_store(&store::StoreError::Unreadable(format!(
             "timeline entry {}: schema version {} is negative",
@@ -356,7 +365,7 @@ pub(crate) fn entry(row: store::TimelineRow) -> Result<v1::TimelineEntry, Status
             .map(|id| id.to_string())
             .unwrap_or_default(),
         data_category: data_category_token_to_wire(&row.data_category),
-        body_json: domain::chain::canonical_json(&row.body),
+        body_json,
         rejected_rule: row.rejected_rule.unwrap_or_default(),
         prev_hash: row.prev_hash,
         hash: row.hash,
