@@ -83,6 +83,15 @@ impl<'a> Canonical<'a> {
     }
 }
 
+/// Scalars serde_json prints the same directly as through `Value`.
+macro_rules! scalars_as_serde_json_prints_them {
+    ($($method:ident: $value:ty),*) => {$(
+        fn $method(mut self, value: $value) -> Result<(), Error> {
+            ser::Serializer::$method(&mut self.json(), value)
+        }
+    )*};
+}
+
 impl<'a> ser::Serializer for Canonical<'a> {
     type Ok = ();
     type Error = Error;
@@ -94,35 +103,22 @@ impl<'a> ser::Serializer for Canonical<'a> {
     type SerializeStruct = Object<'a>;
     type SerializeStructVariant = Object<'a>;
 
-    fn serialize_bool(mut self, value: bool) -> Result<(), Error> {
-        ser::Serializer::serialize_bool(&mut self.json(), value)
-    }
-    fn serialize_i8(mut self, value: i8) -> Result<(), Error> {
-        ser::Serializer::serialize_i8(&mut self.json(), value)
-    }
-    fn serialize_i16(mut self, value: i16) -> Result<(), Error> {
-        ser::Serializer::serialize_i16(&mut self.json(), value)
-    }
-    fn serialize_i32(mut self, value: i32) -> Result<(), Error> {
-        ser::Serializer::serialize_i32(&mut self.json(), value)
-    }
-    fn serialize_i64(mut self, value: i64) -> Result<(), Error> {
-        ser::Serializer::serialize_i64(&mut self.json(), value)
-    }
+    scalars_as_serde_json_prints_them!(
+        serialize_bool: bool,
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64,
+        serialize_char: char,
+        serialize_str: &str
+    );
+
     fn serialize_i128(self, value: i128) -> Result<(), Error> {
         self.through_value(value)
-    }
-    fn serialize_u8(mut self, value: u8) -> Result<(), Error> {
-        ser::Serializer::serialize_u8(&mut self.json(), value)
-    }
-    fn serialize_u16(mut self, value: u16) -> Result<(), Error> {
-        ser::Serializer::serialize_u16(&mut self.json(), value)
-    }
-    fn serialize_u32(mut self, value: u32) -> Result<(), Error> {
-        ser::Serializer::serialize_u32(&mut self.json(), value)
-    }
-    fn serialize_u64(mut self, value: u64) -> Result<(), Error> {
-        ser::Serializer::serialize_u64(&mut self.json(), value)
     }
     fn serialize_u128(self, value: u128) -> Result<(), Error> {
         self.through_value(value)
@@ -132,12 +128,6 @@ impl<'a> ser::Serializer for Canonical<'a> {
     }
     fn serialize_f64(self, value: f64) -> Result<(), Error> {
         self.through_value(value)
-    }
-    fn serialize_char(mut self, value: char) -> Result<(), Error> {
-        ser::Serializer::serialize_char(&mut self.json(), value)
-    }
-    fn serialize_str(mut self, value: &str) -> Result<(), Error> {
-        ser::Serializer::serialize_str(&mut self.json(), value)
     }
     fn serialize_bytes(self, value: &[u8]) -> Result<(), Error> {
         // `Value` holds bytes as an array of numbers, as serde_json prints them.
@@ -250,49 +240,28 @@ impl Array<'_> {
     }
 }
 
-impl ser::SerializeSeq for Array<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.item(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        self.close()
-    }
+/// serde names the same "next item" differently for each kind of sequence.
+macro_rules! array_items {
+    ($($kind:ident::$item:ident),*) => {$(
+        impl ser::$kind for Array<'_> {
+            type Ok = ();
+            type Error = Error;
+            fn $item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+                self.item(value)
+            }
+            fn end(self) -> Result<(), Error> {
+                self.close()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Array<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.item(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleStruct for Array<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.item(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleVariant for Array<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.item(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        self.close()
-    }
-}
+array_items!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 /// An object: each field's value written into `scratch` as it comes, then all copied out in
 /// key order.
@@ -364,35 +333,27 @@ impl Object<'_> {
     }
 }
 
-impl ser::SerializeStruct for Object<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.field(Cow::Borrowed(key), value)
-    }
-    fn end(self) -> Result<(), Error> {
-        self.close()
-    }
+/// A struct and a struct variant take their fields alike.
+macro_rules! object_fields {
+    ($($kind:ident),*) => {$(
+        impl ser::$kind for Object<'_> {
+            type Ok = ();
+            type Error = Error;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), Error> {
+                self.field(Cow::Borrowed(key), value)
+            }
+            fn end(self) -> Result<(), Error> {
+                self.close()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for Object<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.field(Cow::Borrowed(key), value)
-    }
-    fn end(self) -> Result<(), Error> {
-        self.close()
-    }
-}
+object_fields!(SerializeStruct, SerializeStructVariant);
 
 impl ser::SerializeMap for Object<'_> {
     type Ok = ();
@@ -420,6 +381,15 @@ fn key_must_be_a_string() -> Error {
     <Error as ser::Error>::custom("key must be a string")
 }
 
+/// Keys `Value` takes by printing them.
+macro_rules! keys_printed_as_strings {
+    ($($method:ident: $value:ty),*) => {$(
+        fn $method(self, value: $value) -> Result<String, Error> {
+            Ok(value.to_string())
+        }
+    )*};
+}
+
 impl ser::Serializer for MapKey {
     type Ok = String;
     type Error = Error;
@@ -431,44 +401,23 @@ impl ser::Serializer for MapKey {
     type SerializeStruct = ser::Impossible<String, Error>;
     type SerializeStructVariant = ser::Impossible<String, Error>;
 
+    keys_printed_as_strings!(
+        serialize_char: char,
+        serialize_bool: bool,
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_i128: i128,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64,
+        serialize_u128: u128
+    );
+
     fn serialize_str(self, value: &str) -> Result<String, Error> {
         Ok(value.to_owned())
-    }
-    fn serialize_char(self, value: char) -> Result<String, Error> {
-        Ok(value.to_string())
-    }
-    fn serialize_bool(self, value: bool) -> Result<String, Error> {
-        Ok(value.to_string())
-    }
-    fn serialize_i8(self, value: i8) -> Result<String, Error> {
-        Ok(value.to_string())
-    }
-    fn serialize_i16(self, value: i16) -> Result<String, Error> {
-        Ok(value.to_string())
-    }
-    fn serialize_i32(self, value: i32) -> Result<String, Error> {
-        Ok(value.to_string())
-    }
-    fn serialize_i64(self, value: i64) -> Result<String, Error> {
-        Ok(value.to_string())
-    }
-    fn serialize_i128(self, value: i128) -> Result<String, Error> {
-        Ok(value.to_string())
-    }
-    fn serialize_u8(self, value: u8) -> Result<String, Error> {
-        Ok(value.to_string())
-    }
-    fn serialize_u16(self, value: u16) -> Result<String, Error> {
-        Ok(value.to_string())
-    }
-    fn serialize_u32(self, value: u32) -> Result<String, Error> {
-        Ok(value.to_string())
-    }
-    fn serialize_u64(self, value: u64) -> Result<String, Error> {
-        Ok(value.to_string())
-    }
-    fn serialize_u128(self, value: u128) -> Result<String, Error> {
-        Ok(value.to_string())
     }
     fn serialize_f32(self, _value: f32) -> Result<String, Error> {
         Err(key_must_be_a_string())
