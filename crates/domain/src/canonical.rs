@@ -9,6 +9,9 @@
 //!
 //! Each object's field values are written into one scratch buffer as they come, then copied out
 //! in key order: one buffer and one field list per object, whatever its number of fields.
+//! A map's keys arrive as values to be copied into strings, so JSON that already is a `Value`
+//! (what is read back from the store) is printed by walking it (`chain::canonical_json`,
+//! `chain::stored_payload_hash`), which is faster for it.
 
 use std::borrow::Cow;
 use std::ops::Range;

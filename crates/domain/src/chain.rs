@@ -29,9 +29,17 @@ pub fn canonical_json(value: &Value) -> String {
 }
 
 fn write_canonical(value: &Value, output: &mut Vec<u8>) {
+    write_canonical_without(value, None, output);
+}
+
+/// [`write_canonical`] leaving out the top-level key `skipped_key` of an object.
+fn write_canonical_without(value: &Value, skipped_key: Option<&str>, output: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            let mut entries: Vec<(&String, &Value)> = map
+                .iter()
+                .filter(|(key, _)| Some(key.as_str()) != skipped_key)
+                .collect();
             // Keys are unique, so an unstable sort is deterministic.
             entries.sort_unstable_by(|left, right| left.0.cmp(right.0));
             output.push(b'{');
@@ -68,15 +76,11 @@ pub fn stored_payload_hash(stored_payload: &Value) -> String {
         .get("prev_hash")
         .and_then(Value::as_str)
         .unwrap_or("");
-    // A `Value` always serialises (its keys are strings); the fallback is the same form.
-    let content = crate::canonical::to_canonical_json_without(stored_payload, Some("hash"))
-        .unwrap_or_else(|_| {
-            let mut without_hash = stored_payload.clone();
-            if let Value::Object(map) = &mut without_hash {
-                map.remove("hash");
-            }
-            canonical_json(&without_hash)
-        });
+    // Written from the `Value` itself, leaving `hash` out, rather than from a copy without it.
+    let mut content = Vec::with_capacity(512);
+    write_canonical_without(stored_payload, Some("hash"), &mut content);
+    let content = String::from_utf8(content)
+        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
     link_hash(prev_hash, &content)
 }
 
@@ -278,6 +282,26 @@ mod tests {
                 "{value}"
             );
         }
+    }
+
+    #[test]
+    fn a_stored_payload_is_hashed_without_its_own_hash_only() {
+        let payload = json!({
+            "sequence": 3, "prev_hash": "p", "hash": "ignored",
+            "body": {"hash": "kept", "z": [1, {"b": 2, "a": 1}]}
+        });
+        let mut without_hash = payload.clone();
+        if let Value::Object(map) = &mut without_hash {
+            map.remove("hash");
+        }
+        assert_eq!(
+            stored_payload_hash(&payload),
+            link_hash("p", &canonical_json(&without_hash))
+        );
+        assert_eq!(
+            canonical_json(&without_hash),
+            r#"{"body":{"hash":"kept","z":[1,{"a":1,"b":2}]},"prev_hash":"p","sequence":3}"#
+        );
     }
 
     #[test]
