@@ -21,8 +21,14 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// whitespace, strings escaped as serde_json escapes them. Written straight into one buffer:
 /// every read of a timeline and every replay prints each entry's body this way.
 pub fn canonical_json(value: &Value) -> String {
+    canonical_json_without(value, None)
+}
+
+/// [`canonical_json`] leaving out the top-level key `skipped_key` of an object (a stored
+/// payload is hashed without its own `hash`), written from `value` itself, not from a copy.
+fn canonical_json_without(value: &Value, skipped_key: Option<&str>) -> String {
     let mut output = Vec::with_capacity(256);
-    write_canonical(value, &mut output);
+    write_canonical_without(value, skipped_key, &mut output);
     // serde_json writes UTF-8 only, so the conversion cannot fail.
     String::from_utf8(output)
         .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
@@ -76,12 +82,10 @@ pub fn stored_payload_hash(stored_payload: &Value) -> String {
         .get("prev_hash")
         .and_then(Value::as_str)
         .unwrap_or("");
-    // Written from the `Value` itself, leaving `hash` out, rather than from a copy without it.
-    let mut content = Vec::with_capacity(512);
-    write_canonical_without(stored_payload, Some("hash"), &mut content);
-    let content = String::from_utf8(content)
-        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
-    link_hash(prev_hash, &content)
+    link_hash(
+        prev_hash,
+        &canonical_json_without(stored_payload, Some("hash")),
+    )
 }
 
 /// SHA-256 over `prev_hash`, a newline and `content` (the canonical payload without its
