@@ -51,7 +51,12 @@ impl Aggregate for Participant {
             submission,
             recorded_at,
         } = command;
-        if self.recorded.contains_key(&submission.envelope.event_id) {
+        if let Some(recorded) = self.recorded.get(&submission.envelope.event_id) {
+            // A redelivery is answered with its first verdict; the same id from another agency
+            // is no redelivery, and answering it would hand that agency the other's verdict.
+            if recorded.agency != submission.envelope.agency {
+                return Err(ParticipantError::EventIdRecordedByAnotherAgency);
+            }
             return Ok(());
         }
         if self
@@ -115,6 +120,10 @@ impl Participant {
                 outcome: event.outcome.clone(),
                 agency: event.envelope.agency,
                 event_type: event.body.event_type().to_owned(),
+                author_party: crate::visibility::party_of(
+                    event.envelope.agency,
+                    event.envelope.actor.role,
+                ),
             },
         );
         if !event.is_accepted() {

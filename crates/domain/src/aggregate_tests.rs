@@ -492,6 +492,25 @@ fn a_recorded_event_id_is_a_no_op_whether_accepted_or_rejected() {
 }
 
 #[test]
+fn an_event_id_another_agency_recorded_is_refused_not_answered() {
+    // FK reuses the id of the municipality's referral: not a redelivery of FK's own event, so
+    // the municipality's verdict must not be handed to FK.
+    let mut reused = submission(
+        1,
+        Agency::Forsakringskassan,
+        EventBody::MedicalCertificateReceived {
+            period: period(date(2026, 3, 1), date(2026, 4, 1)),
+            degree_percent: 100,
+        },
+    );
+    reused.envelope.actor.role = Role::CaseOfficer;
+    ParticipantTest::with(())
+        .given(referred_history().given())
+        .when(record(reused))
+        .then_expect_error(ParticipantError::EventIdRecordedByAnotherAgency);
+}
+
+#[test]
 fn a_submission_for_another_participant_is_an_error() {
     let mut other = submission(2, Agency::Municipality, enrolled());
     other.envelope.participant_id = ParticipantId(Uuid::from_u128(42));
@@ -2464,6 +2483,95 @@ fn a_coach_or_team_leader_places_and_enrols_only_in_their_own_unit() {
             corrected_elsewhere,
         ),
         rejected(RuleViolation::OtherUnit),
+    );
+}
+
+#[test]
+fn only_the_party_that_recorded_an_event_corrects_it() {
+    let officer = |number, body| {
+        by(
+            number,
+            Role::CaseOfficer,
+            "ifo-officer-1",
+            "hudiksvall-ifo",
+            body,
+        )
+    };
+    let corrected = |supersedes, body| EventBody::EventCorrected {
+        supersedes: event_id(supersedes),
+        reason: "corrected".into(),
+        corrected: Box::new(body),
+    };
+    let granted = enrolled_history().accepted(officer(
+        3,
+        EventBody::SocialAssistanceDecided {
+            status: SocialAssistanceStatus::Granted,
+        },
+    ));
+    let denied = || EventBody::SocialAssistanceDecided {
+        status: SocialAssistanceStatus::Denied,
+    };
+    // A coach may not rewrite social services' decision (it would lift their planning gate).
+    check(
+        granted.clone_history(),
+        by(
+            4,
+            Role::Coach,
+            "coach-17",
+            "hudiksvall-ips",
+            corrected(3, denied()),
+        ),
+        rejected(RuleViolation::CorrectionByAnotherParty),
+    );
+    // Social services may.
+    check(
+        granted.clone_history(),
+        officer(4, corrected(3, denied())),
+        Outcome::Accepted,
+    );
+    // A case officer may not rewrite the IPS unit's enrolment, not even to the same unit.
+    check(
+        enrolled_history(),
+        officer(
+            3,
+            corrected(
+                2,
+                EventBody::ParticipantEnrolled {
+                    unit: UnitId("bollnas-ips".into()),
+                    coach: PersonId("coach-99".into()),
+                },
+            ),
+        ),
+        rejected(RuleViolation::CorrectionByAnotherParty),
+    );
+    check(
+        enrolled_history(),
+        officer(3, corrected(2, enrolled())),
+        rejected(RuleViolation::CorrectionByAnotherParty),
+    );
+    // Nor may an auditor, who acts for no party.
+    check(
+        enrolled_history(),
+        by(
+            3,
+            Role::Auditor,
+            "auditor-1",
+            "internal-control",
+            corrected(2, enrolled()),
+        ),
+        rejected(RuleViolation::CorrectionByAnotherParty),
+    );
+    // The IPS unit corrects its own.
+    check(
+        enrolled_history(),
+        by(
+            3,
+            Role::TeamLeader,
+            "leader-1",
+            "hudiksvall-ips",
+            corrected(2, enrolled()),
+        ),
+        Outcome::Accepted,
     );
 }
 

@@ -156,6 +156,13 @@ pub enum RuleViolation {
     /// Correcting another agency's event.
     #[error("correction_by_another_agency: only the agency that recorded an event may correct it")]
     CorrectionByAnotherAgency,
+    /// Correcting an event another party of the same agency recorded: within the municipality
+    /// the IPS unit and social services are separate parties, and a coach may not rewrite a
+    /// social-services decision (nor a case officer an enrolment) through a correction.
+    #[error(
+        "correction_by_another_party: only the party that recorded an event (the IPS unit or social services) may correct it"
+    )]
+    CorrectionByAnotherParty,
     /// An arbetsprövning at the own employer planned before the 2026 rule is in force.
     #[error("own_employer_trial_rule_not_in_force: the rule applies from 2026-03-01")]
     OwnEmployerTrialRuleNotInForce,
@@ -221,4 +228,9 @@ pub enum ParticipantError {
     /// The submission names another participant than the aggregate it was routed to.
     #[error("participant_mismatch: the submission is for another participant")]
     ParticipantMismatch,
+    /// The submission's event id is already recorded for this participant by another agency:
+    /// not a redelivery (whose first verdict would be answered) but a reuse, which would hand
+    /// one agency the verdict of another's event.
+    #[error("event_id_reused: the event id is recorded for this participant by another agency")]
+    EventIdRecordedByAnotherAgency,
 }

@@ -42,30 +42,36 @@ impl Reader {
     /// (the access table lets it read no participant data anyway). Every agency and role is
     /// named, so a new one must be decided here.
     pub fn party(&self) -> Option<ConsentParty> {
-        match (self.agency, self.actor.role) {
-            (
-                Agency::Municipality
-                | Agency::Forsakringskassan
-                | Agency::Arbetsformedlingen
-                | Agency::Psychiatry,
-                Role::Auditor,
-            ) => None,
-            (Agency::Municipality, Role::CaseOfficer) => Some(ConsentParty::SocialServices),
-            (Agency::Municipality, Role::Coach | Role::TeamLeader | Role::System) => {
-                Some(ConsentParty::IpsUnit)
-            }
-            (
-                Agency::Forsakringskassan,
-                Role::Coach | Role::TeamLeader | Role::CaseOfficer | Role::System,
-            ) => Some(ConsentParty::Forsakringskassan),
-            (
-                Agency::Arbetsformedlingen,
-                Role::Coach | Role::TeamLeader | Role::CaseOfficer | Role::System,
-            ) => Some(ConsentParty::Arbetsformedlingen),
-            (
-                Agency::Psychiatry,
-                Role::Coach | Role::TeamLeader | Role::CaseOfficer | Role::System,
-            ) => Some(ConsentParty::Psychiatry),
+        party_of(self.agency, self.actor.role)
+    }
+}
+
+/// The consent party an officer of `agency` in `role` acts for; `None` for an auditor, who acts
+/// for no party. Within the municipality a case officer acts for social services, everyone
+/// else for the IPS unit.
+pub fn party_of(agency: Agency, role: Role) -> Option<ConsentParty> {
+    match (agency, role) {
+        (
+            Agency::Municipality
+            | Agency::Forsakringskassan
+            | Agency::Arbetsformedlingen
+            | Agency::Psychiatry,
+            Role::Auditor,
+        ) => None,
+        (Agency::Municipality, Role::CaseOfficer) => Some(ConsentParty::SocialServices),
+        (Agency::Municipality, Role::Coach | Role::TeamLeader | Role::System) => {
+            Some(ConsentParty::IpsUnit)
+        }
+        (
+            Agency::Forsakringskassan,
+            Role::Coach | Role::TeamLeader | Role::CaseOfficer | Role::System,
+        ) => Some(ConsentParty::Forsakringskassan),
+        (
+            Agency::Arbetsformedlingen,
+            Role::Coach | Role::TeamLeader | Role::CaseOfficer | Role::System,
+        ) => Some(ConsentParty::Arbetsformedlingen),
+        (Agency::Psychiatry, Role::Coach | Role::TeamLeader | Role::CaseOfficer | Role::System) => {
+            Some(ConsentParty::Psychiatry)
         }
     }
 }
@@ -690,6 +696,7 @@ impl Participant {
             | RuleViolation::SiusNotActive
             | RuleViolation::UnknownCorrectedEvent
             | RuleViolation::CorrectionByAnotherAgency
+            | RuleViolation::CorrectionByAnotherParty
             | RuleViolation::OwnEmployerTrialRuleNotInForce
             | RuleViolation::OwnEmployerTrialNeedsEmploymentAndFullSjukpenning
             | RuleViolation::OwnEmployerTrialLimitReached

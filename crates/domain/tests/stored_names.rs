@@ -644,6 +644,7 @@ fn pinned_rule_name(rule: &RuleViolation) -> &'static str {
         RuleViolation::SiusNotActive => "sius_not_active",
         RuleViolation::UnknownCorrectedEvent => "unknown_corrected_event",
         RuleViolation::CorrectionByAnotherAgency => "correction_by_another_agency",
+        RuleViolation::CorrectionByAnotherParty => "correction_by_another_party",
         RuleViolation::OwnEmployerTrialRuleNotInForce => "own_employer_trial_rule_not_in_force",
         RuleViolation::OwnEmployerTrialNeedsEmploymentAndFullSjukpenning => {
             "own_employer_trial_needs_employment_and_full_sjukpenning"
@@ -658,7 +659,7 @@ fn pinned_rule_name(rule: &RuleViolation) -> &'static str {
 }
 
 /// How many variants [`pinned_rule_name`] names.
-const RULES: usize = 41;
+const RULES: usize = 42;
 
 fn one_of_each_rule() -> Vec<RuleViolation> {
     vec![
@@ -704,6 +705,7 @@ fn one_of_each_rule() -> Vec<RuleViolation> {
         RuleViolation::SiusNotActive,
         RuleViolation::UnknownCorrectedEvent,
         RuleViolation::CorrectionByAnotherAgency,
+        RuleViolation::CorrectionByAnotherParty,
         RuleViolation::OwnEmployerTrialRuleNotInForce,
         RuleViolation::OwnEmployerTrialNeedsEmploymentAndFullSjukpenning,
         RuleViolation::OwnEmployerTrialLimitReached,

@@ -330,6 +330,14 @@ impl Participant {
                 if original.agency != agency {
                     return Err(RuleViolation::CorrectionByAnotherAgency);
                 }
+                // The access table lets both municipal parties call CorrectEvent, and the
+                // corrected body is any body of the original's type: without this a coach
+                // could rewrite social services' decision (and so lift its gate), or a case
+                // officer an enrolment (and so move the participant to another unit).
+                let corrector = crate::visibility::party_of(agency, submission.envelope.actor.role);
+                if corrector.is_none() || corrector != original.author_party {
+                    return Err(RuleViolation::CorrectionByAnotherParty);
+                }
                 if original.event_type != corrected.event_type() {
                     return Err(RuleViolation::CorrectionChangesType);
                 }

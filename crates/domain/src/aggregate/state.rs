@@ -238,6 +238,11 @@ pub struct RecordedVerdict {
     pub agency: Agency,
     /// The body's event type.
     pub event_type: String,
+    /// The party its author acted for (`visibility::party_of`): within one agency only that
+    /// party may correct it. Defaults to none for a state kept before it was remembered, which
+    /// no party may then correct until it is refolded from the history.
+    #[serde(default)]
+    pub author_party: Option<crate::events::ConsentParty>,
 }
 
 /// The participant aggregate.
