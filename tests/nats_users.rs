@@ -5,7 +5,9 @@
 //! - FK's user publishing on psychiatry's subject is refused by the server, and nothing of it
 //!   reaches the event store;
 //! - FK's user publishing on its own subject an envelope that claims psychiatry is parked and
-//!   reported by the ledger.
+//!   reported by the ledger;
+//! - FK's user asking about its own event with a reply subject outside FK's inbox (another
+//!   agency's verdict subject or inbox) gets no answer sent there.
 
 use std::time::{Duration, Instant};
 
@@ -267,6 +269,94 @@ async fn an_agency_hears_only_its_own_verdicts_and_replies_and_asks_only_about_i
     )
     .await
     .ok_or_else(|| anyhow::anyhow!("no answer about FK's own event"))?;
+    assert_eq!(own.status, bus::VerdictStatus::Accepted);
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_answer_goes_only_to_the_asking_agencys_own_inbox() -> anyhow::Result<()> {
+    let nats = testkit::NatsWithUsers::start().await?;
+    let stack = Stack::start_with(StackOptions {
+        nats_with_users: Some(nats.clone()),
+        ..StackOptions::default()
+    })
+    .await?;
+    let subjects = bus::Subjects::new("ips.v1");
+
+    // FK records an event of its own, so the ledger has an ACCEPTED verdict to tell about it.
+    let referred = stack
+        .municipality()
+        .await?
+        .refer_participant(testkit::as_coach(v1::ReferParticipantRequest {
+            source: v1::ReferralSource::Vuxenpsykiatri as i32,
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    let benefit = stack
+        .forsakringskassan()
+        .await?
+        .register_benefit(testkit::as_fk_officer(v1::RegisterBenefitRequest {
+            write: Some(v1::ParticipantWrite {
+                context: None,
+                participant_id: referred.participant_id.clone(),
+            }),
+            benefit: v1::BenefitKind::Sjukpenning as i32,
+            degree_percent: 100,
+            period: Some(v1::Period {
+                from: domain::business_date(chrono::Utc::now()).to_string(),
+                to: (domain::business_date(chrono::Utc::now()) + chrono::Duration::days(90))
+                    .to_string(),
+            }),
+            employed: false,
+        }))
+        .await?
+        .into_inner();
+    assert_eq!(
+        benefit.status,
+        v1::WriteStatus::Accepted as i32,
+        "{benefit:?}"
+    );
+    let fk_event = domain::EventId::parse(&benefit.event_id)?;
+
+    // A municipality officer's service waits on the verdict of one of its events (and on its
+    // inbox); FK, holding its own credentials, asks about its own event on its own status
+    // subject with the reply subject set to where the municipality is listening.
+    let awaited = domain::EventId(uuid::Uuid::now_v7());
+    let municipality = nats.connect_as("municipality").await?;
+    let fk = nats.connect_as("fk").await?;
+    let payload: bytes::Bytes = serde_json::to_vec(&fk_event)?.into();
+    let foreign_replies = [
+        subjects.verdict(Agency::Municipality, awaited),
+        format!("{}.forged", subjects.inbox_prefix(Agency::Municipality)),
+    ];
+    for reply in foreign_replies {
+        let mut listening = municipality.subscribe(reply.clone()).await?;
+        municipality.flush().await?;
+        fk.publish_with_reply(
+            subjects.status_requests(Agency::Forsakringskassan),
+            reply.clone(),
+            payload.clone(),
+        )
+        .await?;
+        fk.flush().await?;
+        assert!(
+            !receives_anything(&mut listening, Duration::from_secs(2)).await,
+            "the ledger sent FK's status answer to {reply}"
+        );
+    }
+
+    // Asked properly, into FK's own inbox, the ledger still answers.
+    let own = bus::verdicts::look_up(
+        &fk,
+        &subjects,
+        Agency::Forsakringskassan,
+        fk_event,
+        Duration::from_secs(3),
+    )
+    .await
+    .ok_or_else(|| anyhow::anyhow!("no answer about FK's own event into its own inbox"))?;
     assert_eq!(own.status, bus::VerdictStatus::Accepted);
     stack.stop().await;
     Ok(())

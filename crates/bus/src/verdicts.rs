@@ -5,6 +5,10 @@
 //! agency service subscribes *before* it publishes the event, so it cannot miss a verdict that
 //! follows; when the wait bound passes, or JetStream reports a duplicate (nothing new will be
 //! applied), it asks the ledger's status responder, which reads the event store.
+//!
+//! A verdict is taken only for the event it names: whatever arrives on the subject or as the
+//! status answer, a verdict whose `event_id` is not the awaited one is never reported as the
+//! awaited event's (an agency's officer must never be told another event's sequence and hash).
 
 use std::time::Duration;
 
@@ -88,6 +92,7 @@ pub async fn announce(
 /// A subscription to one event's verdict, opened before the event is published.
 pub struct VerdictWaiter {
     subscriber: async_nats::Subscriber,
+    event_id: EventId,
 }
 
 impl VerdictWaiter {
@@ -103,22 +108,74 @@ impl VerdictWaiter {
             .subscribe(subjects.verdict(publisher, event_id))
             .await
             .map_err(|error| BusError::Unavailable(error.to_string()))?;
-        Ok(Self { subscriber })
+        Ok(Self {
+            subscriber,
+            event_id,
+        })
     }
 
-    /// Waits at most `wait` for the verdict.
+    /// Waits at most `wait` for the verdict on the awaited event.
     pub async fn wait(mut self, wait: Duration) -> Option<Verdict> {
-        let received = tokio::time::timeout(wait, self.subscriber.next())
-            .await
-            .ok()
-            .flatten();
+        let received = awaited_verdict(&mut self.subscriber, self.event_id, wait).await;
         let _ = self.subscriber.unsubscribe().await;
-        received.and_then(|message| serde_json::from_slice(&message.payload).ok())
+        received
     }
 }
 
+/// The first of `messages` within `wait` that is a verdict on `event_id`. Anything else on the
+/// subject (unreadable, or a verdict on another event) is logged and skipped, and the wait goes
+/// on until the same deadline: one stray message must not cost the real verdict.
+async fn awaited_verdict(
+    messages: &mut (impl futures::Stream<Item = async_nats::Message> + Unpin),
+    event_id: EventId,
+    wait: Duration,
+) -> Option<Verdict> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let message = tokio::time::timeout_at(deadline, messages.next())
+            .await
+            .ok()
+            .flatten()?;
+        match verdict_on(event_id, &message.payload) {
+            Ok(verdict) => return Some(verdict),
+            Err(refused) => tracing::warn!(
+                subject = %message.subject,
+                %event_id,
+                %refused,
+                "a message on a verdict subject was ignored"
+            ),
+        }
+    }
+}
+
+/// Why a message was not taken as the awaited event's verdict.
+#[derive(Debug, thiserror::Error)]
+enum VerdictRefused {
+    /// The payload is not a verdict.
+    #[error("verdict_unreadable: {0}")]
+    Unreadable(serde_json::Error),
+    /// A verdict, but on another event than the one awaited.
+    #[error("verdict_for_another_event: the verdict is on event {announced}")]
+    AnotherEvent {
+        /// The event the verdict names.
+        announced: EventId,
+    },
+}
+
+/// `payload` as the verdict on `event_id`, refused when it is not one or names another event.
+fn verdict_on(event_id: EventId, payload: &[u8]) -> Result<Verdict, VerdictRefused> {
+    let verdict: Verdict = serde_json::from_slice(payload).map_err(VerdictRefused::Unreadable)?;
+    if verdict.event_id != event_id {
+        return Err(VerdictRefused::AnotherEvent {
+            announced: verdict.event_id,
+        });
+    }
+    Ok(verdict)
+}
+
 /// Asks the ledger's status responder about an event `asker` published; `None` when no ledger
-/// answers within `wait`. About another agency's event the answer is "unknown".
+/// answers within `wait`, or the answer is not about that event. About another agency's event
+/// the answer is "unknown".
 pub async fn look_up(
     client: &async_nats::Client,
     subjects: &Subjects,
@@ -129,7 +186,13 @@ pub async fn look_up(
     let payload = serde_json::to_vec(&event_id).ok()?;
     let request = client.request(subjects.status_requests(asker), payload.into());
     let response = tokio::time::timeout(wait, request).await.ok()?.ok()?;
-    serde_json::from_slice(&response.payload).ok()
+    match verdict_on(event_id, &response.payload) {
+        Ok(verdict) => Some(verdict),
+        Err(refused) => {
+            tracing::warn!(%event_id, %refused, "a status answer was ignored");
+            None
+        }
+    }
 }
 
 /// Decodes a status request's payload.
@@ -142,4 +205,68 @@ pub fn encode(verdict: &Verdict) -> Result<bytes::Bytes, BusError> {
     serde_json::to_vec(verdict)
         .map(Into::into)
         .map_err(|error| BusError::Codec(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event_id(n: u8) -> EventId {
+        let Ok(id) = EventId::parse(&format!("0193a1b2-0000-4000-8000-0000000000{n:02x}")) else {
+            panic!("a valid id")
+        };
+        id
+    }
+
+    fn on_subject(payload: Vec<u8>) -> async_nats::Message {
+        async_nats::Message {
+            subject: "t1.ips.v1.verdict.fk.any".into(),
+            reply: None,
+            length: payload.len(),
+            payload: payload.into(),
+            headers: None,
+            status: None,
+            description: None,
+        }
+    }
+
+    fn accepted(event_id: EventId, sequence: u64) -> Verdict {
+        Verdict {
+            status: VerdictStatus::Accepted,
+            sequence,
+            hash: format!("hash-{sequence}"),
+            ..Verdict::unknown(event_id)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_waiter_skips_a_verdict_on_another_event_and_takes_the_awaited_one() {
+        let (awaited, other) = (event_id(1), event_id(2));
+        let Ok(foreign) = serde_json::to_vec(&accepted(other, 7)) else {
+            panic!("a verdict encodes")
+        };
+        let Ok(own) = serde_json::to_vec(&accepted(awaited, 3)) else {
+            panic!("a verdict encodes")
+        };
+        let mut messages = futures::stream::iter([
+            on_subject(foreign),
+            on_subject(b"not a verdict".to_vec()),
+            on_subject(own),
+        ]);
+        let taken = awaited_verdict(&mut messages, awaited, Duration::from_secs(5)).await;
+        assert_eq!(taken, Some(accepted(awaited, 3)));
+    }
+
+    #[tokio::test]
+    async fn the_waiter_reports_nothing_when_only_another_events_verdict_came() {
+        let (awaited, other) = (event_id(1), event_id(2));
+        let Ok(foreign) = serde_json::to_vec(&accepted(other, 7)) else {
+            panic!("a verdict encodes")
+        };
+        // The foreign verdict, then silence until the wait bound.
+        let mut messages =
+            futures::stream::iter([on_subject(foreign)]).chain(futures::stream::pending());
+        let taken = awaited_verdict(&mut messages, awaited, Duration::from_millis(50)).await;
+        assert_eq!(taken, None);
+    }
 }

@@ -4,8 +4,15 @@
 //! said "duplicate" (so no new verdict will come), they ask here, each on its own subject
 //! (`<prefix>.ledger.status.<agency>`), and learn only about their own events. The queue group lets several
 //! ledger instances share the load.
+//!
+//! The answer goes only to a reply subject inside the asking agency's own inbox
+//! (`_INBOX.<agency>.…`). The requester names the reply subject, and the ledger's NATS user may
+//! publish on every agency's verdict subjects: answering anywhere would let an agency put a
+//! verdict of its own event on another agency's verdict subject, where that agency's officer,
+//! waiting on another event, would take it.
 
 use bus::{verdicts, Subjects, Verdict};
+use domain::Agency;
 use futures::StreamExt;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -52,6 +59,16 @@ pub async fn run(
             );
             continue;
         };
+        if !inside_inbox_of(&subjects, asker, &reply) {
+            // Refused before the event store is read, so such requests cost no query.
+            tracing::warn!(
+                asking_agency = %asker,
+                refused_reply_subject = %reply,
+                %event_id,
+                "status request refused: its reply subject is outside the asking agency's inbox"
+            );
+            continue;
+        }
         let verdict = match store::events::find_by_event_id(&pool, event_id).await {
             // Another agency's event is answered exactly as one never recorded: the status
             // subject is the asker's own (NATS permissions), and the answer is no oracle.
@@ -83,6 +100,38 @@ pub async fn run(
                 }
             }
             Err(error) => tracing::error!(%error, %event_id, "a verdict did not encode"),
+        }
+    }
+}
+
+/// Whether `reply` lies inside `asker`'s own inbox: its prefix followed by a '.', so neither
+/// another agency's inbox nor a longer token that merely starts alike (`_INBOX.fkx`) passes.
+fn inside_inbox_of(subjects: &Subjects, asker: Agency, reply: &str) -> bool {
+    reply
+        .strip_prefix(subjects.inbox_prefix(asker).as_str())
+        .is_some_and(|rest| rest.len() > 1 && rest.starts_with('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_reply_subject_inside_the_askers_own_inbox_is_answered() {
+        let subjects = Subjects::new("ips.v1");
+        let fk = Agency::Forsakringskassan;
+        assert!(inside_inbox_of(&subjects, fk, "_INBOX.fk.abc123.1"));
+        for refused in [
+            "ips.v1.verdict.municipality.0193a1b2-0000-4000-8000-000000000007",
+            "ips.v1.verdict.fk.0193a1b2-0000-4000-8000-000000000007",
+            "_INBOX.municipality.abc123.1",
+            "_INBOX.fkx.abc123",
+            "_INBOX.fk.",
+            "_INBOX.fk",
+            "_INBOX.abc123",
+            "",
+        ] {
+            assert!(!inside_inbox_of(&subjects, fk, refused), "{refused}");
         }
     }
 }
