@@ -1092,6 +1092,183 @@ async fn the_watch_pushes_what_leaves_the_board_and_flags_an_approval_that_expir
     Ok(())
 }
 
+/// Hole A of the pending list: FK pages one request at a time through requests of participants
+/// who never consented IPS unit → FK. Only the one FK may see is shown, and no page token
+/// names anyone else (a token is plain text: it would hand out their ids and request dates).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fk_pages_only_through_requests_it_may_see_and_no_token_names_a_hidden_one(
+) -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let mut hidden = Vec::new();
+    for _ in 0..2 {
+        let (participant_id, _) =
+            proposed_without_consent(&stack, HeldElsewhere::Benefit(v1::BenefitKind::Sjukpenning))
+                .await?;
+        hidden.push(participant_id);
+    }
+    // Recorded last, so once its request is listed the hidden ones are projected too.
+    let (seen, training) = waiting_on_fk(&stack, "coach-17").await?;
+    pending_when(&stack, |pending| pending.approvals.len() == 1).await?;
+
+    let mut shown = Vec::new();
+    let mut token = String::new();
+    for _ in 0..=hidden.len() + 1 {
+        let page = pending_on_fk(&stack, 1, token.clone()).await?;
+        for participant_id in &hidden {
+            anyhow::ensure!(
+                !page.next_page_token.contains(participant_id.as_str()),
+                "a page token names {participant_id}, whom FK may not see: {page:?}"
+            );
+        }
+        shown.extend(page.approvals.iter().map(|approval| {
+            (
+                approval.participant_id.clone(),
+                approval.activity_id.clone(),
+            )
+        }));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert!(token.is_empty(), "the walk ends");
+    assert_eq!(shown, [(seen, training)]);
+    stack.stop().await;
+    Ok(())
+}
+
+/// Every update of `watch` up to and including the first whose activity is `wanted` (within
+/// 10 s), then whatever follows within a second (the rest of that push).
+async fn updates_through(
+    watch: &mut tonic::Streaming<v1::GreenLightUpdate>,
+    what: &str,
+    wanted: impl Fn(&v1::GreenLightUpdate) -> bool,
+) -> anyhow::Result<Vec<v1::GreenLightUpdate>> {
+    let mut updates = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut updates = Vec::new();
+        while let Some(update) = watch.next().await {
+            let update = update?;
+            let found = wanted(&update);
+            updates.push(update);
+            if found {
+                return anyhow::Ok(updates);
+            }
+        }
+        anyhow::bail!("the watch ended before {what}")
+    })
+    .await??;
+    while let Ok(Some(update)) = tokio::time::timeout(Duration::from_secs(1), watch.next()).await {
+        updates.push(update?);
+    }
+    Ok(updates)
+}
+
+/// Hole B of the board: a running activity comes back on the coach's board while an approval
+/// it runs on expires (as in
+/// `the_watch_pushes_what_leaves_the_board_and_flags_an_approval_that_expires_while_running`),
+/// but only for an approval the coach may see. With consent FK → IPS unit withdrawn after the
+/// start, FK's expiring approval must not bring it back: that alone would tell the coach FK
+/// holds a gate and when it ends. The same coach's other participant, still consenting, is the
+/// control: it comes back in the same push.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_activity_does_not_come_back_for_an_approval_the_coach_may_not_see(
+) -> anyhow::Result<()> {
+    let clock = std::sync::Arc::new(ledger::clock::ManualClock::new(Utc::now()));
+    let stack = Stack::start_with(testkit::StackOptions {
+        ledger_clock: clock.clone(),
+        ..Default::default()
+    })
+    .await?;
+    let (withdrawn, hidden_training) = waiting_on_fk(&stack, "coach-17").await?;
+    let (consenting, seen_training) = waiting_on_fk(&stack, "coach-17").await?;
+    let mut watch = stack
+        .green_light()
+        .await?
+        .watch_green_light(as_coach(v1::WatchGreenLightRequest {
+            coach_person_id: "coach-17".into(),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    let mut municipality = stack.municipality().await?;
+    for (number, (participant_id, training)) in [
+        (&withdrawn, &hidden_training),
+        (&consenting, &seen_training),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // FK approves from today through day 10, and the training starts today.
+        fk_decides(&stack, participant_id, training, 0, 10).await?;
+        municipality
+            .start_activity(as_coach(v1::ActivityDateRequest {
+                write: Some(v1::ParticipantWrite {
+                    context: Some(v1::WriteContext {
+                        request_id: format!("start-{number}"),
+                        ..context(0).unwrap_or_default()
+                    }),
+                    participant_id: participant_id.clone(),
+                }),
+                activity_id: training.clone(),
+                date: at(0),
+            }))
+            .await?;
+        next_removal(&mut watch, "the start's removal", training).await?;
+    }
+    withdraw_today(
+        &stack,
+        &withdrawn,
+        v1::ConsentParty::Forsakringskassan,
+        v1::ConsentParty::IpsUnit,
+        v1::DataCategory::BenefitDecisions,
+    )
+    .await?;
+
+    // Six days on, both approvals end within five days while the trainings run.
+    clock.advance(chrono::Duration::days(6));
+    let pushed = updates_through(
+        &mut watch,
+        "the consenting participant's expiring approval",
+        |update| {
+            update.activity.as_ref().is_some_and(|activity| {
+                activity.activity_id == seen_training
+                    && activity.running
+                    && activity
+                        .gates
+                        .iter()
+                        .any(|gate| gate.gate == "fk_activity_decision" && gate.expiring)
+            })
+        },
+    )
+    .await?;
+    let leaked: Vec<&v1::GreenLightUpdate> = pushed
+        .iter()
+        .filter(|update| {
+            update
+                .activity
+                .as_ref()
+                .is_some_and(|activity| activity.activity_id == hidden_training)
+        })
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "without consent FK → IPS unit, FK's expiring approval brought the activity back: {leaked:?}"
+    );
+    // FK still sees both renewals due: its own gates, under consent IPS unit → FK.
+    let fk_lists = pending_on_fk(&stack, 10, String::new()).await?;
+    for training in [&hidden_training, &seen_training] {
+        assert!(
+            fk_lists
+                .approvals
+                .iter()
+                .any(|approval| approval.activity_id == *training && approval.running),
+            "{fk_lists:?}"
+        );
+    }
+    stack.stop().await;
+    Ok(())
+}
+
 /// The gate rows are a read model, rewritten by the projector. Whether a gate counts as
 /// approved is decided from its stored decision, so a decision the projector never writes must
 /// be reported (`DATA_LOSS`, `stored_history_unreadable`), never read as an approval.

@@ -24,8 +24,8 @@ use tonic::{Request, Response, Status};
 use crate::clock::Clock;
 pub use crate::green_light_view::EXPIRING_WITHIN_DAYS;
 use crate::green_light_view::{
-    lead_time, lights, parse_page_token, pending_page, running_approvals_ending_by, sip_due,
-    sip_push, sort_sips, watch_basis, watch_push, PendingPage, SipCoach, SIPS_LISTED_MAX,
+    lead_time, lights, parse_page_token, running_approvals_ending_by, sip_due, sip_push, sort_sips,
+    watch_basis, watch_push, PendingPage, PendingScan, SipCoach, SIPS_LISTED_MAX,
 };
 
 /// Most open gates one watch follows.
@@ -297,21 +297,28 @@ impl GreenLightService for GreenLightApi {
         let after = parse_page_token(&request.page_token)?;
         let today = self.clock.today();
         let projector_checkpoint = crate::reading::projector_checkpoint(&self.pool).await;
-        let rows = store::green_light::pending(
-            &self.pool,
-            agency,
-            unit.as_ref().map(|unit| unit.0.as_str()),
-            after,
-            running_approvals_ending_by(today),
-            i64::from(page_size) + 1,
-        )
-        .await
-        .map_err(|error| crate::store_errors::from_store(&error))?;
-        let mut listed: Vec<uuid::Uuid> = rows.iter().map(|row| row.participant_id).collect();
+        // Only rows the reader may see fill the page, and the token names the last one shown:
+        // a hidden row's ids and dates never leave the ledger, not even inside a token.
+        let mut scan = PendingScan::new(page_size, after);
+        while let Some((after, limit)) = scan.next_read() {
+            let rows = store::green_light::pending(
+                &self.pool,
+                agency,
+                unit.as_ref().map(|unit| unit.0.as_str()),
+                after,
+                running_approvals_ending_by(today),
+                limit,
+            )
+            .await
+            .map_err(|error| crate::store_errors::from_store(&error))?;
+            let opened = crate::reading::open(&self.folds, &reader, &scan.to_open(&rows)).await?;
+            scan.take(rows, limit, opened, &reader, today);
+        }
+        let (mut page, mut openable) = scan.finish(today, &reader);
         // Social services' list also carries the SIPs owed, once, on the first page.
         let sips_asked = request.page_token.is_empty()
             && reader.party() == Some(domain::ConsentParty::SocialServices);
-        if sips_asked {
+        let sip_participants = if sips_asked {
             let owed = store::caseload::sips_owed(
                 &self.pool,
                 store::caseload::SipsAsked::default(),
@@ -319,13 +326,14 @@ impl GreenLightService for GreenLightApi {
             )
             .await
             .map_err(|error| crate::store_errors::from_store(&error))?;
-            listed.extend(owed.iter().map(|row| row.participant_id.0));
-        }
-        listed.sort_unstable();
-        listed.dedup();
-        let openable = crate::reading::open(&self.folds, &reader, &listed).await?;
-        let mut page = pending_page(rows, page_size, today, &reader, &openable);
-        let sip_participants = if sips_asked {
+            let mut owing: Vec<uuid::Uuid> = owed
+                .iter()
+                .map(|row| row.participant_id.0)
+                .filter(|participant_id| !openable.contains_key(participant_id))
+                .collect();
+            owing.sort_unstable();
+            owing.dedup();
+            openable.extend(crate::reading::open(&self.folds, &reader, &owing).await?);
             social_services_sips(&mut page, &reader, &openable, today)
         } else {
             std::collections::BTreeSet::new()

@@ -59,43 +59,209 @@ pub(crate) struct PendingPage {
     pub read_model_sequences: BTreeMap<uuid::Uuid, u64>,
 }
 
-/// A pending-approvals page from the rows the page query returned (one more than `page_size`
-/// tells whether another page follows), as `reader` may see it on `today`: a request is the
-/// IPS unit's activity, so the deciding party sees it only under the participant's consent
-/// IPS unit → that party (the coach's watch says so when missing). Hidden rows still advance
-/// the page token, so a page may be short. Shared by the live read and its rebuild.
-pub(crate) fn pending_page(
-    mut rows: Vec<store::green_light::GateRow>,
-    page_size: u32,
+/// Most read-model rows one `PendingApprovals` request reads once it has a row to show. The
+/// rows addressed to an agency include those of participants its reader may not see (no
+/// consent IPS unit → the reader's party, a protected identity they are not allowed to open);
+/// they are read and passed over. A page cut by this limit is short and its token names its
+/// last shown row. A page with nothing to show yet reads on until it has, or the rows end:
+/// stopping there would either hand out a token naming a hidden row, or end the list while
+/// rows the reader may see still wait behind the hidden ones.
+pub const PENDING_ROWS_SCANNED_MAX: usize = 10_000;
+/// Most rows one store read of a `PendingApprovals` scan asks for. The first read asks for a
+/// page and one more row (a list its reader sees whole costs one read, as it always did);
+/// each further read asks for twice as many, so a long run of hidden rows takes few reads.
+pub const PENDING_SCAN_BATCH_ROWS_MAX: i64 = 1_024;
+
+/// A position in the pending-approvals order, `GateRow::pending_order`: (requested on,
+/// participant, activity, gate).
+pub(crate) type PendingPosition = (NaiveDate, uuid::Uuid, uuid::Uuid, String);
+
+fn pending_position(row: &store::green_light::GateRow) -> PendingPosition {
+    (
+        row.requested_on,
+        row.participant_id,
+        row.activity_id,
+        row.gate.clone(),
+    )
+}
+
+/// The basis on which `reader` sees a pending request on `today`: its participant is
+/// openable, and the request is the IPS unit's activity, so the deciding party sees it only
+/// under the participant's consent IPS unit → that party (the coach's watch says so when
+/// missing). `None`: hidden.
+fn request_sight(
+    row: &store::green_light::GateRow,
+    reader: &domain::Reader,
+    openable: &std::collections::HashMap<uuid::Uuid, domain::Participant>,
+    today: NaiveDate,
+) -> Option<domain::Basis> {
+    let participant = openable.get(&row.participant_id)?;
+    let party = reader.party()?;
+    participant.requests_visible_to(party, today).ok()
+}
+
+/// A `PendingApprovals` read in progress. It reads the rows addressed to the agency in page
+/// order, batch by batch, and keeps only those its reader may see, until it holds a page and
+/// one more visible row (so it knows another page follows), the rows end, or it has read
+/// [`PENDING_ROWS_SCANNED_MAX`] rows with at least one to show. No I/O: the service reads
+/// what [`PendingScan::next_read`] asks for and hands it to [`PendingScan::take`].
+pub(crate) struct PendingScan {
+    page_size: usize,
+    /// Where the next read starts: after the last row read, visible or not. It never leaves
+    /// the ledger: a token only ever names a row its reader was shown.
+    after: Option<PendingPosition>,
+    /// Rows the next read asks for.
+    batch: i64,
+    scanned: usize,
+    ended: bool,
+    /// The visible rows read so far, in page order; at most a page and one more.
+    visible: Vec<store::green_light::GateRow>,
+    /// The folds of the participants of `visible`.
+    openable: std::collections::HashMap<uuid::Uuid, domain::Participant>,
+    /// Participants read and found hidden, so they are not opened again.
+    hidden: std::collections::HashSet<uuid::Uuid>,
+}
+
+impl PendingScan {
+    /// A scan for a page of `page_size` (at least 1) after `after` (`None`: the first page).
+    pub(crate) fn new(page_size: u32, after: Option<PendingPosition>) -> Self {
+        let page_size = page_size.max(1) as usize;
+        Self {
+            page_size,
+            after,
+            batch: (page_size as i64 + 1).min(PENDING_SCAN_BATCH_ROWS_MAX),
+            scanned: 0,
+            ended: false,
+            visible: Vec::new(),
+            openable: std::collections::HashMap::new(),
+            hidden: std::collections::HashSet::new(),
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.ended
+            || self.visible.len() > self.page_size
+            || (self.scanned >= PENDING_ROWS_SCANNED_MAX && !self.visible.is_empty())
+    }
+
+    /// The next store read, (after, limit), or `None` once the page is complete.
+    pub(crate) fn next_read(&self) -> Option<(Option<PendingPosition>, i64)> {
+        if self.complete() {
+            return None;
+        }
+        // With nothing to show yet the scan reads on past the limit (see the limit's note).
+        let limit = if self.visible.is_empty() {
+            self.batch
+        } else {
+            let left = PENDING_ROWS_SCANNED_MAX.saturating_sub(self.scanned);
+            self.batch.min(i64::try_from(left).unwrap_or(i64::MAX))
+        };
+        Some((self.after.clone(), limit))
+    }
+
+    /// The participants of `batch` whose folds `take` needs: those not met before.
+    pub(crate) fn to_open(&self, batch: &[store::green_light::GateRow]) -> Vec<uuid::Uuid> {
+        let mut unseen: Vec<uuid::Uuid> = batch
+            .iter()
+            .map(|row| row.participant_id)
+            .filter(|participant_id| {
+                !self.openable.contains_key(participant_id) && !self.hidden.contains(participant_id)
+            })
+            .collect();
+        unseen.sort_unstable();
+        unseen.dedup();
+        unseen
+    }
+
+    /// Takes the rows a read asked for `limit` rows returned, in page order, with the folds
+    /// of the participants `to_open` named that `reader` may open.
+    pub(crate) fn take(
+        &mut self,
+        batch: Vec<store::green_light::GateRow>,
+        limit: i64,
+        mut opened: std::collections::HashMap<uuid::Uuid, domain::Participant>,
+        reader: &domain::Reader,
+        today: NaiveDate,
+    ) {
+        self.ended = i64::try_from(batch.len()).unwrap_or(i64::MAX) < limit;
+        self.scanned += batch.len();
+        self.after = batch.last().map(pending_position);
+        self.batch = (self.batch * 2).min(PENDING_SCAN_BATCH_ROWS_MAX);
+        for row in batch {
+            if self.visible.len() > self.page_size {
+                break;
+            }
+            if let Some(participant) = opened.remove(&row.participant_id) {
+                self.openable.insert(row.participant_id, participant);
+            }
+            if request_sight(&row, reader, &self.openable, today).is_some() {
+                self.visible.push(row);
+            } else {
+                self.openable.remove(&row.participant_id);
+                self.hidden.insert(row.participant_id);
+            }
+        }
+    }
+
+    /// The page, and the folds of the participants on it and of the one row after it.
+    pub(crate) fn finish(
+        self,
+        today: NaiveDate,
+        reader: &domain::Reader,
+    ) -> (
+        PendingPage,
+        std::collections::HashMap<uuid::Uuid, domain::Participant>,
+    ) {
+        // Rows left unread (the page filled, or the limit cut the scan): another may follow.
+        let page = page_of(
+            self.visible,
+            self.page_size,
+            today,
+            reader,
+            &self.openable,
+            !self.ended,
+        );
+        (page, self.openable)
+    }
+}
+
+/// A pending-approvals page from rows in page order, as `reader` may see them on `today`
+/// (`request_sight`): the first `page_size` visible rows. Its token names the last row shown,
+/// never a hidden one, and is handed out when a visible row follows it, or when the rows were
+/// not all read (`rows_unread`). Shared by the live read (through [`PendingScan`]) and its
+/// rebuild (through [`pending_page`]).
+fn page_of(
+    rows: Vec<store::green_light::GateRow>,
+    page_size: usize,
     today: NaiveDate,
     reader: &domain::Reader,
     openable: &std::collections::HashMap<uuid::Uuid, domain::Participant>,
+    rows_unread: bool,
 ) -> PendingPage {
-    let next_page_token = if rows.len() > page_size as usize {
-        rows.truncate(page_size as usize);
-        rows.last().map(page_token).unwrap_or_default()
-    } else {
-        String::new()
-    };
-    let party = reader.party();
     let mut bases: BTreeMap<uuid::Uuid, String> = BTreeMap::new();
     let mut read_model_sequences = BTreeMap::new();
-    rows.retain(|row| {
-        let basis = openable.get(&row.participant_id).and_then(|participant| {
-            party.and_then(|party| participant.requests_visible_to(party, today).ok())
-        });
-        match basis {
-            Some(basis) => {
-                bases.insert(row.participant_id, basis.log_text());
-                read_model_sequences.insert(row.participant_id, row.through_sequence);
-                true
-            }
-            None => false,
-        }
-    });
-    let approvals = rows
+    let mut shown: Vec<(store::green_light::GateRow, domain::Basis)> = rows
+        .into_iter()
+        .filter_map(|row| {
+            let basis = request_sight(&row, reader, openable, today)?;
+            Some((row, basis))
+        })
+        .collect();
+    let more = shown.len() > page_size || rows_unread;
+    shown.truncate(page_size);
+    // With nothing shown there is no row the token may name; the scan reads on until it has
+    // one or the rows end, so it never asks for this.
+    let next_page_token = match shown.last() {
+        Some((last, _)) if more => page_token(last),
+        Some(_) | None => String::new(),
+    };
+    for (row, basis) in &shown {
+        bases.insert(row.participant_id, basis.log_text());
+        read_model_sequences.insert(row.participant_id, row.through_sequence);
+    }
+    let approvals = shown
         .iter()
-        .map(|row| {
+        .map(|(row, _)| {
             let state = gate_state(row, today);
             v1::PendingApproval {
                 participant_id: row.participant_id.to_string(),
@@ -120,6 +286,19 @@ pub(crate) fn pending_page(
         bases,
         read_model_sequences,
     }
+}
+
+/// A pending-approvals page from every row between a page's start and its end, in page order,
+/// as `reader` may see them on `today`: the auditor's rebuild of a logged page (its token is
+/// the log's). The live read pages through [`PendingScan`].
+pub(crate) fn pending_page(
+    rows: Vec<store::green_light::GateRow>,
+    page_size: u32,
+    today: NaiveDate,
+    reader: &domain::Reader,
+    openable: &std::collections::HashMap<uuid::Uuid, domain::Participant>,
+) -> PendingPage {
+    page_of(rows, page_size as usize, today, reader, openable, false)
 }
 
 fn day(value: Option<NaiveDate>) -> String {
@@ -298,8 +477,23 @@ fn hide_gates_of_agencies_without_consent(
     light.light = v1::Light::Unknown as i32;
 }
 
+/// The deciding agency of `row` if `reader` may see its gates on `today`
+/// (`Participant::gate_sight`), else the guidance naming what is missing.
+fn gate_seen(
+    participant: &domain::Participant,
+    reader: &domain::Reader,
+    row: &store::green_light::GateRow,
+    today: NaiveDate,
+) -> Result<domain::Agency, String> {
+    let deciding_agency = domain::Agency::from_token(&row.deciding_agency)
+        .ok_or_else(|| format!("unknown deciding agency {}", row.deciding_agency))?;
+    participant.gate_sight(reader, deciding_agency, today)?;
+    Ok(deciding_agency)
+}
+
 /// Groups gate rows (ordered by participant, activity) into activity lights as `reader` may
-/// see them; participants missing from `participants` (not openable) are left out.
+/// see them; participants missing from `participants` (not openable) are left out, and so is a
+/// running activity none of whose rows has a gate the reader may see.
 pub(crate) fn lights(
     rows: &[store::green_light::GateRow],
     today: NaiveDate,
@@ -318,11 +512,21 @@ pub(crate) fn lights(
         .into_iter()
         .filter_map(|(key, rows)| {
             let participant = participants.get(&key.0)?;
+            // A running activity is on a board only for an approval that needs renewing (its
+            // rows are those approvals). If every one is of an agency the reader may not see,
+            // showing the activity would tell that such a gate exists and when it ends. The
+            // row of an activity that needs no gate names no agency, so it hides nothing.
+            let running = rows.iter().any(|row| row.running);
+            let seen = |row: &&store::green_light::GateRow| {
+                row.gate == store::green_light::NO_GATE
+                    || gate_seen(participant, reader, row, today).is_ok()
+            };
+            if running && !rows.iter().any(seen) {
+                return None;
+            }
             let hidden = participant.hidden_gate_agencies(reader, today);
             let mut light = activity_light_for(&rows, today, |row| {
-                let deciding_agency = domain::Agency::from_token(&row.deciding_agency)
-                    .ok_or_else(|| format!("unknown deciding agency {}", row.deciding_agency))?;
-                participant.gate_sight(reader, deciding_agency, today)?;
+                let deciding_agency = gate_seen(participant, reader, row, today)?;
                 // An open request the decider cannot see would wait forever: say so.
                 let open = matches!(row.decision, None | Some(StoredDecision::InformationNeeded));
                 Ok(open
@@ -343,6 +547,7 @@ pub(crate) fn lights(
 }
 
 /// Where the next pending-approvals page starts: after this row, in the page query's order.
+/// Plain text, so it may only ever name a row its reader was shown (`page_of`).
 pub(crate) fn page_token(row: &store::green_light::GateRow) -> String {
     format!(
         "{}/{}/{}/{}",
@@ -352,9 +557,7 @@ pub(crate) fn page_token(row: &store::green_light::GateRow) -> String {
 
 /// The position a page token names (`None`: the first page); a token this service did not
 /// issue is refused.
-pub(crate) fn parse_page_token(
-    token: &str,
-) -> Result<Option<(NaiveDate, uuid::Uuid, uuid::Uuid, String)>, Status> {
+pub(crate) fn parse_page_token(token: &str) -> Result<Option<PendingPosition>, Status> {
     if token.is_empty() {
         return Ok(None);
     }
@@ -864,24 +1067,357 @@ mod tests {
         }
     }
 
-    #[test]
-    fn hidden_rows_still_advance_the_page_token() {
-        let rows: Vec<store::green_light::GateRow> = (1..=3)
-            .map(|day| {
-                let mut gate_row = row(None, None);
-                gate_row.requested_on = date(day);
-                gate_row
-            })
+    /// A participant folded from consents granted by the IPS unit's coach, each in force all
+    /// of May 2026: (discloser, recipient, category).
+    fn consenting(
+        participant: u128,
+        grants: &[(
+            domain::ConsentParty,
+            domain::ConsentParty,
+            domain::DataCategory,
+        )],
+    ) -> domain::Participant {
+        let mut folded = domain::Participant::default();
+        let mut prev_hash = domain::chain::GENESIS_HASH.to_owned();
+        for (number, (discloser, recipient, category)) in (1u32..).zip(grants) {
+            let body = domain::EventBody::ConsentGranted {
+                consent_id: domain::ConsentId(uuid::Uuid::from_u128(u128::from(number))),
+                discloser: *discloser,
+                recipient: *recipient,
+                data_categories: vec![*category],
+                valid_from: date(1),
+                valid_to: date(31),
+            };
+            let occurred_at = date(1)
+                .and_hms_opt(9, number, 0)
+                .unwrap_or_default()
+                .and_utc();
+            let submission = domain::Submission {
+                envelope: domain::Envelope {
+                    event_id: domain::EventId(uuid::Uuid::from_u128(u128::from(number))),
+                    participant_id: domain::ParticipantId(uuid::Uuid::from_u128(participant)),
+                    agency: domain::Agency::Municipality,
+                    actor: domain::Actor {
+                        person_id: domain::PersonId("coach-17".into()),
+                        role: domain::Role::Coach,
+                        unit: domain::UnitId("hudiksvall-ips".into()),
+                    },
+                    occurred_at,
+                    correlation_id: None,
+                    causation_id: None,
+                    schema_version: domain::CURRENT_SCHEMA_VERSION,
+                    data_category: body.data_category(domain::Agency::Municipality),
+                    retention_class: domain::RetentionClass::SocialServicesFile,
+                },
+                body,
+            };
+            let entry = domain::ParticipantEvent::link(
+                submission,
+                occurred_at,
+                domain::Outcome::Accepted,
+                u64::from(number),
+                &prev_hash,
+            );
+            prev_hash = entry.hash.clone();
+            folded.apply_kept(&entry);
+        }
+        folded
+    }
+
+    /// FK's request for `participant`'s activity, made on `day`.
+    fn request_of(participant: u128, day: u32) -> store::green_light::GateRow {
+        let mut gate_row = row(None, None);
+        gate_row.participant_id = uuid::Uuid::from_u128(participant);
+        gate_row.activity_id = uuid::Uuid::from_u128(participant * 1_000 + u128::from(day));
+        gate_row.requested_on = date(day);
+        gate_row
+    }
+
+    /// Every page of a walk through `rows` (the read model, in any order) with `page_size`,
+    /// each page's rows read as the live read reads them (`store::green_light::pending`'s
+    /// cursor and limit, then the scan), with the number of store reads each page took.
+    fn walk(
+        mut rows: Vec<store::green_light::GateRow>,
+        page_size: u32,
+        reader: &domain::Reader,
+        openable: &std::collections::HashMap<uuid::Uuid, domain::Participant>,
+    ) -> Vec<(v1::PendingApprovalsResponse, usize)> {
+        rows.sort_by(|left, right| left.pending_order().cmp(&right.pending_order()));
+        let mut pages = Vec::new();
+        let mut token = String::new();
+        loop {
+            let after = parse_page_token(&token).expect("a token the read handed out");
+            let mut scan = PendingScan::new(page_size, after);
+            let mut reads = 0;
+            while let Some((after, limit)) = scan.next_read() {
+                reads += 1;
+                let batch: Vec<store::green_light::GateRow> = rows
+                    .iter()
+                    .filter(|row| {
+                        after
+                            .as_ref()
+                            .is_none_or(|(day, participant, activity, gate)| {
+                                row.pending_order() > (*day, *participant, *activity, gate.as_str())
+                            })
+                    })
+                    .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                    .cloned()
+                    .collect();
+                let opened = scan
+                    .to_open(&batch)
+                    .into_iter()
+                    .filter_map(|participant_id| {
+                        let participant = openable.get(&participant_id)?;
+                        Some((participant_id, participant.clone()))
+                    })
+                    .collect();
+                scan.take(batch, limit, opened, reader, date(10));
+            }
+            let (page, _) = scan.finish(date(10), reader);
+            token = page.response.next_page_token.clone();
+            pages.push((page.response, reads));
+            if token.is_empty() {
+                return pages;
+            }
+            assert!(pages.len() <= rows.len(), "the walk makes progress");
+        }
+    }
+
+    /// The participants a walk's tokens name, and those its pages show, in order.
+    fn named_and_shown(
+        pages: &[(v1::PendingApprovalsResponse, usize)],
+    ) -> (Vec<uuid::Uuid>, Vec<String>) {
+        let named = pages
+            .iter()
+            .filter_map(|(page, _)| parse_page_token(&page.next_page_token).ok().flatten())
+            .map(|(_, participant, _, _)| participant)
             .collect();
+        let shown = pages
+            .iter()
+            .flat_map(|(page, _)| &page.approvals)
+            .map(|approval| approval.activity_id.clone())
+            .collect();
+        (named, shown)
+    }
+
+    /// FK sees requests under consent IPS unit → FK for activities and work.
+    fn seen_by_fk(participant: u128) -> domain::Participant {
+        consenting(
+            participant,
+            &[(
+                domain::ConsentParty::IpsUnit,
+                domain::ConsentParty::Forsakringskassan,
+                domain::DataCategory::ActivitiesAndWork,
+            )],
+        )
+    }
+
+    #[test]
+    fn a_page_token_names_only_a_row_its_reader_was_shown() {
+        // 1: no consent IPS unit → FK; 2: a protected identity FK may not open; 3: consent.
+        let (no_consent, protected, seen) = (1, 2, 3);
+        let rows = vec![
+            request_of(no_consent, 1),
+            request_of(protected, 1),
+            request_of(seen, 2),
+            request_of(no_consent, 3),
+            request_of(protected, 4),
+            request_of(seen, 5),
+            request_of(protected, 6),
+        ];
+        let openable = std::collections::HashMap::from([
+            (
+                uuid::Uuid::from_u128(no_consent),
+                domain::Participant::default(),
+            ),
+            (uuid::Uuid::from_u128(seen), seen_by_fk(seen)),
+        ]);
+        let reader = case_officer_of(domain::Agency::Forsakringskassan);
+        for page_size in [1, 2, 3] {
+            let pages = walk(rows.clone(), page_size, &reader, &openable);
+            let (named, shown) = named_and_shown(&pages);
+            assert!(
+                named
+                    .iter()
+                    .all(|participant| *participant == uuid::Uuid::from_u128(seen)),
+                "page size {page_size}: {pages:?}"
+            );
+            for hidden in [no_consent, protected] {
+                let hidden = uuid::Uuid::from_u128(hidden).to_string();
+                assert!(
+                    pages
+                        .iter()
+                        .all(|(page, _)| !page.next_page_token.contains(&hidden)
+                            && page
+                                .approvals
+                                .iter()
+                                .all(|approval| approval.participant_id != hidden)),
+                    "page size {page_size}: {pages:?}"
+                );
+            }
+            // Every visible request is found, in order, each once, and no page is empty.
+            assert_eq!(
+                shown,
+                [request_of(seen, 2), request_of(seen, 5)]
+                    .map(|gate_row| gate_row.activity_id.to_string()),
+                "page size {page_size}"
+            );
+            assert!(pages.iter().all(|(page, _)| !page.approvals.is_empty()));
+        }
+        // A list its reader sees whole costs one store read a page, as it always did.
+        let everyone_seen = std::collections::HashMap::from([
+            (uuid::Uuid::from_u128(no_consent), seen_by_fk(no_consent)),
+            (uuid::Uuid::from_u128(protected), seen_by_fk(protected)),
+            (uuid::Uuid::from_u128(seen), seen_by_fk(seen)),
+        ]);
+        let pages = walk(rows.clone(), 2, &reader, &everyone_seen);
+        assert_eq!(
+            pages
+                .iter()
+                .map(|(page, reads)| (page.approvals.len(), *reads))
+                .collect::<Vec<_>>(),
+            [(2, 1), (2, 1), (2, 1), (1, 1)]
+        );
+        // Nothing visible at all: one empty last page, no token.
+        let pages = walk(rows, 1, &reader, &std::collections::HashMap::new());
+        assert_eq!(pages.len(), 1);
+        assert!(pages[0].0.approvals.is_empty() && pages[0].0.next_page_token.is_empty());
+    }
+
+    #[test]
+    fn the_scan_limit_cuts_a_page_after_a_shown_row_and_never_before_the_first() {
+        let (hidden, seen) = (1, 2);
+        let run = PENDING_ROWS_SCANNED_MAX as u32 + 10;
+        let mut rows = vec![request_of(seen, 1)];
+        for number in 0..run {
+            let mut gate_row = request_of(hidden, 2);
+            gate_row.activity_id = uuid::Uuid::from_u128(u128::from(number) + 1);
+            rows.push(gate_row);
+        }
+        rows.push(request_of(seen, 3));
+        let openable =
+            std::collections::HashMap::from([(uuid::Uuid::from_u128(seen), seen_by_fk(seen))]);
+        let reader = case_officer_of(domain::Agency::Forsakringskassan);
+        let pages = walk(rows, 5, &reader, &openable);
+        // The first page is cut by the limit after its one shown row, and its token names it;
+        // the next has nothing to show within the limit, so it reads on to the next visible.
+        assert_eq!(
+            pages.len(),
+            2,
+            "{:?}",
+            pages.iter().map(|(_, reads)| reads).collect::<Vec<_>>()
+        );
+        assert_eq!(pages[0].0.approvals.len(), 1);
+        assert_eq!(pages[0].0.next_page_token, page_token(&request_of(seen, 1)));
+        assert_eq!(pages[1].0.approvals.len(), 1);
+        assert_eq!(
+            pages[1].0.approvals[0].activity_id,
+            request_of(seen, 3).activity_id.to_string()
+        );
+        assert!(pages[1].0.next_page_token.is_empty());
+    }
+
+    #[test]
+    fn hidden_rows_never_name_the_page_token() {
+        let rows: Vec<store::green_light::GateRow> =
+            (1..=3).map(|day| request_of(1, day)).collect();
         let reader = case_officer_of(domain::Agency::Forsakringskassan);
         let nobody_openable = std::collections::HashMap::new();
         let page = pending_page(rows.clone(), 2, date(10), &reader, &nobody_openable);
         assert!(page.response.approvals.is_empty());
         assert!(page.bases.is_empty() && page.read_model_sequences.is_empty());
+        assert!(
+            page.response.next_page_token.is_empty(),
+            "{:?}",
+            page.response
+        );
+        // Seen, the same rows fill a page whose token names its last shown row; the last page
+        // hands out no token.
+        let seen = std::collections::HashMap::from([(uuid::Uuid::from_u128(1), seen_by_fk(1))]);
+        let page = pending_page(rows.clone(), 2, date(10), &reader, &seen);
+        assert_eq!(page.response.approvals.len(), 2);
         assert_eq!(page.response.next_page_token, page_token(&rows[1]));
-        // The last page hands out no token.
-        let last = pending_page(rows, 3, date(10), &reader, &nobody_openable);
+        let last = pending_page(rows, 3, date(10), &reader, &seen);
         assert!(last.response.next_page_token.is_empty());
+    }
+
+    #[test]
+    fn a_running_activity_is_on_a_board_only_for_a_gate_its_reader_may_see() {
+        // Running, its FK approval through day 12 expiring on day 10: the row that puts it on
+        // the board.
+        let mut renewal = row(Some("approved"), Some((1, 12)));
+        renewal.running = true;
+        renewal.open = false;
+        let key = (renewal.participant_id, renewal.activity_id);
+        let coach = domain::Reader {
+            agency: domain::Agency::Municipality,
+            actor: domain::Actor {
+                person_id: domain::PersonId("coach-17".into()),
+                role: domain::Role::Coach,
+                unit: domain::UnitId("hudiksvall-ips".into()),
+            },
+        };
+        let board = |rows: &[store::green_light::GateRow],
+                     reader: &domain::Reader,
+                     participant: &domain::Participant| {
+            let participants = std::collections::HashMap::from([(key.0, participant)]);
+            lights(rows, date(10), reader, &participants)
+        };
+        let without_consent = domain::Participant::default();
+        assert!(
+            board(&[renewal.clone()], &coach, &without_consent).is_empty(),
+            "FK's expiring approval shows without consent FK → IPS unit"
+        );
+        let with_consent = consenting(
+            1,
+            &[(
+                domain::ConsentParty::Forsakringskassan,
+                domain::ConsentParty::IpsUnit,
+                domain::DataCategory::BenefitDecisions,
+            )],
+        );
+        let shown = board(&[renewal.clone()], &coach, &with_consent);
+        assert!(shown
+            .get(&key)
+            .is_some_and(|light| light.running && light.gates.iter().any(|gate| gate.expiring)));
+        // FK sees its own gate; an auditor sees every gate.
+        let fk = case_officer_of(domain::Agency::Forsakringskassan);
+        assert!(board(&[renewal.clone()], &fk, &without_consent).contains_key(&key));
+        let mut auditor = case_officer_of(domain::Agency::Municipality);
+        auditor.actor.role = domain::Role::Auditor;
+        assert!(board(&[renewal.clone()], &auditor, &without_consent).contains_key(&key));
+        // A visible agency's renewal shows the activity, the hidden agency as its neutral line.
+        let af_renewal = gate_of(
+            renewal.clone(),
+            "af_activity_decision",
+            domain::Agency::Arbetsformedlingen,
+        );
+        let af_seen = consenting(
+            1,
+            &[(
+                domain::ConsentParty::Arbetsformedlingen,
+                domain::ConsentParty::IpsUnit,
+                domain::DataCategory::LabourMarket,
+            )],
+        );
+        let shown = board(&[renewal.clone(), af_renewal], &coach, &af_seen);
+        assert!(
+            shown.get(&key).is_some_and(|light| light
+                .gates
+                .iter()
+                .all(|gate| { gate.gate != "fk_activity_decision" })),
+            "{shown:?}"
+        );
+        // A proposed activity stays on the board with its hidden gates as neutral lines.
+        let mut proposed = renewal.clone();
+        proposed.running = false;
+        proposed.open = true;
+        assert!(board(&[proposed], &coach, &without_consent).contains_key(&key));
+        // An activity that needs no gate names no agency: an auditor's replay still lists it.
+        let mut no_gate = renewal;
+        no_gate.gate = store::green_light::NO_GATE.into();
+        no_gate.deciding_agency = store::green_light::NO_GATE.into();
+        assert!(board(&[no_gate], &auditor, &without_consent).contains_key(&key));
     }
 
     #[test]
