@@ -928,6 +928,44 @@ async fn every_rpc_taking_a_participant_id_refuses_another_units_officers_with_o
             outsider.person
         );
     }
+    // Waiting for a sequence is no way round the boundary: an outsider asking for one far
+    // ahead is refused at once, not told after the wait how far the history has got (which,
+    // polled, would announce every new entry of a participant they may not open).
+    for outsider in &outsiders {
+        let asked = std::time::Instant::now();
+        let refused = timeline
+            .get_timeline(testkit::as_caller(
+                proto::v1::GetTimelineRequest {
+                    participant_id: shared_participant.clone(),
+                    min_sequence: 1_000_000,
+                    ..Default::default()
+                },
+                outsider.person,
+                outsider.role,
+                outsider.unit,
+            ))
+            .await
+            .expect_err("an outsider's timeline read is refused");
+        let rule = refused
+            .metadata()
+            .get("ips-rule")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(
+            (refused.code(), rule.as_str()),
+            (Code::PermissionDenied, "other_unit"),
+            "GetTimeline with min_sequence as {}: {refused:?}",
+            outsider.person
+        );
+        assert!(
+            asked.elapsed()
+                < Duration::from_millis(
+                    ledger::config::TimelineConfig::default().read_your_writes_wait_max_ms
+                ),
+            "refused before waiting for the sequence"
+        );
+    }
     let own = timeline
         .get_event_status(testkit::as_team_leader(proto::v1::GetEventStatusRequest {
             event_id: shared_follow_up.clone(),

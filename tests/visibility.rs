@@ -194,10 +194,14 @@ async fn participant_with_every_party(stack: &Stack) -> anyhow::Result<(String, 
 
 /// The event types `request` (a reader's GetTimeline) returns, once `min_sequence` is
 /// projected.
+/// The types `request` is shown. Hashes commit to all that was stored, shown or not (a guess
+/// at a hidden field could be tested against them), so only an auditor (`as_auditor`) is shown
+/// any `hash` or `prev_hash`.
 async fn visible_types(
     stack: &Stack,
     request: tonic::Request<v1::GetTimelineRequest>,
     agency: Agency,
+    as_auditor: bool,
 ) -> anyhow::Result<Vec<String>> {
     let entries = stack
         .timeline_as(agency)
@@ -206,6 +210,15 @@ async fn visible_types(
         .await?
         .into_inner()
         .entries;
+    for entry in &entries {
+        assert_eq!(
+            (!entry.hash.is_empty(), !entry.prev_hash.is_empty()),
+            (as_auditor, as_auditor),
+            "hashes of entry {} ({}) shown to an auditor only",
+            entry.sequence,
+            entry.event_type
+        );
+    }
     Ok(entries.into_iter().map(|entry| entry.event_type).collect())
 }
 
@@ -233,6 +246,7 @@ async fn check_sight(
         stack,
         recipient.ask(timeline_request(participant_id, min_sequence)),
         recipient.agency,
+        false,
     )
     .await?;
     assert_eq!(
@@ -267,6 +281,7 @@ async fn check_sight(
         stack,
         auditor(timeline_request(participant_id, min_sequence)),
         Agency::Municipality,
+        true,
     )
     .await?;
     for event_type in PARTIES
@@ -372,6 +387,7 @@ async fn each_discloser_is_visible_to_each_recipient_only_under_consent_in_force
                         &stack,
                         bystander.ask(timeline_request(&participant_id, sequence)),
                         bystander.agency,
+                        false,
                     )
                     .await?;
                     assert!(

@@ -30,6 +30,12 @@ pub struct EntryView<B = Value> {
     /// The event type the reader is shown instead of the stored one: an inpatient stay is
     /// `AvailabilityChanged` to the IPS unit. `None`: the stored type.
     pub shown_as: Option<&'static str>,
+    /// Whether the entry's `hash` and `prev_hash` are shown. A hash commits to everything
+    /// stored (the whole body, a refusal's missing gates, the care form behind an availability
+    /// line), so anyone who holds it and the rest of the entry can test guesses at what was
+    /// kept from them; and each `prev_hash` is the previous entry's hash. Only an auditor,
+    /// who is shown every entry whole, is shown them.
+    pub hashes_shown: bool,
 }
 
 /// How much of an entry's body a reader is shown.
@@ -74,6 +80,7 @@ impl Participant {
             || stored_body.take().unwrap_or(Value::Null),
             on,
         )?;
+        let hashes_shown = view.hashes_shown;
         let shown = match view.body {
             ShownBody::Whole => stored_body.unwrap_or(Value::Null),
             ShownBody::Only(shown) => shown,
@@ -82,6 +89,7 @@ impl Participant {
             basis: view.basis,
             body: shown,
             shown_as: view.shown_as,
+            hashes_shown,
         })
     }
 
@@ -100,11 +108,19 @@ impl Participant {
         let sight = self.sight(reader, agency, body, category, on);
         let basis = match sight {
             Sight::Full(basis) => {
+                let hashes_shown = match basis {
+                    Basis::Audit => true,
+                    Basis::OwnRecords
+                    | Basis::PartyToConsent
+                    | Basis::Consent(_)
+                    | Basis::NecessaryCare => false,
+                };
                 return Some(EntryView {
                     basis,
                     body: ShownBody::Whole,
                     shown_as: None,
-                })
+                    hashes_shown,
+                });
             }
             Sight::Shared(basis) => basis,
             Sight::Hidden => return None,
@@ -123,6 +139,7 @@ impl Participant {
                     basis,
                     body: ShownBody::Only(body),
                     shown_as: Some(outward.event_type()),
+                    hashes_shown: false,
                 });
             }
         }
@@ -131,6 +148,7 @@ impl Participant {
             basis,
             body: ShownBody::Only(body),
             shown_as: None,
+            hashes_shown: false,
         })
     }
 

@@ -375,7 +375,7 @@ pub async fn wait_until_projected(
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         if remaining.is_zero() {
             return Err(Status::deadline_exceeded(format!(
-                "sequence {min_sequence} is not yet in the read models (projected up to {head}); retry shortly"
+                "sequence {min_sequence} is not yet in the read models; retry shortly"
             )));
         }
         // Wake on the next projected batch, or re-check soon in case it was already missed.

@@ -442,6 +442,10 @@ impl Viewer<'_> {
             self.on,
         )?;
         row.event_type = view.shown_event_type(&row.event_type);
+        if !view.hashes_shown {
+            row.prev_hash.clear();
+            row.hash.clear();
+        }
         Some((view.basis, row, view.body))
     }
 }

@@ -54,6 +54,10 @@ fn visible_row(
         })?;
     Ok(view.map(|view| {
         row.event_type = view.shown_event_type(&row.event_type);
+        if !view.hashes_shown {
+            row.prev_hash.clear();
+            row.hash.clear();
+        }
         row.body = view.body;
         (view.basis, row)
     }))
@@ -270,9 +274,10 @@ impl TimelineApi {
             }
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
             if remaining.is_zero() {
+                // The projected head is not named: the entries shown already say what the
+                // reader may know of the history's length.
                 return Err(Status::deadline_exceeded(format!(
-                    "sequence {min_sequence} is not yet in the read models (projected up to {}); retry shortly",
-                    read.page.head_sequence
+                    "sequence {min_sequence} is not yet in the read models; retry shortly"
                 )));
             }
             // Wake on the next projected batch, or re-check soon in case it was already missed.
@@ -395,6 +400,12 @@ impl TimelineService for TimelineApi {
         };
         let after_sequence = parse_page_token(&request.page_token)?;
         let filter = timeline_filter(&request)?;
+        // Whoever may not open the participant is refused before any wait for `min_sequence`:
+        // the wait's outcome (and how long it took) would otherwise tell them, polled, how far
+        // the history has got, which is every new entry of a participant closed to them.
+        if request.min_sequence > 0 {
+            crate::reading::open_one(&self.folds, &reader, participant_id.0).await?;
+        }
         // One row more than the page tells whether another page follows.
         let PageRead {
             fold,
@@ -506,7 +517,12 @@ impl TimelineService for TimelineApi {
             .await?;
             response.participant_id = recorded.participant_id.to_string();
             response.sequence = recorded.sequence;
-            response.hash = recorded.event.hash.clone();
+            // A refusal's hash commits to the gates it found missing, some of which its
+            // submitter may not be told of (`refusal_explained_to`); with the hash they could
+            // test guesses at them. An accepted entry's hash is the submitter's receipt.
+            if recorded.event.is_accepted() {
+                response.hash = recorded.event.hash.clone();
+            }
             match &recorded.event.outcome {
                 Outcome::Accepted => response.status = v1::EventStatus::Accepted as i32,
                 Outcome::Rejected { rule } => {
