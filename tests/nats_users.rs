@@ -236,30 +236,7 @@ async fn an_agency_hears_only_its_own_verdicts_and_replies_and_asks_only_about_i
     );
 
     // Its own events, FK may ask about and hear of: FK writes, then looks its event up.
-    let benefit = stack
-        .forsakringskassan()
-        .await?
-        .register_benefit(testkit::as_fk_officer(v1::RegisterBenefitRequest {
-            write: Some(v1::ParticipantWrite {
-                context: None,
-                participant_id: referred.participant_id.clone(),
-            }),
-            benefit: v1::BenefitKind::Sjukpenning as i32,
-            degree_percent: 100,
-            period: Some(v1::Period {
-                from: domain::business_date(chrono::Utc::now()).to_string(),
-                to: (domain::business_date(chrono::Utc::now()) + chrono::Duration::days(90))
-                    .to_string(),
-            }),
-            employed: false,
-        }))
-        .await?
-        .into_inner();
-    assert_eq!(
-        benefit.status,
-        v1::WriteStatus::Accepted as i32,
-        "{benefit:?}"
-    );
+    let benefit = fk_registers_sjukpenning(&stack, &referred.participant_id).await?;
     let own = bus::verdicts::look_up(
         &fk_with_own_inbox,
         &subjects,
@@ -294,30 +271,7 @@ async fn a_status_answer_goes_only_to_the_asking_agencys_own_inbox() -> anyhow::
         }))
         .await?
         .into_inner();
-    let benefit = stack
-        .forsakringskassan()
-        .await?
-        .register_benefit(testkit::as_fk_officer(v1::RegisterBenefitRequest {
-            write: Some(v1::ParticipantWrite {
-                context: None,
-                participant_id: referred.participant_id.clone(),
-            }),
-            benefit: v1::BenefitKind::Sjukpenning as i32,
-            degree_percent: 100,
-            period: Some(v1::Period {
-                from: domain::business_date(chrono::Utc::now()).to_string(),
-                to: (domain::business_date(chrono::Utc::now()) + chrono::Duration::days(90))
-                    .to_string(),
-            }),
-            employed: false,
-        }))
-        .await?
-        .into_inner();
-    assert_eq!(
-        benefit.status,
-        v1::WriteStatus::Accepted as i32,
-        "{benefit:?}"
-    );
+    let benefit = fk_registers_sjukpenning(&stack, &referred.participant_id).await?;
     let fk_event = domain::EventId::parse(&benefit.event_id)?;
 
     // A municipality officer's service waits on the verdict of one of its events (and on its
@@ -360,4 +314,37 @@ async fn a_status_answer_goes_only_to_the_asking_agencys_own_inbox() -> anyhow::
     assert_eq!(own.status, bus::VerdictStatus::Accepted);
     stack.stop().await;
     Ok(())
+}
+
+/// FK registers full sjukpenning for 90 days from today, accepted: an event of FK's own for
+/// the ledger to tell FK (and only FK) about.
+async fn fk_registers_sjukpenning(
+    stack: &Stack,
+    participant_id: &str,
+) -> anyhow::Result<v1::WriteResponse> {
+    let today = domain::business_date(chrono::Utc::now());
+    let benefit = stack
+        .forsakringskassan()
+        .await?
+        .register_benefit(testkit::as_fk_officer(v1::RegisterBenefitRequest {
+            write: Some(v1::ParticipantWrite {
+                context: None,
+                participant_id: participant_id.to_owned(),
+            }),
+            benefit: v1::BenefitKind::Sjukpenning as i32,
+            degree_percent: 100,
+            period: Some(v1::Period {
+                from: today.to_string(),
+                to: (today + chrono::Duration::days(90)).to_string(),
+            }),
+            employed: false,
+        }))
+        .await?
+        .into_inner();
+    assert_eq!(
+        benefit.status,
+        v1::WriteStatus::Accepted as i32,
+        "{benefit:?}"
+    );
+    Ok(benefit)
 }
