@@ -1023,6 +1023,48 @@ async fn stay_types_seen(
         .collect())
 }
 
+/// Asserts that `party`, shown no stay, cannot learn of one by filtering on the stay types or
+/// on psychiatry's records, a page at a time: no entry, and no page token (a token would say
+/// that something it may not see matched, and where).
+async fn filters_leave_no_trace_of_a_stay(
+    stack: &Stack,
+    participant_id: &str,
+    min_sequence: u64,
+    party: Party,
+    context: &str,
+) -> anyhow::Result<()> {
+    let probes = [
+        v1::GetTimelineRequest {
+            event_types: vec!["InpatientAdmitted".into(), "InpatientDischarged".into()],
+            ..timeline_request(participant_id, min_sequence)
+        },
+        v1::GetTimelineRequest {
+            agencies: vec![v1::Agency::Psychiatry as i32],
+            ..timeline_request(participant_id, min_sequence)
+        },
+    ];
+    for probe in probes {
+        let page = stack
+            .timeline_as(party.agency)
+            .await?
+            .get_timeline(party.ask(v1::GetTimelineRequest {
+                page_size: 1,
+                ..probe.clone()
+            }))
+            .await?
+            .into_inner();
+        assert_eq!(
+            (page.entries.len(), page.next_page_token.as_str()),
+            (0, ""),
+            "{context}: {} probing with {:?} / {:?}",
+            party.name,
+            probe.event_types,
+            probe.agencies
+        );
+    }
+    Ok(())
+}
+
 /// The consent matrix for the inpatient events (issue 12), for each care form and each party
 /// outside psychiatry: without consent, under psychiatry → party consent for coarse health
 /// data, and after its withdrawal. The IPS unit sees a stay only as availability and only under
@@ -1084,6 +1126,16 @@ async fn inpatient_stays_follow_the_consent_matrix_and_the_lpt_rule() -> anyhow:
                 without,
                 "{context}: without consent"
             );
+            if without.is_empty() {
+                filters_leave_no_trace_of_a_stay(
+                    &stack,
+                    &participant_id,
+                    sequence,
+                    *recipient,
+                    &format!("{context}: without consent"),
+                )
+                .await?;
+            }
             sequence = municipality
                 .grant_consent(coach.ask(v1::GrantConsentRequest {
                     participant_id: participant_id.clone(),
@@ -1102,6 +1154,16 @@ async fn inpatient_stays_follow_the_consent_matrix_and_the_lpt_rule() -> anyhow:
                 with,
                 "{context}: under consent"
             );
+            if with.is_empty() {
+                filters_leave_no_trace_of_a_stay(
+                    &stack,
+                    &participant_id,
+                    sequence,
+                    *recipient,
+                    &format!("{context}: under consent"),
+                )
+                .await?;
+            }
             sequence = municipality
                 .withdraw_consent(coach.ask(v1::WithdrawConsentRequest {
                     participant_id: participant_id.clone(),
@@ -1119,6 +1181,16 @@ async fn inpatient_stays_follow_the_consent_matrix_and_the_lpt_rule() -> anyhow:
                 without,
                 "{context}: after withdrawal"
             );
+            if without.is_empty() {
+                filters_leave_no_trace_of_a_stay(
+                    &stack,
+                    &participant_id,
+                    sequence,
+                    *recipient,
+                    &format!("{context}: after withdrawal"),
+                )
+                .await?;
+            }
         }
         // Psychiatry sees its own entries whole.
         assert_eq!(

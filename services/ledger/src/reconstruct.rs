@@ -8,7 +8,7 @@
 //! then; the green-light rows are the projector's (`store::green_light::gate_rows`) of the
 //! participant folded through the entry the read model had folded; consents, allow-list and
 //! units are the aggregate folded through the head the read folded. Then the same page and
-//! visibility functions as the live read (`timeline_page`, `pending_page`, `lights`) decide.
+//! visibility functions as the live read (`TimelinePageScan`, `pending_page`, `lights`) decide.
 //! What is not in the events is taken from the log: a pending page's continuation token (the
 //! page's other rows may belong to participants the reader was not shown, whose positions are
 //! not logged) and which activities a watch pushed in that evaluation (a push is a difference
@@ -211,7 +211,6 @@ async fn timeline(
         .take_while(|event| event.sequence <= read_model_sequence)
         .map(store::TimelineRow::from_event)
         .filter(|row| row.as_ref().map_or(true, |row| filter.matches(row)))
-        .take(request.page_size as usize + 1)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| crate::store_errors::from_store(&error))?;
     let chain_checked_through = participant
@@ -228,19 +227,17 @@ async fn timeline(
     )
     .await
     .map_err(|error| crate::store_errors::from_store(&error))?;
-    Ok(crate::timeline_service::timeline_page(
-        participant.participant_id,
+    let mut scan = crate::timeline_service::TimelinePageScan::new(
         &participant.as_read,
         reader,
         participant.read.business_date,
-        rows,
         crate::timeline_service::PageAsked {
             page_size: request.page_size,
             event_types: &request.event_types,
         },
-        &chain,
-    )?
-    .0)
+    );
+    scan.take(rows)?;
+    Ok(scan.finish(participant.participant_id, &chain).0)
 }
 
 /// A `PendingApprovals` page: every shown participant's rows (the projector's, of the fold the

@@ -78,7 +78,7 @@ pub(crate) struct TimelineRequestRecord {
 
 impl TimelineRequestRecord {
     /// The rows to fetch: the types asked for, and the types that may be shown as one of
-    /// them ([`domain::visibility::stored_types_shown_as`]); `timeline_page` then keeps what is
+    /// them ([`domain::visibility::stored_types_shown_as`]); `TimelinePageScan` then keeps what is
     /// shown as a type asked for.
     pub(crate) fn filter(&self) -> store::TimelineFilter {
         store::TimelineFilter {
@@ -111,63 +111,134 @@ pub(crate) struct PageAsked<'a> {
     pub event_types: &'a [String],
 }
 
-/// A timeline page as `reader` sees it on `today`, from the rows the page query returned (one
-/// more than `page_size` tells whether another page follows), and the bases it was shown
-/// under. Shared by the live read and its rebuild.
-pub(crate) fn timeline_page(
-    participant_id: ParticipantId,
-    participant: &domain::Participant,
-    reader: &domain::Reader,
+/// Rows a page scans past its first shown entry before it is cut short (its token then names
+/// its last shown entry, so the next page goes on from there).
+pub(crate) const TIMELINE_ROWS_SCANNED_MAX: usize = 10_000;
+/// Most rows one statement reads after a page's first (which reads `page_size + 1`); each
+/// further statement reads twice as many as the one before, up to this.
+pub(crate) const TIMELINE_SCAN_BATCH_ROWS_MAX: i64 = 1_000;
+
+/// A timeline page as `reader` sees it on `today`, built from the read model's rows in
+/// sequence order, and the bases it was shown under. Shared by the live read and its rebuild.
+///
+/// The page holds the first `page_size` entries the reader is shown, and its token names the
+/// last of them, only when one more shown entry follows. Rows the reader is not shown are
+/// scanned past and never end a page or name its token: a token taken from a hidden row, or
+/// a page cut at a hidden row, would tell a reader filtering on a type (or an agency, or a
+/// date) they may not see that such an entry exists, and where.
+pub(crate) struct TimelinePageScan<'a> {
+    participant: &'a domain::Participant,
+    reader: &'a domain::Reader,
     today: chrono::NaiveDate,
-    mut rows: Vec<store::TimelineRow>,
-    asked: PageAsked<'_>,
-    chain: &domain::chain::ChainReport,
-) -> Result<(v1::GetTimelineResponse, std::collections::BTreeSet<String>), Status> {
-    let PageAsked {
-        page_size,
-        event_types: asked_event_types,
-    } = asked;
-    let next_page_token = if rows.len() > page_size as usize {
-        rows.truncate(page_size as usize);
-        let last = rows
-            .last()
-            .expect("a page size is at least 1, so a truncated page keeps a row");
-        page_token(last.sequence)
-    } else {
-        String::new()
-    };
-    // A page may hold fewer entries than page_size when some are not visible to this
-    // reader; the token continues after the last row scanned, shown or not.
-    let mut bases = std::collections::BTreeSet::new();
-    let mut entries: Vec<v1::TimelineEntry> = Vec::with_capacity(rows.len());
-    for row in rows {
-        let visible = visible_row(participant, reader, row, today)
-            .map_err(|error| crate::store_errors::from_store(&error))?;
-        if let Some((basis, row)) = visible {
-            // Kept only when shown as a type asked for: a stay shown to the IPS unit as
-            // `AvailabilityChanged` answers a filter on that type, not on its stored one.
-            if !asked_event_types.is_empty() && !asked_event_types.contains(&row.event_type) {
-                continue;
-            }
-            bases.insert(basis.log_text());
-            entries.push(entry(row)?);
+    asked: PageAsked<'a>,
+    entries: Vec<v1::TimelineEntry>,
+    bases: std::collections::BTreeSet<String>,
+    last_shown_sequence: u64,
+    more_shown: bool,
+    rows_scanned: usize,
+    scanned_through: Option<u64>,
+    done: bool,
+}
+
+impl<'a> TimelinePageScan<'a> {
+    /// An empty page for `reader`.
+    pub(crate) fn new(
+        participant: &'a domain::Participant,
+        reader: &'a domain::Reader,
+        today: chrono::NaiveDate,
+        asked: PageAsked<'a>,
+    ) -> Self {
+        TimelinePageScan {
+            participant,
+            reader,
+            today,
+            asked,
+            entries: Vec::new(),
+            bases: std::collections::BTreeSet::new(),
+            last_shown_sequence: 0,
+            more_shown: false,
+            rows_scanned: 0,
+            scanned_through: None,
+            done: false,
         }
     }
-    let response = v1::GetTimelineResponse {
-        participant_id: participant_id.to_string(),
-        entries,
-        next_page_token,
-        chain_broken_at_sequence: chain
-            .first_broken_link
-            .as_ref()
-            .map_or(0, |link| link.sequence),
-        chain_broken_reason: chain
-            .first_broken_link
-            .as_ref()
-            .map(broken_reason)
-            .unwrap_or_default(),
-    };
-    Ok((response, bases))
+
+    /// Takes the next rows, in sequence order, until the page is decided.
+    pub(crate) fn take(
+        &mut self,
+        rows: impl IntoIterator<Item = store::TimelineRow>,
+    ) -> Result<(), Status> {
+        let page_size = self.asked.page_size as usize;
+        for row in rows {
+            if self.done {
+                break;
+            }
+            self.rows_scanned += 1;
+            let sequence = row.sequence;
+            self.scanned_through = Some(sequence);
+            let visible = visible_row(self.participant, self.reader, row, self.today)
+                .map_err(|error| crate::store_errors::from_store(&error))?;
+            // Kept only when shown as a type asked for: a stay shown to the IPS unit as
+            // `AvailabilityChanged` answers a filter on that type, not on its stored one.
+            let shown = visible.filter(|(_, row)| {
+                self.asked.event_types.is_empty()
+                    || self.asked.event_types.contains(&row.event_type)
+            });
+            if let Some((basis, row)) = shown {
+                if self.entries.len() == page_size {
+                    self.more_shown = true;
+                    self.done = true;
+                    break;
+                }
+                self.bases.insert(basis.log_text());
+                self.entries.push(entry(row)?);
+                self.last_shown_sequence = sequence;
+            }
+            if self.rows_scanned >= TIMELINE_ROWS_SCANNED_MAX && !self.entries.is_empty() {
+                self.more_shown = true;
+                self.done = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the page is still open: more rows, if there are any, are wanted.
+    pub(crate) fn wants_more(&self) -> bool {
+        !self.done
+    }
+
+    /// The sequence of the last row taken, shown or not: where the next rows start.
+    pub(crate) fn scanned_through(&self) -> Option<u64> {
+        self.scanned_through
+    }
+
+    /// The page, with the chain's state, and the bases its entries were shown under.
+    pub(crate) fn finish(
+        self,
+        participant_id: ParticipantId,
+        chain: &domain::chain::ChainReport,
+    ) -> (v1::GetTimelineResponse, std::collections::BTreeSet<String>) {
+        let next_page_token = if self.more_shown {
+            page_token(self.last_shown_sequence)
+        } else {
+            String::new()
+        };
+        let response = v1::GetTimelineResponse {
+            participant_id: participant_id.to_string(),
+            entries: self.entries,
+            next_page_token,
+            chain_broken_at_sequence: chain
+                .first_broken_link
+                .as_ref()
+                .map_or(0, |link| link.sequence),
+            chain_broken_reason: chain
+                .first_broken_link
+                .as_ref()
+                .map(broken_reason)
+                .unwrap_or_default(),
+        };
+        (response, self.bases)
+    }
 }
 
 /// The last entry a chain verification looked at: every verified one, and the broken one.
@@ -406,7 +477,13 @@ impl TimelineService for TimelineApi {
         if request.min_sequence > 0 {
             crate::reading::open_one(&self.folds, &reader, participant_id.0).await?;
         }
-        // One row more than the page tells whether another page follows.
+        let fetched_filter = store::TimelineFilter {
+            event_types: fetched_event_types(&filter.event_types),
+            ..filter.clone()
+        };
+        // One row more than the page tells whether another page follows, unless rows the
+        // reader is not shown are among them (then more are read, below).
+        let first_batch_rows = i64::from(page_size) + 1;
         let PageRead {
             fold,
             page,
@@ -415,11 +492,8 @@ impl TimelineService for TimelineApi {
             .read_page(
                 participant_id,
                 after_sequence,
-                i64::from(page_size) + 1,
-                &store::TimelineFilter {
-                    event_types: fetched_event_types(&filter.event_types),
-                    ..filter.clone()
-                },
+                first_batch_rows,
+                &fetched_filter,
                 request.min_sequence,
             )
             .await?;
@@ -431,18 +505,43 @@ impl TimelineService for TimelineApi {
         let chain = fold.chain();
         let today = self.clock.today();
         let projector_checkpoint = Some(projector_checkpoint);
-        let (response, bases) = timeline_page(
-            participant_id,
+        let mut scan = TimelinePageScan::new(
             participant,
             &reader,
             today,
-            page.rows,
             PageAsked {
                 page_size,
                 event_types: &filter.event_types,
             },
-            &chain,
-        )?;
+        );
+        let mut batch_rows = first_batch_rows;
+        let mut batch_was_full = page.rows.len() as i64 == batch_rows;
+        scan.take(page.rows)?;
+        // Further rows are read only up to the read model's head as of the first statement
+        // (the access log keeps that head, and rows up to it never change), so the page is the
+        // one that head stood for.
+        while scan.wants_more() && batch_was_full {
+            batch_rows = batch_rows
+                .saturating_mul(2)
+                .min(TIMELINE_SCAN_BATCH_ROWS_MAX);
+            let next = store::timeline::page(
+                &self.pool,
+                participant_id,
+                scan.scanned_through().unwrap_or(after_sequence),
+                batch_rows,
+                &fetched_filter,
+            )
+            .await
+            .map_err(|error| crate::store_errors::from_store(&error))?;
+            let rows: Vec<store::TimelineRow> = next
+                .rows
+                .into_iter()
+                .filter(|row| row.sequence <= page.head_sequence)
+                .collect();
+            batch_was_full = rows.len() as i64 == batch_rows;
+            scan.take(rows)?;
+        }
+        let (response, bases) = scan.finish(participant_id, &chain);
         let request_record = TimelineRequestRecord {
             participant_id: participant_id.0,
             page_size,
