@@ -38,16 +38,28 @@ fn officer<T>(message: T) -> tonic::Request<T> {
 /// A participant enrolled with `coach`, on sjukpenning, with an arbetsträning proposed 21 days
 /// ago for a start in a week: FK's gate is open. Returns (participant, activity).
 async fn waiting_on_fk(stack: &Stack, coach: &str) -> anyhow::Result<(String, String)> {
-    let (participant_id, _) = stack.enrolled_participant(coach, context(-30)).await?;
+    waiting_on_fk_since(stack, coach, 0).await
+}
+
+/// As [`waiting_on_fk`], with every day `shift` days away (earlier when negative): the
+/// proposal is made 21 days before day `shift`.
+async fn waiting_on_fk_since(
+    stack: &Stack,
+    coach: &str,
+    shift: i64,
+) -> anyhow::Result<(String, String)> {
+    let (participant_id, _) = stack
+        .enrolled_participant(coach, context(shift - 30))
+        .await?;
     let mut municipality = stack.municipality().await?;
     let mut fk = stack.forsakringskassan().await?;
     // The coach sees FK's gates only under the participant's consent FK → IPS unit, and FK
     // sees the IPS unit's requests only under consent IPS unit → FK.
-    grant_fk_consent(stack, &participant_id, true).await?;
-    grant_other_deciders_consent(stack, &participant_id).await?;
-    let write = |days| {
+    grant_fk_consent_since(stack, &participant_id, true, shift).await?;
+    grant_other_deciders_consent_since(stack, &participant_id, shift).await?;
+    let write = |days: i64| {
         Some(v1::ParticipantWrite {
-            context: context(days),
+            context: context(shift + days),
             participant_id: participant_id.clone(),
         })
     };
@@ -56,7 +68,7 @@ async fn waiting_on_fk(stack: &Stack, coach: &str) -> anyhow::Result<(String, St
         benefit: v1::BenefitKind::Sjukpenning as i32,
         degree_percent: 100,
         period: Some(v1::Period {
-            from: at(-60),
+            from: at(shift - 60),
             to: at(300),
         }),
         employed: false,
@@ -67,7 +79,7 @@ async fn waiting_on_fk(stack: &Stack, coach: &str) -> anyhow::Result<(String, St
         kind: v1::ActivityKind::Arbetstraning as i32,
         employer: "Hudiksvalls bageri".into(),
         hours_per_week: 20,
-        planned_start: at(7),
+        planned_start: at(shift + 7),
         ..Default::default()
     };
     let activity_id = municipality
@@ -85,6 +97,16 @@ async fn grant_fk_consent(
     participant_id: &str,
     both_ways: bool,
 ) -> anyhow::Result<()> {
+    grant_fk_consent_since(stack, participant_id, both_ways, 0).await
+}
+
+/// As [`grant_fk_consent`], granted and in force from `shift - 30` days.
+async fn grant_fk_consent_since(
+    stack: &Stack,
+    participant_id: &str,
+    both_ways: bool,
+    shift: i64,
+) -> anyhow::Result<()> {
     let mut municipality = stack.municipality().await?;
     let mut directions = vec![(
         v1::ConsentParty::Forsakringskassan,
@@ -101,12 +123,12 @@ async fn grant_fk_consent(
     for (discloser, recipient, category) in directions {
         municipality
             .grant_consent(as_coach(v1::GrantConsentRequest {
-                context: context(-30),
+                context: context(shift - 30),
                 participant_id: participant_id.to_owned(),
                 discloser: discloser as i32,
                 recipient: recipient as i32,
                 data_categories: vec![category as i32],
-                valid_from: at(-30),
+                valid_from: at(shift - 30),
                 valid_to: at(300),
                 ..Default::default()
             }))
@@ -117,8 +139,13 @@ async fn grant_fk_consent(
 
 /// The participant's consents to the IPS unit from every other agency that decides gates
 /// (AF, psychiatry, social services): without them the coach's light is UNKNOWN, because
-/// whether those agencies hold a gate is theirs to disclose.
-async fn grant_other_deciders_consent(stack: &Stack, participant_id: &str) -> anyhow::Result<()> {
+/// whether those agencies hold a gate is theirs to disclose. Granted and in force from
+/// `shift - 30` days.
+async fn grant_other_deciders_consent_since(
+    stack: &Stack,
+    participant_id: &str,
+    shift: i64,
+) -> anyhow::Result<()> {
     let mut municipality = stack.municipality().await?;
     for (discloser, category) in [
         (
@@ -133,12 +160,12 @@ async fn grant_other_deciders_consent(stack: &Stack, participant_id: &str) -> an
     ] {
         municipality
             .grant_consent(as_coach(v1::GrantConsentRequest {
-                context: context(-30),
+                context: context(shift - 30),
                 participant_id: participant_id.to_owned(),
                 discloser: discloser as i32,
                 recipient: v1::ConsentParty::IpsUnit as i32,
                 data_categories: vec![category as i32],
-                valid_from: at(-30),
+                valid_from: at(shift - 30),
                 valid_to: at(300),
                 ..Default::default()
             }))
@@ -173,9 +200,20 @@ async fn fk_decides(
     from: i64,
     to: i64,
 ) -> anyhow::Result<()> {
+    fk_decides_on(stack, participant_id, activity_id, 0, (from, to)).await
+}
+
+/// FK approves `activity_id` on day `on` for the days `valid` (all from today).
+async fn fk_decides_on(
+    stack: &Stack,
+    participant_id: &str,
+    activity_id: &str,
+    on: i64,
+    (from, to): (i64, i64),
+) -> anyhow::Result<()> {
     let decision = v1::ActivityDecisionRequest {
         write: Some(v1::ParticipantWrite {
-            context: context(0),
+            context: context(on),
             participant_id: participant_id.into(),
         }),
         activity_id: activity_id.into(),
@@ -330,27 +368,8 @@ async fn the_coach_sees_green_when_fk_approves_and_fk_sees_what_waits_on_it() ->
     }
     assert!(pages_logged > 0, "FK's pending pages are logged");
 
-    // Lead time: requested 21 days ago, decided today.
-    let lead_times = stack
-        .green_light()
-        .await?
-        .gate_lead_times(testkit::as_team_leader(v1::GateLeadTimesRequest {
-            from: at(-1),
-            to: at(1),
-        }))
-        .await?
-        .into_inner()
-        .lead_times;
-    assert_eq!(lead_times.len(), 1);
-    assert_eq!(
-        (
-            lead_times[0].gate.as_str(),
-            lead_times[0].decisions,
-            lead_times[0].median_days,
-            lead_times[0].p90_days
-        ),
-        ("fk_activity_decision", 1, 21.0, 21.0)
-    );
+    // Lead times (requested 21 days ago, decided today) are reported only once the month has
+    // ended, and only with enough decisions: see the lead-time tests below.
 
     // An approval that ended yesterday shows as expired (no request needed), and the light waits;
     // one that ends in 3 days shows as expiring.
@@ -1562,6 +1581,174 @@ async fn an_approval_turns_expiring_when_the_clock_crosses_midnight_into_d_minus
         1,
         "turning expiring records nothing: it is a function of time"
     );
+    stack.stop().await;
+    Ok(())
+}
+
+/// Days from today to the first day of next month.
+fn days_to_next_month() -> i64 {
+    use chrono::Datelike;
+    let first = |day: NaiveDate| day.with_day(1).unwrap_or(day);
+    let next_month = first(first(today()) + chrono::Duration::days(32));
+    (next_month - today()).num_days()
+}
+
+/// Moves the ledger's clock into next month, so this month has ended. Half a day more, so a
+/// daylight-saving change on the way cannot leave it on this month's last day.
+fn into_next_month(clock: &ledger::clock::ManualClock) {
+    clock.advance(chrono::Duration::days(days_to_next_month()) + chrono::Duration::hours(12));
+}
+
+/// A stack whose ledger runs on a clock the test moves (the agency services on the system's).
+async fn stack_on_manual_clock(
+) -> anyhow::Result<(std::sync::Arc<ledger::clock::ManualClock>, Stack)> {
+    let clock = std::sync::Arc::new(ledger::clock::ManualClock::new(Utc::now()));
+    let stack = Stack::start_with(testkit::StackOptions {
+        ledger_clock: clock.clone(),
+        ..Default::default()
+    })
+    .await?;
+    Ok((clock, stack))
+}
+
+/// `count` participants of coach-17 waiting on FK, proposed 21 days before day `on`, which FK
+/// approves on day `on`; returns once the read model has all decisions (nothing waits on FK).
+async fn fk_decided_on(stack: &Stack, count: usize, on: i64) -> anyhow::Result<()> {
+    for _ in 0..count {
+        let (participant, training) = waiting_on_fk_since(stack, "coach-17", on).await?;
+        pending_when(stack, |pending| pending.approvals.len() == 1).await?;
+        fk_decides_on(stack, &participant, &training, on, (on, on + 90)).await?;
+        let pending = pending_when(stack, |pending| pending.approvals.is_empty()).await?;
+        anyhow::ensure!(
+            pending.approvals.is_empty(),
+            "FK's decision was not projected"
+        );
+    }
+    Ok(())
+}
+
+async fn lead_times_over(
+    stack: &Stack,
+    from: &str,
+    to: &str,
+) -> Result<v1::GateLeadTimesResponse, tonic::Status> {
+    let mut green_light = stack
+        .green_light()
+        .await
+        .map_err(|error| tonic::Status::unavailable(error.to_string()))?;
+    Ok(green_light
+        .gate_lead_times(testkit::as_team_leader(v1::GateLeadTimesRequest {
+            from: from.into(),
+            to: to.into(),
+        }))
+        .await?
+        .into_inner())
+}
+
+/// FK's activity-decision cell, if the report shows its figures.
+fn fk_figures(report: &v1::GateLeadTimesResponse) -> Option<(u32, f64, f64)> {
+    report
+        .lead_times
+        .iter()
+        .find(|time| time.gate == "fk_activity_decision")
+        .map(|time| (time.decisions, time.median_days, time.p90_days))
+}
+
+fn fk_withheld(report: &v1::GateLeadTimesResponse) -> bool {
+    report.suppressed.iter().any(|time| {
+        time.gate == "fk_activity_decision"
+            && time.deciding_agency == v1::Agency::Forsakringskassan as i32
+            && (time.decisions, time.median_days, time.p90_days) == (0, 0.0, 0.0)
+    })
+}
+
+/// Reads the report until FK's figures show (the read model trails the decisions).
+async fn lead_times_when_shown(
+    stack: &Stack,
+    from: &str,
+    to: &str,
+) -> anyhow::Result<v1::GateLeadTimesResponse> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let report = lead_times_over(stack, from, to).await?;
+        if fk_figures(&report).is_some() || tokio::time::Instant::now() > deadline {
+            return Ok(report);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_leader_gets_no_lead_time_for_one_decision_on_a_day_and_figures_for_five(
+) -> anyhow::Result<()> {
+    let (clock, stack) = stack_on_manual_clock().await?;
+    // One participant's FK gate is decided today, 21 days after the proposal.
+    fk_decided_on(&stack, 1, 0).await?;
+    into_next_month(&clock);
+
+    // Asked for exactly that day: FK's cell is listed as withheld, with no figure at all.
+    let report = lead_times_over(&stack, &at(0), &at(0)).await?;
+    assert_eq!(fk_figures(&report), None, "{report:?}");
+    assert!(report.lead_times.is_empty(), "{report:?}");
+    assert!(fk_withheld(&report), "{report:?}");
+    assert_eq!(report.cell_count_min, 5);
+    // The day is read as its whole month (DOMAIN lead times are monthly figures).
+    let first_of_month = format!("{}01", &at(0)[..8]);
+    assert_eq!(
+        (report.from.as_str(), report.to.as_str()),
+        (
+            first_of_month.as_str(),
+            at(days_to_next_month() - 1).as_str()
+        )
+    );
+    // Every gate is listed, so a gate never decided looks like one decided once.
+    assert_eq!(
+        report.suppressed.len(),
+        domain::gates::GateKind::ALL.len(),
+        "{report:?}"
+    );
+
+    // Four more the same day (recorded late, after the month ended): five, and they show.
+    fk_decided_on(&stack, 4, 0).await?;
+    let report = lead_times_when_shown(&stack, &at(0), &at(0)).await?;
+    assert_eq!(fk_figures(&report), Some((5, 21.0, 21.0)), "{report:?}");
+    assert!(!fk_withheld(&report), "{report:?}");
+
+    // The running month is not reported: read each evening, it would give each day's count.
+    let running = lead_times_over(&stack, &at(days_to_next_month()), &at(days_to_next_month()))
+        .await
+        .err()
+        .map(|status| status.code());
+    assert_eq!(running, Some(tonic::Code::InvalidArgument));
+    stack.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_longer_period_does_not_reveal_a_withheld_month_by_subtraction() -> anyhow::Result<()> {
+    let (clock, stack) = stack_on_manual_clock().await?;
+    // One decision in an earlier month (45 days ago), five this month.
+    fk_decided_on(&stack, 1, -45).await?;
+    fk_decided_on(&stack, 5, 0).await?;
+    into_next_month(&clock);
+
+    // This month alone: five decisions, shown.
+    let this_month = lead_times_when_shown(&stack, &at(0), &at(0)).await?;
+    assert_eq!(
+        fk_figures(&this_month),
+        Some((5, 21.0, 21.0)),
+        "{this_month:?}"
+    );
+    // The earlier month alone: one decision, withheld.
+    let earlier = lead_times_over(&stack, &at(-45), &at(-45)).await?;
+    assert_eq!(fk_figures(&earlier), None, "{earlier:?}");
+    assert!(fk_withheld(&earlier), "{earlier:?}");
+    // Both months together hold six, but a count of six next to this month's five would
+    // give the earlier month's one by subtraction (and the medians would bracket its lead
+    // time): the cell is withheld because one of its months is.
+    let both = lead_times_over(&stack, &at(-45), &at(0)).await?;
+    assert_eq!(fk_figures(&both), None, "{both:?}");
+    assert!(fk_withheld(&both), "{both:?}");
     stack.stop().await;
     Ok(())
 }

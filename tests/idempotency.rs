@@ -762,6 +762,7 @@ async fn request_for(
                 encoded(v1::ProtectIdentityRequest {
                     write: write(&participant_id, ctx),
                     allowed_person_ids: vec!["coach-17".into(), "team-leader-1".into()],
+                    allowed_readers: Vec::new(),
                 }),
             )
         }

@@ -210,6 +210,7 @@ async fn an_identity_protected_before_a_read_refuses_a_reader_the_kept_fold_admi
         .protect_identity(as_coach(v1::ProtectIdentityRequest {
             write: write(&participant_id),
             allowed_person_ids: vec!["coach-17".into()],
+            allowed_readers: Vec::new(),
         }))
         .await?
         .into_inner();

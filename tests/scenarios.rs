@@ -26,6 +26,7 @@ use chrono::{Duration, NaiveDate};
 use domain::{Agency, Role};
 use ledger::clock::{Clock, ManualClock};
 use proto::v1;
+use proto::wire::WireEnum;
 use serde::Deserialize;
 use testkit::{as_officer, Stack, StackOptions};
 use tonic::Response;
@@ -43,7 +44,9 @@ struct Scenario {
     never_in_any_body: Vec<String>,
     #[serde(default)]
     pending_checks: Vec<String>,
-    /// Expected median request → decision days per gate over the scenario (GateLeadTimes).
+    /// Expected median request → decision days per gate over the scenario (GateLeadTimes, as
+    /// the auditor sees them; a team leader gets them withheld, one participant being below
+    /// the cell minimum).
     #[serde(default)]
     lead_times_days: std::collections::BTreeMap<String, f64>,
     /// Who reads the timeline at the end, and what they get.
@@ -75,6 +78,10 @@ struct ReplayCheck {
     /// Keys that must not appear in any body the replay shows (free text, location).
     #[serde(default)]
     no_keys: Vec<String>,
+    /// Agencies whose entries the replay must show without their author's person and unit
+    /// (another party's view of a protected identity carries no location).
+    #[serde(default)]
+    no_author_from: Vec<String>,
     /// The rule by which the reader could not open the participant at all.
     #[serde(default)]
     refused: Option<String>,
@@ -108,6 +115,9 @@ struct ReadCheck {
     /// Keys that must not appear in any entry's body this reader gets.
     #[serde(default)]
     no_keys: Vec<String>,
+    /// Agencies whose entries this reader must get without their author's person and unit.
+    #[serde(default)]
+    no_author_from: Vec<String>,
     /// Event types this reader must see.
     #[serde(default)]
     sees: Vec<String>,
@@ -124,6 +134,7 @@ struct Sight<'a> {
     hides: &'a [String],
     shows: Option<&'a std::collections::BTreeMap<String, Vec<String>>>,
     no_keys: &'a [String],
+    no_author_from: &'a [String],
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +160,14 @@ struct Expect {
     /// Words the refusal must not contain: what the refused officer may not see.
     #[serde(default)]
     not_naming: Vec<String>,
+}
+
+/// A person of a named organisation on a protected identity's allow-list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NamedOfficer {
+    agency: String,
+    person: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,7 +231,12 @@ enum Action {
         activity: String,
     },
     ProtectIdentity {
+        /// Municipal person ids.
         allowed: Vec<String>,
+        /// People of other organisations, each named with it (an id is unique only within
+        /// the organisation that issued it).
+        #[serde(default)]
+        officers: Vec<NamedOfficer>,
     },
     SocialAssistance {
         status: String,
@@ -611,10 +635,20 @@ impl Runner<'_> {
                     }))
                     .await
             }
-            Action::ProtectIdentity { allowed } => {
+            Action::ProtectIdentity { allowed, officers } => {
+                let allowed_readers = officers
+                    .iter()
+                    .map(|officer| {
+                        anyhow::Ok(v1::AllowedReader {
+                            agency: agency_named(&officer.agency)?.to_wire(),
+                            person_id: officer.person.clone(),
+                        })
+                    })
+                    .collect::<anyhow::Result<_>>()?;
                 let request = v1::ProtectIdentityRequest {
                     write: self.write(day),
                     allowed_person_ids: allowed.clone(),
+                    allowed_readers,
                 };
                 municipality.protect_identity(ask!(request)).await
             }
@@ -1039,6 +1073,7 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
                 hides,
                 shows: Some(shows),
                 no_keys,
+                no_author_from: &[],
             };
             let reader = Reader {
                 agency: agency_named(&step.agency)?,
@@ -1176,7 +1211,7 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         let measured = loop {
             let lead_times = green_light
-                .gate_lead_times(testkit::as_team_leader(request.clone()))
+                .gate_lead_times(testkit::as_auditor(request.clone()))
                 .await?
                 .into_inner()
                 .lead_times;
@@ -1194,6 +1229,20 @@ async fn check(file: &str) -> anyhow::Result<Vec<String>> {
             "{}: lead times",
             scenario.name
         );
+        // One participant's decisions are below any team leader's cell minimum: each of these
+        // gates is listed as withheld, with no figure.
+        let withheld = green_light
+            .gate_lead_times(testkit::as_team_leader(request))
+            .await?
+            .into_inner();
+        for gate in scenario.lead_times_days.keys() {
+            assert!(
+                withheld.lead_times.iter().all(|time| &time.gate != gate)
+                    && withheld.suppressed.iter().any(|time| &time.gate == gate),
+                "{}: {gate} withheld from a team leader: {withheld:?}",
+                scenario.name
+            );
+        }
     }
     stack.stop().await;
     Ok(skipped)
@@ -1516,6 +1565,35 @@ fn check_sight(
             );
         }
     }
+    check_no_author_from(label, entries, sight.no_author_from)
+}
+
+/// Asserts that every entry recorded by one of `agencies` carries no author person or unit.
+fn check_no_author_from(
+    label: &str,
+    entries: &[v1::TimelineEntry],
+    agencies: &[String],
+) -> anyhow::Result<()> {
+    for agency in agencies {
+        let wire = agency_named(agency)?.to_wire();
+        let authored: Vec<&v1::TimelineEntry> = entries
+            .iter()
+            .filter(|entry| entry.agency == wire)
+            .collect();
+        assert!(
+            !authored.is_empty(),
+            "{label}: no entry of {agency} to check"
+        );
+        for entry in authored {
+            let actor = entry.actor.clone().unwrap_or_default();
+            assert_eq!(
+                (actor.person_id.as_str(), actor.unit.as_str()),
+                ("", ""),
+                "{label}: {} by {agency} names its author",
+                entry.event_type
+            );
+        }
+    }
     Ok(())
 }
 
@@ -1568,6 +1646,7 @@ async fn check_reads(
                     hides: &read.hides,
                     shows: None,
                     no_keys: &read.no_keys,
+                    no_author_from: &read.no_author_from,
                 };
                 check_sight(&label, &entries, &sight)?;
                 assert_eq!(after, before + 1, "{label}: one access-log entry per read");
@@ -1670,6 +1749,7 @@ async fn check_replays(
                 );
             }
         }
+        check_no_author_from(&label, &entries, &replay.no_author_from)?;
         for shown in &replay.shows {
             assert!(
                 types.contains(shown),

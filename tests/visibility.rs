@@ -820,6 +820,7 @@ async fn a_protected_participant_is_left_off_the_board_of_anyone_not_on_the_allo
         .protect_identity(testkit::as_coach(v1::ProtectIdentityRequest {
             write: write(&protected),
             allowed_person_ids: vec!["coach-17".into(), "team-leader-1".into()],
+            allowed_readers: Vec::new(),
         }))
         .await?
         .into_inner();
@@ -877,6 +878,85 @@ async fn a_protected_participant_is_left_off_the_board_of_anyone_not_on_the_allo
     assert_eq!(
         counted, 2,
         "counts identify no one and still include everyone"
+    );
+    stack.stop().await;
+    Ok(())
+}
+
+/// A protected identity's allow-list names people of organisations: person ids come from each
+/// organisation's own directory, so FK's `coach-17` is not the municipality's, and an FK officer
+/// the IPS unit names (with FK) opens the participant while a municipal namesake does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_allow_list_names_each_person_with_their_organisation() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let (participant_id, _) = participant_with_every_party(&stack).await?;
+    let fk = PARTIES[2];
+    let written = stack
+        .municipality()
+        .await?
+        .protect_identity(testkit::as_coach(v1::ProtectIdentityRequest {
+            write: write(&participant_id),
+            allowed_person_ids: vec!["coach-17".into()],
+            allowed_readers: vec![v1::AllowedReader {
+                agency: v1::Agency::Forsakringskassan as i32,
+                person_id: fk.person.into(),
+            }],
+        }))
+        .await?
+        .into_inner();
+    let read_as = |agency: Agency, person: &'static str, role: Role, unit: &'static str| {
+        let stack = &stack;
+        let participant_id = &participant_id;
+        async move {
+            let read = stack
+                .timeline_as(agency)
+                .await?
+                .get_timeline(as_officer(
+                    timeline_request(participant_id, written.sequence),
+                    agency,
+                    person,
+                    role,
+                    unit,
+                ))
+                .await;
+            anyhow::Ok(refusal(read))
+        }
+    };
+    let opened = (tonic::Code::Ok, String::new());
+    let denied = (
+        tonic::Code::PermissionDenied,
+        "protected_identity".to_owned(),
+    );
+    // The FK officer named with FK opens it; the municipal coach-17 still does.
+    assert_eq!(
+        read_as(fk.agency, fk.person, fk.role, fk.unit).await?,
+        opened
+    );
+    assert_eq!(
+        read_as(
+            Agency::Municipality,
+            "coach-17",
+            Role::Coach,
+            "hudiksvall-ips"
+        )
+        .await?,
+        opened
+    );
+    // A municipal officer whose id is the FK officer's, and an FK officer whose id is the
+    // municipal coach's, are other people.
+    assert_eq!(
+        read_as(
+            Agency::Municipality,
+            fk.person,
+            Role::Coach,
+            "hudiksvall-ips"
+        )
+        .await?,
+        denied
+    );
+    assert_eq!(
+        read_as(fk.agency, "coach-17", fk.role, fk.unit).await?,
+        denied
     );
     stack.stop().await;
     Ok(())

@@ -10,7 +10,9 @@ use crate::chain::GENESIS_HASH;
 use crate::envelope::DataCategory;
 use crate::envelope::{Actor, Agency, Envelope, RetentionClass, Role};
 use crate::errors::RuleViolation;
-use crate::events::{ConsentParty, ReferralSource, Submission, CURRENT_SCHEMA_VERSION};
+use crate::events::{
+    AllowedReader, ConsentParty, ReferralSource, Submission, CURRENT_SCHEMA_VERSION,
+};
 use crate::ids::{ConsentId, EventId, ParticipantId, PersonId, UnitId};
 use chrono::{DateTime, NaiveDate, SubsecRound, TimeZone, Utc};
 use cqrs_es::test::TestFramework;
@@ -2121,7 +2123,7 @@ fn a_protected_identity_is_opened_only_by_its_allow_list_and_auditors() {
         2,
         Agency::Municipality,
         EventBody::IdentityProtected {
-            allowed_readers: vec![PersonId("coach-17".into())],
+            allowed_readers: vec![AllowedReader::municipal(PersonId("coach-17".into()))],
         },
     ));
     let participant = folded(&protected);
@@ -2149,7 +2151,7 @@ fn protecting_an_identity_needs_a_referral_and_someone_on_the_list() {
             1,
             Agency::Municipality,
             EventBody::IdentityProtected {
-                allowed_readers: vec![PersonId("coach-17".into())],
+                allowed_readers: vec![AllowedReader::municipal(PersonId("coach-17".into()))],
             },
         ),
         rejected(RuleViolation::ParticipantNotReferred),
@@ -2318,13 +2320,105 @@ fn the_allow_list_of_a_protected_participant_admits_across_units() {
         3,
         Agency::Municipality,
         EventBody::IdentityProtected {
-            allowed_readers: vec![PersonId("coach-17".into()), PersonId("coach-99".into())],
+            allowed_readers: vec![
+                AllowedReader::municipal(PersonId("coach-17".into())),
+                AllowedReader::municipal(PersonId("coach-99".into())),
+            ],
         },
     ));
     check(
         protected,
         by(4, Role::Coach, "coach-99", "bollnas-ips", paused()),
         Outcome::Accepted,
+    );
+}
+
+/// A participant whose allow-list names exactly `allowed`.
+fn protected_for(allowed: Vec<AllowedReader>) -> Participant {
+    folded(&referred_history().accepted(submission(
+        2,
+        Agency::Municipality,
+        EventBody::IdentityProtected {
+            allowed_readers: allowed,
+        },
+    )))
+}
+
+fn of(agency: Agency, person: &str) -> AllowedReader {
+    AllowedReader {
+        agency,
+        person_id: PersonId(person.into()),
+    }
+}
+
+#[test]
+fn the_allow_list_names_a_person_of_an_organisation_not_a_bare_id() {
+    // Given: the municipality's coach-17 on the allow-list.
+    let participant = protected_for(vec![of(Agency::Municipality, "coach-17")]);
+    // When: an officer of another organisation whose own directory also calls them coach-17
+    // opens it. Then: refused (person ids are unique only within their organisation).
+    for (agency, unit) in [
+        (Agency::Forsakringskassan, "fk-lfc-gavleborg"),
+        (Agency::Arbetsformedlingen, "af-hudiksvall"),
+        (Agency::Psychiatry, "hudiksvall-vuxenpsykiatri"),
+    ] {
+        assert_eq!(
+            participant.may_open(&reader_of(agency, Role::CaseOfficer, "coach-17", unit)),
+            Err(crate::visibility::OpenRefused::NotOnAllowList {
+                person: "coach-17".into()
+            }),
+            "{agency:?}"
+        );
+    }
+    // Then: the municipality's coach-17 still opens it.
+    assert_eq!(
+        participant.may_open(&reader(Agency::Municipality, "coach-17", Role::Coach)),
+        Ok(())
+    );
+}
+
+#[test]
+fn another_organisations_officer_on_the_allow_list_opens_it_and_a_municipal_namesake_does_not() {
+    // Given: FK's fk-officer-4 on the allow-list.
+    let participant = protected_for(vec![of(Agency::Forsakringskassan, "fk-officer-4")]);
+    // When / then: FK's fk-officer-4 opens it.
+    assert_eq!(
+        participant.may_open(&reader_of(
+            Agency::Forsakringskassan,
+            Role::CaseOfficer,
+            "fk-officer-4",
+            "fk-lfc-gavleborg"
+        )),
+        Ok(())
+    );
+    // When / then: a municipal coach whose id is also fk-officer-4 is refused.
+    assert_eq!(
+        participant
+            .may_open(&reader(Agency::Municipality, "fk-officer-4", Role::Coach))
+            .map_err(|refused| refused.rule()),
+        Err("protected_identity")
+    );
+}
+
+#[test]
+fn another_organisations_officer_on_the_allow_list_carries_no_municipal_namesake_across_units() {
+    // Given: an enrolled participant whose allow-list names FK's coach-99.
+    let protected = enrolled_history().accepted(submission(
+        3,
+        Agency::Municipality,
+        EventBody::IdentityProtected {
+            allowed_readers: vec![
+                of(Agency::Municipality, "coach-17"),
+                of(Agency::Forsakringskassan, "coach-99"),
+            ],
+        },
+    ));
+    // When: the municipality's coach-99, of another IPS unit, writes. Then: the unit boundary
+    // refuses it (the list names FK's coach-99, not theirs).
+    check(
+        protected,
+        by(4, Role::Coach, "coach-99", "bollnas-ips", paused()),
+        rejected(RuleViolation::OtherUnit),
     );
 }
 

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::envelope::DataCategory;
-use crate::events::{ConsentParty, EventBody, ReferralSource};
+use crate::events::{AllowedReader, ConsentParty, EventBody, ReferralSource};
 use crate::ids::{ActivityId, ConsentId, EventId, PersonId, ProgrammeId, UnitId};
 use crate::values::{
     ActivityKind, Availability, BenefitKind, CounselledBenefit, DecisionOutcome, DischargeReason,
@@ -97,8 +97,15 @@ fn examples() -> Vec<EventBody> {
             unit: unit(),
             coach: coach(),
         },
+        // Both stored forms of an entry: a bare municipal id and another organisation's object.
         EventBody::IdentityProtected {
-            allowed_readers: vec![coach()],
+            allowed_readers: vec![
+                AllowedReader::municipal(coach()),
+                AllowedReader {
+                    agency: Agency::Forsakringskassan,
+                    person_id: PersonId("fk-officer-4".into()),
+                },
+            ],
         },
         EventBody::ConsentGranted {
             consent_id: ConsentId(Uuid::from_u128(2)),

@@ -36,6 +36,10 @@ pub struct EntryView<B = Value> {
     /// kept from them; and each `prev_hash` is the previous entry's hash. Only an auditor,
     /// who is shown every entry whole, is shown them.
     pub hashes_shown: bool,
+    /// Whether the author's person id and unit are shown. Not in another party's view of a
+    /// protected identity: the recording unit is a location, and the author (the coach) tells
+    /// it too, and protected identity carries no location across a party boundary.
+    pub author_shown: bool,
 }
 
 /// How much of an entry's body a reader is shown.
@@ -80,7 +84,7 @@ impl Participant {
             || stored_body.take().unwrap_or(Value::Null),
             on,
         )?;
-        let hashes_shown = view.hashes_shown;
+        let (hashes_shown, author_shown) = (view.hashes_shown, view.author_shown);
         let shown = match view.body {
             ShownBody::Whole => stored_body.unwrap_or(Value::Null),
             ShownBody::Only(shown) => shown,
@@ -90,6 +94,7 @@ impl Participant {
             body: shown,
             shown_as: view.shown_as,
             hashes_shown,
+            author_shown,
         })
     }
 
@@ -120,6 +125,7 @@ impl Participant {
                     body: ShownBody::Whole,
                     shown_as: None,
                     hashes_shown,
+                    author_shown: true,
                 });
             }
             Sight::Shared(basis) => basis,
@@ -140,6 +146,7 @@ impl Participant {
                     body: ShownBody::Only(body),
                     shown_as: Some(outward.event_type()),
                     hashes_shown: false,
+                    author_shown: !protected,
                 });
             }
         }
@@ -149,6 +156,7 @@ impl Participant {
             body: ShownBody::Only(body),
             shown_as: None,
             hashes_shown: false,
+            author_shown: !protected,
         })
     }
 

@@ -23,7 +23,7 @@ mod bodies;
 mod catalogue;
 mod validation;
 
-pub use bodies::{ConsentParty, EventBody, ReferralSource};
+pub use bodies::{AllowedReader, AllowedReaderError, ConsentParty, EventBody, ReferralSource};
 pub use validation::{ALLOWED_READERS_MAX, CONSENT_PERIOD_DAYS_MAX};
 
 /// The schema version this build writes.

@@ -50,7 +50,7 @@ pub use commands::ParticipantCommand;
 pub use envelope::{Actor, Agency, DataCategory, Envelope, RetentionClass, Role};
 pub use errors::{InputError, ParticipantError, RuleViolation};
 pub use events::{
-    ConsentParty, EventBody, Outcome, ParticipantEvent, ReferralSource, Submission,
+    AllowedReader, ConsentParty, EventBody, Outcome, ParticipantEvent, ReferralSource, Submission,
     CURRENT_SCHEMA_VERSION,
 };
 pub use ids::{

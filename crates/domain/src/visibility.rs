@@ -22,7 +22,7 @@ use crate::envelope::{Actor, Agency, DataCategory, Role};
 use crate::errors::RuleViolation;
 use crate::events::{ConsentParty, EventBody};
 use crate::gates::GateKind;
-use crate::ids::ConsentId;
+use crate::ids::{ConsentId, PersonId};
 use crate::values::{Availability, CareForm};
 
 /// Someone reading participant data: their organisation and who they are in it.
@@ -362,7 +362,7 @@ impl Participant {
     /// list or enrolment), case officers to its social-services unit (set by the first
     /// accepted case-officer event). While no unit is named yet, any unit may act (a referral
     /// or intake creates the participant; enrolment names the unit). The protected identity's
-    /// allow-list admits a named person across units. FK, AF, psychiatry, auditors and the
+    /// allow-list admits a municipal person it names across units. FK, AF, psychiatry, auditors and the
     /// system have no municipal unit and are never refused here.
     pub fn unit_boundary(&self, agency: Agency, actor: &Actor) -> Result<(), OpenRefused> {
         let participant_unit = match (agency, actor.role) {
@@ -381,10 +381,7 @@ impl Participant {
         if *unit == actor.unit {
             return Ok(());
         }
-        let on_allow_list = self
-            .protected_identity()
-            .is_some_and(|allowed| allowed.contains(&actor.person_id));
-        if on_allow_list {
+        if self.on_allow_list(agency, &actor.person_id) {
             Ok(())
         } else {
             Err(OpenRefused::OtherUnit {
@@ -393,17 +390,25 @@ impl Participant {
         }
     }
 
+    /// Whether the protected identity's allow-list names `person_id` *of `agency`*: a person
+    /// id comes from its organisation's own identity provider, so the same id in another
+    /// organisation is another person and is not on the list.
+    fn on_allow_list(&self, agency: Agency, person_id: &PersonId) -> bool {
+        self.allow_list()
+            .is_some_and(|allowed| allowed.iter().any(|entry| entry.is(agency, person_id)))
+    }
+
     /// Whether `reader` may open this participant at all: protected identity admits only its
     /// allow-list (and auditors); a municipal officer only within the unit boundary.
     pub fn may_open(&self, reader: &Reader) -> Result<(), OpenRefused> {
         self.unit_boundary(reader.agency, &reader.actor)?;
-        let Some(allowed) = self.protected_identity() else {
+        if self.allow_list().is_none() {
             return Ok(());
-        };
+        }
         match reader.actor.role {
             Role::Auditor => Ok(()),
             Role::Coach | Role::TeamLeader | Role::CaseOfficer | Role::System => {
-                if allowed.contains(&reader.actor.person_id) {
+                if self.on_allow_list(reader.agency, &reader.actor.person_id) {
                     Ok(())
                 } else {
                     Err(OpenRefused::NotOnAllowList {

@@ -14,9 +14,9 @@ use domain::values::{
     Period, SocialAssistanceStatus, Subsidy,
 };
 use domain::{
-    ActivityId, Actor, Agency, ConsentId, ConsentParty, DataCategory, Envelope, EventBody, EventId,
-    Lifecycle, Outcome, Participant, ParticipantCommand, ParticipantEvent, ParticipantId, PersonId,
-    ProgrammeId, ReferralSource, RetentionClass, Role, Submission, UnitId,
+    ActivityId, Actor, Agency, AllowedReader, ConsentId, ConsentParty, DataCategory, Envelope,
+    EventBody, EventId, Lifecycle, Outcome, Participant, ParticipantCommand, ParticipantEvent,
+    ParticipantId, PersonId, ProgrammeId, ReferralSource, RetentionClass, Role, Submission, UnitId,
 };
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -183,6 +183,17 @@ fn body_strategy() -> impl Strategy<Value = EventBody> {
             recipient: ConsentParty::IpsUnit,
             data_categories: vec![DataCategory::BenefitDecisions],
             effective_from: day(20),
+        }),
+        // Both stored forms of an allow-list entry (a bare municipal id, another
+        // organisation's object), so the canonical writer is held to them too.
+        Just(EventBody::IdentityProtected {
+            allowed_readers: vec![
+                AllowedReader::municipal(coach()),
+                AllowedReader {
+                    agency: Agency::Forsakringskassan,
+                    person_id: coach(),
+                },
+            ],
         }),
     ]
 }

@@ -15,8 +15,8 @@ use domain::values::{
     OutreachChannel, Period, SocialAssistanceStatus, Subsidy,
 };
 use domain::{
-    ActivityId, Agency, ConsentId, ConsentParty, DataCategory, EventBody, EventId, PersonId,
-    ProgrammeId, ReferralSource, RetentionClass, Role, RuleViolation, UnitId,
+    ActivityId, Agency, AllowedReader, ConsentId, ConsentParty, DataCategory, EventBody, EventId,
+    PersonId, ProgrammeId, ReferralSource, RetentionClass, Role, RuleViolation, UnitId,
 };
 use serde_json::Value;
 use strum::IntoEnumIterator;
@@ -386,7 +386,7 @@ fn one_body_of_each_type() -> Vec<EventBody> {
         EventBody::ParticipantPaused { reason: text() },
         EventBody::ParticipantResumed,
         EventBody::IdentityProtected {
-            allowed_readers: vec![person()],
+            allowed_readers: vec![AllowedReader::municipal(person())],
         },
         EventBody::ParticipantDischarged {
             reason: DischargeReason::Moved,
@@ -742,4 +742,52 @@ fn rule_names_are_pinned() {
             "{rule}"
         );
     }
+}
+
+/// An `IdentityProtected` entry as stored before allow-list entries named their organisation
+/// (bare person ids), printed in canonical form by that build, with the hash it chained.
+const IDENTITY_PROTECTED_STORED_BEFORE_ORGANISATIONS: &str = r#"{"body":{"allowed_readers":["coach-17","team-leader-1"],"type":"IdentityProtected"},"envelope":{"actor":{"person_id":"coach-17","role":"coach","unit":"hudiksvall-ips"},"agency":"municipality","causation_id":null,"correlation_id":null,"data_category":"participation","event_id":"01930000-0000-7000-9000-000000000002","occurred_at":"2026-01-03T09:00:00Z","participant_id":"01930000-0000-7000-8000-000000000001","retention_class":"social_services_file","schema_version":1},"hash":"3ced7b0953963f6f8ecd0b7f4faa815d7ca1774a9ed8f5c4294c0d82b0c54535","outcome":{"status":"accepted"},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","recorded_at":"2026-01-03T09:01:00Z","sequence":2}"#;
+
+#[test]
+fn an_allow_list_stored_as_bare_ids_reads_as_municipal_people_and_is_written_back_unchanged(
+) -> Result<(), serde_json::Error> {
+    let entry: domain::ParticipantEvent =
+        serde_json::from_str(IDENTITY_PROTECTED_STORED_BEFORE_ORGANISATIONS)?;
+    let municipal = |person: &str| AllowedReader::municipal(PersonId(person.into()));
+    assert_eq!(
+        entry.body,
+        EventBody::IdentityProtected {
+            allowed_readers: vec![municipal("coach-17"), municipal("team-leader-1")],
+        }
+    );
+    // Written back byte for byte, so the hash it chained still covers it.
+    assert_eq!(
+        domain::canonical::to_canonical_json(&entry)?,
+        IDENTITY_PROTECTED_STORED_BEFORE_ORGANISATIONS
+    );
+    let rewritten = serde_json::to_value(&entry)?;
+    assert_eq!(domain::chain::stored_payload_hash(&rewritten), entry.hash);
+    Ok(())
+}
+
+#[test]
+fn another_organisations_allow_list_entry_is_an_object_and_a_municipal_one_a_bare_id(
+) -> Result<(), serde_json::Error> {
+    let body = EventBody::IdentityProtected {
+        allowed_readers: vec![
+            AllowedReader::municipal(PersonId("coach-17".into())),
+            AllowedReader {
+                agency: Agency::Forsakringskassan,
+                person_id: PersonId("coach-17".into()),
+            },
+        ],
+    };
+    let stored = r#"{"allowed_readers":["coach-17",{"agency":"forsakringskassan","person_id":"coach-17"}],"type":"IdentityProtected"}"#;
+    assert_eq!(domain::canonical::to_canonical_json(&body)?, stored);
+    assert_eq!(serde_json::from_str::<EventBody>(stored)?, body);
+    // One stored form per entry: the municipality named in an object would be written back as
+    // a bare id, so it is not read.
+    let municipal_object = r#"{"allowed_readers":[{"agency":"municipality","person_id":"coach-17"}],"type":"IdentityProtected"}"#;
+    assert!(serde_json::from_str::<EventBody>(municipal_object).is_err());
+    Ok(())
 }

@@ -80,6 +80,8 @@ pub fn sample_bodies() -> Vec<Value> {
         json!({"type": "ReferralDeclined", "reason": "Vill vänta till hösten."}),
         json!({"type": "ParticipantEnrolled", "unit": "hudiksvall-ips", "coach": "coach-17"}),
         json!({"type": "IdentityProtected", "allowed_readers": ["coach-17", "tl-3"]}),
+        json!({"type": "IdentityProtected", "allowed_readers": ["coach-17",
+               {"agency": "forsakringskassan", "person_id": "fk-officer-4"}]}),
         json!({"type": "ConsentGranted", "consent_id": "0193a1b2-0000-7000-8000-000000000002",
                "discloser": "social_services", "recipient": "ips_unit",
                "data_categories": ["social_assistance_status", "participation"],

@@ -389,20 +389,50 @@ pub async fn open_gates(
     rows.iter().map(gate_row).collect()
 }
 
+/// One cell of the lead-time report: a gate (with its deciding agency) over a period of whole
+/// calendar months. The figures are the read model's; whether a reader may see them is the
+/// ledger's decision (`lead_time_cell_count_min`), which needs `fewest_decisions_in_a_month`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeadTimeCell {
+    pub gate: String,
+    pub deciding_agency: String,
+    pub decisions: i64,
+    /// The smallest count among the period's months in which this gate had any decision: a
+    /// cell is only as safe as its thinnest month, since two periods differing by that month
+    /// subtract to it.
+    pub fewest_decisions_in_a_month: i64,
+    pub median_days: f64,
+    pub p90_days: f64,
+}
+
 /// Lead times (request → decision, in days) per gate and agency for decisions made within
-/// `[from, to]`: count, median and 90th percentile.
+/// `[from, to]`: count, the fewest in any one calendar month with decisions, median and 90th
+/// percentile. Months are those of the business date the decision was made on.
 pub async fn lead_times(
     pool: &PgPool,
     from: NaiveDate,
     to: NaiveDate,
-) -> Result<Vec<(String, String, i64, f64, f64)>, StoreError> {
+) -> Result<Vec<LeadTimeCell>, StoreError> {
     let rows = sqlx::query(
-        "SELECT gate, deciding_agency, count(*) AS decisions,
-                percentile_cont(0.5) WITHIN GROUP (ORDER BY decided_on - requested_on) AS median_days,
-                percentile_cont(0.9) WITHIN GROUP (ORDER BY decided_on - requested_on) AS p90_days
-         FROM green_light_gates
-         WHERE decision IN ('approved', 'rejected') AND decided_on BETWEEN $1 AND $2
-         GROUP BY gate, deciding_agency ORDER BY gate",
+        "WITH decided AS (
+             SELECT gate, deciding_agency, decided_on - requested_on AS days,
+                    date_trunc('month', decided_on) AS month
+             FROM green_light_gates
+             WHERE decision IN ('approved', 'rejected') AND decided_on BETWEEN $1 AND $2
+         ), monthly AS (
+             SELECT gate, deciding_agency, min(decisions) AS fewest
+             FROM (SELECT gate, deciding_agency, count(*) AS decisions
+                   FROM decided GROUP BY gate, deciding_agency, month) AS per_month
+             GROUP BY gate, deciding_agency
+         )
+         SELECT decided.gate, decided.deciding_agency, count(*) AS decisions,
+                monthly.fewest AS fewest_decisions_in_a_month,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY decided.days) AS median_days,
+                percentile_cont(0.9) WITHIN GROUP (ORDER BY decided.days) AS p90_days
+         FROM decided JOIN monthly ON monthly.gate = decided.gate
+                                  AND monthly.deciding_agency = decided.deciding_agency
+         GROUP BY decided.gate, decided.deciding_agency, monthly.fewest
+         ORDER BY decided.gate",
     )
     .bind(from)
     .bind(to)
@@ -410,13 +440,14 @@ pub async fn lead_times(
     .await?;
     rows.iter()
         .map(|row| {
-            Ok((
-                row.try_get("gate")?,
-                row.try_get("deciding_agency")?,
-                row.try_get("decisions")?,
-                row.try_get("median_days")?,
-                row.try_get("p90_days")?,
-            ))
+            Ok(LeadTimeCell {
+                gate: row.try_get("gate")?,
+                deciding_agency: row.try_get("deciding_agency")?,
+                decisions: row.try_get("decisions")?,
+                fewest_decisions_in_a_month: row.try_get("fewest_decisions_in_a_month")?,
+                median_days: row.try_get("median_days")?,
+                p90_days: row.try_get("p90_days")?,
+            })
         })
         .collect()
 }

@@ -363,6 +363,7 @@ impl Demo<'_> {
                 .protect_identity(as_coach.ask(v1::ProtectIdentityRequest {
                     write: self.write(&participant_id, start),
                     allowed_person_ids: vec![coach.into(), TEAM_LEADER.into()],
+                    allowed_readers: Vec::new(),
                 }))
                 .await?;
         }

@@ -123,6 +123,29 @@ impl Default for AuditConfig {
     }
 }
 
+/// The smallest `reports.lead_time_cell_count_min` accepted: with 1, a cell of one decision
+/// names the participant whose gate it was, which is what the minimum exists to prevent.
+pub const LEAD_TIME_CELL_COUNT_MIN_LOWEST: u32 = 2;
+
+/// Aggregate reports' disclosure limits (section `reports`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// Fewest decisions a `GateLeadTimes` cell (one gate over the months reported) must hold
+    /// in each of its months with any decision before its figures are shown: a team leader who
+    /// knows when a participant's activity was proposed could otherwise read from a cell of
+    /// one or two which agency's gate (a benefit, psychiatric care) applied to them.
+    pub lead_time_cell_count_min: u32,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        Self {
+            lead_time_cell_count_min: 5,
+        }
+    }
+}
+
 /// The whole ledger configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -141,6 +164,8 @@ pub struct LedgerConfig {
     pub timeline: TimelineConfig,
     /// Auditors' API.
     pub audit: AuditConfig,
+    /// Aggregate reports.
+    pub reports: ReportsConfig,
     /// Where Prometheus metrics are served (`GET /metrics`); empty turns them off.
     pub metrics_listen_address: String,
     /// mTLS certificates and token keys.
@@ -160,6 +185,7 @@ impl Default for LedgerConfig {
             ingest: IngestConfig::default(),
             timeline: TimelineConfig::default(),
             audit: AuditConfig::default(),
+            reports: ReportsConfig::default(),
             metrics_listen_address: "127.0.0.1:9650".into(),
             identity: rpc::identity::IdentityConfig::default(),
         }
@@ -269,6 +295,11 @@ impl LedgerConfig {
         if !(1..=10_000).contains(&audit.reconstruct_participants_max) {
             return Err("audit.reconstruct_participants_max must be between 1 and 10000".into());
         }
+        if self.reports.lead_time_cell_count_min < LEAD_TIME_CELL_COUNT_MIN_LOWEST {
+            return Err(format!(
+                "reports.lead_time_cell_count_min must be at least {LEAD_TIME_CELL_COUNT_MIN_LOWEST}: a lead-time cell of one decision identifies the participant it concerns"
+            ));
+        }
         Ok(())
     }
 }
@@ -361,5 +392,12 @@ mod tests {
             |config| config.audit.replay_entries_max = 0,
             Some("audit.replay_entries_max"),
         );
+        check(|config| config.reports.lead_time_cell_count_min = 2, None);
+        for lowered in [0, 1] {
+            check(
+                |config| config.reports.lead_time_cell_count_min = lowered,
+                Some("reports.lead_time_cell_count_min"),
+            );
+        }
     }
 }

@@ -7,6 +7,10 @@
 //! everything when the business day turns, the one instant at which a time-driven status can
 //! change without any request arriving (a decision expires at the end of its validity). What the answers hold is built in `green_light_view` (no I/O); this file
 //! keeps the handlers: the request's checks, the reads, the access log and the watch loop.
+//!
+//! The lead times are an aggregate over participants, so their disclosure control lives here
+//! too: whole ended months only, and a gate's figures withheld unless each of its months holds
+//! `reports.lead_time_cell_count_min` decisions (`reported_months`, `lead_time_report`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -63,6 +67,8 @@ pub struct GreenLightApi {
     /// The projector's announcements of what each batch changed: what wakes a watch (each
     /// watch resubscribes; a receiver, so the stream closes when the projector stops).
     pub(crate) projected_changes: broadcast::Receiver<ProjectedChange>,
+    /// `reports.lead_time_cell_count_min`: see [`lead_time_report`].
+    pub(crate) lead_time_cell_count_min: u32,
 }
 
 /// What a watch reads next.
@@ -245,6 +251,86 @@ pub(crate) fn social_services_sips(
     }
     sort_sips(&mut page.response.sips_due);
     shown
+}
+
+/// The whole calendar months a lead-time report over `[from, to]` covers on business day
+/// `today`: from the first day of `from`'s month to the last day of `to`'s month, but no later
+/// than the last month that has ended. `None`: no month of the period has ended yet.
+///
+/// Why whole months, and only ended ones (see [`lead_time_report`] for the cells): a figure
+/// over a period the reader chooses to the day could be subtracted from the figure over the
+/// same period one day longer, leaving that one day's decisions however large both cells are;
+/// and a month still running could be read each evening, each day's decisions being the
+/// difference. Periods made of fixed, closed months leave a reader only whole months to
+/// subtract, and each month shown holds enough decisions (the cell minimum). For the same
+/// reason no minimum period length is configured: a long period reaching one day past
+/// another would subtract to that day, so the length alone protects nothing, while a one-day
+/// request simply reads its whole month, where the cell minimum applies.
+pub(crate) fn reported_months(
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    today: chrono::NaiveDate,
+) -> Option<(chrono::NaiveDate, chrono::NaiveDate)> {
+    use chrono::Datelike;
+    let first_day = |day: chrono::NaiveDate| day.with_day(1).unwrap_or(day);
+    let last_day = |day: chrono::NaiveDate| {
+        let next_month = first_day(day) + chrono::Duration::days(32);
+        first_day(next_month) - chrono::Duration::days(1)
+    };
+    let start = first_day(from);
+    let last_ended = first_day(today) - chrono::Duration::days(1);
+    let end = last_day(to).min(last_ended);
+    (start <= end).then_some((start, end))
+}
+
+/// The report's cells on the wire: (shown, suppressed). A cell (one gate, its deciding agency,
+/// the months covered) is shown only when every covered month in which that gate had any
+/// decision had at least `cell_count_min` of them; every other gate, those with no decision
+/// at all included, is listed as suppressed without figures, so a reader cannot tell a gate
+/// decided once from one not decided (which gates apply is itself the agencies' information).
+///
+/// Nothing a reader receives adds up to a suppressed cell. The report has no total (no "all
+/// gates" line or per-agency sum): each gate is decided by exactly one agency, so a cell is
+/// the only figure about its decisions and no other returned figure contains them. What could
+/// contain them is the same gate over another period, which is why a cell is judged by its
+/// thinnest month rather than its total: two reports over different months differ by whole
+/// months, and were any month with 1 to `cell_count_min - 1` decisions inside a shown cell,
+/// the report over the months without it would subtract to it. A median or 90th percentile
+/// cannot be subtracted, and the month-level rule keeps even what two of them bracket to a
+/// group of at least `cell_count_min`.
+pub(crate) fn lead_time_report(
+    cells: Vec<store::green_light::LeadTimeCell>,
+    cell_count_min: u32,
+) -> (Vec<v1::GateLeadTime>, Vec<v1::GateLeadTime>) {
+    let withheld = |gate: String, agency: String| lead_time((gate, agency, 0, 0.0, 0.0));
+    let mut shown = Vec::new();
+    let mut suppressed = Vec::new();
+    let mut listed = std::collections::BTreeSet::new();
+    for cell in cells {
+        listed.insert(cell.gate.clone());
+        if cell.fewest_decisions_in_a_month >= i64::from(cell_count_min) {
+            shown.push(lead_time((
+                cell.gate,
+                cell.deciding_agency,
+                cell.decisions,
+                cell.median_days,
+                cell.p90_days,
+            )));
+        } else {
+            suppressed.push(withheld(cell.gate, cell.deciding_agency));
+        }
+    }
+    for gate in domain::gates::GateKind::ALL {
+        if !listed.contains(gate.token()) {
+            suppressed.push(withheld(
+                gate.token().to_owned(),
+                gate.deciding_agency().token().to_owned(),
+            ));
+        }
+    }
+    shown.sort_by(|a, b| a.gate.cmp(&b.gate));
+    suppressed.sort_by(|a, b| a.gate.cmp(&b.gate));
+    (shown, suppressed)
 }
 
 #[tonic::async_trait]
@@ -647,7 +733,17 @@ impl GreenLightService for GreenLightApi {
         &self,
         request: Request<v1::GateLeadTimesRequest>,
     ) -> Result<Response<v1::GateLeadTimesResponse>, Status> {
-        let request = request.into_inner();
+        let (_, extensions, request) = request.into_parts();
+        let reader = crate::reading::reader(&extensions)?;
+        // An auditor may replay any participant whole, so withholding a thin cell from them
+        // protects no one; they get every figure, to check the programme's reports against.
+        let cell_count_min = match reader.actor.role {
+            domain::Role::Auditor => 1,
+            domain::Role::Coach
+            | domain::Role::TeamLeader
+            | domain::Role::CaseOfficer
+            | domain::Role::System => self.lead_time_cell_count_min,
+        };
         let from = fields::required_date("from", &request.from)
             .map_err(|error| errors::invalid_input(&error))?;
         let to = fields::required_date("to", &request.to)
@@ -658,11 +754,94 @@ impl GreenLightService for GreenLightApi {
                 "must not be before from",
             )));
         }
-        let rows = store::green_light::lead_times(&self.pool, from, to)
+        let Some((from, to)) = reported_months(from, to, self.clock.today()) else {
+            return Err(errors::invalid_input(&InputError::new(
+                "to",
+                "must reach a calendar month that has ended: lead times are reported per ended month",
+            )));
+        };
+        let cells = store::green_light::lead_times(&self.pool, from, to)
             .await
             .map_err(|error| crate::store_errors::from_store(&error))?;
+        let (lead_times, suppressed) = lead_time_report(cells, cell_count_min);
         Ok(Response::new(v1::GateLeadTimesResponse {
-            lead_times: rows.into_iter().map(lead_time).collect(),
+            lead_times,
+            suppressed,
+            from: from.to_string(),
+            to: to.to_string(),
+            cell_count_min,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> chrono::NaiveDate {
+        text.parse().unwrap_or_default()
+    }
+
+    fn cell(gate: &str, decisions: i64, fewest: i64) -> store::green_light::LeadTimeCell {
+        store::green_light::LeadTimeCell {
+            gate: gate.into(),
+            deciding_agency: "fk".into(),
+            decisions,
+            fewest_decisions_in_a_month: fewest,
+            median_days: 21.0,
+            p90_days: 30.0,
+        }
+    }
+
+    #[test]
+    fn a_report_covers_the_whole_ended_months_of_its_period() {
+        let today = day("2026-05-14");
+        // One day reads its whole month; the running month is left out.
+        assert_eq!(
+            reported_months(day("2026-03-10"), day("2026-03-10"), today),
+            Some((day("2026-03-01"), day("2026-03-31")))
+        );
+        assert_eq!(
+            reported_months(day("2026-02-27"), day("2026-05-14"), today),
+            Some((day("2026-02-01"), day("2026-04-30")))
+        );
+        assert_eq!(
+            reported_months(day("2026-05-01"), day("2026-05-13"), today),
+            None
+        );
+        assert_eq!(
+            reported_months(day("2025-12-31"), day("2025-12-31"), day("2026-01-01")),
+            Some((day("2025-12-01"), day("2025-12-31")))
+        );
+    }
+
+    #[test]
+    fn a_cell_with_a_thin_month_is_withheld_and_every_gate_is_listed() {
+        let (shown, suppressed) = lead_time_report(
+            vec![
+                cell("fk_activity_decision", 12, 5),
+                // Seven in all, but one month held two: its figures are withheld.
+                cell("af_subsidy_decision", 7, 2),
+            ],
+            5,
+        );
+        assert_eq!(
+            shown
+                .iter()
+                .map(|time| (time.gate.as_str(), time.decisions, time.median_days))
+                .collect::<Vec<_>>(),
+            [("fk_activity_decision", 12, 21.0)]
+        );
+        assert_eq!(suppressed.len(), domain::gates::GateKind::ALL.len() - 1);
+        assert!(suppressed
+            .iter()
+            .all(|time| time.decisions == 0 && time.median_days == 0.0 && time.p90_days == 0.0));
+        assert!(suppressed
+            .iter()
+            .any(|time| time.gate == "af_subsidy_decision"));
+        assert!(suppressed
+            .iter()
+            .any(|time| time.gate == "psychiatry_availability"
+                && time.deciding_agency == v1::Agency::Psychiatry as i32));
     }
 }

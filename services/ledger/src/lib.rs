@@ -235,6 +235,7 @@ pub async fn start(
         access_log: access_log.clone(),
         clock: clock.clone(),
         projected_changes,
+        lead_time_cell_count_min: config.reports.lead_time_cell_count_min,
     };
     let caseload = caseload_service::CaseloadApi {
         pool: pool.clone(),

@@ -365,14 +365,15 @@ impl PreparedReplay {
                     .map(serde_json::Value::take)
                     .unwrap_or_default();
                 let envelope = &correction.envelope;
+                // The author as the reader is shown it (`EntryView::author_shown`).
                 v1::ReplayCorrection {
                     event_id: envelope.event_id.to_string(),
                     sequence: correction.sequence,
                     agency: envelope.agency.to_wire(),
                     author: Some(v1::Actor {
-                        person_id: envelope.actor.person_id.0.clone(),
-                        role: envelope.actor.role.token().to_owned(),
-                        unit: envelope.actor.unit.0.clone(),
+                        person_id: correction_row.actor_person_id,
+                        role: correction_row.actor_role,
+                        unit: correction_row.actor_unit,
                     }),
                     occurred_at: timestamp(envelope.occurred_at),
                     recorded_at: timestamp(correction.recorded_at),
@@ -445,6 +446,10 @@ impl Viewer<'_> {
         if !view.hashes_shown {
             row.prev_hash.clear();
             row.hash.clear();
+        }
+        if !view.author_shown {
+            row.actor_person_id.clear();
+            row.actor_unit.clear();
         }
         Some((view.basis, row, view.body))
     }

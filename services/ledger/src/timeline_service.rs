@@ -58,6 +58,10 @@ fn visible_row(
             row.prev_hash.clear();
             row.hash.clear();
         }
+        if !view.author_shown {
+            row.actor_person_id.clear();
+            row.actor_unit.clear();
+        }
         row.body = view.body;
         (view.basis, row)
     }))

@@ -7,7 +7,7 @@
 
 use chrono::NaiveDate;
 use domain::values::{validate_text, CounselledBenefit};
-use domain::{ActivityId, ConsentId, EventBody, InputError, PersonId, UnitId};
+use domain::{ActivityId, AllowedReader, ConsentId, EventBody, InputError, PersonId, UnitId};
 use proto::v1;
 use proto::wire::{WireEnum, WireEnumError};
 use rpc::fields::{self, required_activity_id, required_date};
@@ -130,13 +130,21 @@ pub fn withdraw_consent(
     })
 }
 
-/// `ProtectIdentity`.
+/// `ProtectIdentity`: `allowed_person_ids` are the municipality's own people (all the field
+/// ever meant), `allowed_readers` name their organisation, since a person id is unique only
+/// within the organisation that issued it.
 pub fn protect_identity(request: &v1::ProtectIdentityRequest) -> Result<EventBody, InputError> {
-    let allowed_readers = request
+    let municipal = request
         .allowed_person_ids
         .iter()
-        .map(|person_id| person("allowed_person_ids", person_id))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|person_id| person("allowed_person_ids", person_id).map(AllowedReader::municipal));
+    let named = request.allowed_readers.iter().map(|reader| {
+        Ok(AllowedReader {
+            agency: required("allowed_readers.agency", reader.agency)?,
+            person_id: person("allowed_readers.person_id", &reader.person_id)?,
+        })
+    });
+    let allowed_readers = municipal.chain(named).collect::<Result<Vec<_>, _>>()?;
     Ok(EventBody::IdentityProtected { allowed_readers })
 }
 

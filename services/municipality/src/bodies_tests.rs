@@ -225,7 +225,7 @@ fn lifecycle_steps_name_their_bad_field() {
             ..Default::default()
         }),
         Ok(EventBody::IdentityProtected {
-            allowed_readers: vec![PersonId("coach-17".into())],
+            allowed_readers: vec![AllowedReader::municipal(PersonId("coach-17".into()))],
         })
     );
     assert_eq!(
@@ -234,6 +234,42 @@ fn lifecycle_steps_name_their_bad_field() {
             ..Default::default()
         })),
         "allowed_person_ids"
+    );
+    // Another organisation's officer is named with the organisation; the bare ids stay
+    // municipal.
+    let named = |agency: v1::Agency, person_id: &str| v1::AllowedReader {
+        agency: agency as i32,
+        person_id: person_id.into(),
+    };
+    assert_eq!(
+        protect_identity(&v1::ProtectIdentityRequest {
+            allowed_person_ids: vec!["coach-17".into()],
+            allowed_readers: vec![named(v1::Agency::Forsakringskassan, "fk-officer-4")],
+            ..Default::default()
+        }),
+        Ok(EventBody::IdentityProtected {
+            allowed_readers: vec![
+                AllowedReader::municipal(PersonId("coach-17".into())),
+                AllowedReader {
+                    agency: domain::Agency::Forsakringskassan,
+                    person_id: PersonId("fk-officer-4".into()),
+                },
+            ],
+        })
+    );
+    assert_eq!(
+        failed_field(protect_identity(&v1::ProtectIdentityRequest {
+            allowed_readers: vec![named(v1::Agency::Unspecified, "fk-officer-4")],
+            ..Default::default()
+        })),
+        "allowed_readers.agency"
+    );
+    assert_eq!(
+        failed_field(protect_identity(&v1::ProtectIdentityRequest {
+            allowed_readers: vec![named(v1::Agency::Psychiatry, "")],
+            ..Default::default()
+        })),
+        "allowed_readers.person_id"
     );
     assert_eq!(
         decline_referral(&v1::DeclineReferralRequest {

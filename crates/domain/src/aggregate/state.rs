@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::chain::GENESIS_HASH;
 use crate::envelope::{Agency, DataCategory};
-use crate::events::{ConsentParty, Outcome};
+use crate::events::{AllowedReader, ConsentParty, Outcome};
 use crate::gates::GateDecisions;
 use crate::ids::{ActivityId, ConsentId, EventId, ParticipantId, PersonId, ProgrammeId, UnitId};
 use crate::values::{
@@ -253,9 +253,14 @@ pub struct Participant {
     pub(super) unit: Option<UnitId>,
     pub(super) coach: Option<PersonId>,
     pub(super) consents: Vec<ConsentRecord>,
-    /// The allow-list, once the identity is protected.
+    /// The allow-list, once the identity is protected: persons of named organisations.
     #[serde(default)]
-    pub(super) protected_identity: Option<Vec<PersonId>>,
+    pub(super) protected_identity: Option<Vec<AllowedReader>>,
+    /// The person ids on that list without their organisations, kept only so
+    /// [`Participant::protected_identity`] can lend them to callers that show the list;
+    /// nothing decides by them (an id is unique only within its organisation).
+    #[serde(default)]
+    pub(super) allowed_person_ids: Vec<PersonId>,
     /// The social-services unit: set by the first accepted case-officer event (DOMAIN.md §6).
     #[serde(default)]
     pub(super) social_services_unit: Option<UnitId>,
@@ -285,6 +290,7 @@ impl Default for Participant {
             coach: None,
             consents: Vec::new(),
             protected_identity: None,
+            allowed_person_ids: Vec::new(),
             social_services_unit: None,
             activities: BTreeMap::new(),
             situation: Situation::default(),
@@ -374,9 +380,20 @@ impl Participant {
         &self.consents
     }
 
-    /// The allow-list when the participant's identity is protected.
-    pub fn protected_identity(&self) -> Option<&[PersonId]> {
+    /// The allow-list when the participant's identity is protected: who may open it is
+    /// [`Participant::may_open`], which matches each entry's organisation as well as its id.
+    pub fn allow_list(&self) -> Option<&[AllowedReader]> {
         self.protected_identity.as_deref()
+    }
+
+    /// Whether the identity is protected, with the person ids on its allow-list *without their
+    /// organisations*: for showing the list only. An id is unique only within the organisation
+    /// that issued it, so deciding by these would let another organisation's officer with the
+    /// same id in; decide by [`Participant::allow_list`] (through `may_open`).
+    pub fn protected_identity(&self) -> Option<&[PersonId]> {
+        self.protected_identity
+            .as_ref()
+            .map(|_| self.allowed_person_ids.as_slice())
     }
 
     /// The consent in force on `on` for `discloser` → `recipient` and `category`, if any.

@@ -7,9 +7,10 @@
 //! and data category) is in `catalogue.rs`; its input checks in `validation.rs`.
 
 use chrono::NaiveDate;
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
 
-use crate::envelope::DataCategory;
+use crate::envelope::{Agency, DataCategory};
 use crate::ids::{ActivityId, ConsentId, EventId, PersonId, ProgrammeId, UnitId};
 use crate::values::{
     ActivityKind, Availability, BenefitKind, CareForm, CounselledBenefit, DecisionOutcome,
@@ -76,6 +77,103 @@ impl ConsentParty {
     /// The inverse of [`ConsentParty::token`].
     pub fn from_token(token: &str) -> Option<ConsentParty> {
         token.parse().ok()
+    }
+}
+
+/// One entry of a protected identity's allow-list: a person *of an organisation*. Person ids
+/// come from each organisation's own identity provider (the token's `sub`), so they are unique
+/// only within it: a bare id would let an FK, AF or psychiatry officer whose `sub` happens to
+/// equal a listed municipal id open the participant. Every comparison goes through
+/// [`AllowedReader::is`], which matches the organisation too.
+///
+/// Stored form. Before organisations were named, entries were bare person ids (JSON strings),
+/// and only the municipality's own officers were meant: the list was written by the IPS unit
+/// from its own directory, and every reader it named was a coach, team leader or IFO officer.
+/// So a bare string reads as a municipal person, and a municipal entry is written back as the
+/// same bare string; any other organisation's entry is an object
+/// `{"agency": <serde name>, "person_id": ...}`. An entry has exactly one stored form (an object
+/// naming the municipality is refused), so a stored body re-serialises byte for byte and the
+/// hash chain over it is unchanged. A second field alongside the old one would also have kept
+/// old rows as they are, but would have left bare, organisation-less ids in the domain type for
+/// the next comparison to trip over; one list of pairs lets the compiler find every use.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "StoredAllowedReader")]
+pub struct AllowedReader {
+    /// The organisation whose directory issued `person_id`.
+    pub agency: Agency,
+    /// The person's id in that directory.
+    pub person_id: PersonId,
+}
+
+impl AllowedReader {
+    /// A person of the municipality (what every entry stored before organisations were named
+    /// is).
+    pub fn municipal(person_id: PersonId) -> Self {
+        AllowedReader {
+            agency: Agency::Municipality,
+            person_id,
+        }
+    }
+
+    /// Whether this entry names `person_id` of `agency`: the same id in another organisation's
+    /// directory is another person.
+    pub fn is(&self, agency: Agency, person_id: &PersonId) -> bool {
+        self.agency == agency && self.person_id == *person_id
+    }
+}
+
+impl Serialize for AllowedReader {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.agency {
+            // The form every entry had before organisations were named (see the type's doc).
+            Agency::Municipality => self.person_id.serialize(serializer),
+            Agency::Forsakringskassan | Agency::Arbetsformedlingen | Agency::Psychiatry => {
+                let mut entry = serializer.serialize_struct("AllowedReader", 2)?;
+                entry.serialize_field("agency", &self.agency)?;
+                entry.serialize_field("person_id", &self.person_id)?;
+                entry.end()
+            }
+        }
+    }
+}
+
+/// The two stored forms of an [`AllowedReader`], as read.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredAllowedReader {
+    /// A bare person id: a municipal person.
+    Municipal(PersonId),
+    /// A person of a named organisation.
+    Named { agency: Agency, person_id: PersonId },
+}
+
+/// Why a stored allow-list entry is not read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AllowedReaderError {
+    /// A municipal person stored as an object: no build writes that, and it would be written
+    /// back as a bare id, changing the stored bytes.
+    #[error("municipal_reader_as_object: a municipal person on the allow-list is stored as a bare person id")]
+    MunicipalReaderAsObject,
+}
+
+impl TryFrom<StoredAllowedReader> for AllowedReader {
+    type Error = AllowedReaderError;
+
+    fn try_from(stored: StoredAllowedReader) -> Result<Self, Self::Error> {
+        match stored {
+            StoredAllowedReader::Municipal(person_id) => Ok(AllowedReader::municipal(person_id)),
+            StoredAllowedReader::Named {
+                agency: Agency::Municipality,
+                ..
+            } => Err(AllowedReaderError::MunicipalReaderAsObject),
+            StoredAllowedReader::Named {
+                agency:
+                    agency @ (Agency::Forsakringskassan
+                    | Agency::Arbetsformedlingen
+                    | Agency::Psychiatry),
+                person_id,
+            } => Ok(AllowedReader { agency, person_id }),
+        }
     }
 }
 
@@ -148,8 +246,9 @@ pub enum EventBody {
     /// the participant from now on; location fields leave every cross-agency view. A later
     /// one replaces the list.
     IdentityProtected {
-        /// The coach, the team leader and named officers.
-        allowed_readers: Vec<PersonId>,
+        /// The coach, the team leader and named officers, each with their organisation
+        /// (stored entries without one are municipal: see [`AllowedReader`]).
+        allowed_readers: Vec<AllowedReader>,
     },
     // ---- Consent (any agency may take it down) ----
     /// The participant waived secrecy from `discloser` to `recipient` for some data categories.
