@@ -879,6 +879,43 @@ async fn a_protected_participant_is_left_off_the_board_of_anyone_not_on_the_allo
         counted, 2,
         "counts identify no one and still include everyone"
     );
+    // Nor does an event id open it: the protection's own entry is unknown to a coach of the
+    // unit who is not on the list, and to social services (another party), while the team
+    // leader on the list learns its status.
+    let status_as = |person: &'static str, role: Role, unit: &'static str| {
+        let stack = &stack;
+        let event_id = written.event_id.clone();
+        async move {
+            let status = stack
+                .timeline()
+                .await?
+                .get_event_status(testkit::as_caller(
+                    v1::GetEventStatusRequest { event_id },
+                    person,
+                    role,
+                    unit,
+                ))
+                .await?
+                .into_inner();
+            anyhow::Ok((status.status(), status.participant_id))
+        }
+    };
+    for (person, role, unit) in [
+        ("coach-18", Role::Coach, "hudiksvall-ips"),
+        ("ifo-officer-3", Role::CaseOfficer, "hudiksvall-ifo"),
+    ] {
+        assert_eq!(
+            status_as(person, role, unit).await?,
+            (v1::EventStatus::Unknown, String::new()),
+            "GetEventStatus as {person}"
+        );
+    }
+    assert_eq!(
+        status_as("team-leader-1", Role::TeamLeader, "hudiksvall-ips")
+            .await?
+            .0,
+        v1::EventStatus::Accepted
+    );
     stack.stop().await;
     Ok(())
 }

@@ -180,9 +180,9 @@ pub fn opened(
     Ok(fold)
 }
 
-/// Whether `reader` is within the unit boundary of `participant_id` (true without history:
-/// nothing to protect). For look-ups that answer "unknown" rather than refuse.
-pub async fn within_unit(
+/// Whether `reader` may open `participant_id` (unit boundary and allow-list; true without
+/// history: nothing to protect). For look-ups that answer "unknown" rather than refuse.
+pub async fn opens(
     folds: &ReadFolds,
     reader: &Reader,
     participant_id: Uuid,
@@ -191,11 +191,9 @@ pub async fn within_unit(
         .current(&[participant_id])
         .await
         .map_err(|error| crate::store_errors::from_store(&error))?;
-    Ok(folded.get(&participant_id).is_none_or(|fold| {
-        fold.participant
-            .unit_boundary(reader.agency, &reader.actor)
-            .is_ok()
-    }))
+    Ok(folded
+        .get(&participant_id)
+        .is_none_or(|fold| fold.participant.may_open(reader).is_ok()))
 }
 
 /// The access log's basis text for a set of bases (sorted, comma-separated), or `fallback`.

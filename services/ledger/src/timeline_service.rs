@@ -600,12 +600,18 @@ impl TimelineService for TimelineApi {
         // Only the recording agency learns what became of its event; to anyone else an event
         // id they did not write is as unknown as one never recorded.
         let recorded = recorded.filter(|recorded| recorded.event.envelope.agency == reader.agency);
-        // Within the agency, another unit's event is as unknown too, unless the reader wrote it
-        // (a write refused as `other_unit` must still learn its verdict).
+        // Within the agency, an event of another party (social services' to the IPS unit, and
+        // back), or of a participant the reader may not open (another unit, a protected
+        // identity they are not on the list of), is as unknown too, unless the reader wrote
+        // it (a write refused as `other_unit` must still learn its verdict).
         let recorded = match recorded {
             Some(recorded) if recorded.event.envelope.actor.person_id != reader.actor.person_id => {
-                crate::reading::within_unit(&self.folds, &reader, recorded.participant_id.0)
-                    .await?
+                let envelope = &recorded.event.envelope;
+                let same_party = domain::visibility::party_of(envelope.agency, envelope.actor.role)
+                    == reader.party();
+                (same_party
+                    && crate::reading::opens(&self.folds, &reader, recorded.participant_id.0)
+                        .await?)
                     .then_some(recorded)
             }
             other => other,
