@@ -82,6 +82,9 @@ struct ReplayCheck {
     /// (another party's view of a protected identity carries no location).
     #[serde(default)]
     no_author_from: Vec<String>,
+    /// The allow-list the replayed state must name, as `<agency>:<person>` (any order).
+    #[serde(default)]
+    allowed_persons: Vec<String>,
     /// The rule by which the reader could not open the participant at all.
     #[serde(default)]
     refused: Option<String>,
@@ -1750,6 +1753,26 @@ async fn check_replays(
             }
         }
         check_no_author_from(&label, &entries, &replay.no_author_from)?;
+        if !replay.allowed_persons.is_empty() {
+            let mut expected = replay
+                .allowed_persons
+                .iter()
+                .map(|named| {
+                    let (agency, person) = named.split_once(':').ok_or_else(|| {
+                        anyhow::anyhow!("{label}: `{named}` is not <agency>:<person>")
+                    })?;
+                    Ok((agency_named(agency)?.to_wire(), person.to_owned()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut named: Vec<(i32, String)> = state
+                .allowed_persons
+                .iter()
+                .map(|allowed| (allowed.agency, allowed.person_id.clone()))
+                .collect();
+            expected.sort();
+            named.sort();
+            assert_eq!(named, expected, "{label}: the allow-list");
+        }
         for shown in &replay.shows {
             assert!(
                 types.contains(shown),

@@ -288,6 +288,10 @@ fn state_json(state: &v1::ReplayState) -> Value {
         })).collect::<Vec<_>>(),
         "protected_identity": state.protected_identity,
         "allowed_readers": state.allowed_readers,
+        "allowed_persons": state.allowed_persons.iter().map(|allowed| json!({
+            "agency": agency_token(allowed.agency),
+            "person_id": allowed.person_id,
+        })).collect::<Vec<_>>(),
         "activities": state.activities.iter().map(|activity| json!({
             "activity_id": activity.activity_id,
             "kind": activity.kind,
@@ -409,7 +413,16 @@ fn replay_text(
             let _ = writeln!(
                 text,
                 "  protected identity; allow-list: {}",
-                state.allowed_readers.join(", ")
+                state
+                    .allowed_persons
+                    .iter()
+                    .map(|allowed| format!(
+                        "{} ({})",
+                        allowed.person_id,
+                        agency_token(allowed.agency)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
     }

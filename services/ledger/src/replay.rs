@@ -551,6 +551,15 @@ fn state(
         })
         .collect();
     state.protected_identity = at_cut.protected_identity().is_some();
+    state.allowed_persons = at_cut
+        .allow_list()
+        .unwrap_or_default()
+        .iter()
+        .map(|allowed| v1::AllowedReader {
+            agency: allowed.agency.to_wire(),
+            person_id: allowed.person_id.0.clone(),
+        })
+        .collect();
     state.allowed_readers = at_cut
         .protected_identity()
         .unwrap_or_default()
