@@ -38,15 +38,7 @@ async fn agencies_publish_only_under_their_own_subjects_and_forged_envelopes_are
     .await?;
 
     // The stack works with per-agency users: the municipality and FK write, the ledger applies.
-    let referred = stack
-        .municipality()
-        .await?
-        .refer_participant(testkit::as_coach(v1::ReferParticipantRequest {
-            source: v1::ReferralSource::Vuxenpsykiatri as i32,
-            ..Default::default()
-        }))
-        .await?
-        .into_inner();
+    let referred = refer(&stack).await?;
     assert_eq!(
         referred.status,
         v1::WriteStatus::Accepted as i32,
@@ -170,15 +162,7 @@ async fn an_agency_hears_only_its_own_verdicts_and_replies_and_asks_only_about_i
     fk.flush().await?;
 
     // The municipality writes; its verdict and its PubAck travel on the bus meanwhile.
-    let referred = stack
-        .municipality()
-        .await?
-        .refer_participant(testkit::as_coach(v1::ReferParticipantRequest {
-            source: v1::ReferralSource::Vuxenpsykiatri as i32,
-            ..Default::default()
-        }))
-        .await?
-        .into_inner();
+    let referred = refer(&stack).await?;
     assert_eq!(
         referred.status,
         v1::WriteStatus::Accepted as i32,
@@ -262,15 +246,7 @@ async fn a_status_answer_goes_only_to_the_asking_agencys_own_inbox() -> anyhow::
     let subjects = bus::Subjects::new("ips.v1");
 
     // FK records an event of its own, so the ledger has an ACCEPTED verdict to tell about it.
-    let referred = stack
-        .municipality()
-        .await?
-        .refer_participant(testkit::as_coach(v1::ReferParticipantRequest {
-            source: v1::ReferralSource::Vuxenpsykiatri as i32,
-            ..Default::default()
-        }))
-        .await?
-        .into_inner();
+    let referred = refer(&stack).await?;
     let benefit = fk_registers_sjukpenning(&stack, &referred.participant_id).await?;
     let fk_event = domain::EventId::parse(&benefit.event_id)?;
 
@@ -347,4 +323,17 @@ async fn fk_registers_sjukpenning(
         "{benefit:?}"
     );
     Ok(benefit)
+}
+
+/// The municipality refers a participant (from psychiatry).
+async fn refer(stack: &Stack) -> anyhow::Result<v1::WriteResponse> {
+    Ok(stack
+        .municipality()
+        .await?
+        .refer_participant(testkit::as_coach(v1::ReferParticipantRequest {
+            source: v1::ReferralSource::Vuxenpsykiatri as i32,
+            ..Default::default()
+        }))
+        .await?
+        .into_inner())
 }

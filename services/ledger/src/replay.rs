@@ -442,15 +442,7 @@ impl Viewer<'_> {
             || serde_json::to_value(&entry.body).unwrap_or(serde_json::Value::Null),
             self.on,
         )?;
-        row.event_type = view.shown_event_type(&row.event_type);
-        if !view.hashes_shown {
-            row.prev_hash.clear();
-            row.hash.clear();
-        }
-        if !view.author_shown {
-            row.actor_person_id.clear();
-            row.actor_unit.clear();
-        }
+        crate::timeline_service::envelope_as_shown(&mut row, &view);
         Some((view.basis, row, view.body))
     }
 }

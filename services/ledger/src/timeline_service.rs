@@ -53,18 +53,28 @@ fn visible_row(
             store::StoreError::Unreadable(format!("timeline entry {}: {unreadable}", row.sequence))
         })?;
     Ok(view.map(|view| {
-        row.event_type = view.shown_event_type(&row.event_type);
-        if !view.hashes_shown {
-            row.prev_hash.clear();
-            row.hash.clear();
-        }
-        if !view.author_shown {
-            row.actor_person_id.clear();
-            row.actor_unit.clear();
-        }
+        envelope_as_shown(&mut row, &view);
         row.body = view.body;
         (view.basis, row)
     }))
+}
+
+/// `row`'s envelope fields as the entry decision shows them (the type it is shown as, hashes
+/// and author left out where `view` says): the one place the live read and the replay apply
+/// the decision to a row, so they cannot drift.
+pub(crate) fn envelope_as_shown<B>(
+    row: &mut store::TimelineRow,
+    view: &domain::entry_view::EntryView<B>,
+) {
+    row.event_type = view.shown_event_type(&row.event_type);
+    if !view.hashes_shown {
+        row.prev_hash.clear();
+        row.hash.clear();
+    }
+    if !view.author_shown {
+        row.actor_person_id.clear();
+        row.actor_unit.clear();
+    }
 }
 
 /// A `GetTimeline` request as the read path took it: what the access log keeps so the page can
