@@ -2365,7 +2365,8 @@ fn the_allow_list_names_a_person_of_an_organisation_not_a_bare_id() {
         assert_eq!(
             participant.may_open(&reader_of(agency, Role::CaseOfficer, "coach-17", unit)),
             Err(crate::visibility::OpenRefused::NotOnAllowList {
-                person: "coach-17".into()
+                person: "coach-17".into(),
+                organisation: agency.token(),
             }),
             "{agency:?}"
         );

@@ -245,10 +245,14 @@ pub enum Sight {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum OpenRefused {
     /// Protected identity and the reader is not on the allow-list.
-    #[error("protected_identity: participant's identity is protected; {person} is not on the allow-list")]
+    #[error(
+        "protected_identity: participant's identity is protected; {person} of {organisation} is not on the allow-list"
+    )]
     NotOnAllowList {
         /// The reader.
         person: String,
+        /// The reader's organisation (agency token): a person id is one only within it.
+        organisation: &'static str,
     },
     /// A municipal officer of another unit than the participant's (see
     /// [`Participant::unit_boundary`]).
@@ -413,6 +417,7 @@ impl Participant {
                 } else {
                     Err(OpenRefused::NotOnAllowList {
                         person: reader.actor.person_id.0.clone(),
+                        organisation: reader.agency.token(),
                     })
                 }
             }
