@@ -1170,6 +1170,76 @@ fn psychiatry_may_refer_before_the_municipality_records_intake_but_nothing_else(
 }
 
 #[test]
+fn ids_and_lists_a_body_did_not_get_from_the_edge_are_held_to_its_rules() {
+    // Kilobytes of hard-to-compress text as a unit would be refused by the read models'
+    // indexes and stall their projector: a correction's JSON is not parsed at the edge.
+    let long_unit: String = (0..4_000u32)
+        .map(|number| char::from(b'a' + (number.wrapping_mul(7919) % 26) as u8))
+        .collect();
+    let corrected = |body| EventBody::EventCorrected {
+        supersedes: event_id(2),
+        reason: "corrected".into(),
+        corrected: Box::new(body),
+    };
+    check(
+        enrolled_history(),
+        submission(
+            3,
+            Agency::Municipality,
+            corrected(EventBody::ParticipantEnrolled {
+                unit: UnitId(long_unit.clone()),
+                coach: PersonId("coach-17".into()),
+            }),
+        ),
+        rejected(RuleViolation::InvalidInput {
+            field: "unit".into(),
+            reason: "is longer than 64 bytes".into(),
+        }),
+    );
+    check(
+        enrolled_history(),
+        submission(
+            3,
+            Agency::Municipality,
+            corrected(EventBody::ParticipantEnrolled {
+                unit: UnitId("hudiksvall-ips".into()),
+                coach: PersonId(" coach-17".into()),
+            }),
+        ),
+        rejected(RuleViolation::InvalidInput {
+            field: "person_id".into(),
+            reason: "may not begin or end with spaces".into(),
+        }),
+    );
+    // An envelope from the bus: its actor is held to the token's rules too.
+    let mut from_the_bus = submission(3, Agency::Municipality, paused());
+    from_the_bus.envelope.actor.unit = UnitId(long_unit);
+    check(
+        enrolled_history(),
+        from_the_bus,
+        rejected(RuleViolation::InvalidInput {
+            field: "actor.unit".into(),
+            reason: "is longer than 64 bytes".into(),
+        }),
+    );
+    // Each benefit once, so the list is bounded by the benefits there are.
+    check(
+        enrolled_history(),
+        submission(
+            3,
+            Agency::Municipality,
+            EventBody::BenefitsCounsellingGiven {
+                benefits_discussed: vec![crate::values::CounselledBenefit::Akassa; 2],
+            },
+        ),
+        rejected(RuleViolation::InvalidInput {
+            field: "benefits_discussed".into(),
+            reason: "names a benefit more than once".into(),
+        }),
+    );
+}
+
+#[test]
 fn corrections_supersede_an_accepted_event_of_the_same_agency_and_type() {
     let with_activity = enrolled_history().accepted(submission(
         3,

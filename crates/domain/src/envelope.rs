@@ -256,6 +256,14 @@ impl Envelope {
                 "is not a schema version this ledger can read",
             ));
         }
+        // The actor comes from a verified token at the edge; an envelope from the bus is held to
+        // the same id rules (see `PersonId::check`).
+        let in_actor = |error: InputError| InputError {
+            field: format!("actor.{}", error.field),
+            reason: error.reason,
+        };
+        self.actor.person_id.check().map_err(in_actor)?;
+        self.actor.unit.check().map_err(in_actor)?;
         if self.causation_id == Some(self.event_id) {
             return Err(InputError::new(
                 "causation_id",

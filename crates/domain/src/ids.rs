@@ -98,6 +98,18 @@ macro_rules! text_id {
                 }
                 Ok(Self(text.to_owned()))
             }
+
+            /// Whether this id is one [`Self::parse`] would have produced. An id that reached
+            /// a body without the edge's parse (a correction's JSON, a body from the bus) is
+            /// held to the same rule: an id of kilobytes would be refused by the read models'
+            /// indexes and stall their projector for good.
+            pub fn check(&self) -> Result<(), InputError> {
+                match Self::parse(&self.0) {
+                    Ok(parsed) if parsed == *self => Ok(()),
+                    Ok(_) => Err(InputError::new($field, "may not begin or end with spaces")),
+                    Err(error) => Err(error),
+                }
+            }
         }
 
         impl fmt::Display for $name {

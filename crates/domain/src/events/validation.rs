@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{ConsentParty, EventBody, Submission};
 use crate::envelope::DataCategory;
 use crate::errors::InputError;
+use crate::ids::UnitId;
 use crate::values::{self, ActivityKind, Period};
 
 /// Longest consent period accepted, in days. A consent is for a concrete piece of work, and a
@@ -114,6 +115,30 @@ impl EventBody {
         }
     }
 
+    /// The unit and person ids a body names, each as [`UnitId::parse`] / `PersonId::parse`
+    /// would accept it (the edge parses them; a correction's JSON and a body from the bus were
+    /// not parsed there). A correction's body is checked through its own `validate`.
+    fn check_text_ids(&self) -> Result<(), InputError> {
+        match self {
+            EventBody::ParticipantReferred { referrer, .. } => {
+                referrer.as_ref().map_or(Ok(()), UnitId::check)
+            }
+            EventBody::PlacedOnWaitingList { unit } => unit.check(),
+            EventBody::WaitingListPlaceOffered { unit, coach }
+            | EventBody::ParticipantEnrolled { unit, coach }
+            | EventBody::ParticipantReEnrolled { unit, coach } => {
+                unit.check()?;
+                coach.check()
+            }
+            EventBody::CoachAssigned { coach } => coach.check(),
+            EventBody::IdentityProtected { allowed_readers } => allowed_readers
+                .iter()
+                .try_for_each(|allowed| allowed.person_id.check()),
+            // No other body names a unit or a person by a text id.
+            _ => Ok(()),
+        }
+    }
+
     /// Field checks that need no history.
     pub fn validate(&self) -> Result<(), InputError> {
         // The edge parses every date into this range; a body from the bus has not been parsed
@@ -122,6 +147,7 @@ impl EventBody {
         for (field, date) in self.dates() {
             values::validate_date_range(field, date)?;
         }
+        self.check_text_ids()?;
         match self {
             EventBody::ParticipantReferred { .. }
             | EventBody::PlacedOnWaitingList { .. }
@@ -216,6 +242,18 @@ impl EventBody {
                     return Err(InputError::new(
                         "benefits_discussed",
                         "must name at least one benefit",
+                    ));
+                }
+                // Each benefit once: this bounds the list by the benefits there are, for a
+                // body the edge did not build (a correction's JSON, the bus).
+                let mut named = std::collections::HashSet::new();
+                if !benefits_discussed
+                    .iter()
+                    .all(|benefit| named.insert(benefit))
+                {
+                    return Err(InputError::new(
+                        "benefits_discussed",
+                        "names a benefit more than once",
                     ));
                 }
                 Ok(())
