@@ -379,6 +379,11 @@ const EVENT_TYPE_FILTERS_MAX: usize = 64;
 fn timeline_filter(request: &v1::GetTimelineRequest) -> Result<store::TimelineFilter, Status> {
     let invalid =
         |field: &str, reason: &str| errors::invalid_input(&domain::InputError::new(field, reason));
+    // Each agency at most once: the list is bounded by the agencies there are, not by the
+    // request size (the filter is kept whole in every read's access-log entry).
+    if request.agencies.len() > domain::Agency::ALL.len() {
+        return Err(invalid("agencies", "names more agencies than there are"));
+    }
     let agencies = request
         .agencies
         .iter()
@@ -388,6 +393,9 @@ fn timeline_filter(request: &v1::GetTimelineRequest) -> Result<store::TimelineFi
                 .map_err(|_| invalid("agencies", "must name agencies"))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if (1..agencies.len()).any(|index| agencies[..index].contains(&agencies[index])) {
+        return Err(invalid("agencies", "names an agency more than once"));
+    }
     if request.event_types.len() > EVENT_TYPE_FILTERS_MAX {
         return Err(invalid("event_types", "names more than 64 event types"));
     }
@@ -703,5 +711,40 @@ impl TimelineService for TimelineApi {
             first_broken_sequence,
             first_broken_reason,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule a filter is refused by, or `None` when it is taken.
+    fn check(agencies: Vec<v1::Agency>, expected: Option<&str>) {
+        let request = v1::GetTimelineRequest {
+            agencies: agencies.into_iter().map(|agency| agency as i32).collect(),
+            ..Default::default()
+        };
+        let refused = timeline_filter(&request).err();
+        assert_eq!(
+            refused.as_ref().map(|status| status.message().to_owned()),
+            expected.map(str::to_owned),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn an_agency_filter_names_each_agency_at_most_once() {
+        check(
+            vec![v1::Agency::Psychiatry, v1::Agency::Forsakringskassan],
+            None,
+        );
+        check(
+            vec![v1::Agency::Psychiatry, v1::Agency::Psychiatry],
+            Some("field `agencies` names an agency more than once"),
+        );
+        check(
+            vec![v1::Agency::Psychiatry; 65_000],
+            Some("field `agencies` names more agencies than there are"),
+        );
     }
 }
