@@ -557,6 +557,9 @@ pub(crate) fn page_token(row: &store::green_light::GateRow) -> String {
 
 /// The position a page token names (`None`: the first page); a token this service did not
 /// issue is refused.
+/// Longest page token accepted: what `page_token` writes is a date, two uuids and a gate.
+pub(crate) const PAGE_TOKEN_LENGTH_MAX_BYTES: usize = 128;
+
 pub(crate) fn parse_page_token(token: &str) -> Result<Option<PendingPosition>, Status> {
     if token.is_empty() {
         return Ok(None);
@@ -567,15 +570,24 @@ pub(crate) fn parse_page_token(token: &str) -> Result<Option<PendingPosition>, S
             "is not a token this service issued",
         ))
     };
+    // A token is short and every part is what this service writes: a day in the edge's
+    // range and a known gate. Anything else would go into the query (a day PostgreSQL cannot
+    // hold came back UNAVAILABLE) and, whole, into every logged read of the page.
+    if token.len() > PAGE_TOKEN_LENGTH_MAX_BYTES {
+        return Err(invalid());
+    }
     let parts: Vec<&str> = token.split('/').collect();
     let [day, participant, activity, gate] = parts.as_slice() else {
         return Err(invalid());
     };
+    let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| invalid())?;
+    domain::values::validate_date_range("page_token", day).map_err(|_| invalid())?;
+    let gate = domain::gates::GateKind::from_token(gate).ok_or_else(invalid)?;
     Ok(Some((
-        NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| invalid())?,
+        day,
         uuid::Uuid::parse_str(participant).map_err(|_| invalid())?,
         uuid::Uuid::parse_str(activity).map_err(|_| invalid())?,
-        (*gate).to_owned(),
+        gate.token().to_owned(),
     )))
 }
 
@@ -1061,8 +1073,19 @@ mod tests {
             )))
         );
         assert_eq!(parse_page_token("").ok(), Some(None));
-        for foreign in ["2026-05-01", "yesterday/a/b/c", "2026-05-01/a/b/c/d"] {
-            let refused = parse_page_token(foreign).expect_err(foreign);
+        let ids = format!("{}/{}", gate_row.participant_id, gate_row.activity_id);
+        for foreign in [
+            "2026-05-01".to_owned(),
+            "yesterday/a/b/c".to_owned(),
+            "2026-05-01/a/b/c/d".to_owned(),
+            // A gate this service never writes, of any length, and a day PostgreSQL could
+            // not hold: refused as input, never sent to the query or the access log.
+            format!("2026-05-01/{ids}/{}", "g".repeat(64 * 1024)),
+            format!("2026-05-01/{ids}/no_such_gate"),
+            format!("2026-05-01/{ids}/fk\u{0}"),
+            format!("-10000-01-01/{ids}/fk_activity_decision"),
+        ] {
+            let refused = parse_page_token(&foreign).expect_err(&foreign);
             assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{foreign}");
         }
     }
