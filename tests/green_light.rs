@@ -1752,3 +1752,78 @@ async fn a_longer_period_does_not_reveal_a_withheld_month_by_subtraction() -> an
     stack.stop().await;
     Ok(())
 }
+
+/// Each open watch holds a task that re-reads its board on every projected batch, so how many
+/// one officer may hold open is bounded (`watch.watches_per_caller_max`): the next is
+/// RESOURCE_EXHAUSTED naming the limit, another officer is not affected, and a closed watch
+/// gives its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_holds_at_most_the_configured_number_of_watches_open() -> anyhow::Result<()> {
+    let stack = Stack::start_with(testkit::StackOptions {
+        ledger_watch: Some(ledger::config::WatchConfig {
+            watches_max: 10,
+            watches_per_caller_max: 2,
+        }),
+        ..testkit::StackOptions::default()
+    })
+    .await?;
+    let by_coach = || v1::WatchGreenLightRequest {
+        coach_person_id: "coach-17".into(),
+        ..Default::default()
+    };
+    let open_as = |person: &'static str| {
+        let stack = &stack;
+        async move {
+            stack
+                .green_light()
+                .await?
+                .watch_green_light(testkit::as_caller(
+                    by_coach(),
+                    person,
+                    Role::Coach,
+                    "hudiksvall-ips",
+                ))
+                .await
+                .map(tonic::Response::into_inner)
+                .map_err(anyhow::Error::from)
+        }
+    };
+    let first = open_as("coach-17").await?;
+    let _second = open_as("coach-17").await?;
+    let refused = open_as("coach-17")
+        .await
+        .err()
+        .and_then(|error| error.downcast::<tonic::Status>().ok())
+        .ok_or_else(|| anyhow::anyhow!("a third watch by the same coach was opened"))?;
+    assert_eq!(
+        (
+            refused.code(),
+            refused
+                .metadata()
+                .get("ips-rule")
+                .and_then(|value| value.to_str().ok())
+        ),
+        (
+            tonic::Code::ResourceExhausted,
+            Some("watch.watches_per_caller_max")
+        ),
+        "{refused:?}"
+    );
+    // Another officer is not affected.
+    let _other = open_as("coach-18").await?;
+    // A closed watch gives its place back (once the ledger sees the stream close).
+    drop(first);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match open_as("coach-17").await {
+            Ok(_reopened) => break,
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                let _ = error;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => return Err(error.context("the closed watch's place never came back")),
+        }
+    }
+    stack.stop().await;
+    Ok(())
+}

@@ -163,6 +163,12 @@ pub fn audit_too_large(what: &str) -> Status {
     Status::resource_exhausted(format!("the audit is larger than {what} allows"))
 }
 
+/// A named limit on open resources (`limit` is its configuration key) is reached:
+/// `RESOURCE_EXHAUSTED`, naming the limit as its rule.
+pub fn limit_reached(limit: &str, message: &str) -> Status {
+    with_rule(Code::ResourceExhausted, limit, message)
+}
+
 /// A status with `code` naming `rule` in an `ErrorInfo` detail and the `ips-rule` metadata.
 fn with_rule(code: Code, rule: &str, message: &str) -> Status {
     let details = ErrorDetails::with_error_info(rule, ERROR_DOMAIN, HashMap::new());

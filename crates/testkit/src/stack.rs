@@ -62,6 +62,8 @@ pub struct StackOptions {
     /// The ledger's ingest settings, when not the test defaults (a probe comparing group
     /// commit on and off, say).
     pub ledger_ingest: Option<ledger::config::IngestConfig>,
+    /// The ledger's watch limits, when not the defaults.
+    pub ledger_watch: Option<ledger::config::WatchConfig>,
     /// Ledger addresses the municipality asks about places before the stack's own ledger (an
     /// address nothing listens on stands for a ledger that is down).
     pub places_ledgers_asked_first: Vec<String>,
@@ -77,6 +79,7 @@ impl Default for StackOptions {
             nats_url: None,
             stream_replicas: 1,
             ledger_ingest: None,
+            ledger_watch: None,
             places_ledgers_asked_first: Vec::new(),
         }
     }
@@ -142,6 +145,9 @@ impl Stack {
         let mut config = ledger_config(&database, &as_user("ledger"));
         if let Some(ingest) = &options.ledger_ingest {
             config.ingest = ingest.clone();
+        }
+        if let Some(watch) = &options.ledger_watch {
+            config.watch = watch.clone();
         }
         let ledger = ledger::start(config, options.ledger_clock.clone(), ledger_receiver).await?;
         // The ones a test asks first, then the stack's own ledger.

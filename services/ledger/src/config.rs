@@ -146,6 +146,28 @@ impl Default for ReportsConfig {
     }
 }
 
+/// Live watches (section `watch`): each open `WatchGreenLight` holds a task that re-reads its
+/// board (up to 5,000 gates) on every projected batch that touches it, so how many may be
+/// open is bounded, in all and per officer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchConfig {
+    /// Most watches open at once on this ledger.
+    pub watches_max: u32,
+    /// Most watches one officer (agency and person id) has open at once: a board or two per
+    /// screen, not thousands from one credential.
+    pub watches_per_caller_max: u32,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self {
+            watches_max: 2_000,
+            watches_per_caller_max: 16,
+        }
+    }
+}
+
 /// The whole ledger configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -166,6 +188,8 @@ pub struct LedgerConfig {
     pub audit: AuditConfig,
     /// Aggregate reports.
     pub reports: ReportsConfig,
+    /// Live watches.
+    pub watch: WatchConfig,
     /// Where Prometheus metrics are served (`GET /metrics`); empty turns them off.
     pub metrics_listen_address: String,
     /// mTLS certificates and token keys.
@@ -186,6 +210,7 @@ impl Default for LedgerConfig {
             timeline: TimelineConfig::default(),
             audit: AuditConfig::default(),
             reports: ReportsConfig::default(),
+            watch: WatchConfig::default(),
             metrics_listen_address: "127.0.0.1:9650".into(),
             identity: rpc::identity::IdentityConfig::default(),
         }
@@ -295,6 +320,13 @@ impl LedgerConfig {
         if !(1..=10_000).contains(&audit.reconstruct_participants_max) {
             return Err("audit.reconstruct_participants_max must be between 1 and 10000".into());
         }
+        if !(1..=100_000).contains(&self.watch.watches_max)
+            || !(1..=self.watch.watches_max).contains(&self.watch.watches_per_caller_max)
+        {
+            return Err(
+                "watch.watches_max must be between 1 and 100000, and watch.watches_per_caller_max between 1 and watch.watches_max".into(),
+            );
+        }
         if self.reports.lead_time_cell_count_min < LEAD_TIME_CELL_COUNT_MIN_LOWEST {
             return Err(format!(
                 "reports.lead_time_cell_count_min must be at least {LEAD_TIME_CELL_COUNT_MIN_LOWEST}: a lead-time cell of one decision identifies the participant it concerns"
@@ -384,6 +416,15 @@ mod tests {
             |config| config.timeline.page_size_default = 0,
             Some("timeline.page_size_default"),
         );
+        check(
+            |config| config.watch.watches_max = 0,
+            Some("watch.watches_max"),
+        );
+        check(
+            |config| config.watch.watches_per_caller_max = 2_001,
+            Some("watch.watches_per_caller_max"),
+        );
+        check(|config| config.watch.watches_per_caller_max = 1, None);
         check(
             |config| config.audit.replay_page_size_default = 0,
             Some("audit.replay_page_size_default"),

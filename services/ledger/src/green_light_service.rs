@@ -69,6 +69,88 @@ pub struct GreenLightApi {
     pub(crate) projected_changes: broadcast::Receiver<ProjectedChange>,
     /// `reports.lead_time_cell_count_min`: see [`lead_time_report`].
     pub(crate) lead_time_cell_count_min: u32,
+    /// The open watches, bounded by `watch.*`.
+    pub(crate) watches: Arc<WatchSlots>,
+}
+
+/// How many watches are open: in all, and per officer (agency and person id).
+type OpenWatches = (
+    u32,
+    std::collections::HashMap<(domain::Agency, String), u32>,
+);
+
+/// The watches open on this ledger, in all and per officer (`watch.watches_max`,
+/// `watch.watches_per_caller_max`): each holds a task that re-reads its board on every
+/// projected batch touching it, so one credential opening thousands would load every batch.
+pub(crate) struct WatchSlots {
+    config: crate::config::WatchConfig,
+    open: std::sync::Mutex<OpenWatches>,
+}
+
+impl WatchSlots {
+    pub(crate) fn new(config: crate::config::WatchConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            open: std::sync::Mutex::new((0, std::collections::HashMap::new())),
+        })
+    }
+
+    /// A slot for one more watch by `reader`, given back when the watch ends; or
+    /// `RESOURCE_EXHAUSTED` naming the limit reached.
+    pub(crate) fn take(self: &Arc<Self>, reader: &domain::Reader) -> Result<WatchSlot, Status> {
+        let caller = (reader.agency, reader.actor.person_id.0.clone());
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if open.0 >= self.config.watches_max {
+            return Err(errors::limit_reached(
+                "watch.watches_max",
+                &format!(
+                    "watch.watches_max: this ledger already has {} watches open; retry later",
+                    self.config.watches_max
+                ),
+            ));
+        }
+        let by_caller = open.1.get(&caller).copied().unwrap_or(0);
+        if by_caller >= self.config.watches_per_caller_max {
+            return Err(errors::limit_reached(
+                "watch.watches_per_caller_max",
+                &format!(
+                    "watch.watches_per_caller_max: you already have {by_caller} watches open; close one first"
+                ),
+            ));
+        }
+        open.0 += 1;
+        open.1.insert(caller.clone(), by_caller + 1);
+        Ok(WatchSlot {
+            slots: self.clone(),
+            caller,
+        })
+    }
+}
+
+/// One open watch's place in [`WatchSlots`], given back when dropped (the watch's task ends).
+pub(crate) struct WatchSlot {
+    slots: Arc<WatchSlots>,
+    caller: (domain::Agency, String),
+}
+
+impl Drop for WatchSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .slots
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        open.0 = open.0.saturating_sub(1);
+        if let Some(by_caller) = open.1.get_mut(&self.caller) {
+            *by_caller = by_caller.saturating_sub(1);
+            if *by_caller == 0 {
+                open.1.remove(&self.caller);
+            }
+        }
+    }
 }
 
 /// What a watch reads next.
@@ -514,6 +596,7 @@ impl GreenLightService for GreenLightApi {
                 }
             }
         }
+        let slot = self.watches.take(&reader)?;
         let request_record = WatchRequestRecord {
             coach_person_id: coach.as_ref().map(|coach| coach.0.clone()),
             participant_id: participant.map(|participant_id| participant_id.0),
@@ -525,6 +608,8 @@ impl GreenLightService for GreenLightApi {
         // Subscribed before the first read, so nothing projected after it is missed.
         let mut changes = self.projected_changes.resubscribe();
         tokio::spawn(async move {
+            // Held for as long as the watch runs.
+            let _slot = slot;
             let mut sent: BTreeMap<(uuid::Uuid, uuid::Uuid), v1::ActivityLight> = BTreeMap::new();
             let mut sent_sips: BTreeMap<uuid::Uuid, v1::SipDue> = BTreeMap::new();
             let mut initial = true;

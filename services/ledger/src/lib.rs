@@ -236,6 +236,7 @@ pub async fn start(
         clock: clock.clone(),
         projected_changes,
         lead_time_cell_count_min: config.reports.lead_time_cell_count_min,
+        watches: green_light_service::WatchSlots::new(config.watch.clone()),
     };
     let caseload = caseload_service::CaseloadApi {
         pool: pool.clone(),

@@ -122,7 +122,17 @@ async fn main() -> anyhow::Result<()> {
     let arguments = bench::numeric_arguments();
     let open_gates = arguments.first().copied().unwrap_or(10_000);
     let decisions = arguments.get(1).copied().unwrap_or(1_000).min(open_gates);
-    let stack = testkit::Stack::start().await?;
+    // Every coach's board is watched through one test identity, so the per-officer limit on
+    // open watches is lifted to the ledger's whole limit for this probe.
+    let watch = ledger::config::WatchConfig::default();
+    let stack = testkit::Stack::start_with(testkit::StackOptions {
+        ledger_watch: Some(ledger::config::WatchConfig {
+            watches_per_caller_max: watch.watches_max,
+            ..watch
+        }),
+        ..testkit::StackOptions::default()
+    })
+    .await?;
     println!("green-light probe: {open_gates} open gates, {decisions} decisions pushed to their coaches' watches, fresh database and stream");
 
     let publish_ceiling = bench::ceilings::jetstream_publish_loop(&stack.bus_config, 2_000).await?;
