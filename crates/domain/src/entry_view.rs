@@ -131,7 +131,7 @@ impl Participant {
             Sight::Shared(basis) => basis,
             Sight::Hidden => return None,
         };
-        let protected = self.protected_identity().is_some();
+        let protected = self.identity_protected();
         let reader_party = reader.party();
         // Outside psychiatry and social services a stay is only the availability it amounts
         // to; an auditor (no party) and psychiatry itself see it whole.

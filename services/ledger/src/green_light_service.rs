@@ -73,25 +73,20 @@ pub struct GreenLightApi {
     pub(crate) watches: Arc<WatchSlots>,
 }
 
-/// How many watches are open: in all, and per officer (agency and person id).
-type OpenWatches = (
-    u32,
-    std::collections::HashMap<(domain::Agency, String), u32>,
-);
-
 /// The watches open on this ledger, in all and per officer (`watch.watches_max`,
 /// `watch.watches_per_caller_max`): each holds a task that re-reads its board on every
 /// projected batch touching it, so one credential opening thousands would load every batch.
 pub(crate) struct WatchSlots {
     config: crate::config::WatchConfig,
-    open: std::sync::Mutex<OpenWatches>,
+    /// Watches open per officer (agency and person id); the ledger's total is their sum.
+    open: std::sync::Mutex<std::collections::HashMap<(domain::Agency, String), u32>>,
 }
 
 impl WatchSlots {
     pub(crate) fn new(config: crate::config::WatchConfig) -> Arc<Self> {
         Arc::new(Self {
             config,
-            open: std::sync::Mutex::new((0, std::collections::HashMap::new())),
+            open: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -103,7 +98,7 @@ impl WatchSlots {
             .open
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if open.0 >= self.config.watches_max {
+        if open.values().sum::<u32>() >= self.config.watches_max {
             return Err(errors::limit_reached(
                 "watch.watches_max",
                 &format!(
@@ -112,7 +107,7 @@ impl WatchSlots {
                 ),
             ));
         }
-        let by_caller = open.1.get(&caller).copied().unwrap_or(0);
+        let by_caller = open.get(&caller).copied().unwrap_or(0);
         if by_caller >= self.config.watches_per_caller_max {
             return Err(errors::limit_reached(
                 "watch.watches_per_caller_max",
@@ -121,8 +116,7 @@ impl WatchSlots {
                 ),
             ));
         }
-        open.0 += 1;
-        open.1.insert(caller.clone(), by_caller + 1);
+        open.insert(caller.clone(), by_caller + 1);
         Ok(WatchSlot {
             slots: self.clone(),
             caller,
@@ -143,11 +137,10 @@ impl Drop for WatchSlot {
             .open
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        open.0 = open.0.saturating_sub(1);
-        if let Some(by_caller) = open.1.get_mut(&self.caller) {
+        if let Some(by_caller) = open.get_mut(&self.caller) {
             *by_caller = by_caller.saturating_sub(1);
             if *by_caller == 0 {
-                open.1.remove(&self.caller);
+                open.remove(&self.caller);
             }
         }
     }

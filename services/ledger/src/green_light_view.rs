@@ -555,11 +555,11 @@ pub(crate) fn page_token(row: &store::green_light::GateRow) -> String {
     )
 }
 
-/// The position a page token names (`None`: the first page); a token this service did not
-/// issue is refused.
 /// Longest page token accepted: what `page_token` writes is a date, two uuids and a gate.
 pub(crate) const PAGE_TOKEN_LENGTH_MAX_BYTES: usize = 128;
 
+/// The position a page token names (`None`: the first page); a token this service did not
+/// issue is refused.
 pub(crate) fn parse_page_token(token: &str) -> Result<Option<PendingPosition>, Status> {
     if token.is_empty() {
         return Ok(None);

@@ -542,7 +542,7 @@ fn state(
             })
         })
         .collect();
-    state.protected_identity = at_cut.protected_identity().is_some();
+    state.protected_identity = at_cut.identity_protected();
     state.allowed_persons = at_cut
         .allow_list()
         .unwrap_or_default()
@@ -552,11 +552,10 @@ fn state(
             person_id: allowed.person_id.0.clone(),
         })
         .collect();
-    state.allowed_readers = at_cut
-        .protected_identity()
-        .unwrap_or_default()
+    state.allowed_readers = state
+        .allowed_persons
         .iter()
-        .map(|person| person.0.clone())
+        .map(|allowed| allowed.person_id.clone())
         .collect();
     state.activities = at_cut
         .activities()

@@ -36,10 +36,6 @@ impl Participant {
             EventBody::ParticipantPaused { .. } => self.lifecycle = Lifecycle::Paused,
             EventBody::ParticipantResumed => self.lifecycle = Lifecycle::Enrolled,
             EventBody::IdentityProtected { allowed_readers } => {
-                self.allowed_person_ids = allowed_readers
-                    .iter()
-                    .map(|reader| reader.person_id.clone())
-                    .collect();
                 self.protected_identity = Some(allowed_readers);
             }
             EventBody::ParticipantDischarged { .. } => self.lifecycle = Lifecycle::Discharged,

@@ -256,11 +256,6 @@ pub struct Participant {
     /// The allow-list, once the identity is protected: persons of named organisations.
     #[serde(default)]
     pub(super) protected_identity: Option<Vec<AllowedReader>>,
-    /// The person ids on that list without their organisations, kept only so
-    /// [`Participant::protected_identity`] can lend them to callers that show the list;
-    /// nothing decides by them (an id is unique only within its organisation).
-    #[serde(default)]
-    pub(super) allowed_person_ids: Vec<PersonId>,
     /// The social-services unit: set by the first accepted case-officer event (DOMAIN.md §6).
     #[serde(default)]
     pub(super) social_services_unit: Option<UnitId>,
@@ -290,7 +285,6 @@ impl Default for Participant {
             coach: None,
             consents: Vec::new(),
             protected_identity: None,
-            allowed_person_ids: Vec::new(),
             social_services_unit: None,
             activities: BTreeMap::new(),
             situation: Situation::default(),
@@ -386,14 +380,9 @@ impl Participant {
         self.protected_identity.as_deref()
     }
 
-    /// Whether the identity is protected, with the person ids on its allow-list *without their
-    /// organisations*: for showing the list only. An id is unique only within the organisation
-    /// that issued it, so deciding by these would let another organisation's officer with the
-    /// same id in; decide by [`Participant::allow_list`] (through `may_open`).
-    pub fn protected_identity(&self) -> Option<&[PersonId]> {
-        self.protected_identity
-            .as_ref()
-            .map(|_| self.allowed_person_ids.as_slice())
+    /// Whether the identity is protected (who may open it: [`Participant::allow_list`]).
+    pub fn identity_protected(&self) -> bool {
+        self.protected_identity.is_some()
     }
 
     /// The consent in force on `on` for `discloser` → `recipient` and `category`, if any.
