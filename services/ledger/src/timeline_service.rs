@@ -300,7 +300,8 @@ impl TimelineApi {
     /// page from the read model, and every event stored after the cached fold (with the
     /// append-only guard and the projector's checkpoint). When the read model does not yet
     /// hold `min_sequence`, waits for the next projected batch and reads again, at most
-    /// `read_your_writes_wait_max_ms` in all (`DEADLINE_EXCEEDED`).
+    /// `read_your_writes_wait_max_ms` in all (`DEADLINE_EXCEEDED`); a `reader` who may not
+    /// open the participant is refused before waiting, judged on the same statement's fold.
     async fn read_page(
         &self,
         participant_id: ParticipantId,
@@ -308,6 +309,7 @@ impl TimelineApi {
         limit: i64,
         filter: &store::TimelineFilter,
         min_sequence: u64,
+        reader: &domain::Reader,
     ) -> Result<PageRead, Status> {
         let deadline = tokio::time::Instant::now()
             + Duration::from_millis(self.config.read_your_writes_wait_max_ms);
@@ -324,38 +326,47 @@ impl TimelineApi {
             )
             .await
             .map_err(|error| crate::store_errors::from_store(&error))?;
-            if read.page.head_sequence >= min_sequence {
-                let store::timeline::TimelineRead {
-                    page,
+            let store::timeline::TimelineRead {
+                page,
+                stored_after,
+                append_guard_fingerprint,
+                projector_checkpoint,
+            } = read;
+            let caught_up = self
+                .folds
+                .caught_up(
+                    participant_id.0,
+                    start,
                     stored_after,
-                    append_guard_fingerprint,
-                    projector_checkpoint,
-                } = read;
-                let caught_up = self
+                    &append_guard_fingerprint,
+                )
+                .map_err(|error| crate::store_errors::from_store(&error))?;
+            let fold = match caught_up {
+                Some(fold) => Some(fold),
+                // The fold was made under another append-only guard: folded afresh, in a
+                // statement after the page's, so still not behind it.
+                None => self
                     .folds
-                    .caught_up(
-                        participant_id.0,
-                        start,
-                        stored_after,
-                        &append_guard_fingerprint,
-                    )
-                    .map_err(|error| crate::store_errors::from_store(&error))?;
-                let fold = match caught_up {
-                    Some(fold) => Some(fold),
-                    // The fold was made under another append-only guard: folded afresh, in a
-                    // statement after the page's, so still not behind it.
-                    None => self
-                        .folds
-                        .current(&[participant_id.0])
-                        .await
-                        .map_err(|error| crate::store_errors::from_store(&error))?
-                        .remove(&participant_id.0),
-                };
+                    .current(&[participant_id.0])
+                    .await
+                    .map_err(|error| crate::store_errors::from_store(&error))?
+                    .remove(&participant_id.0),
+            };
+            if page.head_sequence >= min_sequence {
                 return Ok(PageRead {
                     fold,
                     page,
                     projector_checkpoint,
                 });
+            }
+            // Whoever may not open the participant is refused before any wait for
+            // `min_sequence`: the wait's outcome (and how long it took) would otherwise tell
+            // them, polled, how far the history has got, which is every new entry of a
+            // participant closed to them. (One not recorded yet is waited for, as before.)
+            if let Err(refused) = crate::reading::opened(reader, participant_id.0, fold) {
+                if refused.code() == tonic::Code::PermissionDenied {
+                    return Err(refused);
+                }
             }
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
             if remaining.is_zero() {
@@ -493,12 +504,6 @@ impl TimelineService for TimelineApi {
         };
         let after_sequence = parse_page_token(&request.page_token)?;
         let filter = timeline_filter(&request)?;
-        // Whoever may not open the participant is refused before any wait for `min_sequence`:
-        // the wait's outcome (and how long it took) would otherwise tell them, polled, how far
-        // the history has got, which is every new entry of a participant closed to them.
-        if request.min_sequence > 0 {
-            crate::reading::open_one(&self.folds, &reader, participant_id.0).await?;
-        }
         let fetched_filter = store::TimelineFilter {
             event_types: fetched_event_types(&filter.event_types),
             ..filter.clone()
@@ -517,6 +522,7 @@ impl TimelineService for TimelineApi {
                 first_batch_rows,
                 &fetched_filter,
                 request.min_sequence,
+                &reader,
             )
             .await?;
         let fold = crate::reading::opened(&reader, participant_id.0, fold)?;
